@@ -1,0 +1,80 @@
+# eventrig: `make` builds, `make test` runs every test, `make demo` runs the
+# bundled suite on the embedded default, `make deps` installs what is missing.
+# `make test` and `make demo` run `make deps` first.
+
+PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto
+CC        ?= cc
+# recursive (=) so pkg-config runs only when a recipe needs it, after deps
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+BASE       = -std=c11 -D_GNU_SOURCE $(WARN) -g -Iharness $(PKG_CFLAGS)
+SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer
+
+LIB_SRC   := $(filter-out harness/main.c,$(wildcard harness/*.c))
+HDRS      := $(wildcard harness/*.h)
+REL_OBJ   := $(LIB_SRC:harness/%.c=build/rel/%.o)
+ASAN_OBJ  := $(LIB_SRC:harness/%.c=build/asan/%.o)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
+TEST_SUPPORT_BIN := $(TEST_SUPPORT_SRC:tests/support/%.c=build/asan/support/%)
+
+.PHONY: all deps test check demo clean lint format asan tests-build
+
+all: eventrig
+
+eventrig: build/rel/main.o build/rel/libeventrig.a
+	$(CC) -O2 -o $@ $^ $(PKG_LIBS)
+
+build/rel/%.o: harness/%.c $(HDRS) | build/rel
+	$(CC) $(BASE) -O2 -c -o $@ $<
+
+build/rel/libeventrig.a: $(REL_OBJ)
+	ar rcs $@ $^
+
+build/asan/%.o: harness/%.c $(HDRS) | build/asan
+	$(CC) $(BASE) -O1 $(SAN) -c -o $@ $<
+
+build/asan/libeventrig.a: $(ASAN_OBJ)
+	ar rcs $@ $^
+
+build/asan/eventrig: build/asan/main.o build/asan/libeventrig.a
+	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/tests
+	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
+
+build/asan/support/%: tests/support/%.c build/asan/libeventrig.a | build/asan/support
+	$(CC) $(BASE) -O1 $(SAN) -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
+
+build/rel build/asan build/asan/tests build/asan/support:
+	mkdir -p $@
+
+asan: build/asan/eventrig
+
+tests-build: build/asan/eventrig $(UNIT_BIN) $(TEST_SUPPORT_BIN)
+
+deps:
+	@ci/deps.sh
+
+# every test: unit tests, integration tests, under ASan + UBSan
+test: deps
+	@$(MAKE) --no-print-directory check
+
+check: tests-build eventrig
+	@tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory eventrig
+	@ci/demo.sh
+
+lint:
+	@ci/lint.sh
+
+format:
+	clang-format -i harness/*.c harness/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build eventrig

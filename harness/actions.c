@@ -1,0 +1,35 @@
+/* actions.c: the table of every step action. One line per action; the
+ * loader and the runner find actions only through here. */
+#include <string.h>
+
+#include "action.h"
+
+extern const er_action_t er_act_http;
+extern const er_action_t er_act_redis;
+extern const er_action_t er_act_redis_clean;
+extern const er_action_t er_act_redis_seed;
+extern const er_action_t er_act_pg_exec;
+extern const er_action_t er_act_pg_expect;
+extern const er_action_t er_act_pg_alias;
+extern const er_action_t er_act_await;
+extern const er_action_t er_act_hold;
+extern const er_action_t er_act_sleep;
+
+static const er_action_t *const g_actions[] = {
+    &er_act_http,       &er_act_redis,   &er_act_redis_clean,
+    &er_act_redis_seed, &er_act_pg_exec, &er_act_pg_expect,
+    &er_act_pg_alias,   &er_act_await,   &er_act_hold,
+    &er_act_sleep,
+};
+
+const er_action_t *er_action_find(const char *name) {
+  for (size_t i = 0; i < sizeof g_actions / sizeof g_actions[0]; i++)
+    if (strcmp(g_actions[i]->name, name) == 0)
+      return g_actions[i];
+  return NULL;
+}
+
+const er_action_t *const *er_actions_all(size_t *n) {
+  *n = sizeof g_actions / sizeof g_actions[0];
+  return g_actions;
+}

@@ -1,0 +1,63 @@
+/* template.h: ${...} expansion.
+ *
+ * Expressions:
+ *   ${name}            a scenario var or a capture of an earlier step
+ *   ${a.b.0}           descend into objects (and arrays by index)
+ *   ${env.NAME}        the environment file's vars, then the process
+ *                      environment; ${env.NAME:-default} gives a default
+ *   ${run.id}          unique per run (set by the runner)
+ *   ${uuid}            a fresh random UUID at each expansion
+ *   ${now}             current UTC time, RFC 3339 with milliseconds
+ *   ${event_id(name)}  lowercase hex SHA-256 of the Python json.dumps
+ *                      (sort_keys=True) of the value of name (pyjson.h)
+ *   ${sha256(name)}    hex SHA-256 of a string value
+ *   $${                a literal "${"
+ * Other namespaces (kafka.bootstrap, port.NAME, proxy.NAME.port, ...) are
+ * plain values put into the context by whoever owns them.
+ *
+ * A string that is exactly one ${...} expression expands to the value with
+ * its JSON type (a captured array stays an array); otherwise values are
+ * interpolated as text (strings raw, others as compact JSON).
+ */
+#ifndef ER_TEMPLATE_H
+#define ER_TEMPLATE_H
+
+#include <jansson.h>
+
+#include "util.h"
+
+typedef struct er_tmpl er_tmpl_t;
+
+er_tmpl_t *er_tmpl_new(void);
+void er_tmpl_free(er_tmpl_t *t);
+
+/* Sets a name (dotted names create nested objects: "run.id"). Steals the
+ * reference to value. Returns 0 or -1. */
+int er_tmpl_set(er_tmpl_t *t, const char *name, json_t *value);
+/* Borrowed reference or NULL. */
+json_t *er_tmpl_get(er_tmpl_t *t, const char *name);
+/* Values of the environment file's vars, consulted by ${env.NAME} before
+ * the process environment. Borrowed reference kept (caller keeps it alive
+ * as long as t). */
+void er_tmpl_set_env_vars(er_tmpl_t *t, const json_t *vars);
+
+/* Expand one string. New reference, or NULL with err set
+ * (ER_E_INPUT: unknown name, bad syntax). */
+json_t *er_tmpl_expand_str(er_tmpl_t *t, const char *s, er_err_t *err);
+/* Deep copy of v with every string (values and object keys) expanded.
+ * New reference, or NULL with err set; err names the JSON pointer. */
+json_t *er_tmpl_expand(er_tmpl_t *t, const json_t *v, er_err_t *err);
+
+/* Static scan, for validation without values: calls cb for each
+ * expression's root name ("batch" for ${batch.x}; "env" for ${env.X};
+ * "event_id" arguments are reported as names too) with its byte offset
+ * in s. Returns 0, or -1 on a syntax error (unterminated ${, empty name)
+ * with a message and the byte offset in *bad_off. */
+typedef void (*er_tmpl_ref_cb)(void *ud, const char *root, size_t off);
+int er_tmpl_scan(const char *s, er_tmpl_ref_cb cb, void *ud, char *msg,
+                 size_t msgsz, size_t *bad_off);
+
+/* Names that are always defined (uuid, now, run, env, ...). */
+int er_tmpl_is_builtin(const char *root);
+
+#endif

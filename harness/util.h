@@ -1,0 +1,116 @@
+/* util.h: errors, capped buffers, time, durations and small string helpers.
+ *
+ * Conventions used across eventrig:
+ * - A function that can fail returns 0 on success and -1 on failure, and
+ *   fills a caller-supplied er_err_t. The first error written wins
+ *   (er_errf does not overwrite a message already set).
+ * - Nothing below main() calls exit().
+ * - Anything captured from outside goes into an er_buf_t with a hard cap;
+ *   bytes past the cap are dropped and the buffer is marked truncated.
+ */
+#ifndef ER_UTIL_H
+#define ER_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ER_ERRSTR 1024
+
+typedef struct er_err {
+  int code;              /* 0 = none; otherwise an ER_E* value */
+  char msg[ER_ERRSTR];   /* human-readable, NUL-terminated */
+} er_err_t;
+
+/* Error codes: they map to the process exit codes of the design. */
+enum {
+  ER_E_NONE = 0,
+  ER_E_FAIL = 1,  /* an expectation did not hold */
+  ER_E_INPUT = 2, /* unusable input (scenario, environment, flags) */
+  ER_E_ENV = 3,   /* unusable environment (server down, service failed) */
+  ER_E_INTR = 4,  /* interrupted by a signal */
+};
+
+/* Sets err (if no message is set yet) and returns -1. */
+int er_errf(er_err_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void er_err_clear(er_err_t *err);
+
+/* Growable byte buffer with a hard cap. Always NUL-terminated when len > 0
+ * or after er_buf_cstr(). Owned by whoever declared it; free with
+ * er_buf_free(). */
+typedef struct er_buf {
+  char *data;
+  size_t len;
+  size_t alloc;
+  size_t cap;     /* hard cap in bytes; 0 means ER_BUF_DEFAULT_CAP */
+  bool truncated; /* set when an append hit the cap */
+} er_buf_t;
+
+#define ER_BUF_DEFAULT_CAP (1024u * 1024u)
+#define ER_BUF_INIT(capbytes) {NULL, 0, 0, (capbytes), false}
+
+void er_buf_init(er_buf_t *b, size_t cap);
+/* Appends up to the cap; returns 0, or -1 if memory ran out. Hitting the
+ * cap is not an error: the buffer is marked truncated. */
+int er_buf_append(er_buf_t *b, const void *p, size_t n);
+int er_buf_puts(er_buf_t *b, const char *s);
+int er_buf_printf(er_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int er_buf_vprintf(er_buf_t *b, const char *fmt, va_list ap);
+const char *er_buf_cstr(er_buf_t *b); /* "" when empty; never NULL */
+void er_buf_reset(er_buf_t *b);       /* len = 0, keeps memory */
+void er_buf_free(er_buf_t *b);
+/* Detaches the data (caller frees with free()); buffer becomes empty. */
+char *er_buf_steal(er_buf_t *b);
+
+/* Monotonic clock in milliseconds and microseconds. */
+int64_t er_now_ms(void);
+int64_t er_now_us(void);
+/* Wall clock as RFC 3339 UTC with milliseconds: 2026-11-23T10:00:00.123Z */
+void er_rfc3339_now(char out[40]);
+
+/* Parses "250ms", "5s", "2m", "1h", "1.5s" (also "0s"). Returns 0 and
+ * stores milliseconds, or -1 on a malformed value. */
+int er_parse_duration(const char *s, int64_t *ms);
+/* Formats milliseconds as "1.234s" / "250ms". */
+void er_fmt_duration(int64_t ms, char out[32]);
+
+/* Sleeps up to ms milliseconds; returns early (returning -1) if the
+ * interrupt flag gets set. */
+int er_sleep_ms(int64_t ms);
+
+/* Process-wide interrupt flag, set by main's signal handler. */
+void er_set_interrupted(int signo);
+int er_interrupted(void); /* 0, or the signal number */
+
+/* Random v4 UUID (lowercase, 36 chars + NUL). */
+void er_uuid4(char out[37]);
+
+/* Levenshtein distance, capped: returns a value > max as soon as it is
+ * known to exceed max. */
+size_t er_edit_distance(const char *a, const char *b, size_t max);
+/* The candidate closest to word (distance <= 2, or <= len/3 for longer
+ * words), or NULL. */
+const char *er_did_you_mean(const char *word, const char *const *candidates,
+                            size_t n);
+
+/* Reads a whole file into a NUL-terminated heap string (cap bytes max).
+ * Caller frees. */
+char *er_read_file(const char *path, size_t cap, size_t *len_out,
+                   er_err_t *err);
+/* Writes data to path atomically: temp file in the same directory, fsync,
+ * rename. */
+int er_write_file_atomic(const char *path, const char *data, size_t len,
+                         er_err_t *err);
+/* mkdir -p */
+int er_mkdirs(const char *path, er_err_t *err);
+
+/* strdup that never returns NULL on success paths (returns NULL only if
+ * s is NULL or memory ran out). */
+char *er_strdup(const char *s);
+bool er_str_has_prefix(const char *s, const char *prefix);
+bool er_str_has_suffix(const char *s, const char *suffix);
+
+#endif
