@@ -18,6 +18,8 @@ REL_OBJ   := $(LIB_SRC:harness/%.c=build/rel/%.o)
 ASAN_OBJ  := $(LIB_SRC:harness/%.c=build/asan/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+ITEST_SRC := $(wildcard tests/itest/itest_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/itest/%.c=build/asan/itest/%)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_BIN := $(TEST_SUPPORT_SRC:tests/support/%.c=build/asan/support/%)
 
@@ -46,15 +48,19 @@ build/asan/eventrig: build/asan/main.o build/asan/libeventrig.a
 build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/tests
 	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
 
+# integration test programs: run by tests/integration/*.sh with servers up
+build/asan/itest/%: tests/itest/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/itest
+	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
+
 build/asan/support/%: tests/support/%.c build/asan/libeventrig.a | build/asan/support
 	$(CC) $(BASE) -O1 $(SAN) -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
 
-build/rel build/asan build/asan/tests build/asan/support:
+build/rel build/asan build/asan/tests build/asan/itest build/asan/support:
 	mkdir -p $@
 
 asan: build/asan/eventrig
 
-tests-build: build/asan/eventrig $(UNIT_BIN) $(TEST_SUPPORT_BIN)
+tests-build: build/asan/eventrig $(UNIT_BIN) $(ITEST_BIN) $(TEST_SUPPORT_BIN)
 
 deps:
 	@ci/deps.sh
