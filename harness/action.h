@@ -73,6 +73,10 @@ typedef struct er_tmpl er_tmpl_t; /* template.h */
 typedef struct er_exec {
   const json_t *env;        /* resolved environment file (env.h shape) */
   er_session_t *session;    /* connections of this branch */
+  er_session_t *shared;     /* run-wide objects modules set up in
+                               run_begin (read-only during scenarios) */
+  er_session_t *scenario;   /* objects of the current scenario (e.g. Kafka
+                               end offsets recorded at its start) */
   er_tmpl_t *tmpl;          /* for actions that expand per item */
   const char *base_dir;     /* scenario's folder, for relative file paths */
   int64_t deadline_ms;      /* er_now_ms() clock; never wait past it */
@@ -111,8 +115,31 @@ typedef struct er_action {
   int (*run)(er_exec_t *x, const json_t *args);
 } er_action_t;
 
-/* actions.c: the table. */
+/* Modules: run-wide setup an outside system may need (an embedded Kafka
+ * broker, pre-flight checks), and per-scenario preparation. All hooks are
+ * optional. Errors with code ER_E_ENV stop the run with exit 3.
+ * - run_begin: before services start and before the environment's
+ *   templates are resolved, so it may put names into t
+ *   (kafka.bootstrap); env is the environment file as loaded. Objects it
+ *   makes go into shared (which owns them).
+ * - preflight: after services are up, before the first scenario
+ *   (topics exist, ...); env is resolved.
+ * - scenario_begin: at the start of every scenario (record offsets into
+ *   scenario).
+ * - run_end: after the last scenario, before shared is freed. */
+typedef struct er_module {
+  const char *name;
+  int (*run_begin)(const json_t *env, er_tmpl_t *t, er_session_t *shared,
+                   er_err_t *err);
+  int (*preflight)(const json_t *env, er_session_t *shared, er_err_t *err);
+  int (*scenario_begin)(const json_t *env, er_session_t *shared,
+                        er_session_t *scenario, er_err_t *err);
+  void (*run_end)(er_session_t *shared);
+} er_module_t;
+
+/* actions.c: the tables. */
 const er_action_t *er_action_find(const char *name);
 const er_action_t *const *er_actions_all(size_t *n);
+const er_module_t *const *er_modules_all(size_t *n);
 
 #endif

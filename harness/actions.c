@@ -29,6 +29,13 @@ const er_action_t *er_action_find(const char *name) {
   return NULL;
 }
 
+static const er_module_t *const g_modules[] = {NULL};
+
+const er_module_t *const *er_modules_all(size_t *n) {
+  *n = 0; /* no module yet; kafka.c adds the first */
+  return g_modules;
+}
+
 const er_action_t *const *er_actions_all(size_t *n) {
   *n = sizeof g_actions / sizeof g_actions[0];
   return g_actions;
