@@ -33,10 +33,15 @@
 
 typedef struct er_env er_env_t;
 
-/* Loads, validates (problems with file:line:col into diags) and resolves
- * templates using t (which gets port.* and env vars put into it).
- * path may be NULL for the empty environment. */
-er_env_t *er_env_load(const char *path, er_tmpl_t *t, er_diags_t *diags);
+/* Phase 1: loads and validates (problems with file:line:col into diags),
+ * allocates the free ports. path may be NULL for the empty environment.
+ * Returns NULL on errors. */
+er_env_t *er_env_load(const char *path, er_diags_t *diags);
+/* The environment as loaded, before templates are resolved. Borrowed. */
+const json_t *er_env_raw(const er_env_t *e);
+/* Phase 2: puts port.* and the env vars into t and resolves every
+ * template of the file. Returns 0, or -1 with problems in diags. */
+int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags);
 void er_env_free(er_env_t *e);
 
 /* The resolved JSON given to actions (er_exec_t.env). Borrowed. */

@@ -10,6 +10,7 @@
 #include "action.h"
 #include "env.h"
 #include "exec.h"
+#include "jsonx.h"
 #include "report.h"
 #include "scenario.h"
 #include "services.h"

@@ -30,6 +30,10 @@ typedef struct er_tmpl er_tmpl_t;
 
 er_tmpl_t *er_tmpl_new(void);
 void er_tmpl_free(er_tmpl_t *t);
+/* A copy of t's names (deep) sharing nothing with it; the env-vars object
+ * reference is copied as is. For a scenario's own scope on top of the
+ * run-wide names. NULL if memory ran out. */
+er_tmpl_t *er_tmpl_clone(const er_tmpl_t *t);
 
 /* Sets a name (dotted names create nested objects: "run.id"). Steals the
  * reference to value. Returns 0 or -1. */
