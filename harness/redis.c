@@ -360,8 +360,8 @@ static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
   cmd_name(argc, argv, lens, name);
   len = redisFormatCommandArgv(&cmd, argc, (const char **)argv, lens);
   if (len < 0) {
-    er_errf(err, ER_E_ENV, "redis %s: out of memory formatting %s",
-            r->url.redacted, name);
+    er_errf(err, ER_E_ENV, "%s: out of memory formatting %s", r->url.redacted,
+            name);
     goto out;
   }
   while (off < (size_t)len) {
@@ -373,8 +373,8 @@ static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         continue;
-      er_errf(err, ER_E_ENV, "redis %s: sending %s failed: %s", r->url.redacted,
-              name, strerror(errno));
+      er_errf(err, ER_E_ENV, "%s: sending %s failed: %s", r->url.redacted, name,
+              strerror(errno));
       goto out;
     }
     off += (size_t)n;
@@ -382,7 +382,7 @@ static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
   for (;;) {
     ssize_t n;
     if (redisReaderGetReply(r->c->reader, &rep) != REDIS_OK) {
-      er_errf(err, ER_E_ENV, "redis %s: protocol error in the reply to %s: %s",
+      er_errf(err, ER_E_ENV, "%s: protocol error in the reply to %s: %s",
               r->url.redacted, name, r->c->reader->errstr);
       goto out;
     }
@@ -393,29 +393,28 @@ static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
       goto waitfail;
     n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {
-      er_errf(err, ER_E_ENV,
-              "redis %s: the server closed the connection (sent %s)",
+      er_errf(err, ER_E_ENV, "%s: the server closed the connection (sent %s)",
               r->url.redacted, name);
       goto out;
     }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         continue;
-      er_errf(err, ER_E_ENV, "redis %s: reading the reply to %s failed: %s",
+      er_errf(err, ER_E_ENV, "%s: reading the reply to %s failed: %s",
               r->url.redacted, name, strerror(errno));
       goto out;
     }
     total += (size_t)n;
     if (total > r->cap) {
       er_errf(err, ER_E_ENV,
-              "redis %s: the reply to %s is larger than %zu bytes; refused "
+              "%s: the reply to %s is larger than %zu bytes; refused "
               "(ask for less: a narrower pattern, a range, COUNT)",
               r->url.redacted, name, r->cap);
       goto out;
     }
     if (redisReaderFeed(r->c->reader, buf, (size_t)n) != REDIS_OK) {
-      er_errf(err, ER_E_ENV, "redis %s: out of memory reading %s",
-              r->url.redacted, name);
+      er_errf(err, ER_E_ENV, "%s: out of memory reading %s", r->url.redacted,
+              name);
       goto out;
     }
   }
@@ -428,14 +427,13 @@ waitfail:
   if (w == 0) {
     char t[32];
     er_fmt_duration(er_now_ms() - start, t);
-    er_errf(err, ER_E_ENV,
-            "redis %s: no reply to %s within %s (the deadline passed)",
+    er_errf(err, ER_E_ENV, "%s: no reply to %s within %s (the deadline passed)",
             r->url.redacted, name, t);
   } else if (errno == EINTR) {
-    er_errf(err, ER_E_INTR, "redis %s: interrupted waiting for %s",
-            r->url.redacted, name);
+    er_errf(err, ER_E_INTR, "%s: interrupted waiting for %s", r->url.redacted,
+            name);
   } else {
-    er_errf(err, ER_E_ENV, "redis %s: poll failed: %s", r->url.redacted,
+    er_errf(err, ER_E_ENV, "%s: poll failed: %s", r->url.redacted,
             strerror(errno));
   }
 out:
@@ -465,7 +463,7 @@ static int setup_cmd(er_redis_t *r, int argc, const char *const *argv,
   if (roundtrip(r, argc, argv, NULL, deadline_ms, &rep, err) != 0)
     return -1;
   if (rep->type == REDIS_REPLY_ERROR) {
-    er_errf(err, ER_E_ENV, "redis %s: %s failed: %.*s", r->url.redacted, what,
+    er_errf(err, ER_E_ENV, "%s: %s failed: %.*s", r->url.redacted, what,
             (int)(rep->len > 300 ? 300 : rep->len), rep->str);
     freeReplyObject(rep);
     drop(r);
@@ -483,18 +481,17 @@ static int ensure_connected(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
     return 0;
   left = deadline_ms - er_now_ms();
   if (left <= 0)
-    return er_errf(err, ER_E_ENV,
-                   "redis %s: the deadline passed before connecting",
+    return er_errf(err, ER_E_ENV, "%s: the deadline passed before connecting",
                    r->url.redacted);
   if (r->url.path)
     c = redisConnectUnixWithTimeout(r->url.path, ms_tv(left));
   else
     c = redisConnectWithTimeout(r->url.host, r->url.port, ms_tv(left));
   if (!c)
-    return er_errf(err, ER_E_ENV, "redis %s: out of memory connecting",
+    return er_errf(err, ER_E_ENV, "%s: out of memory connecting",
                    r->url.redacted);
   if (c->err) {
-    er_errf(err, ER_E_ENV, "redis %s: cannot connect: %s", r->url.redacted,
+    er_errf(err, ER_E_ENV, "%s: cannot connect: %s", r->url.redacted,
             c->errstr);
     redisFree(c);
     return -1;
@@ -529,7 +526,7 @@ static int call(er_redis_t *r, int argc, const char *const *argv,
   if (er_now_ms() >= deadline_ms) {
     cmd_name(argc, argv, lens, name);
     return er_errf(err, ER_E_ENV,
-                   "redis %s: the deadline passed before %s could be sent",
+                   "%s: the deadline passed before %s could be sent",
                    r->url.redacted, name);
   }
   if (ensure_connected(r, deadline_ms, err) != 0)
@@ -642,7 +639,7 @@ int er_redis_command(er_redis_t *r, int argc, const char *const *argv,
   if (!*reply) {
     char name[40];
     cmd_name(argc, argv, argvlen, name);
-    er_errf(err, ER_E_ENV, "redis %s: cannot convert the reply to %s (type %d)",
+    er_errf(err, ER_E_ENV, "%s: cannot convert the reply to %s (type %d)",
             r->url.redacted, name, rep->type);
     goto out;
   }
@@ -677,7 +674,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
     if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0)
       goto out;
     if (rep->type == REDIS_REPLY_ERROR) {
-      er_errf(err, ER_E_ENV, "redis %s: SCAN failed: %.*s", r->url.redacted,
+      er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
               (int)(rep->len > 300 ? 300 : rep->len), rep->str);
       goto out;
     }
@@ -685,8 +682,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
         rep->element[0]->type != REDIS_REPLY_STRING ||
         rep->element[0]->len >= sizeof cursor ||
         rep->element[1]->type != REDIS_REPLY_ARRAY) {
-      er_errf(err, ER_E_ENV, "redis %s: unexpected reply to SCAN",
-              r->url.redacted);
+      er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
       drop(r);
       goto out;
     }
@@ -705,7 +701,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
       ulens[0] = 6;
       for (size_t i = 0; i < keys->elements; i++) {
         if (keys->element[i]->type != REDIS_REPLY_STRING) {
-          er_errf(err, ER_E_ENV, "redis %s: unexpected key type in SCAN",
+          er_errf(err, ER_E_ENV, "%s: unexpected key type in SCAN",
                   r->url.redacted);
           goto out;
         }
@@ -715,7 +711,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
       if (call(r, (int)n, uargv, ulens, deadline_ms, &urep, err) != 0)
         goto out;
       if (urep->type != REDIS_REPLY_INTEGER) {
-        er_errf(err, ER_E_ENV, "redis %s: UNLINK failed: %.*s", r->url.redacted,
+        er_errf(err, ER_E_ENV, "%s: UNLINK failed: %.*s", r->url.redacted,
                 urep->type == REDIS_REPLY_ERROR ? (int)urep->len : 0,
                 urep->type == REDIS_REPLY_ERROR ? urep->str : "");
         goto out;
@@ -749,7 +745,7 @@ int er_redis_flushdb(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
   if (call(r, 1, argv, NULL, deadline_ms, &rep, err) != 0)
     return -1;
   if (rep->type == REDIS_REPLY_ERROR)
-    er_errf(err, ER_E_ENV, "redis %s: FLUSHDB failed: %.*s", r->url.redacted,
+    er_errf(err, ER_E_ENV, "%s: FLUSHDB failed: %.*s", r->url.redacted,
             (int)(rep->len > 300 ? 300 : rep->len), rep->str);
   else
     rc = 0;
