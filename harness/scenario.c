@@ -690,6 +690,7 @@ typedef struct refscan {
   vctx_t *c;
   const names_t *defined;
   const names_t *later; /* captured by later steps */
+  const json_t *vars;   /* the scenario's vars object, or NULL */
 } refscan_t;
 
 typedef struct refs {
@@ -725,7 +726,12 @@ static void check_string(refscan_t *rs, const char *s, const char *ptr,
     const char *name = r.roots[i];
     if (er_tmpl_is_builtin(name) || names_has(rs->defined, name))
       continue;
-    if (names_has(rs->later, name)) {
+    if (json_object_get(rs->vars, name)) {
+      verr(rs->c, ptr, key,
+           "variable '%s' is used before it is defined (a var can use only "
+           "the vars above it)",
+           name);
+    } else if (names_has(rs->later, name)) {
       verr(rs->c, ptr, key,
            "variable '%s' is used before the step that captures it", name);
     } else {
@@ -827,7 +833,7 @@ static void check_scenario_refs(vctx_t *c, const json_t *doc) {
   const json_t *vars = json_object_get(doc, "vars");
   const char *k;
   json_t *v;
-  refscan_t rs = {c, &defined, &none};
+  refscan_t rs = {c, &defined, &none, json_is_object(vars) ? vars : NULL};
 
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
