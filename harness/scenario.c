@@ -453,8 +453,11 @@ static void check_value(vctx_t *c, const json_t *v, const char *ptr,
           verr(c, cp ? cp : ptr, false,
                "each element of '%s' must be an object, not %s", name,
                type_noun(el));
-        else
-          validate_obj(c, el, cp ? cp : ptr, ks->each, name);
+        else {
+          char label[160];
+          snprintf(label, sizeof label, "%s[%zu]", name, i);
+          validate_obj(c, el, cp ? cp : ptr, ks->each, label);
+        }
         free(cp);
       }
     } else {
@@ -583,7 +586,8 @@ static void validate_action(vctx_t *c, const er_action_t *a, const json_t *args,
       a->validate(args, &d);
     }
   } else if (a->warn_on_use) {
-    verr(c, ptr, true, "'%s' is discouraged", a->name);
+    er_diag_t d = {c, ptr};
+    er_diag_warn(&d, "", "'%s' is discouraged", a->name);
   }
 }
 
@@ -663,9 +667,11 @@ void er_validate_keys(const char *file, const char *text, const json_t *doc,
   er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
   vctx_t c = {file, pos, out};
   size_t from = out->n;
-  if (!json_is_object(doc))
+  if (!doc)
+    ; /* not parsed: er_parse_json_text reported why */
+  else if (!json_is_object(doc))
     verr(&c, "", false, "the file must hold a JSON object, not %s",
-         doc ? type_noun(doc) : "nothing");
+         type_noun(doc));
   else
     validate_obj(&c, doc, "", spec, NULL);
   diags_sort_from(out, from);
