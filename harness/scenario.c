@@ -64,11 +64,8 @@ static void diags_vadd(er_diags_t *d, const char *file, int line, int col,
   d->n++;
 }
 
-static void diags_add(er_diags_t *d, const char *file, int line, int col,
-                      er_diag_sev_t sev, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static void diags_add(er_diags_t *d, const char *file, int line, int col,
-                      er_diag_sev_t sev, const char *fmt, ...) {
+void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
+                   er_diag_sev_t sev, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   diags_vadd(d, file, line, col, sev, fmt, ap);
@@ -685,7 +682,7 @@ json_t *er_parse_json_text(const char *file, const char *text, size_t len,
   memset(&e, 0, sizeof e);
   doc = json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
   if (!doc)
-    diags_add(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
+    er_diags_addf(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
               "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");
   return doc;
 }
@@ -1042,7 +1039,7 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
     size_t pl = strlen(path);
     if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
       m += pl + 2;
-    diags_add(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
     goto out;
   }
   doc = er_parse_json_text(path, text, len, diags);
@@ -1118,7 +1115,7 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   goto out;
 
 oom:
-  diags_add(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
+  er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
   er_scenario_free(s);
   s = NULL;
 out:
