@@ -73,7 +73,14 @@ static int put_u(er_buf_t *b, unsigned u) {
   return er_buf_printf(b, "\\u%04x", u);
 }
 
-static int dump_string(er_buf_t *b, const char *s, size_t n, er_err_t *err) {
+typedef struct {
+  int sort;  /* sort_keys */
+  int ascii; /* ensure_ascii */
+  const char *item_sep, *key_sep;
+} dopts_t;
+
+static int dump_string(er_buf_t *b, const char *s, size_t n, int ascii,
+                       er_err_t *err) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0;
   if (er_buf_puts(b, "\"") != 0)
@@ -112,6 +119,8 @@ static int dump_string(er_buf_t *b, const char *s, size_t n, er_err_t *err) {
       if (cp >= 0x20 && cp <= 0x7E) {
         char c = (char)cp;
         rc = er_buf_append(b, &c, 1);
+      } else if (!ascii && cp >= 0x20) {
+        rc = er_buf_append(b, p + i, k);
       } else if (cp < 0x10000) {
         rc = put_u(b, cp);
       } else {
@@ -281,7 +290,8 @@ static int kv_cmp(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int dump(er_buf_t *b, const json_t *v, int depth, er_err_t *err) {
+static int dump(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
+                er_err_t *err) {
   int rc = -1;
   kv_t *kvs = NULL;
 
@@ -313,23 +323,24 @@ static int dump(er_buf_t *b, const json_t *v, int depth, er_err_t *err) {
       kvs[i].val = val;
       i++;
     }
-    qsort(kvs, i, sizeof *kvs, kv_cmp);
+    if (o->sort)
+      qsort(kvs, i, sizeof *kvs, kv_cmp);
     if (er_buf_puts(b, "{") != 0) {
       er_errf(err, ER_E_ENV, "out of memory");
       break;
     }
     for (size_t j = 0; j < i; j++) {
-      if (j > 0 && er_buf_puts(b, ", ") != 0) {
+      if (j > 0 && er_buf_puts(b, o->item_sep) != 0) {
         er_errf(err, ER_E_ENV, "out of memory");
         goto out;
       }
-      if (dump_string(b, kvs[j].key, kvs[j].len, err) != 0)
+      if (dump_string(b, kvs[j].key, kvs[j].len, o->ascii, err) != 0)
         goto out;
-      if (er_buf_puts(b, ": ") != 0) {
+      if (er_buf_puts(b, o->key_sep) != 0) {
         er_errf(err, ER_E_ENV, "out of memory");
         goto out;
       }
-      if (dump(b, kvs[j].val, depth + 1, err) != 0)
+      if (dump(b, kvs[j].val, o, depth + 1, err) != 0)
         goto out;
     }
     rc = er_buf_puts(b, "}") == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
@@ -342,18 +353,19 @@ static int dump(er_buf_t *b, const json_t *v, int depth, er_err_t *err) {
       break;
     }
     for (size_t j = 0; j < n; j++) {
-      if (j > 0 && er_buf_puts(b, ", ") != 0) {
+      if (j > 0 && er_buf_puts(b, o->item_sep) != 0) {
         er_errf(err, ER_E_ENV, "out of memory");
         goto out;
       }
-      if (dump(b, json_array_get(v, j), depth + 1, err) != 0)
+      if (dump(b, json_array_get(v, j), o, depth + 1, err) != 0)
         goto out;
     }
     rc = er_buf_puts(b, "]") == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
     break;
   }
   case JSON_STRING:
-    rc = dump_string(b, json_string_value(v), json_string_length(v), err);
+    rc = dump_string(b, json_string_value(v), json_string_length(v), o->ascii,
+                     err);
     break;
   case JSON_INTEGER:
     rc = er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) == 0
@@ -384,14 +396,14 @@ out:
   return rc;
 }
 
-char *er_pyjson_dumps(const json_t *v, er_err_t *err) {
+static char *dumps_with(const json_t *v, const dopts_t *o, er_err_t *err) {
   er_buf_t b = ER_BUF_INIT(PYJSON_CAP);
   char *out = NULL;
   if (!v) {
     er_errf(err, ER_E_INPUT, "no value to serialise");
     goto out;
   }
-  if (dump(&b, v, 0, err) != 0)
+  if (dump(&b, v, o, 0, err) != 0)
     goto out;
   if (b.truncated) {
     er_errf(err, ER_E_INPUT, "serialised value exceeds %u bytes",
@@ -407,6 +419,16 @@ char *er_pyjson_dumps(const json_t *v, er_err_t *err) {
 out:
   er_buf_free(&b);
   return out;
+}
+
+char *er_pyjson_dumps(const json_t *v, er_err_t *err) {
+  static const dopts_t o = {1, 1, ", ", ": "};
+  return dumps_with(v, &o, err);
+}
+
+char *er_pyjson_compact(const json_t *v, er_err_t *err) {
+  static const dopts_t o = {0, 0, ",", ":"};
+  return dumps_with(v, &o, err);
 }
 
 void er_sha256_hex(const void *data, size_t len, char out[65]) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/pyjson_vectors.json: reference output of Python's
-json.dumps(value, sort_keys=True) and its SHA-256 for tests/unit/test_pyjson.c.
+json.dumps(value, sort_keys=True) and its SHA-256, and of the compact form
+json.dumps(value, separators=(",", ":"), ensure_ascii=False), for
+tests/unit/test_pyjson.c.
 
 Usage: python3 tests/data/gen_pyjson_vectors.py > tests/data/pyjson_vectors.json
 
@@ -22,6 +24,8 @@ def vec(value):
         "value": value,
         "dumps": dumps,
         "sha256": hashlib.sha256(dumps.encode("utf-8")).hexdigest(),
+        "compact": json.dumps(value, separators=(",", ":"),
+                              ensure_ascii=False),
     }
 
 

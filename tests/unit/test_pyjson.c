@@ -11,7 +11,7 @@ static void check_vectors(void) {
   char path[4096];
   json_error_t jerr;
   json_t *vecs;
-  size_t i, ok_dumps = 0, ok_hash = 0, n;
+  size_t i, ok_dumps = 0, ok_hash = 0, ok_compact = 0, n;
 
   snprintf(path, sizeof path, "%s/tests/data/pyjson_vectors.json",
            root ? root : ".");
@@ -40,11 +40,20 @@ static void check_vectors(void) {
     else
       T_STREQ(id, want_hash, "vector %zu: event id (%s)", i, err.msg);
     free(got);
+    want = json_string_value(json_object_get(vv, "compact"));
+    got = er_pyjson_compact(value, &err);
+    if (got && want && strcmp(got, want) == 0)
+      ok_compact++;
+    else
+      T_STREQ(got, want, "vector %zu: compact (%s)", i, err.msg);
+    free(got);
   }
   T_OK(ok_dumps == n, "%zu/%zu vectors: dumps identical to Python", ok_dumps,
        n);
   T_OK(ok_hash == n, "%zu/%zu vectors: event id identical to Python", ok_hash,
        n);
+  T_OK(ok_compact == n, "%zu/%zu vectors: compact form identical to Python",
+       ok_compact, n);
   json_decref(vecs);
 }
 
