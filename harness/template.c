@@ -186,6 +186,19 @@ void er_tmpl_free(er_tmpl_t *t) {
   free(t);
 }
 
+er_tmpl_t *er_tmpl_clone(const er_tmpl_t *t) {
+  er_tmpl_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->ctx = json_deep_copy(t->ctx);
+  if (!c->ctx) {
+    free(c);
+    return NULL;
+  }
+  c->env_vars = t->env_vars;
+  return c;
+}
+
 void er_tmpl_set_env_vars(er_tmpl_t *t, const json_t *vars) {
   t->env_vars = vars;
 }
