@@ -381,8 +381,31 @@ static void test_scan(void) {
        "builtin names");
 }
 
+/* a clone sees the names of its origin, and the two never share changes */
+static void test_clone(void) {
+  er_tmpl_t *base = er_tmpl_new(), *c;
+  er_err_t err = {0};
+  json_t *v;
+  er_tmpl_set(base, "run.id", json_string("r1"));
+  c = er_tmpl_clone(base);
+  T_OK(c != NULL, "clone made");
+  v = er_tmpl_expand_str(c, "${run.id}", &err);
+  T_OK(json_is_string(v) && !strcmp(json_string_value(v), "r1"),
+       "clone sees run.id of its origin");
+  json_decref(v);
+  er_tmpl_set(c, "batch", json_string("b"));
+  er_tmpl_set(c, "run.id", json_string("changed"));
+  T_OK(er_tmpl_get(base, "batch") == NULL, "names set in a clone stay there");
+  v = er_tmpl_get(base, "run.id");
+  T_OK(json_is_string(v) && !strcmp(json_string_value(v), "r1"),
+       "a clone's change does not reach its origin");
+  er_tmpl_free(c);
+  er_tmpl_free(base);
+}
+
 int main(void) {
   er_tmpl_t *t = er_tmpl_new();
+  test_clone();
   test_set_get(t);
   test_types(t);
   test_escape(t);
