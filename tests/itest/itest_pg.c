@@ -41,6 +41,10 @@ __attribute__((weak)) void er_diag_error(er_diag_t *d, const char *path,
   va_list ap;
   size_t n = strlen(d->msgs);
   d->errors++;
+  if (n && n + 2 < sizeof d->msgs) {
+    strcat(d->msgs, "; ");
+    n += 2;
+  }
   snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
            "[%s]", path);
   va_start(ap, fmt);
