@@ -429,6 +429,13 @@ static bool check_equals(const er_pg_result_t *res, const json_t *exp,
     er_buf_printf(why, "expected %zu row(s), got %zu", m, res->total_rows);
     return false;
   }
+  if (res->truncated) {
+    er_buf_printf(why,
+                  "the result has %zu rows but only %zu are kept; narrow the "
+                  "query or use count/contains",
+                  res->total_rows, n);
+    return false;
+  }
   if (unordered)
     return unmatched_rows(res->rows, exp, res->columns, why) == 0;
   for (size_t i = 0; i < n; i++)

@@ -359,7 +359,7 @@ static void test_deadline(const char *dsn) {
   took = er_now_ms() - t0;
   T_OK(rc == ER_STEP_ERROR,
        "pg_sleep(5) with a 300ms deadline -> ER_STEP_ERROR");
-  T_OK(took >= 290 && took < 900, "returned after %lldms (about the deadline)",
+  T_OK(took >= 290 && took < 1200, "returned after %lldms (about the deadline)",
        (long long)took);
   T_OK(has(&c.detail, "cancelled at the deadline"), "detail says cancelled");
   if (!has(&c.detail, "cancelled at the deadline"))
@@ -384,7 +384,7 @@ static void test_deadline(const char *dsn) {
     t0 = er_now_ms();
     rc = run_step(&c, &er_act_pg_expect, 300, args);
     took = er_now_ms() - t0;
-    T_OK(rc == ER_STEP_ERROR && took >= 290 && took < 700,
+    T_OK(rc == ER_STEP_ERROR && took >= 290 && took < 1200,
          "silent server: ER_STEP_ERROR at the deadline (%lldms)",
          (long long)took);
     T_OK(has(&c.detail, "no answer within"), "detail says no answer");
