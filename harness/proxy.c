@@ -368,7 +368,7 @@ static void pipe_flush(conn_t *cn, pipeq_t *q, side_t *dest, int dir,
 
 /* Takes n bytes read from the source of q (direction dir). */
 static void pipe_push(conn_t *cn, pipeq_t *q, side_t *dest, int dir,
-                      const char *buf, size_t n, int64_t now) {
+                      const char *buf, size_t n) {
   proxy_t *p = cn->p;
   int64_t lat = p->lat_ms[dir], jit = p->jit_ms[dir];
   if (dest->dead) {
@@ -409,7 +409,7 @@ static void pipe_push(conn_t *cn, pipeq_t *q, side_t *dest, int dir,
            jit * 1000;
     if (d < 0)
       d = 0;
-    rel = now + d;
+    rel = er_now_us() + d; /* from the read itself, not the batch start */
   }
   if (q->tail && q->tail->release_us > rel)
     rel = q->tail->release_us; /* keep order */
@@ -431,7 +431,7 @@ static void pipe_push(conn_t *cn, pipeq_t *q, side_t *dest, int dir,
   q->queued += n;
 }
 
-static void conn_read(conn_t *cn, side_t *src, int64_t now) {
+static void conn_read(conn_t *cn, side_t *src) {
   proxy_t *p = cn->p;
   er_proxy_set_t *s = p->set;
   bool from_client = src == &cn->c;
@@ -454,7 +454,7 @@ static void conn_read(conn_t *cn, side_t *src, int64_t now) {
         else
           p->st.dropped_down += (uint64_t)n;
       } else {
-        pipe_push(cn, q, dest, dir, s->iobuf, (size_t)n, now);
+        pipe_push(cn, q, dest, dir, s->iobuf, (size_t)n);
       }
       if ((size_t)n < room)
         break; /* drained for now */
@@ -613,7 +613,7 @@ static void conn_event(conn_t *cn, side_t *sd, uint32_t ev, int64_t now) {
     return;
   }
   if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !sd->rd_eof)
-    conn_read(cn, sd, now);
+    conn_read(cn, sd);
   if ((ev & EPOLLOUT) && !sd->dead) {
     if (sd == &cn->u)
       pipe_flush(cn, &cn->up, &cn->u, DIR_UP, now);
@@ -1110,7 +1110,7 @@ int er_proxy_add(er_proxy_set_t *s, const char *name, int listen_port,
       pick = ai;
       break;
     }
-  if (pick->ai_addrlen > sizeof p->up_addr) {
+  if (!pick || pick->ai_addrlen > sizeof p->up_addr) {
     er_errf(err, ER_E_ENV, "proxy \"%s\": odd upstream address", name);
     goto out;
   }
