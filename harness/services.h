@@ -21,6 +21,10 @@
  * stop instead of lingering as zombies under an init that may not reap.
  * Only children in a service's process group are reaped here
  * (waitpid(-pgid)); SIGCHLD must not be set to SIG_IGN.
+ *
+ * PR_SET_PDEATHSIG fires when the creating *thread* ends: call
+ * er_services_start from the main thread (or one that outlives the
+ * services).
  */
 #ifndef ER_SERVICES_H
 #define ER_SERVICES_H

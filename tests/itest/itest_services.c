@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -452,6 +453,7 @@ static void test_process_setup(void) {
            "[{\"name\": \"plain\", \"cwd\": \"work\","
            "  \"env\": {\"FOO\": \"bar\", \"NUM\": 5, \"ER_ITEST_OVR\": "
            "\"new\"},"
+           "  \"log\": \"custom/dir/plain-out.log\","
            "  \"command\": [\"sleep\", \"1000\"]}]");
   s = mk(json, &err);
   if (!s) {
@@ -460,7 +462,7 @@ static void test_process_setup(void) {
   }
   T_OK(er_services_start(s, &err) == 0, "plain service starts: %s", err.msg);
   pid = er_services_pid(s, "plain");
-  snprintf(logp, sizeof logp, "%s/plain.log", g_logs);
+  snprintf(logp, sizeof logp, "%s/custom/dir/plain-out.log", g_tmp);
   snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
   /* exec is done once start returns: the fds are the program's own */
   dir = opendir(path);
@@ -476,7 +478,7 @@ static void test_process_setup(void) {
   T_OK(nfd == 3 && others == 0, "only fds 0, 1, 2 are open (%d fds)", nfd);
   T_OK(fd_is(pid, 0, "/dev/null"), "stdin is /dev/null");
   T_OK(fd_is(pid, 1, logp) && fd_is(pid, 2, logp),
-       "stdout and stderr go to <log_dir>/<name>.log");
+       "stdout and stderr go to its log, relative to the base dir");
   snprintf(path, sizeof path, "%s/work", g_tmp);
   {
     char cwdl[64], buf[PATH_MAX];
@@ -512,6 +514,12 @@ static void test_process_setup(void) {
 
 static void test_bad_programs(void) {
   er_err_t err = {0};
+  {
+    er_services_t *none = er_services_new(NULL, g_tmp, g_logs, &err);
+    T_OK(none && er_services_start(none, &err) == 0,
+         "no services: nothing to do");
+    er_services_free(none);
+  }
   er_services_t *s = mk(
       "[{\"name\": \"ghost\", \"command\": [\"no-such-program-er\"]}]", &err);
   T_OK(s && er_services_start(s, &err) == -1 && err.code == ER_E_ENV &&
@@ -569,6 +577,60 @@ static void test_http(void) {
   T_OK(took < 3000, "stopped (%lldms)", (long long)took);
   er_services_free(s);
   T_OK(my_descendants() == 0, "nothing left");
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  er_set_interrupted(SIGINT);
+}
+
+/* An interrupt (main's signal handler sets the flag) cuts readiness waits
+ * short, with the tcp and with the command probe. */
+static void test_interrupt(void) {
+  static const char *const kinds[] = {"tcp", "command"};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  for (int k = 0; k < 2; k++) {
+    char json[1024];
+    er_err_t err = {0};
+    er_services_t *s;
+    struct itimerval it = {{0, 0}, {0, 300000}};
+    int64_t t0, took;
+    int rc;
+    if (k == 0)
+      snprintf(json, sizeof json,
+               "[{\"name\": \"slow\", \"command\": [\"sleep\", \"1000\"],"
+               "  \"ready\": {\"tcp\": \"127.0.0.1:%d\", \"within\": "
+               "\"20s\"}}]",
+               free_port());
+    else
+      snprintf(json, sizeof json,
+               "[{\"name\": \"slow\", \"command\": [\"sleep\", \"1000\"],"
+               "  \"ready\": {\"command\": [\"sleep\", \"100\"], "
+               "\"within\": \"20s\"}}]");
+    s = mk(json, &err);
+    if (!s) {
+      T_OK(0, "slow service: %s", err.msg);
+      continue;
+    }
+    t0 = er_now_ms();
+    setitimer(ITIMER_REAL, &it, NULL);
+    rc = er_services_start(s, &err);
+    took = er_now_ms() - t0;
+    T_OK(rc == -1 && err.code == ER_E_INTR &&
+             strstr(err.msg, "interrupted while awaiting service 'slow'"),
+         "an interrupt ends the %s readiness wait: %s", kinds[k], err.msg);
+    T_OK(took >= 300 && took < 1000, "at once (%lldms)", (long long)took);
+    er_services_stop(s); /* not cut short by the interrupt flag */
+    T_OK(group_gone(er_services_pid(s, "slow")),
+         "stop still stops the service");
+    er_services_free(s);
+    er_set_interrupted(0);
+    T_OK(my_descendants() == 0, "nothing left (the ready command too)");
+  }
+  signal(SIGALRM, SIG_DFL);
 }
 
 /* The start runs in a child that is SIGKILLed: its services must die
@@ -662,6 +724,7 @@ int main(void) {
   test_process_setup();
   test_bad_programs();
   test_http();
+  test_interrupt();
   test_killed_parent();
   test_redis_pg();
   {
