@@ -87,28 +87,7 @@ typedef struct ctx {
 
 static void diag_add(er_diags_t *d, const char *file, int line, int col,
                      const char *msg) {
-  er_diag_item_t *it;
-  d->errors++; /* counted even if it cannot be stored */
-  if (d->n == d->alloc) {
-    size_t na = d->alloc ? d->alloc * 2 : 16;
-    er_diag_item_t *ni = realloc(d->items, na * sizeof *ni);
-    if (!ni)
-      return;
-    d->items = ni;
-    d->alloc = na;
-  }
-  it = &d->items[d->n];
-  it->file = er_strdup(file ? file : "");
-  it->msg = er_strdup(msg);
-  it->line = line > 0 ? line : 0;
-  it->col = line > 0 ? (col > 0 ? col : 1) : 0;
-  it->sev = ER_DIAG_ERROR;
-  if (!it->file || !it->msg) {
-    free(it->file);
-    free(it->msg);
-    return;
-  }
-  d->n++;
+  er_diags_addf(d, file, line, col, ER_DIAG_ERROR, "%s", msg);
 }
 
 /* An error at JSON pointer ptr (the key of that member when key). */

@@ -76,8 +76,8 @@ static void test_bad_file(void) {
      "arguments");
   AT(9, 36, "each element of 'command' must be a string, not a number");
   AT(9, 49, "'ready' takes only one of 'tcp', 'http' or 'command'");
-  AT(10, 19, "unknown key 'cmd' in 'services' (did you mean 'cwd'?)");
-  AT(10, 5, "'services' needs the key 'command'");
+  AT(10, 19, "unknown key 'cmd' in 'services[3]' (did you mean 'cwd'?)");
+  AT(10, 5, "'services[3]' needs the key 'command'");
   AT(12, 41, "'tcp' must be host:port, not 'nohost'");
   AT(13, 50, "environment variable 'K' must be a string, not a number");
   AT(14, 31, "unterminated ${ (missing '}') (at character 1 of the string)");
