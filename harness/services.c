@@ -263,7 +263,7 @@ static int svc_parse(er_services_t *s, svc_t *v, const json_t *o,
 er_services_t *er_services_new(const json_t *spec, const char *base_dir,
                                const char *log_dir, er_err_t *err) {
   er_services_t *s = calloc(1, sizeof *s);
-  size_t n = json_array_size(spec);
+  size_t n = json_is_array(spec) ? json_array_size(spec) : 0;
   if (!s) {
     er_errf(err, ER_E_ENV, "out of memory");
     return NULL;
@@ -285,7 +285,7 @@ er_services_t *er_services_new(const json_t *spec, const char *base_dir,
     if (svc_parse(s, v, json_array_get(spec, i), err) != 0)
       goto fail;
     for (size_t j = 0; j + 1 < s->n; j++)
-      if (strcmp(s->v[j].name, v->name) == 0) {
+      if (s->v[j].name && v->name && strcmp(s->v[j].name, v->name) == 0) {
         er_errf(err, ER_E_INPUT, "two services are named '%s'", v->name);
         goto fail;
       }
@@ -756,11 +756,9 @@ static int probe_tcp(const char *target, int64_t deadline, er_buf_t *why) {
     int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     a->ai_protocol);
     int e = 0;
-    if (fd < 0) {
-      e = errno;
-    } else if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+    if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
       rc = 0;
-    } else if (errno == EINPROGRESS) {
+    } else if (fd >= 0 && errno == EINPROGRESS) {
       struct pollfd p = {fd, POLLOUT, 0};
       int64_t left = deadline - er_now_ms();
       int pr = poll(&p, 1, (int)(left > 1000 ? 1000 : left > 0 ? left : 0));
