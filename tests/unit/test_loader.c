@@ -240,7 +240,7 @@ static void test_defaults(void) {
   snprintf(path, sizeof path, "%s/defaults.json", dir);
   f = fopen(path, "w");
   fputs("{\"name\": \"defaults\", \"skip\": false,\n"
-        " \"steps\": [{\"redis.clean\": {}}]}",
+        " \"steps\": [{\"redis\": {\"command\": [\"PING\"]}}]}",
         f);
   fclose(f);
   s = er_scenario_load(path, &d);
@@ -536,12 +536,12 @@ static void test_validate_keys(void) {
              "object, not a string\n"
              "env.json:8:3: error: unknown key 'extra'\n",
              "generic key spec: sub, each, types, durations, required");
-  check_keys("{\"group\": [{\"redis.clean\": {}}, {\"sleeep\": {}}], "
+  check_keys("{\"group\": [{\"redis.clean\": {\"match\": \"a*\"}}, {\"sleeep\": {}}], "
              "\"probe\": {\"redis.clean\": {}}}",
              group_keys,
-             "env.json:1:34: error: unknown action 'sleeep' (did you mean "
+             "env.json:1:47: error: unknown action 'sleeep' (did you mean "
              "'sleep'?)\n"
-             "env.json:1:60: error: 'redis.clean' cannot be used inside "
+             "env.json:1:73: error: 'redis.clean' cannot be used inside "
              "'probe': it is not a check (checks: @CHECKS@)\n",
              "ER_T_STEPS and ER_T_CHECK values");
   check_keys("[1]", env_keys,
