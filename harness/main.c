@@ -43,7 +43,7 @@ static const char *const g_usage =
     "Docs: README.md (scenario and environment format, reading failures).\n";
 
 static void on_signal(int signo) {
-  if (er_interrupted()) {
+  if (er_interrupt_signal()) {
     /* second signal: stop now; children die with us (PDEATHSIG) */
     signal(signo, SIG_DFL);
     raise(signo);

@@ -170,6 +170,8 @@ static int run_step(scen_t *sc, const er_step_t *st, const char *phase,
   if (rc != ER_STEP_OK && er_interrupted())
     er_buf_printf(&sc->detail, "%sinterrupted by signal %d",
                   sc->detail.len ? "\n" : "", er_interrupted());
+  if (rc != ER_STEP_OK && er_interrupted())
+    rc = ER_STEP_FATAL; /* reported as an error, not a failed check */
 out:
   er_fmt_duration(er_now_ms() - t0, took);
   er_buf_printf(&sc->log, "  -> %s (%s)\n",
@@ -195,7 +197,7 @@ static int run_steps(scen_t *sc, const er_steplist_t *l, const char *phase,
       return ER_STEP_ERROR;
     rc = run_step(sc, &l->v[i], phase, i, deadline);
     if (rc != ER_STEP_OK) {
-      if (worst == ER_STEP_OK) {
+      if (!sc->failed_step) {
         char head[512];
         snprintf(head, sizeof head, "%s step %zu '%s' (%s:%d:%d)", phase,
                  i + 1, l->v[i].name, sc->s->file, l->v[i].line,
@@ -285,7 +287,9 @@ static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
     int64_t tdl = er_now_ms() + TEARDOWN_BUDGET_MS;
     er_buf_t keep = sc.detail;
     er_buf_init(&sc.detail, DETAIL_CAP);
+    er_interrupt_hold(true); /* teardown runs after Ctrl-C too */
     trc = run_steps(&sc, &s->teardown, "teardown", tdl, true);
+    er_interrupt_hold(false);
     if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
       rc = trc;
     } else {
@@ -423,6 +427,7 @@ out:
 static void stop_environment(run_t *r) {
   size_t nmod;
   const er_module_t *const *mods = er_modules_all(&nmod);
+  er_interrupt_hold(true); /* stopping must finish even after Ctrl-C */
   if (r->modules_begun) {
     for (size_t i = nmod; i-- > 0;)
       if (mods[i]->run_end)
@@ -434,8 +439,11 @@ static void stop_environment(run_t *r) {
     er_services_free(r->services);
     r->services = NULL;
   }
+  if (r->base)
+    er_tmpl_set_env_vars(r->base, NULL);
   er_env_free(r->env);
   r->env = NULL;
+  er_interrupt_hold(false);
 }
 
 int er_run(const er_run_opts_t *o) {
@@ -515,8 +523,8 @@ int er_run(const er_run_opts_t *o) {
     write_report(&r);
   }
   er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
-  if (er_interrupted())
-    code = 128 + er_interrupted();
+  if (er_interrupt_signal())
+    code = 128 + er_interrupt_signal();
   else
     code = failed ? 1 : 0;
   if (write_report(&r) != 0 && code == 0)

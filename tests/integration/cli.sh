@@ -13,7 +13,7 @@ marked_procs() {
   local p
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && echo "${p#/proc/}"
+    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && echo "${p#/proc/}"
   done
 }
 no_children_left() {
