@@ -14,12 +14,16 @@ extern const er_action_t er_act_pg_alias;
 extern const er_action_t er_act_await;
 extern const er_action_t er_act_hold;
 extern const er_action_t er_act_sleep;
+extern const er_action_t er_act_group;
+extern const er_action_t er_act_repeat;
+extern const er_action_t er_act_parallel;
 
 static const er_action_t *const g_actions[] = {
     &er_act_http,       &er_act_redis,   &er_act_redis_clean,
     &er_act_redis_seed, &er_act_pg_exec, &er_act_pg_expect,
     &er_act_pg_alias,   &er_act_await,   &er_act_hold,
-    &er_act_sleep,
+    &er_act_sleep,      &er_act_group,   &er_act_repeat,
+    &er_act_parallel,
 };
 
 const er_action_t *er_action_find(const char *name) {
