@@ -147,6 +147,9 @@ typedef struct er_action {
  *   templates are resolved, so it may put names into t
  *   (kafka.bootstrap); env is the environment file as loaded. Objects it
  *   makes go into shared (which owns them).
+ * - env_ready: right after the environment is resolved, before services
+ *   start (start what services must reach, e.g. fault proxies whose
+ *   upstreams use ${port.X}).
  * - preflight: after services are up, before the first scenario
  *   (topics exist, ...); env is resolved.
  * - scenario_begin: at the start of every scenario (record offsets into
@@ -160,6 +163,7 @@ typedef struct er_module {
   const char *name;
   int (*run_begin)(const json_t *env, er_tmpl_t *t, er_session_t *shared,
                    er_err_t *err);
+  int (*env_ready)(const json_t *env, er_session_t *shared, er_err_t *err);
   int (*preflight)(const json_t *env, er_session_t *shared, er_err_t *err);
   int (*scenario_begin)(const json_t *env, er_session_t *shared,
                         er_session_t *scenario, er_err_t *err);

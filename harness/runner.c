@@ -597,6 +597,11 @@ static int start_environment(run_t *r, er_err_t *err) {
     er_errf(err, ER_E_INPUT, "the environment file is not usable");
     goto out;
   }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->env_ready &&
+        mods[i]->env_ready(er_env_json(r->env), r->shared, err) != 0)
+      goto out;
+  }
   spec = json_object_get(er_env_json(r->env), "services");
   snprintf(logdir, sizeof logdir, "%s/services", r->run_dir);
   if (spec && json_array_size(spec) > 0) {
