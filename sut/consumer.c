@@ -44,8 +44,8 @@ struct consumer {
   /* handles of the published topics, made at start so that their metadata
    * is fetched before the first event needs it */
   rd_kafka_topic_t *out_topics[3];
-  rconn_t *redis;          /* SUT_REDIS_URL: slots and assignments */
-  rconn_t *guard;          /* SUT_IDEMPOTENCY_REDIS_URL: step 1 only */
+  rconn_t *redis; /* SUT_REDIS_URL: slots and assignments */
+  rconn_t *guard; /* SUT_IDEMPOTENCY_REDIS_URL: step 1 only */
   pgconn_t *pg;
   /* idempotency keys whose DEL failed (guard Redis down): deleted before
    * the next event is looked at, so a retried event is not mistaken for a
@@ -131,8 +131,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
             rd_kafka_err2str(m->err));
 }
 
-static void fmt_partitions(const rd_kafka_topic_partition_list_t *l,
-                           char *out, size_t outlen) {
+static void fmt_partitions(const rd_kafka_topic_partition_list_t *l, char *out,
+                           size_t outlen) {
   size_t n = 0;
   out[0] = '\0';
   for (int i = 0; l && i < l->cnt && n + 1 < outlen; i++) {
@@ -149,8 +149,7 @@ static void fmt_partitions(const rd_kafka_topic_partition_list_t *l,
 /* Logs assignment changes and applies them (the default behaviour, for the
  * eager and the cooperative protocol alike). */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts,
-                         void *opaque) {
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
   (void)opaque;
   char list[512];
   bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -179,8 +178,8 @@ static rd_kafka_t *make_client(const sut_config_t *cfg, rd_kafka_type_t type,
                                char *err, size_t errlen) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   char kerr[512];
-  if (conf_set(conf, "bootstrap.servers", cfg->kafka_bootstrap, err,
-               errlen) < 0 ||
+  if (conf_set(conf, "bootstrap.servers", cfg->kafka_bootstrap, err, errlen) <
+          0 ||
       conf_set(conf, "client.id", cfg->instance, err, errlen) < 0)
     goto fail;
   if (type == RD_KAFKA_CONSUMER) {
@@ -188,7 +187,11 @@ static rd_kafka_t *make_client(const sut_config_t *cfg, rd_kafka_type_t type,
         conf_set(conf, "session.timeout.ms", "6000", err, errlen) < 0 ||
         conf_set(conf, "heartbeat.interval.ms", "1000", err, errlen) < 0 ||
         conf_set(conf, "auto.offset.reset", "earliest", err, errlen) < 0 ||
-        conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0)
+        conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
+        /* notice a subscribed topic created after the start in seconds,
+         * not in librdkafka's default 5 minutes */
+        conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err,
+                 errlen) < 0)
       goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   } else {
@@ -223,11 +226,10 @@ static int publish(consumer_t *c, const event_t *e, const char *topic,
   sut_rfc3339_now(ts);
   if (e->correlation_id == NULL)
     sut_uuid4(corr);
-  json_t *env = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "event_id", id,
-                          "event_type", topic, "event_timestamp", ts,
-                          "source_service", SOURCE_SERVICE, "correlation_id",
-                          e->correlation_id ? e->correlation_id : corr,
-                          "data", data);
+  json_t *env = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:o}", "event_id", id, "event_type", topic,
+      "event_timestamp", ts, "source_service", SOURCE_SERVICE, "correlation_id",
+      e->correlation_id ? e->correlation_id : corr, "data", data);
   if (env == NULL || (payload = json_dumps(env, JSON_COMPACT)) == NULL) {
     sut_log("%s: cannot build the %s envelope", e->where, topic);
     goto out;
@@ -274,8 +276,8 @@ static const char *str_member(const json_t *obj, const char *name) {
 
 /* Parses the envelope and computes the idempotency key. Returns 0, or -1
  * with why filled for a malformed event. */
-static int parse_event(consumer_t *c, const rd_kafka_message_t *m,
-                       event_t *e, char *why, size_t whylen) {
+static int parse_event(consumer_t *c, const rd_kafka_message_t *m, event_t *e,
+                       char *why, size_t whylen) {
   json_error_t jerr;
   char hash[65];
   snprintf(e->where, sizeof e->where, "%s[%d]@%lld",
@@ -299,8 +301,9 @@ static int parse_event(consumer_t *c, const rd_kafka_message_t *m,
   e->batch_id = str_member(data, "batch_id");
   e->tsid = str_member(data, "text_storage_id");
   if (e->batch_id == NULL || e->tsid == NULL) {
-    snprintf(why, whylen, "data.batch_id and data.text_storage_id must be "
-                          "non-empty strings");
+    snprintf(why, whylen,
+             "data.batch_id and data.text_storage_id must be "
+             "non-empty strings");
     return -1;
   }
   e->correlation_id = str_member(e->envelope, "correlation_id");
@@ -312,8 +315,7 @@ static int parse_event(consumer_t *c, const rd_kafka_message_t *m,
   /* the deterministic event id: SHA-256 of data only, so the same payload
    * in a new envelope is the same event (the envelope-hash mutant hashes
    * the whole envelope) */
-  const json_t *hashed =
-      c->cfg->bug == BUG_ENVELOPE_HASH ? e->envelope : data;
+  const json_t *hashed = c->cfg->bug == BUG_ENVELOPE_HASH ? e->envelope : data;
   if (pyjson_hash(hashed, hash) < 0) {
     snprintf(why, whylen, "cannot hash the event");
     return -1;
@@ -361,8 +363,7 @@ static void release_key(consumer_t *c, const event_t *e) {
     freeReplyObject(r);
     return;
   }
-  sut_log("%s: cannot delete idempotency key (%s); will retry", e->where,
-          err);
+  sut_log("%s: cannot delete idempotency key (%s); will retry", e->where, err);
   if (r)
     freeReplyObject(r);
   for (size_t i = 0; i < c->npending; i++)
@@ -390,12 +391,11 @@ static char *batch_key(const consumer_t *c, const char *batch,
 }
 
 typedef struct assign_result {
-  char *slot;     /* owned: the essay's slot, when assigned */
-  bool reused;    /* the essay already had this slot (HGET content) */
-  int attempts;   /* WATCH/MULTI/EXEC rounds */
+  char *slot;   /* owned: the essay's slot, when assigned */
+  bool reused;  /* the essay already had this slot (HGET content) */
+  int attempts; /* WATCH/MULTI/EXEC rounds */
   bool exec_nil_as_no_slots; /* no-retry mutant took a conflict as full */
 } assign_result_t;
-
 
 /* Runs one Redis command of the assignment. Returns the reply, or NULL on
  * a failure (unreachable, timeout, error reply) with why filled and the
@@ -451,8 +451,7 @@ static int assign_slot(consumer_t *c, const event_t *e, assign_result_t *res,
     snprintf(why, whylen, "out of memory");
     goto out;
   }
-  for (res->attempts = 1; res->attempts <= MAX_EXEC_ATTEMPTS;
-       res->attempts++) {
+  for (res->attempts = 1; res->attempts <= MAX_EXEC_ATTEMPTS; res->attempts++) {
     if (sut_stop) {
       snprintf(why, whylen, "shutting down");
       goto out;
@@ -612,8 +611,8 @@ static int check_ready(consumer_t *c, const event_t *e, long expected,
   /* the essay ids are read before the UPDATE, so that nothing can fail
    * between claiming the batch and publishing its ready event */
   rows = pgconn_exec(c->pg,
-                     "SELECT essay_id FROM essay_states WHERE batch_id = $1",
-                     1, params);
+                     "SELECT essay_id FROM essay_states WHERE batch_id = $1", 1,
+                     params);
   if (rows == NULL)
     goto pgfail;
   int n = PQntuples(rows);
@@ -725,9 +724,8 @@ static int process(consumer_t *c, const event_t *e, outcome_t *o, char *why,
   PQclear(r);
   /* step 5: the assignment event (again on a retry: at-least-once) */
   if (publish(c, e, TOPIC_ASSIGNED,
-              json_pack("{s:s, s:s, s:s}", "batch_id", e->batch_id,
-                        "essay_id", ar.slot, "text_storage_id", e->tsid)) <
-      0) {
+              json_pack("{s:s, s:s, s:s}", "batch_id", e->batch_id, "essay_id",
+                        ar.slot, "text_storage_id", e->tsid)) < 0) {
     snprintf(why, whylen, "kafka: cannot queue %s", TOPIC_ASSIGNED);
     goto out;
   }
@@ -766,11 +764,10 @@ static int handle(consumer_t *c, const rd_kafka_message_t *m) {
   pgconn_refresh(c->pg);
   if (c->cfg->bug != BUG_NO_IDEMPOTENCY) {
     flush_pending_deletes(c);
-    redisReply *r =
-        c->cfg->bug == BUG_NO_TTL
-            ? rconn_cmd(c->guard, "SET %s 1 NX", e.key)
-            : rconn_cmd(c->guard, "SET %s 1 NX EX %d", e.key,
-                        IDEMPOTENCY_TTL_S);
+    redisReply *r = c->cfg->bug == BUG_NO_TTL
+                        ? rconn_cmd(c->guard, "SET %s 1 NX", e.key)
+                        : rconn_cmd(c->guard, "SET %s 1 NX EX %d", e.key,
+                                    IDEMPOTENCY_TTL_S);
     const char *err = rconn_reply_error(c->guard, r);
     bool dup = err == NULL && r->type == REDIS_REPLY_NIL;
     if (r)
@@ -788,8 +785,8 @@ static int handle(consumer_t *c, const rd_kafka_message_t *m) {
               e.where, err);
     } else if (dup) {
       atomic_fetch_add(&c->m->duplicates_skipped, 1);
-      sut_log("%s: duplicate (batch %s, text %s): skipped", e.where,
-              e.batch_id, e.tsid);
+      sut_log("%s: duplicate (batch %s, text %s): skipped", e.where, e.batch_id,
+              e.tsid);
       goto out;
     } else {
       own_key = true;
@@ -856,8 +853,7 @@ consumer_t *consumer_new(const sut_config_t *cfg, sut_metrics_t *m, char *err,
       (c->prod = make_client(cfg, RD_KAFKA_PRODUCER, err, errlen)) == NULL)
     goto fail;
   rd_kafka_poll_set_consumer(c->rk); /* callbacks served by consumer_poll */
-  static const char *const out[] = {TOPIC_ASSIGNED, TOPIC_READY,
-                                    TOPIC_EXCESS};
+  static const char *const out[] = {TOPIC_ASSIGNED, TOPIC_READY, TOPIC_EXCESS};
   for (size_t i = 0; i < 3; i++) {
     c->out_topics[i] = rd_kafka_topic_new(c->prod, out[i], NULL);
     if (c->out_topics[i] == NULL) {
@@ -892,8 +888,7 @@ void consumer_run(consumer_t *c) {
      * that the process stays up and says so */
     sut_log("kafka: subscribe failed: %s", rd_kafka_err2str(err));
   } else {
-    sut_log("kafka: subscribed to %s as group %s", TOPIC_IN,
-            c->cfg->group_id);
+    sut_log("kafka: subscribed to %s as group %s", TOPIC_IN, c->cfg->group_id);
   }
   int64_t backoff = 0;
   while (!sut_stop) {

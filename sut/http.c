@@ -130,8 +130,8 @@ static unsigned register_locked(http_t *h, const char *batch, long long n,
     status = 409;
     goto out;
   }
-  if (asprintf(&key, "%s:batch:%s:available_slots", h->cfg->key_prefix,
-               batch) < 0) {
+  if (asprintf(&key, "%s:batch:%s:available_slots", h->cfg->key_prefix, batch) <
+      0) {
     key = NULL;
     snprintf(msg, msglen, "out of memory");
     rollback(h);
@@ -184,8 +184,8 @@ static enum MHD_Result do_register(http_t *h, struct MHD_Connection *conn,
     rc = respond_error(conn, 413, "body too large");
     goto out;
   }
-  body = json_loadb(req->body.len ? req->body.data : "", req->body.len, 0,
-                    &jerr);
+  body =
+      json_loadb(req->body.len ? req->body.data : "", req->body.len, 0, &jerr);
   if (body == NULL) {
     snprintf(msg, sizeof msg, "malformed JSON: %s", jerr.text);
     rc = respond_error(conn, 400, msg);
@@ -322,8 +322,8 @@ static enum MHD_Result do_metrics(http_t *h, struct MHD_Connection *conn) {
          atomic_load(&m->excess_content));
   enum MHD_Result rc =
       b.failed ? respond(conn, 500, "text/plain", "out of memory\n", 14)
-               : respond(conn, 200, "text/plain; version=0.0.4",
-                         sbuf_cstr(&b), b.len);
+               : respond(conn, 200, "text/plain; version=0.0.4", sbuf_cstr(&b),
+                         b.len);
   sbuf_free(&b);
   return rc;
 }
@@ -370,8 +370,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return respond_error(conn, 404, "not found");
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls,
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
   (void)conn;
@@ -410,9 +409,8 @@ http_t *http_start(const sut_config_t *cfg, sut_metrics_t *m, char *err,
   h->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
           MHD_USE_POLL | MHD_USE_ERROR_LOG,
-      (uint16_t)cfg->http_port, NULL, NULL, on_request, h,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      (uint16_t)cfg->http_port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
   if (h->daemon == NULL) {
     snprintf(err, errlen, "cannot listen on 127.0.0.1:%d", cfg->http_port);

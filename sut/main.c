@@ -69,8 +69,8 @@ static int load_config(sut_config_t *cfg, char *err, size_t errlen) {
   int rport, db;
   if (rconn_parse_url(cfg->redis_url, host, sizeof host, &rport, &db, err,
                       errlen) < 0 ||
-      rconn_parse_url(cfg->guard_redis_url, host, sizeof host, &rport, &db,
-                      err, errlen) < 0)
+      rconn_parse_url(cfg->guard_redis_url, host, sizeof host, &rport, &db, err,
+                      errlen) < 0)
     return -1;
   return 0;
 }
@@ -111,9 +111,8 @@ int main(void) {
   }
   sut_log("starting: kafka %s, group %s, redis %s, guard redis %s, http "
           "127.0.0.1:%d, key prefix %s, bug %s",
-          cfg.kafka_bootstrap, cfg.group_id, cfg.redis_url,
-          cfg.guard_redis_url, cfg.http_port, cfg.key_prefix,
-          sut_bug_name(cfg.bug));
+          cfg.kafka_bootstrap, cfg.group_id, cfg.redis_url, cfg.guard_redis_url,
+          cfg.http_port, cfg.key_prefix, sut_bug_name(cfg.bug));
   /* the schema exists before the API answers: once /healthz says ok, the
    * tables are there */
   if (consumer_wait_schema(consumer) < 0) {

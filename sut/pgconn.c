@@ -222,8 +222,7 @@ int pgconn_ensure(pgconn_t *c) {
       set_err(c, "", "unreachable");
     return -1;
   }
-  const char *keys[] = {"dbname", "connect_timeout", "application_name",
-                        NULL};
+  const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
   const char *vals[] = {c->dsn, "2", "eventrig-sut", NULL};
   PGconn *conn = PQconnectdbParams(keys, vals, 1);
   if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {

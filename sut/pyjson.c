@@ -44,13 +44,27 @@ static int dump_string(const char *str, size_t len, sbuf_t *out) {
     i += utf8_decode(s + i, len - i, &cp);
     int rc;
     switch (cp) {
-    case '"': rc = sbuf_puts(out, "\\\""); break;
-    case '\\': rc = sbuf_puts(out, "\\\\"); break;
-    case '\n': rc = sbuf_puts(out, "\\n"); break;
-    case '\r': rc = sbuf_puts(out, "\\r"); break;
-    case '\t': rc = sbuf_puts(out, "\\t"); break;
-    case '\b': rc = sbuf_puts(out, "\\b"); break;
-    case '\f': rc = sbuf_puts(out, "\\f"); break;
+    case '"':
+      rc = sbuf_puts(out, "\\\"");
+      break;
+    case '\\':
+      rc = sbuf_puts(out, "\\\\");
+      break;
+    case '\n':
+      rc = sbuf_puts(out, "\\n");
+      break;
+    case '\r':
+      rc = sbuf_puts(out, "\\r");
+      break;
+    case '\t':
+      rc = sbuf_puts(out, "\\t");
+      break;
+    case '\b':
+      rc = sbuf_puts(out, "\\b");
+      break;
+    case '\f':
+      rc = sbuf_puts(out, "\\f");
+      break;
     default:
       if (cp >= 0x20 && cp <= 0x7e) {
         char c = (char)cp;
@@ -109,8 +123,8 @@ static int dump_real(double d, sbuf_t *out) {
   if (decpt <= -4 || decpt > 16) {
     if (sbuf_append(out, digits, 1) < 0)
       return -1;
-    if (nd > 1 && (sbuf_puts(out, ".") < 0 ||
-                   sbuf_append(out, digits + 1, nd - 1) < 0))
+    if (nd > 1 &&
+        (sbuf_puts(out, ".") < 0 || sbuf_append(out, digits + 1, nd - 1) < 0))
       return -1;
     return sbuf_printf(out, "e%c%02d", exp10 < 0 ? '-' : '+',
                        exp10 < 0 ? -exp10 : exp10);

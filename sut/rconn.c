@@ -37,8 +37,7 @@ int rconn_parse_url(const char *url, char *host, size_t hostlen, int *port,
   const char *colon = strchr(p, ':');
   const char *slash = strchr(p, '/');
   if (colon == NULL || (slash && slash < colon) || colon == p) {
-    snprintf(err, errlen, "Redis URL %s: expected redis://host:port[/db]",
-             url);
+    snprintf(err, errlen, "Redis URL %s: expected redis://host:port[/db]", url);
     return -1;
   }
   if ((size_t)(colon - p) >= hostlen) {
@@ -125,7 +124,8 @@ static int ensure(rconn_t *c) {
       snprintf(c->err, sizeof c->err, "unreachable");
     return -1;
   }
-  struct timeval tv = {RCONN_TIMEOUT_MS / 1000, (RCONN_TIMEOUT_MS % 1000) * 1000};
+  struct timeval tv = {RCONN_TIMEOUT_MS / 1000,
+                       (RCONN_TIMEOUT_MS % 1000) * 1000};
   redisContext *ctx = redisConnectWithTimeout(c->host, c->port, tv);
   if (ctx == NULL || ctx->err) {
     snprintf(c->err, sizeof c->err, "connect: %s",

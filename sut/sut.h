@@ -55,11 +55,11 @@ typedef struct sut_config {
 /* The five counters of GET /metrics. Written by the consumer thread, read
  * by HTTP threads, hence atomic. */
 typedef struct sut_metrics {
-  atomic_ullong events_processed;  /* events that went through steps 2-7 */
+  atomic_ullong events_processed; /* events that went through steps 2-7 */
   atomic_ullong duplicates_skipped;
-  atomic_ullong watch_conflicts;   /* EXEC returned nil */
-  atomic_ullong redis_failopen;    /* processed with the guard bypassed */
-  atomic_ullong excess_content;    /* excess_content rows recorded */
+  atomic_ullong watch_conflicts; /* EXEC returned nil */
+  atomic_ullong redis_failopen;  /* processed with the guard bypassed */
+  atomic_ullong excess_content;  /* excess_content rows recorded */
 } sut_metrics_t;
 
 /* Set by the SIGTERM/SIGINT handler (main.c), polled by every loop. A
@@ -96,7 +96,8 @@ typedef struct sbuf {
   bool failed;
 } sbuf_t;
 
-#define SBUF_INIT(capbytes) {NULL, 0, 0, (capbytes), false}
+#define SBUF_INIT(capbytes)                                                    \
+  { NULL, 0, 0, (capbytes), false }
 int sbuf_append(sbuf_t *b, const void *p, size_t n);
 int sbuf_puts(sbuf_t *b, const char *s);
 int sbuf_printf(sbuf_t *b, const char *fmt, ...)

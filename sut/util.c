@@ -47,6 +47,10 @@ void sut_log(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* one line per entry: libpq's messages, for one, span several */
+  for (char *p = msg; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t')
+      *p = ' ';
   /* one fprintf per line so lines of different threads do not interleave */
   fprintf(stderr, "%s %s %s\n", ts, log_instance, msg);
 }

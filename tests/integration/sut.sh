@@ -61,13 +61,13 @@ pgq() { psql -X -q -tA "$PG_DSN" -c "$1" 2>/dev/null; }
 broker_up() {
   if [ -n "${BROKER_PID:-}" ]; then
     kill -TERM "$BROKER_PID" 2>/dev/null
-    wait_until 10 not_running "$BROKER_PID"
+    wait_until 10 not_running "$BROKER_PID" || { diag "old broker did not stop"; return 1; }
   fi
   : >"$T_TMP/broker.out"
   "$MOCK" "$IN:3" "$READY:1" "$ASSIGNED:3" "$EXCESS:1" >"$T_TMP/broker.out" 2>"$T_TMP/broker.err" &
   BROKER_PID=$!
   T_PIDS+=($BROKER_PID)
-  wait_until 10 test -s "$T_TMP/broker.out" || return 1
+  wait_until 30 test -s "$T_TMP/broker.out" || return 1
   BOOT=$(head -n 1 "$T_TMP/broker.out")
 }
 
@@ -246,29 +246,33 @@ check "no slots: one essay.excess.content.v1 (reason no_slots), still 3 rows" \
 check "excess envelopes per contract" python3 "$EVQ" envelopes "$(consume "$EXCESS")" "$EXCESS"
 
 # -------------------------------------------- malformed, then outages
-http POST /v1/batches '{"batch_id":"b2","expected_count":3}'
+http POST /v1/batches '{"batch_id":"b2","expected_count":4}'
 SLOTS2=$(pyexpr "$HTTP_BODY" 'j["slots"]')
-check "register b2 (3 slots)" test "$HTTP_CODE" = 201
+check "register b2 (4 slots)" test "$HTTP_CODE" = 201
 # same key as b2's events: same partition, so they come first
 produce_raw b2 'this is not json'
 produce_raw b2 '{"event_id":"x","data":{"batch_id":"b2"}}'
 
-# the main Redis down while an event arrives
+# the main Redis down while two events arrive (one partition: the second
+# must wait for the first, neither may be skipped)
 redis_down main "$RPORT"
 check "main Redis stopped" not_running "$PID_main"
 produce b2 "$(essay b2 t1)"
-check "main Redis down: the event fails and is retried (>= 2 failures)" wait_until 20 infra_failures_ge b2 t1 2
+produce b2 "$(essay b2 t2)"
+check "main Redis down: the first event fails and is retried (>= 3 failures)" wait_until 20 infra_failures_ge b2 t1 3
 check "main Redis down: the service keeps running, /healthz ok" eval 'kill -0 "$SUT_PID" && healthy'
-check "main Redis down: no row for the event yet" rows_eq b2 0
+check "main Redis down: no row yet, the second event not attempted out of order" \
+  eval 'rows_eq b2 0 && [ "$(infra_failures b2 t2)" = 0 ]'
 redis_up main "$RPORT"
-check "main Redis back on its port: the event is processed (malformed ones skipped, none lost)" wait_until 20 rows_eq b2 1
-check "... its assignment is in Redis" test "$(rcli HLEN els:batch:b2:assignments)" = 1
-check "... its idempotency key is set once more" test "$(gcli EXISTS "$(idem_key "$(essay b2 t1)")")" = 1
+check "main Redis back on its port: both events processed (malformed ones skipped, none lost)" wait_until 20 rows_eq b2 2
+check "... their assignments are in Redis" test "$(rcli HLEN els:batch:b2:assignments)" = 2
+check "... their idempotency keys are set once more" \
+  test "$(gcli EXISTS "$(idem_key "$(essay b2 t1)")" "$(idem_key "$(essay b2 t2)")")" = 2
 
 # only the guard's Redis down: fail-open
 redis_down guard "$GPORT"
-produce b2 "$(essay b2 t2)"
-check "guard's Redis down: the event is still processed (fail-open)" wait_until 20 rows_eq b2 2
+produce b2 "$(essay b2 t3)"
+check "guard's Redis down: the event is still processed (fail-open)" wait_until 20 rows_eq b2 3
 check "guard's Redis down: sut_redis_failopen_total = 1" wait_until 5 metric_eq sut_redis_failopen_total 1
 produce_raw b1 "$ENV1"
 check "guard down: a re-sent event of the complete batch b1 is processed again" \
@@ -283,14 +287,14 @@ check "guard back: the guard works again (duplicate skipped)" wait_until 15 metr
 # all of Redis down
 redis_down main "$RPORT"
 redis_down guard "$GPORT"
-produce b2 "$(essay b2 t3)"
-check "all of Redis down: the event fails and is retried" wait_until 20 infra_failures_ge b2 t3 2
-check "all of Redis down: still running, no row yet" eval 'healthy && rows_eq b2 2'
+produce b2 "$(essay b2 t4)"
+check "all of Redis down: the event fails and is retried" wait_until 20 infra_failures_ge b2 t4 2
+check "all of Redis down: still running, no row yet" eval 'healthy && rows_eq b2 3'
 # the guard first: were the main Redis back alone, a retry could pass with
 # the guard bypassed (fail-open) and change the counters checked below
 redis_up guard "$GPORT"
 redis_up main "$RPORT"
-check "Redis back: the event is processed, b2 complete" wait_until 20 rows_eq b2 3
+check "Redis back: the event is processed, b2 complete" wait_until 20 rows_eq b2 4
 check "b2: exactly one ready event with its sorted slots" \
   eval 'wait_until 10 ev_count_eq "$READY" 1 b2 && python3 "$EVQ" ready "$(consume "$READY")" b2 "$SLOTS2"'
 
@@ -317,9 +321,9 @@ for n in sut_events_processed_total sut_duplicates_skipped_total sut_watch_confl
     grep -q "^$n{instance=\"els-a\"} [0-9]*$" <<<"$M" || { diag "metric $n missing or malformed"; m_ok=0; }
 done
 check "/metrics: the five counters with HELP, TYPE and instance=\"els-a\"" test $m_ok = 1
-# processed: b1 x3, nobatch, b1/t4, b2 x3, b1/t1 again (fail-open), b3
-check "metrics: processed 10, duplicates 3, conflicts 0, fail-open 2, excess 2" \
-  test "$(metric sut_events_processed_total) $(metric sut_duplicates_skipped_total) $(metric sut_watch_conflicts_total) $(metric sut_redis_failopen_total) $(metric sut_excess_content_total)" = "10 3 0 2 2"
+# processed: b1 x3, nobatch, b1/t4, b2 x4, b1/t1 again (fail-open), b3
+check "metrics: processed 11, duplicates 3, conflicts 0, fail-open 2, excess 2" \
+  test "$(metric sut_events_processed_total) $(metric sut_duplicates_skipped_total) $(metric sut_watch_conflicts_total) $(metric sut_redis_failopen_total) $(metric sut_excess_content_total)" = "11 3 0 2 2"
 t0=$(now_ms)
 if check "SIGTERM: clean exit (status 0) within 10 s" sut_down; then
   diag "shutdown took $(($(now_ms) - t0)) ms"
@@ -340,6 +344,9 @@ mutant_up() {
   fi
   if ! sut_up "$name" SUT_BUG="$bug" "$@"; then
     diag "the service did not become healthy"; show_log; return 1
+  fi
+  if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    diag "the mock broker died:"; sed 's/^/#   /' "$T_TMP/broker.err"; return 1
   fi
 }
 register() {

@@ -40,8 +40,8 @@ int main(int argc, char **argv) {
   for (int i = first; i < argc; i++) {
     const char *colon = strrchr(argv[i], ':');
     char *end = NULL;
-    if (colon == NULL || colon == argv[i] ||
-        strtol(colon + 1, &end, 10) < 1 || *end)
+    if (colon == NULL || colon == argv[i] || strtol(colon + 1, &end, 10) < 1 ||
+        *end)
       return usage();
   }
 
