@@ -1186,8 +1186,8 @@ static int strlist_push(strlist_t *l, char *s) {
     l->v = nv;
     l->alloc = na;
   }
-  l->v[l->n++] =
-      s; // NOLINT(clang-analyzer-core.NullDereference): n > 0 means v is set
+  /* n < alloc here, so v is set */
+  l->v[l->n++] = s; // NOLINT(clang-analyzer-core.NullDereference)
   return 0;
 }
 
