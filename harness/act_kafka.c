@@ -7,6 +7,8 @@
  *    "sasl.password": "${env.KAFKA_PASSWORD}", ...},
  *    "topics": [{"name": "t", "partitions": 3, "replication": 3} | "t"],
  *    "create_topics": false}
+ *   plus "timeout": "15s" (either form): how long pre-flight and the
+ *   recording of offsets at a scenario's start may wait for the broker.
  *   The embedded broker starts in run_begin and ${kafka.bootstrap} names
  *   it; a real cluster is reached in preflight (its settings may use
  *   templates). Declared topics must exist before the first scenario:
@@ -53,9 +55,8 @@
 #include "kafka.h"
 #include "template.h"
 
-#define PREFLIGHT_MS 15000
-#define BEGIN_MS 10000
-#define SHOWN 10 /* messages listed in a kafka.expect failure */
+#define DEFAULT_TIMEOUT_MS 15000 /* kafka.timeout: pre-flight, recording */
+#define SHOWN 10                 /* messages listed in a kafka.expect failure */
 #define VALUE_SHOWN 200
 
 /* ---- module state ---------------------------------------------------------
@@ -73,6 +74,7 @@ typedef struct kmod {
   ktopic_t *topics;
   size_t ntopics;
   bool create;
+  int64_t timeout_ms; /* for run-wide calls (preflight, scenario start) */
 } kmod_t;
 
 /* one recorded topic of a scenario */
@@ -118,8 +120,8 @@ static void producer_free(void *p) { er_kafka_producer_free(p); }
 
 /* ---- environment -------------------------------------------------------- */
 
-static const char *const kafka_keys[] = {"embedded", "bootstrap", "config",
-                                         "topics", "create_topics"};
+static const char *const kafka_keys[] = {
+    "embedded", "bootstrap", "config", "topics", "create_topics", "timeout"};
 static const char *const embedded_keys[] = {"brokers", "topics"};
 static const char *const topic_keys[] = {"name", "partitions", "replication"};
 
@@ -206,8 +208,19 @@ static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     er_errf(err, ER_E_INPUT, "environment: kafka must be an object");
     goto fail;
   }
-  if (kc && check_keys(kc, kafka_keys, 5, "kafka", err) != 0)
+  if (kc && check_keys(kc, kafka_keys, 6, "kafka", err) != 0)
     goto fail;
+  m->timeout_ms = DEFAULT_TIMEOUT_MS;
+  if (kc && json_object_get(kc, "timeout")) {
+    const json_t *tv = json_object_get(kc, "timeout");
+    if (!json_is_string(tv) ||
+        er_parse_duration(json_string_value(tv), &m->timeout_ms) != 0 ||
+        m->timeout_ms <= 0) {
+      er_errf(err, ER_E_INPUT,
+              "environment: kafka.timeout must be a duration such as \"15s\"");
+      goto fail;
+    }
+  }
   emb = kc ? json_object_get(kc, "embedded") : NULL;
   if (kc && emb && json_object_get(kc, "bootstrap")) {
     er_errf(err, ER_E_INPUT,
@@ -248,7 +261,7 @@ static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     for (size_t i = 0; i < m->ntopics; i++)
       if (er_kafka_create_topic(
               m->k, m->topics[i].name, m->topics[i].partitions,
-              m->topics[i].replication, er_now_ms() + BEGIN_MS, err) != 0)
+              m->topics[i].replication, er_now_ms() + m->timeout_ms, err) != 0)
         goto fail;
     if (t && er_tmpl_set(t, "kafka.bootstrap",
                          json_string(er_kafka_bootstrap(m->k))) != 0) {
@@ -347,11 +360,12 @@ static int preflight(const json_t *env, er_session_t *shared, er_err_t *err) {
   kmod_t *m = er_session_get(shared, "kafka");
   const char **names = NULL;
   er_buf_t missing = ER_BUF_INIT(4096);
-  int64_t deadline = er_now_ms() + PREFLIGHT_MS;
+  int64_t deadline;
   int rc = -1, nmiss;
 
   if (!m)
     return 0;
+  deadline = er_now_ms() + m->timeout_ms;
   if (!m->k) {
     const json_t *kc = env ? json_object_get(env, "kafka") : NULL;
     if (!kc || connect_real(m, kc, err) != 0)
@@ -457,10 +471,11 @@ static int scenario_begin(const json_t *env, er_session_t *shared,
                           er_session_t *scenario, er_err_t *err) {
   kmod_t *m = er_session_get(shared, "kafka");
   koffs_t *os;
-  int64_t deadline = er_now_ms() + BEGIN_MS;
+  int64_t deadline;
   (void)env;
   if (!m || !m->k)
     return 0;
+  deadline = er_now_ms() + m->timeout_ms;
   os = calloc(1, sizeof *os);
   if (!os)
     return er_errf(err, ER_E_ENV, "out of memory");
@@ -490,6 +505,14 @@ static void run_end(er_session_t *shared) {
   /* stops the embedded broker now: replacing the object frees it */
   if (er_session_get(shared, "kafka"))
     er_session_put(shared, "kafka", NULL, NULL);
+}
+
+/* The module's target (NULL before preflight for a real cluster); for
+ * tests and benchmarks, which declare it themselves. Borrowed. */
+er_kafka_t *er_kafka_module_target(er_session_t *shared);
+er_kafka_t *er_kafka_module_target(er_session_t *shared) {
+  kmod_t *m = er_session_get(shared, "kafka");
+  return m ? m->k : NULL;
 }
 
 const er_module_t er_mod_kafka = {
@@ -598,6 +621,12 @@ static char *as_text(const json_t *v) {
   if (json_is_string(v))
     return er_strdup(json_string_value(v));
   return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+/* Bytes as a JSON string (bytes that are not UTF-8 shown as '?'). */
+static json_t *jtext(const char *p, size_t n) {
+  json_t *v = json_stringn(p, n);
+  return v ? v : er_json_from_text(p, n);
 }
 
 /* ---- kafka.produce --------------------------------------------------------
@@ -986,7 +1015,7 @@ static bool record_matches(const er_kafka_record_t *rec, const json_t *parsed,
   json_t *v;
   bool ok = true;
   if (key) {
-    json_t *got = rec->key ? json_stringn(rec->key, rec->key_len) : json_null();
+    json_t *got = rec->key ? jtext(rec->key, rec->key_len) : json_null();
     er_buf_t r = ER_BUF_INIT(512);
     if (!er_json_match(got, key, &r)) {
       er_buf_printf(why, "%skey: %s", ok ? "" : "; ", er_buf_cstr(&r));
@@ -1002,7 +1031,7 @@ static bool record_matches(const er_kafka_record_t *rec, const json_t *parsed,
       json_t *got = NULL;
       er_buf_t r = ER_BUF_INIT(512);
       if (er_kafka_record_header_get(rec, k, &hv, &hl) == 0)
-        got = hv ? json_stringn(hv, hl) : json_null();
+        got = hv ? jtext(hv, hl) : json_null();
       if (!er_json_match(got, v, &r)) {
         er_buf_printf(why, "%sheader %s: %s", ok ? "" : "; ", k,
                       got ? er_buf_cstr(&r) : "missing");
@@ -1034,12 +1063,12 @@ static bool record_matches(const er_kafka_record_t *rec, const json_t *parsed,
 static void describe(er_buf_t *b, const er_kafka_record_t *rec,
                      const json_t *parsed) {
   char *val = NULL, *key = NULL;
-  json_t *ks = rec->key ? json_stringn(rec->key, rec->key_len) : NULL;
+  json_t *ks = rec->key ? jtext(rec->key, rec->key_len) : NULL;
   key = ks ? er_json_brief(ks, 80) : er_strdup("(none)");
   if (parsed) {
     val = er_json_brief(parsed, VALUE_SHOWN);
   } else if (rec->value) {
-    json_t *s = json_stringn(rec->value, rec->value_len);
+    json_t *s = jtext(rec->value, rec->value_len);
     val = s ? er_json_brief(s, VALUE_SHOWN) : NULL;
     if (!s)
       val = er_strdup("(not text)");
@@ -1091,8 +1120,7 @@ static void capture(expect_state_t *s, const json_t *spec,
       json_t *got =
           parsed ? er_json_pointer(parsed, json_string_value(c)) : NULL;
       if (!parsed && strcmp(json_string_value(c), "") == 0 && rec->value)
-        json_object_set_new(s->caps, name,
-                            json_stringn(rec->value, rec->value_len));
+        json_object_set_new(s->caps, name, jtext(rec->value, rec->value_len));
       else if (got)
         json_object_set(s->caps, name, got);
       else
@@ -1102,15 +1130,14 @@ static void capture(expect_state_t *s, const json_t *spec,
                       name, json_string_value(c));
     } else if (json_is_true(json_object_get(c, "key"))) {
       json_object_set_new(s->caps, name,
-                          rec->key ? json_stringn(rec->key, rec->key_len)
+                          rec->key ? jtext(rec->key, rec->key_len)
                                    : json_null());
     } else if (json_is_string(json_object_get(c, "header"))) {
       const char *h = json_string_value(json_object_get(c, "header"));
       const void *hv = NULL;
       size_t hl = 0;
       if (er_kafka_record_header_get(rec, h, &hv, &hl) == 0)
-        json_object_set_new(s->caps, name,
-                            hv ? json_stringn(hv, hl) : json_null());
+        json_object_set_new(s->caps, name, hv ? jtext(hv, hl) : json_null());
       else
         er_buf_printf(&s->capfail,
                       "capture %s: no header '%s' in the first "
@@ -1229,7 +1256,8 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     int64_t qend = er_now_ms() + quiet;
     size_t before = s.matched;
     if (qend > x->deadline_ms) {
-      er_fmt_duration(quiet, wtext);
+      snprintf(wtext, sizeof wtext, "%s",
+               json_string_value(json_object_get(a, "then_quiet_for")));
       er_buf_printf(x->detail,
                     "kafka.expect on '%s': then_quiet_for %s does not fit in "
                     "what is left of the scenario timeout\n",
@@ -1241,7 +1269,8 @@ static int run_expect(er_exec_t *x, const json_t *a) {
         goto error;
     }
     if (s.matched > before) {
-      er_fmt_duration(quiet, wtext);
+      snprintf(wtext, sizeof wtext, "%s",
+               json_string_value(json_object_get(a, "then_quiet_for")));
       er_buf_printf(x->detail,
                     "kafka.expect on '%s': %zu further matching message(s) "
                     "arrived during then_quiet_for %s (after %zu had "
@@ -1284,8 +1313,11 @@ static int run_expect(er_exec_t *x, const json_t *a) {
                   "(waited %s)\n",
                   topic, ctext, s.matched, s.seen, wtext);
   if (s.seen) {
-    er_buf_printf(x->detail, "first %s message(s) seen:\n%s",
-                  s.seen > SHOWN ? "10" : "the", er_buf_cstr(&s.list));
+    if (s.seen > SHOWN)
+      er_buf_printf(x->detail, "the first %d of %zu messages seen:\n%s", SHOWN,
+                    s.seen, er_buf_cstr(&s.list));
+    else
+      er_buf_printf(x->detail, "message(s) seen:\n%s", er_buf_cstr(&s.list));
     if (s.seen > SHOWN)
       er_buf_printf(x->detail, "  ... and %zu more\n", s.seen - SHOWN);
   }
@@ -1397,7 +1429,7 @@ static const char **step_topics(const json_t *a, const kmod_t *km, size_t *n) {
 typedef struct dtopic {
   const char *name;
   int n;
-  int64_t *lo, *end, *committed;
+  int64_t *lo, *end, *committed, *probe;
 } dtopic_t;
 
 static int run_drained(er_exec_t *x, const json_t *a) {
@@ -1408,8 +1440,8 @@ static int run_drained(er_exec_t *x, const json_t *a) {
   const char **names = NULL;
   dtopic_t *ts = NULL;
   size_t nt = 0;
-  int rc = ER_STEP_FAIL, polls = 0;
-  er_err_t err = {0};
+  int rc = ER_STEP_FAIL, polls = 0, reads = 0;
+  er_err_t err = {0}, last_err = {0};
   bool drained = false;
   char took[32];
 
@@ -1439,39 +1471,55 @@ static int run_drained(er_exec_t *x, const json_t *a) {
       goto error;
     }
     ts[i].committed = calloc((size_t)ts[i].n, sizeof *ts[i].committed);
-    if (!ts[i].committed) {
+    ts[i].probe = calloc((size_t)ts[i].n, sizeof *ts[i].probe);
+    if (!ts[i].committed || !ts[i].probe) {
       er_errf(&err, ER_E_ENV, "out of memory");
       goto error;
     }
+    for (int p = 0; p < ts[i].n; p++)
+      ts[i].committed[p] = -1;
   }
   for (;;) {
-    bool all = true;
+    bool all = true, read_all = true;
+    /* a poll that starts before `within` ends may finish a little after
+     * it (never after the scenario's deadline) */
+    int64_t call_deadline = er_now_ms() + 2000;
+    if (call_deadline < deadline)
+      call_deadline = deadline;
+    if (call_deadline > x->deadline_ms)
+      call_deadline = x->deadline_ms;
     polls++;
+    er_err_clear(&last_err);
     for (size_t i = 0; i < nt; i++) {
       er_err_t e2 = {0};
-      if (er_kafka_committed(km->k, group, ts[i].name, ts[i].n, ts[i].committed,
-                             deadline, &e2) != 0) {
-        if (er_now_ms() >= deadline) {
-          err = e2;
-          goto error;
-        }
-        all = false; /* a coordinator may be moving: try again */
+      if (er_kafka_committed(km->k, group, ts[i].name, ts[i].n, ts[i].probe,
+                             call_deadline, &e2) != 0) {
+        last_err = e2; /* a coordinator may be moving: try again */
+        read_all = false;
+        all = false;
         continue;
       }
+      memcpy(ts[i].committed, ts[i].probe, (size_t)ts[i].n * sizeof(int64_t));
       for (int p = 0; p < ts[i].n; p++)
         if (ts[i].committed[p] < ts[i].end[p] && ts[i].end[p] > ts[i].lo[p])
           all = false;
     }
+    if (read_all)
+      reads++;
     if (all) {
       drained = true;
       break;
     }
-    if (er_now_ms() >= deadline || er_interrupted())
+    if (deadline - er_now_ms() < 20 || er_interrupted())
       break;
     {
       int64_t left = deadline - er_now_ms();
       er_sleep_ms(left < 200 ? left : 200);
     }
+  }
+  if (!drained && reads == 0) {
+    err = last_err;
+    goto error;
   }
   er_fmt_duration(er_now_ms() - t0, took);
   if (drained) {
@@ -1484,6 +1532,9 @@ static int run_drained(er_exec_t *x, const json_t *a) {
                 "kafka.drained: group '%s' did not commit up to the end "
                 "offsets of %s within %s:\n",
                 group, nt == 1 ? "its topic" : "its topics", took);
+  if (last_err.code)
+    er_buf_printf(x->detail, "  (a read of the committed offsets failed: %s)\n",
+                  last_err.msg);
   for (size_t i = 0; i < nt; i++)
     for (int p = 0; p < ts[i].n; p++) {
       int64_t c = ts[i].committed[p];
@@ -1510,6 +1561,7 @@ out:
     free(ts[i].lo);
     free(ts[i].end);
     free(ts[i].committed);
+    free(ts[i].probe);
   }
   free(ts);
   free(names);

@@ -283,6 +283,7 @@ void er_kafka_free(er_kafka_t *k) {
 
 const char *er_kafka_bootstrap(const er_kafka_t *k) { return k->bootstrap; }
 bool er_kafka_is_embedded(const er_kafka_t *k) { return k->embedded; }
+void *er_kafka_mock_cluster(er_kafka_t *k) { return k->mock; }
 
 /* ---- metadata ----------------------------------------------------------- */
 

@@ -48,6 +48,9 @@ void er_kafka_free(er_kafka_t *k);
 /* Borrowed; "127.0.0.1:port,..." for the embedded broker. */
 const char *er_kafka_bootstrap(const er_kafka_t *k);
 bool er_kafka_is_embedded(const er_kafka_t *k);
+/* For tests: the embedded broker's rd_kafka_mock_cluster_t (to inject
+ * errors with rdkafka_mock.h), or NULL for a real cluster. Borrowed. */
+void *er_kafka_mock_cluster(er_kafka_t *k);
 /* Replaces secret values in s (NUL-terminated, buffer of size cap) with
  * "***". Secrets shorter than 4 bytes are not searched for. */
 void er_kafka_redact(const er_kafka_t *k, char *s, size_t cap);
