@@ -80,7 +80,7 @@ lint:
 	@ci/lint.sh
 
 format:
-	clang-format -i harness/*.c harness/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i harness/*.c harness/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c
 
 clean:
 	rm -rf build eventrig

@@ -16,6 +16,9 @@
 #include "action.h"
 #include "exec.h"
 
+/* the least time worth starting one more poll with */
+#define MIN_POLL_MS 50
+
 static const er_keyspec_t await_keys[] = {
     {"within", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
     {"interval", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
@@ -86,6 +89,7 @@ static int run_await(er_exec_t *x, const json_t *args) {
   int64_t wait = 10;
   int polls = 0, rc = ER_STEP_FAIL;
   er_buf_t detail = ER_BUF_INIT(16 * 1024);
+  er_buf_t prev = ER_BUF_INIT(16 * 1024);
   json_t *caps = json_object();
   char wtxt[32];
 
@@ -97,16 +101,24 @@ static int run_await(er_exec_t *x, const json_t *args) {
   if (deadline > x->deadline_ms)
     deadline = x->deadline_ms;
   for (;;) {
+    int64_t left;
     polls++;
     rc = poll_once(x, a, iargs, deadline, &detail, caps);
     if (rc == ER_STEP_OK || rc == ER_STEP_FATAL)
       break;
-    if (er_interrupted() || er_now_ms() >= deadline)
-      break;
-    {
-      int64_t left = deadline - er_now_ms();
-      er_sleep_ms(wait < left ? wait : left);
+    /* a poll cut off by the deadline says only that; keep the mismatch
+     * seen before it, which is what the user needs */
+    if (rc == ER_STEP_ERROR && er_now_ms() >= deadline && prev.len) {
+      er_buf_reset(&detail);
+      er_buf_append(&detail, prev.data, prev.len);
     }
+    er_buf_reset(&prev);
+    er_buf_append(&prev, detail.data ? detail.data : "", detail.len);
+    left = deadline - er_now_ms();
+    if (er_interrupted() || left <= MIN_POLL_MS)
+      break;
+    /* the last poll starts early enough to have time to answer */
+    er_sleep_ms(wait < left - MIN_POLL_MS ? wait : left - MIN_POLL_MS);
     wait = wait * 3 / 2;
     if (wait > cap)
       wait = cap;
@@ -130,6 +142,7 @@ static int run_await(er_exec_t *x, const json_t *args) {
   }
 out:
   er_buf_free(&detail);
+  er_buf_free(&prev);
   json_decref(caps);
   return rc;
 }

@@ -7,20 +7,32 @@
  *   "redis": {"url": "redis://127.0.0.1:${port.redis}/0",
  *             "allow_flush": false},
  *   "postgres": {"dsn": "postgresql://postgres@127.0.0.1:${port.pg}/postgres"},
+ *   "http": {...free-form...},
+ *   "kafka": {...free-form...},
  *   "services": [
  *     {"name": "redis",
  *      "command": ["redis-server", "--port", "${port.redis}", ...],
- *      "env": {"K": "v"}, "cwd": "dir",
+ *      "env": {"K": "v"}, "cwd": "dir", "log": "path",
  *      "ready": {"tcp": "127.0.0.1:${port.redis}" | "http": "url" |
  *                "command": ["pg_isready", ...], "within": "20s"},
  *      "stop_timeout": "5s"}
  *   ]
  * }
- * Strings may use ${env.NAME} (process environment, ":-default" allowed),
- * ${port.NAME}, ${run.id} and earlier vars. Relative paths (cwd, command
- * programs containing '/') are relative to the environment file's folder's
- * parent when it is named ci/, else to the file's folder. Without --env,
- * an empty environment is used.
+ * Strings may use ${env.NAME} (the file's vars, then the process
+ * environment; ":-default" allowed), ${port.NAME}, ${run.id}, names that
+ * modules put into the template context before resolution
+ * (${kafka.bootstrap}), and, in "vars", earlier vars. Relative paths (cwd,
+ * log, command programs containing '/') are relative to the environment
+ * file's folder's parent when that folder is named ci/, else to the file's
+ * folder; bare program names are looked up in PATH. Without --env, an
+ * empty environment is used.
+ *
+ * Two phases, because modules started in between (an embedded Kafka
+ * broker) provide names the file may use:
+ *   e = er_env_load(path, &diags);          parse, validate, pick ports
+ *   ...modules' run_begin(er_env_raw(e), t, ...) put kafka.bootstrap...
+ *   er_env_resolve(e, t, &diags);           expand every section
+ *   er_env_json(e)                          what actions see
  */
 #ifndef ER_ENV_H
 #define ER_ENV_H
@@ -33,15 +45,33 @@
 
 typedef struct er_env er_env_t;
 
-/* Loads, validates (problems with file:line:col into diags) and resolves
- * templates using t (which gets port.* and env vars put into it).
- * path may be NULL for the empty environment. */
-er_env_t *er_env_load(const char *path, er_tmpl_t *t, er_diags_t *diags);
+/* Reads, parses and validates the file (every problem goes to diags with
+ * file:line:col) and allocates a free loopback port for each name of
+ * "ports". path may be NULL for the empty environment. Returns NULL when
+ * there were errors. Caller frees with er_env_free. */
+er_env_t *er_env_load(const char *path, er_diags_t *diags);
+
+/* Resolves the templates: puts port.NAME (integers) into t, expands
+ * "vars" in file order (each may use earlier ones) into the object that
+ * t consults for ${env.NAME} (er_tmpl_set_env_vars(t, ...); that object
+ * belongs to e, so e must outlive t's expansions, or reset it with
+ * er_tmpl_set_env_vars(t, NULL) before er_env_free), then expands every
+ * other section. Problems go to diags with file:line:col. Call once.
+ * Returns 0 or -1. */
+int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags);
+
 void er_env_free(er_env_t *e);
 
-/* The resolved JSON given to actions (er_exec_t.env). Borrowed. */
+/* The JSON as loaded, before resolution (for modules' run_begin).
+ * Borrowed, valid until er_env_free. */
+const json_t *er_env_raw(const er_env_t *e);
+/* The resolved JSON given to actions (er_exec_t.env): same shape as the
+ * file, with "vars" holding the expanded values. NULL before a successful
+ * er_env_resolve. Borrowed, valid until er_env_free. */
 const json_t *er_env_json(const er_env_t *e);
-/* Directory relative paths resolve against. Borrowed. */
+/* Absolute directory relative paths resolve against. Borrowed. */
 const char *er_env_base_dir(const er_env_t *e);
+/* The port allocated for a name of "ports", or -1. */
+int er_env_port(const er_env_t *e, const char *name);
 
 #endif

@@ -17,6 +17,12 @@
 
 /* Returns a heap string (caller frees) or NULL with err set. */
 char *er_pyjson_dumps(const json_t *v, er_err_t *err);
+/* Python's json.dumps(value, separators=(",", ":"), ensure_ascii=False):
+ * compact, keys in their stored order, UTF-8 kept (only '"', '\\' and
+ * control characters escaped), floats as Python's repr (0.1, not
+ * 0.10000000000000001). Used to interpolate non-string values into text.
+ * Heap string (caller frees) or NULL with err set. */
+char *er_pyjson_compact(const json_t *v, er_err_t *err);
 /* Lowercase hex SHA-256 of len bytes. */
 void er_sha256_hex(const void *data, size_t len, char out[65]);
 /* SHA-256 of er_pyjson_dumps(v). Returns 0 or -1 with err set. */

@@ -38,7 +38,8 @@ typedef struct er_results {
   size_t n, alloc;
   char suite_name[128];
   char timestamp[40];  /* RFC 3339 start of the run */
-  int64_t started_ms;
+  int64_t started_ms;   /* er_now_ms() at the start: the suite's time is
+                           the wall time since (0: sum of the scenarios) */
 } er_results_t;
 
 /* Appends a copy of r (strings duplicated). */
@@ -58,7 +59,9 @@ typedef struct er_console {
   bool verbose;
 } er_console_t;
 
-/* color = isatty(out) && !getenv("NO_COLOR") && TERM != "dumb". */
+/* color = isatty(out) && NO_COLOR unset or empty (no-color.org) &&
+ * TERM != "dumb". verbose is false; set it to get a line when a scenario
+ * starts. */
 void er_console_init(er_console_t *c, FILE *out);
 void er_console_scenario_start(er_console_t *c, const char *name);
 void er_console_result(er_console_t *c, const er_result_t *r);

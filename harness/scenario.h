@@ -38,6 +38,10 @@ typedef struct er_diags {
 } er_diags_t;
 
 void er_diags_free(er_diags_t *d);
+/* Adds one problem (file may be NULL; line/col 0 when unknown). */
+void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
+                   er_diag_sev_t sev, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* Prints "file:line:col: error: message" lines to f, colour if asked. */
 void er_diags_print(const er_diags_t *d, FILE *f, bool color);
 

@@ -11,13 +11,19 @@
  *   ${event_id(name)}  lowercase hex SHA-256 of the Python json.dumps
  *                      (sort_keys=True) of the value of name (pyjson.h)
  *   ${sha256(name)}    hex SHA-256 of a string value
- *   $${                a literal "${"
+ *   $${                a literal "${" (read left to right: "$$${x}" is
+ *                      "$" followed by the literal "${x}")
+ *   ${name:-text}      text when name is undefined (and for env vars
+ *                      also when set but empty, as in the shell); the
+ *                      default is literal text up to the first '}'
  * Other namespaces (kafka.bootstrap, port.NAME, proxy.NAME.port, ...) are
  * plain values put into the context by whoever owns them.
  *
  * A string that is exactly one ${...} expression expands to the value with
  * its JSON type (a captured array stays an array); otherwise values are
- * interpolated as text (strings raw, others as compact JSON).
+ * interpolated as text (strings raw, others as compact JSON with floats as
+ * Python's repr: 0.1, not 0.10000000000000001). Object keys always expand
+ * to text. An undefined name is an error (ER_E_INPUT), never "".
  */
 #ifndef ER_TEMPLATE_H
 #define ER_TEMPLATE_H
@@ -30,11 +36,18 @@ typedef struct er_tmpl er_tmpl_t;
 
 er_tmpl_t *er_tmpl_new(void);
 void er_tmpl_free(er_tmpl_t *t);
+/* A copy of t's names (deep) sharing nothing with it; the env-vars object
+ * reference is copied as is. For a scenario's own scope on top of the
+ * run-wide names. NULL if memory ran out. */
+er_tmpl_t *er_tmpl_clone(const er_tmpl_t *t);
 
 /* Sets a name (dotted names create nested objects: "run.id"). Steals the
- * reference to value. Returns 0 or -1. */
+ * reference to value (also on failure). Returns 0, or -1 for an empty
+ * segment, a parent that is not an object, or a reserved root (uuid, now,
+ * env: computed, never stored). */
 int er_tmpl_set(er_tmpl_t *t, const char *name, json_t *value);
-/* Borrowed reference or NULL. */
+/* Value at a dotted name ("cap.slots.0": array by index). Borrowed
+ * reference or NULL. */
 json_t *er_tmpl_get(er_tmpl_t *t, const char *name);
 /* Values of the environment file's vars, consulted by ${env.NAME} before
  * the process environment. Borrowed reference kept (caller keeps it alive
@@ -45,7 +58,8 @@ void er_tmpl_set_env_vars(er_tmpl_t *t, const json_t *vars);
  * (ER_E_INPUT: unknown name, bad syntax). */
 json_t *er_tmpl_expand_str(er_tmpl_t *t, const char *s, er_err_t *err);
 /* Deep copy of v with every string (values and object keys) expanded.
- * New reference, or NULL with err set; err names the JSON pointer. */
+ * New reference, or NULL with err set; err names the JSON pointer:
+ * "at /steps/0/url: ${batc}: unknown name 'batc' (did you mean 'batch'?)". */
 json_t *er_tmpl_expand(er_tmpl_t *t, const json_t *v, er_err_t *err);
 
 /* Static scan, for validation without values: calls cb for each

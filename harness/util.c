@@ -184,9 +184,12 @@ void er_fmt_duration(int64_t ms, char out[32]) {
 }
 
 static volatile sig_atomic_t g_interrupted;
+static volatile sig_atomic_t g_hold;
 
 void er_set_interrupted(int signo) { g_interrupted = signo; }
-int er_interrupted(void) { return (int)g_interrupted; }
+int er_interrupted(void) { return g_hold ? 0 : (int)g_interrupted; }
+int er_interrupt_signal(void) { return (int)g_interrupted; }
+void er_interrupt_hold(bool hold) { g_hold = hold ? 1 : 0; }
 
 int er_sleep_ms(int64_t ms) {
   int64_t end = er_now_ms() + ms;

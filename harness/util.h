@@ -81,9 +81,15 @@ void er_fmt_duration(int64_t ms, char out[32]);
  * interrupt flag gets set. */
 int er_sleep_ms(int64_t ms);
 
-/* Process-wide interrupt flag, set by main's signal handler. */
+/* Process-wide interrupt flag, set by main's signal handler.
+ * er_interrupted() is what waits check: 0, or the signal number. While the
+ * runner holds interrupts (teardown, stopping services: the work that must
+ * still happen after Ctrl-C) it returns 0; er_interrupt_signal() always
+ * tells whether a signal came. */
 void er_set_interrupted(int signo);
-int er_interrupted(void); /* 0, or the signal number */
+int er_interrupted(void);
+int er_interrupt_signal(void);
+void er_interrupt_hold(bool hold);
 
 /* Random v4 UUID (lowercase, 36 chars + NUL). */
 void er_uuid4(char out[37]);

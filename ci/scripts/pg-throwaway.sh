@@ -18,6 +18,8 @@ chmod 755 "$dir"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
 pid=""
 cleanup() {
+  # a second TERM/INT must not cut the cleanup short (its trap would exit)
+  trap '' INT TERM
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -INT "$pid" 2>/dev/null || true  # fast shutdown
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

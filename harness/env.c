@@ -1,0 +1,659 @@
+/* env.c: the environment file (see env.h).
+ *
+ * Loading checks the structure with the shared key-spec validator
+ * (er_validate_keys), then what a key spec cannot say (ports and service
+ * names unique, commands non-empty arrays of strings, one kind of
+ * readiness, ${...} syntax) with positions from jpos.h. Resolution walks
+ * each section and expands its strings one by one, so that a bad
+ * reference is reported at its own line:col. */
+#include "env.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jpos.h"
+#include "services.h"
+
+#define ENV_MAX_BYTES (4u * 1024u * 1024u)
+#define PORT_TRIES 20
+
+struct er_env {
+  char *file;         /* as given, for messages */
+  char *text;         /* the file's text (NULL without a file) */
+  er_jpos_t *pos;     /* positions in text (may be NULL) */
+  char *base_dir;     /* absolute */
+  json_t *raw;        /* as loaded */
+  json_t *ports;      /* {name: port} */
+  json_t *vars;       /* expanded vars, consulted by ${env.NAME} */
+  json_t *resolved;   /* NULL until er_env_resolve succeeds */
+  bool resolve_tried; /* er_env_resolve is called once */
+};
+
+/* ---- key spec ---------------------------------------------------------- */
+
+static const er_keyspec_t k_redis[] = {
+    {"url", ER_T_STRING, true, NULL, NULL},
+    {"allow_flush", ER_T_BOOL, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_postgres[] = {
+    {"dsn", ER_T_STRING, true, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_ready[] = {
+    {"tcp", ER_T_STRING, false, NULL, NULL},
+    {"http", ER_T_STRING, false, NULL, NULL},
+    {"command", ER_T_ARRAY, false, NULL, NULL},
+    {"within", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_service[] = {
+    {"name", ER_T_STRING, true, NULL, NULL},
+    {"command", ER_T_ARRAY, true, NULL, NULL},
+    {"env", ER_T_OBJECT, false, NULL, NULL},
+    {"cwd", ER_T_STRING, false, NULL, NULL},
+    {"ready", ER_T_OBJECT, false, k_ready, NULL},
+    {"stop_timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"log", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_env[] = {
+    {"ports", ER_T_ARRAY, false, NULL, NULL},
+    {"vars", ER_T_OBJECT, false, NULL, NULL},
+    {"redis", ER_T_OBJECT, false, k_redis, NULL},
+    {"postgres", ER_T_OBJECT, false, k_postgres, NULL},
+    {"http", ER_T_OBJECT, false, NULL, NULL},
+    {"kafka", ER_T_OBJECT, false, NULL, NULL},
+    {"services", ER_T_ARRAY, false, NULL, k_service},
+    {NULL, 0, false, NULL, NULL},
+};
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+typedef struct ctx {
+  const char *file;
+  const er_jpos_t *pos;
+  er_diags_t *out;
+} ctx_t;
+
+static void diag_add(er_diags_t *d, const char *file, int line, int col,
+                     const char *msg) {
+  er_diags_addf(d, file, line, col, ER_DIAG_ERROR, "%s", msg);
+}
+
+/* An error at JSON pointer ptr (the key of that member when key). */
+static void cerr(ctx_t *c, const char *ptr, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void cerr(ctx_t *c, const char *ptr, bool key, const char *fmt, ...) {
+  char msg[1024];
+  int line = 0, col = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  er_jpos_find(c->pos, ptr, key, &line, &col);
+  diag_add(c->out, c->file, line, col, msg);
+}
+
+/* Stable sort of items [from, n) by line, then column. */
+static void diags_sort_from(er_diags_t *d, size_t from) {
+  for (size_t i = from + 1; i < d->n; i++) {
+    er_diag_item_t it = d->items[i];
+    size_t j = i;
+    while (j > from && (d->items[j - 1].line > it.line ||
+                        (d->items[j - 1].line == it.line &&
+                         d->items[j - 1].col > it.col))) {
+      d->items[j] = d->items[j - 1];
+      j--;
+    }
+    d->items[j] = it;
+  }
+}
+
+static const char *type_noun(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    return "an object";
+  case JSON_ARRAY:
+    return "an array";
+  case JSON_STRING:
+    return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL:
+    return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "a boolean";
+  default:
+    return "null";
+  }
+}
+
+/* ---- structural checks a key spec cannot express ----------------------- */
+
+/* Names usable in ${port.NAME} / ${env.NAME}. */
+static bool ref_name_ok(const char *s) {
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+      return false;
+  return true;
+}
+
+/* Service names become file names (<name>.log). */
+static bool service_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64 || s[0] == '.')
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+      return false;
+  return true;
+}
+
+/* ${...} syntax of every string under v. */
+static void check_syntax(ctx_t *c, const json_t *v, const char *ptr) {
+  if (json_is_string(v)) {
+    char msg[256];
+    size_t off = 0;
+    if (er_tmpl_scan(json_string_value(v), NULL, NULL, msg, sizeof msg, &off) !=
+        0)
+      cerr(c, ptr, false, "%s (at character %zu of the string)", msg, off + 1);
+  } else if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char *cp = er_jpos_child_index(ptr, i);
+      check_syntax(c, json_array_get(v, i), cp ? cp : ptr);
+      free(cp);
+    }
+  } else if (json_is_object(v)) {
+    const char *k;
+    json_t *el;
+    json_object_foreach((json_t *)v, k, el) {
+      char *cp = er_jpos_child(ptr, k);
+      check_syntax(c, el, cp ? cp : ptr);
+      free(cp);
+    }
+  }
+}
+
+static void check_ports(ctx_t *c, const json_t *ports) {
+  if (!json_is_array(ports))
+    return;
+  for (size_t i = 0; i < json_array_size(ports); i++) {
+    const json_t *p = json_array_get(ports, i);
+    char *cp = er_jpos_child_index("/ports", i);
+    const char *ptr = cp ? cp : "/ports";
+    if (!json_is_string(p)) {
+      cerr(c, ptr, false, "each element of 'ports' must be a string, not %s",
+           type_noun(p));
+    } else if (!ref_name_ok(json_string_value(p))) {
+      cerr(c, ptr, false,
+           "port name '%s' may hold only letters, digits, '_' and '-'",
+           json_string_value(p));
+    } else {
+      for (size_t j = 0; j < i; j++) {
+        const json_t *q = json_array_get(ports, j);
+        if (json_is_string(q) &&
+            strcmp(json_string_value(q), json_string_value(p)) == 0) {
+          cerr(c, ptr, false, "port '%s' is listed twice",
+               json_string_value(p));
+          break;
+        }
+      }
+    }
+    free(cp);
+  }
+}
+
+static void check_vars(ctx_t *c, const json_t *vars) {
+  const char *k;
+  json_t *v;
+  if (!json_is_object(vars))
+    return;
+  json_object_foreach((json_t *)vars, k, v) {
+    char *cp = er_jpos_child("/vars", k);
+    if (!ref_name_ok(k))
+      cerr(c, cp ? cp : "/vars", true,
+           "var name '%s' may hold only letters, digits, '_' and '-'", k);
+    free(cp);
+  }
+}
+
+/* A command: non-empty array of strings. what names it ("command"). */
+static void check_command(ctx_t *c, const json_t *cmd, const char *ptr,
+                          const char *what) {
+  if (!json_is_array(cmd))
+    return; /* reported by the key spec */
+  if (json_array_size(cmd) == 0) {
+    cerr(c, ptr, false,
+         "'%s' must not be empty: give the program and its arguments", what);
+    return;
+  }
+  for (size_t i = 0; i < json_array_size(cmd); i++) {
+    const json_t *a = json_array_get(cmd, i);
+    if (!json_is_string(a)) {
+      char *cp = er_jpos_child_index(ptr, i);
+      cerr(c, cp ? cp : ptr, false,
+           "each element of '%s' must be a string, not %s", what, type_noun(a));
+      free(cp);
+    }
+  }
+  if (json_is_string(json_array_get(cmd, 0)) &&
+      json_string_value(json_array_get(cmd, 0))[0] == '\0')
+    cerr(c, ptr, false, "the program of '%s' is an empty string", what);
+}
+
+/* "host:port" with a literal numeric port (templated values are checked
+ * when they are used). */
+static void check_hostport(ctx_t *c, const char *s, const char *ptr) {
+  const char *colon = strrchr(s, ':');
+  char *end = NULL;
+  long port;
+  if (strstr(s, "${"))
+    return;
+  if (!colon || colon == s) {
+    cerr(c, ptr, false, "'tcp' must be host:port, not '%s'", s);
+    return;
+  }
+  errno = 0;
+  port = strtol(colon + 1, &end, 10);
+  if (errno || !end || *end || end == colon + 1 || port < 1 || port > 65535)
+    cerr(c, ptr, false, "'tcp': '%s' has no valid port (1-65535)", s);
+}
+
+static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
+                          const json_t *all, size_t idx) {
+  const json_t *name = json_object_get(svc, "name");
+  const json_t *env = json_object_get(svc, "env");
+  const json_t *ready = json_object_get(svc, "ready");
+  char *p = NULL;
+
+  if (json_is_string(name)) {
+    const char *n = json_string_value(name);
+    p = er_jpos_child(ptr, "name");
+    if (!service_name_ok(n))
+      cerr(c, p ? p : ptr, false,
+           "service name '%s' may hold only letters, digits, '_', '-' and "
+           "'.' (64 at most, not starting with '.'): it names its log file",
+           n);
+    for (size_t j = 0; j < idx; j++) {
+      const json_t *o = json_object_get(json_array_get(all, j), "name");
+      if (json_is_string(o) && strcmp(json_string_value(o), n) == 0) {
+        char *op = er_jpos_child_index("/services", j);
+        char *onp = op ? er_jpos_child(op, "name") : NULL;
+        int line = 0, col = 0;
+        er_jpos_find(c->pos, onp ? onp : "/services", false, &line, &col);
+        cerr(c, p ? p : ptr, false,
+             "duplicate service name '%s' (first used at line %d)", n, line);
+        free(onp);
+        free(op);
+        break;
+      }
+    }
+    free(p);
+    p = NULL;
+  }
+  p = er_jpos_child(ptr, "command");
+  check_command(c, json_object_get(svc, "command"), p ? p : ptr, "command");
+  free(p);
+  p = NULL;
+  if (json_is_object(env)) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)env, k, v) {
+      char *ep = er_jpos_child(ptr, "env");
+      char *kp = ep ? er_jpos_child(ep, k) : NULL;
+      if (!json_is_string(v))
+        cerr(c, kp ? kp : ptr, false,
+             "environment variable '%s' must be a string, not %s", k,
+             type_noun(v));
+      else if (!*k || strchr(k, '='))
+        cerr(c, kp ? kp : ptr, true, "bad environment variable name '%s'", k);
+      free(kp);
+      free(ep);
+    }
+  }
+  if (json_is_object(ready)) {
+    static const char *const kinds[] = {"tcp", "http", "command"};
+    int nk = 0;
+    char *rp = er_jpos_child(ptr, "ready");
+    const char *rptr = rp ? rp : ptr;
+    for (size_t i = 0; i < 3; i++)
+      if (json_object_get(ready, kinds[i]))
+        nk++;
+    if (nk == 0)
+      cerr(c, rptr, false,
+           "'ready' needs one of 'tcp', 'http' or 'command' (with "
+           "'within')");
+    else if (nk > 1)
+      cerr(c, rptr, false,
+           "'ready' takes only one of 'tcp', 'http' or 'command'");
+    if (json_is_string(json_object_get(ready, "tcp"))) {
+      char *tp = er_jpos_child(rptr, "tcp");
+      check_hostport(c, json_string_value(json_object_get(ready, "tcp")),
+                     tp ? tp : rptr);
+      free(tp);
+    }
+    {
+      char *cp = er_jpos_child(rptr, "command");
+      check_command(c, json_object_get(ready, "command"), cp ? cp : rptr,
+                    "command");
+      free(cp);
+    }
+    free(rp);
+  }
+}
+
+static void check_services(ctx_t *c, const json_t *svcs) {
+  if (!json_is_array(svcs))
+    return;
+  for (size_t i = 0; i < json_array_size(svcs); i++) {
+    const json_t *s = json_array_get(svcs, i);
+    char *cp = er_jpos_child_index("/services", i);
+    if (json_is_object(s))
+      check_service(c, s, cp ? cp : "/services", svcs, i);
+    free(cp);
+  }
+}
+
+/* ---- paths --------------------------------------------------------------- */
+
+/* Folder of the absolute path p, or its parent when that folder is named
+ * "ci". Caller frees. */
+static char *base_dir_of(const char *abs) {
+  char *d = er_strdup(abs);
+  char *slash;
+  if (!d)
+    return NULL;
+  slash = strrchr(d, '/');
+  if (slash == d)
+    d[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  slash = strrchr(d, '/');
+  if (slash && strcmp(slash + 1, "ci") == 0) {
+    if (slash == d)
+      d[1] = '\0';
+    else
+      *slash = '\0';
+  }
+  return d;
+}
+
+/* ---- load ---------------------------------------------------------------- */
+
+static int alloc_ports(er_env_t *e, ctx_t *c) {
+  const json_t *ports = json_object_get(e->raw, "ports");
+  for (size_t i = 0; i < json_array_size(ports); i++) {
+    const char *name = json_string_value(json_array_get(ports, i));
+    int port = -1;
+    er_err_t err = {0};
+    for (int tries = 0; tries < PORT_TRIES; tries++) {
+      const char *k;
+      json_t *v;
+      bool dup = false;
+      er_err_clear(&err);
+      port = er_free_port(&err);
+      if (port < 0)
+        break;
+      json_object_foreach(e->ports, k, v) {
+        if (json_integer_value(v) == port)
+          dup = true;
+      }
+      if (!dup)
+        break;
+      port = -1;
+    }
+    if (port < 0 || json_object_set_new(e->ports, name, json_integer(port))) {
+      char *cp = er_jpos_child_index("/ports", i);
+      cerr(c, cp ? cp : "/ports", false, "cannot allocate port '%s': %s", name,
+           err.msg[0] ? err.msg : "no distinct free port found");
+      free(cp);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+er_env_t *er_env_load(const char *path, er_diags_t *diags) {
+  er_env_t *e = NULL;
+  er_err_t err = {0};
+  char *abs = NULL;
+  size_t len = 0, from = diags->n, errors0 = diags->errors;
+  ctx_t c = {NULL, NULL, diags};
+
+  e = calloc(1, sizeof *e);
+  if (!e)
+    goto fail;
+  e->ports = json_object();
+  if (!e->ports)
+    goto fail;
+  if (!path) {
+    char cwd[PATH_MAX];
+    e->file = er_strdup("(no environment file)");
+    e->raw = json_object();
+    e->base_dir = er_strdup(getcwd(cwd, sizeof cwd) ? cwd : "/");
+    if (!e->file || !e->raw || !e->base_dir)
+      goto fail;
+    return e;
+  }
+  e->file = er_strdup(path);
+  if (!e->file)
+    goto fail;
+  c.file = e->file;
+  e->text = er_read_file(path, ENV_MAX_BYTES, &len, &err);
+  if (!e->text) {
+    const char *m = err.msg;
+    size_t pl = strlen(path);
+    if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
+      m += pl + 2; /* the diag names the file already */
+    diag_add(diags, path, 0, 0, m);
+    goto fail;
+  }
+  e->raw = er_parse_json_text(path, e->text, len, diags);
+  if (!e->raw)
+    goto fail;
+  er_validate_keys(path, e->text, e->raw, k_env, diags);
+  e->pos = er_jpos_build(e->text, len);
+  c.pos = e->pos;
+  if (json_is_object(e->raw)) {
+    check_ports(&c, json_object_get(e->raw, "ports"));
+    check_vars(&c, json_object_get(e->raw, "vars"));
+    check_services(&c, json_object_get(e->raw, "services"));
+    check_syntax(&c, e->raw, "");
+  }
+  diags_sort_from(diags, from);
+  if (diags->errors > errors0)
+    goto fail;
+  abs = realpath(path, NULL);
+  if (!abs) {
+    diag_add(diags, path, 0, 0, "cannot find the file's folder");
+    goto fail;
+  }
+  e->base_dir = base_dir_of(abs);
+  if (!e->base_dir)
+    goto fail;
+  if (alloc_ports(e, &c) != 0)
+    goto fail;
+  free(abs);
+  return e;
+
+fail:
+  if (diags->errors == errors0)
+    diag_add(diags, path ? path : "(environment)", 0, 0, "out of memory");
+  free(abs);
+  er_env_free(e);
+  return NULL;
+}
+
+/* ---- resolve ---------------------------------------------------------------
+ */
+
+/* Copy of v with every string expanded; problems reported at their own
+ * position. NULL after an error (reported). */
+static json_t *expand_at(ctx_t *c, er_tmpl_t *t, const json_t *v,
+                         const char *ptr) {
+  json_t *out = NULL;
+  if (json_is_string(v)) {
+    er_err_t err = {0};
+    out = er_tmpl_expand(t, v, &err);
+    if (!out)
+      cerr(c, ptr, false, "%s",
+           err.msg[0] ? err.msg : "cannot expand this value");
+    return out;
+  }
+  if (json_is_array(v)) {
+    bool bad = false;
+    out = json_array();
+    if (!out)
+      return NULL;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char *cp = er_jpos_child_index(ptr, i);
+      json_t *x = expand_at(c, t, json_array_get(v, i), cp ? cp : ptr);
+      free(cp);
+      if (!x || json_array_append_new(out, x) != 0)
+        bad = true;
+    }
+    if (bad) {
+      json_decref(out);
+      return NULL;
+    }
+    return out;
+  }
+  if (json_is_object(v)) {
+    const char *k;
+    json_t *el;
+    bool bad = false;
+    out = json_object();
+    if (!out)
+      return NULL;
+    json_object_foreach((json_t *)v, k, el) {
+      char *cp = er_jpos_child(ptr, k);
+      const char *p = cp ? cp : ptr;
+      json_t *x = expand_at(c, t, el, p);
+      char *key = NULL;
+      if (x && strstr(k, "${")) {
+        er_err_t err = {0};
+        json_t *kx = er_tmpl_expand_str(t, k, &err);
+        if (!kx)
+          cerr(c, p, true, "%s", err.msg[0] ? err.msg : "cannot expand key");
+        else if (json_is_string(kx))
+          key = er_strdup(json_string_value(kx));
+        else
+          key = json_dumps(kx, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(kx);
+        if (!key) {
+          json_decref(x);
+          x = NULL;
+        }
+      }
+      free(cp);
+      if (!x || json_object_set_new(out, key ? key : k, x) != 0)
+        bad = true;
+      free(key);
+    }
+    if (bad) {
+      json_decref(out);
+      return NULL;
+    }
+    return out;
+  }
+  return json_copy((json_t *)v);
+}
+
+int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
+  ctx_t c = {e->file, e->pos, diags};
+  size_t from = diags->n, errors0 = diags->errors;
+  json_t *resolved = NULL;
+  const json_t *rawvars = json_object_get(e->raw, "vars");
+  const char *k;
+  json_t *v;
+
+  if (e->resolve_tried) {
+    diag_add(diags, e->file, 0, 0, "environment resolved twice");
+    return -1;
+  }
+  e->resolve_tried = true;
+  json_object_foreach(e->ports, k, v) {
+    char name[160];
+    snprintf(name, sizeof name, "port.%s", k);
+    if (er_tmpl_set(t, name, json_integer(json_integer_value(v))) != 0)
+      diag_add(diags, e->file, 0, 0, "out of memory");
+  }
+  e->vars = json_object();
+  resolved = json_object();
+  if (!e->vars || !resolved) {
+    diag_add(diags, e->file, 0, 0, "out of memory");
+    goto out;
+  }
+  er_tmpl_set_env_vars(t, e->vars);
+  json_object_foreach((json_t *)rawvars, k, v) {
+    char *cp = er_jpos_child("/vars", k);
+    json_t *x = expand_at(&c, t, v, cp ? cp : "/vars");
+    free(cp);
+    if (x && json_object_set_new(e->vars, k, x) != 0)
+      diag_add(diags, e->file, 0, 0, "out of memory");
+  }
+  json_object_foreach(e->raw, k, v) {
+    json_t *x;
+    if (strcmp(k, "vars") == 0) {
+      x = json_incref(e->vars);
+    } else if (strcmp(k, "ports") == 0) {
+      x = json_deep_copy(v);
+    } else {
+      char *cp = er_jpos_child("", k);
+      x = expand_at(&c, t, v, cp ? cp : "");
+      free(cp);
+      if (!x)
+        continue; /* reported */
+    }
+    if (!x || json_object_set_new(resolved, k, x) != 0)
+      diag_add(diags, e->file, 0, 0, "out of memory");
+  }
+out:
+  diags_sort_from(diags, from);
+  if (diags->errors > errors0) {
+    json_decref(resolved);
+    return -1;
+  }
+  e->resolved = resolved;
+  return 0;
+}
+
+/* ---- accessors -------------------------------------------------------------
+ */
+
+void er_env_free(er_env_t *e) {
+  if (!e)
+    return;
+  free(e->file);
+  free(e->text);
+  er_jpos_free(e->pos);
+  free(e->base_dir);
+  json_decref(e->raw);
+  json_decref(e->ports);
+  json_decref(e->vars);
+  json_decref(e->resolved);
+  free(e);
+}
+
+const json_t *er_env_raw(const er_env_t *e) { return e->raw; }
+const json_t *er_env_json(const er_env_t *e) { return e->resolved; }
+const char *er_env_base_dir(const er_env_t *e) { return e->base_dir; }
+
+int er_env_port(const er_env_t *e, const char *name) {
+  const json_t *p = json_object_get(e->ports, name);
+  return p ? (int)json_integer_value(p) : -1;
+}

@@ -1,0 +1,598 @@
+/* runner.c: see runner.h. */
+#include "runner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "env.h"
+#include "exec.h"
+#include "jsonx.h"
+#include "report.h"
+#include "scenario.h"
+#include "services.h"
+#include "template.h"
+#include "util.h"
+
+#define LOG_CAP (256u * 1024u)
+#define DETAIL_CAP (64u * 1024u)
+#define TEARDOWN_BUDGET_MS 30000
+
+typedef struct run {
+  const er_run_opts_t *o;
+  er_tmpl_t *base;          /* run-wide names: run.id, port.*, kafka.* */
+  er_env_t *env;
+  er_session_t *shared;     /* modules' run-wide objects */
+  er_services_t *services;
+  er_results_t results;
+  er_console_t con;
+  char run_id[64];
+  char report_dir[1024];
+  char run_dir[1100];
+  char junit_path[1100];
+  bool modules_begun;
+} run_t;
+
+/* One scenario in flight. */
+typedef struct scen {
+  run_t *r;
+  const er_scenario_t *s;
+  er_tmpl_t *t;
+  er_session_t *session;
+  er_session_t *scenario;
+  er_buf_t log;
+  er_buf_t detail;
+  int64_t started_ms;
+  char *failed_step;
+  char *message;
+} scen_t;
+
+static void load_diags_print(const run_t *r, const er_diags_t *d) {
+  er_diags_print(d, r->o->err, r->con.color);
+}
+
+static void make_run_id(char out[64]) {
+  char rnd[37];
+  time_t now = time(NULL);
+  struct tm tm;
+  char ts[32];
+  gmtime_r(&now, &tm);
+  strftime(ts, sizeof ts, "%Y%m%dT%H%M%S", &tm);
+  er_uuid4(rnd);
+  snprintf(out, 64, "%s-%.6s", ts, rnd);
+}
+
+/* Loads every scenario named by the paths. Returns 0 when all loaded. */
+static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
+                    er_diags_t *diags, er_err_t *err) {
+  char **files = NULL;
+  size_t nfiles = 0;
+  er_scenario_t **v = NULL;
+  size_t n = 0;
+  int rc = -1;
+
+  if (er_scenario_collect(o->paths, o->npaths, &files, &nfiles, err) != 0)
+    goto out;
+  if (nfiles == 0) {
+    er_errf(err, ER_E_INPUT, "no scenario files (*.json) found in the given "
+                             "paths");
+    goto out;
+  }
+  v = calloc(nfiles, sizeof *v);
+  if (!v) {
+    er_errf(err, ER_E_ENV, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < nfiles; i++) {
+    er_scenario_t *s = er_scenario_load(files[i], diags);
+    if (s)
+      v[n++] = s;
+  }
+  rc = diags->errors ? -1 : 0;
+out:
+  for (size_t i = 0; i < nfiles; i++)
+    free(files[i]);
+  free(files);
+  *out = v;
+  *nout = n;
+  return rc;
+}
+
+static void free_all(er_scenario_t **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    er_scenario_free(v[i]);
+  free(v);
+}
+
+/* ---- one step ---------------------------------------------------------- */
+
+static void merge_captures(scen_t *sc, json_t *caps) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(caps, k, v) {
+    char *brief = er_json_brief(v, 120);
+    er_tmpl_set(sc->t, k, json_incref(v));
+    er_buf_printf(&sc->log, "  captured %s = %s\n", k, brief ? brief : "?");
+    free(brief);
+  }
+}
+
+/* Returns ER_STEP_* for one step. deadline is the phase's deadline. */
+static int run_step(scen_t *sc, const er_step_t *st, const char *phase,
+                    size_t idx, int64_t deadline) {
+  er_err_t err = {0};
+  json_t *args = NULL;
+  json_t *caps = json_object();
+  er_exec_t x;
+  int rc = ER_STEP_FATAL;
+  int64_t t0 = er_now_ms();
+  int64_t dl = deadline;
+  char took[32];
+
+  if (!caps)
+    goto out;
+  if (st->timeout_ms > 0 && t0 + st->timeout_ms < dl)
+    dl = t0 + st->timeout_ms;
+  er_buf_printf(&sc->log, "[%+.3fs] %s %zu: %s\n",
+                (double)(t0 - sc->started_ms) / 1000.0, phase, idx + 1,
+                st->name);
+  args = er_tmpl_expand(sc->t, st->args, &err);
+  if (!args) {
+    er_buf_printf(&sc->detail, "%s:%d:%d: %s", sc->s->file, st->line, st->col,
+                  err.msg);
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  memset(&x, 0, sizeof x);
+  x.env = er_env_json(sc->r->env);
+  x.session = sc->session;
+  x.shared = sc->r->shared;
+  x.scenario = sc->scenario;
+  x.tmpl = sc->t;
+  x.base_dir = sc->s->dir;
+  x.deadline_ms = dl;
+  x.log = &sc->log;
+  x.captures = caps;
+  x.detail = &sc->detail;
+  if (er_now_ms() >= dl) {
+    er_buf_puts(&sc->detail, "no time left before the scenario timeout");
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+  rc = st->action->run(&x, args);
+  if (rc == ER_STEP_OK)
+    merge_captures(sc, caps);
+  else if (er_now_ms() >= dl && sc->detail.len == 0)
+    er_buf_puts(&sc->detail, "timed out");
+  if (rc != ER_STEP_OK && er_interrupted())
+    er_buf_printf(&sc->detail, "%sinterrupted by signal %d",
+                  sc->detail.len ? "\n" : "", er_interrupted());
+  if (rc != ER_STEP_OK && er_interrupted())
+    rc = ER_STEP_FATAL; /* reported as an error, not a failed check */
+out:
+  er_fmt_duration(er_now_ms() - t0, took);
+  er_buf_printf(&sc->log, "  -> %s (%s)\n",
+                rc == ER_STEP_OK     ? "ok"
+                : rc == ER_STEP_FAIL ? "FAILED"
+                                     : "ERROR",
+                took);
+  if (rc != ER_STEP_OK && sc->detail.len)
+    er_buf_printf(&sc->log, "  %s\n", er_buf_cstr(&sc->detail));
+  json_decref(args);
+  json_decref(caps);
+  return rc;
+}
+
+/* Runs a list of steps; stops at the first that does not pass (unless
+ * keep_going, used by teardown). Returns the worst ER_STEP_*. */
+static int run_steps(scen_t *sc, const er_steplist_t *l, const char *phase,
+                     int64_t deadline, bool keep_going) {
+  int worst = ER_STEP_OK;
+  for (size_t i = 0; i < l->n; i++) {
+    int rc;
+    if (er_interrupted() && !keep_going)
+      return ER_STEP_ERROR;
+    rc = run_step(sc, &l->v[i], phase, i, deadline);
+    if (rc != ER_STEP_OK) {
+      if (!sc->failed_step) {
+        char head[512];
+        snprintf(head, sizeof head, "%s step %zu '%s' (%s:%d:%d)", phase,
+                 i + 1, l->v[i].name, sc->s->file, l->v[i].line,
+                 l->v[i].col);
+        sc->failed_step = er_strdup(head);
+        sc->message = er_strdup(er_buf_cstr(&sc->detail));
+      }
+      if (rc > worst)
+        worst = rc;
+      if (!keep_going)
+        return worst;
+      er_buf_reset(&sc->detail);
+    }
+  }
+  return worst;
+}
+
+/* Sets the scenario's vars in order, each may use the ones before. */
+static int set_vars(scen_t *sc) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(sc->s->vars, k, v) {
+    er_err_t err = {0};
+    json_t *val = er_tmpl_expand(sc->t, v, &err);
+    if (!val) {
+      er_buf_printf(&sc->detail, "vars.%s: %s", k, err.msg);
+      return -1;
+    }
+    er_tmpl_set(sc->t, k, val);
+  }
+  return 0;
+}
+
+static char *first_line(const char *s) {
+  size_t n = strcspn(s, "\n");
+  char *out = malloc(n + 1);
+  if (out) {
+    memcpy(out, s, n);
+    out[n] = '\0';
+  }
+  return out;
+}
+
+static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
+  scen_t sc;
+  er_err_t err = {0};
+  int rc = ER_STEP_OK, trc;
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  int64_t deadline;
+
+  memset(&sc, 0, sizeof sc);
+  sc.r = r;
+  sc.s = s;
+  er_buf_init(&sc.log, LOG_CAP);
+  er_buf_init(&sc.detail, DETAIL_CAP);
+  sc.started_ms = er_now_ms();
+  deadline = sc.started_ms + s->timeout_ms;
+  sc.t = er_tmpl_clone(r->base);
+  sc.session = er_session_new();
+  sc.scenario = er_session_new();
+  if (!sc.t || !sc.session || !sc.scenario) {
+    er_buf_puts(&sc.detail, "out of memory");
+    rc = ER_STEP_FATAL;
+    goto finish;
+  }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->scenario_begin &&
+        mods[i]->scenario_begin(er_env_json(r->env), r->shared, sc.scenario,
+                                &err) != 0) {
+      er_buf_printf(&sc.detail, "%s: %s", mods[i]->name, err.msg);
+      sc.failed_step = er_strdup("scenario start");
+      rc = ER_STEP_ERROR;
+      goto finish;
+    }
+  }
+  if (set_vars(&sc) != 0) {
+    sc.failed_step = er_strdup("vars");
+    rc = ER_STEP_FATAL;
+    goto finish;
+  }
+  rc = run_steps(&sc, &s->setup, "setup", deadline, false);
+  if (rc == ER_STEP_OK)
+    rc = run_steps(&sc, &s->steps, "step", deadline, false);
+  {
+    /* teardown always runs, with a budget of its own */
+    int64_t tdl = er_now_ms() + TEARDOWN_BUDGET_MS;
+    er_buf_t keep = sc.detail;
+    er_buf_init(&sc.detail, DETAIL_CAP);
+    er_interrupt_hold(true); /* teardown runs after Ctrl-C too */
+    trc = run_steps(&sc, &s->teardown, "teardown", tdl, true);
+    er_interrupt_hold(false);
+    if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
+      rc = trc;
+    } else {
+      er_buf_free(&sc.detail);
+      sc.detail = keep;
+      keep.data = NULL;
+    }
+    er_buf_free(&keep);
+  }
+finish:
+  res->duration_ms = er_now_ms() - sc.started_ms;
+  if (rc == ER_STEP_OK) {
+    res->status = ER_RES_PASS;
+  } else {
+    res->status = rc == ER_STEP_FATAL ? ER_RES_ERROR : ER_RES_FAIL;
+    if (!sc.message)
+      sc.message = er_strdup(er_buf_cstr(&sc.detail));
+    res->failed_step = sc.failed_step;
+    sc.failed_step = NULL;
+    res->detail = sc.message;
+    sc.message = NULL;
+    {
+      er_buf_t m = ER_BUF_INIT(2048);
+      char *fl = first_line(res->detail ? res->detail : "");
+      er_buf_printf(&m, "%s: %s", res->failed_step ? res->failed_step : "?",
+                    fl ? fl : "");
+      free(fl);
+      res->message = er_buf_steal(&m);
+    }
+  }
+  res->log = er_buf_steal(&sc.log);
+  er_session_free(sc.session);
+  er_session_free(sc.scenario);
+  er_tmpl_free(sc.t);
+  er_buf_free(&sc.detail);
+  free(sc.failed_step);
+  free(sc.message);
+}
+
+static void result_free_fields(er_result_t *res) {
+  free(res->message);
+  free(res->failed_step);
+  free(res->detail);
+  free(res->log);
+}
+
+static int write_report(run_t *r) {
+  er_err_t err = {0};
+  if (er_junit_write(&r->results, r->junit_path, &err) != 0) {
+    fprintf(r->o->err, "eventrig: cannot write the JUnit report: %s\n",
+            err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the run --------------------------------------------------------- */
+
+static int setup_dirs(run_t *r, er_err_t *err) {
+  const char *rd = r->o->report_dir ? r->o->report_dir : "reports";
+  snprintf(r->report_dir, sizeof r->report_dir, "%s", rd);
+  snprintf(r->run_dir, sizeof r->run_dir, "%s/%s", rd, r->run_id);
+  if (r->o->junit_path)
+    snprintf(r->junit_path, sizeof r->junit_path, "%s", r->o->junit_path);
+  else
+    snprintf(r->junit_path, sizeof r->junit_path, "%s/junit.xml", rd);
+  if (er_mkdirs(r->run_dir, err) != 0)
+    return -1;
+  {
+    /* the JUnit file's folder must exist too */
+    char dir[1100];
+    char *slash;
+    snprintf(dir, sizeof dir, "%s", r->junit_path);
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+      *slash = '\0';
+      if (er_mkdirs(dir, err) != 0)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+static int start_environment(run_t *r, er_err_t *err) {
+  er_diags_t diags = {0};
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  const json_t *spec;
+  char logdir[1200];
+  int rc = -1;
+
+  r->env = er_env_load(r->o->env_path, &diags);
+  if (!r->env) {
+    load_diags_print(r, &diags);
+    er_errf(err, ER_E_INPUT, "the environment file is not usable");
+    goto out;
+  }
+  er_tmpl_set_env_vars(r->base, NULL);
+  r->modules_begun = true;
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->run_begin &&
+        mods[i]->run_begin(er_env_raw(r->env), r->base, r->shared, err) != 0)
+      goto out;
+  }
+  if (er_env_resolve(r->env, r->base, &diags) != 0) {
+    load_diags_print(r, &diags);
+    er_errf(err, ER_E_INPUT, "the environment file is not usable");
+    goto out;
+  }
+  spec = json_object_get(er_env_json(r->env), "services");
+  snprintf(logdir, sizeof logdir, "%s/services", r->run_dir);
+  if (spec && json_array_size(spec) > 0) {
+    if (er_mkdirs(logdir, err) != 0)
+      goto out;
+    r->services =
+        er_services_new(spec, er_env_base_dir(r->env), logdir, err);
+    if (!r->services)
+      goto out;
+    if (er_services_start(r->services, err) != 0)
+      goto out;
+  }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->preflight &&
+        mods[i]->preflight(er_env_json(r->env), r->shared, err) != 0)
+      goto out;
+  }
+  rc = 0;
+out:
+  if (diags.n && rc == 0)
+    load_diags_print(r, &diags); /* warnings */
+  er_diags_free(&diags);
+  return rc;
+}
+
+static void stop_environment(run_t *r) {
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  er_interrupt_hold(true); /* stopping must finish even after Ctrl-C */
+  if (r->modules_begun) {
+    for (size_t i = nmod; i-- > 0;)
+      if (mods[i]->run_end)
+        mods[i]->run_end(r->shared);
+    r->modules_begun = false;
+  }
+  if (r->services) {
+    er_services_stop(r->services);
+    er_services_free(r->services);
+    r->services = NULL;
+  }
+  if (r->base)
+    er_tmpl_set_env_vars(r->base, NULL);
+  er_env_free(r->env);
+  r->env = NULL;
+  er_interrupt_hold(false);
+}
+
+int er_run(const er_run_opts_t *o) {
+  run_t r;
+  er_err_t err = {0};
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  int code = 0;
+  size_t failed = 0;
+
+  memset(&r, 0, sizeof r);
+  r.o = o;
+  er_console_init(&r.con, o->out);
+  make_run_id(r.run_id);
+  snprintf(r.results.suite_name, sizeof r.results.suite_name, "eventrig");
+  er_rfc3339_now(r.results.timestamp);
+  r.results.started_ms = er_now_ms();
+
+  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+    load_diags_print(&r, &diags);
+    if (err.code)
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+    code = 2;
+    goto out;
+  }
+  if (diags.n)
+    load_diags_print(&r, &diags); /* warnings only */
+  r.base = er_tmpl_new();
+  r.shared = er_session_new();
+  if (!r.base || !r.shared) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
+  er_tmpl_set(r.base, "run.id", json_string(r.run_id));
+  if (setup_dirs(&r, &err) != 0) {
+    fprintf(o->err, "eventrig: %s\n", err.msg);
+    code = 3;
+    goto out;
+  }
+  if (start_environment(&r, &err) != 0) {
+    if (er_interrupted()) {
+      code = 128 + er_interrupted();
+    } else {
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+      code = err.code == ER_E_INPUT ? 2 : 3;
+    }
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    er_result_t res;
+    const er_scenario_t *s = sv[i];
+    memset(&res, 0, sizeof res);
+    res.classname = s->classname;
+    res.name = s->name;
+    res.file = s->file;
+    if (er_interrupted())
+      break;
+    if (s->skip || (o->filter && !er_scenario_matches(s, o->filter)) ||
+        (o->fail_fast && failed > 0)) {
+      res.status = ER_RES_SKIP;
+      res.message = er_strdup(s->skip                      ? s->skip
+                              : o->fail_fast && failed > 0 ? "--fail-fast"
+                                                           : "filtered out");
+    } else {
+      er_console_scenario_start(&r.con, s->name);
+      run_scenario(&r, s, &res);
+      if (res.status == ER_RES_FAIL || res.status == ER_RES_ERROR)
+        failed++;
+    }
+    er_console_result(&r.con, &res);
+    if (o->verbose && res.log && res.status != ER_RES_SKIP)
+      fprintf(o->out, "%s", res.log);
+    er_results_add(&r.results, &res);
+    result_free_fields(&res);
+    write_report(&r);
+  }
+  er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
+  if (er_interrupt_signal())
+    code = 128 + er_interrupt_signal();
+  else
+    code = failed ? 1 : 0;
+  if (write_report(&r) != 0 && code == 0)
+    code = 3;
+  else
+    fprintf(o->out, "report: %s\n", r.junit_path);
+out:
+  stop_environment(&r);
+  er_results_free(&r.results);
+  er_session_free(r.shared);
+  er_tmpl_free(r.base);
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}
+
+int er_validate(const er_run_opts_t *o) {
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  er_err_t err = {0};
+  er_console_t con;
+  int code;
+
+  er_console_init(&con, o->out);
+  load_all(o, &sv, &ns, &diags, &err);
+  if (o->env_path) {
+    er_env_t *e = er_env_load(o->env_path, &diags);
+    er_env_free(e);
+  }
+  er_diags_print(&diags, o->err, con.color);
+  if (err.code)
+    fprintf(o->err, "eventrig: %s\n", err.msg);
+  fprintf(o->out, "%zu scenario(s) valid, %zu error(s), %zu warning(s)\n", ns,
+          diags.errors, diags.warnings);
+  code = (diags.errors || err.code) ? 2 : 0;
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}
+
+int er_list(const er_run_opts_t *o) {
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  er_err_t err = {0};
+  int code = 0;
+
+  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+    er_diags_print(&diags, o->err, false);
+    if (err.code)
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+    code = 2;
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    const er_scenario_t *s = sv[i];
+    char *tags = er_json_brief(s->tags, 200);
+    if (o->filter && !er_scenario_matches(s, o->filter)) {
+      free(tags);
+      continue;
+    }
+    fprintf(o->out, "%s\t%s\t%s%s%s\n", s->file, s->name, tags ? tags : "[]",
+            s->skip ? "\tskip: " : "", s->skip ? s->skip : "");
+    free(tags);
+  }
+out:
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}

@@ -1,0 +1,44 @@
+/* runner.h: executes plans. The runner knows scenarios, steps, deadlines,
+ * setup/steps/teardown and reports; it knows no wire protocol (actions and
+ * modules do that, through action.h).
+ *
+ * Lifecycle of `eventrig run`:
+ *  1. load and validate every scenario file and the environment file:
+ *     any error -> exit 2 before anything is started;
+ *  2. modules' run_begin (e.g. the embedded Kafka broker), then the
+ *     environment's templates are resolved;
+ *  3. services start and become ready (failure -> exit 3);
+ *  4. modules' preflight (failure -> exit 3);
+ *  5. each scenario: vars, setup, steps (stop at the first failure),
+ *     teardown (always); the JUnit file is rewritten atomically after
+ *     every scenario;
+ *  6. modules' run_end, services stopped, final report.
+ * SIGINT/SIGTERM (er_interrupted) stop the run after the current step:
+ * teardown still runs, services are stopped and the report of what
+ * finished is written; the exit code is 128 + signal.
+ */
+#ifndef ER_RUNNER_H
+#define ER_RUNNER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct er_run_opts {
+  const char *env_path;   /* NULL: empty environment */
+  const char *junit_path; /* NULL: <report_dir>/junit.xml */
+  const char *report_dir; /* NULL: "reports" */
+  const char *filter;     /* NULL: all */
+  char *const *paths;     /* files or folders of scenarios */
+  size_t npaths;
+  bool fail_fast;         /* stop after the first failing scenario */
+  bool verbose;           /* print every scenario's log */
+  FILE *out;              /* console (stdout) */
+  FILE *err;              /* diagnostics (stderr) */
+} er_run_opts_t;
+
+/* Each returns the process exit code (0, 1, 2, 3, 130, 143). */
+int er_run(const er_run_opts_t *o);
+int er_validate(const er_run_opts_t *o);
+int er_list(const er_run_opts_t *o);
+
+#endif

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The command line end to end: help, validate, list, run with services that
+# eventrig starts itself (real Redis, Postgres, HTTP), exit codes, JUnit
+# against the schema, interruption, and no child process left behind.
+source "$(dirname "$0")/../lib.sh"
+cd "$ER_ROOT"
+D=tests/data/cli
+MARK="eventrig-cli-$$-$RANDOM"
+export ER_TEST_MARK="$MARK"   # inherited by every child eventrig starts
+
+# processes (other than this shell's own) that carry our mark
+marked_procs() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && echo "${p#/proc/}"
+  done
+}
+no_children_left() {
+  local i left
+  for ((i = 0; i < 100; i++)); do
+    left=$(marked_procs | grep -v "^$BASHPID\$" || true)
+    [ -z "$left" ] && return 0
+    sleep 0.05
+  done
+  diag "left behind: $(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done)"
+  return 1
+}
+xsd_ok() { xmllint --noout --schema "$ER_XSD" "$1" 2>"$T_TMP/xsd.err"; }
+
+# --- help, version, usage errors -----------------------------------------
+out=$("$EVENTRIG" --help); rc=$?
+check "--help exits 0" [ $rc -eq 0 ]
+check "--help shows the three commands and exit codes" \
+  bash -c '[[ "$1" == *"eventrig run"* && "$1" == *"eventrig validate"* && "$1" == *"eventrig list"* && "$1" == *"Exit codes"* && "$1" == *NO_COLOR* ]]' _ "$out"
+check "--version prints a version" bash -c '"$1" --version | grep -Eq "^eventrig [0-9]+\.[0-9]+\.[0-9]+$"' _ "$EVENTRIG"
+err=$("$EVENTRIG" runn x 2>&1); rc=$?
+check "a misspelt command exits 2" [ $rc -eq 2 ]
+check "a misspelt command suggests 'run'" grep -q "did you mean 'run'" <<<"$err"
+err=$("$EVENTRIG" run --bogus x 2>&1); rc=$?
+check "an unknown option exits 2 and names it" bash -c '[ "$1" -eq 2 ] && grep -q -- "--bogus" <<<"$2"' _ $rc "$err"
+"$EVENTRIG" run >/dev/null 2>&1; rc=$?
+check "run without a path exits 2" [ $rc -eq 2 ]
+
+# --- validate ------------------------------------------------------------
+err=$("$EVENTRIG" validate tests/data/bad/nested-key-misspelt.json 2>&1); rc=$?
+check "validate: a misspelt key exits 2" [ $rc -eq 2 ]
+check "validate: names file:line:col and the intended key" \
+  grep -q "^tests/data/bad/nested-key-misspelt.json:7:21: error: unknown key 'stauts' .*did you mean 'status'" <<<"$err"
+err=$("$EVENTRIG" validate tests/data/bad 2>&1); rc=$?
+nbad=$(ls tests/data/bad/*.json | wc -l)
+nfiles=$(grep -oE "^tests/data/bad/[^:]+\.json" <<<"$err" | sort -u | wc -l)
+check "validate: every bad file reported, not just the first ($nfiles of $nbad)" [ "$nfiles" -eq "$nbad" ]
+check "validate: a folder of bad files exits 2" [ $rc -eq 2 ]
+out=$("$EVENTRIG" validate scenarios/examples 2>&1); rc=$?
+check "validate: the bundled examples are valid" [ $rc -eq 0 ]
+err=$("$EVENTRIG" validate --env $D/bad.env.json $D/pass 2>&1); rc=$?
+check "validate --env: a misspelt section exits 2 with file:line:col" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "bad.env.json:3:3: error: .*servcies.*did you mean .services." <<<"$2"' _ $rc "$err"
+
+# --- list ----------------------------------------------------------------
+out=$("$EVENTRIG" list $D/pass $D/fail); rc=$?
+check "list exits 0 and prints one line per scenario" bash -c '[ "$1" -eq 0 ] && [ "$(wc -l <<<"$2")" -eq 3 ]' _ $rc "$out"
+out=$("$EVENTRIG" list --filter tag:other $D/pass)
+check "list --filter tag:other selects one" bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && grep -q "only selected by tag other" <<<"$1"' _ "$out"
+
+# --- run: passing, with services started by eventrig ---------------------
+J=$T_TMP/pass.xml
+out=$("$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+check "run: passing scenarios exit 0" [ $rc -eq 0 ] || diag "$out"
+check "run: JUnit report validates against the schema" xsd_ok "$J"
+check "run: JUnit has 2 testcases, 0 failures" \
+  bash -c '[ "$(xmllint --xpath "count(//testcase)" "$1")" = 2 ] && [ "$(xmllint --xpath "count(//failure)" "$1")" = 0 ]' _ "$J"
+check "run: a PASS line per scenario" bash -c '[ "$(grep -c "^PASS" <<<"$1")" -eq 2 ]' _ "$out"
+check "run: service logs written under the report dir" bash -c 'ls "$1"/*/services/redis.log >/dev/null 2>&1' _ "$T_TMP/reports"
+check "run: no child process left after a passing run" no_children_left
+
+# --- run: failing --------------------------------------------------------
+J=$T_TMP/fail.xml
+out=$("$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/pass $D/fail 2>&1); rc=$?
+check "run: a failing scenario exits 1" [ $rc -eq 1 ] || diag "$out"
+check "run: failure names the step" grep -q "wait for a value the key never gets" <<<"$out"
+check "run: failure shows expected and last seen" \
+  bash -c 'grep -q "expected \"42\"" <<<"$1" && grep -q "last seen" <<<"$1"' _ "$out"
+check "run: JUnit failure validates against the schema" xsd_ok "$J"
+check "run: JUnit has one failure with the step in its message" \
+  bash -c '[ "$(xmllint --xpath "count(//failure)" "$1")" = 1 ] && xmllint --xpath "string(//failure/@message)" "$1" | grep -q "wait for a value"' _ "$J"
+check "run: teardown ran after the failure (its log line is in system-out)" \
+  bash -c 'xmllint --xpath "string(//testcase[failure]/system-out)" "$1" | grep -q "teardown 1: teardown still runs"' _ "$J"
+check "run: no child process left after a failing run" no_children_left
+
+# --- filter and fail-fast -------------------------------------------------
+J=$T_TMP/filter.xml
+"$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" --filter tag:other $D/pass >/dev/null 2>&1; rc=$?
+check "run --filter: exit 0" [ $rc -eq 0 ]
+check "run --filter: the other scenario is skipped in JUnit" \
+  bash -c '[ "$(xmllint --xpath "count(//testcase[skipped])" "$1")" = 1 ]' _ "$J"
+J=$T_TMP/ff.xml
+"$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" --fail-fast $D/fail $D/pass >/dev/null 2>&1; rc=$?
+check "run --fail-fast: exit 1 and the rest skipped" \
+  bash -c '[ "$2" -eq 1 ] && [ "$(xmllint --xpath "count(//testcase[skipped])" "$1")" = 2 ]' _ "$J" $rc
+
+# --- unusable input and environment --------------------------------------
+err=$("$EVENTRIG" run --env $D/bad.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+check "run: a bad environment file exits 2" [ $rc -eq 2 ]
+err=$("$EVENTRIG" run --report-dir "$T_TMP/reports" tests/data/bad/two-actions.json 2>&1); rc=$?
+check "run: a bad scenario exits 2 before anything starts" bash -c '[ "$1" -eq 2 ] && grep -q "two-actions.json:" <<<"$2"' _ $rc "$err"
+err=$("$EVENTRIG" run --env $D/broken-service.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+check "run: a service that cannot start exits 3" [ $rc -eq 3 ] || diag "$err"
+check "run: the exit-3 message names the service and shows its log" \
+  bash -c 'grep -q "flaky" <<<"$1" && grep -q "cannot bind port" <<<"$1"' _ "$err"
+err=$("$EVENTRIG" run --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+check "run: no redis.url in the environment fails the scenario with a hint" \
+  bash -c '[ "$1" -eq 1 ] && grep -q "redis.url" <<<"$2"' _ $rc "$err"
+
+# --- interruption ----------------------------------------------------------
+for sig in INT TERM; do
+  J=$T_TMP/intr-$sig.xml
+  rm -f "$J"
+  "$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/pass $D/slow >"$T_TMP/intr.out" 2>&1 &
+  pid=$!
+  # wait (bounded) until the passing scenarios are in the report
+  for ((i = 0; i < 600; i++)); do
+    [ -f "$J" ] && [ "$(xmllint --xpath 'count(//testcase)' "$J" 2>/dev/null)" = 2 ] && break
+    sleep 0.1
+  done
+  sleep 0.5
+  kill -$sig $pid
+  t0=$(date +%s%N)
+  wait $pid; rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  want=130; [ $sig = TERM ] && want=143
+  check "SIG$sig: exit $want (got $rc)" [ $rc -eq $want ]
+  check "SIG$sig: stopped promptly (${ms} ms)" [ $ms -lt 15000 ]
+  check "SIG$sig: the report is valid and holds what finished" \
+    bash -c 'xmllint --noout --schema "$2" "$1" 2>/dev/null && [ "$(xmllint --xpath "count(//testcase)" "$1")" -ge 2 ]' _ "$J" "$ER_XSD"
+  check "SIG$sig: the interrupted scenario's teardown ran" \
+    bash -c 'xmllint --xpath "string(//testcase[contains(@name,\"slow\")]/system-out)" "$1" | grep -q "teardown 1"' _ "$J"
+  check "SIG$sig: no child process left" no_children_left
+done
+
+t_done

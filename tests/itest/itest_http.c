@@ -1,0 +1,576 @@
+/* itest_http.c: the HTTP adapter (http.c) and the "http" step
+ * (act_http.c) against tests/support/testhttpd.py, started by
+ * tests/integration/http.sh. Environment: HTTP_URL (http://127.0.0.1:PORT).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "exec.h"
+#include "http.h"
+#include "jsonx.h"
+#include "tap.h"
+
+extern const er_action_t er_act_http;
+
+/* ---- stand-in for the loader's diagnostics ------------------------------
+ * er_diag_error/er_diag_warn belong to the loader (scenario.c). Weak, so
+ * the real ones win once they are in the library; this test only uses
+ * the recording below while they are not. */
+struct er_diag {
+  int errors, warnings;
+  char paths[1024];
+  char msgs[4096];
+};
+
+__attribute__((weak)) void er_diag_error(er_diag_t *d, const char *path,
+                                         const char *fmt, ...) {
+  va_list ap;
+  size_t n = strlen(d->msgs);
+  d->errors++;
+  if (n && n + 2 < sizeof d->msgs) {
+    strcat(d->msgs, "; ");
+    n += 2;
+  }
+  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
+           "[%s]", path);
+  va_start(ap, fmt);
+  vsnprintf(d->msgs + n, sizeof d->msgs - n, fmt, ap);
+  va_end(ap);
+}
+
+__attribute__((weak)) void er_diag_warn(er_diag_t *d, const char *path,
+                                        const char *fmt, ...) {
+  (void)fmt;
+  d->warnings++;
+  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
+           "(%s)", path);
+}
+
+/* ---- a step context ---------------------------------------------------- */
+
+typedef struct ctx {
+  er_exec_t x;
+  er_buf_t log, detail;
+  json_t *env, *caps;
+  er_session_t *s;
+} ctx_t;
+
+static const char *g_url; /* http://127.0.0.1:PORT */
+
+static void ctx_init(ctx_t *c) {
+  memset(c, 0, sizeof *c);
+  er_buf_init(&c->log, 256 * 1024);
+  er_buf_init(&c->detail, 64 * 1024);
+  c->env = json_object();
+  c->caps = json_object();
+  c->s = er_session_new();
+  c->x.env = c->env;
+  c->x.session = c->s;
+  c->x.log = &c->log;
+  c->x.detail = &c->detail;
+  c->x.captures = c->caps;
+}
+
+static void ctx_free(ctx_t *c) {
+  er_session_free(c->s);
+  json_decref(c->env);
+  json_decref(c->caps);
+  er_buf_free(&c->log);
+  er_buf_free(&c->detail);
+}
+
+/* Runs the http step with args (JSON text; "@" stands for the server's
+ * base URL) and a deadline timeout_ms away. */
+static int run_step(ctx_t *c, int64_t timeout_ms, const char *args_json) {
+  json_error_t je;
+  er_buf_t text = ER_BUF_INIT(64 * 1024);
+  json_t *args;
+  int rc;
+  for (const char *p = args_json; *p; p++) {
+    if (*p == '@' && p[1] == '/')
+      er_buf_puts(&text, g_url);
+    else
+      er_buf_append(&text, p, 1);
+  }
+  args = json_loads(er_buf_cstr(&text), 0, &je);
+  er_buf_free(&text);
+  if (!args) {
+    printf("# bad test JSON: %s: %s\n", je.text, args_json);
+    return -1;
+  }
+  er_buf_reset(&c->detail);
+  c->x.deadline_ms = er_now_ms() + timeout_ms;
+  rc = er_act_http.run(&c->x, args);
+  json_decref(args);
+  return rc;
+}
+
+static int has(er_buf_t *b, const char *s) {
+  return strstr(er_buf_cstr(b), s) != NULL;
+}
+
+static void show(const char *label, er_buf_t *b) {
+  const char *p = er_buf_cstr(b);
+  printf("#   %s:\n", label);
+  while (*p) {
+    const char *e = strchr(p, '\n');
+    int n = e ? (int)(e - p) : (int)strlen(p);
+    printf("#     %.*s\n", n, p);
+    p += n + (e ? 1 : 0);
+  }
+}
+
+#define STEP(c, ms, rcwant, args)                                              \
+  do {                                                                         \
+    int rc_ = run_step((c), (ms), (args));                                     \
+    T_OK(rc_ == (rcwant), "http -> %d (got %d): %.80s", (rcwant), rc_, args);  \
+    if (rc_ != (rcwant))                                                       \
+      show("detail", &(c)->detail);                                            \
+  } while (0)
+
+static int closed_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_adapter(void) {
+  char out[256];
+  er_err_t err = {0, ""};
+  er_http_t *h = er_http_new(&err);
+  er_http_resp_t r;
+  er_http_req_t req;
+  char url[512];
+  char *v;
+  memset(&r, 0, sizeof r);
+  memset(&req, 0, sizeof req);
+
+  er_http_redact_url("http://user:pw1234@host:8/x?y=1", out, sizeof out);
+  T_STREQ(out, "http://user:***@host:8/x?y=1", "redact URL password");
+  er_http_redact_url("http://user@host/x@y", out, sizeof out);
+  T_STREQ(out, "http://user@host/x@y", "URL without a password unchanged");
+  T_OK(er_http_header_is_secret("authorization") &&
+           er_http_header_is_secret("COOKIE") &&
+           !er_http_header_is_secret("X-Auth-Hint"),
+       "secret header names");
+
+  T_OK(er_http_global_init(&err) == 0 && er_http_global_init(&err) == 0,
+       "global init is idempotent");
+  snprintf(url, sizeof url, "%s/json", g_url);
+  req.url = url;
+  req.deadline_ms = er_now_ms() + 5000;
+  T_OK(h && er_http_perform(h, &req, &r, &err) == 0 && r.status == 200,
+       "adapter GET /json -> 200 (%s)", err.msg);
+  v = er_http_header_get(&r, "x-multi");
+  T_STREQ(v, "one, two", "repeated headers joined with \", \"");
+  free(v);
+  v = er_http_header_get(&r, "X-CUSTOM");
+  T_STREQ(v, "Value", "header lookup ignores case");
+  free(v);
+  T_OK(er_http_header_get(&r, "X-Nope") == NULL, "absent header -> NULL");
+
+  snprintf(url, sizeof url, "%s/big?kb=5000", g_url);
+  req.deadline_ms = er_now_ms() + 10000;
+  T_OK(er_http_perform(h, &req, &r, &err) == 0 && r.status == 200 &&
+           r.body.truncated && r.body.len == ER_HTTP_BODY_CAP,
+       "5000 KiB body kept up to the 4 MB cap, flagged (%zu bytes)",
+       r.body.len);
+  /* the connection is still good after a capped body */
+  snprintf(url, sizeof url, "%s/text", g_url);
+  req.deadline_ms = er_now_ms() + 5000;
+  T_OK(er_http_perform(h, &req, &r, &err) == 0 && r.status == 200 &&
+           !r.body.truncated && !strcmp(er_buf_cstr(&r.body), "hello world"),
+       "next request after a capped body");
+  req.method = "GET /x";
+  T_OK(er_http_perform(h, &req, &r, &err) == -1 && err.code == ER_E_INPUT,
+       "a method with a space is refused");
+  er_http_resp_free(&r);
+  er_http_free(h);
+}
+
+static void test_methods(void) {
+  ctx_t c;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/json\"}");
+  T_OK(has(&c.log, "http GET ") && has(&c.log, "/json -> 200 ("),
+       "log line: method, URL, status");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/echo\", \"expect\": {\"json\": {\"/method\": \"GET\","
+       " \"/body\": \"\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"expect\": {\"json\":"
+       " {\"/method\": \"POST\", \"/headers/content-length\": \"0\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"PUT\", \"url\": \"@/echo\", \"body\": \"x\","
+       " \"expect\": {\"json\": {\"/method\": \"PUT\", \"/body\": \"x\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"patch\", \"url\": \"@/echo\", \"json\": [1],"
+       " \"expect\": {\"json\": {\"/method\": \"PATCH\", \"/json\": [1]}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"DELETE\", \"url\": \"@/echo?id=3\", \"expect\": "
+       "{\"json\":"
+       " {\"/method\": \"DELETE\", \"/query\": \"id=3\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"HEAD\", \"url\": \"@/json\", \"expect\": {\"status\":"
+       " 200, \"body\": \"\", \"headers\": {\"content-type\":"
+       " \"application/json\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"OPTIONS\", \"url\": \"@/echo\", \"expect\": {\"json\":"
+       " {\"/method\": \"OPTIONS\"}}}");
+  ctx_free(&c);
+}
+
+static void test_bodies_and_headers(void) {
+  ctx_t c;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/echo\", \"headers\": {\"X-Test\": \"abc\", \"X-Num\": 42,"
+       " \"X-Flag\": true}, \"expect\": {\"json\": {\"/headers/x-test\":"
+       " \"abc\", \"/headers/x-num\": \"42\", \"/headers/x-flag\": \"true\","
+       " \"/headers/user-agent\": \"eventrig\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"json\": {\"a\": 1, \"b\":"
+       " [true, null]}, \"expect\": {\"json\": {\"/json\": {\"a\": 1, \"b\":"
+       " [true, null]}, \"/body\": \"{\\\"a\\\":1,\\\"b\\\":[true,null]}\","
+       " \"/headers/content-type\": \"application/json\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"json\": {\"a\": 1},"
+       " \"headers\": {\"content-type\": \"application/vnd.x+json\"},"
+       " \"expect\": {\"json\": {\"/headers/content-type\":"
+       " \"application/vnd.x+json\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"body\": \"hi there\","
+       " \"expect\": {\"json\": {\"/body\": \"hi there\","
+       " \"/headers/content-type\": \"text/plain; charset=utf-8\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"json\": \"just text\","
+       " \"expect\": {\"json\": {\"/json\": \"just text\"}}}");
+  STEP(&c, 5000, ER_STEP_FATAL,
+       "{\"method\": \"POST\", \"url\": \"@/echo\", \"json\": 1, \"body\": "
+       "\"x\"}");
+  STEP(&c, 5000, ER_STEP_FATAL,
+       "{\"url\": \"@/echo\", \"headers\": {\"X\": {\"no\": 1}}}");
+  ctx_free(&c);
+}
+
+static void test_status(void) {
+  ctx_t c;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_FAIL, "{\"url\": \"@/status/404\"}");
+  T_OK(has(&c.detail, "http GET ") &&
+           has(&c.detail, "/status/404: got status "
+                          "404 (expected 2xx)") &&
+           has(&c.detail, "status: expected 2xx, got 404") &&
+           has(&c.detail, "response body (10 bytes):\n    status 404"),
+       "default expectation is 2xx; detail: method, URL, statuses, body");
+  show("detail", &c.detail);
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/status/404\", \"expect\": {\"status\": 404}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/status/201\", \"expect\": {\"status\": {\"$in\": [200,"
+       " 201]}}}");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/status/503\", \"expect\": {\"status\": {\"$lt\": 500}}}");
+  T_OK(has(&c.detail, "got status 503 (expected {\"$lt\":500})") &&
+           has(&c.detail, "status: expected < 500, got 503"),
+       "status matcher mismatch");
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/status/204\"}");
+  STEP(&c, 5000, ER_STEP_FAIL, "{\"url\": \"@/status/302\"}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/status/304\", \"expect\": {\"status\": 304}}");
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/json\"}");
+  ctx_free(&c);
+}
+
+static void test_expect_headers_json_body(void) {
+  ctx_t c;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/json\", \"expect\": {\"headers\": {\"x-custom\":"
+       " \"Value\", \"CONTENT-TYPE\": {\"$regex\": \"json$\"}, \"X-Multi\":"
+       " \"one, two\", \"X-Missing\": {\"$exists\": false}}}}");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/json\", \"expect\": {\"headers\": {\"X-Custom\":"
+       " \"Other\", \"X-Gone\": \"x\"}}}");
+  T_OK(has(&c.detail, "header X-Custom: expected \"Other\", got \"Value\"") &&
+           has(&c.detail, "header X-Gone: expected \"x\", got (missing)") &&
+           has(&c.detail, "got status 200"),
+       "header mismatches listed, each");
+  show("detail", &c.detail);
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/json\", \"expect\": {\"json\": {\"/n\": {\"$gte\": 3},"
+       " \"/items/1/tag\": \"b\", \"/nested/a/b\": {\"$regex\": \"^de\"},"
+       " \"/none\": null, \"/missing\": {\"$exists\": false}, \"/items\":"
+       " {\"$len\": 2}, \"/ok\": true, \"/items/0\": {\"id\": 1, \"tag\":"
+       " {\"$in\": [\"a\", \"z\"]}}}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/json\", \"expect\": {\"json\": {\"\": {\"$subset\":"
+       " {\"n\": 3}}}}}");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/json\", \"expect\": {\"json\": {\"/n\": {\"$gt\": 5},"
+       " \"/name\": \"eventrig\", \"/nope\": 1}}}");
+  T_OK(has(&c.detail, "json /n: expected > 5, got 3") &&
+           has(&c.detail, "json /nope: expected 1, got (missing)") &&
+           !has(&c.detail, "json /name"),
+       "JSON pointer mismatches listed, matches not");
+  T_OK(has(&c.detail, "\"name\": \"eventrig\""), "detail shows the body");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/text\", \"expect\": {\"json\": {\"/a\": 1}}}");
+  T_OK(has(&c.detail, "json: the response body is not JSON (line 1"),
+       "expect.json on a non-JSON body says so");
+  show("detail", &c.detail);
+  STEP(&c, 10000, ER_STEP_FAIL,
+       "{\"url\": \"@/big?kb=5000\", \"expect\": {\"json\": {\"/a\": 1}}}");
+  T_OK(has(&c.detail, "it was cut at 4194304 bytes") &&
+           has(&c.detail, "cut at the 4 MB cap") &&
+           has(&c.detail, "more bytes)"),
+       "a body past the cap: the detail says so and shows 2 KB");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/text\", \"expect\": {\"body\": {\"$contains\": "
+       "\"world\"}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/text\", \"expect\": {\"body\": \"hello world\"}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/json\", \"expect\": {\"body\": {\"$contains\": "
+       "\"deep\"}}}");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/text\", \"expect\": {\"body\": {\"$regex\": \"^bye\"}}}");
+  T_OK(has(&c.detail, "body: expected a string matching \"^bye\", got "
+                      "\"hello world\""),
+       "body mismatch");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/binary\", \"expect\": {\"status\": 201}}");
+  T_OK(has(&c.detail, "response body (256 bytes)"), "binary body shown safely");
+  ctx_free(&c);
+}
+
+static void test_captures(void) {
+  ctx_t c;
+  json_t *p1, *p2;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/json\", \"capture\": {\"n\": \"/n\", \"tag\":"
+       " \"/items/0/tag\", \"items\": \"/items\", \"all\": \"\", \"ct\":"
+       " {\"header\": \"content-type\"}, \"st\": {\"status\": true}}}");
+  T_OK(json_integer_value(json_object_get(c.caps, "n")) == 3,
+       "capture a number by pointer");
+  T_STREQ(json_string_value(json_object_get(c.caps, "tag")), "a",
+          "capture a string by pointer");
+  T_OK(json_array_size(json_object_get(c.caps, "items")) == 2,
+       "capture an array by pointer");
+  T_OK(json_is_object(json_object_get(c.caps, "all")), "capture the body");
+  T_STREQ(json_string_value(json_object_get(c.caps, "ct")), "application/json",
+          "capture a header (name in any case)");
+  T_OK(json_integer_value(json_object_get(c.caps, "st")) == 200,
+       "capture the status");
+  json_object_clear(c.caps);
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/json\", \"capture\": {\"n\": \"/n\", \"x\": \"/nope\"}}");
+  T_OK(has(&c.detail, "capture x: /nope is not in the body") &&
+           json_object_size(c.caps) == 0,
+       "missing pointer fails the step; nothing captured");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/json\", \"capture\": {\"h\": {\"header\": \"X-Nope\"}}}");
+  T_OK(has(&c.detail, "capture h: no header X-Nope in the response"),
+       "missing header capture fails");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/text\", \"capture\": {\"v\": \"/a\"}}");
+  T_OK(has(&c.detail, "capture v: the response body is not JSON"),
+       "pointer capture on a non-JSON body fails");
+  STEP(
+      &c, 5000, ER_STEP_FAIL,
+      "{\"url\": \"@/status/500\", \"capture\": {\"st\": {\"status\": true}}}");
+  T_OK(json_object_size(c.caps) == 0, "no capture when an expectation fails");
+  STEP(&c, 5000, ER_STEP_FATAL,
+       "{\"url\": \"@/json\", \"capture\": {\"v\": {\"status\": 1}}}");
+
+  /* one connection per session: the server sees the same client port */
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/echo\", \"capture\": {\"port\": \"/client_port\"}}");
+  p1 = json_incref(json_object_get(c.caps, "port"));
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/echo\", \"capture\": {\"port\": \"/client_port\"}}");
+  p2 = json_object_get(c.caps, "port");
+  T_OK(p1 && p2 && json_equal(p1, p2), "the connection is reused");
+  json_decref(p1);
+
+  /* one request per step */
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/counter?reset=1\"}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/counter\", \"expect\": {\"json\": {\"/count\": 1}}}");
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/counter\", \"expect\": {\"json\": {\"/count\": 1}}}");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/counter\", \"expect\": {\"json\": {\"/count\": 3}}}");
+  ctx_free(&c);
+}
+
+static void test_failures(void) {
+  ctx_t c;
+  char args[512];
+  int64_t t0, took;
+  int rc;
+  ctx_init(&c);
+  t0 = er_now_ms();
+  rc = run_step(&c, 300, "{\"url\": \"@/slow?ms=3000\"}");
+  took = er_now_ms() - t0;
+  T_OK(rc == ER_STEP_ERROR && took >= 290 && took < 1200,
+       "/slow past a 300ms deadline -> ER_STEP_ERROR after %lldms",
+       (long long)took);
+  T_OK(has(&c.detail, "no complete response by the deadline"),
+       "timeout detail");
+  show("detail", &c.detail);
+  t0 = er_now_ms();
+  rc = run_step(&c, 5000,
+                "{\"url\": \"@/slow?ms=3000\", \"timeout\": \"200ms\"}");
+  took = er_now_ms() - t0;
+  T_OK(rc == ER_STEP_ERROR && took >= 190 && took < 1200,
+       "step timeout 200ms bounds the request (%lldms)", (long long)took);
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/slow?ms=50\"}");
+
+  snprintf(args, sizeof args, "{\"url\": \"http://127.0.0.1:%d/x\"}",
+           closed_port());
+  t0 = er_now_ms();
+  rc = run_step(&c, 5000, args);
+  took = er_now_ms() - t0;
+  T_OK(rc == ER_STEP_ERROR && took < 1000,
+       "connection refused -> ER_STEP_ERROR (%lldms)", (long long)took);
+  T_OK(has(&c.detail, "Couldn't connect to server") &&
+           has(&c.detail, "(Connection refused)") &&
+           has(&c.detail, "http GET http://127.0.0.1:"),
+       "refused detail names method, URL and cause");
+  show("detail", &c.detail);
+  STEP(&c, 5000, ER_STEP_FATAL, "{\"url\": \"ftp://127.0.0.1/x\"}");
+  STEP(&c, 5000, ER_STEP_FATAL, "{\"url\": \"not a url\"}");
+  STEP(&c, 5000, ER_STEP_FATAL, "{\"url\": \"@/json\", \"timeout\": \"soon\"}");
+  ctx_free(&c);
+}
+
+/* Authorization / Cookie values and URL passwords never reach the log or
+ * the detail, even when the server echoes them. */
+static void test_secrets(void) {
+  ctx_t c;
+  char args[512];
+  const char *port = strrchr(g_url, ':') + 1;
+  ctx_init(&c);
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/echo\", \"headers\": {\"Authorization\": \"Bearer "
+       "tok-SECRET-123\", \"cookie\": \"sid=cookieSECRET\"}, \"expect\":"
+       " {\"status\": 500}}");
+  T_OK(has(&c.detail, "\"authorization\": \"***\"") &&
+           has(&c.detail, "\"cookie\": \"***\""),
+       "echoed secrets are masked in the detail's body");
+  T_OK(!has(&c.detail, "tok-SECRET-123") && !has(&c.log, "tok-SECRET-123") &&
+           !has(&c.detail, "cookieSECRET") && !has(&c.log, "cookieSECRET"),
+       "Authorization and Cookie values never in detail or log");
+  show("detail", &c.detail);
+  STEP(&c, 5000, ER_STEP_FAIL,
+       "{\"url\": \"@/echo\", \"headers\": {\"Authorization\": \"Bearer "
+       "tok-SECRET-123\"}, \"expect\": {\"json\": {\"/headers/authorization\":"
+       " \"Bearer other\"}}}");
+  T_OK(!has(&c.detail, "tok-SECRET-123") && has(&c.detail, "got \"***\""),
+       "a mismatch on the echoed header is masked too");
+  STEP(&c, 5000, ER_STEP_OK,
+       "{\"url\": \"@/echo\", \"headers\": {\"Authorization\": \"Bearer "
+       "tok-SECRET-123\"}, \"expect\": {\"json\": {\"/headers/authorization\":"
+       " \"Bearer tok-SECRET-123\"}}}");
+  T_OK(!has(&c.log, "tok-SECRET-123"), "passing step: log has no token");
+  snprintf(args, sizeof args,
+           "{\"url\": \"http://bob:pw-SECRET-9@127.0.0.1:%s/echo\","
+           " \"expect\": {\"status\": 418}}",
+           port);
+  STEP(&c, 5000, ER_STEP_FAIL, args);
+  T_OK(!has(&c.detail, "pw-SECRET-9") && !has(&c.log, "pw-SECRET-9") &&
+           !has(&c.detail, "Ym9iOnB3LVNFQ1JFVC05") &&
+           has(&c.detail, "http://bob:***@127.0.0.1:") &&
+           has(&c.detail, "\"authorization\": \"Basic ***\""),
+       "URL password masked (and the Basic credentials it made)");
+  show("detail", &c.detail);
+  ctx_free(&c);
+}
+
+static void test_polling(void) {
+  ctx_t c;
+  ctx_init(&c);
+  c.x.polling = true;
+  STEP(&c, 5000, ER_STEP_OK, "{\"url\": \"@/json\"}");
+  STEP(&c, 5000, ER_STEP_FAIL, "{\"url\": \"@/status/500\"}");
+  T_OK(c.log.len == 0, "no log lines while polling");
+  ctx_free(&c);
+}
+
+static void test_validate(void) {
+  struct {
+    const char *args;
+    int errors;
+    const char *paths;
+  } cases[] = {
+      {"{\"url\": \"u\"}", 0, ""},
+      {"{\"url\": \"u\", \"json\": {}, \"body\": \"x\"}", 1, "[/body]"},
+      {"{\"url\": \"u\", \"method\": \"GE T\"}", 1, "[/method]"},
+      {"{\"url\": \"u\", \"method\": \"${m}\"}", 0, ""},
+      {"{\"url\": \"u\", \"headers\": {\"A B\": \"x\", \"C\": [1]}}", 2,
+       "[/headers/A B][/headers/C]"},
+      {"{\"url\": \"u\", \"expect\": {\"status\": {\"$gtt\": 1}}}", 1,
+       "[/expect/status]"},
+      {"{\"url\": \"u\", \"expect\": {\"json\": {\"a/b\": 1, \"/ok\": 1,"
+       " \"\": {}}}}",
+       1, "[/expect/json/a~1b]"},
+      {"{\"url\": \"u\", \"expect\": {\"json\": {\"/x\": {\"$regex\": 1}}}}", 1,
+       "[/expect/json/~1x]"},
+      {"{\"url\": \"u\", \"expect\": {\"headers\": {\"H\": {\"$len\": 1,"
+       " \"x\": 2}}}}",
+       1, "[/expect/headers/H]"},
+      {"{\"url\": \"u\", \"capture\": {\"a\": \"/x\", \"b\": {\"header\":"
+       " \"H\"}, \"c\": {\"status\": true}, \"d\": \"x\", \"e\": {\"status\":"
+       " true, \"header\": \"H\"}, \"f\": 3}}",
+       3, "[/capture/d][/capture/e][/capture/f]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct er_diag d;
+    json_t *args = json_loads(cases[i].args, 0, NULL);
+    memset(&d, 0, sizeof d);
+    er_act_http.validate(args, &d);
+    T_OK(d.errors == cases[i].errors && !strcmp(d.paths, cases[i].paths),
+         "validate %s: %d error(s) at %s", cases[i].args, d.errors, d.paths);
+    if (d.msgs[0])
+      printf("#   %s\n", d.msgs);
+    json_decref(args);
+  }
+}
+
+int main(void) {
+  g_url = getenv("HTTP_URL");
+  if (!g_url || !strrchr(g_url, ':')) {
+    printf("not ok 1 - HTTP_URL must be set (run tests/integration/http.sh)\n");
+    return 1;
+  }
+  test_validate();
+  test_adapter();
+  test_methods();
+  test_bodies_and_headers();
+  test_status();
+  test_expect_headers_json_body();
+  test_captures();
+  test_failures();
+  test_secrets();
+  test_polling();
+  return t_done();
+}
