@@ -697,48 +697,6 @@ static void test_preflight_missing(void) {
   er_kafka_free(other);
 }
 
-static void test_redaction(void) {
-  er_err_t err = {0};
-  const char *props[] = {"sasl.password", "Sup3rSecretValue", "client.id",
-                         "visible-id"};
-  const char *bad[] = {"sasl.password", "Sup3rSecretValue", "no.such.prop",
-                       "x"};
-  er_kafka_t *k = er_kafka_connect("127.0.0.1:1", props, 2, &err);
-  char s[128] = "auth failed for Sup3rSecretValue (visible-id)";
-  er_buf_t log = ER_BUF_INIT(1 << 16);
-  T_OK(k != NULL, "connect with a password property");
-  if (k) {
-    er_kafka_redact(k, s, sizeof s);
-    T_STREQ(s, "auth failed for *** (visible-id)",
-            "secret values are replaced by ***, others kept");
-    er_kafka_free(k);
-  }
-  k = er_kafka_connect("127.0.0.1:1", bad, 2, &err);
-  T_OK(!k && err.code == ER_E_INPUT && strstr(err.msg, "no.such.prop") &&
-           !strstr(err.msg, "Sup3rSecretValue"),
-       "an unknown property is named (%s)", err.msg);
-  er_buf_free(&log);
-}
-
-static void test_env_errors(void) {
-  er_err_t err = {0};
-  er_session_t *shared = er_session_new();
-  json_t *env = json_pack("{s:{s:{s:i}}}", "kafka", "embeded", "brokers", 1);
-  T_OK(er_mod_kafka.run_begin(env, NULL, shared, &err) == -1 &&
-           err.code == ER_E_INPUT &&
-           strstr(err.msg, "unknown key 'embeded' in kafka (did you mean "
-                           "'embedded'?)"),
-       "an unknown environment key is refused with a suggestion (%s)", err.msg);
-  json_decref(env);
-  er_err_clear(&err);
-  env = json_pack("{s:{s:{s:i}}}", "kafka", "embedded", "brokers", 0);
-  T_OK(er_mod_kafka.run_begin(env, NULL, shared, &err) == -1 &&
-           err.code == ER_E_INPUT,
-       "brokers 0 is refused");
-  json_decref(env);
-  er_session_free(shared);
-}
-
 int main(void) {
   ctx_t c;
   er_err_t err = {0};
@@ -774,8 +732,6 @@ int main(void) {
        "preflight finds the declared topics (%s)", err.msg);
   k = er_kafka_module_target(c.shared);
 
-  test_env_errors();
-  test_redaction();
   test_kcat_to_expect(&c);
   test_produce_to_kcat(&c);
   test_delivery_failure(&c, k);
