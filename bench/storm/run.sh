@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bench/storm/run.sh: a duplicate storm against the embedded broker.
+#
+# Starts an embedded broker (librdkafka's mock cluster) in a process of its
+# own, then produces COUNT messages of SIZE bytes to it twice: with
+# eventrig's produce path (the kafka module and one kafka.produce step, in
+# a process of its own whose peak RSS is measured) and with `kcat -P`.
+# Both wait for every delivery report. Prints messages/second for both,
+# the ratio, and eventrig's peak RSS, against the targets (at least kcat's
+# rate, at most 64 MB).
+#
+#   bench/storm/run.sh            1,000,000 messages of 100 bytes
+#   COUNT=200000 SIZE=100 bench/storm/run.sh
+#
+# Not part of `make test`: it is a benchmark. Takes well under a minute.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+COUNT=${COUNT:-1000000}
+SIZE=${SIZE:-100}
+PARTITIONS=${PARTITIONS:-3}
+KCAT=${KCAT:-kcat}
+RSS_TARGET_KB=$((64 * 1024))
+OUT="$ROOT/build/bench"
+TMP=$(mktemp -d /tmp/eventrig-storm.XXXXXX)
+BROKER_PID=
+
+cleanup() {
+  [ -n "$BROKER_PID" ] && kill -TERM "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+command -v "$KCAT" >/dev/null || { echo "storm: kcat is not installed (apt-get install kcat)" >&2; exit 1; }
+
+# ---- build (release flags of the Makefile) ------------------------------
+PKGS="rdkafka hiredis libcurl jansson libpq libcrypto"
+CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -g -Iharness $(pkg-config --cflags $PKGS) -O2"
+LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
+make --no-print-directory -s build/rel/libeventrig.a
+mkdir -p "$OUT"
+# shellcheck disable=SC2086
+cc $CFLAGS -o "$OUT/storm" bench/storm/storm.c build/rel/libeventrig.a $LIBS
+# shellcheck disable=SC2086
+cc $CFLAGS -o "$OUT/kafka_broker" tests/support/kafka_broker.c build/rel/libeventrig.a $LIBS
+
+# ---- the broker -----------------------------------------------------------
+"$OUT/kafka_broker" "storm.eventrig:$PARTITIONS" "storm.kcat:$PARTITIONS" >"$TMP/broker.out" 2>"$TMP/broker.err" &
+BROKER_PID=$!
+for _ in $(seq 1 100); do [ -s "$TMP/broker.out" ] && break; sleep 0.05; done
+BS=$(head -1 "$TMP/broker.out")
+[ -n "$BS" ] || { echo "storm: the broker did not start" >&2; cat "$TMP/broker.err" >&2; exit 1; }
+
+# ---- kcat's input: COUNT lines of SIZE bytes -----------------------------
+LINE=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
+awk -v n="$COUNT" -v l="$LINE" 'BEGIN { for (i = 0; i < n; i++) print l }' >"$TMP/payload"
+
+echo "storm: $COUNT messages of $SIZE bytes, $PARTITIONS partitions, broker $BS"
+
+now() { date +%s.%N; }
+
+# ---- eventrig ---------------------------------------------------------------
+# wall time of the whole process, as for kcat (start, connect, produce,
+# wait for every report, exit); the step's own time is shown too
+t0=$(now)
+ER_LINE=$("$OUT/storm" produce "$BS" storm.eventrig "$COUNT" "$SIZE" 2>"$TMP/storm.err") || {
+  echo "storm: eventrig's run failed" >&2; cat "$TMP/storm.err" >&2; exit 1; }
+t1=$(now)
+er_secs=$(echo "$t1 - $t0" | bc -l)
+er_rate=$(echo "$COUNT / $er_secs" | bc -l | cut -d. -f1)
+er_step=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$ER_LINE")
+er_rss=$(sed -n 's/.* peak_rss_kb=\([0-9]*\).*/\1/p' <<<"$ER_LINE")
+
+# ---- kcat -------------------------------------------------------------------
+t0=$(now)
+"$KCAT" -P -b "$BS" -t storm.kcat <"$TMP/payload" 2>"$TMP/kcat.err" || {
+  echo "storm: kcat failed" >&2; cat "$TMP/kcat.err" >&2; exit 1; }
+t1=$(now)
+kc_secs=$(echo "$t1 - $t0" | bc -l)
+kc_rate=$(echo "$COUNT / $kc_secs" | bc -l | cut -d. -f1)
+
+# ---- both delivered everything? ---------------------------------------------
+er_n=$("$OUT/storm" count "$BS" storm.eventrig)
+kc_n=$("$OUT/storm" count "$BS" storm.kcat)
+
+ratio=$(echo "scale=2; $er_rate / $kc_rate" | bc -l)
+printf '%-10s %10s msg/s  (%.2fs, %s messages in the topic; the step alone %.2fs)\n' eventrig "$er_rate" "$er_secs" "$er_n" "$er_step"
+printf '%-10s %10s msg/s  (%.2fs, %s messages in the topic)\n' kcat "$kc_rate" "$kc_secs" "$kc_n"
+echo "ratio eventrig/kcat: $ratio"
+echo "eventrig peak RSS: $((er_rss / 1024)) MB ($er_rss kB)"
+verdict=ok
+[ "$er_n" -eq "$COUNT" ] && [ "$kc_n" -eq "$COUNT" ] || { echo "MISS: not every message arrived"; verdict=miss; }
+[ "$er_rate" -ge "$kc_rate" ] || { echo "MISS: eventrig is slower than kcat"; verdict=miss; }
+[ "$er_rss" -le "$RSS_TARGET_KB" ] || { echo "MISS: eventrig's peak RSS is above 64 MB"; verdict=miss; }
+echo "targets (rate >= kcat, RSS <= 64 MB): $verdict"
+[ "$verdict" = ok ]
