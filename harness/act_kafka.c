@@ -435,7 +435,7 @@ static koff_t *koff_new(const char *topic, const int64_t *hi, int n) {
 static int koffs_add(koffs_t *os, koff_t *o) {
   if (os->n == os->alloc) {
     size_t na = os->alloc ? os->alloc * 2 : 8;
-    koff_t **nv = realloc(os->v, na * sizeof *nv);
+    koff_t **nv = realloc(os->v, na * sizeof(koff_t *));
     if (!nv)
       return -1;
     os->v = nv;

@@ -68,7 +68,7 @@ void er_kafka_redact(const er_kafka_t *k, char *s, size_t cap) {
     while ((p = strstr(s, sec)) != NULL) {
       size_t tail = strlen(p + sl);
       /* "***" is never longer than the secret (sl >= 4) */
-      memcpy(p, "***", 3);
+      p[0] = p[1] = p[2] = '*';
       memmove(p + 3, p + sl, tail + 1);
     }
   }
@@ -269,10 +269,10 @@ void er_kafka_free(er_kafka_t *k) {
     rd_kafka_mock_cluster_destroy(k->mock);
   if (k->host)
     rd_kafka_destroy(k->host);
-  for (size_t i = 0; i < 2 * k->nprops; i++)
+  for (size_t i = 0; k->props && i < 2 * k->nprops; i++)
     free(k->props[i]);
   free(k->props);
-  for (size_t i = 0; i < k->nsecrets; i++)
+  for (size_t i = 0; k->secrets && i < k->nsecrets; i++)
     free(k->secrets[i]);
   free(k->secrets);
   free(k->bootstrap);
@@ -1007,7 +1007,7 @@ int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
     m.partition = ER_KAFKA_PARTITION_KEY;
     if (next(ud, i, &m, err) != 0)
       break;
-    if (m.partition == ER_KAFKA_PARTITION_SPREAD)
+    if (m.partition == ER_KAFKA_PARTITION_SPREAD && nparts > 0)
       part = (int32_t)(i % (size_t)nparts);
     else if (m.partition == ER_KAFKA_PARTITION_KEY)
       part = RD_KAFKA_PARTITION_UA;
