@@ -1201,7 +1201,8 @@ static int reader_assign(er_kafka_reader_t *r, int64_t deadline_ms,
   er_err_t e2 = {0};
   ex = er_kafka_topic_partitions(r->k, r->topic, &np, deadline_ms, &e2);
   if (ex < 0) {
-    snprintf(r->last_error, sizeof r->last_error, "%.200s", e2.msg);
+    snprintf(r->last_error, sizeof r->last_error, "%.200s",
+             er_str_has_prefix(e2.msg, "kafka: ") ? e2.msg + 7 : e2.msg);
     return 0;
   }
   if (ex == 0 || np == 0)
@@ -1243,6 +1244,7 @@ int er_kafka_reader_next(er_kafka_reader_t *r, int64_t deadline_ms,
       }
       if (r->nparts == 0) {
         int64_t w = r->next_look_ms - er_now_ms();
+        left = left_ms(deadline_ms); /* the look may have taken a while */
         if (left == 0 || er_interrupted())
           break;
         er_sleep_ms(w < left ? w : left);
