@@ -1187,6 +1187,36 @@ static int expect_read(er_kafka_reader_t *r, const json_t *a, expect_state_t *s,
   return m ? 1 : 0;
 }
 
+/* After a failure: did the broker drop messages that came after the
+ * scenario's start offsets (the embedded broker keeps only the newest few
+ * MB of every partition)? Then say so. */
+static void note_dropped(er_exec_t *x, er_kafka_t *k, const char *topic,
+                         const int64_t *start, int n) {
+  int64_t *lo = NULL, *hi = NULL, lost = 0;
+  int np = 0;
+  er_err_t e2 = {0};
+  if (er_kafka_watermarks(k, topic, &lo, &hi, &np, er_now_ms() + 2000, &e2) !=
+      0)
+    return;
+  for (int i = 0; i < np; i++) {
+    int64_t from = i < n ? start[i] : 0;
+    if (lo[i] > from)
+      lost += lo[i] - from;
+  }
+  if (lost > 0)
+    er_buf_printf(x->detail,
+                  "note: %" PRId64 " message(s) produced to '%s' after the "
+                  "scenario started are no longer on the broker (%s) and "
+                  "were not seen\n",
+                  lost, topic,
+                  er_kafka_is_embedded(k)
+                      ? "the embedded broker keeps about the newest 5 MB of "
+                        "each partition"
+                      : "retention");
+  free(lo);
+  free(hi);
+}
+
 static int run_expect(er_exec_t *x, const json_t *a) {
   kmod_t *km = the_kafka(x);
   const char *topic = json_string_value(json_object_get(a, "topic"));
@@ -1321,6 +1351,7 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     if (s.seen > SHOWN)
       er_buf_printf(x->detail, "  ... and %zu more\n", s.seen - SHOWN);
   }
+  note_dropped(x, km->k, topic, start, n);
 fail:
   rc = ER_STEP_FAIL;
   goto out;

@@ -32,6 +32,7 @@ struct er_kafka {
   er_buf_t log;
   bool log_dropped;
   rd_kafka_t *meta; /* metadata / list offsets handle, made on first use */
+  int refs;         /* 1 + producers still alive; guarded by mu */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -176,6 +177,7 @@ static er_kafka_t *target_new(void) {
   if (!k)
     return NULL;
   k->ctx.k = k;
+  k->refs = 1;
   pthread_mutex_init(&k->mu, NULL);
   er_buf_init(&k->log, LOG_CAP + 2048);
   return k;
@@ -260,15 +262,14 @@ fail:
   return NULL;
 }
 
-void er_kafka_free(er_kafka_t *k) {
-  if (!k)
+/* Drops a reference; the last one frees the memory (log, secrets). */
+static void release(er_kafka_t *k) {
+  int left;
+  pthread_mutex_lock(&k->mu);
+  left = --k->refs;
+  pthread_mutex_unlock(&k->mu);
+  if (left > 0)
     return;
-  if (k->meta)
-    rd_kafka_destroy(k->meta);
-  if (k->mock)
-    rd_kafka_mock_cluster_destroy(k->mock);
-  if (k->host)
-    rd_kafka_destroy(k->host);
   for (size_t i = 0; k->props && i < 2 * k->nprops; i++)
     free(k->props[i]);
   free(k->props);
@@ -279,6 +280,23 @@ void er_kafka_free(er_kafka_t *k) {
   er_buf_free(&k->log);
   pthread_mutex_destroy(&k->mu);
   free(k);
+}
+
+/* Stops the broker and the handles now; a producer still alive keeps the
+ * memory its callbacks use until it is freed. */
+void er_kafka_free(er_kafka_t *k) {
+  if (!k)
+    return;
+  if (k->meta)
+    rd_kafka_destroy(k->meta);
+  k->meta = NULL;
+  if (k->mock)
+    rd_kafka_mock_cluster_destroy(k->mock);
+  k->mock = NULL;
+  if (k->host)
+    rd_kafka_destroy(k->host);
+  k->host = NULL;
+  release(k);
 }
 
 const char *er_kafka_bootstrap(const er_kafka_t *k) { return k->bootstrap; }
@@ -895,6 +913,9 @@ er_kafka_producer_t *er_kafka_producer_new(er_kafka_t *k, er_err_t *err) {
     return NULL;
   }
   p->ctx.k = k;
+  pthread_mutex_lock(&k->mu);
+  k->refs++;
+  pthread_mutex_unlock(&k->mu);
   conf = mkconf(k, p, defaults, err);
   if (!conf)
     goto fail;
@@ -907,6 +928,7 @@ er_kafka_producer_t *er_kafka_producer_new(er_kafka_t *k, er_err_t *err) {
   }
   return p;
 fail:
+  release(k);
   free(p);
   return NULL;
 }
@@ -919,6 +941,7 @@ void er_kafka_producer_free(er_kafka_producer_t *p) {
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
   }
+  release(p->ctx.k);
   free(p);
 }
 
@@ -1157,6 +1180,9 @@ er_kafka_reader_t *er_kafka_reader_new(er_kafka_t *k, const char *topic,
   if (!r)
     goto oom;
   r->k = k;
+  pthread_mutex_lock(&k->mu);
+  k->refs++;
+  pthread_mutex_unlock(&k->mu);
   r->topic = er_strdup(topic);
   if (!r->topic)
     goto oom;
@@ -1190,6 +1216,7 @@ void er_kafka_reader_free(er_kafka_reader_t *r) {
   free(r->eof);
   free(r->start);
   free(r->topic);
+  release(r->k);
   free(r);
 }
 

@@ -42,7 +42,10 @@ er_kafka_t *er_kafka_embedded(int brokers, er_err_t *err);
  * shown). */
 er_kafka_t *er_kafka_connect(const char *bootstrap, const char *const *props,
                              size_t nprops, er_err_t *err);
-/* Stops the embedded broker (if any) and frees everything. NULL is fine. */
+/* Stops the embedded broker (if any) and the target's handles, and frees
+ * it; producers and readers still alive keep what their callbacks need
+ * until they are freed themselves (they cannot reach the broker any
+ * more). NULL is fine. */
 void er_kafka_free(er_kafka_t *k);
 
 /* Borrowed; "127.0.0.1:port,..." for the embedded broker. */

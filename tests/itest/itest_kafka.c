@@ -318,6 +318,28 @@ static void test_kcat_to_expect(ctx_t *c) {
        "a header mismatch is named with expected vs got");
 }
 
+/* The embedded broker keeps about 5 MB per partition: a failure says when
+ * messages after the scenario start were dropped. */
+static void test_dropped_note(ctx_t *c) {
+  char args[512];
+  new_scenario(c);
+  snprintf(args, sizeof args,
+           "{\"topic\": \"big\", \"text\": \"%0100d\", \"count\": 120000,"
+           " \"partition\": 0}",
+           0);
+  T_OK(step(c, &er_act_kafka_produce, args, 60000) == ER_STEP_OK,
+       "120000 messages of 100 bytes on one partition");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"big\", \"count\": 120000, \"within\": \"2s\"}",
+            30000) == ER_STEP_FAIL,
+       "expecting all of them fails on the embedded broker");
+  T_OK(has(&c->detail, "message(s) produced to 'big' after the scenario "
+                       "started are no longer on the broker (the embedded "
+                       "broker keeps about the newest 5 MB of each "
+                       "partition)"),
+       "and the failure says that the broker dropped the oldest");
+}
+
 static bool distinct_strings(json_t *arr) {
   for (size_t i = 0; i < json_array_size(arr); i++)
     for (size_t j = i + 1; j < json_array_size(arr); j++)
@@ -419,6 +441,19 @@ static void test_produce_to_kcat(ctx_t *c) {
        "fixed envelopes all carry the same event_id");
   json_decref(msgs);
   json_decref(ids);
+
+  /* rate: 20 messages at 50/s take about 0.4 s */
+  {
+    int64_t t0 = er_now_ms(), took;
+    int rc = step(c, &er_act_kafka_produce,
+                  "{\"topic\": \"fixed\", \"text\": \"r\", \"count\": 20,"
+                  " \"rate\": 50}",
+                  10000);
+    took = er_now_ms() - t0;
+    T_OK(rc == ER_STEP_OK && took >= 370 && took < 3000,
+         "rate 50/s spreads 20 messages over about 0.4 s (%lld ms)",
+         (long long)took);
+  }
 
   /* text value, explicit partition out of range */
   T_OK(step(c, &er_act_kafka_produce,
@@ -714,7 +749,8 @@ int main(void) {
                      "{\"name\": \"fail\", \"partitions\": 1},"
                      "{\"name\": \"quiet\", \"partitions\": 2},"
                      "{\"name\": \"ba\", \"partitions\": 1},"
-                     "{\"name\": \"work\", \"partitions\": 3}]}}}",
+                     "{\"name\": \"work\", \"partitions\": 3},"
+                     "{\"name\": \"big\", \"partitions\": 1}]}}}",
                      0, NULL);
   c.t = er_tmpl_new();
   c.shared = er_session_new();
@@ -739,6 +775,7 @@ int main(void) {
   test_scenario_start(&c);
   test_drained(&c, k);
   test_reset(&c, k);
+  test_dropped_note(&c);
   test_preflight_missing();
 
   er_mod_kafka.run_end(c.shared);
