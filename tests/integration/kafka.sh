@@ -77,5 +77,25 @@ code=$?
 check "a scenario whose expectation does not hold fails (exit $code)" test "$code" -eq 1
 check "its report says what was seen" \
   grep -rq "expected count 6, got 5 matching" "$T_TMP/run3.out" "$T_TMP/r3"
-[ "$T_FAILED" -eq 0 ] || { diag "run1:"; head -20 "$T_TMP/run1.out"; diag "run3:"; head -20 "$T_TMP/run3.out"; }
+# ${kafka.bootstrap} reaches scenarios and the services eventrig starts
+cat >"$T_TMP/svc.env.json" <<EOF
+{"kafka": {"embedded": {"topics": ["orders"]}},
+ "services": [{"name": "probe",
+               "command": ["sh", "-c", "echo \"\$KB\" > $T_TMP/kb.txt; exec sleep 60"],
+               "env": {"KB": "\${kafka.bootstrap}"},
+               "ready": {"command": ["test", "-s", "$T_TMP/kb.txt"], "within": "10s"}}]}
+EOF
+cat >"$T_TMP/s/bs.json" <<'EOF'
+{"name": "the bootstrap in a template",
+ "steps": [
+  {"kafka.produce": {"topic": "orders", "value": {"bs": "${kafka.bootstrap}"}}},
+  {"kafka.expect": {"topic": "orders", "count": 1,
+                    "where": {"/bs": {"$regex": "^127\\.0\\.0\\.1:[0-9]+$"}}}}]}
+EOF
+"$EVENTRIG" run --env "$T_TMP/svc.env.json" --report-dir "$T_TMP/r4" \
+  "$T_TMP/s/bs.json" >"$T_TMP/run4.out" 2>&1
+code=$?
+check "\${kafka.bootstrap} expands in a scenario (exit $code)" test "$code" -eq 0
+check "and in a service's environment" grep -Eq '^127\.0\.0\.1:[0-9]+$' "$T_TMP/kb.txt"
+[ "$T_FAILED" -eq 0 ] || { diag "run1:"; head -20 "$T_TMP/run1.out"; diag "run3:"; head -20 "$T_TMP/run3.out"; diag "run4:"; head -20 "$T_TMP/run4.out"; }
 t_done && exit "$rc"
