@@ -35,12 +35,21 @@
  *    "count": 1 | {"$gte": 1}, "within": "10s", "then_quiet_for": "2s",
  *    "capture": {"name": "/pointer" | {"key": true} | {"header": "h"} |
  *                {"all": "/pointer"}}}}
+ *   Counts messages after the start offsets that pass every filter.
+ *   count N (exact): passes once N matched and nothing more is there yet
+ *   (fails at once past N); {"$gte"/"$gt": n} (default {"$gte": 1}): passes
+ *   as soon as it holds; any other matcher is judged when `within` ends.
+ *   then_quiet_for: after passing, keeps reading that long and fails on
+ *   any further match. Not a check (it has its own `within`).
  *
  * {"kafka.drained": {"group": "g", "topics": ["t"], "within": "30s"}}
  *   the group's committed offsets reach the end offsets measured when the
- *   step starts ("consumed everything produced so far").
+ *   step starts ("consumed everything produced so far"); topics default to
+ *   the declared ones.
  *
  * {"kafka.reset": {"group": "g", "topics": ["t"], "to": "end" | "earliest"}}
+ *   see er_kafka_reset_group: refused while the group has members (real
+ *   cluster), or once it has had any (embedded broker).
  */
 #include <inttypes.h>
 #include <pthread.h>
