@@ -68,9 +68,11 @@ int er_session_put(er_session_t *s, const char *name, void *obj,
                    void (*free_fn)(void *));
 
 typedef struct er_tmpl er_tmpl_t; /* template.h */
+typedef struct er_exec er_exec_t;
+typedef struct er_group_ops er_group_ops_t;
 
 /* What an action gets to run one step. Borrowed from the runner. */
-typedef struct er_exec {
+struct er_exec {
   const json_t *env;        /* resolved environment file (env.h shape) */
   er_session_t *session;    /* connections of this branch */
   er_session_t *shared;     /* run-wide objects modules set up in
@@ -84,7 +86,27 @@ typedef struct er_exec {
   er_buf_t *log;            /* scenario log (JUnit system-out) */
   json_t *captures;         /* action adds name -> value here */
   er_buf_t *detail;         /* on failure: expected vs last seen */
-} er_exec_t;
+  const er_group_ops_t *group; /* the runner's ops for step groups */
+  void *rt;                 /* the runner's private context of this branch */
+};
+
+/* Step groups (parallel, repeat, group): actions with raw_args get their
+ * arguments untemplated and run nested steps through these. */
+struct er_group_ops {
+  /* Runs a JSON array of steps (borrowed) in order in x's branch (its
+   * session, template scope and log); label prefixes them in the log.
+   * Stops at the first step that does not pass; returns its ER_STEP_*
+   * and leaves the detail in x->detail. */
+  int (*run_steps)(er_exec_t *x, const json_t *steps, const char *label);
+  /* A branch of x: its own session (connections), a copy of x's template
+   * scope, its own log and detail. NULL if memory ran out. */
+  er_exec_t *(*branch_new)(er_exec_t *x, const char *label);
+  /* Appends b's log to x's, its captures to x's scope, its detail to x's
+   * detail when failed is true; frees b. Call from x's thread. */
+  void (*branch_join)(er_exec_t *x, er_exec_t *b, bool failed);
+  /* Sets a name in the branch's template scope (steals value). */
+  void (*set_var)(er_exec_t *x, const char *name, json_t *value);
+};
 
 /* Outcomes of run(). */
 enum {
@@ -109,6 +131,9 @@ typedef struct er_action {
   bool wraps_check;           /* besides its own keys, the argument object
                                  holds exactly one check action (await,
                                  hold): {"within": "5s", "redis": {...}} */
+  bool raw_args;              /* run() gets the arguments untemplated
+                                 (groups template their nested steps one
+                                 by one, as they run) */
   /* optional extra validation; args are the raw (untemplated) JSON */
   void (*validate)(const json_t *args, er_diag_t *d);
   /* run once; args are templated. Returns ER_STEP_*. */
@@ -122,18 +147,28 @@ typedef struct er_action {
  *   templates are resolved, so it may put names into t
  *   (kafka.bootstrap); env is the environment file as loaded. Objects it
  *   makes go into shared (which owns them).
+ * - env_ready: right after the environment is resolved, before services
+ *   start (start what services must reach, e.g. fault proxies whose
+ *   upstreams use ${port.X}).
  * - preflight: after services are up, before the first scenario
  *   (topics exist, ...); env is resolved.
  * - scenario_begin: at the start of every scenario (record offsets into
  *   scenario).
- * - run_end: after the last scenario, before shared is freed. */
+ * - scenario_end: after its teardown, however the scenario ended (heal
+ *   every fault); errors are logged, they do not fail the scenario.
+ * - run_end: after the last scenario, before shared is freed.
+ * The runner puts its services (services.h) into shared as "services"
+ * (owned by the runner) before preflight. */
 typedef struct er_module {
   const char *name;
   int (*run_begin)(const json_t *env, er_tmpl_t *t, er_session_t *shared,
                    er_err_t *err);
+  int (*env_ready)(const json_t *env, er_session_t *shared, er_err_t *err);
   int (*preflight)(const json_t *env, er_session_t *shared, er_err_t *err);
   int (*scenario_begin)(const json_t *env, er_session_t *shared,
                         er_session_t *scenario, er_err_t *err);
+  int (*scenario_end)(const json_t *env, er_session_t *shared,
+                      er_session_t *scenario, er_err_t *err);
   void (*run_end)(er_session_t *shared);
 } er_module_t;
 

@@ -14,6 +14,9 @@ extern const er_action_t er_act_pg_alias;
 extern const er_action_t er_act_await;
 extern const er_action_t er_act_hold;
 extern const er_action_t er_act_sleep;
+extern const er_action_t er_act_group;
+extern const er_action_t er_act_repeat;
+extern const er_action_t er_act_parallel;
 extern const er_action_t er_act_kafka_produce;
 extern const er_action_t er_act_kafka_expect;
 extern const er_action_t er_act_kafka_drained;
@@ -24,7 +27,8 @@ static const er_action_t *const g_actions[] = {
     &er_act_http,          &er_act_redis,         &er_act_redis_clean,
     &er_act_redis_seed,    &er_act_pg_exec,       &er_act_pg_expect,
     &er_act_pg_alias,      &er_act_await,         &er_act_hold,
-    &er_act_sleep,         &er_act_kafka_produce, &er_act_kafka_expect,
+    &er_act_sleep,         &er_act_group,         &er_act_repeat,
+    &er_act_parallel,      &er_act_kafka_produce, &er_act_kafka_expect,
     &er_act_kafka_drained, &er_act_kafka_reset,
 };
 

@@ -40,15 +40,60 @@ typedef struct run {
 typedef struct scen {
   run_t *r;
   const er_scenario_t *s;
+  er_session_t *scenario;   /* modules' per-scenario objects */
+  int64_t started_ms;
+} scen_t;
+
+/* A branch: a line of execution with its own connections, template scope,
+ * log and failure detail. A scenario runs in one branch; a parallel step
+ * forks branches and joins them. */
+typedef struct branch {
+  scen_t *sc;
   er_tmpl_t *t;
   er_session_t *session;
-  er_session_t *scenario;
   er_buf_t log;
   er_buf_t detail;
-  int64_t started_ms;
-  char *failed_step;
-  char *message;
-} scen_t;
+  json_t *captured;  /* names captured in this branch (to hand back) */
+  char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
+  char *label;
+} branch_t;
+
+static const er_group_ops_t g_group_ops;
+
+static branch_t *branch_new(scen_t *sc, er_tmpl_t *t, const char *label) {
+  branch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->sc = sc;
+  b->t = t;
+  b->session = er_session_new();
+  b->captured = json_object();
+  b->label = er_strdup(label ? label : "");
+  er_buf_init(&b->log, LOG_CAP);
+  er_buf_init(&b->detail, DETAIL_CAP);
+  if (!b->t || !b->session || !b->captured || !b->label) {
+    er_tmpl_free(b->t);
+    er_session_free(b->session);
+    json_decref(b->captured);
+    free(b->label);
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+static void branch_free(branch_t *b) {
+  if (!b)
+    return;
+  er_session_free(b->session);
+  er_tmpl_free(b->t);
+  json_decref(b->captured);
+  er_buf_free(&b->log);
+  er_buf_free(&b->detail);
+  free(b->failed_step);
+  free(b->label);
+  free(b);
+}
 
 static void load_diags_print(const run_t *r, const er_diags_t *d) {
   er_diags_print(d, r->o->err, r->con.color);
@@ -109,124 +154,274 @@ static void free_all(er_scenario_t **v, size_t n) {
 
 /* ---- one step ---------------------------------------------------------- */
 
-static void merge_captures(scen_t *sc, json_t *caps) {
+static void capture_set(branch_t *b, const char *name, json_t *v) {
+  er_tmpl_set(b->t, name, json_incref(v));
+  json_object_set(b->captured, name, v);
+}
+
+static void merge_captures(branch_t *b, json_t *caps) {
   const char *k;
   json_t *v;
   json_object_foreach(caps, k, v) {
     char *brief = er_json_brief(v, 120);
-    er_tmpl_set(sc->t, k, json_incref(v));
-    er_buf_printf(&sc->log, "  captured %s = %s\n", k, brief ? brief : "?");
+    capture_set(b, k, v);
+    er_buf_printf(&b->log, "  captured %s = %s\n", k, brief ? brief : "?");
     free(brief);
   }
 }
 
+static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
+                      json_t *caps) {
+  memset(x, 0, sizeof *x);
+  x->env = er_env_json(b->sc->r->env);
+  x->session = b->session;
+  x->shared = b->sc->r->shared;
+  x->scenario = b->sc->scenario;
+  x->tmpl = b->t;
+  x->base_dir = b->sc->s->dir;
+  x->deadline_ms = deadline;
+  x->log = &b->log;
+  x->captures = caps;
+  x->detail = &b->detail;
+  x->group = &g_group_ops;
+  x->rt = b;
+}
+
+/* Where a step failed, for the report. A failure recorded by a nested
+ * step during this one gets this step's name in front of it. */
+static void note_failure(branch_t *b, const char *before, const char *where) {
+  if (!b->failed_step) {
+    b->failed_step = er_strdup(where);
+  } else if (!before) {
+    er_buf_t m = ER_BUF_INIT(4096);
+    er_buf_printf(&m, "%s > %s", where, b->failed_step);
+    free(b->failed_step);
+    b->failed_step = er_buf_steal(&m);
+  }
+}
+
 /* Returns ER_STEP_* for one step. deadline is the phase's deadline. */
-static int run_step(scen_t *sc, const er_step_t *st, const char *phase,
+static int run_step(branch_t *b, const er_step_t *st, const char *phase,
                     size_t idx, int64_t deadline) {
   er_err_t err = {0};
   json_t *args = NULL;
   json_t *caps = json_object();
+  const char *failed_before = b->failed_step;
   er_exec_t x;
   int rc = ER_STEP_FATAL;
   int64_t t0 = er_now_ms();
   int64_t dl = deadline;
   char took[32];
 
+  er_buf_reset(&b->detail);
   if (!caps)
     goto out;
   if (st->timeout_ms > 0 && t0 + st->timeout_ms < dl)
     dl = t0 + st->timeout_ms;
-  er_buf_printf(&sc->log, "[%+.3fs] %s %zu: %s\n",
-                (double)(t0 - sc->started_ms) / 1000.0, phase, idx + 1,
-                st->name);
-  args = er_tmpl_expand(sc->t, st->args, &err);
-  if (!args) {
-    er_buf_printf(&sc->detail, "%s:%d:%d: %s", sc->s->file, st->line, st->col,
-                  err.msg);
-    rc = ER_STEP_FATAL;
-    goto out;
+  er_buf_printf(&b->log, "[%+.3fs] %s%s%s %zu: %s\n",
+                (double)(t0 - b->sc->started_ms) / 1000.0, b->label,
+                *b->label ? " " : "", phase, idx + 1, st->name);
+  if (st->action->raw_args) {
+    args = json_incref(st->args);
+  } else {
+    args = er_tmpl_expand(b->t, st->args, &err);
+    if (!args) {
+      er_buf_printf(&b->detail, "%s", err.msg);
+      rc = ER_STEP_FATAL;
+      goto out;
+    }
   }
-  memset(&x, 0, sizeof x);
-  x.env = er_env_json(sc->r->env);
-  x.session = sc->session;
-  x.shared = sc->r->shared;
-  x.scenario = sc->scenario;
-  x.tmpl = sc->t;
-  x.base_dir = sc->s->dir;
-  x.deadline_ms = dl;
-  x.log = &sc->log;
-  x.captures = caps;
-  x.detail = &sc->detail;
+  exec_init(&x, b, dl, caps);
   if (er_now_ms() >= dl) {
-    er_buf_puts(&sc->detail, "no time left before the scenario timeout");
+    er_buf_puts(&b->detail, "no time left before the scenario timeout");
     rc = ER_STEP_FAIL;
     goto out;
   }
   rc = st->action->run(&x, args);
   if (rc == ER_STEP_OK)
-    merge_captures(sc, caps);
-  else if (er_now_ms() >= dl && sc->detail.len == 0)
-    er_buf_puts(&sc->detail, "timed out");
-  if (rc != ER_STEP_OK && er_interrupted())
-    er_buf_printf(&sc->detail, "%sinterrupted by signal %d",
-                  sc->detail.len ? "\n" : "", er_interrupted());
-  if (rc != ER_STEP_OK && er_interrupted())
+    merge_captures(b, caps);
+  else if (er_now_ms() >= dl && b->detail.len == 0)
+    er_buf_puts(&b->detail, "timed out");
+  if (rc != ER_STEP_OK && er_interrupted()) {
+    er_buf_printf(&b->detail, "%sinterrupted by signal %d",
+                  b->detail.len ? "\n" : "", er_interrupted());
     rc = ER_STEP_FATAL; /* reported as an error, not a failed check */
+  }
 out:
   er_fmt_duration(er_now_ms() - t0, took);
-  er_buf_printf(&sc->log, "  -> %s (%s)\n",
+  er_buf_printf(&b->log, "  -> %s (%s)\n",
                 rc == ER_STEP_OK     ? "ok"
                 : rc == ER_STEP_FAIL ? "FAILED"
                                      : "ERROR",
                 took);
-  if (rc != ER_STEP_OK && sc->detail.len)
-    er_buf_printf(&sc->log, "  %s\n", er_buf_cstr(&sc->detail));
+  if (rc != ER_STEP_OK) {
+    char where[1024];
+    if (b->detail.len)
+      er_buf_printf(&b->log, "  %s\n", er_buf_cstr(&b->detail));
+    if (st->line > 0)
+      snprintf(where, sizeof where, "%s%s%s %zu '%s' (%s:%d:%d)", b->label,
+               *b->label ? " " : "", phase, idx + 1, st->name, b->sc->s->file,
+               st->line, st->col);
+    else
+      snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
+               *b->label ? " " : "", phase, idx + 1, st->name);
+    note_failure(b, failed_before, where);
+  }
   json_decref(args);
   json_decref(caps);
   return rc;
 }
 
 /* Runs a list of steps; stops at the first that does not pass (unless
- * keep_going, used by teardown). Returns the worst ER_STEP_*. */
-static int run_steps(scen_t *sc, const er_steplist_t *l, const char *phase,
+ * keep_going, used by teardown). Returns the worst ER_STEP_*; the detail
+ * of the first failure stays in b->detail. */
+static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
                      int64_t deadline, bool keep_going) {
   int worst = ER_STEP_OK;
+  er_buf_t first = ER_BUF_INIT(DETAIL_CAP);
   for (size_t i = 0; i < l->n; i++) {
     int rc;
-    if (er_interrupted() && !keep_going)
-      return ER_STEP_ERROR;
-    rc = run_step(sc, &l->v[i], phase, i, deadline);
+    if (er_interrupted() && !keep_going) {
+      worst = ER_STEP_FATAL;
+      break;
+    }
+    rc = run_step(b, &l->v[i], phase, i, deadline);
     if (rc != ER_STEP_OK) {
-      if (!sc->failed_step) {
-        char head[512];
-        snprintf(head, sizeof head, "%s step %zu '%s' (%s:%d:%d)", phase,
-                 i + 1, l->v[i].name, sc->s->file, l->v[i].line,
-                 l->v[i].col);
-        sc->failed_step = er_strdup(head);
-        sc->message = er_strdup(er_buf_cstr(&sc->detail));
-      }
+      if (worst == ER_STEP_OK)
+        er_buf_append(&first, b->detail.data ? b->detail.data : "",
+                      b->detail.len);
       if (rc > worst)
         worst = rc;
       if (!keep_going)
-        return worst;
-      er_buf_reset(&sc->detail);
+        break;
     }
   }
+  er_buf_reset(&b->detail);
+  er_buf_append(&b->detail, first.data ? first.data : "", first.len);
+  er_buf_free(&first);
   return worst;
 }
 
-/* Sets the scenario's vars in order, each may use the ones before. */
-static int set_vars(scen_t *sc) {
+/* ---- group ops (parallel, repeat, group) ------------------------------- */
+
+static int op_run_steps(er_exec_t *x, const json_t *steps, const char *label) {
+  branch_t *b = x->rt;
+  int rc = ER_STEP_OK;
+  char *saved = b->label;
+  er_buf_t lab = ER_BUF_INIT(512);
+  er_buf_printf(&lab, "%s%s%s", saved, *saved && *label ? " " : "", label);
+  b->label = er_buf_steal(&lab);
+  for (size_t i = 0; i < json_array_size(steps); i++) {
+    er_step_t st;
+    const json_t *step = json_array_get(steps, i);
+    const char *k;
+    json_t *v;
+    char name[256];
+    memset(&st, 0, sizeof st);
+    json_object_foreach((json_t *)step, k, v) {
+      const er_action_t *a = er_action_find(k);
+      if (a) {
+        st.action = a;
+        st.args = v;
+      } else if (!strcmp(k, "timeout") && json_is_string(v)) {
+        er_parse_duration(json_string_value(v), &st.timeout_ms);
+      }
+    }
+    if (!st.action) {
+      er_buf_puts(x->detail, "step without an action");
+      rc = ER_STEP_FATAL;
+      break;
+    }
+    if (json_is_string(json_object_get(step, "name")))
+      snprintf(name, sizeof name, "%s",
+               json_string_value(json_object_get(step, "name")));
+    else
+      snprintf(name, sizeof name, "%s #%zu", st.action->name, i + 1);
+    st.name = name;
+    if (er_interrupted()) {
+      rc = ER_STEP_FATAL;
+      break;
+    }
+    rc = run_step(b, &st, "step", i, x->deadline_ms);
+    if (rc != ER_STEP_OK)
+      break;
+  }
+  free(b->label);
+  b->label = saved;
+  return rc;
+}
+
+static er_exec_t *op_branch_new(er_exec_t *x, const char *label) {
+  branch_t *parent = x->rt;
+  er_buf_t lab = ER_BUF_INIT(512);
+  branch_t *b;
+  er_exec_t *bx = calloc(1, sizeof *bx);
+  json_t *caps = json_object();
+  if (!bx || !caps) {
+    free(bx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_buf_printf(&lab, "%s%s[%s]", parent->label, *parent->label ? " " : "",
+                label);
+  b = branch_new(parent->sc, er_tmpl_clone(parent->t), er_buf_cstr(&lab));
+  er_buf_free(&lab);
+  if (!b) {
+    free(bx);
+    json_decref(caps);
+    return NULL;
+  }
+  exec_init(bx, b, x->deadline_ms, caps);
+  bx->polling = x->polling;
+  return bx;
+}
+
+static void op_branch_join(er_exec_t *x, er_exec_t *bx, bool failed) {
+  branch_t *parent = x->rt;
+  branch_t *b = bx->rt;
   const char *k;
   json_t *v;
-  json_object_foreach(sc->s->vars, k, v) {
+  er_buf_append(&parent->log, b->log.data ? b->log.data : "", b->log.len);
+  json_object_foreach(b->captured, k, v) capture_set(parent, k, v);
+  if (failed) {
+    if (x->detail->len)
+      er_buf_puts(x->detail, "\n");
+    if (b->failed_step)
+      er_buf_printf(x->detail, "%s: ", b->failed_step);
+    er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
+                  b->detail.len);
+    if (!parent->failed_step && b->failed_step)
+      parent->failed_step = er_strdup(b->failed_step);
+  }
+  json_decref(bx->captures);
+  branch_free(b);
+  free(bx);
+}
+
+static void op_set_var(er_exec_t *x, const char *name, json_t *value) {
+  branch_t *b = x->rt;
+  er_tmpl_set(b->t, name, value);
+}
+
+static const er_group_ops_t g_group_ops = {
+    .run_steps = op_run_steps,
+    .branch_new = op_branch_new,
+    .branch_join = op_branch_join,
+    .set_var = op_set_var,
+};
+
+/* Sets the scenario's vars in order, each may use the ones before. */
+static int set_vars(branch_t *b) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(b->sc->s->vars, k, v) {
     er_err_t err = {0};
-    json_t *val = er_tmpl_expand(sc->t, v, &err);
+    json_t *val = er_tmpl_expand(b->t, v, &err);
     if (!val) {
-      er_buf_printf(&sc->detail, "vars.%s: %s", k, err.msg);
+      er_buf_printf(&b->detail, "vars.%s: %s", k, err.msg);
       return -1;
     }
-    er_tmpl_set(sc->t, k, val);
+    er_tmpl_set(b->t, k, val);
   }
   return 0;
 }
@@ -241,92 +436,95 @@ static char *first_line(const char *s) {
   return out;
 }
 
+static void modules_scenario_end(scen_t *sc, branch_t *b) {
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  for (size_t i = nmod; i-- > 0;) {
+    er_err_t err = {0};
+    if (mods[i]->scenario_end &&
+        mods[i]->scenario_end(er_env_json(sc->r->env), sc->r->shared,
+                              sc->scenario, &err) != 0)
+      er_buf_printf(&b->log, "[end] %s: %s\n", mods[i]->name, err.msg);
+  }
+}
+
 static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
   scen_t sc;
+  branch_t *b = NULL;
   er_err_t err = {0};
   int rc = ER_STEP_OK, trc;
   size_t nmod;
   const er_module_t *const *mods = er_modules_all(&nmod);
   int64_t deadline;
+  char *message = NULL;
 
   memset(&sc, 0, sizeof sc);
   sc.r = r;
   sc.s = s;
-  er_buf_init(&sc.log, LOG_CAP);
-  er_buf_init(&sc.detail, DETAIL_CAP);
   sc.started_ms = er_now_ms();
   deadline = sc.started_ms + s->timeout_ms;
-  sc.t = er_tmpl_clone(r->base);
-  sc.session = er_session_new();
   sc.scenario = er_session_new();
-  if (!sc.t || !sc.session || !sc.scenario) {
-    er_buf_puts(&sc.detail, "out of memory");
-    rc = ER_STEP_FATAL;
-    goto finish;
+  b = branch_new(&sc, er_tmpl_clone(r->base), "");
+  if (!b || !sc.scenario) {
+    res->status = ER_RES_ERROR;
+    res->message = er_strdup("out of memory");
+    goto out;
   }
   for (size_t i = 0; i < nmod; i++) {
     if (mods[i]->scenario_begin &&
         mods[i]->scenario_begin(er_env_json(r->env), r->shared, sc.scenario,
                                 &err) != 0) {
-      er_buf_printf(&sc.detail, "%s: %s", mods[i]->name, err.msg);
-      sc.failed_step = er_strdup("scenario start");
+      er_buf_printf(&b->detail, "%s: %s", mods[i]->name, err.msg);
+      b->failed_step = er_strdup("scenario start");
       rc = ER_STEP_ERROR;
       goto finish;
     }
   }
-  if (set_vars(&sc) != 0) {
-    sc.failed_step = er_strdup("vars");
+  if (set_vars(b) != 0) {
+    b->failed_step = er_strdup("vars");
     rc = ER_STEP_FATAL;
     goto finish;
   }
-  rc = run_steps(&sc, &s->setup, "setup", deadline, false);
+  rc = run_steps(b, &s->setup, "setup", deadline, false);
   if (rc == ER_STEP_OK)
-    rc = run_steps(&sc, &s->steps, "step", deadline, false);
-  {
-    /* teardown always runs, with a budget of its own */
-    int64_t tdl = er_now_ms() + TEARDOWN_BUDGET_MS;
-    er_buf_t keep = sc.detail;
-    er_buf_init(&sc.detail, DETAIL_CAP);
-    er_interrupt_hold(true); /* teardown runs after Ctrl-C too */
-    trc = run_steps(&sc, &s->teardown, "teardown", tdl, true);
-    er_interrupt_hold(false);
-    if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
-      rc = trc;
-    } else {
-      er_buf_free(&sc.detail);
-      sc.detail = keep;
-      keep.data = NULL;
-    }
-    er_buf_free(&keep);
+    rc = run_steps(b, &s->steps, "step", deadline, false);
+  message = er_strdup(er_buf_cstr(&b->detail));
+  /* teardown always runs, with a budget of its own, also after Ctrl-C */
+  er_interrupt_hold(true);
+  trc = run_steps(b, &s->teardown, "teardown", er_now_ms() + TEARDOWN_BUDGET_MS,
+                  true);
+  if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
+    rc = trc;
+    free(message);
+    message = er_strdup(er_buf_cstr(&b->detail));
   }
+  modules_scenario_end(&sc, b);
+  er_interrupt_hold(false);
 finish:
   res->duration_ms = er_now_ms() - sc.started_ms;
   if (rc == ER_STEP_OK) {
     res->status = ER_RES_PASS;
   } else {
+    er_buf_t m = ER_BUF_INIT(2048);
+    char *fl;
     res->status = rc == ER_STEP_FATAL ? ER_RES_ERROR : ER_RES_FAIL;
-    if (!sc.message)
-      sc.message = er_strdup(er_buf_cstr(&sc.detail));
-    res->failed_step = sc.failed_step;
-    sc.failed_step = NULL;
-    res->detail = sc.message;
-    sc.message = NULL;
-    {
-      er_buf_t m = ER_BUF_INIT(2048);
-      char *fl = first_line(res->detail ? res->detail : "");
-      er_buf_printf(&m, "%s: %s", res->failed_step ? res->failed_step : "?",
-                    fl ? fl : "");
-      free(fl);
-      res->message = er_buf_steal(&m);
-    }
+    if (!message)
+      message = er_strdup(er_buf_cstr(&b->detail));
+    res->failed_step = b->failed_step;
+    b->failed_step = NULL;
+    res->detail = message;
+    message = NULL;
+    fl = first_line(res->detail ? res->detail : "");
+    er_buf_printf(&m, "%s: %s", res->failed_step ? res->failed_step : "?",
+                  fl ? fl : "");
+    free(fl);
+    res->message = er_buf_steal(&m);
   }
-  res->log = er_buf_steal(&sc.log);
-  er_session_free(sc.session);
+  res->log = er_buf_steal(&b->log);
+out:
+  free(message);
+  branch_free(b);
   er_session_free(sc.scenario);
-  er_tmpl_free(sc.t);
-  er_buf_free(&sc.detail);
-  free(sc.failed_step);
-  free(sc.message);
 }
 
 static void result_free_fields(er_result_t *res) {
@@ -399,6 +597,11 @@ static int start_environment(run_t *r, er_err_t *err) {
     er_errf(err, ER_E_INPUT, "the environment file is not usable");
     goto out;
   }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->env_ready &&
+        mods[i]->env_ready(er_env_json(r->env), r->shared, err) != 0)
+      goto out;
+  }
   spec = json_object_get(er_env_json(r->env), "services");
   snprintf(logdir, sizeof logdir, "%s/services", r->run_dir);
   if (spec && json_array_size(spec) > 0) {
@@ -410,6 +613,11 @@ static int start_environment(run_t *r, er_err_t *err) {
       goto out;
     if (er_services_start(r->services, err) != 0)
       goto out;
+    /* service steps find them here; the runner keeps ownership */
+    if (er_session_put(r->shared, "services", r->services, NULL) != 0) {
+      er_errf(err, ER_E_ENV, "out of memory");
+      goto out;
+    }
   }
   for (size_t i = 0; i < nmod; i++) {
     if (mods[i]->preflight &&

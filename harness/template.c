@@ -34,7 +34,7 @@ struct er_tmpl {
 
 static const char *const g_builtins[] = {
     "uuid", "now",   "run",     "env",      "kafka",
-    "port", "proxy", "service", "instance",
+    "port", "proxy", "service", "instance", "repeat",
 };
 
 /* Names er_tmpl_set refuses: they are computed, never stored. */

@@ -44,12 +44,12 @@ mkdir -p "$OUT"
 # shellcheck disable=SC2086
 cc $CFLAGS -o "$OUT/storm" bench/storm/storm.c build/rel/libeventrig.a $LIBS
 # shellcheck disable=SC2086
-cc $CFLAGS -o "$OUT/kafka_broker" tests/support/kafka_broker.c build/rel/libeventrig.a $LIBS
+cc $CFLAGS -o "$OUT/mockbroker" tests/support/mockbroker.c $LIBS
 
 # ---- the broker -----------------------------------------------------------
 topics=()
 for r in $(seq 1 "$RUNS"); do topics+=("storm.eventrig.$r:$PARTITIONS" "storm.kcat.$r:$PARTITIONS"); done
-"$OUT/kafka_broker" "${topics[@]}" >"$TMP/broker.out" 2>"$TMP/broker.err" &
+"$OUT/mockbroker" "${topics[@]}" >"$TMP/broker.out" 2>"$TMP/broker.err" &
 BROKER_PID=$!
 for _ in $(seq 1 100); do [ -s "$TMP/broker.out" ] && break; sleep 0.05; done
 BS=$(head -1 "$TMP/broker.out")

@@ -100,6 +100,23 @@ J=$T_TMP/ff.xml
 check "run --fail-fast: exit 1 and the rest skipped" \
   bash -c '[ "$2" -eq 1 ] && [ "$(xmllint --xpath "count(//testcase[skipped])" "$1")" = 2 ]' _ "$J" $rc
 
+# --- groups: parallel really overlaps, repeat, captures -------------------
+J=$T_TMP/groups.xml
+out=$("$EVENTRIG" run -v --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/groups 2>&1); rc=$?
+printf '%s\n' "$out" >"$T_TMP/groups.out"
+check "groups: one pass, one fail (exit 1)" bash -c '[ "$1" -eq 1 ] && grep -q "^PASS  groups: parallel" "$2" && grep -q "^FAIL  groups: a failing branch" "$2"' _ $rc "$T_TMP/groups.out"
+line=$(grep -m1 "parallel: 3 branches" <<<"$out")
+last_start=$(sed -E 's/.*last started \+([0-9]+)ms.*/\1/' <<<"$line")
+first_end=$(sed -E 's/.*first ended \+([0-9]+)ms.*/\1/' <<<"$line")
+diag "$line"
+check "groups: every branch started before the first ended (measured overlap)" \
+  bash -c '[ -n "$1" ] && [ -n "$2" ] && [ "$1" -lt "$2" ]' _ "$last_start" "$first_end"
+total=$(grep -A40 "step 1: three slow requests" <<<"$out" | grep -m1 -E "^  -> ok \([0-9]+ms\)$" | grep -oE "[0-9]+")
+check "groups: three 600 ms requests in parallel took well under 1800 ms (${total} ms)" \
+  bash -c '[ -n "$1" ] && [ "$1" -lt 1500 ]' _ "$total"
+check "groups: the failing branch is named in the failure" \
+  grep -q "step: step 1 'one good, one bad' .* > \[branch 2\] step 1 'the bad branch'" <<<"$out"
+
 # --- unusable input and environment --------------------------------------
 err=$("$EVENTRIG" run --env $D/bad.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
 check "run: a bad environment file exits 2" [ $rc -eq 2 ]

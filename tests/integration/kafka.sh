@@ -6,7 +6,7 @@
 # should.
 source "$(dirname "$0")/../lib.sh"
 ITEST=${ITEST_KAFKA:-$ER_ROOT/build/asan/itest/itest_kafka}
-BROKER=${KAFKA_BROKER:-$ER_ROOT/build/asan/support/kafka_broker}
+BROKER=${KAFKA_BROKER:-$ER_ROOT/build/asan/support/mockbroker}
 KCAT=${KCAT:-kcat}
 export KCAT
 command -v "$KCAT" >/dev/null || { echo "not ok - kcat not installed"; exit 1; }
@@ -30,7 +30,7 @@ fi
 T_PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$T_TMP/broker.out" ] && break; sleep 0.05; done
 BS=$(head -1 "$T_TMP/broker.out")
-[ -n "$BS" ] || { not_ok "kafka_broker printed no bootstrap address"; exit 1; }
+[ -n "$BS" ] || { not_ok "mockbroker printed no bootstrap address"; exit 1; }
 
 mkdir -p "$T_TMP/s"
 cat >"$T_TMP/s/one.json" <<'EOF'
