@@ -173,8 +173,8 @@ static void test_every_action(void) {
            !strcmp(json_string_value(json_array_get(s->tags, 1)), "all"),
        "tags");
   T_OK(json_integer_value(json_object_get(s->vars, "n")) == 3, "vars");
-  T_OK(s->setup.n == 2 && s->steps.n == 6 && s->teardown.n == 2,
-       "2 setup, 6 steps, 2 teardown");
+  T_OK(s->setup.n == 2 && s->steps.n == 10 && s->teardown.n == 2,
+       "2 setup, 10 steps, 2 teardown");
   T_STREQ(s->setup.v[0].name, "redis.clean #1", "default step name");
   T_STREQ(s->setup.v[0].path, "/setup/0", "setup path");
   T_OK(s->setup.v[0].line == 8 && s->setup.v[0].col == 5, "setup[0] at 8:5");
@@ -193,7 +193,7 @@ static void test_every_action(void) {
        "args borrowed from the doc");
   T_STREQ(s->steps.v[3].name, "await #4", "await step");
   T_STREQ(s->teardown.v[0].path, "/teardown/0", "teardown path");
-  T_OK(s->teardown.v[0].line == 37, "teardown[0] on line 37");
+  T_OK(s->teardown.v[0].line == 49, "teardown[0] on line 49");
   er_scenario_free(s);
   er_diags_free(&d);
 }
