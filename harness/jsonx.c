@@ -156,6 +156,7 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
   }
   json_object_foreach((json_t *)e, k, v) {
     bool known = false;
+    bool templated = json_is_string(v) && strstr(json_string_value(v), "${");
     for (size_t i = 0; i < sizeof g_ops / sizeof g_ops[0]; i++)
       if (strcmp(k, g_ops[i]) == 0)
         known = true;
@@ -166,6 +167,8 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
                dym ? " (did you mean '" : "", dym ? dym : "", dym ? "'?)" : "");
       return -1;
     }
+    if (templated)
+      continue; /* its type is known only once expanded */
     if ((!strcmp(k, "$gt") || !strcmp(k, "$gte") || !strcmp(k, "$lt") ||
          !strcmp(k, "$lte")) &&
         !json_is_number(v)) {
@@ -435,6 +438,13 @@ bool er_json_match(const json_t *act, const json_t *exp, er_buf_t *why) {
   if (er_json_is_matcher(exp)) {
     const char *k;
     json_t *v;
+    char bad[256];
+    /* operands filled in by templates are checked once expanded */
+    if (er_json_matcher_check(exp, bad, sizeof bad) != 0) {
+      if (why)
+        er_buf_printf(why, "bad matcher: %s", bad);
+      return false;
+    }
     json_object_foreach((json_t *)exp, k, v) {
       if (strcmp(k, "$exists") != 0 && !act) {
         if (json_object_get(exp, "$exists") == NULL) {
