@@ -119,13 +119,16 @@ static const char *const g_ops[] = {
     "$regex", "$contains", "$len", "$in",  "$type", "$set", "$subset",
 };
 
+/* "$gte" is an operator; "${slot}" is a templated key, not one */
+static bool is_op_key(const char *k) { return k[0] == '$' && k[1] != '{'; }
+
 bool er_json_is_matcher(const json_t *e) {
   const char *k;
   json_t *v;
   if (!json_is_object(e) || json_object_size(e) == 0)
     return false;
   json_object_foreach((json_t *)e, k, v) {
-    if (k[0] != '$')
+    if (!is_op_key(k))
       return false;
   }
   return true;
@@ -137,7 +140,7 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
   if (!er_json_is_matcher(e)) {
     if (json_is_object(e)) {
       json_object_foreach((json_t *)e, k, v) {
-        if (k[0] == '$') {
+        if (is_op_key(k)) {
           snprintf(msg, msgsz,
                    "'%s' mixes operators with plain keys; use only $ "
                    "operators or only literal keys",
