@@ -17,13 +17,16 @@ extern const er_action_t er_act_sleep;
 extern const er_action_t er_act_group;
 extern const er_action_t er_act_repeat;
 extern const er_action_t er_act_parallel;
+extern const er_action_t er_act_fault;
+extern const er_action_t er_act_metrics;
+extern const er_module_t er_mod_proxy;
 
 static const er_action_t *const g_actions[] = {
     &er_act_http,       &er_act_redis,   &er_act_redis_clean,
     &er_act_redis_seed, &er_act_pg_exec, &er_act_pg_expect,
     &er_act_pg_alias,   &er_act_await,   &er_act_hold,
     &er_act_sleep,      &er_act_group,   &er_act_repeat,
-    &er_act_parallel,
+    &er_act_parallel,   &er_act_fault,   &er_act_metrics,
 };
 
 const er_action_t *er_action_find(const char *name) {
@@ -33,10 +36,12 @@ const er_action_t *er_action_find(const char *name) {
   return NULL;
 }
 
-static const er_module_t *const g_modules[] = {NULL};
+static const er_module_t *const g_modules[] = {
+    &er_mod_proxy,
+};
 
 const er_module_t *const *er_modules_all(size_t *n) {
-  *n = 0; /* no module yet; kafka.c adds the first */
+  *n = sizeof g_modules / sizeof g_modules[0];
   return g_modules;
 }
 
