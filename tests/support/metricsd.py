@@ -12,12 +12,15 @@ Endpoints (GET):
                metricsd_odd{path="a\\"b,c}"} 7 1700000000000
                metricsd_nan NaN
                metricsd_latency_seconds_bucket{le="0.1"} 3 (and le="+Inf")
-  /bump?name=N&by=K&LABEL=VALUE...
+  /bump?name=N&by=K&delay_ms=D&LABEL=VALUE...
              adds K (default 1, may be fractional) to counter N with the
-             given extra labels; answers the new value as text
+             given extra labels, after waiting D ms (default 0); answers
+             the new value as text
 Everything else: 404.
 """
+import socket
 import sys
+import time
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -79,6 +82,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt_, *args):  # quiet
         pass
 
+    def setup(self):
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle and
+        # delayed ACKs hold the body back ~40 ms on a kept-alive connection
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _send(self, status, body, ctype="text/plain; version=0.0.4"):
         body = body.encode()
         self.send_response(status)
@@ -97,8 +106,9 @@ class Handler(BaseHTTPRequestHandler):
             name = q.pop("name", "")
             try:
                 by = float(q.pop("by", "1"))
+                delay_ms = int(q.pop("delay_ms", "0"))
             except ValueError:
-                self._send(400, "by must be a number\n", "text/plain")
+                self._send(400, "by and delay_ms must be numbers\n", "text/plain")
                 return
             if not NAME_RE.match(name) or any(
                 not LABEL_RE.match(k) or k == "instance" for k in q
@@ -106,6 +116,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(400, "bad name or label\n", "text/plain")
                 return
             key = (name, tuple(sorted(q.items())))
+            if delay_ms > 0:
+                time.sleep(min(delay_ms, 60000) / 1000.0)
             with _lock:
                 _counters[key] = _counters.get(key, 0.0) + by
                 v = _counters[key]
