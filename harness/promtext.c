@@ -457,17 +457,18 @@ int er_prom_parse(const char *text, size_t len, er_prom_cb cb, void *ud,
   int line = 0, rc = 0;
 
   while (p < end && rc == 0) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *le = nl ? nl : end;
+    size_t left = (size_t)(end - p);
+    const char *nl = memchr(p, '\n', left);
+    size_t n = nl ? (size_t)(nl - p) : left;
     lctx_t c;
     line++;
+    if (n > 0 && p[n - 1] == '\r')
+      n--;
     c.p = p;
-    c.end = le;
+    c.end = p + n;
     c.line = line;
     c.err = err;
-    if (c.end > c.p && c.end[-1] == '\r')
-      c.end--;
-    if (memchr(c.p, '\0', (size_t)(c.end - c.p))) {
+    if (memchr(p, '\0', n)) {
       rc = er_errf(err, ER_E_INPUT, "line %d: a NUL byte", line);
       break;
     }
