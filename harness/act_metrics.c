@@ -570,8 +570,8 @@ static void validate_metrics(const json_t *args, er_diag_t *d) {
       const char *w = json_string_value(v);
       char p[300];
       ptr_child(p, sizeof p, "/capture", k);
-      if (!w ||
-          (strcmp(w, "value") && strcmp(w, "samples") && strcmp(w, "delta")))
+      if (!w || (strcmp(w, "value") != 0 && strcmp(w, "samples") != 0 &&
+                 strcmp(w, "delta") != 0))
         er_diag_error(d, p,
                       "a capture takes \"value\", \"samples\" or "
                       "\"delta\" (with \"baseline\")");

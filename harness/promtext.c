@@ -23,7 +23,7 @@ typedef struct scratch {
 /* Appends n bytes (no NUL). 0, or -1 when memory ran out. */
 static int sc_add(scratch_t *sc, const char *s, size_t n) {
   size_t need = sc->len + n + 1;
-  if (need > sc->alloc) {
+  if (!sc->p || need > sc->alloc) {
     size_t na = sc->alloc ? sc->alloc : 256;
     char *np;
     while (na < need)
@@ -290,6 +290,7 @@ static long label_value(lctx_t *c, scratch_t *sc, size_t *vlen) {
   size_t start = sc->len;
   const char *run = c->p;
   char sb[8];
+  *vlen = 0;
   for (;;) {
     char ch;
     if (c->p >= c->end)
