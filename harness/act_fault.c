@@ -195,6 +195,15 @@ static int mod_run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
               name);
       goto out;
     }
+    for (size_t j = 0; port != 0 && j < i; j++)
+      if (json_integer_value(
+              json_object_get(json_array_get(arr, j), "listen")) == port) {
+        er_errf(err, ER_E_INPUT,
+                "proxy \"%s\": listen port %d is taken by proxy \"%s\" "
+                "already",
+                name, (int)port, st->v[j].name);
+        goto out;
+      }
     if (!json_is_string(json_object_get(p, "upstream"))) {
       er_errf(err, ER_E_INPUT,
               "proxy \"%s\": \"upstream\" (host:port) is required", name);

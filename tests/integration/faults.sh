@@ -126,6 +126,10 @@ err=$("$EVENTRIG" run --env $D/bad/no-port.env.json --report-dir "$T_TMP/reports
 check "run: an upstream without a port exits 2 and says so" \
   bash -c '[ "$1" -eq 2 ] && grep -qF "upstream \"127.0.0.1\" must be host:port" <<<"$2"' _ $rc "$err" || diag "$err"
 
+err=$("$EVENTRIG" run --env $D/bad/dup-port.env.json --report-dir "$T_TMP/reports" $D/pass/1-through-proxy.json 2>&1); rc=$?
+check "run: two proxies on one fixed port exit 2 and say so" \
+  bash -c '[ "$1" -eq 2 ] && grep -qF "proxy \"b\": listen port 45999 is taken by proxy \"a\" already" <<<"$2"' _ $rc "$err" || diag "$err"
+
 # --- through the proxy, latency, heal ------------------------------------
 run_er pass --env $E $D/pass
 after_run pass 0
@@ -244,8 +248,14 @@ check "metrics: an unreachable endpoint is an error naming the URL" \
 f=$(tc_fail mfail "hold breaks")
 check "metrics: a hold breaks when another branch bumps the counter" \
   bash -c 'grep -qE "metrics stopped holding after [0-9.]+m?s of 2\.000s" <<<"$1" && grep -qF "expected 1, got 2" <<<"$1"' _ "$f"
-check "metrics-fail: 5 failures and 1 error" \
-  bash -c '[ "$(xmllint --xpath "count(//failure)" "$1")" = 5 ] && [ "$(xmllint --xpath "count(//error)" "$1")" = 1 ]' _ "$T_TMP/mfail.xml"
+f=$(tc_fail mfail "answers 404")
+check "metrics: a status other than 200 fails with the status and the body" \
+  grep -qE "metrics: GET http://127\.0\.0\.1:[0-9]+/nope: status 404 \(expected 200\); body: \"no such endpoint\\\\n\"" <<<"$f"
+f=$(tc_fail mfail "not valid text format")
+check "metrics: a malformed body fails naming the line" \
+  grep -qF "the body is not valid Prometheus text format: line 3: sample 'half_a_sample' has no value" <<<"$f"
+check "metrics-fail: 7 failures and 1 error" \
+  bash -c '[ "$(xmllint --xpath "count(//failure)" "$1")" = 7 ] && [ "$(xmllint --xpath "count(//error)" "$1")" = 1 ]' _ "$T_TMP/mfail.xml"
 
 # --- a fixed listening port --------------------------------------------------
 FIXED_PORT=$(free_port)

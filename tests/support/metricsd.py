@@ -16,6 +16,7 @@ Endpoints (GET):
              adds K (default 1, may be fractional) to counter N with the
              given extra labels, after waiting D ms (default 0); answers
              the new value as text
+  /broken    200, a body whose third line is malformed (no value)
 Everything else: 404.
 """
 import socket
@@ -100,6 +101,9 @@ class Handler(BaseHTTPRequestHandler):
         u = urlsplit(self.path)
         if u.path == "/metrics":
             self._send(200, render())
+            return
+        if u.path == "/broken":
+            self._send(200, "# TYPE up gauge\nup 1\nhalf_a_sample{a=\"b\"}\n")
             return
         if u.path == "/bump":
             q = dict(parse_qsl(u.query, keep_blank_values=True))
