@@ -21,7 +21,10 @@ extern const er_action_t er_act_kafka_produce;
 extern const er_action_t er_act_kafka_expect;
 extern const er_action_t er_act_kafka_drained;
 extern const er_action_t er_act_kafka_reset;
+extern const er_action_t er_act_fault;
+extern const er_action_t er_act_metrics;
 extern const er_module_t er_mod_kafka;
+extern const er_module_t er_mod_proxy;
 
 static const er_action_t *const g_actions[] = {
     &er_act_http,          &er_act_redis,         &er_act_redis_clean,
@@ -29,7 +32,8 @@ static const er_action_t *const g_actions[] = {
     &er_act_pg_alias,      &er_act_await,         &er_act_hold,
     &er_act_sleep,         &er_act_group,         &er_act_repeat,
     &er_act_parallel,      &er_act_kafka_produce, &er_act_kafka_expect,
-    &er_act_kafka_drained, &er_act_kafka_reset,
+    &er_act_kafka_drained, &er_act_kafka_reset,   &er_act_fault,
+    &er_act_metrics,
 };
 
 const er_action_t *er_action_find(const char *name) {
@@ -40,6 +44,8 @@ const er_action_t *er_action_find(const char *name) {
 }
 
 static const er_module_t *const g_modules[] = {
+    /* proxies first: they come up before services, and go after them */
+    &er_mod_proxy,
     &er_mod_kafka,
 };
 
