@@ -23,7 +23,8 @@
  *               epoll thread, proxy.h) before the services start;
  *   scenario_end  heals every proxy, however the scenario ended (passed,
  *               failed, timed out or interrupted: the runner calls it
- *               after teardown, with interrupts held);
+ *               when the steps end, before teardown, with
+ *               interrupts held);
  *   run_end     stops the set (every connection closed).
  * The set lives in the run's shared session under "proxy".
  *

@@ -154,8 +154,9 @@ typedef struct er_action {
  *   (topics exist, ...); env is resolved.
  * - scenario_begin: at the start of every scenario (record offsets into
  *   scenario).
- * - scenario_end: after its teardown, however the scenario ended (heal
- *   every fault); errors are logged, they do not fail the scenario.
+ * - scenario_end: when the steps are over, however they ended, before
+ *   teardown (heal every fault, so teardown reaches the servers); errors
+ *   are logged, they do not fail the scenario.
  * - run_end: after the last scenario, before shared is freed.
  * The runner puts its services (services.h) into shared as "services"
  * (owned by the runner) before preflight. */

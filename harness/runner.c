@@ -490,8 +490,11 @@ static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
   if (rc == ER_STEP_OK)
     rc = run_steps(b, &s->steps, "step", deadline, false);
   message = er_strdup(er_buf_cstr(&b->detail));
-  /* teardown always runs, with a budget of its own, also after Ctrl-C */
+  /* teardown always runs, with a budget of its own, also after Ctrl-C;
+   * modules first undo what the steps did (faults healed), so teardown
+   * reaches the servers */
   er_interrupt_hold(true);
+  modules_scenario_end(&sc, b);
   trc = run_steps(b, &s->teardown, "teardown", er_now_ms() + TEARDOWN_BUDGET_MS,
                   true);
   if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
@@ -499,7 +502,6 @@ static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
     free(message);
     message = er_strdup(er_buf_cstr(&b->detail));
   }
-  modules_scenario_end(&sc, b);
   er_interrupt_hold(false);
 finish:
   res->duration_ms = er_now_ms() - sc.started_ms;
