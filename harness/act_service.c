@@ -16,6 +16,11 @@
  * do nothing (the log says so). The log gives every pid. A name the
  * environment does not have is fatal, with a did-you-mean. Restarted
  * services are stopped at the end of the run like the others.
+ *
+ * The "services" module: after every scenario's teardown, the services a
+ * step stopped or killed are started again (and awaited), so that the
+ * next scenario starts with every service up; not after an interrupt.
+ * Services that exited on their own are left as they are.
  * The services come from the run-wide registry ("services", put there by
  * the runner; services.h). */
 #include <stdio.h>
@@ -23,6 +28,8 @@
 
 #include "action.h"
 #include "services.h"
+
+#include "util.h"
 
 static const er_keyspec_t stop_keys[] = {
     {"name", ER_T_STRING, true, NULL, NULL},
@@ -104,3 +111,19 @@ const er_action_t er_act_service_start = {
     .name = "service.start", .keys = start_keys, .run = run_start};
 const er_action_t er_act_service_restart = {
     .name = "service.restart", .keys = start_keys, .run = run_restart};
+
+/* After the teardown: what a step stopped is started again. */
+static int services_scenario_end(const json_t *env, er_session_t *shared,
+                                 er_session_t *scenario, er_err_t *err) {
+  er_services_t *s = shared ? er_session_get(shared, "services") : NULL;
+  (void)env;
+  (void)scenario;
+  if (!s || er_interrupt_signal())
+    return 0;
+  if (er_services_start_stopped(s, NULL, err) != 0)
+    return -1;
+  return 0;
+}
+
+const er_module_t er_mod_services = {.name = "services",
+                                     .scenario_end = services_scenario_end};

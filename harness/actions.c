@@ -39,10 +39,14 @@ const er_action_t *er_action_find(const char *name) {
   return NULL;
 }
 
-static const er_module_t *const g_modules[] = {NULL};
+extern const er_module_t er_mod_services;
+
+static const er_module_t *const g_modules[] = {
+    &er_mod_services,
+};
 
 const er_module_t *const *er_modules_all(size_t *n) {
-  *n = 0; /* no module yet; kafka.c adds the first */
+  *n = sizeof g_modules / sizeof g_modules[0];
   return g_modules;
 }
 

@@ -1487,17 +1487,23 @@ static int unknown_name(const er_services_t *s, const char *name,
   er_buf_t all = ER_BUF_INIT(600);
   if (!cands)
     return er_errf(err, ER_E_ENV, "out of memory");
+  /* "redis, web (web-1, web-2, web-3), ..." */
   for (size_t i = 0; i < s->n; i++) {
-    bool seen = false;
-    cands[nc++] = s->v[i].name;
-    er_buf_printf(&all, "%s%s", i ? ", " : "", s->v[i].name);
-    for (size_t j = 0; j < nc && s->v[i].group; j++)
-      if (strcmp(cands[j], s->v[i].group) == 0)
-        seen = true;
-    if (s->v[i].group && !seen) {
-      cands[nc++] = s->v[i].group;
-      er_buf_printf(&all, " (group %s)", s->v[i].group);
+    const svc_t *v = &s->v[i];
+    bool first = v->group && (i == 0 || !s->v[i - 1].group ||
+                              strcmp(s->v[i - 1].group, v->group) != 0);
+    bool last = v->group && (i + 1 == s->n || !s->v[i + 1].group ||
+                             strcmp(s->v[i + 1].group, v->group) != 0);
+    cands[nc++] = v->name;
+    if (first) {
+      cands[nc++] = v->group;
+      er_buf_printf(&all, "%s%s (", i ? ", " : "", v->group);
+    } else if (!v->group || i > 0) {
+      er_buf_puts(&all, i ? ", " : "");
     }
+    er_buf_puts(&all, v->name);
+    if (last)
+      er_buf_puts(&all, ")");
   }
   dym = er_did_you_mean(name, cands, nc);
   if (dym)
@@ -1552,6 +1558,25 @@ int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
   }
 out:
   free(idx);
+  return rc;
+}
+
+int er_services_start_stopped(er_services_t *s, er_buf_t *report,
+                              er_err_t *err) {
+  int rc = 0;
+  if (!s || !s->started)
+    return 0;
+  for (size_t i = 0; i < s->n; i++) {
+    svc_t *v = &s->v[i];
+    er_err_t e1 = {0};
+    pthread_mutex_lock(&v->mu);
+    if (svc_state(v) == ER_SVC_STOPPED &&
+        svc_start_again(s, v, 0, 0, report, &e1) != 0) {
+      er_errf(err, e1.code, "%s", e1.msg);
+      rc = -1;
+    }
+    pthread_mutex_unlock(&v->mu);
+  }
   return rc;
 }
 

@@ -125,6 +125,15 @@ int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
                         int64_t ready_ms, int64_t deadline_ms, er_buf_t *report,
                         er_err_t *err);
 
+/* Starts again, in order, every service that er_services_control stopped
+ * or killed (state ER_SVC_STOPPED; not those that exited on their own)
+ * and awaits each one's readiness (its own ready.within): what a
+ * scenario stopped is up again for the next one. report as for
+ * er_services_control. Returns 0, or -1 with err (the first failure; the
+ * other services are still started). */
+int er_services_start_stopped(er_services_t *s, er_buf_t *report,
+                              er_err_t *err);
+
 /* Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
  * Returns the port, or -1 with err (ER_E_ENV). */
 int er_free_port(er_err_t *err);
