@@ -23,9 +23,13 @@ ITEST_BIN := $(ITEST_SRC:tests/itest/%.c=build/asan/itest/%)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_BIN := $(TEST_SUPPORT_SRC:tests/support/%.c=build/asan/support/%)
 
-.PHONY: all deps test check demo clean lint format asan tests-build
+.PHONY: all deps test check demo clean lint format asan tests-build sut
 
-all: eventrig
+all: eventrig sut
+
+# the reference system under test (its own Makefile; shares no code)
+sut:
+	@$(MAKE) --no-print-directory -C sut
 
 eventrig: build/rel/main.o build/rel/libeventrig.a
 	$(CC) -O2 -o $@ $^ $(PKG_LIBS)
@@ -60,7 +64,7 @@ build/rel build/asan build/asan/tests build/asan/itest build/asan/support:
 
 asan: build/asan/eventrig
 
-tests-build: build/asan/eventrig $(UNIT_BIN) $(ITEST_BIN) $(TEST_SUPPORT_BIN)
+tests-build: build/asan/eventrig $(UNIT_BIN) $(ITEST_BIN) $(TEST_SUPPORT_BIN) sut
 
 deps:
 	@ci/deps.sh
@@ -84,3 +88,4 @@ format:
 
 clean:
 	rm -rf build eventrig
+	@$(MAKE) --no-print-directory -C sut clean

@@ -63,7 +63,8 @@ static int run_repeat(er_exec_t *x, const json_t *args) {
   long long i;
   int rc = ER_STEP_OK;
 
-  if (json_is_string(dur) && er_parse_duration(json_string_value(dur), &ms) == 0)
+  if (json_is_string(dur) &&
+      er_parse_duration(json_string_value(dur), &ms) == 0)
     until = er_now_ms() + ms;
   for (i = 1;; i++) {
     char label[64];
@@ -131,8 +132,9 @@ static void *branch_main(void *arg) {
 static void validate_parallel(const json_t *args, er_diag_t *d) {
   json_t *steps = json_object_get(args, "steps");
   if (json_is_array(steps) && json_array_size(steps) < 2)
-    er_diag_warn(d, "/steps", "parallel with fewer than two steps runs "
-                              "nothing at the same time");
+    er_diag_warn(d, "/steps",
+                 "parallel with fewer than two steps runs "
+                 "nothing at the same time");
   if (json_is_array(steps) && json_array_size(steps) > MAX_BRANCHES)
     er_diag_error(d, "/steps", "at most %d parallel branches", MAX_BRANCHES);
 }
@@ -199,10 +201,12 @@ static int run_parallel(er_exec_t *x, const json_t *args) {
     jobs[i].bx = NULL;
   }
   /* every branch had started before the first one ended: they overlapped */
-  er_exec_log(x, "parallel: %zu branches, last started +%lldms, first ended "
-                 "+%lldms (%s)",
+  er_exec_log(x,
+              "parallel: %zu branches, last started +%lldms, first ended "
+              "+%lldms (%s)",
               n, (long long)(last_start - t0), (long long)(first_end - t0),
-              last_start <= first_end ? "all overlapped" : "not all overlapped");
+              last_start <= first_end ? "all overlapped"
+                                      : "not all overlapped");
 out:
   if (jobs)
     for (size_t i = 0; i < n; i++)
@@ -213,10 +217,8 @@ out:
   return rc;
 }
 
-const er_action_t er_act_group = {.name = "group",
-                                  .keys = group_keys,
-                                  .raw_args = true,
-                                  .run = run_group};
+const er_action_t er_act_group = {
+    .name = "group", .keys = group_keys, .raw_args = true, .run = run_group};
 const er_action_t er_act_repeat = {.name = "repeat",
                                    .keys = repeat_keys,
                                    .raw_args = true,

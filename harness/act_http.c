@@ -235,6 +235,8 @@ static json_t *body_text(const er_buf_t *b) {
   char *copy;
   if (j)
     return j;
+  if (!b->data)
+    return json_string("");
   copy = malloc(b->len + 1);
   if (!copy)
     return NULL;

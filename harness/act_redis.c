@@ -656,7 +656,7 @@ static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
   }
 
   if ((!strcmp(kind, "hash") && !json_is_object(coll)) ||
-      (strcmp(kind, "hash") && !json_is_array(coll))) {
+      (strcmp(kind, "hash") != 0 && !json_is_array(coll))) {
     er_buf_printf(x->detail, "redis.seed \"%s\": %s must be %s", key, kind,
                   !strcmp(kind, "hash") ? "an object" : "an array");
     goto out;

@@ -40,7 +40,7 @@ enum {
 
 typedef struct er_keyspec {
   const char *name;
-  unsigned types;                /* ER_T_* mask plus flags */
+  unsigned types; /* ER_T_* mask plus flags */
   bool required;
   const struct er_keyspec *sub;  /* for objects with fixed keys; NULL-name
                                     terminated; NULL = free-form object */
@@ -73,21 +73,21 @@ typedef struct er_group_ops er_group_ops_t;
 
 /* What an action gets to run one step. Borrowed from the runner. */
 struct er_exec {
-  const json_t *env;        /* resolved environment file (env.h shape) */
-  er_session_t *session;    /* connections of this branch */
-  er_session_t *shared;     /* run-wide objects modules set up in
-                               run_begin (read-only during scenarios) */
-  er_session_t *scenario;   /* objects of the current scenario (e.g. Kafka
-                               end offsets recorded at its start) */
-  er_tmpl_t *tmpl;          /* for actions that expand per item */
-  const char *base_dir;     /* scenario's folder, for relative file paths */
-  int64_t deadline_ms;      /* er_now_ms() clock; never wait past it */
-  bool polling;             /* inside await/hold: be quiet, fail fast */
-  er_buf_t *log;            /* scenario log (JUnit system-out) */
-  json_t *captures;         /* action adds name -> value here */
-  er_buf_t *detail;         /* on failure: expected vs last seen */
+  const json_t *env;           /* resolved environment file (env.h shape) */
+  er_session_t *session;       /* connections of this branch */
+  er_session_t *shared;        /* run-wide objects modules set up in
+                                  run_begin (read-only during scenarios) */
+  er_session_t *scenario;      /* objects of the current scenario (e.g. Kafka
+                                  end offsets recorded at its start) */
+  er_tmpl_t *tmpl;             /* for actions that expand per item */
+  const char *base_dir;        /* scenario's folder, for relative file paths */
+  int64_t deadline_ms;         /* er_now_ms() clock; never wait past it */
+  bool polling;                /* inside await/hold: be quiet, fail fast */
+  er_buf_t *log;               /* scenario log (JUnit system-out) */
+  json_t *captures;            /* action adds name -> value here */
+  er_buf_t *detail;            /* on failure: expected vs last seen */
   const er_group_ops_t *group; /* the runner's ops for step groups */
-  void *rt;                 /* the runner's private context of this branch */
+  void *rt;                    /* the runner's private context of this branch */
 };
 
 /* Step groups (parallel, repeat, group): actions with raw_args get their
@@ -124,16 +124,16 @@ void er_exec_log(er_exec_t *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 typedef struct er_action {
-  const char *name;           /* key in the step object: "redis.clean" */
-  const er_keyspec_t *keys;   /* allowed keys of the argument object */
-  bool check;                 /* usable inside await / hold */
-  bool warn_on_use;           /* validate warns (sleep) */
-  bool wraps_check;           /* besides its own keys, the argument object
-                                 holds exactly one check action (await,
-                                 hold): {"within": "5s", "redis": {...}} */
-  bool raw_args;              /* run() gets the arguments untemplated
-                                 (groups template their nested steps one
-                                 by one, as they run) */
+  const char *name;         /* key in the step object: "redis.clean" */
+  const er_keyspec_t *keys; /* allowed keys of the argument object */
+  bool check;               /* usable inside await / hold */
+  bool warn_on_use;         /* validate warns (sleep) */
+  bool wraps_check;         /* besides its own keys, the argument object
+                               holds exactly one check action (await,
+                               hold): {"within": "5s", "redis": {...}} */
+  bool raw_args;            /* run() gets the arguments untemplated
+                               (groups template their nested steps one
+                               by one, as they run) */
   /* optional extra validation; args are the raw (untemplated) JSON */
   void (*validate)(const json_t *args, er_diag_t *d);
   /* run once; args are templated. Returns ER_STEP_*. */

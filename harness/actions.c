@@ -17,19 +17,27 @@ extern const er_action_t er_act_sleep;
 extern const er_action_t er_act_group;
 extern const er_action_t er_act_repeat;
 extern const er_action_t er_act_parallel;
+extern const er_action_t er_act_kafka_produce;
+extern const er_action_t er_act_kafka_expect;
+extern const er_action_t er_act_kafka_drained;
+extern const er_action_t er_act_kafka_reset;
 extern const er_action_t er_act_service_stop;
 extern const er_action_t er_act_service_kill;
 extern const er_action_t er_act_service_start;
 extern const er_action_t er_act_service_restart;
 extern const er_action_t er_act_redis_contend;
+extern const er_module_t er_mod_kafka;
+extern const er_module_t er_mod_services;
 
 static const er_action_t *const g_actions[] = {
-    &er_act_http,          &er_act_redis,           &er_act_redis_clean,
-    &er_act_redis_seed,    &er_act_pg_exec,         &er_act_pg_expect,
-    &er_act_pg_alias,      &er_act_await,           &er_act_hold,
-    &er_act_sleep,         &er_act_group,           &er_act_repeat,
-    &er_act_parallel,      &er_act_service_stop,    &er_act_service_kill,
-    &er_act_service_start, &er_act_service_restart, &er_act_redis_contend,
+    &er_act_http,          &er_act_redis,         &er_act_redis_clean,
+    &er_act_redis_seed,    &er_act_pg_exec,       &er_act_pg_expect,
+    &er_act_pg_alias,      &er_act_await,         &er_act_hold,
+    &er_act_sleep,         &er_act_group,         &er_act_repeat,
+    &er_act_parallel,      &er_act_kafka_produce, &er_act_kafka_expect,
+    &er_act_kafka_drained, &er_act_kafka_reset,   &er_act_service_stop,
+    &er_act_service_kill,  &er_act_service_start, &er_act_service_restart,
+    &er_act_redis_contend,
 };
 
 const er_action_t *er_action_find(const char *name) {
@@ -39,9 +47,8 @@ const er_action_t *er_action_find(const char *name) {
   return NULL;
 }
 
-extern const er_module_t er_mod_services;
-
 static const er_module_t *const g_modules[] = {
+    &er_mod_kafka,
     &er_mod_services,
 };
 

@@ -115,7 +115,7 @@ bool er_json_equal(const json_t *a, const json_t *b) {
 }
 
 static const char *const g_ops[] = {
-    "$eq",  "$ne",       "$gt",  "$gte", "$lt",   "$lte",   "$exists",
+    "$eq",    "$ne",       "$gt",  "$gte", "$lt",   "$lte", "$exists",
     "$regex", "$contains", "$len", "$in",  "$type", "$set", "$subset",
 };
 
@@ -381,9 +381,8 @@ static bool match_op(const json_t *act, const char *op, const json_t *arg,
     for (size_t i = 0; ok && i < n; i++) {
       bool found = false;
       for (size_t j = 0; j < n && !found; j++) {
-        if (!used[j] &&
-            er_json_match(json_array_get(act, j), json_array_get(arg, i),
-                          NULL)) {
+        if (!used[j] && er_json_match(json_array_get(act, j),
+                                      json_array_get(arg, i), NULL)) {
           used[j] = 1;
           found = true;
         }
@@ -418,8 +417,8 @@ static bool match_op(const json_t *act, const char *op, const json_t *arg,
     for (size_t i = 0; i < json_array_size(arg); i++) {
       bool found = false;
       for (size_t j = 0; j < json_array_size(act) && !found; j++)
-        found = er_json_match(json_array_get(act, j), json_array_get(arg, i),
-                              NULL);
+        found =
+            er_json_match(json_array_get(act, j), json_array_get(arg, i), NULL);
       if (!found) {
         why_add(why, "expected an array holding %s, got %s", arg, act);
         return false;
@@ -479,8 +478,8 @@ differ:
 
 json_t *er_json_from_text(const char *s, size_t len) {
   size_t i = 0;
-  while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' ||
-                     s[i] == '\r'))
+  while (i < len &&
+         (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r'))
     i++;
   if (i < len && (s[i] == '{' || s[i] == '[')) {
     json_t *v = json_loadb(s, len, JSON_DECODE_ANY, NULL);

@@ -114,8 +114,7 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvhV", longopts, NULL)) !=
-         -1) {
+  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvhV", longopts, NULL)) != -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;

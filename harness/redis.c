@@ -594,6 +594,8 @@ static json_t *bytes_json(const char *s, size_t n) {
 
 static json_t *reply_json(const redisReply *rep) {
   json_t *v = NULL;
+  if (!rep)
+    return json_null();
   switch (rep->type) {
   case REDIS_REPLY_STRING:
   case REDIS_REPLY_STATUS:
@@ -633,7 +635,7 @@ int er_redis_command(er_redis_t *r, int argc, const char *const *argv,
     er_errf(err, ER_E_INPUT, "redis: empty command");
     goto out;
   }
-  if (call(r, argc, argv, argvlen, deadline_ms, &rep, err) != 0)
+  if (call(r, argc, argv, argvlen, deadline_ms, &rep, err) != 0 || !rep)
     goto out;
   *reply = reply_json(rep);
   if (!*reply) {
@@ -671,7 +673,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
   do {
     const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
     redisReply *keys;
-    if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0)
+    if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0 || !rep)
       goto out;
     if (rep->type == REDIS_REPLY_ERROR) {
       er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
@@ -708,7 +710,7 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
         uargv[i + 1] = keys->element[i]->str;
         ulens[i + 1] = keys->element[i]->len;
       }
-      if (call(r, (int)n, uargv, ulens, deadline_ms, &urep, err) != 0)
+      if (call(r, (int)n, uargv, ulens, deadline_ms, &urep, err) != 0 || !urep)
         goto out;
       if (urep->type != REDIS_REPLY_INTEGER) {
         er_errf(err, ER_E_ENV, "%s: UNLINK failed: %.*s", r->url.redacted,
@@ -742,7 +744,7 @@ int er_redis_flushdb(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
   const char *argv[1] = {"FLUSHDB"};
   redisReply *rep = NULL;
   int rc = -1;
-  if (call(r, 1, argv, NULL, deadline_ms, &rep, err) != 0)
+  if (call(r, 1, argv, NULL, deadline_ms, &rep, err) != 0 || !rep)
     return -1;
   if (rep->type == REDIS_REPLY_ERROR)
     er_errf(err, ER_E_ENV, "%s: FLUSHDB failed: %.*s", r->url.redacted,

@@ -22,7 +22,7 @@ typedef enum {
 } er_res_status_t;
 
 typedef struct er_result {
-  char *classname;   /* from the scenario's folder */
+  char *classname; /* from the scenario's folder */
   char *name;
   char *file;
   er_res_status_t status;
@@ -37,9 +37,9 @@ typedef struct er_results {
   er_result_t *v;
   size_t n, alloc;
   char suite_name[128];
-  char timestamp[40];  /* RFC 3339 start of the run */
-  int64_t started_ms;   /* er_now_ms() at the start: the suite's time is
-                           the wall time since (0: sum of the scenarios) */
+  char timestamp[40]; /* RFC 3339 start of the run */
+  int64_t started_ms; /* er_now_ms() at the start: the suite's time is
+                         the wall time since (0: sum of the scenarios) */
 } er_results_t;
 
 /* Appends a copy of r (strings duplicated). */
@@ -55,7 +55,7 @@ char *er_junit_render(const er_results_t *rs);
 
 typedef struct er_console {
   FILE *out;
-  bool color;   /* only on a terminal, never with NO_COLOR */
+  bool color; /* only on a terminal, never with NO_COLOR */
   bool verbose;
 } er_console_t;
 

@@ -23,9 +23,9 @@
 
 typedef struct run {
   const er_run_opts_t *o;
-  er_tmpl_t *base;          /* run-wide names: run.id, port.*, kafka.* */
+  er_tmpl_t *base; /* run-wide names: run.id, port.*, kafka.* */
   er_env_t *env;
-  er_session_t *shared;     /* modules' run-wide objects */
+  er_session_t *shared; /* modules' run-wide objects */
   er_services_t *services;
   er_results_t results;
   er_console_t con;
@@ -40,7 +40,7 @@ typedef struct run {
 typedef struct scen {
   run_t *r;
   const er_scenario_t *s;
-  er_session_t *scenario;   /* modules' per-scenario objects */
+  er_session_t *scenario; /* modules' per-scenario objects */
   int64_t started_ms;
 } scen_t;
 
@@ -122,11 +122,12 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
   if (er_scenario_collect(o->paths, o->npaths, &files, &nfiles, err) != 0)
     goto out;
   if (nfiles == 0) {
-    er_errf(err, ER_E_INPUT, "no scenario files (*.json) found in the given "
-                             "paths");
+    er_errf(err, ER_E_INPUT,
+            "no scenario files (*.json) found in the given "
+            "paths");
     goto out;
   }
-  v = calloc(nfiles, sizeof *v);
+  v = calloc(nfiles, sizeof(er_scenario_t *));
   if (!v) {
     er_errf(err, ER_E_ENV, "out of memory");
     goto out;
@@ -607,8 +608,7 @@ static int start_environment(run_t *r, er_err_t *err) {
   if (spec && json_array_size(spec) > 0) {
     if (er_mkdirs(logdir, err) != 0)
       goto out;
-    r->services =
-        er_services_new(spec, er_env_base_dir(r->env), logdir, err);
+    r->services = er_services_new(spec, er_env_base_dir(r->env), logdir, err);
     if (!r->services)
       goto out;
     if (er_services_start(r->services, err) != 0)

@@ -30,10 +30,10 @@ typedef struct er_run_opts {
   const char *filter;     /* NULL: all */
   char *const *paths;     /* files or folders of scenarios */
   size_t npaths;
-  bool fail_fast;         /* stop after the first failing scenario */
-  bool verbose;           /* print every scenario's log */
-  FILE *out;              /* console (stdout) */
-  FILE *err;              /* diagnostics (stderr) */
+  bool fail_fast; /* stop after the first failing scenario */
+  bool verbose;   /* print every scenario's log */
+  FILE *out;      /* console (stdout) */
+  FILE *err;      /* diagnostics (stderr) */
 } er_run_opts_t;
 
 /* Each returns the process exit code (0, 1, 2, 3, 130, 143). */

@@ -274,12 +274,10 @@ static void types_text(unsigned types, char *out, size_t outsz) {
   }
   if (types & ER_T_STRING)
     parts[n++] = "a string";
-  if ((types & ER_T_NUMBER) == ER_T_NUMBER)
+  if (types & ER_T_REAL)
     parts[n++] = "a number";
   else if (types & ER_T_INT)
     parts[n++] = "an integer";
-  else if (types & ER_T_REAL)
-    parts[n++] = "a number";
   if (types & ER_T_BOOL)
     parts[n++] = "true or false";
   if (types & ER_T_NULL)
@@ -683,7 +681,7 @@ json_t *er_parse_json_text(const char *file, const char *text, size_t len,
   doc = json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
   if (!doc)
     er_diags_addf(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
-              "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");
+                  "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");
   return doc;
 }
 
@@ -691,7 +689,7 @@ json_t *er_parse_json_text(const char *file, const char *text, size_t len,
 
 typedef struct refscan {
   vctx_t *c;
-  const names_t *defined;
+  names_t *defined;
   const names_t *later; /* captured by later steps */
   const json_t *vars;   /* the scenario's vars object, or NULL */
 } refscan_t;
@@ -777,6 +775,48 @@ static void check_refs(refscan_t *rs, const json_t *v, const char *ptr) {
 }
 
 static void step_captures(const json_t *step, names_t *out);
+
+/* A step's strings, in execution order: the nested steps of a group see
+ * the captures of the nested steps before them. */
+static void check_step_refs(refscan_t *rs, const json_t *step,
+                            const char *ptr) {
+  const char *k;
+  json_t *v;
+  if (!json_is_object(step)) {
+    check_refs(rs, step, ptr);
+    return;
+  }
+  json_object_foreach((json_t *)step, k, v) {
+    const er_action_t *a = er_action_find(k);
+    char *cp = er_jpos_child(ptr, k);
+    const char *here = cp ? cp : ptr;
+    check_string(rs, k, here, true);
+    if (a && a->raw_args && json_is_object(v)) {
+      const char *ak;
+      json_t *av;
+      json_object_foreach(v, ak, av) {
+        const er_keyspec_t *ks = spec_find(a->keys, ak);
+        char *ap = er_jpos_child(here, ak);
+        const char *ahere = ap ? ap : here;
+        if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
+          for (size_t i = 0; i < json_array_size(av); i++) {
+            char *sp = er_jpos_child_index(ahere, i);
+            check_step_refs(rs, json_array_get(av, i), sp ? sp : ahere);
+            step_captures(json_array_get(av, i), rs->defined);
+            free(sp);
+          }
+        } else {
+          check_string(rs, ak, ahere, true);
+          check_refs(rs, av, ahere);
+        }
+        free(ap);
+      }
+    } else {
+      check_refs(rs, v, here);
+    }
+    free(cp);
+  }
+}
 
 /* Names an action's arguments capture: its "capture" object, the wrapped
  * check's, and those of nested steps. */
@@ -886,7 +926,7 @@ static void check_scenario_refs(vctx_t *c, const json_t *doc) {
       char *cp;
       snprintf(base, sizeof base, "/%s", g_lists[l]);
       cp = er_jpos_child_index(base, i);
-      check_refs(&rs, step, cp ? cp : base);
+      check_step_refs(&rs, step, cp ? cp : base);
       free(cp);
       step_captures(step, &defined);
     }
@@ -1146,7 +1186,8 @@ static int strlist_push(strlist_t *l, char *s) {
     l->v = nv;
     l->alloc = na;
   }
-  l->v[l->n++] = s;
+  /* n < alloc here, so v is set */
+  l->v[l->n++] = s; // NOLINT(clang-analyzer-core.NullDereference)
   return 0;
 }
 
@@ -1243,7 +1284,8 @@ int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
       size_t from = all.n;
       if (collect_dir(paths[i], NULL, &all, err) != 0)
         goto out;
-      qsort(all.v + from, all.n - from, sizeof *all.v, cmp_str);
+      if (all.v && all.n > from)
+        qsort(all.v + from, all.n - from, sizeof *all.v, cmp_str);
     } else {
       if (strlist_push(&all, er_strdup(paths[i])) != 0) {
         er_errf(err, ER_E_INPUT, "out of memory");
@@ -1261,7 +1303,8 @@ int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
       if (dup)
         free(all.v[i]);
       else
-        all.v[w++] = all.v[i];
+        all.v[w++] = all.v[i]; // NOLINT(clang-analyzer-core.NullDereference): n
+                               // > 0 means v is set
     }
     all.n = w;
   }
@@ -1272,7 +1315,8 @@ int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
   rc = 0;
 out:
   for (size_t i = 0; i < all.n; i++)
-    free(all.v[i]);
+    free(all.v[i]); // NOLINT(clang-analyzer-core.NullDereference): n > 0 means
+                    // v is set
   free(all.v);
   return rc;
 }

@@ -57,11 +57,11 @@ json_t *er_parse_json_text(const char *file, const char *text, size_t len,
                            er_diags_t *out);
 
 typedef struct er_step {
-  char *name;                 /* "name" key, or "<action> #<n>" */
+  char *name; /* "name" key, or "<action> #<n>" */
   const er_action_t *action;
-  json_t *args;               /* borrowed from the scenario's doc */
-  int64_t timeout_ms;         /* 0 = bounded by the scenario only */
-  char *path;                 /* JSON pointer in the file: "/steps/2" */
+  json_t *args;       /* borrowed from the scenario's doc */
+  int64_t timeout_ms; /* 0 = bounded by the scenario only */
+  char *path;         /* JSON pointer in the file: "/steps/2" */
   int line, col;
 } er_step_t;
 
@@ -71,14 +71,14 @@ typedef struct er_steplist {
 } er_steplist_t;
 
 typedef struct er_scenario {
-  char *file;       /* as given */
-  char *dir;        /* its folder */
-  char *classname;  /* folder name, dots for slashes: "scenarios.happy-path" */
+  char *file;      /* as given */
+  char *dir;       /* its folder */
+  char *classname; /* folder name, dots for slashes: "scenarios.happy-path" */
   char *name;
-  char *skip;       /* NULL, or the reason it is skipped */
-  json_t *doc;      /* owned */
-  json_t *tags;     /* borrowed from doc; array (maybe empty) */
-  json_t *vars;     /* borrowed from doc; object (maybe empty) */
+  char *skip;   /* NULL, or the reason it is skipped */
+  json_t *doc;  /* owned */
+  json_t *tags; /* borrowed from doc; array (maybe empty) */
+  json_t *vars; /* borrowed from doc; object (maybe empty) */
   int64_t timeout_ms;
   er_steplist_t setup, steps, teardown;
 } er_scenario_t;

@@ -19,8 +19,8 @@
 #define ER_ERRSTR 1024
 
 typedef struct er_err {
-  int code;              /* 0 = none; otherwise an ER_E* value */
-  char msg[ER_ERRSTR];   /* human-readable, NUL-terminated */
+  int code;            /* 0 = none; otherwise an ER_E* value */
+  char msg[ER_ERRSTR]; /* human-readable, NUL-terminated */
 } er_err_t;
 
 /* Error codes: they map to the process exit codes of the design. */
@@ -49,7 +49,8 @@ typedef struct er_buf {
 } er_buf_t;
 
 #define ER_BUF_DEFAULT_CAP (1024u * 1024u)
-#define ER_BUF_INIT(capbytes) {NULL, 0, 0, (capbytes), false}
+#define ER_BUF_INIT(capbytes)                                                  \
+  { NULL, 0, 0, (capbytes), false }
 
 void er_buf_init(er_buf_t *b, size_t cap);
 /* Appends up to the cap; returns 0, or -1 if memory ran out. Hitting the

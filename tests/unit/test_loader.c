@@ -106,18 +106,38 @@ static void test_bad_files(void) {
 }
 
 /* Does the step (or the check it wraps) use action a? */
-static bool step_uses(const er_step_t *st, const er_action_t *a) {
-  const char *k;
-  json_t *v;
-  if (st->action == a)
-    return true;
-  if (!st->action->wraps_check)
-    return false;
-  json_object_foreach(st->args, k, v) {
-    if (er_action_find(k) == a)
+/* Does a step (as JSON) use action a, itself or nested in a check or a
+ * group's steps? */
+static bool json_step_uses(const json_t *step, const er_action_t *a) {
+  const char *k, *ik;
+  json_t *v, *iv;
+  json_object_foreach((json_t *)step, k, v) {
+    const er_action_t *sa = er_action_find(k);
+    if (!sa)
+      continue;
+    if (sa == a)
       return true;
+    if (!json_is_object(v))
+      continue;
+    json_object_foreach(v, ik, iv) {
+      if (sa->wraps_check && er_action_find(ik) == a)
+        return true;
+      if (sa->raw_args && json_is_array(iv))
+        for (size_t i = 0; i < json_array_size(iv); i++)
+          if (json_step_uses(json_array_get(iv, i), a))
+            return true;
+    }
   }
   return false;
+}
+
+static bool step_uses(const er_step_t *st, const er_action_t *a) {
+  json_t *step = json_object();
+  bool used;
+  json_object_set(step, st->action->name, st->args);
+  used = json_step_uses(step, a);
+  json_decref(step);
+  return used;
 }
 
 static void test_every_action(void) {
@@ -153,8 +173,8 @@ static void test_every_action(void) {
            !strcmp(json_string_value(json_array_get(s->tags, 1)), "all"),
        "tags");
   T_OK(json_integer_value(json_object_get(s->vars, "n")) == 3, "vars");
-  T_OK(s->setup.n == 2 && s->steps.n == 6 && s->teardown.n == 1,
-       "2 setup, 6 steps, 1 teardown");
+  T_OK(s->setup.n == 2 && s->steps.n == 10 && s->teardown.n == 2,
+       "2 setup, 10 steps, 2 teardown");
   T_STREQ(s->setup.v[0].name, "redis.clean #1", "default step name");
   T_STREQ(s->setup.v[0].path, "/setup/0", "setup path");
   T_OK(s->setup.v[0].line == 8 && s->setup.v[0].col == 5, "setup[0] at 8:5");
@@ -173,7 +193,7 @@ static void test_every_action(void) {
        "args borrowed from the doc");
   T_STREQ(s->steps.v[3].name, "await #4", "await step");
   T_STREQ(s->teardown.v[0].path, "/teardown/0", "teardown path");
-  T_OK(s->teardown.v[0].line == 37, "teardown[0] on line 37");
+  T_OK(s->teardown.v[0].line == 49, "teardown[0] on line 49");
   er_scenario_free(s);
   er_diags_free(&d);
 }
@@ -536,14 +556,15 @@ static void test_validate_keys(void) {
              "object, not a string\n"
              "env.json:8:3: error: unknown key 'extra'\n",
              "generic key spec: sub, each, types, durations, required");
-  check_keys("{\"group\": [{\"redis.clean\": {\"match\": \"a*\"}}, {\"sleeep\": {}}], "
-             "\"probe\": {\"redis.clean\": {}}}",
-             group_keys,
-             "env.json:1:47: error: unknown action 'sleeep' (did you mean "
-             "'sleep'?)\n"
-             "env.json:1:73: error: 'redis.clean' cannot be used inside "
-             "'probe': it is not a check (checks: @CHECKS@)\n",
-             "ER_T_STEPS and ER_T_CHECK values");
+  check_keys(
+      "{\"group\": [{\"redis.clean\": {\"match\": \"a*\"}}, {\"sleeep\": {}}], "
+      "\"probe\": {\"redis.clean\": {}}}",
+      group_keys,
+      "env.json:1:47: error: unknown action 'sleeep' (did you mean "
+      "'sleep'?)\n"
+      "env.json:1:73: error: 'redis.clean' cannot be used inside "
+      "'probe': it is not a check (checks: @CHECKS@)\n",
+      "ER_T_STEPS and ER_T_CHECK values");
   check_keys("[1]", env_keys,
              "env.json:1:1: error: the file must hold a JSON object, not an "
              "array\n",
