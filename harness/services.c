@@ -318,6 +318,8 @@ er_services_t *er_services_new(const json_t *spec, const char *base_dir,
       goto fail;
     for (size_t j = 0; j + 1 < s->n; j++) {
       const svc_t *o = &s->v[j];
+      if (!o->name || !v->name)
+        continue;
       if (strcmp(o->name, v->name) == 0) {
         er_errf(err, ER_E_INPUT, "two services are named '%s'", v->name);
         goto fail;
@@ -364,7 +366,7 @@ void er_services_free(er_services_t *s) {
     pthread_join(s->sp.th, NULL);
     s->sp.up = false;
   }
-  for (size_t i = 0; i < s->n; i++)
+  for (size_t i = 0; s->v && i < s->n; i++)
     svc_free(&s->v[i]);
   pthread_mutex_destroy(&s->sp.mu);
   pthread_cond_destroy(&s->sp.cv);
@@ -1367,7 +1369,7 @@ static void svc_kill(svc_t *v, er_buf_t *report) {
 }
 
 void er_services_stop(er_services_t *s) {
-  if (!s)
+  if (!s || !s->v)
     return;
   for (size_t i = s->n; i > 0; i--) {
     svc_t *v = &s->v[i - 1];
