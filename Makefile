@@ -77,7 +77,7 @@ check: tests-build eventrig
 	@tests/run.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory eventrig
+	@$(MAKE) --no-print-directory eventrig sut
 	@ci/demo.sh
 
 lint:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# make demo: runs the bundled scenarios on the embedded default, against
-# throwaway local servers that eventrig starts and stops itself, and checks
-# the JUnit report against the schema.
+# make demo: the bundled scenario suite on the embedded default: eventrig
+# starts throwaway Redis and Postgres, the embedded Kafka broker and three
+# instances of the reference service, runs scenarios/ and leaves
+# reports/junit.xml, checked against the JUnit schema.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-./eventrig run --env ci/examples.env.json --junit reports/junit.xml scenarios/examples
+./eventrig run --env ci/local.env.json --junit reports/junit.xml scenarios
 rc=$?
 if command -v xmllint >/dev/null && [ -f reports/junit.xml ]; then
   xmllint --noout --schema tests/data/junit-10.xsd reports/junit.xml 2>&1 | tail -1

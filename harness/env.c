@@ -69,6 +69,13 @@ static const er_keyspec_t k_service[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
+static const er_keyspec_t k_proxy[] = {
+    {"name", ER_T_STRING, true, NULL, NULL},
+    {"listen", ER_T_INT, false, NULL, NULL},
+    {"upstream", ER_T_STRING, true, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
 static const er_keyspec_t k_env[] = {
     {"ports", ER_T_ARRAY, false, NULL, NULL},
     {"vars", ER_T_OBJECT, false, NULL, NULL},
@@ -77,6 +84,7 @@ static const er_keyspec_t k_env[] = {
     {"http", ER_T_OBJECT, false, NULL, NULL},
     {"kafka", ER_T_OBJECT, false, NULL, NULL},
     {"services", ER_T_ARRAY, false, NULL, k_service},
+    {"proxies", ER_T_ARRAY, false, NULL, k_proxy}, /* act_fault.c */
     {NULL, 0, false, NULL, NULL},
 };
 

@@ -119,13 +119,16 @@ static const char *const g_ops[] = {
     "$regex", "$contains", "$len", "$in",  "$type", "$set", "$subset",
 };
 
+/* "$gte" is an operator; "${slot}" is a templated key, not one */
+static bool is_op_key(const char *k) { return k[0] == '$' && k[1] != '{'; }
+
 bool er_json_is_matcher(const json_t *e) {
   const char *k;
   json_t *v;
   if (!json_is_object(e) || json_object_size(e) == 0)
     return false;
   json_object_foreach((json_t *)e, k, v) {
-    if (k[0] != '$')
+    if (!is_op_key(k))
       return false;
   }
   return true;
@@ -137,7 +140,7 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
   if (!er_json_is_matcher(e)) {
     if (json_is_object(e)) {
       json_object_foreach((json_t *)e, k, v) {
-        if (k[0] == '$') {
+        if (is_op_key(k)) {
           snprintf(msg, msgsz,
                    "'%s' mixes operators with plain keys; use only $ "
                    "operators or only literal keys",
@@ -156,6 +159,7 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
   }
   json_object_foreach((json_t *)e, k, v) {
     bool known = false;
+    bool templated = json_is_string(v) && strstr(json_string_value(v), "${");
     for (size_t i = 0; i < sizeof g_ops / sizeof g_ops[0]; i++)
       if (strcmp(k, g_ops[i]) == 0)
         known = true;
@@ -166,6 +170,8 @@ int er_json_matcher_check(const json_t *e, char *msg, size_t msgsz) {
                dym ? " (did you mean '" : "", dym ? dym : "", dym ? "'?)" : "");
       return -1;
     }
+    if (templated)
+      continue; /* its type is known only once expanded */
     if ((!strcmp(k, "$gt") || !strcmp(k, "$gte") || !strcmp(k, "$lt") ||
          !strcmp(k, "$lte")) &&
         !json_is_number(v)) {
@@ -435,6 +441,13 @@ bool er_json_match(const json_t *act, const json_t *exp, er_buf_t *why) {
   if (er_json_is_matcher(exp)) {
     const char *k;
     json_t *v;
+    char bad[256];
+    /* operands filled in by templates are checked once expanded */
+    if (er_json_matcher_check(exp, bad, sizeof bad) != 0) {
+      if (why)
+        er_buf_printf(why, "bad matcher: %s", bad);
+      return false;
+    }
     json_object_foreach((json_t *)exp, k, v) {
       if (strcmp(k, "$exists") != 0 && !act) {
         if (json_object_get(exp, "$exists") == NULL) {

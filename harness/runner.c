@@ -636,16 +636,18 @@ static void stop_environment(run_t *r) {
   size_t nmod;
   const er_module_t *const *mods = er_modules_all(&nmod);
   er_interrupt_hold(true); /* stopping must finish even after Ctrl-C */
+  /* services first: they may still be talking to what modules run (the
+   * embedded broker, fault proxies) */
+  if (r->services) {
+    er_services_stop(r->services);
+    er_services_free(r->services);
+    r->services = NULL;
+  }
   if (r->modules_begun) {
     for (size_t i = nmod; i-- > 0;)
       if (mods[i]->run_end)
         mods[i]->run_end(r->shared);
     r->modules_begun = false;
-  }
-  if (r->services) {
-    er_services_stop(r->services);
-    er_services_free(r->services);
-    r->services = NULL;
   }
   if (r->base)
     er_tmpl_set_env_vars(r->base, NULL);

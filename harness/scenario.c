@@ -371,7 +371,7 @@ static bool matcher_report(vctx_t *c, const json_t *v, const char *ptr) {
     json_object_foreach((json_t *)v, k, val) {
       char *cp = er_jpos_child(ptr, k);
       bool done = false;
-      if (k[0] == '$') {
+      if (k[0] == '$' && k[1] != '{') {
         verr(c, cp ? cp : ptr, true, "%s", msg);
         done = true;
       } else {

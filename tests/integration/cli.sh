@@ -52,8 +52,8 @@ nbad=$(ls tests/data/bad/*.json | wc -l)
 nfiles=$(grep -oE "^tests/data/bad/[^:]+\.json" <<<"$err" | sort -u | wc -l)
 check "validate: every bad file reported, not just the first ($nfiles of $nbad)" [ "$nfiles" -eq "$nbad" ]
 check "validate: a folder of bad files exits 2" [ $rc -eq 2 ]
-out=$("$EVENTRIG" validate scenarios/examples 2>&1); rc=$?
-check "validate: the bundled examples are valid" [ $rc -eq 0 ]
+out=$("$EVENTRIG" validate examples scenarios 2>&1); rc=$?
+check "validate: the examples and the bundled suite are valid" [ $rc -eq 0 ]
 err=$("$EVENTRIG" validate --env $D/bad.env.json $D/pass 2>&1); rc=$?
 check "validate --env: a misspelt section exits 2 with file:line:col" \
   bash -c '[ "$1" -eq 2 ] && grep -q "bad.env.json:3:3: error: .*servcies.*did you mean .services." <<<"$2"' _ $rc "$err"
@@ -74,6 +74,12 @@ check "run: JUnit has 2 testcases, 0 failures" \
 check "run: a PASS line per scenario" bash -c '[ "$(grep -c "^PASS" <<<"$1")" -eq 2 ]' _ "$out"
 check "run: service logs written under the report dir" bash -c 'ls "$1"/*/services/redis.log >/dev/null 2>&1' _ "$T_TMP/reports"
 check "run: no child process left after a passing run" no_children_left
+
+# --- the examples, against their own environment ---------------------------
+J=$T_TMP/examples.xml
+out=$("$EVENTRIG" run --env examples/examples.env.json --junit "$J" --report-dir "$T_TMP/reports" examples 2>&1); rc=$?
+check "examples: all pass (exit 0)" [ $rc -eq 0 ] || diag "$out"
+check "examples: JUnit report validates" xsd_ok "$J"
 
 # --- run: failing --------------------------------------------------------
 J=$T_TMP/fail.xml
