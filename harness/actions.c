@@ -23,17 +23,24 @@ extern const er_action_t er_act_kafka_drained;
 extern const er_action_t er_act_kafka_reset;
 extern const er_action_t er_act_fault;
 extern const er_action_t er_act_metrics;
+extern const er_action_t er_act_service_stop;
+extern const er_action_t er_act_service_kill;
+extern const er_action_t er_act_service_start;
+extern const er_action_t er_act_service_restart;
+extern const er_action_t er_act_redis_contend;
 extern const er_module_t er_mod_kafka;
 extern const er_module_t er_mod_proxy;
+extern const er_module_t er_mod_services;
 
 static const er_action_t *const g_actions[] = {
-    &er_act_http,          &er_act_redis,         &er_act_redis_clean,
-    &er_act_redis_seed,    &er_act_pg_exec,       &er_act_pg_expect,
-    &er_act_pg_alias,      &er_act_await,         &er_act_hold,
-    &er_act_sleep,         &er_act_group,         &er_act_repeat,
-    &er_act_parallel,      &er_act_kafka_produce, &er_act_kafka_expect,
-    &er_act_kafka_drained, &er_act_kafka_reset,   &er_act_fault,
-    &er_act_metrics,
+    &er_act_http,          &er_act_redis,           &er_act_redis_clean,
+    &er_act_redis_seed,    &er_act_pg_exec,         &er_act_pg_expect,
+    &er_act_pg_alias,      &er_act_await,           &er_act_hold,
+    &er_act_sleep,         &er_act_group,           &er_act_repeat,
+    &er_act_parallel,      &er_act_kafka_produce,   &er_act_kafka_expect,
+    &er_act_kafka_drained, &er_act_kafka_reset,     &er_act_fault,
+    &er_act_metrics,       &er_act_service_stop,    &er_act_service_kill,
+    &er_act_service_start, &er_act_service_restart, &er_act_redis_contend,
 };
 
 const er_action_t *er_action_find(const char *name) {
@@ -44,7 +51,10 @@ const er_action_t *er_action_find(const char *name) {
 }
 
 static const er_module_t *const g_modules[] = {
-    /* proxies first: they come up before services, and go after them */
+    /* services first: hooks at the end run in reverse order, so starting
+     * again what a scenario stopped comes after its faults are healed */
+    &er_mod_services,
+    /* then proxies: they come up before services, and go after them */
     &er_mod_proxy,
     &er_mod_kafka,
 };

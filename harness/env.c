@@ -21,6 +21,7 @@
 
 #define ENV_MAX_BYTES (4u * 1024u * 1024u)
 #define PORT_TRIES 20
+#define MAX_INSTANCES 16
 
 struct er_env {
   char *file;         /* as given, for messages */
@@ -63,6 +64,8 @@ static const er_keyspec_t k_service[] = {
     {"ready", ER_T_OBJECT, false, k_ready, NULL},
     {"stop_timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
     {"log", ER_T_STRING, false, NULL, NULL},
+    {"instances", ER_T_INT, false, NULL, NULL},
+    {"port_per_instance", ER_T_STRING, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -364,16 +367,217 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
   }
 }
 
-static void check_services(ctx_t *c, const json_t *svcs) {
+/* ---- instances ----------------------------------------------------------- */
+
+/* "instances" of a service: 0 when it declares none (or an unusable
+ * value, reported by check_instances). */
+static int instances_of(const json_t *svc) {
+  const json_t *n = json_object_get(svc, "instances");
+  if (!json_is_integer(n) || json_integer_value(n) < 1 ||
+      json_integer_value(n) > MAX_INSTANCES)
+    return 0;
+  return (int)json_integer_value(n);
+}
+
+typedef struct inst_scan {
+  bool uses_instance; /* some ${instance...} */
+  bool bare;          /* ${instance} or ${instance:-...} */
+  bool port;          /* ${instance.port...} */
+} inst_scan_t;
+
+static void inst_scan_cb(void *ud, const char *root, size_t off) {
+  inst_scan_t *sc = ud;
+  (void)off;
+  if (strcmp(root, "instance") == 0)
+    sc->uses_instance = true;
+}
+
+static void inst_scan(const json_t *v, inst_scan_t *sc) {
+  if (json_is_string(v)) {
+    const char *str = json_string_value(v);
+    char msg[64];
+    size_t bad = 0;
+    if (!strstr(str, "${"))
+      return;
+    er_tmpl_scan(str, inst_scan_cb, sc, msg, sizeof msg, &bad);
+    if (strstr(str, "${instance}") || strstr(str, "${instance:-"))
+      sc->bare = true;
+    if (strstr(str, "${instance.port"))
+      sc->port = true;
+  } else if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++)
+      inst_scan(json_array_get(v, i), sc);
+  } else if (json_is_object(v)) {
+    const char *k;
+    json_t *el;
+    json_object_foreach((json_t *)v, k, el) {
+      json_t *ks = json_string(k);
+      inst_scan(ks, sc);
+      json_decref(ks);
+      inst_scan(el, sc);
+    }
+  }
+}
+
+/* instances, port_per_instance and the ${instance...} names a service
+ * uses. */
+static void check_instances(ctx_t *c, const json_t *svc, const char *ptr,
+                            const json_t *ports) {
+  const json_t *n = json_object_get(svc, "instances");
+  const json_t *ppi = json_object_get(svc, "port_per_instance");
+  const json_t *name = json_object_get(svc, "name");
+  inst_scan_t sc = {false, false, false};
+  char *p = NULL;
+
+  inst_scan(svc, &sc);
+  if (n && json_is_integer(n)) {
+    p = er_jpos_child(ptr, "instances");
+    if (json_integer_value(n) < 1 || json_integer_value(n) > MAX_INSTANCES)
+      cerr(c, p ? p : ptr, false, "'instances' must be between 1 and %d",
+           MAX_INSTANCES);
+    else if (json_is_string(name) && strlen(json_string_value(name)) + 3 > 64)
+      cerr(c, p ? p : ptr, false,
+           "service name '%s' is too long for instances (NAME-N must fit "
+           "in 64 characters)",
+           json_string_value(name));
+    free(p);
+    p = NULL;
+  }
+  if (json_is_string(ppi)) {
+    const char *pn = json_string_value(ppi);
+    p = er_jpos_child(ptr, "port_per_instance");
+    if (!n)
+      cerr(c, p ? p : ptr, false,
+           "'port_per_instance' needs 'instances' (one port per instance)");
+    else if (!ref_name_ok(pn))
+      cerr(c, p ? p : ptr, false,
+           "port name '%s' may hold only letters, digits, '_' and '-'", pn);
+    else {
+      /* NAME-1..NAME-N must not be names of "ports" */
+      for (size_t i = 0; json_is_array(ports) && i < json_array_size(ports);
+           i++) {
+        const char *q = json_string_value(json_array_get(ports, i));
+        size_t pl = strlen(pn);
+        char *end = NULL;
+        long k;
+        if (!q || strncmp(q, pn, pl) != 0 || q[pl] != '-')
+          continue;
+        k = strtol(q + pl + 1, &end, 10);
+        if (end && !*end && k >= 1 && k <= instances_of(svc)) {
+          cerr(c, p ? p : ptr, false,
+               "'port_per_instance' makes port '%s', which 'ports' lists "
+               "too",
+               q);
+          break;
+        }
+      }
+    }
+    free(p);
+    p = NULL;
+  }
+  if (!n && sc.uses_instance)
+    cerr(c, ptr, false,
+         "service '%s' uses ${instance...} but declares no 'instances'",
+         json_is_string(name) ? json_string_value(name) : "?");
+  if (n && sc.bare)
+    cerr(c, ptr, false,
+         "service '%s': write ${instance.index} (1, 2, ...), "
+         "${instance.name} or ${instance.port}, not ${instance}",
+         json_is_string(name) ? json_string_value(name) : "?");
+  if (n && sc.port && !ppi)
+    cerr(c, ptr, false,
+         "service '%s' uses ${instance.port} but declares no "
+         "'port_per_instance'",
+         json_is_string(name) ? json_string_value(name) : "?");
+}
+
+/* What a service declared at index i becomes: NAME, or NAME-1..NAME-N
+ * (and the group NAME). Adds "name" strings to out. */
+static void final_names(const json_t *svc, json_t *out) {
+  const json_t *name = json_object_get(svc, "name");
+  int n = instances_of(svc);
+  if (!json_is_string(name))
+    return;
+  json_array_append_new(out, json_string(json_string_value(name)));
+  for (int k = 1; k <= n; k++) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s-%d", json_string_value(name), k);
+    json_array_append_new(out, json_string(buf));
+  }
+}
+
+/* Instance names (and groups) must not collide with other services'
+ * names; per-instance ports not with each other. */
+static void check_instance_names(ctx_t *c, const json_t *svcs) {
+  json_t *seen = json_object(); /* name -> index of the service */
+  json_t *pseen = json_object();
+  if (!seen || !pseen)
+    goto out;
+  for (size_t i = 0; i < json_array_size(svcs); i++) {
+    const json_t *svc = json_array_get(svcs, i);
+    const json_t *ppi = json_object_get(svc, "port_per_instance");
+    json_t *names = json_array();
+    char *cp = er_jpos_child_index("/services", i);
+    char *np = cp ? er_jpos_child(cp, "name") : NULL;
+    if (!json_is_object(svc) || !names) {
+      json_decref(names);
+      free(np);
+      free(cp);
+      continue;
+    }
+    final_names(svc, names);
+    for (size_t k = 0; k < json_array_size(names); k++) {
+      const char *nm = json_string_value(json_array_get(names, k));
+      const json_t *prev = json_object_get(seen, nm);
+      if (prev && (size_t)json_integer_value(prev) != i) {
+        const json_t *po =
+            json_array_get(svcs, (size_t)json_integer_value(prev));
+        const char *pname = json_string_value(json_object_get(po, "name"));
+        if (k == 0 && pname && strcmp(pname, nm) == 0)
+          break; /* a plain duplicate, reported by check_service */
+        cerr(c, np ? np : "/services", false,
+             "two services would be named '%s' (with services[%lld] '%s'; "
+             "a service with \"instances\": N becomes NAME-1..NAME-N)",
+             nm, (long long)json_integer_value(prev), pname ? pname : "?");
+        break;
+      }
+      json_object_set_new(seen, nm, json_integer((json_int_t)i));
+    }
+    if (json_is_string(ppi) && instances_of(svc) > 0) {
+      const char *pn = json_string_value(ppi);
+      const json_t *prev = json_object_get(pseen, pn);
+      if (prev) {
+        char *pp = er_jpos_child(cp ? cp : "/services", "port_per_instance");
+        cerr(c, pp ? pp : "/services", false,
+             "'port_per_instance' '%s' is used by services[%lld] too", pn,
+             (long long)json_integer_value(prev));
+        free(pp);
+      } else {
+        json_object_set_new(pseen, pn, json_integer((json_int_t)i));
+      }
+    }
+    json_decref(names);
+    free(np);
+    free(cp);
+  }
+out:
+  json_decref(seen);
+  json_decref(pseen);
+}
+
+static void check_services(ctx_t *c, const json_t *svcs, const json_t *ports) {
   if (!json_is_array(svcs))
     return;
   for (size_t i = 0; i < json_array_size(svcs); i++) {
     const json_t *s = json_array_get(svcs, i);
     char *cp = er_jpos_child_index("/services", i);
-    if (json_is_object(s))
+    if (json_is_object(s)) {
       check_service(c, s, cp ? cp : "/services", svcs, i);
+      check_instances(c, s, cp ? cp : "/services", ports);
+    }
     free(cp);
   }
+  check_instance_names(c, svcs);
 }
 
 /* ---- paths --------------------------------------------------------------- */
@@ -402,34 +606,63 @@ static char *base_dir_of(const char *abs) {
 
 /* ---- load ---------------------------------------------------------------- */
 
+/* A free port for name, distinct from those allocated already; an error
+ * at ptr when none is found. */
+static int alloc_one(er_env_t *e, ctx_t *c, const char *name, const char *ptr) {
+  int port = -1;
+  er_err_t err = {0};
+  for (int tries = 0; tries < PORT_TRIES; tries++) {
+    const char *k;
+    json_t *v;
+    bool dup = false;
+    er_err_clear(&err);
+    port = er_free_port(&err);
+    if (port < 0)
+      break;
+    json_object_foreach(e->ports, k, v) {
+      if (json_integer_value(v) == port)
+        dup = true;
+    }
+    if (!dup)
+      break;
+    port = -1;
+  }
+  if (port < 0 || json_object_set_new(e->ports, name, json_integer(port))) {
+    cerr(c, ptr, false, "cannot allocate port '%s': %s", name,
+         err.msg[0] ? err.msg : "no distinct free port found");
+    return -1;
+  }
+  return 0;
+}
+
+/* "ports", then NAME-1..NAME-N of each service's "port_per_instance". */
 static int alloc_ports(er_env_t *e, ctx_t *c) {
   const json_t *ports = json_object_get(e->raw, "ports");
+  const json_t *svcs = json_object_get(e->raw, "services");
   for (size_t i = 0; i < json_array_size(ports); i++) {
     const char *name = json_string_value(json_array_get(ports, i));
-    int port = -1;
-    er_err_t err = {0};
-    for (int tries = 0; tries < PORT_TRIES; tries++) {
-      const char *k;
-      json_t *v;
-      bool dup = false;
-      er_err_clear(&err);
-      port = er_free_port(&err);
-      if (port < 0)
-        break;
-      json_object_foreach(e->ports, k, v) {
-        if (json_integer_value(v) == port)
-          dup = true;
-      }
-      if (!dup)
-        break;
-      port = -1;
-    }
-    if (port < 0 || json_object_set_new(e->ports, name, json_integer(port))) {
-      char *cp = er_jpos_child_index("/ports", i);
-      cerr(c, cp ? cp : "/ports", false, "cannot allocate port '%s': %s", name,
-           err.msg[0] ? err.msg : "no distinct free port found");
-      free(cp);
+    char *cp = er_jpos_child_index("/ports", i);
+    int rc = alloc_one(e, c, name, cp ? cp : "/ports");
+    free(cp);
+    if (rc != 0)
       return -1;
+  }
+  for (size_t i = 0; i < json_array_size(svcs); i++) {
+    const json_t *svc = json_array_get(svcs, i);
+    const char *pn =
+        json_string_value(json_object_get(svc, "port_per_instance"));
+    int n = instances_of(svc);
+    for (int k = 1; pn && k <= n; k++) {
+      char name[160];
+      char *cp = er_jpos_child_index("/services", i);
+      char *pp = cp ? er_jpos_child(cp, "port_per_instance") : NULL;
+      int rc;
+      snprintf(name, sizeof name, "%s-%d", pn, k);
+      rc = alloc_one(e, c, name, pp ? pp : "/services");
+      free(pp);
+      free(cp);
+      if (rc != 0)
+        return -1;
     }
   }
   return 0;
@@ -479,7 +712,8 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
   if (json_is_object(e->raw)) {
     check_ports(&c, json_object_get(e->raw, "ports"));
     check_vars(&c, json_object_get(e->raw, "vars"));
-    check_services(&c, json_object_get(e->raw, "services"));
+    check_services(&c, json_object_get(e->raw, "services"),
+                   json_object_get(e->raw, "ports"));
     check_syntax(&c, e->raw, "");
   }
   diags_sort_from(diags, from);
@@ -581,6 +815,82 @@ static json_t *expand_at(ctx_t *c, er_tmpl_t *t, const json_t *v,
   return json_copy((json_t *)v);
 }
 
+/* One instance (k of its n) of a service: expanded with instance.index,
+ * .name, .count (and .port with port_per_instance) in its scope, named
+ * NAME-k, in the group NAME. NULL after an error (reported). */
+static json_t *expand_instance(er_env_t *e, ctx_t *c, er_tmpl_t *t,
+                               const json_t *svc, const char *ptr, int k,
+                               int n) {
+  const char *name = json_string_value(json_object_get(svc, "name"));
+  const char *ppi =
+      json_string_value(json_object_get(svc, "port_per_instance"));
+  er_tmpl_t *ti = er_tmpl_clone(t);
+  json_t *x = NULL;
+  char iname[96];
+  bool ok;
+
+  snprintf(iname, sizeof iname, "%s-%d", name, k);
+  ok = ti && er_tmpl_set(ti, "instance.index", json_integer(k)) == 0 &&
+       er_tmpl_set(ti, "instance.count", json_integer(n)) == 0 &&
+       er_tmpl_set(ti, "instance.name", json_string(iname)) == 0;
+  if (ok && ppi) {
+    char pn[160];
+    snprintf(pn, sizeof pn, "%s-%d", ppi, k);
+    ok =
+        er_tmpl_set(ti, "instance.port", json_integer(er_env_port(e, pn))) == 0;
+  }
+  if (!ok) {
+    cerr(c, ptr, false, "out of memory");
+    goto out;
+  }
+  x = expand_at(c, ti, svc, ptr);
+  if (!x)
+    goto out;
+  json_object_del(x, "instances");
+  json_object_del(x, "port_per_instance");
+  if (json_object_set_new(x, "name", json_string(iname)) != 0 ||
+      json_object_set_new(x, "group", json_string(name)) != 0) {
+    cerr(c, ptr, false, "out of memory");
+    json_decref(x);
+    x = NULL;
+  }
+out:
+  er_tmpl_free(ti);
+  return x;
+}
+
+/* The "services" section: each service expanded, a service with
+ * "instances" N expanded N times. NULL after an error (reported). */
+static json_t *expand_services(er_env_t *e, ctx_t *c, er_tmpl_t *t,
+                               const json_t *svcs) {
+  json_t *out = json_array();
+  bool bad = !out;
+  for (size_t i = 0; out && i < json_array_size(svcs); i++) {
+    const json_t *svc = json_array_get(svcs, i);
+    char *cp = er_jpos_child_index("/services", i);
+    const char *ptr = cp ? cp : "/services";
+    int n = instances_of(svc);
+    if (n == 0) {
+      json_t *x = expand_at(c, t, svc, ptr);
+      if (!x || json_array_append_new(out, x) != 0)
+        bad = true;
+    }
+    for (int k = 1; k <= n; k++) {
+      json_t *x = expand_instance(e, c, t, svc, ptr, k, n);
+      if (!x || json_array_append_new(out, x) != 0) {
+        bad = true;
+        break; /* the others would repeat the same errors */
+      }
+    }
+    free(cp);
+  }
+  if (bad) {
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
 int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
   ctx_t c = {e->file, e->pos, diags};
   size_t from = diags->n, errors0 = diags->errors;
@@ -620,6 +930,10 @@ int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
       x = json_incref(e->vars);
     } else if (strcmp(k, "ports") == 0) {
       x = json_deep_copy(v);
+    } else if (strcmp(k, "services") == 0 && json_is_array(v)) {
+      x = expand_services(e, &c, t, v);
+      if (!x)
+        continue; /* reported */
     } else {
       char *cp = er_jpos_child("", k);
       x = expand_at(&c, t, v, cp ? cp : "");

@@ -15,9 +15,21 @@
  *      "env": {"K": "v"}, "cwd": "dir", "log": "path",
  *      "ready": {"tcp": "127.0.0.1:${port.redis}" | "http": "url" |
  *                "command": ["pg_isready", ...], "within": "20s"},
- *      "stop_timeout": "5s"}
+ *      "stop_timeout": "5s"},
+ *     {"name": "web", "instances": 3, "port_per_instance": "web",
+ *      "command": ["python3", "-m", "http.server", "${instance.port}"],
+ *      "env": {"SUT_INSTANCE": "${instance.name}"},
+ *      "ready": {"tcp": "127.0.0.1:${instance.port}"}}
  *   ]
  * }
+ * Instances: a service with "instances": N (1..16) becomes N services
+ * NAME-1..NAME-N (in that order, each with "group": NAME in the resolved
+ * JSON, so service steps can name one instance or the whole group), each
+ * resolved with ${instance.index} (1..N), ${instance.name} ("NAME-i") and
+ * ${instance.count} (N) in its own strings. "port_per_instance": "P"
+ * allocates the ports P-1..P-N, usable anywhere as ${port.P-i} and in the
+ * instance's own strings as ${instance.port}. ${instance...} in a service
+ * without "instances" is an error, and so is a bare ${instance}.
  * Strings may use ${env.NAME} (the file's vars, then the process
  * environment; ":-default" allowed), ${port.NAME}, ${run.id}, names that
  * modules put into the template context before resolution

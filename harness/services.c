@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ typedef enum { READY_NONE, READY_TCP, READY_HTTP, READY_CMD } ready_kind_t;
 
 typedef struct svc {
   char *name;
+  char *group; /* NULL when it belongs to none */
   char **argv; /* NULL-terminated, as resolved (argv[0] as written) */
   char **env;  /* the service's own "K=V" entries, NULL-terminated */
   char *cwd;   /* absolute */
@@ -54,9 +56,26 @@ typedef struct svc {
   bool reaped;     /* the leader was waited for */
   int status;      /* its wait status once reaped */
   bool stopped;
-  pid_t keeper;  /* watchdog process, 0 when none */
-  int keeper_fd; /* our end of its socket, -1 when none */
+  pid_t keeper;       /* watchdog process, 0 when none */
+  int keeper_fd;      /* our end of its socket, -1 when none */
+  pthread_mutex_t mu; /* held for a whole operation on this service */
+  bool mu_init;
 } svc_t;
+
+/* The thread every service is forked from (see services.h): one job at a
+ * time, handed over under mu. */
+typedef struct spawner {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t th;
+  bool up;   /* the thread runs */
+  bool quit; /* asked to end */
+  bool busy; /* a job is handed over (until its caller took the result) */
+  bool done; /* the job ran */
+  svc_t *v;
+  er_err_t *err;
+  int rc;
+} spawner_t;
 
 struct er_services {
   svc_t *v;
@@ -64,6 +83,7 @@ struct er_services {
   char *base_dir;
   char *log_dir;
   bool started;
+  spawner_t sp;
 };
 
 /* ---- small helpers --------------------------------------------------------
@@ -181,6 +201,14 @@ static int svc_parse(er_services_t *s, svc_t *v, const json_t *o,
   v->name = er_strdup(nm);
   if (!v->name)
     return er_errf(err, ER_E_ENV, "out of memory");
+  {
+    const json_t *group = json_object_get(o, "group");
+    if (group && (!json_is_string(group) || !json_string_value(group)[0]))
+      return er_errf(err, ER_E_INPUT,
+                     "service '%s': 'group' must be a non-empty string", nm);
+    if (group && !(v->group = er_strdup(json_string_value(group))))
+      return er_errf(err, ER_E_ENV, "out of memory");
+  }
   v->argv = argv_of(json_object_get(o, "command"), nm, "command", err);
   if (!v->argv)
     return -1;
@@ -268,6 +296,8 @@ er_services_t *er_services_new(const json_t *spec, const char *base_dir,
     er_errf(err, ER_E_ENV, "out of memory");
     return NULL;
   }
+  pthread_mutex_init(&s->sp.mu, NULL);
+  pthread_cond_init(&s->sp.cv, NULL);
   s->base_dir = er_strdup(base_dir ? base_dir : ".");
   s->log_dir = er_strdup(log_dir ? log_dir : ".");
   s->v = calloc(n ? n : 1, sizeof *s->v);
@@ -282,13 +312,26 @@ er_services_t *er_services_new(const json_t *spec, const char *base_dir,
   for (size_t i = 0; i < n; i++) {
     svc_t *v = &s->v[s->n++];
     v->keeper_fd = -1;
+    pthread_mutex_init(&v->mu, NULL);
+    v->mu_init = true;
     if (svc_parse(s, v, json_array_get(spec, i), err) != 0)
       goto fail;
-    for (size_t j = 0; j + 1 < s->n; j++)
-      if (s->v[j].name && v->name && strcmp(s->v[j].name, v->name) == 0) {
+    for (size_t j = 0; j + 1 < s->n; j++) {
+      const svc_t *o = &s->v[j];
+      if (!o->name || !v->name)
+        continue;
+      if (strcmp(o->name, v->name) == 0) {
         er_errf(err, ER_E_INPUT, "two services are named '%s'", v->name);
         goto fail;
       }
+      if ((o->group && strcmp(o->group, v->name) == 0) ||
+          (v->group && strcmp(v->group, o->name) == 0)) {
+        er_errf(err, ER_E_INPUT,
+                "'%s' names both a service and a group of services",
+                v->group && strcmp(v->group, o->name) == 0 ? o->name : v->name);
+        goto fail;
+      }
+    }
   }
   return s;
 fail:
@@ -298,6 +341,9 @@ fail:
 
 static void svc_free(svc_t *v) {
   free(v->name);
+  free(v->group);
+  if (v->mu_init)
+    pthread_mutex_destroy(&v->mu);
   strv_free(v->argv);
   strv_free(v->env);
   free(v->cwd);
@@ -311,8 +357,19 @@ void er_services_free(er_services_t *s) {
   if (!s)
     return;
   er_services_stop(s);
-  for (size_t i = 0; i < s->n; i++)
+  if (s->sp.up) {
+    /* after the stop: what it forked gets PDEATHSIG when it ends */
+    pthread_mutex_lock(&s->sp.mu);
+    s->sp.quit = true;
+    pthread_cond_broadcast(&s->sp.cv);
+    pthread_mutex_unlock(&s->sp.mu);
+    pthread_join(s->sp.th, NULL);
+    s->sp.up = false;
+  }
+  for (size_t i = 0; s->v && i < s->n; i++)
     svc_free(&s->v[i]);
+  pthread_mutex_destroy(&s->sp.mu);
+  pthread_cond_destroy(&s->sp.cv);
   free(s->v);
   free(s->base_dir);
   free(s->log_dir);
@@ -681,18 +738,33 @@ static char *tail_file(const char *path, off_t start, int n) {
   return buf;
 }
 
-char *er_services_log_tail(er_services_t *s, const char *name, int n) {
-  for (size_t i = 0; s && i < s->n; i++)
+static svc_t *svc_find(const er_services_t *s, const char *name) {
+  for (size_t i = 0; s && name && i < s->n; i++)
     if (strcmp(s->v[i].name, name) == 0)
-      return tail_file(s->v[i].log_path, s->v[i].log_start, n);
+      return &s->v[i];
   return NULL;
 }
 
+char *er_services_log_tail(er_services_t *s, const char *name, int n) {
+  svc_t *v = svc_find(s, name);
+  char *out;
+  if (!v)
+    return NULL;
+  pthread_mutex_lock(&v->mu);
+  out = tail_file(v->log_path, v->log_start, n);
+  pthread_mutex_unlock(&v->mu);
+  return out;
+}
+
 pid_t er_services_pid(const er_services_t *s, const char *name) {
-  for (size_t i = 0; s && i < s->n; i++)
-    if (strcmp(s->v[i].name, name) == 0)
-      return s->v[i].pid > 0 ? s->v[i].pid : -1;
-  return -1;
+  svc_t *v = svc_find(s, name);
+  pid_t pid;
+  if (!v)
+    return -1;
+  pthread_mutex_lock(&v->mu);
+  pid = v->pid > 0 ? v->pid : -1;
+  pthread_mutex_unlock(&v->mu);
+  return pid;
 }
 
 /* err = head + the last lines of the service's log, cut from the front to
@@ -966,15 +1038,21 @@ static int svc_exited_error(svc_t *v, const char *awaited, const char *dur,
   return fail_with_log(v, ER_E_ENV, head, err);
 }
 
-static int svc_wait_ready(er_services_t *s, svc_t *v, er_err_t *err) {
-  int64_t t0 = er_now_ms(), deadline = t0 + v->ready_ms, delay = 10;
+/* Awaits readiness for ready_ms (0: the service's own), never past
+ * hard_deadline (0: none). */
+static int svc_wait_ready(er_services_t *s, svc_t *v, int64_t ready_ms,
+                          int64_t hard_deadline, er_err_t *err) {
+  int64_t t0 = er_now_ms(), delay = 10;
+  int64_t deadline = t0 + (ready_ms > 0 ? ready_ms : v->ready_ms);
   char awaited[512], dur[32];
   char *prog = NULL;
   er_buf_t why = ER_BUF_INIT(1024), cur = ER_BUF_INIT(1024);
   int rc = -1;
 
+  if (hard_deadline > 0 && hard_deadline < deadline)
+    deadline = hard_deadline;
   awaited_text(v, awaited, sizeof awaited);
-  fmt_dur(v->ready_ms, dur);
+  fmt_dur(deadline - t0 > 0 ? deadline - t0 : 0, dur);
   if (v->ready == READY_NONE)
     return 0;
   if (v->ready == READY_CMD) {
@@ -1039,12 +1117,14 @@ out:
 /* ---- start / stop
  * -------------------------------------------------------------- */
 
-static int svc_start(er_services_t *s, svc_t *v, er_err_t *err) {
+/* Forks the service and its keeper. Runs on the spawner thread only. */
+static int svc_spawn(er_services_t *s, svc_t *v, er_err_t *err) {
   char *prog = NULL, *logdir = NULL, *slash;
   int logfd = -1, nullfd = -1, rc = -1;
   spawn_req_t r;
   char now[40];
 
+  strv_free(v->envp); /* from an earlier start */
   v->envp = build_envp(v->env);
   if (!v->envp) {
     er_errf(err, ER_E_ENV, "out of memory");
@@ -1083,6 +1163,10 @@ static int svc_start(er_services_t *s, svc_t *v, er_err_t *err) {
   r.cwd = v->cwd;
   r.in_fd = nullfd;
   r.out_fd = logfd;
+  v->pid = 0;
+  v->reaped = false;
+  v->status = 0;
+  v->stopped = false;
   if (spawn(&r, &v->pid, v->name, v->ready_ms, err) != 0) {
     v->pid = 0;
     goto out;
@@ -1100,6 +1184,75 @@ out:
   return rc;
 }
 
+static void *spawner_main(void *arg) {
+  er_services_t *s = arg;
+  spawner_t *sp = &s->sp;
+  pthread_mutex_lock(&sp->mu);
+  for (;;) {
+    if (sp->busy && !sp->done) {
+      svc_t *v = sp->v;
+      er_err_t *err = sp->err;
+      int rc;
+      pthread_mutex_unlock(&sp->mu);
+      rc = svc_spawn(s, v, err);
+      pthread_mutex_lock(&sp->mu);
+      sp->rc = rc;
+      sp->done = true;
+      pthread_cond_broadcast(&sp->cv);
+      continue;
+    }
+    if (sp->quit)
+      break;
+    pthread_cond_wait(&sp->cv, &sp->mu);
+  }
+  pthread_mutex_unlock(&sp->mu);
+  return NULL;
+}
+
+static int spawner_up(er_services_t *s, er_err_t *err) {
+  sigset_t all, old;
+  int e;
+  if (s->sp.up)
+    return 0;
+  /* signals go to the other threads, as before it existed; the children
+   * reset their mask before exec */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  e = pthread_create(&s->sp.th, NULL, spawner_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e != 0)
+    return er_errf(err, ER_E_ENV, "cannot start the services' thread: %s",
+                   strerror(e));
+  s->sp.up = true;
+  return 0;
+}
+
+/* Starts v from the spawner thread (v's lock held by the caller). The
+ * spawn itself is bounded (exec failure pipe), so this wait is too. */
+static int svc_start(er_services_t *s, svc_t *v, er_err_t *err) {
+  spawner_t *sp = &s->sp;
+  int rc;
+  if (spawner_up(s, err) != 0)
+    return -1;
+  pthread_mutex_lock(&sp->mu);
+  while (sp->busy)
+    pthread_cond_wait(&sp->cv, &sp->mu);
+  sp->busy = true;
+  sp->done = false;
+  sp->v = v;
+  sp->err = err;
+  pthread_cond_broadcast(&sp->cv);
+  while (!sp->done)
+    pthread_cond_wait(&sp->cv, &sp->mu);
+  rc = sp->rc;
+  sp->busy = false;
+  sp->v = NULL;
+  sp->err = NULL;
+  pthread_cond_broadcast(&sp->cv);
+  pthread_mutex_unlock(&sp->mu);
+  return rc;
+}
+
 int er_services_start(er_services_t *s, er_err_t *err) {
   if (s->started)
     return er_errf(err, ER_E_ENV, "services were started already");
@@ -1112,12 +1265,17 @@ int er_services_start(er_services_t *s, er_err_t *err) {
   if (er_mkdirs(s->log_dir, err) != 0)
     return -1;
   for (size_t i = 0; i < s->n; i++) {
+    svc_t *v = &s->v[i];
+    int rc;
     if (er_interrupted())
       return er_errf(err, ER_E_INTR, "interrupted before starting service '%s'",
-                     s->v[i].name);
-    if (svc_start(s, &s->v[i], err) != 0)
-      return -1;
-    if (svc_wait_ready(s, &s->v[i], err) != 0)
+                     v->name);
+    pthread_mutex_lock(&v->mu);
+    rc = svc_start(s, v, err);
+    if (rc == 0)
+      rc = svc_wait_ready(s, v, 0, 0, err);
+    pthread_mutex_unlock(&v->mu);
+    if (rc != 0)
       return -1;
   }
   return 0;
@@ -1140,29 +1298,288 @@ static bool wait_gone(svc_t *v, int64_t ms) {
   return true;
 }
 
-static void svc_stop(svc_t *v) {
-  if (v->pid <= 0 || v->stopped)
+/* Stops v (its lock held); how it went goes into report (may be NULL). */
+static void svc_stop(svc_t *v, er_buf_t *report) {
+  int64_t t0 = er_now_ms();
+  char took[32], dur[32], st[64];
+  if (v->pid <= 0) {
+    if (report)
+      er_buf_printf(report, "service '%s' was never started\n", v->name);
     return;
+  }
+  if (v->stopped) {
+    if (report)
+      er_buf_printf(report, "service '%s' (pid %d) is stopped already\n",
+                    v->name, (int)v->pid);
+    return;
+  }
   v->stopped = true;
-  if (!group_gone(v)) {
+  if (group_gone(v)) {
+    status_text(v->status, st);
+    if (report)
+      er_buf_printf(report, "service '%s' (pid %d) was not running: it %s\n",
+                    v->name, (int)v->pid, st);
+  } else {
     signal_svc(v, SIGTERM);
-    if (!wait_gone(v, v->stop_ms)) {
+    if (wait_gone(v, v->stop_ms)) {
+      er_fmt_duration(er_now_ms() - t0, took);
+      if (report)
+        er_buf_printf(report,
+                      "service '%s' (pid %d) stopped by SIGTERM in %s\n",
+                      v->name, (int)v->pid, took);
+    } else {
       signal_svc(v, SIGKILL);
       if (!wait_gone(v, KILL_WAIT_MS))
         fprintf(stderr,
                 "eventrig: service '%s': process group %d still not empty "
                 "after SIGKILL\n",
                 v->name, (int)v->pid);
+      fmt_dur(v->stop_ms, dur);
+      if (report)
+        er_buf_printf(report,
+                      "service '%s' (pid %d) did not stop within %s of "
+                      "SIGTERM: killed with SIGKILL\n",
+                      v->name, (int)v->pid, dur);
     }
   }
   keeper_release(v);
 }
 
-void er_services_stop(er_services_t *s) {
-  if (!s)
+/* SIGKILL to v's group at once (its lock held). */
+static void svc_kill(svc_t *v, er_buf_t *report) {
+  int64_t t0 = er_now_ms();
+  char took[32];
+  if (v->pid <= 0 || v->stopped || group_gone(v)) {
+    svc_stop(v, report); /* says so, and cleans up after an exit */
     return;
-  for (size_t i = s->n; i > 0; i--)
-    svc_stop(&s->v[i - 1]);
+  }
+  v->stopped = true;
+  signal_svc(v, SIGKILL);
+  if (!wait_gone(v, KILL_WAIT_MS))
+    fprintf(stderr,
+            "eventrig: service '%s': process group %d still not empty "
+            "after SIGKILL\n",
+            v->name, (int)v->pid);
+  keeper_release(v);
+  er_fmt_duration(er_now_ms() - t0, took);
+  if (report)
+    er_buf_printf(report,
+                  "service '%s' (pid %d) killed with SIGKILL (gone in %s)\n",
+                  v->name, (int)v->pid, took);
+}
+
+void er_services_stop(er_services_t *s) {
+  if (!s || !s->v)
+    return;
+  for (size_t i = s->n; i > 0; i--) {
+    svc_t *v = &s->v[i - 1];
+    pthread_mutex_lock(&v->mu);
+    svc_stop(v, NULL);
+    pthread_mutex_unlock(&v->mu);
+  }
+}
+
+/* ---- control of single services and groups
+ * -------------------------------------------------- */
+
+static er_svc_state_t svc_state(svc_t *v) {
+  if (v->pid <= 0)
+    return ER_SVC_NOT_STARTED;
+  if (v->stopped)
+    return ER_SVC_STOPPED;
+  return svc_reap(v) ? ER_SVC_EXITED : ER_SVC_RUNNING;
+}
+
+er_svc_state_t er_services_state(er_services_t *s, const char *name) {
+  svc_t *v = svc_find(s, name);
+  er_svc_state_t st;
+  if (!v)
+    return ER_SVC_UNKNOWN;
+  pthread_mutex_lock(&v->mu);
+  st = svc_state(v);
+  pthread_mutex_unlock(&v->mu);
+  return st;
+}
+
+const char *er_svc_state_name(er_svc_state_t st) {
+  switch (st) {
+  case ER_SVC_NOT_STARTED:
+    return "not started";
+  case ER_SVC_RUNNING:
+    return "running";
+  case ER_SVC_STOPPED:
+    return "stopped";
+  case ER_SVC_EXITED:
+    return "exited";
+  default:
+    return "unknown";
+  }
+}
+
+const char *er_svc_op_name(er_svc_op_t op) {
+  switch (op) {
+  case ER_SVC_OP_STOP:
+    return "stop";
+  case ER_SVC_OP_KILL:
+    return "kill";
+  case ER_SVC_OP_START:
+    return "start";
+  case ER_SVC_OP_RESTART:
+    return "restart";
+  }
+  return "?";
+}
+
+/* Starts v again (its lock held) unless it runs. */
+static int svc_start_again(er_services_t *s, svc_t *v, int64_t ready_ms,
+                           int64_t deadline_ms, er_buf_t *report,
+                           er_err_t *err) {
+  int64_t t0;
+  char took[32];
+  er_svc_state_t st = svc_state(v);
+  if (st == ER_SVC_RUNNING) {
+    if (report)
+      er_buf_printf(report, "service '%s' (pid %d) is running already\n",
+                    v->name, (int)v->pid);
+    return 0;
+  }
+  if (st == ER_SVC_EXITED) {
+    char how[64];
+    status_text(v->status, how);
+    if (report)
+      er_buf_printf(report, "service '%s' (pid %d) was not running: it %s\n",
+                    v->name, (int)v->pid, how);
+    svc_stop(v, NULL); /* what is left of its group, and its keeper */
+  }
+  if (er_interrupted())
+    return er_errf(err, ER_E_INTR, "interrupted before starting service '%s'",
+                   v->name);
+  t0 = er_now_ms();
+  if (svc_start(s, v, err) != 0)
+    return -1;
+  if (svc_wait_ready(s, v, ready_ms, deadline_ms, err) != 0)
+    return -1;
+  er_fmt_duration(er_now_ms() - t0, took);
+  if (report)
+    er_buf_printf(report, "service '%s' started (pid %d), ready in %s\n",
+                  v->name, (int)v->pid, took);
+  return 0;
+}
+
+/* Indices of the services name stands for, in order; 0 when none. */
+static size_t svc_targets(const er_services_t *s, const char *name,
+                          size_t *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].name, name) == 0)
+      out[n++] = i;
+  if (n)
+    return n;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->v[i].group && strcmp(s->v[i].group, name) == 0)
+      out[n++] = i;
+  return n;
+}
+
+static int unknown_name(const er_services_t *s, const char *name,
+                        er_err_t *err) {
+  const char **cands = calloc(2 * s->n + 1, sizeof *cands);
+  size_t nc = 0;
+  const char *dym;
+  er_buf_t all = ER_BUF_INIT(600);
+  if (!cands)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  /* "redis, web (web-1, web-2, web-3), ..." */
+  for (size_t i = 0; i < s->n; i++) {
+    const svc_t *v = &s->v[i];
+    bool first = v->group && (i == 0 || !s->v[i - 1].group ||
+                              strcmp(s->v[i - 1].group, v->group) != 0);
+    bool last = v->group && (i + 1 == s->n || !s->v[i + 1].group ||
+                             strcmp(s->v[i + 1].group, v->group) != 0);
+    cands[nc++] = v->name;
+    if (first) {
+      cands[nc++] = v->group;
+      er_buf_printf(&all, "%s%s (", i ? ", " : "", v->group);
+    } else if (!v->group || i > 0) {
+      er_buf_puts(&all, i ? ", " : "");
+    }
+    er_buf_puts(&all, v->name);
+    if (last)
+      er_buf_puts(&all, ")");
+  }
+  dym = er_did_you_mean(name, cands, nc);
+  if (dym)
+    er_errf(err, ER_E_INPUT,
+            "no service or group named '%s' (did you mean '%s'?); the "
+            "environment has: %s",
+            name, dym, er_buf_cstr(&all));
+  else
+    er_errf(err, ER_E_INPUT,
+            "no service or group named '%s'; the environment has: %s", name,
+            s->n ? er_buf_cstr(&all) : "no services");
+  er_buf_free(&all);
+  free(cands);
+  return -1;
+}
+
+int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
+                        int64_t ready_ms, int64_t deadline_ms, er_buf_t *report,
+                        er_err_t *err) {
+  size_t *idx = NULL, n;
+  int rc = 0;
+  if (!s || !name)
+    return er_errf(err, ER_E_INPUT, "no services");
+  if (!s->started)
+    return er_errf(err, ER_E_ENV, "the services were not started");
+  idx = calloc(s->n ? s->n : 1, sizeof *idx);
+  if (!idx)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  n = svc_targets(s, name, idx);
+  if (n == 0) {
+    rc = unknown_name(s, name, err);
+    goto out;
+  }
+  if (op != ER_SVC_OP_START) { /* stop, kill, and the first half of restart */
+    for (size_t k = n; k-- > 0;) {
+      svc_t *v = &s->v[idx[k]];
+      pthread_mutex_lock(&v->mu);
+      if (op == ER_SVC_OP_KILL)
+        svc_kill(v, report);
+      else
+        svc_stop(v, report);
+      pthread_mutex_unlock(&v->mu);
+    }
+  }
+  if (op == ER_SVC_OP_START || op == ER_SVC_OP_RESTART) {
+    for (size_t k = 0; k < n && rc == 0; k++) {
+      svc_t *v = &s->v[idx[k]];
+      pthread_mutex_lock(&v->mu);
+      rc = svc_start_again(s, v, ready_ms, deadline_ms, report, err);
+      pthread_mutex_unlock(&v->mu);
+    }
+  }
+out:
+  free(idx);
+  return rc;
+}
+
+int er_services_start_stopped(er_services_t *s, er_buf_t *report,
+                              er_err_t *err) {
+  int rc = 0;
+  if (!s || !s->started)
+    return 0;
+  for (size_t i = 0; i < s->n; i++) {
+    svc_t *v = &s->v[i];
+    er_err_t e1 = {0};
+    pthread_mutex_lock(&v->mu);
+    if (svc_state(v) == ER_SVC_STOPPED &&
+        svc_start_again(s, v, 0, 0, report, &e1) != 0) {
+      er_errf(err, e1.code, "%s", e1.msg);
+      rc = -1;
+    }
+    pthread_mutex_unlock(&v->mu);
+  }
+  return rc;
 }
 
 int er_free_port(er_err_t *err) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # services: eventrig starts and stops real servers as services (a
 # redis-server and a throwaway Postgres through ci/scripts/pg-throwaway.sh)
-# and other child processes; see tests/itest/itest_services.c for what is
-# proved. The program starts its own servers: that is what it tests.
+# and other child processes, stops, kills and restarts them one by one or
+# by group (also from threads that end), and resolves instances; see
+# tests/itest/itest_services.c for what is proved. The program starts its own servers: that is what it tests.
 . "$(dirname "$0")/../lib.sh"
 export ER_ROOT
 bin="$ER_ROOT/build/asan/itest/itest_services"
