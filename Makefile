@@ -23,7 +23,7 @@ ITEST_BIN := $(ITEST_SRC:tests/itest/%.c=build/asan/itest/%)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_BIN := $(TEST_SUPPORT_SRC:tests/support/%.c=build/asan/support/%)
 
-.PHONY: all deps test check demo clean lint format asan tests-build sut
+.PHONY: all deps test check demo clean lint format asan tests-build sut mutants
 
 all: eventrig sut
 
@@ -79,6 +79,11 @@ check: tests-build eventrig
 demo: deps
 	@$(MAKE) --no-print-directory eventrig sut
 	@ci/demo.sh
+
+# the suite against the correct reference service and each of its mutants
+mutants: deps
+	@$(MAKE) --no-print-directory eventrig sut
+	@ci/mutants.sh
 
 lint:
 	@ci/lint.sh
