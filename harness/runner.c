@@ -283,6 +283,12 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
   for (size_t i = 0; i < l->n; i++) {
     int rc;
     if (er_interrupted() && !keep_going) {
+      char where[512];
+      snprintf(where, sizeof where, "before %s %zu '%s'", phase, i + 1,
+               l->v[i].name);
+      note_failure(b, NULL, where);
+      er_buf_reset(&first);
+      er_buf_printf(&first, "interrupted by signal %d", er_interrupted());
       worst = ER_STEP_FATAL;
       break;
     }
