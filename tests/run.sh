@@ -28,7 +28,7 @@ for p in "${progs[@]}"; do
   [ -n "$pattern" ] && [[ "$name" != *$pattern* ]] && continue
   log="$logdir/$name.log"
   t0=$(date +%s)
-  limit=600
+  limit=1800
   case "$p" in *.sh) cmd=(bash "$p") ;; *) cmd=("$p"); limit=120 ;; esac
   timeout -k 10 "$limit" "${cmd[@]}" >"$log" 2>&1
   rc=$?
