@@ -15,6 +15,7 @@
 
 #include "action.h"
 #include "exec.h"
+#include "jsonx.h"
 
 /* the least time worth starting one more poll with */
 #define MIN_POLL_MS 50
@@ -58,14 +59,6 @@ static const er_action_t *inner_check(const json_t *args,
   return NULL;
 }
 
-static int64_t dur(const json_t *args, const char *key, int64_t dflt) {
-  int64_t ms;
-  json_t *v = json_object_get(args, key);
-  if (json_is_string(v) && er_parse_duration(json_string_value(v), &ms) == 0)
-    return ms;
-  return dflt;
-}
-
 /* One poll: run the check with a private detail buffer and captures. */
 static int poll_once(er_exec_t *x, const er_action_t *a, const json_t *iargs,
                      int64_t deadline, er_buf_t *detail, json_t *caps) {
@@ -82,8 +75,8 @@ static int poll_once(er_exec_t *x, const er_action_t *a, const json_t *iargs,
 static int run_await(er_exec_t *x, const json_t *args) {
   const json_t *iargs = NULL;
   const er_action_t *a = inner_check(args, await_keys, &iargs);
-  int64_t within = dur(args, "within", 0);
-  int64_t cap = dur(args, "interval", 250);
+  int64_t within = er_json_duration(args, "within", 0);
+  int64_t cap = er_json_duration(args, "interval", 250);
   int64_t start = er_now_ms();
   int64_t deadline = start + within;
   int64_t wait = 10;
@@ -150,8 +143,8 @@ out:
 static int run_hold(er_exec_t *x, const json_t *args) {
   const json_t *iargs = NULL;
   const er_action_t *a = inner_check(args, hold_keys, &iargs);
-  int64_t len = dur(args, "for", 0);
-  int64_t interval = dur(args, "interval", 100);
+  int64_t len = er_json_duration(args, "for", 0);
+  int64_t interval = er_json_duration(args, "interval", 100);
   int64_t start = er_now_ms();
   int64_t end = start + len;
   int polls = 0, rc = ER_STEP_OK;
@@ -207,7 +200,7 @@ out:
 }
 
 static int run_sleep(er_exec_t *x, const json_t *args) {
-  int64_t ms = dur(args, "for", 0);
+  int64_t ms = er_json_duration(args, "for", 0);
   int64_t left = er_exec_left_ms(x);
   if (ms > left) {
     er_buf_puts(x->detail, "sleep is longer than what is left of the "

@@ -555,14 +555,6 @@ static kmod_t *the_kafka(er_exec_t *x) {
   return m;
 }
 
-static int64_t dur(const json_t *args, const char *key, int64_t dflt) {
-  int64_t ms;
-  json_t *v = json_object_get(args, key);
-  if (json_is_string(v) && er_parse_duration(json_string_value(v), &ms) == 0)
-    return ms;
-  return dflt;
-}
-
 /* Start offsets of topic for this scenario (recorded now if this is the
  * first kafka step naming it). Copies into *start (caller frees). */
 static int start_offsets(er_exec_t *x, er_kafka_t *k, const char *topic,
@@ -1232,8 +1224,8 @@ static int run_expect(er_exec_t *x, const json_t *a) {
   const json_t *count = json_object_get(a, "count");
   json_t *dflt_count = NULL;
   int kind = count_kind(count);
-  int64_t within = dur(a, "within", 10000);
-  int64_t quiet = dur(a, "then_quiet_for", -1);
+  int64_t within = er_json_duration(a, "within", 10000);
+  int64_t quiet = er_json_duration(a, "then_quiet_for", -1);
   int64_t t0 = er_now_ms(), wdeadline;
   int64_t *start = NULL;
   int n = 0, rc = ER_STEP_FAIL;
@@ -1475,7 +1467,7 @@ typedef struct dtopic {
 static int run_drained(er_exec_t *x, const json_t *a) {
   kmod_t *km = the_kafka(x);
   const char *group = json_string_value(json_object_get(a, "group"));
-  int64_t within = dur(a, "within", 30000);
+  int64_t within = er_json_duration(a, "within", 30000);
   int64_t t0 = er_now_ms(), deadline;
   const char **names = NULL;
   dtopic_t *ts = NULL;

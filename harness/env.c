@@ -7,6 +7,7 @@
  * each section and expands its strings one by one, so that a bad
  * reference is reported at its own line:col. */
 #include "env.h"
+#include "jsonx.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -116,39 +117,6 @@ static void cerr(ctx_t *c, const char *ptr, bool key, const char *fmt, ...) {
 }
 
 /* Stable sort of items [from, n) by line, then column. */
-static void diags_sort_from(er_diags_t *d, size_t from) {
-  for (size_t i = from + 1; i < d->n; i++) {
-    er_diag_item_t it = d->items[i];
-    size_t j = i;
-    while (j > from && (d->items[j - 1].line > it.line ||
-                        (d->items[j - 1].line == it.line &&
-                         d->items[j - 1].col > it.col))) {
-      d->items[j] = d->items[j - 1];
-      j--;
-    }
-    d->items[j] = it;
-  }
-}
-
-static const char *type_noun(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT:
-    return "an object";
-  case JSON_ARRAY:
-    return "an array";
-  case JSON_STRING:
-    return "a string";
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "a boolean";
-  default:
-    return "null";
-  }
-}
-
 /* ---- structural checks a key spec cannot express ----------------------- */
 
 /* Names usable in ${port.NAME} / ${env.NAME}. */
@@ -208,7 +176,7 @@ static void check_ports(ctx_t *c, const json_t *ports) {
     const char *ptr = cp ? cp : "/ports";
     if (!json_is_string(p)) {
       cerr(c, ptr, false, "each element of 'ports' must be a string, not %s",
-           type_noun(p));
+           er_json_type_noun(p));
     } else if (!ref_name_ok(json_string_value(p))) {
       cerr(c, ptr, false,
            "port name '%s' may hold only letters, digits, '_' and '-'",
@@ -257,7 +225,8 @@ static void check_command(ctx_t *c, const json_t *cmd, const char *ptr,
     if (!json_is_string(a)) {
       char *cp = er_jpos_child_index(ptr, i);
       cerr(c, cp ? cp : ptr, false,
-           "each element of '%s' must be a string, not %s", what, type_noun(a));
+           "each element of '%s' must be a string, not %s", what,
+           er_json_type_noun(a));
       free(cp);
     }
   }
@@ -329,7 +298,7 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
       if (!json_is_string(v))
         cerr(c, kp ? kp : ptr, false,
              "environment variable '%s' must be a string, not %s", k,
-             type_noun(v));
+             er_json_type_noun(v));
       else if (!*k || strchr(k, '='))
         cerr(c, kp ? kp : ptr, true, "bad environment variable name '%s'", k);
       free(kp);
@@ -716,7 +685,7 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
                    json_object_get(e->raw, "ports"));
     check_syntax(&c, e->raw, "");
   }
-  diags_sort_from(diags, from);
+  er_diags_sort_from(diags, from);
   if (diags->errors > errors0)
     goto fail;
   abs = realpath(path, NULL);
@@ -945,7 +914,7 @@ int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
       diag_add(diags, e->file, 0, 0, "out of memory");
   }
 out:
-  diags_sort_from(diags, from);
+  er_diags_sort_from(diags, from);
   if (diags->errors > errors0) {
     json_decref(resolved);
     return -1;

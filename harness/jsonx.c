@@ -518,3 +518,30 @@ json_t *er_json_from_text(const char *s, size_t len) {
     return v;
   }
 }
+
+int64_t er_json_duration(const json_t *obj, const char *key, int64_t dflt) {
+  int64_t ms;
+  json_t *v = json_object_get(obj, key);
+  if (json_is_string(v) && er_parse_duration(json_string_value(v), &ms) == 0)
+    return ms;
+  return dflt;
+}
+
+const char *er_json_type_noun(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    return "an object";
+  case JSON_ARRAY:
+    return "an array";
+  case JSON_STRING:
+    return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL:
+    return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "a boolean";
+  default:
+    return "null";
+  }
+}

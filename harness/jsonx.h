@@ -49,6 +49,14 @@ int er_json_matcher_check(const json_t *expected, char *msg, size_t msgsz);
  * Caller frees. Never NULL unless memory ran out. */
 char *er_json_brief(const json_t *v, size_t max);
 
+/* The duration under key in an object ("250ms", "5s"), in milliseconds,
+ * or dflt when the key is absent or not a duration. */
+int64_t er_json_duration(const json_t *obj, const char *key, int64_t dflt);
+
+/* "an object", "an array", "a string", "a number", "a boolean", "null":
+ * for messages. */
+const char *er_json_type_noun(const json_t *v);
+
 /* Parses a reply string as JSON if it looks like JSON, else returns a JSON
  * string. New reference. */
 json_t *er_json_from_text(const char *s, size_t len);

@@ -74,7 +74,7 @@ void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
 
 /* Stable sort of items [from, n) by line, then column (insertion sort:
  * one file has few problems). */
-static void diags_sort_from(er_diags_t *d, size_t from) {
+void er_diags_sort_from(er_diags_t *d, size_t from) {
   for (size_t i = from + 1; i < d->n; i++) {
     er_diag_item_t it = d->items[i];
     size_t j = i;
@@ -669,7 +669,7 @@ void er_validate_keys(const char *file, const char *text, const json_t *doc,
          type_noun(doc));
   else
     validate_obj(&c, doc, "", spec, NULL);
-  diags_sort_from(out, from);
+  er_diags_sort_from(out, from);
   er_jpos_free(pos);
 }
 
@@ -1159,7 +1159,7 @@ oom:
   er_scenario_free(s);
   s = NULL;
 out:
-  diags_sort_from(diags, from);
+  er_diags_sort_from(diags, from);
   er_jpos_free(pos);
   json_decref(doc);
   free(text);

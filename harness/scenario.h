@@ -42,6 +42,8 @@ void er_diags_free(er_diags_t *d);
 void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
                    er_diag_sev_t sev, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Sorts the problems from index `from` on by line and column (stable). */
+void er_diags_sort_from(er_diags_t *d, size_t from);
 /* Prints "file:line:col: error: message" lines to f, colour if asked. */
 void er_diags_print(const er_diags_t *d, FILE *f, bool color);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "pyjson.h"
 #include "template.h"
 
@@ -299,25 +300,6 @@ json_t *er_tmpl_get(er_tmpl_t *t, const char *name) {
 
 /* ---- evaluation ------------------------------------------------------- */
 
-static const char *type_name(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT:
-    return "an object";
-  case JSON_ARRAY:
-    return "an array";
-  case JSON_STRING:
-    return "a string";
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "a boolean";
-  default:
-    return "null";
-  }
-}
-
 /* Names an unknown name could have meant: keys of obj (or NULL) plus
  * extra. Returns the count; names are borrowed. */
 static size_t collect_names(const json_t *obj, const char *const *extra,
@@ -537,8 +519,8 @@ static json_t *eval_path(er_tmpl_t *t, const where_t *w, const char *path,
                       "'%s' is an array of %zu; '%s' is not an index in it",
                       prev, json_array_size(cur), seg);
       } else {
-        er_buf_printf(&msg, "'%s' is %s, it has no '%s'", prev, type_name(cur),
-                      seg);
+        er_buf_printf(&msg, "'%s' is %s, it has no '%s'", prev,
+                      er_json_type_noun(cur), seg);
       }
       expr_err(err, w, &msg);
       goto out;
@@ -580,7 +562,7 @@ static json_t *eval_expr(er_tmpl_t *t, const char *s, const expr_t *e,
   } else {
     if (!json_is_string(v)) {
       er_buf_printf(&msg, "sha256 needs a string, '%.*s' is %s", (int)e->path_n,
-                    s + e->path_off, type_name(v));
+                    s + e->path_off, er_json_type_noun(v));
       expr_err(err, &w, &msg);
       goto out;
     }

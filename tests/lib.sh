@@ -54,6 +54,27 @@ start_pg() {
   echo "not ok - postgres did not start"; cat "$T_TMP/pg-$PG_PORT.log"; return 1
 }
 
+# Processes marked by a test: a script exports ER_TEST_MARK=<unique>; every
+# process eventrig starts inherits it. marked_procs lists those still alive
+# (other than this shell); no_children_left waits (bounded) until none is.
+marked_procs() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=${ER_TEST_MARK:-none}" && echo "${p#/proc/}"
+  done
+}
+no_children_left() {
+  local i left
+  for ((i = 0; i < 100; i++)); do
+    left=$(marked_procs | grep -v "^$BASHPID\$" || true)
+    [ -z "$left" ] && return 0
+    sleep 0.05
+  done
+  diag "left behind: $(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null; echo; done)"
+  return 1
+}
+
 t_cleanup() {
   local p
   for p in "${T_PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done

@@ -8,24 +8,6 @@ D=tests/data/cli
 MARK="eventrig-cli-$$-$RANDOM"
 export ER_TEST_MARK="$MARK"   # inherited by every child eventrig starts
 
-# processes (other than this shell's own) that carry our mark
-marked_procs() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && echo "${p#/proc/}"
-  done
-}
-no_children_left() {
-  local i left
-  for ((i = 0; i < 100; i++)); do
-    left=$(marked_procs | grep -v "^$BASHPID\$" || true)
-    [ -z "$left" ] && return 0
-    sleep 0.05
-  done
-  diag "left behind: $(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done)"
-  return 1
-}
 xsd_ok() { xmllint --noout --schema "$ER_XSD" "$1" 2>"$T_TMP/xsd.err"; }
 
 # --- help, version, usage errors -----------------------------------------

@@ -14,10 +14,5 @@ for m in spop-outside-multi no-idempotency envelope-hash fail-closed no-watch no
   check "mutant $m is caught" grep -qE "^$m +caught " "$T_TMP/mutants.out"
 done
 check "mutation score: 9/9, exit 0 (got $rc)" bash -c '[ "$1" -eq 0 ] && grep -qx "mutation score: 9/9" "$2"' _ $rc "$T_TMP/mutants.out"
-left=""
-for p in /proc/[0-9]*; do
-  [ "${p#/proc/}" = "$$" ] && continue
-  { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && left="$left ${p#/proc/}"
-done
-check "no process of the runs is left" [ -z "$left" ]
+check "no process of the runs is left" no_children_left
 t_done

@@ -19,23 +19,6 @@ for tool in redis-server python3 xmllint; do
   check "$tool is installed" command -v "$tool" >/dev/null
 done
 
-marked_procs() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "ER_TEST_MARK=$MARK" && echo "${p#/proc/}"
-  done
-}
-no_children_left() {
-  local i left
-  for ((i = 0; i < 100; i++)); do
-    left=$(marked_procs | grep -v "^$BASHPID\$" || true)
-    [ -z "$left" ] && return 0
-    sleep 0.05
-  done
-  diag "left behind: $(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done)"
-  return 1
-}
 # wait_for FILE-GLOB TEXT SECONDS: until a file matching the glob holds TEXT
 wait_for() {
   local i
