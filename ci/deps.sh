@@ -7,6 +7,7 @@ pkgs=(
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev
   libpq-dev libssl-dev libmicrohttpd-dev
   redis-server redis-tools postgresql kcat libxml2-utils python3
+  python3-venv
   clang clang-format clang-tidy
 )
 missing=()
