@@ -109,6 +109,8 @@ broken "env redis port" ci/compose.env.json \
   's#redis://127.0.0.1:26379/0#redis://127.0.0.1:6379/0#' "redis.url and postgres.dsn"
 broken "host listener advertised as localhost" docker-compose.test.yml \
   's#HOST://127.0.0.1:29092#HOST://localhost:29092#' "kafka.bootstrap of ci/compose.env.json"
+broken "controller quorum on another port" docker-compose.test.yml \
+  's/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9093/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9094/' "KRaft combined mode"
 broken "a topic missing from the job" docker-compose.test.yml \
   's/ essay.excess.content.v1;/;/' "kafka-topics job creates exactly"
 broken "another consumer group" ci/compose.env.json \

@@ -188,10 +188,32 @@ def check_compose(c, env, local):
         if host_port_for(k, bp) != bp:
             probs.append(f"container port {bp} is not published as host port {bp} ({k.get('ports')})")
     expect("kafka.bootstrap of ci/compose.env.json is advertised, listened on and published by the broker", probs)
-    if not ke.get("KAFKA_PROCESS_ROLES", "").replace(" ", "") in ("broker,controller", "controller,broker"):
-        report(False, "Kafka runs in KRaft combined mode", [f"KAFKA_PROCESS_ROLES={ke.get('KAFKA_PROCESS_ROLES')}"])
-    else:
-        report(True, "Kafka runs in KRaft combined mode")
+    probs = []
+    if ke.get("KAFKA_PROCESS_ROLES", "").replace(" ", "") not in ("broker,controller", "controller,broker"):
+        probs.append(f"KAFKA_PROCESS_ROLES={ke.get('KAFKA_PROCESS_ROLES')}")
+    for key in ("KAFKA_NODE_ID", "CLUSTER_ID", "KAFKA_LOG_DIRS", "KAFKA_CONTROLLER_LISTENER_NAMES",
+                "KAFKA_INTER_BROKER_LISTENER_NAME", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
+        if not ke.get(key):
+            probs.append(f"{key} is not set")
+    cid = str(ke.get("CLUSTER_ID", ""))
+    if cid and not re.fullmatch(r"[A-Za-z0-9_-]{22}", cid):
+        probs.append(f"CLUSTER_ID {cid!r} is not a 22-character base64 UUID")
+    ctl = ke.get("KAFKA_CONTROLLER_LISTENER_NAMES", "")
+    voters = str(ke.get("KAFKA_CONTROLLER_QUORUM_VOTERS", ""))
+    if voters != f"{ke.get('KAFKA_NODE_ID')}@kafka:{lis.get(ctl, (None, None))[1]}":
+        probs.append(f"KAFKA_CONTROLLER_QUORUM_VOTERS={voters} is not NODE_ID@kafka:<{ctl} port>")
+    if ctl in adv:
+        probs.append(f"the controller listener {ctl} is advertised to clients")
+    pmap = dict(x.split(":", 1) for x in str(ke.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "")).split(",") if ":" in x)
+    for n in lis:
+        if n not in pmap:
+            probs.append(f"listener {n} has no security protocol")
+    for n in adv:
+        if n not in lis:
+            probs.append(f"advertised listener {n} is not a listener")
+    if ke.get("KAFKA_INTER_BROKER_LISTENER_NAME") not in adv:
+        probs.append("the inter-broker listener is not advertised")
+    expect("Kafka runs in KRaft combined mode: node id, cluster id, controller quorum, listeners", probs)
 
     # --- Redis and Postgres
     probs = []
