@@ -156,6 +156,22 @@ schema_rejects "a job without runs-on" ci/github-actions.yml github-workflows \
 schema_rejects "artifacts:when with a bad value" ci/gitlab-ci.yml gitlab-ci \
   's/when: always/when: sometimes/'
 
+# sut/Dockerfile's build stage, as far as this Debian 12 machine can show
+# it without an engine: the build context (sut/ less .dockerignore) holds no
+# host build output, and the stage's own command builds the service from it
+CTX=$T_TMP/context
+mkdir -p "$CTX"
+(cd "$ER_ROOT/sut" && tar --exclude-from=<(grep -v '^#' .dockerignore | sed 's#/$##') -cf - .) | tar -C "$CTX" -xf -
+check "the image's build context (sut/ less .dockerignore) has no host build output" \
+  test -f "$CTX/Makefile" -a ! -e "$CTX/build" -a ! -e "$CTX/eventrig-sut" -a ! -e "$CTX/eventrig-sut-asan"
+build_cmd=$(sed -n 's/^RUN \(make .*\)$/\1/p' "$ER_ROOT/sut/Dockerfile")
+if [ -n "$build_cmd" ] && (cd "$CTX" && bash -c "$build_cmd") >"$T_TMP/ctxbuild.log" 2>&1 && [ -x "$CTX/eventrig-sut" ]; then
+  ok "the build stage's '$build_cmd' builds eventrig-sut from the context alone"
+else
+  not_ok "the build stage's '${build_cmd:-RUN make ...}' builds eventrig-sut from the context alone"
+  sed 's/^/# /' "$T_TMP/ctxbuild.log" | tail -10
+fi
+
 # the environment file is one eventrig accepts with the bundled suite
 if "$EVENTRIG" validate --env "$ER_ROOT/ci/compose.env.json" "$ER_ROOT/scenarios" >"$T_TMP/validate.out" 2>&1; then
   ok "eventrig validate --env ci/compose.env.json scenarios"
