@@ -119,6 +119,8 @@ broken "postgres database renamed" docker-compose.test.yml \
   's/POSTGRES_DB: sut/POSTGRES_DB: app/' "redis.url and postgres.dsn"
 broken "redis without health check" docker-compose.test.yml \
   '/test: \["CMD", "redis-cli", "ping"\]/d' "health checks"
+broken "the instances only wait for the topic job to start" docker-compose.test.yml \
+  '0,/condition: service_completed_successfully/s//condition: service_started/' "wired to kafka/redis/postgres"
 broken "runtime without libmicrohttpd" sut/Dockerfile \
   's/ libmicrohttpd12//' "every linked library's package"
 broken "runtime without curl" sut/Dockerfile \

@@ -269,9 +269,13 @@ def check_compose(c, env, local):
         if (d.hostname, d.port, d.path.lstrip("/")) != ("postgres", 5432, pge.get("POSTGRES_DB")):
             probs.append(f"{n}: SUT_PG_DSN={se.get('SUT_PG_DSN')} is not postgres:5432/{pge.get('POSTGRES_DB')}")
         deps = s.get("depends_on") or {}
-        for dep in ("kafka", "redis", "postgres", "kafka-topics"):
-            if dep not in deps:
-                probs.append(f"{n}: does not wait for {dep}")
+        for dep, want in (("kafka", "service_healthy"), ("redis", "service_healthy"),
+                          ("postgres", "service_healthy"), ("kafka-topics", "service_completed_successfully")):
+            # a one-shot job must be adopted with service_completed_successfully,
+            # else `docker compose up --wait` reports its exit as a failure
+            got = (deps.get(dep) or {}).get("condition") if isinstance(deps, dict) else None
+            if got != want:
+                probs.append(f"{n}: waits for {dep} with {got!r}, not {want}")
         if (s.get("build") or {}).get("dockerfile", "Dockerfile") != "Dockerfile" or \
                 os.path.normpath((s.get("build") or {}).get("context", "")) != "sut":
             probs.append(f"{n}: not built from sut/Dockerfile ({s.get('build')})")
