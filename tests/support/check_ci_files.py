@@ -297,6 +297,8 @@ def check_compose(c, env, local):
     pm = re.search(r"--partitions (\d+)", cmd)
     if not pm or any(p is not None and p != int(pm.group(1)) for p in etopics.values()):
         probs.append(f"partitions: job {pm.group(1) if pm else None}, environment {etopics}")
+    if services.get("kafka-topics", {}).get("image") != k.get("image"):
+        probs.append("kafka-topics does not use the broker's image (its CLI tools)")
     if "--bootstrap-server kafka:" not in cmd:
         probs.append("kafka-topics does not dial the broker by its service name")
     expect("the kafka-topics job creates exactly the environment's topics with its partition counts", probs)
