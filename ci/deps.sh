@@ -8,6 +8,7 @@ pkgs=(
   libpq-dev libssl-dev libmicrohttpd-dev
   redis-server redis-tools postgresql kcat libxml2-utils python3
   clang clang-format clang-tidy
+  default-jdk-headless maven
 )
 missing=()
 for p in "${pkgs[@]}"; do
