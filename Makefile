@@ -88,6 +88,7 @@ mutants: deps
 # the same against a real Apache Kafka broker (ci/kafka/, ci/local-kafka.env.json)
 mutants-real: deps
 	@$(MAKE) --no-print-directory eventrig sut
+	@ci/kafka/kafka.sh jars >/dev/null
 	@ci/mutants.sh --env ci/local-kafka.env.json
 
 lint:

@@ -28,12 +28,18 @@ fetch_jars() {
     return 0
   fi
   command -v mvn >/dev/null || die "mvn not found (make deps installs maven)"
+  mkdir -p "$(dirname "$jars")"
+  # one fetch at a time (several brokers may start at once)
+  exec 9>"$jars.lock"
+  flock -w 600 9 || die "waited 600s for another fetch of the Kafka jars"
+  if [ -f "$jars/.complete" ]; then exec 9>&-; return 0; fi
   rm -rf "$jars.tmp"
-  timeout 600 mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+  timeout 600 mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$jars.tmp" >&2 || die "mvn could not fetch the Kafka jars"
   rm -rf "$jars"
   mv "$jars.tmp" "$jars"
   touch "$jars/.complete"
+  exec 9>&-
 }
 
 free_port() {
