@@ -23,7 +23,7 @@ ITEST_BIN := $(ITEST_SRC:tests/itest/%.c=build/asan/itest/%)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_BIN := $(TEST_SUPPORT_SRC:tests/support/%.c=build/asan/support/%)
 
-.PHONY: all deps test check demo clean lint format asan tests-build sut mutants
+.PHONY: all deps test check demo clean lint format asan tests-build sut mutants mutants-real
 
 all: eventrig sut
 
@@ -84,6 +84,12 @@ demo: deps
 mutants: deps
 	@$(MAKE) --no-print-directory eventrig sut
 	@ci/mutants.sh
+
+# the same against a real Apache Kafka broker (ci/kafka/, ci/local-kafka.env.json)
+mutants-real: deps
+	@$(MAKE) --no-print-directory eventrig sut
+	@ci/kafka/kafka.sh jars >/dev/null
+	@ci/mutants.sh --env ci/local-kafka.env.json
 
 lint:
 	@ci/lint.sh

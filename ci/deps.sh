@@ -9,6 +9,7 @@ pkgs=(
   redis-server redis-tools postgresql kcat libxml2-utils python3
   python3-venv
   clang clang-format clang-tidy
+  default-jdk-headless maven
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -402,12 +402,20 @@ static int preflight(const json_t *env, er_session_t *shared, er_err_t *err) {
         err->code = ER_E_ENV;
         goto out;
       }
-    er_buf_reset(&missing);
-    nmiss = er_kafka_topics_missing(m->k, names, m->ntopics, &missing, deadline,
-                                    err);
-    if (nmiss < 0) {
-      err->code = ER_E_ENV;
-      goto out;
+    /* a real broker answers CreateTopics before its metadata shows every
+     * new topic (KRaft propagates it asynchronously): look again until
+     * they are all there or the deadline passes */
+    for (;;) {
+      er_buf_reset(&missing);
+      nmiss = er_kafka_topics_missing(m->k, names, m->ntopics, &missing,
+                                      deadline, err);
+      if (nmiss < 0) {
+        err->code = ER_E_ENV;
+        goto out;
+      }
+      if (nmiss == 0 || er_now_ms() + 100 >= deadline)
+        break;
+      er_sleep_ms(100);
     }
   }
   if (nmiss > 0) {
