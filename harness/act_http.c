@@ -621,20 +621,6 @@ out:
 
 /* ---- validation -------------------------------------------------------- */
 
-static void key_path(char *out, size_t outsz, const char *prefix,
-                     const char *key) {
-  size_t n = (size_t)snprintf(out, outsz, "%s/", prefix);
-  for (const char *k = key; *k && n + 3 < outsz; k++) {
-    if (*k == '~' || *k == '/') {
-      out[n++] = '~';
-      out[n++] = *k == '~' ? '0' : '1';
-    } else {
-      out[n++] = *k;
-    }
-  }
-  out[n < outsz ? n : outsz - 1] = '\0';
-}
-
 static void check_matcher(const json_t *m, const char *path, er_diag_t *d) {
   char msg[256];
   if (m && er_json_matcher_check(m, msg, sizeof msg) != 0)
@@ -663,7 +649,7 @@ static void validate(const json_t *args, er_diag_t *d) {
   }
   if (json_is_object(hdrs)) {
     json_object_foreach((json_t *)hdrs, k, v) {
-      key_path(path, sizeof path, "/headers", k);
+      er_json_pointer_join(path, sizeof path, "/headers", k);
       if (!*k || strpbrk(k, ": \t\r\n"))
         er_diag_error(d, path, "\"%s\" is not a header name", k);
       else if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
@@ -677,13 +663,13 @@ static void validate(const json_t *args, er_diag_t *d) {
     check_matcher(json_object_get(expect, "body"), "/expect/body", d);
     if (json_is_object(eh)) {
       json_object_foreach((json_t *)eh, k, v) {
-        key_path(path, sizeof path, "/expect/headers", k);
+        er_json_pointer_join(path, sizeof path, "/expect/headers", k);
         check_matcher(v, path, d);
       }
     }
     if (json_is_object(ej)) {
       json_object_foreach((json_t *)ej, k, v) {
-        key_path(path, sizeof path, "/expect/json", k);
+        er_json_pointer_join(path, sizeof path, "/expect/json", k);
         if (*k && *k != '/')
           er_diag_error(d, path,
                         "keys of expect.json are JSON pointers such as "
@@ -697,7 +683,7 @@ static void validate(const json_t *args, er_diag_t *d) {
     json_object_foreach((json_t *)capture, k, v) {
       const char *p = json_string_value(v);
       bool good;
-      key_path(path, sizeof path, "/capture", k);
+      er_json_pointer_join(path, sizeof path, "/capture", k);
       if (p)
         good = !*p || *p == '/';
       else

@@ -650,20 +650,6 @@ static int run_alias(er_exec_t *x, const json_t *args) {
 /* ---- validation -------------------------------------------------------- */
 
 /* "/capture/" + name with ~ and / escaped (RFC 6901). */
-static void key_path(char *out, size_t outsz, const char *prefix,
-                     const char *key) {
-  size_t n = (size_t)snprintf(out, outsz, "%s/", prefix);
-  for (const char *k = key; *k && n + 3 < outsz; k++) {
-    if (*k == '~' || *k == '/') {
-      out[n++] = '~';
-      out[n++] = *k == '~' ? '0' : '1';
-    } else {
-      out[n++] = *k;
-    }
-  }
-  out[n < outsz ? n : outsz - 1] = '\0';
-}
-
 static void validate_rows(const json_t *rows, const char *key, er_diag_t *d) {
   char path[128], msg[256];
   if (!json_is_array(rows))
@@ -727,7 +713,7 @@ static void validate_expect(const json_t *args, er_diag_t *d) {
     json_t *ptr;
     json_object_foreach((json_t *)capture, name, ptr) {
       const char *p = json_string_value(ptr);
-      key_path(path, sizeof path, "/capture", name);
+      er_json_pointer_join(path, sizeof path, "/capture", name);
       if (!p || (*p && *p != '/'))
         er_diag_error(d, path,
                       "a capture is a JSON pointer into the rows such as "

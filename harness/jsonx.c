@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -544,4 +545,20 @@ const char *er_json_type_noun(const json_t *v) {
   default:
     return "null";
   }
+}
+
+void er_json_pointer_join(char *out, size_t outsz, const char *prefix,
+                          const char *key) {
+  size_t n = (size_t)snprintf(out, outsz, "%s/", prefix);
+  if (n >= outsz)
+    n = outsz - 1;
+  for (const char *k = key; *k && n + 3 < outsz; k++) {
+    if (*k == '~' || *k == '/') {
+      out[n++] = '~';
+      out[n++] = *k == '~' ? '0' : '1';
+    } else {
+      out[n++] = *k;
+    }
+  }
+  out[n < outsz ? n : outsz - 1] = '\0';
 }

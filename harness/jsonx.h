@@ -29,6 +29,11 @@
  * borrowed reference or NULL when the path does not exist. */
 json_t *er_json_pointer(const json_t *root, const char *ptr);
 
+/* Writes prefix + "/" + key (key escaped per RFC 6901: ~0 ~1) into out,
+ * cut to outsz. */
+void er_json_pointer_join(char *out, size_t outsz, const char *prefix,
+                          const char *key);
+
 /* Deep equality with numeric tolerance (integer vs real compare by value)
  * and numeric-string leniency described above. */
 bool er_json_equal(const json_t *a, const json_t *b);

@@ -22,52 +22,19 @@
 
 #include <openssl/evp.h>
 
+/* One UTF-8 character: its length, or 0 when invalid (util.h). */
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp) {
+  long c;
+  size_t len = er_utf8_next(s, n, &c);
+  if (c < 0)
+    return 0;
+  *cp = (unsigned)c;
+  return len;
+}
+
 /* Output of a dumps is bounded: an event payload is small. */
 #define PYJSON_CAP (64u * 1024u * 1024u)
 #define PYJSON_MAX_DEPTH 256
-
-/* Decodes one UTF-8 character from s[0..n). Returns its length (1..4) and
- * stores the code point, or 0 for an invalid or truncated sequence
- * (overlong forms, surrogates and values above U+10FFFF included). */
-static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF, v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    v = c & 0x0F;
-    if (c == 0xE0)
-      lo = 0xA0;
-    else if (c == 0xED)
-      hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    v = c & 0x07;
-    if (c == 0xF0)
-      lo = 0x90;
-    else if (c == 0xF4)
-      hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    unsigned b = s[i];
-    if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
-      return 0;
-    v = (v << 6) | (b & 0x3F);
-  }
-  *cp = v;
-  return len;
-}
 
 static int put_u(er_buf_t *b, unsigned u) {
   return er_buf_printf(b, "\\u%04x", u);

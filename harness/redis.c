@@ -539,35 +539,9 @@ static int call(er_redis_t *r, int argc, const char *const *argv,
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 1;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    need = 2;
-    if (c == 0xE0)
-      lo = 0xA0;
-    if (c == 0xED)
-      hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    need = 3;
-    if (c == 0xF0)
-      lo = 0x90;
-    if (c == 0xF4)
-      hi = 0x8F;
-  } else
-    return 0;
-  if (n < need + 1)
-    return 0;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i <= need; i++)
-    if (s[i] < 0x80 || s[i] > 0xBF)
-      return 0;
-  return need + 1;
+  long cp;
+  size_t len = er_utf8_next(s, n, &cp);
+  return cp < 0 ? 0 : len;
 }
 
 /* A JSON string of bytes: as is when valid UTF-8, else with each invalid

@@ -127,50 +127,6 @@ void er_results_free(er_results_t *rs) {
   rs->n = rs->alloc = 0;
 }
 
-/* Length of the next character at s (n > 0 bytes left) and its code point
- * in *cp, or -1 in *cp for an invalid sequence: the length is then that
- * of the maximal invalid subpart (at least 1). */
-static size_t utf8_next(const unsigned char *s, size_t n, long *cp) {
-  unsigned c = s[0], lo = 0x80, hi = 0xBF;
-  size_t len;
-  long v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    v = c & 0x0F;
-    if (c == 0xE0)
-      lo = 0xA0;
-    else if (c == 0xED)
-      hi = 0x9F; /* ED A0..BF would be a surrogate */
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    v = c & 0x07;
-    if (c == 0xF0)
-      lo = 0x90;
-    else if (c == 0xF4)
-      hi = 0x8F;
-  } else {
-    *cp = -1;
-    return 1;
-  }
-  for (size_t i = 1; i < len; i++) {
-    unsigned b = i < n ? s[i] : 0;
-    if (i >= n || (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))) {
-      *cp = -1;
-      return i;
-    }
-    v = (v << 6) | (b & 0x3F);
-  }
-  *cp = v;
-  return len;
-}
-
 static int xml_char_ok(long cp) {
   return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
          (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
@@ -182,7 +138,7 @@ static void xml_esc(xw_t *b, const char *s, size_t n, int attr) {
   size_t i = 0;
   while (i < n) {
     long cp;
-    size_t k = utf8_next(p + i, n - i, &cp);
+    size_t k = er_utf8_next(p + i, n - i, &cp);
     if (cp < 0 || !xml_char_ok(cp)) {
       put(b, g_fffd);
     } else if (cp == '&') {

@@ -413,3 +413,44 @@ bool er_str_has_suffix(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
+
+size_t er_utf8_next(const unsigned char *s, size_t n, long *cp) {
+  unsigned c = s[0], lo = 0x80, hi = 0xBF;
+  size_t len;
+  long v;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    v = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    v = c & 0x0F;
+    if (c == 0xE0)
+      lo = 0xA0;
+    else if (c == 0xED)
+      hi = 0x9F; /* ED A0..BF would be a surrogate */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    v = c & 0x07;
+    if (c == 0xF0)
+      lo = 0x90;
+    else if (c == 0xF4)
+      hi = 0x8F;
+  } else {
+    *cp = -1;
+    return 1;
+  }
+  for (size_t i = 1; i < len; i++) {
+    unsigned b = i < n ? s[i] : 0;
+    if (i >= n || (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))) {
+      *cp = -1;
+      return i;
+    }
+    v = (v << 6) | (b & 0x3F);
+  }
+  *cp = v;
+  return len;
+}

@@ -103,6 +103,12 @@ size_t er_edit_distance(const char *a, const char *b, size_t max);
 const char *er_did_you_mean(const char *word, const char *const *candidates,
                             size_t n);
 
+/* The next UTF-8 character at s (n > 0 bytes left): returns its length
+ * and stores its code point in *cp; for an invalid or truncated sequence
+ * (overlong forms, surrogates, above U+10FFFF) stores -1 and returns the
+ * length of the maximal invalid subpart (at least 1). */
+size_t er_utf8_next(const unsigned char *s, size_t n, long *cp);
+
 /* Reads a whole file into a NUL-terminated heap string (cap bytes max).
  * Caller frees. */
 char *er_read_file(const char *path, size_t cap, size_t *len_out,
