@@ -50,11 +50,11 @@ build/asan/eventrig: build/asan/main.o build/asan/libeventrig.a
 	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/tests
-	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
+	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -Itests/itest -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
 
 # integration test programs: run by tests/integration/*.sh with servers up
 build/asan/itest/%: tests/itest/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/itest
-	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
+	$(CC) $(BASE) -O1 $(SAN) -Itests/unit -Itests/itest -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)
 
 build/asan/support/%: tests/support/%.c build/asan/libeventrig.a | build/asan/support
 	$(CC) $(BASE) -O1 $(SAN) -o $@ $< build/asan/libeventrig.a $(PKG_LIBS)

@@ -26,39 +26,7 @@ extern const er_action_t er_act_pg_exec;
 extern const er_action_t er_act_pg_expect;
 extern const er_action_t er_act_pg_alias;
 
-/* ---- stand-in for the loader's diagnostics ------------------------------
- * er_diag_error/er_diag_warn belong to the loader (scenario.c). Weak, so
- * the real ones win once they are in the library; this test only uses
- * the recording below while they are not. */
-struct er_diag {
-  int errors, warnings;
-  char paths[1024];
-  char msgs[4096];
-};
-
-__attribute__((weak)) void er_diag_error(er_diag_t *d, const char *path,
-                                         const char *fmt, ...) {
-  va_list ap;
-  size_t n = strlen(d->msgs);
-  d->errors++;
-  if (n && n + 2 < sizeof d->msgs) {
-    strcat(d->msgs, "; ");
-    n += 2;
-  }
-  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
-           "[%s]", path);
-  va_start(ap, fmt);
-  vsnprintf(d->msgs + n, sizeof d->msgs - n, fmt, ap);
-  va_end(ap);
-}
-
-__attribute__((weak)) void er_diag_warn(er_diag_t *d, const char *path,
-                                        const char *fmt, ...) {
-  (void)fmt;
-  d->warnings++;
-  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
-           "(%s)", path);
-}
+#include "diag_standin.h"
 
 /* ---- a step context ---------------------------------------------------- */
 

@@ -1,0 +1,45 @@
+/* diag_standin.h: a recording stand-in for the loader's diagnostics, for
+ * integration tests that call actions' validate() callbacks directly.
+ * er_diag_error/er_diag_warn belong to the loader (scenario.c). Weak, so
+ * the real ones win if the loader is linked in; the tests only use the
+ * recording below while they are not. Include once, in one test file. */
+#ifndef ER_DIAG_STANDIN_H
+#define ER_DIAG_STANDIN_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "action.h"
+
+struct er_diag {
+  int errors, warnings;
+  char paths[1024];
+  char msgs[4096];
+};
+
+__attribute__((weak)) void er_diag_error(er_diag_t *d, const char *path,
+                                         const char *fmt, ...) {
+  va_list ap;
+  size_t n = strlen(d->msgs);
+  d->errors++;
+  if (n && n + 2 < sizeof d->msgs) {
+    strcat(d->msgs, "; ");
+    n += 2;
+  }
+  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
+           "[%s]", path);
+  va_start(ap, fmt);
+  vsnprintf(d->msgs + n, sizeof d->msgs - n, fmt, ap);
+  va_end(ap);
+}
+
+__attribute__((weak)) void er_diag_warn(er_diag_t *d, const char *path,
+                                        const char *fmt, ...) {
+  (void)fmt;
+  d->warnings++;
+  snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
+           "(%s)", path);
+}
+
+#endif
