@@ -395,6 +395,29 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int64_t deadline_ms) {
   }
 }
 
+/* The answer to an admin request sent to q: the event (caller destroys
+ * it), or NULL with err set when none came before the deadline ("no
+ * answer to REQUEST('NAME') in time") or it carries an error ("DOING
+ * 'NAME': ..."). */
+static rd_kafka_event_t *admin_result(const er_kafka_t *k, rd_kafka_queue_t *q,
+                                      int64_t deadline_ms, const char *request,
+                                      const char *doing, const char *name,
+                                      er_err_t *err) {
+  rd_kafka_event_t *ev = admin_wait(q, deadline_ms);
+  if (!ev) {
+    kerr(k, err, ER_E_ENV, "kafka: no answer to %s('%s') in time", request,
+         name);
+    return NULL;
+  }
+  if (rd_kafka_event_error(ev)) {
+    kerr(k, err, ER_E_ENV, "kafka: %s '%s': %s", doing, name,
+         rd_kafka_event_error_string(ev));
+    rd_kafka_event_destroy(ev);
+    return NULL;
+  }
+  return ev;
+}
+
 static rd_kafka_AdminOptions_t *
 admin_opts(rd_kafka_t *rk, rd_kafka_admin_op_t op, int64_t deadline_ms) {
   char es[256];
@@ -447,15 +470,9 @@ int er_kafka_create_topic(er_kafka_t *k, const char *topic, int partitions,
     goto out;
   }
   rd_kafka_CreateTopics(rk, &nt, 1, o, q);
-  ev = admin_wait(q, deadline_ms);
+  ev = admin_result(k, q, deadline_ms, "CreateTopics", "creating topic", topic,
+                    err);
   if (!ev) {
-    kerr(k, err, ER_E_ENV, "kafka: no answer to CreateTopics('%s') in time",
-         topic);
-    goto out;
-  }
-  if (rd_kafka_event_error(ev)) {
-    kerr(k, err, ER_E_ENV, "kafka: creating topic '%s': %s", topic,
-         rd_kafka_event_error_string(ev));
     goto out;
   } else {
     size_t n = 0;
@@ -747,17 +764,9 @@ static int reset_real(er_kafka_t *k, const char *group,
     goto out;
   }
   rd_kafka_DescribeConsumerGroups(rk, groups, 1, o, q);
-  ev = admin_wait(q, deadline_ms);
+  ev = admin_result(k, q, deadline_ms, "DescribeConsumerGroups",
+                    "describing group", group, err);
   if (!ev) {
-    kerr(k, err, ER_E_ENV,
-         "kafka: no answer to DescribeConsumerGroups('%s') "
-         "in time",
-         group);
-    goto out;
-  }
-  if (rd_kafka_event_error(ev)) {
-    kerr(k, err, ER_E_ENV, "kafka: describing group '%s': %s", group,
-         rd_kafka_event_error_string(ev));
     goto out;
   } else {
     size_t n = 0;
@@ -796,17 +805,9 @@ static int reset_real(er_kafka_t *k, const char *group,
     goto out;
   }
   rd_kafka_AlterConsumerGroupOffsets(rk, &alter, 1, o, q);
-  ev = admin_wait(q, deadline_ms);
+  ev = admin_result(k, q, deadline_ms, "AlterConsumerGroupOffsets",
+                    "resetting group", group, err);
   if (!ev) {
-    kerr(k, err, ER_E_ENV,
-         "kafka: no answer to AlterConsumerGroupOffsets('%s') "
-         "in time",
-         group);
-    goto out;
-  }
-  if (rd_kafka_event_error(ev)) {
-    kerr(k, err, ER_E_ENV, "kafka: resetting group '%s': %s", group,
-         rd_kafka_event_error_string(ev));
     goto out;
   } else {
     size_t n = 0;
