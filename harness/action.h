@@ -159,7 +159,15 @@ typedef struct er_action {
  *   are logged, they do not fail the scenario.
  * - run_end: after the last scenario, before shared is freed.
  * The runner puts its services (services.h) into shared as "services"
- * (owned by the runner) before preflight. */
+ * (owned by the runner) before preflight, and the scenarios that will run
+ * (filtered, not skipped) as "plan", an er_plan_t (owned by the runner),
+ * before run_begin. */
+typedef struct er_scenario er_scenario_t; /* scenario.h */
+typedef struct er_plan {
+  const er_scenario_t *const *v; /* borrowed */
+  size_t n;
+} er_plan_t;
+
 typedef struct er_module {
   const char *name;
   int (*run_begin)(const json_t *env, er_tmpl_t *t, er_session_t *shared,

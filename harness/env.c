@@ -38,14 +38,42 @@ struct er_env {
 
 /* ---- key spec ---------------------------------------------------------- */
 
+/* test_target: what makes a server a test target that destructive steps
+ * may touch (safety.h checks them) */
+static const er_keyspec_t k_redis_target[] = {
+    {"allow", ER_T_ARRAY, false, NULL, NULL}, /* "host:port/db" globs */
+    {"marker", ER_T_STRING, false, NULL, NULL},
+    {"claim_empty", ER_T_BOOL, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
 static const er_keyspec_t k_redis[] = {
     {"url", ER_T_STRING, true, NULL, NULL},
     {"allow_flush", ER_T_BOOL, false, NULL, NULL},
+    {"test_target", ER_T_OBJECT, false, k_redis_target, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_pg_target[] = {
+    {"databases", ER_T_ARRAY, false, NULL, NULL}, /* name globs */
+    {"marker_table", ER_T_STRING, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 
 static const er_keyspec_t k_postgres[] = {
     {"dsn", ER_T_STRING, true, NULL, NULL},
+    {"test_target", ER_T_OBJECT, false, k_pg_target, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+/* "state": where stale state hides (audit, diagnostics).
+ * idempotency_key is a template expanded per produced event (with
+ * ${event...}), so it is kept unexpanded in the resolved JSON. */
+static const er_keyspec_t k_state[] = {
+    {"idempotency_keys", ER_T_ARRAY, false, NULL, NULL}, /* SCAN patterns */
+    {"idempotency_key", ER_T_STRING, false, NULL, NULL},
+    {"consumer_groups", ER_T_OBJECT, false, NULL, NULL}, /* group: [topics] */
+    {"stale", ER_T_STRING, false, NULL, NULL},           /* warn | fail */
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -86,6 +114,8 @@ static const er_keyspec_t k_env[] = {
     {"kafka", ER_T_OBJECT, false, NULL, NULL},
     {"services", ER_T_ARRAY, false, NULL, k_service},
     {"proxies", ER_T_ARRAY, false, NULL, k_proxy}, /* act_fault.c */
+    {"state", ER_T_OBJECT, false, k_state, NULL},
+    {"secrets", ER_T_ARRAY, false, NULL, NULL}, /* names of secret vars */
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -903,6 +933,17 @@ int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
       x = expand_services(e, &c, t, v);
       if (!x)
         continue; /* reported */
+    } else if (strcmp(k, "state") == 0 && json_is_object(v)) {
+      /* state.idempotency_key is expanded per event later */
+      json_t *cp = json_deep_copy(v);
+      const json_t *ik = json_object_get(v, "idempotency_key");
+      json_object_del(cp, "idempotency_key");
+      x = cp ? expand_at(&c, t, cp, "/state") : NULL;
+      json_decref(cp);
+      if (!x)
+        continue; /* reported */
+      if (ik)
+        json_object_set(x, "idempotency_key", (json_t *)ik);
     } else {
       char *cp = er_jpos_child("", k);
       x = expand_at(&c, t, v, cp ? cp : "");

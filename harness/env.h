@@ -5,8 +5,18 @@
  *   "ports": ["redis", "pg", "http"],       free loopback ports, ${port.X}
  *   "vars": {"SUT_URL": "http://127.0.0.1:${port.http}"},   ${env.SUT_URL}
  *   "redis": {"url": "redis://127.0.0.1:${port.redis}/0",
- *             "allow_flush": false},
- *   "postgres": {"dsn": "postgresql://postgres@127.0.0.1:${port.pg}/postgres"},
+ *             "allow_flush": false,
+ *             "test_target": {"allow": ["127.0.0.1:*/0"],
+ *                             "marker": "eventrig:test-target",
+ *                             "claim_empty": true}},
+ *   "postgres": {"dsn": "postgresql://postgres@127.0.0.1:${port.pg}/postgres",
+ *                "test_target": {"databases": ["*_test"],
+ *                                "marker_table": "eventrig_test_target"}},
+ *   "state": {"idempotency_keys": ["app:idempotency:*"],
+ *             "idempotency_key": "app:idempotency:${event.event_type}:..",
+ *             "consumer_groups": {"group": ["topic", ...]},
+ *             "stale": "warn" | "fail"},
+ *   "secrets": ["API_TOKEN"],               names of secret vars
  *   "http": {...free-form...},
  *   "kafka": {...free-form...},
  *   "services": [

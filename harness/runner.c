@@ -34,6 +34,8 @@ typedef struct run {
   char run_dir[1100];
   char junit_path[1100];
   bool modules_begun;
+  const er_scenario_t **plan_v; /* the scenarios that will run */
+  er_plan_t plan;               /* in shared as "plan" */
 } run_t;
 
 /* One scenario in flight. */
@@ -698,6 +700,22 @@ int er_run(const er_run_opts_t *o) {
     goto out;
   }
   er_tmpl_set(r.base, "run.id", json_string(r.run_id));
+  /* the scenarios that will run, for modules (safety checks them) */
+  r.plan_v = calloc(ns ? ns : 1, sizeof *r.plan_v);
+  if (!r.plan_v) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++)
+    if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
+      r.plan_v[r.plan.n++] = sv[i];
+  r.plan.v = (const er_scenario_t *const *)r.plan_v;
+  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
   if (setup_dirs(&r, &err) != 0) {
     fprintf(o->err, "eventrig: %s\n", err.msg);
     code = 3;
@@ -754,6 +772,7 @@ out:
   er_results_free(&r.results);
   er_session_free(r.shared);
   er_tmpl_free(r.base);
+  free(r.plan_v);
   free_all(sv, ns);
   er_diags_free(&diags);
   return code;
