@@ -6,7 +6,7 @@
  *   "vars": {"SUT_URL": "http://127.0.0.1:${port.http}"},   ${env.SUT_URL}
  *   "redis": {"url": "redis://127.0.0.1:${port.redis}/0",
  *             "allow_flush": false,
- *             "test_target": {"allow": ["127.0.0.1:*/0"],
+ *             "test_target": {"allow": ["127.0.0.1:6379/0"],
  *                             "marker": "eventrig:test-target",
  *                             "claim_empty": true}},
  *   "postgres": {"dsn": "postgresql://postgres@127.0.0.1:${port.pg}/postgres",

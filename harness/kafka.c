@@ -637,6 +637,42 @@ out:
   return rc;
 }
 
+int er_kafka_group_lag(er_kafka_t *k, const char *group, const char *topic,
+                       er_kafka_lag_t *out, int64_t deadline_ms,
+                       er_err_t *err) {
+  memset(out, 0, sizeof *out);
+  if (er_kafka_watermarks(k, topic, &out->lo, &out->end, &out->n, deadline_ms,
+                          err) != 0)
+    return -1;
+  if (out->n == 0)
+    return 0;
+  out->committed = calloc((size_t)out->n, sizeof *out->committed);
+  if (!out->committed) {
+    er_kafka_lag_free(out);
+    return er_errf(err, ER_E_ENV, "kafka: out of memory");
+  }
+  if (er_kafka_committed(k, group, topic, out->n, out->committed, deadline_ms,
+                         err) != 0) {
+    er_kafka_lag_free(out);
+    return -1;
+  }
+  for (int i = 0; i < out->n; i++) {
+    int64_t from = out->committed[i] >= 0 ? out->committed[i] : out->lo[i];
+    if (out->end[i] > from)
+      out->total += out->end[i] - from;
+  }
+  return 0;
+}
+
+void er_kafka_lag_free(er_kafka_lag_t *l) {
+  if (!l)
+    return;
+  free(l->committed);
+  free(l->lo);
+  free(l->end);
+  memset(l, 0, sizeof *l);
+}
+
 /* The committed-offset list a reset writes. */
 static rd_kafka_topic_partition_list_t *
 reset_list(er_kafka_t *k, const char *const *topics, size_t ntopics,

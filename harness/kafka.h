@@ -93,6 +93,20 @@ int er_kafka_watermarks(er_kafka_t *k, const char *topic, int64_t **lo,
  * clusters. */
 int er_kafka_committed(er_kafka_t *k, const char *group, const char *topic,
                        int n, int64_t *out, int64_t deadline_ms, er_err_t *err);
+/* Where a consumer group stands on one topic. */
+typedef struct er_kafka_lag {
+  int n;              /* partitions (0: the topic does not exist) */
+  int64_t *committed; /* per partition; -1 = nothing committed */
+  int64_t *lo, *end;  /* low and high watermarks per partition */
+  int64_t total;      /* sum of end - committed (end - lo when nothing is
+                         committed) */
+} er_kafka_lag_t;
+/* Fills *out (caller frees with er_kafka_lag_free): watermarks plus the
+ * group's committed offsets. */
+int er_kafka_group_lag(er_kafka_t *k, const char *group, const char *topic,
+                       er_kafka_lag_t *out, int64_t deadline_ms,
+                       er_err_t *err);
+void er_kafka_lag_free(er_kafka_lag_t *l);
 /* Commits, for every partition of the given topics, the end offset (high
  * watermark; to_end) or the earliest retained offset (low watermark) as
  * group's committed offset.

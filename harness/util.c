@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -453,4 +454,67 @@ size_t er_utf8_next(const unsigned char *s, size_t n, long *cp) {
   }
   *cp = v;
   return len;
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+static pthread_mutex_t secrets_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets_v;
+static size_t secrets_n, secrets_alloc;
+
+int er_secret_add(const char *s) {
+  int rc = 0;
+  if (!s || strlen(s) < ER_SECRET_MIN)
+    return 0;
+  pthread_mutex_lock(&secrets_mu);
+  for (size_t i = 0; i < secrets_n; i++)
+    if (strcmp(secrets_v[i], s) == 0)
+      goto out;
+  if (secrets_n == secrets_alloc) {
+    size_t na = secrets_alloc ? secrets_alloc * 2 : 8;
+    char **nv = realloc(secrets_v, na * sizeof *nv);
+    if (!nv) {
+      rc = -1;
+      goto out;
+    }
+    secrets_v = nv;
+    secrets_alloc = na;
+  }
+  secrets_v[secrets_n] = strdup(s);
+  if (!secrets_v[secrets_n])
+    rc = -1;
+  else
+    secrets_n++;
+out:
+  pthread_mutex_unlock(&secrets_mu);
+  return rc;
+}
+
+size_t er_secret_redact(char *s) {
+  size_t hits = 0;
+  if (!s)
+    return 0;
+  pthread_mutex_lock(&secrets_mu);
+  for (size_t i = 0; i < secrets_n; i++) {
+    const char *sec = secrets_v[i];
+    size_t sl = strlen(sec);
+    char *p;
+    while ((p = strstr(s, sec)) != NULL) {
+      memcpy(p, "***", 3);
+      memmove(p + 3, p + sl, strlen(p + sl) + 1);
+      hits++;
+    }
+  }
+  pthread_mutex_unlock(&secrets_mu);
+  return hits;
+}
+
+void er_secrets_clear(void) {
+  pthread_mutex_lock(&secrets_mu);
+  for (size_t i = 0; i < secrets_n; i++)
+    free(secrets_v[i]);
+  free(secrets_v);
+  secrets_v = NULL;
+  secrets_n = secrets_alloc = 0;
+  pthread_mutex_unlock(&secrets_mu);
 }

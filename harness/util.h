@@ -126,4 +126,21 @@ char *er_strdup(const char *s);
 bool er_str_has_prefix(const char *s, const char *prefix);
 bool er_str_has_suffix(const char *s, const char *suffix);
 
+/* ---- secrets -------------------------------------------------------------
+ * Process-wide list of secret values (a global on purpose: every output of
+ * every module, console, logs, diagnostics and JUnit, must be scrubbed of
+ * them, whoever learnt the secret). Thread-safe. Values shorter than
+ * ER_SECRET_MIN bytes are not recorded (they would scrub ordinary text);
+ * structural redaction (URL passwords, Authorization headers) still hides
+ * them where they appear. */
+#define ER_SECRET_MIN 3
+/* Records a copy of s as secret (no-op for NULL, short or known ones).
+ * Returns 0, or -1 if memory ran out. */
+int er_secret_add(const char *s);
+/* Replaces every occurrence of a recorded secret in s (NUL-terminated) by
+ * "***" in place (the text only shrinks). Returns how many were replaced. */
+size_t er_secret_redact(char *s);
+/* Forgets every secret (tests, end of run). */
+void er_secrets_clear(void);
+
 #endif
