@@ -58,10 +58,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "act_kafka.h"
 #include "action.h"
 #include "exec.h"
 #include "jsonx.h"
-#include "act_kafka.h"
 #include "kafka.h"
 #include "template.h"
 
