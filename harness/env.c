@@ -66,6 +66,14 @@ static const er_keyspec_t k_postgres[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
+static const er_keyspec_t k_state_metrics[] = {
+    {"urls", ER_T_ARRAY, true, NULL, NULL}, /* Prometheus text endpoints */
+    {"exec_aborted", ER_T_STRING, false, NULL, NULL}, /* counter names */
+    {"processed", ER_T_STRING, false, NULL, NULL},
+    {"duplicates", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
 /* "state": where stale state hides (audit, diagnostics).
  * idempotency_key is a template expanded per produced event (with
  * ${event...}), so it is kept unexpanded in the resolved JSON. */
@@ -74,6 +82,8 @@ static const er_keyspec_t k_state[] = {
     {"idempotency_key", ER_T_STRING, false, NULL, NULL},
     {"consumer_groups", ER_T_OBJECT, false, NULL, NULL}, /* group: [topics] */
     {"stale", ER_T_STRING, false, NULL, NULL},           /* warn | fail */
+    /* counters sampled for failure diagnostics (diag.h) */
+    {"metrics", ER_T_OBJECT, false, k_state_metrics, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 

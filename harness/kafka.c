@@ -906,6 +906,9 @@ struct er_kafka_producer {
   uintptr_t call; /* number of the current er_kafka_produce call */
   size_t reported, delivered, failed;
   char first_error[256];
+  int32_t dr_part[ER_KAFKA_DR_KEEP]; /* first delivered: partition, offset */
+  int64_t dr_off[ER_KAFKA_DR_KEEP];
+  size_t ndr;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -921,6 +924,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
                rd_kafka_err2str(m->err));
   } else {
     p->delivered++;
+    if (p->ndr < ER_KAFKA_DR_KEEP) {
+      p->dr_part[p->ndr] = m->partition;
+      p->dr_off[p->ndr] = m->offset;
+      p->ndr++;
+    }
   }
 }
 
@@ -1023,6 +1031,7 @@ int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
   memset(st, 0, sizeof *st);
   p->call++;
   p->reported = p->delivered = p->failed = 0;
+  p->ndr = 0;
   p->first_error[0] = '\0';
 
   rkt = rd_kafka_topic_new(p->rk, topic, NULL);
@@ -1152,6 +1161,11 @@ int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
     o->progress(o->progress_ud, p->reported, o->count);
   st->delivered = p->delivered;
   st->failed = p->failed;
+  st->ndr = p->ndr;
+  for (size_t i = 0; i < p->ndr; i++) {
+    st->dr[i].partition = p->dr_part[i];
+    st->dr[i].offset = p->dr_off[i];
+  }
   snprintf(st->first_error, sizeof st->first_error, "%s", p->first_error);
   er_kafka_redact(k, st->first_error, sizeof st->first_error);
   if (st->failed > 0)

@@ -168,6 +168,14 @@ typedef struct er_kafka_produce_stats {
   size_t failed;    /* failed delivery reports (incl. purged at deadline) */
   char first_error[256];
   int64_t elapsed_us;
+  /* where the first ER_KAFKA_DR_KEEP delivered messages went (in report
+   * order), for diagnostics; ndr of them filled */
+#define ER_KAFKA_DR_KEEP 8
+  struct {
+    int32_t partition;
+    int64_t offset;
+  } dr[ER_KAFKA_DR_KEEP];
+  size_t ndr;
 } er_kafka_produce_stats_t;
 
 /* A producer for one thread (linger 5 ms, batches of 10000, no
