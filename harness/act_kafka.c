@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "act_kafka.h"
+#include "diag.h"
 #include "action.h"
 #include "exec.h"
 #include "jsonx.h"
@@ -860,6 +861,17 @@ static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
   return 0;
 }
 
+/* Records the produce for failure diagnostics (diag.h): the first
+ * message's value names the event. */
+static int diag_begin(er_exec_t *x, const char *topic, const pgen_t *g) {
+  char *tmp = g->envelope == ENV_FRESH ? envelope(g) : NULL;
+  const char *v = tmp ? tmp : g->null_value ? NULL : g->fixed;
+  size_t len = tmp ? strlen(tmp) : g->fixed_len;
+  int h = er_diag_produce_begin(x, topic, g->key, v, len);
+  free(tmp);
+  return h;
+}
+
 static int run_produce(er_exec_t *x, const json_t *a) {
   kmod_t *km = the_kafka(x);
   const char *topic = json_string_value(json_object_get(a, "topic"));
@@ -873,11 +885,13 @@ static int run_produce(er_exec_t *x, const json_t *a) {
   pgen_t g;
   er_err_t err = {0};
   int64_t *start = NULL;
-  int n = 0, rc = ER_STEP_OK;
+  int n = 0, rc = ER_STEP_OK, dh = -1;
+  bool reached = false;
   char took[32];
   double secs;
 
   memset(&g, 0, sizeof g);
+  memset(&st, 0, sizeof st);
   if (!km)
     return ER_STEP_ERROR;
   memset(&o, 0, sizeof o);
@@ -894,6 +908,7 @@ static int run_produce(er_exec_t *x, const json_t *a) {
   }
   if (pgen_init(x, a, &g, &err) != 0)
     goto fail;
+  dh = diag_begin(x, topic, &g);
   /* the topic's start offsets are recorded before anything is sent to it */
   if (start_offsets(x, km->k, topic, &start, &n, &err) != 0)
     goto fail;
@@ -915,6 +930,7 @@ static int run_produce(er_exec_t *x, const json_t *a) {
     o.progress = on_progress;
     o.progress_ud = &prog;
   }
+  reached = true;
   if (er_kafka_produce(p, topic, pgen_next, &g, &o, &st, &err) != 0)
     goto fail;
   er_fmt_duration(st.elapsed_us / 1000, took);
@@ -930,6 +946,8 @@ fail:
                 err.msg);
   rc = step_rc(&err);
 out:
+  er_diag_produce_end(x, dh, reached ? &st : NULL,
+                      rc == ER_STEP_OK ? NULL : err.msg);
   free(start);
   pgen_free(&g);
   return rc;

@@ -1,5 +1,6 @@
 /* runner.c: see runner.h. */
 #include "runner.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -457,6 +458,50 @@ static void modules_scenario_end(scen_t *sc, branch_t *b) {
   }
 }
 
+/* Failure diagnostics (diag.h) into reports/<run>/<slug>/ and appended
+ * to the detail. */
+static void diagnose(scen_t *sc, branch_t *b) {
+  char slug[256], dir[1400];
+  size_t n = 0;
+  const char *src = sc->s->file ? sc->s->file : "scenario";
+  const char *base = strrchr(src, '/');
+  er_diag_in_t in;
+  char *text;
+  /* <folder>-<file name without .json>, [a-z0-9-] only */
+  const char *dirname = sc->s->dir ? strrchr(sc->s->dir, '/') : NULL;
+  char both[600];
+  snprintf(both, sizeof both, "%s-%s",
+           dirname ? dirname + 1 : sc->s->dir ? sc->s->dir : "",
+           base ? base + 1 : src);
+  if (er_str_has_suffix(both, ".json"))
+    both[strlen(both) - 5] = '\0';
+  for (const char *p = both; *p && n + 1 < sizeof slug; p++) {
+    char c = *p;
+    if (c >= 'A' && c <= 'Z')
+      c = (char)(c - 'A' + 'a');
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+      c = '-';
+    if (c == '-' && (n == 0 || slug[n - 1] == '-'))
+      continue;
+    slug[n++] = c;
+  }
+  slug[n] = '\0';
+  snprintf(dir, sizeof dir, "%s/%s", sc->r->run_dir, n ? slug : "scenario");
+  memset(&in, 0, sizeof in);
+  in.env = er_env_json(sc->r->env);
+  in.shared = sc->r->shared;
+  in.scenario = sc->scenario;
+  in.detail = er_buf_cstr(&b->detail);
+  in.failed_step = b->failed_step;
+  in.dir = dir;
+  in.budget_ms = 8000;
+  text = er_diag_collect(&in);
+  if (text) {
+    er_buf_printf(&b->detail, "\n%s", text);
+    free(text);
+  }
+}
+
 static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
   scen_t sc;
   branch_t *b = NULL;
@@ -497,6 +542,10 @@ static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
   rc = run_steps(b, &s->setup, "setup", deadline, false);
   if (rc == ER_STEP_OK)
     rc = run_steps(b, &s->steps, "step", deadline, false);
+  /* diagnostics before scenario_end and teardown, which may clean the
+   * evidence */
+  if (rc != ER_STEP_OK && rc != ER_STEP_FATAL && !er_interrupted())
+    diagnose(&sc, b);
   message = er_strdup(er_buf_cstr(&b->detail));
   /* teardown always runs, with a budget of its own, also after Ctrl-C;
    * modules first undo what the steps did (faults healed), so teardown
