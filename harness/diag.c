@@ -330,16 +330,29 @@ void er_diag_produce_end(er_exec_t *x, int h,
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving;
   bool consumed = e->lag_known && e->lag == 0;
+  /* skipped as a duplicate: the counter says so (when it is known) */
+  bool dup = !e->has_duplicates || e->duplicates > 0;
   if (e->missing_topic) {
     snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
     return 1;
   }
+  /* every attempt aborted: conflicts and nothing processed, or as many
+   * conflicts as events processed and still no row (each event gave up
+   * its slot and ended as excess) */
   if (e->metrics_known && e->has_exec_aborted && e->has_processed &&
-      e->exec_aborted > 0 && e->processed <= 0) {
-    int n = snprintf(out, outsz,
-                     "EXEC aborted on every attempt (watch conflicts +%.0f, "
-                     "no event processed)",
-                     e->exec_aborted);
+      e->exec_aborted > 0 &&
+      (e->processed <= 0 || (e->no_row && e->exec_aborted >= e->processed))) {
+    int n;
+    if (e->processed <= 0)
+      n = snprintf(out, outsz,
+                   "EXEC aborted on every attempt (watch conflicts +%.0f, "
+                   "no event processed)",
+                   e->exec_aborted);
+    else
+      n = snprintf(out, outsz,
+                   "EXEC aborted on every attempt (watch conflicts +%.0f for "
+                   "%.0f event(s) processed, no row written)",
+                   e->exec_aborted, e->processed);
     if (stalled && n >= 0 && (size_t)n < outsz)
       snprintf(out + n, outsz - (size_t)n,
                "; on the topic, lag %lld not moving: consumer stalled",
@@ -352,14 +365,14 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
              (long long)e->lag);
     return 1;
   }
-  if (e->no_row && consumed && e->keys_before > 0) {
+  if (e->no_row && consumed && e->keys_before > 0 && dup) {
     snprintf(out, outsz,
              "consumed (lag 0) but no row: skipped as a duplicate, its "
              "idempotency key existed before this scenario produced the "
              "event (stale key)");
     return 1;
   }
-  if (e->no_row && consumed && e->keys_after > 0) {
+  if (e->no_row && consumed && e->keys_after > 0 && dup) {
     snprintf(out, outsz,
              "consumed (lag 0) but no row: skipped as a duplicate, its "
              "idempotency key was written after this scenario produced the "

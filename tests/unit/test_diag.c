@@ -1,0 +1,153 @@
+/* test_diag.c: the verdict rules of failure diagnostics (diag.h), a pure
+ * function over the evidence; and the "no row" reading of a postgres
+ * failure detail. */
+#include <string.h>
+
+#include "diag.h"
+#include "tap.h"
+
+static const char *verdict(const er_diag_ev_t *e, int *fit) {
+  static char out[512];
+  *fit = er_diag_verdict(e, out, sizeof out);
+  return out;
+}
+
+/* a consumed event with no row, counters known */
+static er_diag_ev_t consumed_no_row(void) {
+  er_diag_ev_t e;
+  memset(&e, 0, sizeof e);
+  e.lag_known = true;
+  e.lag = 0;
+  e.metrics_known = e.has_exec_aborted = e.has_processed = e.has_duplicates =
+      true;
+  e.keys = 1;
+  e.no_row = true;
+  return e;
+}
+
+int main(void) {
+  er_diag_ev_t e;
+  int fit;
+
+  /* nothing known: no verdict */
+  memset(&e, 0, sizeof e);
+  T_STREQ(verdict(&e, &fit), "no known pattern", "empty evidence");
+  T_OK(fit == 0, "empty evidence: 0");
+
+  /* topic missing wins over everything */
+  e = consumed_no_row();
+  e.missing_topic = "orders.v1";
+  e.keys_before = 1;
+  e.duplicates = 1;
+  T_STREQ(verdict(&e, &fit), "topic 'orders.v1' missing", "topic missing");
+  T_OK(fit == 1, "topic missing: 1");
+
+  /* EXEC aborted, nothing processed, consumer stuck */
+  memset(&e, 0, sizeof e);
+  e.metrics_known = e.has_exec_aborted = e.has_processed = true;
+  e.exec_aborted = 150;
+  e.processed = 0;
+  e.lag_known = true;
+  e.lag = 3;
+  e.lag_moving = false;
+  T_STREQ(verdict(&e, &fit),
+          "EXEC aborted on every attempt (watch conflicts +150, no event "
+          "processed); on the topic, lag 3 not moving: consumer stalled",
+          "EXEC aborted + stalled");
+  e.lag_moving = true;
+  T_STREQ(verdict(&e, &fit),
+          "EXEC aborted on every attempt (watch conflicts +150, no event "
+          "processed)",
+          "EXEC aborted, lag moving: no stall clause");
+
+  /* EXEC aborted as often as events were processed, no row */
+  e = consumed_no_row();
+  e.exec_aborted = 3;
+  e.processed = 3;
+  T_STREQ(verdict(&e, &fit),
+          "EXEC aborted on every attempt (watch conflicts +3 for 3 event(s) "
+          "processed, no row written)",
+          "EXEC aborted for each processed event, no row");
+  /* fewer conflicts than events with rows present: not that */
+  e.no_row = false;
+  e.exec_aborted = 2;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "some conflicts, rows there: no verdict (conflicts are normal)");
+
+  /* stalled consumer without conflicts */
+  memset(&e, 0, sizeof e);
+  e.lag_known = true;
+  e.lag = 7;
+  T_STREQ(verdict(&e, &fit), "on the topic, lag 7 not moving: consumer stalled",
+          "stalled");
+  e.lag_moving = true;
+  T_STREQ(verdict(&e, &fit), "no known pattern", "lag moving: not stalled");
+
+  /* stale key */
+  e = consumed_no_row();
+  e.keys_before = 1;
+  e.duplicates = 1;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but no row: skipped as a duplicate, its "
+          "idempotency key existed before this scenario produced the event "
+          "(stale key)",
+          "stale key");
+  e.duplicates = 0;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "stale key but no duplicate counted: no verdict");
+  e.has_duplicates = false;
+  e.metrics_known = false;
+  T_OK(strstr(verdict(&e, &fit), "(stale key)") != NULL,
+       "stale key without counters: the key alone decides");
+  e = consumed_no_row();
+  e.keys_before = 1;
+  e.duplicates = 1;
+  e.lag = 2;
+  e.lag_moving = true;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "stale key but not consumed yet (lag 2, moving): no verdict");
+
+  /* key kept after a failed attempt */
+  e = consumed_no_row();
+  e.keys_after = 1;
+  e.duplicates = 2;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but no row: skipped as a duplicate, its "
+          "idempotency key was written after this scenario produced the "
+          "event and kept (a failed attempt kept it)",
+          "kept key");
+  e.no_row = false;
+  T_STREQ(verdict(&e, &fit), "no known pattern", "kept key but rows there");
+
+  /* no TTL */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.keys_after = 1;
+  e.keys_no_ttl = 1;
+  T_STREQ(verdict(&e, &fit), "idempotency key has no TTL: it never expires",
+          "no TTL");
+  T_OK(fit == 1, "no TTL: 1");
+
+  /* reading the postgres detail */
+  T_OK(er_diag_detail_no_row(
+           "postgres did not hold within 30s\nlast seen: postgres: rows do "
+           "not match\n  query: SELECT a FROM t\n  seen 0 row(s) (columns: "
+           "a)"),
+       "no row: 0 rows");
+  T_OK(er_diag_detail_no_row(
+           "postgres: rows do not match\n  query: SELECT count(*) FROM t\n"
+           "  seen 1 row(s) (columns: count):\n    [0]"),
+       "no row: a count of 0");
+  T_OK(!er_diag_detail_no_row(
+           "postgres: rows do not match\n  seen 1 row(s) (columns: count):\n"
+           "    [1]"),
+       "a count of 1 is a row");
+  T_OK(!er_diag_detail_no_row(
+           "postgres: rows do not match\n  seen 1 row(s) (columns: count):\n"
+           "    [0, 1]"),
+       "a row [0, 1] is a row");
+  T_OK(!er_diag_detail_no_row("redis: expected 1, got 0\n  seen 0 row(s)"),
+       "not a postgres expectation");
+  T_OK(!er_diag_detail_no_row(NULL), "NULL detail");
+  return t_done();
+}
