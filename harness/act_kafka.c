@@ -1278,6 +1278,7 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     rc = ER_STEP_ERROR;
     goto out;
   }
+  er_diag_note_topic(x, topic);
   if (!count) {
     dflt_count = json_pack("{s:i}", "$gte", 1);
     count = dflt_count;

@@ -49,6 +49,8 @@ typedef struct rec {
   size_t np;
   ikey_t k[MAX_KEYS];
   size_t nk;
+  char *read[32]; /* topics read by kafka.expect */
+  size_t nread;
   json_t *metrics0; /* baseline: {url: {counter: value}}; NULL: none */
   er_redis_t *redis;
 } rec_t;
@@ -66,6 +68,8 @@ static void rec_free(void *v) {
     free(r->k[i].key);
     free(r->k[i].why);
   }
+  for (size_t i = 0; i < r->nread; i++)
+    free(r->read[i]);
   json_decref(r->metrics0);
   er_redis_free(r->redis);
   free(r);
@@ -325,6 +329,26 @@ void er_diag_produce_end(er_exec_t *x, int h,
   pthread_mutex_unlock(&g_lock);
 }
 
+void er_diag_note_topic(er_exec_t *x, const char *topic) {
+  rec_t *r;
+  if (!topic)
+    return;
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r) {
+    size_t i;
+    for (i = 0; i < r->nread; i++)
+      if (strcmp(r->read[i], topic) == 0)
+        break;
+    if (i == r->nread && r->nread < 32) {
+      r->read[r->nread] = er_strdup(topic);
+      if (r->read[r->nread])
+        r->nread++;
+    }
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
 /* ---- the verdict ---------------------------------------------------------- */
 
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
@@ -484,6 +508,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   rec_t *r = NULL;
   json_t *doc = json_object(), *jprod = json_array(), *jgroups = json_array(),
          *jkeys = json_array(), *jsvcs = json_array(), *jmet = NULL,
+         *jread = json_array(),
          *m1 = NULL;
   er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP);
   er_diag_ev_t ev;
@@ -495,7 +520,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   size_t i;
 
   memset(&ev, 0, sizeof ev);
-  if (!doc || !jprod || !jgroups || !jkeys || !jsvcs)
+  if (!doc || !jprod || !jgroups || !jkeys || !jsvcs || !jread)
     goto out;
   pthread_mutex_lock(&g_lock);
   r = in->scenario ? er_session_get(in->scenario, "diag") : NULL;
@@ -561,6 +586,23 @@ char *er_diag_collect(const er_diag_in_t *in) {
       er_buf_printf(&brief, "; error: %s", p->error);
     free(lo);
     free(hi);
+  }
+
+  /* 1b. topics read by expectations */
+  for (i = 0; r && i < r->nread && !past(deadline); i++) {
+    int nparts = 0;
+    int ex = k ? er_kafka_topic_partitions(k, r->read[i], &nparts,
+                                           min64(deadline, er_now_ms() + 2000),
+                                           &err)
+               : -1;
+    er_err_clear(&err);
+    if (ex == 0) {
+      er_buf_printf(&brief, "\nread by an expectation: %s: topic MISSING",
+                    r->read[i]);
+      json_array_append_new(jread, json_string(r->read[i]));
+      if (!missing)
+        missing = er_strdup(r->read[i]);
+    }
   }
 
   /* 2. consumer groups: committed offsets and lag, twice ~1 s apart */
@@ -785,6 +827,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
     json_object_set_new(doc, "failed_step", json_string(in->failed_step));
   json_object_set_new(doc, "detail", json_string(in->detail ? in->detail : ""));
   json_object_set(doc, "produced", jprod);
+  json_object_set(doc, "missing_topics_read", jread);
   json_object_set(doc, "consumer_groups", jgroups);
   json_object_set(doc, "idempotency_keys", jkeys);
   if (jmet)
@@ -860,6 +903,7 @@ out:
   json_decref(jgroups);
   json_decref(jkeys);
   json_decref(jsvcs);
+  json_decref(jread);
   json_decref(jmet);
   json_decref(m1);
   er_buf_free(&full);

@@ -53,6 +53,10 @@ void er_diag_produce_end(er_exec_t *x, int h,
                          const er_kafka_produce_stats_t *st,
                          const char *error);
 
+/* A topic a step reads (kafka.expect): checked for existence on
+ * failure. At most 32 per scenario. */
+void er_diag_note_topic(er_exec_t *x, const char *topic);
+
 /* ---- the verdict (a pure function, unit-tested) ------------------------- */
 
 typedef struct er_diag_ev {

@@ -497,7 +497,10 @@ static void diagnose(scen_t *sc, branch_t *b) {
   in.budget_ms = 8000;
   text = er_diag_collect(&in);
   if (text) {
-    er_buf_printf(&b->detail, "\n%s", text);
+    const char *d = er_buf_cstr(&b->detail);
+    size_t dl = strlen(d);
+    er_buf_printf(&b->detail, "%s%s", dl && d[dl - 1] != '\n' ? "\n" : "",
+                  text);
     free(text);
   }
 }
