@@ -356,6 +356,7 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   bool consumed = e->lag_known && e->lag == 0;
   /* skipped as a duplicate: the counter says so (when it is known) */
   bool dup = !e->has_duplicates || e->duplicates > 0;
+  const char *rows = e->no_row ? "no row" : "a row missing";
   if (e->missing_topic) {
     snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
     return 1;
@@ -389,18 +390,20 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
              (long long)e->lag);
     return 1;
   }
-  if (e->no_row && consumed && e->keys_before > 0 && dup) {
+  if ((e->no_row || e->rows_short) && consumed && e->keys_before > 0 && dup) {
     snprintf(out, outsz,
-             "consumed (lag 0) but no row: skipped as a duplicate, its "
+             "consumed (lag 0) but %s: skipped as a duplicate, its "
              "idempotency key existed before this scenario produced the "
-             "event (stale key)");
+             "event (stale key)",
+             rows);
     return 1;
   }
-  if (e->no_row && consumed && e->keys_after > 0 && dup) {
+  if ((e->no_row || e->rows_short) && consumed && e->keys_after > 0 && dup) {
     snprintf(out, outsz,
-             "consumed (lag 0) but no row: skipped as a duplicate, its "
+             "consumed (lag 0) but %s: skipped as a duplicate, its "
              "idempotency key was written after this scenario produced the "
-             "event and kept (a failed attempt kept it)");
+             "event and kept (a failed attempt kept it)",
+             rows);
     return 1;
   }
   if (e->keys_no_ttl > 0) {
@@ -411,27 +414,47 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   return 0;
 }
 
-bool er_diag_detail_no_row(const char *d) {
+/* "expected N, got M" with integers M < N somewhere in the "why:" line */
+static bool why_short(const char *d) {
+  const char *w = strstr(d, "why: ");
+  const char *e;
+  if (!w)
+    return false;
+  e = strstr(w, "expected ");
+  while (e) {
+    char *end;
+    long want = strtol(e + 9, &end, 10);
+    if (end != e + 9 && strncmp(end, ", got ", 6) == 0) {
+      char *end2;
+      long got = strtol(end + 6, &end2, 10);
+      if (end2 != end + 6)
+        return got < want;
+    }
+    e = strstr(e + 9, "expected ");
+  }
+  return false;
+}
+
+int er_diag_detail_rows_missing(const char *d) {
   const char *s;
   if (!d || !strstr(d, "rows do not match") || !strstr(d, "postgres"))
-    return false;
+    return 0;
   s = strstr(d, "seen ");
   while (s) {
     if (strncmp(s, "seen 0 row(s)", 13) == 0)
-      return true;
+      return 2;
     if (strncmp(s, "seen 1 row(s)", 13) == 0) {
       const char *nl = strchr(s, '\n');
       if (nl) {
         while (*nl == '\n' || *nl == ' ')
           nl++;
-        if (strncmp(nl, "[0]", 3) == 0 &&
-            (nl[3] == '\0' || nl[3] == '\n'))
-          return true;
+        if (strncmp(nl, "[0]", 3) == 0 && (nl[3] == '\0' || nl[3] == '\n'))
+          return 2;
       }
     }
     s = strstr(s + 5, "seen ");
   }
-  return false;
+  return why_short(d) ? 1 : 0;
 }
 
 /* ---- collection ------------------------------------------------------------ */
@@ -789,7 +812,11 @@ char *er_diag_collect(const er_diag_in_t *in) {
   }
 
   /* 5. the failing step */
-  ev.no_row = er_diag_detail_no_row(in->detail);
+  {
+    int rm = er_diag_detail_rows_missing(in->detail);
+    ev.no_row = rm == 2;
+    ev.rows_short = rm == 1;
+  }
   ev.missing_topic = missing;
 
   /* 6. services */
@@ -812,8 +839,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
       if (tail) {
         tail_cap(tail);
         er_secret_redact(tail);
-        json_object_set_new(o, "log_tail", json_string(tail) ? json_string(tail)
-                                                             : json_string("?"));
+        json_t *jt = json_string(tail);
+        json_object_set_new(o, "log_tail", jt ? jt : json_string("?"));
       }
       free(tail);
       json_array_append_new(jsvcs, o);
@@ -833,7 +860,10 @@ char *er_diag_collect(const er_diag_in_t *in) {
   if (jmet)
     json_object_set(doc, "metrics_delta", jmet);
   json_object_set(doc, "services", jsvcs);
-  json_object_set_new(doc, "no_row", json_boolean(ev.no_row));
+  json_object_set_new(doc, "rows",
+                      json_string(ev.no_row       ? "none"
+                                  : ev.rows_short ? "fewer than expected"
+                                                  : "not a row shortfall"));
   json_object_set_new(doc, "elapsed_ms", json_integer(er_now_ms() - t0));
 
   /* the full text: brief + services with their log tails + the detail */

@@ -73,18 +73,23 @@ typedef struct er_diag_ev {
   int keys_no_ttl;  /* ... that exist now with no TTL (PTTL -1) */
   bool no_row;      /* the failing step is a postgres expectation that saw
                        no row (or a single count of 0) */
+  bool rows_short;  /* ... that saw fewer rows (or a smaller count) than
+                       expected, but some */
 } er_diag_ev_t;
 
 /* Writes the verdict into out (always NUL-terminated) and returns 1 when
  * a known pattern fits, 0 otherwise (out = "no known pattern"). Rules in
  * order, first match wins: topic missing; EXEC aborted on every attempt
  * (+ consumer stalled); consumer stalled; stale key; key kept after a
- * failed attempt; key without TTL. */
+ * failed attempt; key without TTL. The duplicate rules need the
+ * duplicate counter to have moved when it is known, and say "no row" or
+ * "a row missing". */
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz);
 
-/* Whether a failure detail is a postgres expectation that saw no row or
- * one row holding 0 (a count). */
-bool er_diag_detail_no_row(const char *detail);
+/* Reads a failure detail: 2 when it is a postgres expectation that saw
+ * no row or one row holding 0 (a count); 1 when it saw fewer rows than
+ * expected (its "why:" says "expected N, got M" with M < N); else 0. */
+int er_diag_detail_rows_missing(const char *detail);
 
 /* ---- collection on failure --------------------------------------------- */
 

@@ -128,26 +128,46 @@ int main(void) {
           "no TTL");
   T_OK(fit == 1, "no TTL: 1");
 
+  /* a row missing (one of two processed) */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.rows_short = true;
+  e.keys_after = 2;
+  e.duplicates = 1;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but a row missing: skipped as a duplicate, its "
+          "idempotency key was written after this scenario produced the "
+          "event and kept (a failed attempt kept it)",
+          "kept key, one row of two");
+
   /* reading the postgres detail */
-  T_OK(er_diag_detail_no_row(
+  T_OK(er_diag_detail_rows_missing(
            "postgres did not hold within 30s\nlast seen: postgres: rows do "
-           "not match\n  query: SELECT a FROM t\n  seen 0 row(s) (columns: "
-           "a)"),
+           "not match\n  query: SELECT a FROM t\n  expected count: 3\n  why: "
+           "count: expected 3, got 0\n  seen 0 row(s) (columns: a)") == 2,
        "no row: 0 rows");
-  T_OK(er_diag_detail_no_row(
+  T_OK(er_diag_detail_rows_missing(
            "postgres: rows do not match\n  query: SELECT count(*) FROM t\n"
-           "  seen 1 row(s) (columns: count):\n    [0]"),
+           "  why: row 0, column count: expected 1, got 0\n"
+           "  seen 1 row(s) (columns: count):\n    [0]") == 2,
        "no row: a count of 0");
-  T_OK(!er_diag_detail_no_row(
+  T_OK(er_diag_detail_rows_missing(
+           "postgres: rows do not match\n  expected rows: [[2]]\n  why: row "
+           "0, column count: expected 2, got 1\n  seen 1 row(s) (columns: "
+           "count):\n    [1]") == 1,
+       "a count of 1 where 2 were expected: fewer rows");
+  T_OK(er_diag_detail_rows_missing(
+           "postgres: rows do not match\n  why: row 0, column count: "
+           "expected 1, got 2\n  seen 1 row(s) (columns: count):\n    [2]") ==
+           0,
+       "a count above the expected one: not a shortfall");
+  T_OK(er_diag_detail_rows_missing(
            "postgres: rows do not match\n  seen 1 row(s) (columns: count):\n"
-           "    [1]"),
-       "a count of 1 is a row");
-  T_OK(!er_diag_detail_no_row(
-           "postgres: rows do not match\n  seen 1 row(s) (columns: count):\n"
-           "    [0, 1]"),
+           "    [0, 1]") == 0,
        "a row [0, 1] is a row");
-  T_OK(!er_diag_detail_no_row("redis: expected 1, got 0\n  seen 0 row(s)"),
+  T_OK(er_diag_detail_rows_missing(
+           "redis: expected 1, got 0\n  seen 0 row(s)") == 0,
        "not a postgres expectation");
-  T_OK(!er_diag_detail_no_row(NULL), "NULL detail");
+  T_OK(er_diag_detail_rows_missing(NULL) == 0, "NULL detail");
   return t_done();
 }
