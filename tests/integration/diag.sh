@@ -68,12 +68,17 @@ check "spop: the rows the expectation saw are in the detail" grep -qF "seen 0 ro
 check "spop: diagnostics.txt has a service's last log lines" \
   bash -c 'grep -q "^service sut-1: running" "$1/diagnostics.txt" && grep -q "last log lines:" "$1/diagnostics.txt"' _ "$DIR"
 
-# (b) keep-key-on-error: a failed attempt kept the key, the retry was skipped
-run kept keep-key-on-error "$T_TMP/diag.env.json" scenarios/redis-outage/postgres-down.json
+# (b) keep-key-on-error: a failed attempt kept the key, the retry was
+# skipped. The happy path runs first (it passes against this mutant): the
+# consumer group has settled when Postgres goes down, so the events are
+# attempted during the outage.
+run kept keep-key-on-error "$T_TMP/diag.env.json" scenarios/happy-path scenarios/redis-outage/postgres-down.json
 verdict kept redis-outage-postgres-down "skipped as a duplicate, its idempotency key was written after this scenario produced the event and kept (a failed attempt kept it)"
 check "kept: the verdict says consumed (lag 0) and the rows short" grep -qE "^ *verdict: consumed \(lag 0\) but (no row|a row missing): " "$T_TMP/kept.out"
 check "kept: the key did not exist before, exists now with a TTL" \
   grep -qE "idempotency key els:idempotency:v2:els:essay.content.provisioned.v1:[0-9a-f]{64}: exists now yes, TTL [0-9.]+s; existed before this scenario produced it: no" "$T_TMP/kept.out"
+check "kept: the passing happy path wrote no diagnostics" \
+  bash -c '! ls -d "$1"/*/happy-path-three-essays 2>/dev/null | grep -q .' _ "$T_TMP/kept"
 
 # (c) the correct service, a key seeded before the event (stale key); and
 # the service's log tail in the JSON
