@@ -59,8 +59,8 @@
 #include <unistd.h>
 
 #include "act_kafka.h"
-#include "diag.h"
 #include "action.h"
+#include "diag.h"
 #include "exec.h"
 #include "jsonx.h"
 #include "kafka.h"

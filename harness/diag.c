@@ -169,8 +169,8 @@ static rec_t *rec_get(er_exec_t *x) {
 }
 
 static er_redis_t *rec_redis(rec_t *r, const json_t *env) {
-  const char *url = json_string_value(json_object_get(
-      json_object_get(env, "redis"), "url"));
+  const char *url =
+      json_string_value(json_object_get(json_object_get(env, "redis"), "url"));
   er_err_t err = {0};
   if (!r->redis && url)
     r->redis = er_redis_new(url, 0, &err);
@@ -208,8 +208,8 @@ static int key_probe(er_redis_t *rd, const char *key, int64_t deadline,
 }
 
 /* The idempotency key of a message value, or NULL with why. */
-static char *idem_key(const char *tmpl, const char *value,
-                      size_t len, char *why, size_t whysz) {
+static char *idem_key(const char *tmpl, const char *value, size_t len,
+                      char *why, size_t whysz) {
   json_error_t je;
   json_t *ev = value ? json_loadb(value, len, 0, &je) : NULL;
   er_tmpl_t *t = NULL;
@@ -349,7 +349,8 @@ void er_diag_note_topic(er_exec_t *x, const char *topic) {
   pthread_mutex_unlock(&g_lock);
 }
 
-/* ---- the verdict ---------------------------------------------------------- */
+/* ---- the verdict ----------------------------------------------------------
+ */
 
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving;
@@ -385,8 +386,7 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
     return 1;
   }
   if (stalled) {
-    snprintf(out, outsz,
-             "on the topic, lag %lld not moving: consumer stalled",
+    snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
              (long long)e->lag);
     return 1;
   }
@@ -457,7 +457,8 @@ int er_diag_detail_rows_missing(const char *d) {
   return why_short(d) ? 1 : 0;
 }
 
-/* ---- collection ------------------------------------------------------------ */
+/* ---- collection ------------------------------------------------------------
+ */
 
 static bool past(int64_t deadline) { return er_now_ms() >= deadline; }
 
@@ -531,8 +532,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   rec_t *r = NULL;
   json_t *doc = json_object(), *jprod = json_array(), *jgroups = json_array(),
          *jkeys = json_array(), *jsvcs = json_array(), *jmet = NULL,
-         *jread = json_array(),
-         *m1 = NULL;
+         *jread = json_array(), *m1 = NULL;
   er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP);
   er_diag_ev_t ev;
   char verdict[512], path[1200], *missing = NULL, *dumped = NULL,
@@ -584,7 +584,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
     json_object_set_new(jp, "topic", json_string(p->topic));
     if (p->key)
       json_object_set_new(jp, "key", json_string(p->key));
-    json_object_set_new(jp, "delivered", json_integer((json_int_t)p->delivered));
+    json_object_set_new(jp, "delivered",
+                        json_integer((json_int_t)p->delivered));
     json_object_set_new(jp, "failed", json_integer((json_int_t)p->failed));
     json_object_set_new(jp, "offsets", joffs);
     if (known)
@@ -614,10 +615,10 @@ char *er_diag_collect(const er_diag_in_t *in) {
   /* 1b. topics read by expectations */
   for (i = 0; r && i < r->nread && !past(deadline); i++) {
     int nparts = 0;
-    int ex = k ? er_kafka_topic_partitions(k, r->read[i], &nparts,
-                                           min64(deadline, er_now_ms() + 2000),
-                                           &err)
-               : -1;
+    int ex =
+        k ? er_kafka_topic_partitions(k, r->read[i], &nparts,
+                                      min64(deadline, er_now_ms() + 2000), &err)
+          : -1;
     er_err_clear(&err);
     if (ex == 0) {
       er_buf_printf(&brief, "\nread by an expectation: %s: topic MISSING",
@@ -650,9 +651,9 @@ char *er_diag_collect(const er_diag_in_t *in) {
       }
     }
     for (size_t g = 0; g < ng && !past(deadline); g++) {
-      gv[g].ok1 = er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l1,
-                                     min64(deadline, er_now_ms() + 1500),
-                                     &err) == 0;
+      gv[g].ok1 =
+          er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l1,
+                             min64(deadline, er_now_ms() + 1500), &err) == 0;
       er_err_clear(&err);
     }
     if (ng && deadline - er_now_ms() > 2500)
@@ -660,18 +661,19 @@ char *er_diag_collect(const er_diag_in_t *in) {
     for (size_t g = 0; g < ng && !past(deadline); g++) {
       if (!gv[g].ok1)
         continue;
-      gv[g].ok2 = er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l2,
-                                     min64(deadline, er_now_ms() + 1500),
-                                     &err) == 0;
+      gv[g].ok2 =
+          er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l2,
+                             min64(deadline, er_now_ms() + 1500), &err) == 0;
       er_err_clear(&err);
     }
     for (size_t g = 0; g < ng; g++) {
       json_t *o = json_object(), *cm = json_array();
       gs_t *s = &gv[g];
       er_kafka_lag_t *l = s->ok2 ? &s->l2 : &s->l1;
-      bool moving = s->ok1 && s->ok2 && (group_committed_sum(&s->l1) !=
-                                             group_committed_sum(&s->l2) ||
-                                         s->l1.total != s->l2.total);
+      bool moving =
+          s->ok1 && s->ok2 &&
+          (group_committed_sum(&s->l1) != group_committed_sum(&s->l2) ||
+           s->l1.total != s->l2.total);
       json_object_set_new(o, "group", json_string(s->group));
       json_object_set_new(o, "topic", json_string(s->topic));
       er_buf_printf(&brief, "\ngroup %s on %s: ", s->group, s->topic);
@@ -730,10 +732,10 @@ char *er_diag_collect(const er_diag_in_t *in) {
     int ex = 0;
     int64_t pttl = -2;
     char why[300] = "";
-    bool now_ok = !past(deadline) &&
-                  key_probe(rec_redis(r, in->env), ik->key,
-                            min64(deadline, er_now_ms() + 1000), &ex, &pttl,
-                            why, sizeof why) == 0;
+    bool now_ok =
+        !past(deadline) && key_probe(rec_redis(r, in->env), ik->key,
+                                     min64(deadline, er_now_ms() + 1000), &ex,
+                                     &pttl, why, sizeof why) == 0;
     ev.keys++;
     json_object_set_new(o, "key", json_string(ik->key));
     json_object_set_new(o, "existed_before",
@@ -763,7 +765,9 @@ char *er_diag_collect(const er_diag_in_t *in) {
       er_buf_printf(&brief, "now unknown (%s)", why);
     }
     er_buf_printf(&brief, "; existed before this scenario produced it: %s",
-                  ik->before < 0 ? "unknown" : ik->before ? "yes" : "no");
+                  ik->before < 0 ? "unknown"
+                  : ik->before   ? "yes"
+                                 : "no");
     if (ik->before == 1)
       ev.keys_before++;
     json_array_append_new(jkeys, o);
@@ -775,7 +779,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
     jmet = json_object();
     er_buf_puts(&brief, "\nmetrics since the scenario's first produce:");
     for (int c = 0; c < 3; c++) {
-      const char *name = json_string_value(json_object_get(mcfg, k_counters[c]));
+      const char *name =
+          json_string_value(json_object_get(mcfg, k_counters[c]));
       const char *url;
       json_t *v;
       double d = 0;
@@ -832,7 +837,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
       o = json_object();
       json_object_set_new(o, "name", json_string(name));
       json_object_set_new(
-          o, "state", json_string(er_svc_state_name(er_services_state(svcs, name))));
+          o, "state",
+          json_string(er_svc_state_name(er_services_state(svcs, name))));
       if (!past(deadline))
         health(s, o, deadline);
       tail = er_services_log_tail(svcs, name, LOG_LINES);

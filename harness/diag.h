@@ -50,8 +50,7 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
 /* After producing: the stats (NULL when er_kafka_produce was not
  * reached) and the error text (NULL on success). */
 void er_diag_produce_end(er_exec_t *x, int h,
-                         const er_kafka_produce_stats_t *st,
-                         const char *error);
+                         const er_kafka_produce_stats_t *st, const char *error);
 
 /* A topic a step reads (kafka.expect): checked for existence on
  * failure. At most 32 per scenario. */
@@ -67,14 +66,14 @@ typedef struct er_diag_ev {
   bool metrics_known;        /* baseline and failure samples both there */
   bool has_exec_aborted, has_processed, has_duplicates;
   double exec_aborted, processed, duplicates; /* deltas */
-  int keys;         /* idempotency keys recorded */
-  int keys_before;  /* ... that existed before the produce */
-  int keys_after;   /* ... that did not exist before and exist now */
-  int keys_no_ttl;  /* ... that exist now with no TTL (PTTL -1) */
-  bool no_row;      /* the failing step is a postgres expectation that saw
-                       no row (or a single count of 0) */
-  bool rows_short;  /* ... that saw fewer rows (or a smaller count) than
-                       expected, but some */
+  int keys;                                   /* idempotency keys recorded */
+  int keys_before; /* ... that existed before the produce */
+  int keys_after;  /* ... that did not exist before and exist now */
+  int keys_no_ttl; /* ... that exist now with no TTL (PTTL -1) */
+  bool no_row;     /* the failing step is a postgres expectation that saw
+                      no row (or a single count of 0) */
+  bool rows_short; /* ... that saw fewer rows (or a smaller count) than
+                      expected, but some */
 } er_diag_ev_t;
 
 /* Writes the verdict into out (always NUL-terminated) and returns 1 when
@@ -99,8 +98,8 @@ typedef struct er_diag_in {
   er_session_t *scenario; /* what was recorded */
   const char *detail;     /* the failure detail so far */
   const char *failed_step;
-  const char *dir;    /* folder for the files (made if missing) */
-  int64_t budget_ms;  /* total time allowed */
+  const char *dir;   /* folder for the files (made if missing) */
+  int64_t budget_ms; /* total time allowed */
 } er_diag_in_t;
 
 /* Gathers, writes in->dir/diagnostics.{txt,json} and returns the compact

@@ -471,7 +471,9 @@ static void diagnose(scen_t *sc, branch_t *b) {
   const char *dirname = sc->s->dir ? strrchr(sc->s->dir, '/') : NULL;
   char both[600];
   snprintf(both, sizeof both, "%s-%s",
-           dirname ? dirname + 1 : sc->s->dir ? sc->s->dir : "",
+           dirname      ? dirname + 1
+           : sc->s->dir ? sc->s->dir
+                        : "",
            base ? base + 1 : src);
   if (er_str_has_suffix(both, ".json"))
     both[strlen(both) - 5] = '\0';
