@@ -21,6 +21,7 @@
 #define LOG_LINES 20     /* service log tail */
 #define LOG_BYTES 8192
 #define TEXT_CAP (256u * 1024u)
+#define BRIEF_ITEMS 10 /* produces and keys listed in the text */
 
 /* process-wide: guards the lazy creation of the record in a scenario
  * session and the record itself (see diag.h) */
@@ -533,7 +534,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
   json_t *doc = json_object(), *jprod = json_array(), *jgroups = json_array(),
          *jkeys = json_array(), *jsvcs = json_array(), *jmet = NULL,
          *jread = json_array(), *m1 = NULL;
-  er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP);
+  er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP),
+           sink = ER_BUF_INIT(4096); /* what is not listed */
   er_diag_ev_t ev;
   char verdict[512], path[1200], *missing = NULL, *dumped = NULL,
                                  *result = NULL;
@@ -556,6 +558,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
     er_buf_puts(&brief, " nothing recorded");
   for (i = 0; r && i < r->np; i++) {
     prod_t *p = &r->p[i];
+    er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
     int64_t *lo = NULL, *hi = NULL;
     int n = 0;
     bool known = false, exists = false, on = true;
@@ -595,22 +598,25 @@ char *er_diag_collect(const er_diag_in_t *in) {
     if (p->ik >= 0)
       json_object_set_new(jp, "idempotency_key", json_string(r->k[p->ik].key));
     json_array_append_new(jprod, jp);
-    er_buf_printf(&brief, "\n  %s key %s: %zu delivered", p->topic,
+    er_buf_printf(bb, "\n  %s key %s: %zu delivered", p->topic,
                   p->key ? p->key : "(none)", p->delivered);
     if (p->ndr)
-      er_buf_printf(&brief, " (p%d@%lld%s)", (int)p->part[0],
-                    (long long)p->off[0], p->delivered > 1 ? ", ..." : "");
+      er_buf_printf(bb, " (p%d@%lld%s)", (int)p->part[0], (long long)p->off[0],
+                    p->delivered > 1 ? ", ..." : "");
     if (!known)
-      er_buf_puts(&brief, "; topic not checked");
+      er_buf_puts(bb, "; topic not checked");
     else if (!exists)
-      er_buf_puts(&brief, "; topic MISSING");
+      er_buf_puts(bb, "; topic MISSING");
     else if (p->ndr)
-      er_buf_printf(&brief, "; on the topic: %s", on ? "yes" : "NO");
+      er_buf_printf(bb, "; on the topic: %s", on ? "yes" : "NO");
     if (p->error)
-      er_buf_printf(&brief, "; error: %s", p->error);
+      er_buf_printf(bb, "; error: %s", p->error);
     free(lo);
     free(hi);
   }
+  if (r && r->np > BRIEF_ITEMS)
+    er_buf_printf(&brief, "\n  ... %zu more (diagnostics.json)",
+                  r->np - BRIEF_ITEMS);
 
   /* 1b. topics read by expectations */
   for (i = 0; r && i < r->nread && !past(deadline); i++) {
@@ -728,6 +734,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   /* 3. idempotency keys */
   for (i = 0; r && i < r->nk; i++) {
     ikey_t *ik = &r->k[i];
+    er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
     json_t *o = json_object();
     int ex = 0;
     int64_t pttl = -2;
@@ -745,16 +752,16 @@ char *er_diag_collect(const er_diag_in_t *in) {
       json_object_set_new(o, "pttl_before_ms", json_integer(ik->before_pttl));
     if (ik->why)
       json_object_set_new(o, "before_error", json_string(ik->why));
-    er_buf_printf(&brief, "\nidempotency key %s: ", ik->key);
+    er_buf_printf(bb, "\nidempotency key %s: ", ik->key);
     if (now_ok) {
       json_object_set_new(o, "exists", json_boolean(ex));
       if (ex)
         json_object_set_new(o, "pttl_ms", json_integer(pttl));
-      er_buf_printf(&brief, "exists now %s", ex ? "yes" : "no");
+      er_buf_printf(bb, "exists now %s", ex ? "yes" : "no");
       if (ex && pttl >= 0)
-        er_buf_printf(&brief, ", TTL %.1fs", (double)pttl / 1000.0);
+        er_buf_printf(bb, ", TTL %.1fs", (double)pttl / 1000.0);
       else if (ex)
-        er_buf_puts(&brief, ", no TTL");
+        er_buf_puts(bb, ", no TTL");
       if (ex && pttl == -1)
         ev.keys_no_ttl++;
       if (ex && ik->before == 0)
@@ -762,9 +769,9 @@ char *er_diag_collect(const er_diag_in_t *in) {
     } else {
       json_object_set_new(o, "exists", json_string("unknown"));
       json_object_set_new(o, "error", json_string(why));
-      er_buf_printf(&brief, "now unknown (%s)", why);
+      er_buf_printf(bb, "now unknown (%s)", why);
     }
-    er_buf_printf(&brief, "; existed before this scenario produced it: %s",
+    er_buf_printf(bb, "; existed before this scenario produced it: %s",
                   ik->before < 0 ? "unknown"
                   : ik->before   ? "yes"
                                  : "no");
@@ -772,6 +779,9 @@ char *er_diag_collect(const er_diag_in_t *in) {
       ev.keys_before++;
     json_array_append_new(jkeys, o);
   }
+  if (r && r->nk > BRIEF_ITEMS)
+    er_buf_printf(&brief, "\nidempotency keys: ... %zu more (diagnostics.json)",
+                  r->nk - BRIEF_ITEMS);
 
   /* 4. counters */
   if (json_is_object(mcfg) && !past(deadline)) {
@@ -944,5 +954,6 @@ out:
   json_decref(m1);
   er_buf_free(&full);
   er_buf_free(&brief);
+  er_buf_free(&sink);
   return result;
 }
