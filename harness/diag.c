@@ -21,6 +21,7 @@
 #define LOG_LINES 20     /* service log tail */
 #define LOG_BYTES 8192
 #define TEXT_CAP (256u * 1024u)
+#define WM_CACHE 16    /* topics whose watermarks are kept */
 #define BRIEF_ITEMS 10 /* produces and keys listed in the text */
 
 /* process-wide: guards the lazy creation of the record in a scenario
@@ -52,6 +53,7 @@ typedef struct rec {
   size_t nk;
   char *read[32]; /* topics read by kafka.expect */
   size_t nread;
+  bool redis_down;  /* a check could not reach Redis: skip the others */
   json_t *metrics0; /* baseline: {url: {counter: value}}; NULL: none */
   er_redis_t *redis;
 } rec_t;
@@ -132,7 +134,7 @@ static json_t *metrics_sample(const json_t *env, int64_t deadline) {
     for (int c = 0; c < 3; c++)
       ms.names[c] = json_string_value(json_object_get(m, k_counters[c]));
     req.url = json_string_value(u);
-    req.deadline_ms = min64(deadline, er_now_ms() + 1000);
+    req.deadline_ms = min64(deadline, er_now_ms() + 500);
     er_err_clear(&err);
     if (er_http_perform(h, &req, &resp, &err) == 0 && resp.status == 200 &&
         er_prom_parse(er_buf_cstr(&resp.body), resp.body.len, msum_cb, &ms,
@@ -287,13 +289,16 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
     memset(k, 0, sizeof *k);
     k->key = ik;
     ik = NULL;
-    if (key_probe(rec_redis(r, x->env), k->key, deadline, &ex, &pttl, why,
-                  sizeof why) == 0) {
+    if (r->redis_down)
+      snprintf(why, sizeof why, "Redis unreachable earlier in this scenario");
+    if (!r->redis_down && key_probe(rec_redis(r, x->env), k->key, deadline, &ex,
+                                    &pttl, why, sizeof why) == 0) {
       k->before = ex;
       k->before_pttl = pttl;
     } else {
       k->before = -1;
       k->why = er_strdup(why);
+      r->redis_down = r->redis && !er_redis_connected(r->redis);
     }
     p->ik = (int)r->nk++;
   }
@@ -553,6 +558,12 @@ char *er_diag_collect(const er_diag_in_t *in) {
   /* from here on the scenario's steps are over: r is ours */
 
   /* 1. produced messages: on their topics? */
+  struct {
+    const char *topic; /* borrowed from r */
+    int64_t *lo, *hi;
+    int n;
+  } wm[WM_CACHE];
+  size_t nwm = 0;
   er_buf_puts(&brief, "produced:");
   if (!r || r->np == 0)
     er_buf_puts(&brief, " nothing recorded");
@@ -563,12 +574,32 @@ char *er_diag_collect(const er_diag_in_t *in) {
     int n = 0;
     bool known = false, exists = false, on = true;
     json_t *jp = json_object(), *joffs = json_array();
-    if (k && !past(deadline) &&
-        er_kafka_watermarks(k, p->topic, &lo, &hi, &n,
-                            min64(deadline, er_now_ms() + 2000), &err) == 0) {
+    size_t w;
+    bool cached = false;
+    for (w = 0; w < nwm; w++)
+      if (strcmp(wm[w].topic, p->topic) == 0)
+        break;
+    if (w < nwm) { /* one metadata request per topic */
+      lo = wm[w].lo;
+      hi = wm[w].hi;
+      n = wm[w].n;
       known = true;
-      exists = n > 0;
+      cached = true;
+    } else if (k && !past(deadline) &&
+               er_kafka_watermarks(k, p->topic, &lo, &hi, &n,
+                                   min64(deadline, er_now_ms() + 2000),
+                                   &err) == 0) {
+      known = true;
+      if (nwm < WM_CACHE) {
+        wm[nwm].topic = p->topic;
+        wm[nwm].lo = lo;
+        wm[nwm].hi = hi;
+        wm[nwm].n = n;
+        nwm++;
+        cached = true;
+      }
     }
+    exists = known && n > 0;
     er_err_clear(&err);
     for (size_t j = 0; j < p->ndr; j++) {
       bool here = exists && p->part[j] < n && p->part[j] >= 0 &&
@@ -611,8 +642,14 @@ char *er_diag_collect(const er_diag_in_t *in) {
       er_buf_printf(bb, "; on the topic: %s", on ? "yes" : "NO");
     if (p->error)
       er_buf_printf(bb, "; error: %s", p->error);
-    free(lo);
-    free(hi);
+    if (!cached) {
+      free(lo);
+      free(hi);
+    }
+  }
+  for (size_t w = 0; w < nwm; w++) {
+    free(wm[w].lo);
+    free(wm[w].hi);
   }
   if (r && r->np > BRIEF_ITEMS)
     er_buf_printf(&brief, "\n  ... %zu more (diagnostics.json)",
