@@ -412,6 +412,31 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
              rows);
     return 1;
   }
+  if ((e->no_row || e->rows_short) && consumed && e->keys > 0 &&
+      e->keys_absent == e->keys && e->metrics_known && e->has_processed &&
+      e->processed <= 0 && (!e->has_duplicates || e->duplicates <= 0)) {
+    snprintf(out, outsz,
+             "consumed (lag 0) but %s, no event processed and no idempotency "
+             "key: the event was dropped",
+             rows);
+    return 1;
+  }
+  if (e->max_copies > 1 && e->metrics_known && e->has_processed &&
+      e->has_duplicates && e->processed > 1 && e->duplicates <= 0) {
+    snprintf(out, outsz,
+             "%lld copies of one event: %.0f processed, none skipped as a "
+             "duplicate: the idempotency guard did not hold",
+             (long long)e->max_copies, e->processed);
+    return 1;
+  }
+  if (e->keys > 0 && e->keys_absent == e->keys && consumed &&
+      e->metrics_known && e->has_processed && e->processed > 0) {
+    snprintf(out, outsz,
+             "processed (+%.0f) but no idempotency key under the expected "
+             "name: the service writes another key",
+             e->processed);
+    return 1;
+  }
   if (e->keys_no_ttl > 0) {
     snprintf(out, outsz, "idempotency key has no TTL: it never expires");
     return 1;
@@ -803,6 +828,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
         ev.keys_no_ttl++;
       if (ex && ik->before == 0)
         ev.keys_after++;
+      if (!ex)
+        ev.keys_absent++;
     } else {
       json_object_set_new(o, "exists", json_string("unknown"));
       json_object_set_new(o, "error", json_string(why));
@@ -814,6 +841,14 @@ char *er_diag_collect(const er_diag_in_t *in) {
                                  : "no");
     if (ik->before == 1)
       ev.keys_before++;
+    {
+      int64_t copies = 0;
+      for (size_t j = 0; j < r->np; j++)
+        if (r->p[j].ik == (int)i)
+          copies += (int64_t)r->p[j].delivered;
+      if (copies > ev.max_copies)
+        ev.max_copies = copies;
+    }
     json_array_append_new(jkeys, o);
   }
   if (r && r->nk > BRIEF_ITEMS)

@@ -67,20 +67,24 @@ typedef struct er_diag_ev {
   bool has_exec_aborted, has_processed, has_duplicates;
   double exec_aborted, processed, duplicates; /* deltas */
   int keys;                                   /* idempotency keys recorded */
-  int keys_before; /* ... that existed before the produce */
-  int keys_after;  /* ... that did not exist before and exist now */
-  int keys_no_ttl; /* ... that exist now with no TTL (PTTL -1) */
-  bool no_row;     /* the failing step is a postgres expectation that saw
-                      no row (or a single count of 0) */
-  bool rows_short; /* ... that saw fewer rows (or a smaller count) than
-                      expected, but some */
+  int keys_before;    /* ... that existed before the produce */
+  int keys_after;     /* ... that did not exist before and exist now */
+  int keys_no_ttl;    /* ... that exist now with no TTL (PTTL -1) */
+  bool no_row;        /* the failing step is a postgres expectation that saw
+                         no row (or a single count of 0) */
+  bool rows_short;    /* ... that saw fewer rows (or a smaller count) than
+                         expected, but some */
+  int keys_absent;    /* recorded keys that do not exist now */
+  int64_t max_copies; /* most messages delivered for one recorded key */
 } er_diag_ev_t;
 
 /* Writes the verdict into out (always NUL-terminated) and returns 1 when
  * a known pattern fits, 0 otherwise (out = "no known pattern"). Rules in
  * order, first match wins: topic missing; EXEC aborted on every attempt
  * (+ consumer stalled); consumer stalled; stale key; key kept after a
- * failed attempt; key without TTL. The duplicate rules need the
+ * failed attempt; dropped (consumed, nothing processed, no key); copies
+ * of one event all processed (none skipped); key not under the expected
+ * name; key without TTL. The duplicate rules need the
  * duplicate counter to have moved when it is known, and say "no row" or
  * "a row missing". */
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz);

@@ -140,6 +140,37 @@ int main(void) {
           "event and kept (a failed attempt kept it)",
           "kept key, one row of two");
 
+  /* dropped: consumed, nothing processed, no key */
+  e = consumed_no_row();
+  e.keys_absent = 1;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but no row, no event processed and no "
+          "idempotency key: the event was dropped",
+          "dropped");
+  e.processed = 1;
+  T_OK(strstr(verdict(&e, &fit), "dropped") == NULL,
+       "one processed: not dropped");
+
+  /* copies processed, none skipped */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.max_copies = 300;
+  e.processed = 300;
+  e.keys_absent = 1;
+  T_STREQ(verdict(&e, &fit),
+          "300 copies of one event: 300 processed, none skipped as a "
+          "duplicate: the idempotency guard did not hold",
+          "guard did not hold");
+  e.duplicates = 299;
+  e.processed = 1;
+  T_STREQ(verdict(&e, &fit),
+          "processed (+1) but no idempotency key under the expected name: "
+          "the service writes another key",
+          "duplicates skipped, but the key is elsewhere");
+  e.keys_absent = 0;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "duplicates skipped, key there: no verdict");
+
   /* reading the postgres detail */
   T_OK(er_diag_detail_rows_missing(
            "postgres did not hold within 30s\nlast seen: postgres: rows do "
