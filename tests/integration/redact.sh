@@ -19,6 +19,8 @@
 #   runs C, D (kafka/): a real-cluster Kafka config with sasl.password
 #     (PLAIN) and sasl.oauthbearer.config against a closed port: the run
 #     stops with exit 3 and librdkafka's error on stderr
+#   run E (svcfail/): a service never ready: eventrig's own stderr message
+#     names the ready URL, with a password and a "secrets" var in it
 #   itest_redact: librdkafka's own log lines with both secrets in the
 #     config, as eventrig keeps them for diagnostics
 # Then stdout, stderr, the JUnit files and every file eventrig wrote under
@@ -34,6 +36,7 @@ export RD_VAR=${CANARY}var RD_SVC_URL_PW=${CANARY}svcurl RD_SVC_TOKEN=${CANARY}s
 export RD_PG_PW=${CANARY}pg RD_PG_PW2=${CANARY}pgparse RD_REDIS_PW=${CANARY}redis
 export RD_AUTH=${CANARY}auth RD_COOKIE=${CANARY}cookie RD_URL_PW=${CANARY}urlpw
 export RD_PGENV_PW=${CANARY}pgenv RD_KAFKA_PW=${CANARY}kafka RD_KAFKA_OAUTH=${CANARY}oauth
+export RD_SVC_VAR2=${CANARY}var2 RD_READY_PW=${CANARY}ready
 
 # a redis that wants another password
 RD_REDIS_PORT=$(free_port)
@@ -59,6 +62,8 @@ run C "$D/kafka/env.json" "$D/kafka/produce.json"
 rcC=$?
 run D "$D/kafka/oauth.env.json" "$D/kafka/produce.json"
 rcD=$?
+run E "$D/svcfail/env.json" "$D/pgenv/uses-env.json"
+rcE=$?
 check "run A: scenarios fail (exit 1, got $rcA)" [ "$rcA" -eq 1 ]
 check "run B: the scenario fails (exit 1, got $rcB)" [ "$rcB" -eq 1 ]
 check "run C: Kafka unreachable stops the run (exit 3, got $rcC)" [ "$rcC" -eq 3 ]
@@ -99,6 +104,9 @@ check "C.err: librdkafka's error for the SASL/PLAIN config" \
   has "$T_TMP/C.err" "eventrig: kafka: no metadata from 127.0.0.1:$CLOSED"
 check "D.err: librdkafka's error for the OAUTHBEARER config" \
   has "$T_TMP/D.err" "eventrig: kafka: no metadata from 127.0.0.1:$CLOSED"
+check "run E: a service not ready stops the run (exit 3, got $rcE)" [ "$rcE" -eq 3 ]
+check "E.err: eventrig's message with the URL password and the secret var hidden" \
+  has "$T_TMP/E.err" "awaited http http://u:***@127.0.0.1:$CLOSED/ready?token=*** to answer 200"
 svclog=$(find "$T_TMP/reports/A" -path '*/services/*' -type f | head -n 1)
 check "the echo service got the secrets (its own log has them)" \
   bash -c "[ -n '$svclog' ] && grep -qF '${CANARY}var' '$svclog' && grep -qF '${CANARY}svctok' '$svclog' && grep -qF '${CANARY}svcurl' '$svclog'"
