@@ -107,6 +107,18 @@ check "D.err: librdkafka's error for the OAUTHBEARER config" \
 check "run E: a service not ready stops the run (exit 3, got $rcE)" [ "$rcE" -eq 3 ]
 check "E.err: eventrig's message with the URL password and the secret var hidden" \
   has "$T_TMP/E.err" "awaited http http://u:***@127.0.0.1:$CLOSED/ready?token=*** to answer 200"
+# ---- "secrets" naming something unknown -----------------------------------
+"$EVENTRIG" validate --env "$D/bad/env.json" "$D/pgenv/uses-env.json" >"$T_TMP/bad.out" 2>"$T_TMP/bad.err"
+rc=$?
+check "validate: an unknown secret name is unusable input (exit 2, got $rc)" [ "$rc" -eq 2 ]
+check "validate: the error names it at file:line:col" has "$T_TMP/bad.err" \
+  "$D/bad/env.json:3:20: error: secret 'RD_NOT_SET_ANYWHERE' is neither a var of this file nor set in the environment"
+check "validate: a name that is not a string" has "$T_TMP/bad.err" \
+  "$D/bad/env.json:3:43: error: each element of 'secrets' must be a var name (a string), not a number"
+RD_NOT_SET_ANYWHERE=now-set "$EVENTRIG" validate --env "$D/bad/env.json" "$D/pgenv/uses-env.json" >/dev/null 2>"$T_TMP/bad2.err"
+check "validate: a name set in the process environment is fine" \
+  bash -c "! grep -q RD_NOT_SET_ANYWHERE '$T_TMP/bad2.err'"
+
 svclog=$(find "$T_TMP/reports/A" -path '*/services/*' -type f | head -n 1)
 check "the echo service got the secrets (its own log has them)" \
   bash -c "[ -n '$svclog' ] && grep -qF '${CANARY}var' '$svclog' && grep -qF '${CANARY}svctok' '$svclog' && grep -qF '${CANARY}svcurl' '$svclog'"
