@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "redact.h"
 #include "runner.h"
 #include "util.h"
 
@@ -67,6 +68,31 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nTry 'eventrig --help'.\n");
   return 2;
+}
+
+/* Runs the command with stderr (and o->err) scrubbed of every recorded
+ * secret (redact.h); the console scrubs stdout itself. */
+static int run_command(const char *cmd, er_run_opts_t *o) {
+  FILE *under = stderr, *red = er_redact_stream(under);
+  int rc;
+  if (red) {
+    stderr = red;
+    o->err = red;
+  }
+  if (!strcmp(cmd, "validate")) {
+    rc = er_validate(o);
+  } else if (!strcmp(cmd, "list")) {
+    rc = er_list(o);
+  } else {
+    install_signals();
+    rc = er_run(o);
+  }
+  if (red) {
+    stderr = under;
+    fclose(red);
+  }
+  er_secrets_clear();
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -150,10 +176,5 @@ int main(int argc, char **argv) {
     return usage_error("%s", "no scenario file or folder given");
   o.paths = argv + optind;
   o.npaths = (size_t)(argc - optind);
-  if (!strcmp(cmd, "validate"))
-    return er_validate(&o);
-  if (!strcmp(cmd, "list"))
-    return er_list(&o);
-  install_signals();
-  return er_run(&o);
+  return run_command(cmd, &o);
 }

@@ -11,6 +11,7 @@
 #include "env.h"
 #include "exec.h"
 #include "jsonx.h"
+#include "redact.h"
 #include "report.h"
 #include "scenario.h"
 #include "services.h"
@@ -233,6 +234,7 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
       rc = ER_STEP_FATAL;
       goto out;
     }
+    er_secret_add_passwords_json(args); /* a step's own url / dsn */
   }
   exec_init(&x, b, dl, caps);
   if (er_now_ms() >= dl) {
@@ -752,8 +754,10 @@ int er_run(const er_run_opts_t *o) {
         failed++;
     }
     er_console_result(&r.con, &res);
-    if (o->verbose && res.log && res.status != ER_RES_SKIP)
+    if (o->verbose && res.log && res.status != ER_RES_SKIP) {
+      er_secret_redact(res.log);
       fprintf(o->out, "%s", res.log);
+    }
     er_results_add(&r.results, &res);
     result_free_fields(&res);
     write_report(&r);
