@@ -508,6 +508,7 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   const json_t *env, *raw, *kc;
   const char *skip_redis = NULL, *note = NULL;
   const char *raw_url;
+  int64_t timeout_ms = ER_AUDIT_TIMEOUT_MS;
   int code = 2, has;
 
   memset(&a, 0, sizeof a);
@@ -569,8 +570,17 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
       note = "embedded broker (fresh for each run): nothing to audit";
     }
   }
-  if (er_audit_run(env, NULL, skip_redis, k, note,
-                   er_now_ms() + ER_AUDIT_TIMEOUT_MS, &a, &err) != 0) {
+  {
+    /* kafka.timeout (as for the run's pre-flight) bounds the audit too */
+    const char *tv = json_string_value(json_object_get(kc, "timeout"));
+    if (tv && (er_parse_duration(tv, &timeout_ms) != 0 || timeout_ms <= 0)) {
+      fprintf(errf, "eventrig: environment: kafka.timeout must be a duration "
+                    "such as \"15s\"\n");
+      goto out;
+    }
+  }
+  if (er_audit_run(env, NULL, skip_redis, k, note, er_now_ms() + timeout_ms,
+                   &a, &err) != 0) {
     char msg[ER_ERRSTR];
     snprintf(msg, sizeof msg, "%s", err.msg);
     er_secret_redact(msg);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "kafka.h"
@@ -325,6 +327,62 @@ static void test_lag(void) {
          "text: the summary");
   }
   er_audit_free(&a);
+
+  /* `eventrig audit` on a cluster named by kafka.bootstrap */
+  {
+    char path[] = "/tmp/itest-audit-XXXXXX";
+    int fd = mkstemp(path);
+    char *outs = NULL, *errs = NULL;
+    size_t outn = 0, errn = 0;
+    FILE *out = open_memstream(&outs, &outn);
+    FILE *errf = open_memstream(&errs, &errn);
+    json_t *f = json_pack("{s:{s:s, s:s}, s:{s:{s:[s]}}}", "kafka",
+                          "bootstrap", er_kafka_bootstrap(k), "timeout", "10s",
+                          "state", "consumer_groups", "au-g1", "au.t");
+    int code;
+    T_OK(fd >= 0 && json_dumpfd(f, fd, 0) == 0, "environment file written");
+    if (fd >= 0)
+      close(fd);
+    code = er_audit_command(path, out, errf);
+    fclose(out);
+    fclose(errf);
+    T_OK(code == 1, "eventrig audit on the cluster: exit 1 (got %d; %s)", code,
+         errs);
+    T_OK(has(outs, "  consumer group au-g1: lag 2\n"
+                   "    au.t [0] committed 5 end 7 lag 2\n"
+                   "    au.t [1] committed 3 end 3 lag 0\n"
+                   "stale state: 0 idempotency keys, consumer lag 2\n"),
+         "eventrig audit: the lag per partition");
+    free(outs);
+    free(errs);
+    json_decref(f);
+
+    /* unreachable cluster: exit 3 naming it, within kafka.timeout */
+    f = json_pack("{s:{s:s, s:s}, s:{s:{s:[s]}}}", "kafka", "bootstrap",
+                  "127.0.0.1:1", "timeout", "2s", "state", "consumer_groups",
+                  "au-g1", "au.t");
+    outs = errs = NULL;
+    out = open_memstream(&outs, &outn);
+    errf = open_memstream(&errs, &errn);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    T_OK(fd >= 0 && json_dumpfd(f, fd, 0) == 0, "environment file rewritten");
+    if (fd >= 0)
+      close(fd);
+    {
+      int64_t t0 = er_now_ms();
+      code = er_audit_command(path, out, errf);
+      fclose(out);
+      fclose(errf);
+      T_OK(code == 3 && strstr(errs, "127.0.0.1:1") &&
+               er_now_ms() - t0 < 6000,
+           "unreachable cluster: exit 3 naming it, in time (got %d: %s)", code,
+           errs);
+    }
+    free(outs);
+    free(errs);
+    json_decref(f);
+    unlink(path);
+  }
 
   /* the group catches up: clean */
   T_OK(er_kafka_reset_group(k, "au-g2", topics, 1, true, in_ms(10000), &err) ==
