@@ -555,7 +555,7 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   if (raw_url && strstr(raw_url, "${port.")) {
     /* ${port.X} is a port picked afresh for each run: that Redis is
      * started by the run, and there is nothing left of earlier runs */
-    skip_redis = "the URL uses ${port.…} (a server the run starts on a fresh "
+    skip_redis = "the URL uses ${port.NAME} (a server the run starts on a fresh "
                  "port): nothing to audit";
   }
   kc = json_object_get(env, "kafka");

@@ -116,5 +116,5 @@ check "audit without --env: exit 2" [ $? -eq 2 ]
 "$EVENTRIG" audit --env "$D/fresh-port.env.json" >"$T_TMP/f.out" 2>"$T_TMP/f.err"
 rc=$?
 check "redis on \${port.X}: exit 0 (got $rc)" [ $rc -eq 0 ]
-check "redis on \${port.X}: says why nothing is audited" grep -q "^redis: the URL uses \${port" "$T_TMP/f.out"
+check "redis on \${port.X}: says why nothing is audited" grep -q "^redis: the URL uses \${port.NAME}" "$T_TMP/f.out"
 t_done
