@@ -555,8 +555,9 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   if (raw_url && strstr(raw_url, "${port.")) {
     /* ${port.X} is a port picked afresh for each run: that Redis is
      * started by the run, and there is nothing left of earlier runs */
-    skip_redis = "the URL uses ${port.NAME} (a server the run starts on a fresh "
-                 "port): nothing to audit";
+    skip_redis =
+        "the URL uses ${port.NAME} (a server the run starts on a fresh "
+        "port): nothing to audit";
   }
   kc = json_object_get(env, "kafka");
   if (json_object_size(cfg.groups) > 0) {
@@ -579,8 +580,8 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
       goto out;
     }
   }
-  if (er_audit_run(env, NULL, skip_redis, k, note, er_now_ms() + timeout_ms,
-                   &a, &err) != 0) {
+  if (er_audit_run(env, NULL, skip_redis, k, note, er_now_ms() + timeout_ms, &a,
+                   &err) != 0) {
     char msg[ER_ERRSTR];
     snprintf(msg, sizeof msg, "%s", err.msg);
     er_secret_redact(msg);

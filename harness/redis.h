@@ -109,8 +109,8 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
  * audits: SCAN cursor MATCH pattern COUNT batch (never KEYS), then PTTL
  * of the first `keep` keys found. */
 typedef struct er_redis_key_ttl {
-  char *key;    /* the key's bytes, NUL-terminated copy */
-  size_t len;   /* its length (keys may hold NUL bytes) */
+  char *key;      /* the key's bytes, NUL-terminated copy */
+  size_t len;     /* its length (keys may hold NUL bytes) */
   long long pttl; /* ms left; -1 = no TTL (never expires); -2 = gone */
 } er_redis_key_ttl_t;
 

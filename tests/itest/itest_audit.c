@@ -2,10 +2,10 @@
  * (REDIS_URL, from tests/integration/audit.sh) and the embedded Kafka
  * broker started here: exact key counts, TTLs and lag numbers, the SCAN
  * bounds, and the validation of the "state" section. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -95,8 +95,8 @@ static void test_keys(const char *url) {
   {
     const char *t = er_buf_cstr(&a.text);
     char head[300];
-    snprintf(head, sizeof head, "idempotency keys in %s:\n  au:idem:* : 3 keys\n",
-             url);
+    snprintf(head, sizeof head,
+             "idempotency keys in %s:\n  au:idem:* : 3 keys\n", url);
     T_OK(has(t, head), "text: the server and the count");
     /* PTTL 3600000 right after the SET shows as 1h00m */
     T_OK(strstr(t, "    au:idem:a      TTL 59m5") ||
@@ -170,8 +170,7 @@ static void test_keys(const char *url) {
     T_OK(er_audit_run(env2, r, NULL, NULL, NULL, in_ms(10000), &b, &err) == 0,
          "audit of au:many:*");
     t = er_buf_cstr(&b.text);
-    T_OK(b.keys[0].scan.nkeys == 10 &&
-             has(t, "    ... 2990 more not listed\n"),
+    T_OK(b.keys[0].scan.nkeys == 10 && has(t, "    ... 2990 more not listed\n"),
          "10 listed, the rest counted");
     er_audit_free(&b);
     json_decref(env2);
@@ -184,9 +183,9 @@ static void test_keys(const char *url) {
 static void test_unreachable(void) {
   er_err_t err = {0};
   er_audit_t a;
-  json_t *env = json_pack("{s:{s:s}, s:{s:[s]}}", "redis", "url",
-                          "redis://127.0.0.1:1/0", "state", "idempotency_keys",
-                          "x:*");
+  json_t *env =
+      json_pack("{s:{s:s}, s:{s:[s]}}", "redis", "url", "redis://127.0.0.1:1/0",
+                "state", "idempotency_keys", "x:*");
   T_OK(er_audit_run(env, NULL, NULL, NULL, NULL, in_ms(5000), &a, &err) == -1 &&
            err.code == ER_E_ENV && strstr(err.msg, "127.0.0.1:1"),
        "unreachable Redis: ER_E_ENV naming it (%s)", err.msg);
@@ -194,7 +193,8 @@ static void test_unreachable(void) {
   json_decref(env);
 }
 
-/* ---- config ---------------------------------------------------------------- */
+/* ---- config ----------------------------------------------------------------
+ */
 
 static void bad_state(const char *json, const char *want) {
   er_err_t err = {0};
@@ -233,7 +233,8 @@ static void test_config(void) {
   json_decref(env);
 }
 
-/* ---- Kafka ------------------------------------------------------------------ */
+/* ---- Kafka ------------------------------------------------------------------
+ */
 
 typedef struct pctx {
   int partition;
@@ -336,9 +337,9 @@ static void test_lag(void) {
     size_t outn = 0, errn = 0;
     FILE *out = open_memstream(&outs, &outn);
     FILE *errf = open_memstream(&errs, &errn);
-    json_t *f = json_pack("{s:{s:s, s:s}, s:{s:{s:[s]}}}", "kafka",
-                          "bootstrap", er_kafka_bootstrap(k), "timeout", "10s",
-                          "state", "consumer_groups", "au-g1", "au.t");
+    json_t *f = json_pack("{s:{s:s, s:s}, s:{s:{s:[s]}}}", "kafka", "bootstrap",
+                          er_kafka_bootstrap(k), "timeout", "10s", "state",
+                          "consumer_groups", "au-g1", "au.t");
     int code;
     T_OK(fd >= 0 && json_dumpfd(f, fd, 0) == 0, "environment file written");
     if (fd >= 0)
@@ -373,8 +374,7 @@ static void test_lag(void) {
       code = er_audit_command(path, out, errf);
       fclose(out);
       fclose(errf);
-      T_OK(code == 3 && strstr(errs, "127.0.0.1:1") &&
-               er_now_ms() - t0 < 6000,
+      T_OK(code == 3 && strstr(errs, "127.0.0.1:1") && er_now_ms() - t0 < 6000,
            "unreachable cluster: exit 3 naming it, in time (got %d: %s)", code,
            errs);
     }
@@ -389,8 +389,8 @@ static void test_lag(void) {
            0,
        "au-g2 committed at the end");
   json_decref(env);
-  env = json_pack("{s:{s:{s:[s]}}}", "state", "consumer_groups", "au-g2",
-                  "au.t");
+  env =
+      json_pack("{s:{s:{s:[s]}}}", "state", "consumer_groups", "au-g2", "au.t");
   T_OK(er_audit_run(env, NULL, NULL, k, NULL, in_ms(20000), &a, &err) == 0 &&
            !a.stale && a.stale_lag == 0,
        "au-g2 at the end: not stale");
