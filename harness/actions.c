@@ -31,6 +31,7 @@ extern const er_action_t er_act_redis_contend;
 extern const er_module_t er_mod_kafka;
 extern const er_module_t er_mod_proxy;
 extern const er_module_t er_mod_services;
+extern const er_module_t er_mod_audit;
 
 static const er_action_t *const g_actions[] = {
     &er_act_http,          &er_act_redis,           &er_act_redis_clean,
@@ -57,6 +58,8 @@ static const er_module_t *const g_modules[] = {
     /* then proxies: they come up before services, and go after them */
     &er_mod_proxy,
     &er_mod_kafka,
+    /* after kafka (its target) and every other check: stale state */
+    &er_mod_audit,
 };
 
 const er_module_t *const *er_modules_all(size_t *n) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "redact.h"
 #include "runner.h"
 #include "util.h"
@@ -22,6 +23,11 @@ static const char *const g_usage =
     "                                      check files, report every problem\n"
     "  eventrig list [--filter EXPR] PATH...\n"
     "                                      list scenarios: file, name, tags\n"
+    "  eventrig audit --env FILE           report stale state earlier runs\n"
+    "                                      left (idempotency keys, consumer\n"
+    "                                      lag), without starting services;\n"
+    "                                      exit 0 clean, 1 stale, 3 server\n"
+    "                                      unreachable\n"
     "  eventrig --help | --version\n"
     "\n"
     "Options of run:\n"
@@ -115,7 +121,7 @@ int main(int argc, char **argv) {
   o.out = stdout;
   o.err = stderr;
   if (argc < 2)
-    return usage_error("%s", "no command given (run, validate or list)");
+    return usage_error("%s", "no command given (run, validate, list or audit)");
   cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     fputs(g_usage, stdout);
@@ -126,9 +132,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "validate") != 0 &&
-      strcmp(cmd, "list") != 0) {
-    static const char *const cmds[] = {"run", "validate", "list"};
-    const char *dym = er_did_you_mean(cmd, cmds, 3);
+      strcmp(cmd, "list") != 0 && strcmp(cmd, "audit") != 0) {
+    static const char *const cmds[] = {"run", "validate", "list", "audit"};
+    const char *dym = er_did_you_mean(cmd, cmds, 4);
     if (dym) {
       fprintf(stderr,
               "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
@@ -171,6 +177,14 @@ int main(int argc, char **argv) {
     default:
       return usage_error("unknown option '%s'", argv[optind - 1]);
     }
+  }
+  if (!strcmp(cmd, "audit")) {
+    if (optind < argc)
+      return usage_error("audit takes no scenario paths ('%s')", argv[optind]);
+    if (!o.env_path)
+      return usage_error("%s", "audit needs --env FILE");
+    install_signals();
+    return er_audit_command(o.env_path, o.out, o.err);
   }
   if (optind >= argc)
     return usage_error("%s", "no scenario file or folder given");
