@@ -33,16 +33,62 @@ static bool keep_raw(const char *s) {
          strstr(s, "${sha256");
 }
 
-/* v with strings expanded where every name is known; others kept as
+/* s with each ${...} whose value is known now replaced by it (as text);
+ * the others (captures, ${uuid}, ...) kept as written. New reference. */
+static json_t *expand_partial(er_tmpl_t *t, const char *s) {
+  er_buf_t b = ER_BUF_INIT(256 * 1024);
+  const char *p = s;
+  json_t *out;
+  while (*p) {
+    const char *q;
+    if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+      er_buf_append(&b, p, 3);
+      p += 3;
+      continue;
+    }
+    if (p[0] != '$' || p[1] != '{' || !(q = strchr(p, '}'))) {
+      er_buf_append(&b, p, 1);
+      p++;
+      continue;
+    }
+    {
+      size_t n = (size_t)(q - p) + 1;
+      char *expr = strndup(p, n);
+      er_err_t e = {0};
+      json_t *v =
+          expr && !keep_raw(expr) ? er_tmpl_expand_str(t, expr, &e) : NULL;
+      if (json_is_string(v)) {
+        er_buf_puts(&b, json_string_value(v));
+      } else if (v) {
+        char *j = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        er_buf_puts(&b, j ? j : "?");
+        free(j);
+      } else {
+        er_buf_append(&b, p, n);
+      }
+      json_decref(v);
+      free(expr);
+      p = q + 1;
+    }
+  }
+  out = json_string(er_buf_cstr(&b));
+  er_buf_free(&b);
+  return out;
+}
+
+/* v with strings expanded where the names are known; others kept as
  * written. New reference (NULL only when memory ran out). */
 static json_t *expand_known_json(er_tmpl_t *t, const json_t *v) {
   if (json_is_string(v)) {
     const char *s = json_string_value(v);
     er_err_t e = {0};
     json_t *x;
-    if (!strstr(s, "${") || keep_raw(s))
+    if (!strstr(s, "${"))
       return json_incref((json_t *)v);
-    x = er_tmpl_expand_str(t, s, &e);
+    /* a single known expression keeps its JSON type */
+    x = keep_raw(s) ? NULL : er_tmpl_expand_str(t, s, &e);
+    if (!x)
+      x = expand_partial(t, s);
     return x ? x : json_incref((json_t *)v);
   }
   if (json_is_array(v)) {
@@ -56,7 +102,10 @@ static json_t *expand_known_json(er_tmpl_t *t, const json_t *v) {
     const char *k;
     json_t *x;
     json_object_foreach((json_t *)v, k, x) {
-      json_object_set_new(o, k, expand_known_json(t, x));
+      json_t *kx = strstr(k, "${") ? expand_partial(t, k) : NULL;
+      json_object_set_new(o, kx ? json_string_value(kx) : k,
+                          expand_known_json(t, x));
+      json_decref(kx);
     }
     return o;
   }
@@ -224,9 +273,12 @@ static void visit(void *ud, const er_scenario_t *s, const char *section,
           txt ? txt : "?", s->file, line, col);
   free(txt);
   json_decref(x);
-  kind = er_safety_classify(a, args, s->dir, what, sizeof what, &targ);
+  /* classified on the expanded arguments, so `what` shows known values */
+  x = expand_known_json(c->ts, args);
+  kind = er_safety_classify(a, x ? x : args, s->dir, what, sizeof what, &targ);
   if (kind != ER_SAFE_NONE)
-    print_destructive(c, a, args, kind, what, targ, indent);
+    print_destructive(c, a, x ? x : args, kind, what, targ, indent);
+  json_decref(x);
 }
 
 static er_tmpl_t *scenario_names(er_tmpl_t *t, const er_scenario_t *s) {
