@@ -58,6 +58,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "act_kafka.h"
 #include "action.h"
 #include "exec.h"
 #include "jsonx.h"
@@ -127,6 +128,11 @@ static void koffs_free(void *p) {
 }
 
 static void producer_free(void *p) { er_kafka_producer_free(p); }
+
+er_kafka_t *er_act_kafka_target(er_session_t *shared) {
+  kmod_t *m = shared ? er_session_get(shared, "kafka") : NULL;
+  return m ? m->k : NULL;
+}
 
 /* ---- environment -------------------------------------------------------- */
 

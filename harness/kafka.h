@@ -104,8 +104,7 @@ typedef struct er_kafka_lag {
 /* Fills *out (caller frees with er_kafka_lag_free): watermarks plus the
  * group's committed offsets. */
 int er_kafka_group_lag(er_kafka_t *k, const char *group, const char *topic,
-                       er_kafka_lag_t *out, int64_t deadline_ms,
-                       er_err_t *err);
+                       er_kafka_lag_t *out, int64_t deadline_ms, er_err_t *err);
 void er_kafka_lag_free(er_kafka_lag_t *l);
 /* Commits, for every partition of the given topics, the end offset (high
  * watermark; to_end) or the earliest retained offset (low watermark) as
