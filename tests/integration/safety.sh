@@ -178,8 +178,9 @@ mon_since >/dev/null
 # ---- e. run-time guard -----------------------------------------------------
 "${RC[@]}" -n 4 set victim:1 keep >/dev/null
 mkenv "$T_TMP/e.env.json" "$R0" "{\"allow\": [\"127.0.0.1:*/0\"]}" "$PGS" "" \
-  "\"vars\": {\"OTHER_DB\": \"redis://127.0.0.1:$REDIS_PORT/4\"}"
+  "\"vars\": {\"OTHER_DB\": \"redis://127.0.0.1:$REDIS_PORT/4\", \"OTHER_DSN\": \"$PGS\"}"
 mon_since >/dev/null
+pg_since >/dev/null
 "$EVENTRIG" run --env "$T_TMP/e.env.json" --report-dir "$T_TMP/re" $D/runtime >"$T_TMP/e.out" 2>&1
 rc=$?
 check "e: a target known only at run time passes preflight, the step refuses it (exit $rc)" [ $rc -eq 1 ]
@@ -187,6 +188,10 @@ check "e: the step's failure says what was refused and how to allow it" \
   bash -c 'grep -rqF "redis.clean refused: redis://127.0.0.1:$2/4 is not a test target: 127.0.0.1:$2/4 matches no test_target.allow glob" "$1" && grep -rqF "to allow it: add \"test_target\": {\"allow\": [\"127.0.0.1:$2/4\"]} to \"redis\"" "$1"' _ "$T_TMP/e.out" "$REDIS_PORT"
 mon_since >"$T_TMP/e.mon"
 check "e: MONITOR: no SCAN / UNLINK in DB 4" bash -c '! grep -E "^[0-9.]+ \[4 " "$1" | grep -qiE "\"(scan|unlink|del)\""' _ "$T_TMP/e.mon"
+check "e: the postgres step's own guard refuses a DSN from a capture" \
+  has "$T_TMP/e.out" "postgres.exec refused: $PGS_SHOWN is not a test target: \"postgres\" has no \"test_target\""
+pg_since >"$T_TMP/e.pg"
+check "e: pg log: no DELETE" bash -c '! grep -qi "delete" "$1"' _ "$T_TMP/e.pg"
 check "e: DB 4 keeps its key" bash -c '[ "$("$@" -n 4 exists victim:1)" = 1 ]' _ "${RC[@]}"
 [ "$T_FAILED" -eq 0 ] || { diag "e.out:"; sed 's/^/# /' "$T_TMP/e.out" | tail -n 30; }
 
@@ -199,7 +204,7 @@ pg_since >/dev/null
 "$EVENTRIG" run --dry-run --env "$T_TMP/d.env.json" --report-dir "$T_TMP/rd" $D/plan $D/runtime >"$T_TMP/d.out" 2>&1
 rc=$?
 check "d: --dry-run exits 0 (got $rc)" [ $rc -eq 0 ]
-check "d: header" has "$T_TMP/d.out" "dry run: 4 scenario(s), environment $T_TMP/d.env.json; nothing is started or contacted"
+check "d: header" has "$T_TMP/d.out" "dry run: 5 scenario(s), environment $T_TMP/d.env.json; nothing is started or contacted"
 check "d: a scenario, its sections and steps with positions" \
   bash -c 'grep -qxF "scenario \"safety: redis cleaning\" ($1/plan/1-redis.json)" "$2" && grep -qxF "  setup:" "$2" && grep -qxF "    - redis.clean {\"match\":\"safety:*\"}  [$1/plan/1-redis.json:4:5]" "$2"' _ $D "$T_TMP/d.out"
 check "d: the cleaning step's target and that the environment allows it" \
@@ -214,7 +219,7 @@ check "d: kafka.reset on the embedded broker" \
   has "$T_TMP/d.out" "! destructive: kafka.reset (offsets of group \"safety-g\" to end) on Kafka the embedded broker: allowed (the embedded broker)"
 check "d: a capture kept as \${u}, decided at run time" \
   has "$T_TMP/d.out" "      ! destructive: redis.clean (SCAN+UNLINK \"victim:*\") on \${u}: checked at run time (the target is known only then)"
-check "d: the total" has "$T_TMP/d.out" "6 destructive step(s), 0 refused by the environment as it stands"
+check "d: the total" has "$T_TMP/d.out" "7 destructive step(s), 0 refused by the environment as it stands"
 check "d: no password shown" bash -c '! grep -q "pg-s3cr3t" "$1"' _ "$T_TMP/d.out"
 check "d: no service started (its file is absent)" test ! -e "$T_TMP/started"
 check "d: no report folder made" test ! -e "$T_TMP/rd"
