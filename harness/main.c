@@ -40,11 +40,16 @@ static const char *const g_usage =
     "                        name or file), !TERM excludes\n"
     "  -x, --fail-fast       skip the remaining scenarios after a failure\n"
     "  -v, --verbose         print each scenario's step log\n"
+    "  -n, --dry-run         print each scenario's resolved plan (steps,\n"
+    "                        every cleaning action, its target and whether\n"
+    "                        the environment allows it); start nothing,\n"
+    "                        connect to nothing\n"
     "\n"
     "Exit codes:\n"
     "  0 all passed   1 a scenario failed   2 unusable input (scenario,\n"
     "  environment file, flags)   3 unusable environment (a server or\n"
-    "  service could not be reached or started)   130/143 interrupted\n"
+    "  service could not be reached or started, or a destructive step's\n"
+    "  target is not marked as a test target)   130/143 interrupted\n"
     "\n"
     "Colour is used only on a terminal and never when NO_COLOR is set.\n"
     "Docs: README.md (scenario and environment format, reading failures).\n";
@@ -109,6 +114,7 @@ int main(int argc, char **argv) {
       {"filter", required_argument, NULL, 'f'},
       {"fail-fast", no_argument, NULL, 'x'},
       {"verbose", no_argument, NULL, 'v'},
+      {"dry-run", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -146,7 +152,8 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvhV", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvnhV", longopts, NULL)) !=
+         -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;
@@ -165,6 +172,9 @@ int main(int argc, char **argv) {
       break;
     case 'v':
       o.verbose = true;
+      break;
+    case 'n':
+      o.dry_run = true;
       break;
     case 'h':
       fputs(g_usage, stdout);

@@ -713,9 +713,15 @@ int er_run(const er_run_opts_t *o) {
     if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
       r.plan_v[r.plan.n++] = sv[i];
   r.plan.v = (const er_scenario_t *const *)r.plan_v;
-  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0) {
+  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
+      (o->env_path &&
+       er_session_put(r.shared, "env_path", (void *)o->env_path, NULL) != 0)) {
     fprintf(o->err, "eventrig: out of memory\n");
     code = 3;
+    goto out;
+  }
+  if (o->dry_run) { /* dryrun.c: print the plan, start and touch nothing */
+    code = er_dry_run(o, &r.plan, r.base);
     goto out;
   }
   if (setup_dirs(&r, &err) != 0) {
