@@ -289,7 +289,7 @@ static int run_redis(er_exec_t *x, const json_t *args) {
   r = conn_for(x, args, "redis", &rc);
   if (!r)
     goto out;
-  if (er_safety_redis_cmd_destructive(av.v[0]) &&
+  if (av.n > 0 && er_safety_redis_cmd_destructive(av.v[0]) &&
       (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
     goto out;
   rc = ER_STEP_FATAL;

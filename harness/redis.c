@@ -736,7 +736,8 @@ static int keep_key(er_redis_scan_ttl_t *out, size_t keep, const char *key,
   cp = malloc(len + 1);
   if (!cp)
     return -1;
-  memcpy(cp, key, len);
+  if (len > 0)
+    memcpy(cp, key, len);
   cp[len] = '\0';
   out->keys[out->nkeys].key = cp;
   out->keys[out->nkeys].len = len;

@@ -703,6 +703,7 @@ int er_run(const er_run_opts_t *o) {
   }
   er_tmpl_set(r.base, "run.id", json_string(r.run_id));
   /* the scenarios that will run, for modules (safety checks them) */
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
   r.plan_v = calloc(ns ? ns : 1, sizeof *r.plan_v);
   if (!r.plan_v) {
     fprintf(o->err, "eventrig: out of memory\n");

@@ -511,7 +511,7 @@ size_t er_secret_redact(char *s) {
     size_t sl = strlen(sec);
     char *p, *from = s;
     while ((p = strstr(from, sec)) != NULL) {
-      memcpy(p, "***", 3);
+      p[0] = p[1] = p[2] = '*';
       memmove(p + 3, p + sl, strlen(p + sl) + 1);
       from = p + 3;
       hits++;
