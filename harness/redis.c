@@ -731,7 +731,8 @@ static int keep_key(er_redis_scan_ttl_t *out, size_t keep, const char *key,
   if (out->nkeys >= keep)
     return 0;
   for (size_t i = 0; i < out->nkeys; i++)
-    if (out->keys[i].len == len && memcmp(out->keys[i].key, key, len) == 0)
+    if (out->keys[i].len == len &&
+        (len == 0 || memcmp(out->keys[i].key, key, len) == 0))
       return 0;
   cp = malloc(len + 1);
   if (!cp)

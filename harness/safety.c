@@ -81,8 +81,7 @@ bool er_safety_sql_destructive(const char *sql, const char **verb) {
       bool esc = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e');
       p++;
       while (*p) {
-        if ((esc && *p == '\\' && p[1]) ||
-            (*p == (char)c && p[1] == (char)c)) {
+        if ((esc && *p == '\\' && p[1]) || (*p == (char)c && p[1] == (char)c)) {
           p += 2;
         } else if (*p == (char)c) {
           p++;
