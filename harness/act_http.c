@@ -85,6 +85,7 @@ static void secret_add(secrets_t *s, const char *p, size_t len) {
     return;
   memcpy(s->v[s->n], p, len);
   s->v[s->n][len] = '\0';
+  er_secret_add(s->v[s->n]); /* and for every other output (util.h) */
   s->n++;
 }
 
@@ -486,6 +487,8 @@ static int run(er_exec_t *x, const json_t *args) {
       char *v = er_http_header_get(&resp, k);
       json_t *vj = v ? json_string(v) : NULL;
       er_buf_t w = ER_BUF_INIT(1024);
+      if (v && er_http_header_is_secret(k)) /* Set-Cookie */
+        secret_add_value(&sec, v);
       if (!er_json_match(vj, m, &w)) {
         er_buf_printf(&why, "\n  header %s: %s", k, er_buf_cstr(&w));
         ok = false;
@@ -550,6 +553,8 @@ static int run(er_exec_t *x, const json_t *args) {
                  json_object_size(spec) == 1) {
         const char *hn = json_string_value(json_object_get(spec, "header"));
         char *hv = er_http_header_get(&resp, hn);
+        if (hv && er_http_header_is_secret(hn))
+          secret_add_value(&sec, hv);
         if (!hv)
           er_buf_printf(&why, "\n  capture %s: no header %s in the response",
                         name, hn);

@@ -64,6 +64,7 @@
 #include "exec.h"
 #include "jsonx.h"
 #include "kafka.h"
+#include "safety.h"
 #include "template.h"
 
 #define DEFAULT_TIMEOUT_MS 15000 /* kafka.timeout: pre-flight, recording */
@@ -137,7 +138,8 @@ er_kafka_t *er_act_kafka_target(er_session_t *shared) {
 /* ---- environment -------------------------------------------------------- */
 
 static const char *const kafka_keys[] = {
-    "embedded", "bootstrap", "config", "topics", "create_topics", "timeout"};
+    "embedded",      "bootstrap", "config",     "topics",
+    "create_topics", "timeout",   "test_target" /* safety.h */};
 static const char *const embedded_keys[] = {"brokers", "topics"};
 static const char *const topic_keys[] = {"name", "partitions", "replication"};
 
@@ -224,7 +226,7 @@ static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     er_errf(err, ER_E_INPUT, "environment: kafka must be an object");
     goto fail;
   }
-  if (kc && check_keys(kc, kafka_keys, 6, "kafka", err) != 0)
+  if (kc && check_keys(kc, kafka_keys, 7, "kafka", err) != 0)
     goto fail;
   m->timeout_ms = DEFAULT_TIMEOUT_MS;
   if (kc && json_object_get(kc, "timeout")) {
@@ -1662,6 +1664,13 @@ static const er_keyspec_t reset_keys[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
+/* safety.h: a real cluster needs test_target prefixes */
+static int reset_guard(er_exec_t *x, kmod_t *km, const char *group,
+                       const char **names, size_t nt) {
+  return er_safety_guard_kafka(x, er_kafka_is_embedded(km->k), group,
+                               (const char *const *)names, nt);
+}
+
 static int run_reset(er_exec_t *x, const json_t *a) {
   kmod_t *km = the_kafka(x);
   const char *group = json_string_value(json_object_get(a, "group"));
@@ -1686,6 +1695,10 @@ static int run_reset(er_exec_t *x, const json_t *a) {
   if (!names || nt == 0) {
     er_buf_puts(x->detail, "kafka.reset: no topics (list them in topics, or "
                            "declare them in the environment)");
+    free(names);
+    return ER_STEP_FATAL;
+  }
+  if (reset_guard(x, km, group, names, nt) != ER_STEP_OK) {
     free(names);
     return ER_STEP_FATAL;
   }

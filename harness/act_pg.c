@@ -46,6 +46,7 @@
 #include "exec.h"
 #include "jsonx.h"
 #include "pg.h"
+#include "safety.h"
 
 #define DETAIL_ROWS 10            /* rows shown in a failure detail */
 #define BRIEF_ROW 300             /* bytes per row shown */
@@ -268,6 +269,9 @@ static int run_exec(er_exec_t *x, const json_t *args) {
   }
   rc = get_pg(x, args, "postgres.exec", &pg);
   if (rc != ER_STEP_OK)
+    goto out;
+  if (er_safety_sql_destructive(sql, NULL) &&
+      (rc = er_safety_guard_pg(x, pg, "postgres.exec")) != ER_STEP_OK)
     goto out;
   if (pj && params_from_json(pj, &params, &why) != 0) {
     er_buf_printf(x->detail, "postgres.exec: params: %s", er_buf_cstr(&why));
@@ -513,6 +517,9 @@ static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
   }
   rc = get_pg(x, args, what, &pg);
   if (rc != ER_STEP_OK)
+    goto out;
+  if (er_safety_sql_destructive(sql, NULL) &&
+      (rc = er_safety_guard_pg(x, pg, what)) != ER_STEP_OK)
     goto out;
   if (pj && params_from_json(pj, &params, &why) != 0) {
     er_buf_printf(x->detail, "%s: params: %s", what, er_buf_cstr(&why));

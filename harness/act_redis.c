@@ -43,6 +43,7 @@
 #include "exec.h"
 #include "jsonx.h"
 #include "redis.h"
+#include "safety.h"
 
 static const er_keyspec_t redis_keys[] = {
     {"command", ER_T_ARRAY, true, NULL, NULL},
@@ -288,6 +289,10 @@ static int run_redis(er_exec_t *x, const json_t *args) {
   r = conn_for(x, args, "redis", &rc);
   if (!r)
     goto out;
+  if (av.n > 0 && er_safety_redis_cmd_destructive(av.v[0]) &&
+      (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
+    goto out;
+  rc = ER_STEP_FATAL;
 
   got = er_redis_command(r, (int)av.n, (const char *const *)av.v, av.len,
                          x->deadline_ms, &reply, &err);
@@ -466,6 +471,9 @@ static int run_clean(er_exec_t *x, const json_t *args) {
 
   r = conn_for(x, args, "redis.clean", &rc);
   if (!r)
+    return rc;
+  rc = er_safety_guard_redis(x, r, "redis.clean");
+  if (rc != ER_STEP_OK)
     return rc;
   if (flush) {
     if (er_redis_flushdb(r, x->deadline_ms, &err) != 0) {

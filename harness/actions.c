@@ -31,6 +31,8 @@ extern const er_action_t er_act_redis_contend;
 extern const er_module_t er_mod_kafka;
 extern const er_module_t er_mod_proxy;
 extern const er_module_t er_mod_services;
+extern const er_module_t er_mod_audit;
+extern const er_module_t er_mod_safety;
 
 static const er_action_t *const g_actions[] = {
     &er_act_http,          &er_act_redis,           &er_act_redis_clean,
@@ -51,12 +53,16 @@ const er_action_t *er_action_find(const char *name) {
 }
 
 static const er_module_t *const g_modules[] = {
+    /* safety first: its preflight refuses before any other module acts */
+    &er_mod_safety,
     /* services first: hooks at the end run in reverse order, so starting
      * again what a scenario stopped comes after its faults are healed */
     &er_mod_services,
     /* then proxies: they come up before services, and go after them */
     &er_mod_proxy,
     &er_mod_kafka,
+    /* after kafka (its target) and every other check: stale state */
+    &er_mod_audit,
 };
 
 const er_module_t *const *er_modules_all(size_t *n) {

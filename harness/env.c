@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "jpos.h"
+#include "redact.h"
 #include "services.h"
 
 #define ENV_MAX_BYTES (4u * 1024u * 1024u)
@@ -248,6 +249,50 @@ static void check_vars(ctx_t *c, const json_t *vars) {
            "var name '%s' may hold only letters, digits, '_' and '-'", k);
     free(cp);
   }
+}
+
+/* "secrets": names of vars of the file or of the process environment. */
+static void check_secrets(ctx_t *c, const json_t *names, const json_t *vars) {
+  if (!json_is_array(names))
+    return; /* reported by the key spec */
+  for (size_t i = 0; i < json_array_size(names); i++) {
+    const json_t *n = json_array_get(names, i);
+    char *cp = er_jpos_child_index("/secrets", i);
+    const char *ptr = cp ? cp : "/secrets";
+    if (!json_is_string(n))
+      cerr(c, ptr, false,
+           "each element of 'secrets' must be a var name (a string), not %s",
+           er_json_type_noun(n));
+    else if (!json_object_get(vars, json_string_value(n)) &&
+             !getenv(json_string_value(n)))
+      cerr(c, ptr, false,
+           "secret '%s' is neither a var of this file nor set in the "
+           "environment",
+           json_string_value(n));
+    free(cp);
+  }
+}
+
+/* Records the values of the "secrets" vars and every password and secret
+ * Kafka property of the resolved environment (redact.h). */
+static void record_secrets(er_env_t *e, json_t *resolved, er_diags_t *diags) {
+  const json_t *names = json_object_get(e->raw, "secrets");
+  int rc = er_secrets_from_env(resolved);
+  for (size_t i = 0; i < json_array_size(names); i++) {
+    const char *n = json_string_value(json_array_get(names, i));
+    const json_t *v = n ? json_object_get(e->vars, n) : NULL;
+    if (json_is_string(v)) {
+      rc |= er_secret_add(json_string_value(v));
+    } else if (v) {
+      char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+      rc |= d ? er_secret_add(d) : -1;
+      free(d);
+    } else if (n && getenv(n)) {
+      rc |= er_secret_add(getenv(n));
+    }
+  }
+  if (rc)
+    diag_add(diags, e->file, 0, 0, "out of memory recording secrets");
 }
 
 /* A command: non-empty array of strings. what names it ("command"). */
@@ -721,6 +766,8 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
   if (json_is_object(e->raw)) {
     check_ports(&c, json_object_get(e->raw, "ports"));
     check_vars(&c, json_object_get(e->raw, "vars"));
+    check_secrets(&c, json_object_get(e->raw, "secrets"),
+                  json_object_get(e->raw, "vars"));
     check_services(&c, json_object_get(e->raw, "services"),
                    json_object_get(e->raw, "ports"));
     check_syntax(&c, e->raw, "");
@@ -964,6 +1011,7 @@ int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
     if (!x || json_object_set_new(resolved, k, x) != 0)
       diag_add(diags, e->file, 0, 0, "out of memory");
   }
+  record_secrets(e, resolved, diags); /* also for the error messages */
 out:
   er_diags_sort_from(diags, from);
   if (diags->errors > errors0) {

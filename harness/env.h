@@ -16,7 +16,8 @@
  *             "idempotency_key": "app:idempotency:${event.event_type}:..",
  *             "consumer_groups": {"group": ["topic", ...]},
  *             "stale": "warn" | "fail"},
- *   "secrets": ["API_TOKEN"],               names of secret vars
+ *   "secrets": ["API_TOKEN"],               names of secret vars (of
+ *                                           "vars" or the process env)
  *   "http": {...free-form...},
  *   "kafka": {...free-form...},
  *   "services": [
@@ -79,6 +80,9 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags);
  * belongs to e, so e must outlive t's expansions, or reset it with
  * er_tmpl_set_env_vars(t, NULL) before er_env_free), then expands every
  * other section. Problems go to diags with file:line:col. Call once.
+ * Records the secrets (util.h er_secret_add): the values of the vars
+ * named in "secrets", passwords of URLs and DSNs anywhere, secret-looking
+ * kafka.config and services' env values (redact.h er_secrets_from_env).
  * Returns 0 or -1. */
 int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags);
 

@@ -74,13 +74,17 @@ int64_t er_exec_left_ms(const er_exec_t *x) {
 
 void er_exec_log(er_exec_t *x, const char *fmt, ...) {
   va_list ap;
+  er_buf_t line = ER_BUF_INIT(64 * 1024);
   if (!x->log)
     return;
-  er_buf_printf(x->log, "[%s] ", x->polling ? "poll" : "step");
   va_start(ap, fmt);
-  er_buf_vprintf(x->log, fmt, ap);
+  er_buf_vprintf(&line, fmt, ap);
   va_end(ap);
-  er_buf_puts(x->log, "\n");
+  if (line.data)
+    er_secret_redact(line.data); /* secrets never reach the log */
+  er_buf_printf(x->log, "[%s] %s\n", x->polling ? "poll" : "step",
+                er_buf_cstr(&line));
+  er_buf_free(&line);
 }
 
 const char *er_exec_env_str(const er_exec_t *x, const char *section,

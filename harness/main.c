@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
+#include "redact.h"
 #include "runner.h"
 #include "util.h"
 
@@ -21,6 +23,11 @@ static const char *const g_usage =
     "                                      check files, report every problem\n"
     "  eventrig list [--filter EXPR] PATH...\n"
     "                                      list scenarios: file, name, tags\n"
+    "  eventrig audit --env FILE           report stale state earlier runs\n"
+    "                                      left (idempotency keys, consumer\n"
+    "                                      lag), without starting services;\n"
+    "                                      exit 0 clean, 1 stale, 3 server\n"
+    "                                      unreachable\n"
     "  eventrig --help | --version\n"
     "\n"
     "Options of run:\n"
@@ -33,11 +40,16 @@ static const char *const g_usage =
     "                        name or file), !TERM excludes\n"
     "  -x, --fail-fast       skip the remaining scenarios after a failure\n"
     "  -v, --verbose         print each scenario's step log\n"
+    "  -n, --dry-run         print each scenario's resolved plan (steps,\n"
+    "                        every cleaning action, its target and whether\n"
+    "                        the environment allows it); start nothing,\n"
+    "                        connect to nothing\n"
     "\n"
     "Exit codes:\n"
     "  0 all passed   1 a scenario failed   2 unusable input (scenario,\n"
     "  environment file, flags)   3 unusable environment (a server or\n"
-    "  service could not be reached or started)   130/143 interrupted\n"
+    "  service could not be reached or started, or a destructive step's\n"
+    "  target is not marked as a test target)   130/143 interrupted\n"
     "\n"
     "Colour is used only on a terminal and never when NO_COLOR is set.\n"
     "Docs: README.md (scenario and environment format, reading failures).\n";
@@ -69,6 +81,31 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* Runs the command with stderr (and o->err) scrubbed of every recorded
+ * secret (redact.h); the console scrubs stdout itself. */
+static int run_command(const char *cmd, er_run_opts_t *o) {
+  FILE *under = stderr, *red = er_redact_stream(under);
+  int rc;
+  if (red) {
+    stderr = red;
+    o->err = red;
+  }
+  if (!strcmp(cmd, "validate")) {
+    rc = er_validate(o);
+  } else if (!strcmp(cmd, "list")) {
+    rc = er_list(o);
+  } else {
+    install_signals();
+    rc = er_run(o);
+  }
+  if (red) {
+    stderr = under;
+    fclose(red);
+  }
+  er_secrets_clear();
+  return rc;
+}
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"env", required_argument, NULL, 'e'},
@@ -77,6 +114,7 @@ int main(int argc, char **argv) {
       {"filter", required_argument, NULL, 'f'},
       {"fail-fast", no_argument, NULL, 'x'},
       {"verbose", no_argument, NULL, 'v'},
+      {"dry-run", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -89,7 +127,7 @@ int main(int argc, char **argv) {
   o.out = stdout;
   o.err = stderr;
   if (argc < 2)
-    return usage_error("%s", "no command given (run, validate or list)");
+    return usage_error("%s", "no command given (run, validate, list or audit)");
   cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     fputs(g_usage, stdout);
@@ -100,9 +138,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "validate") != 0 &&
-      strcmp(cmd, "list") != 0) {
-    static const char *const cmds[] = {"run", "validate", "list"};
-    const char *dym = er_did_you_mean(cmd, cmds, 3);
+      strcmp(cmd, "list") != 0 && strcmp(cmd, "audit") != 0) {
+    static const char *const cmds[] = {"run", "validate", "list", "audit"};
+    const char *dym = er_did_you_mean(cmd, cmds, 4);
     if (dym) {
       fprintf(stderr,
               "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
@@ -114,7 +152,8 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvhV", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvnhV", longopts, NULL)) !=
+         -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;
@@ -134,6 +173,9 @@ int main(int argc, char **argv) {
     case 'v':
       o.verbose = true;
       break;
+    case 'n':
+      o.dry_run = true;
+      break;
     case 'h':
       fputs(g_usage, stdout);
       return 0;
@@ -146,14 +188,17 @@ int main(int argc, char **argv) {
       return usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (!strcmp(cmd, "audit")) {
+    if (optind < argc)
+      return usage_error("audit takes no scenario paths ('%s')", argv[optind]);
+    if (!o.env_path)
+      return usage_error("%s", "audit needs --env FILE");
+    install_signals();
+    return er_audit_command(o.env_path, o.out, o.err);
+  }
   if (optind >= argc)
     return usage_error("%s", "no scenario file or folder given");
   o.paths = argv + optind;
   o.npaths = (size_t)(argc - optind);
-  if (!strcmp(cmd, "validate"))
-    return er_validate(&o);
-  if (!strcmp(cmd, "list"))
-    return er_list(&o);
-  install_signals();
-  return er_run(&o);
+  return run_command(cmd, &o);
 }

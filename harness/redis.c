@@ -714,6 +714,124 @@ out:
   return rc;
 }
 
+void er_redis_scan_ttl_free(er_redis_scan_ttl_t *s) {
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->nkeys; i++)
+    free(s->keys[i].key);
+  free(s->keys);
+  s->keys = NULL;
+  s->nkeys = 0;
+}
+
+/* Keeps a copy of key (len bytes) unless already kept or keep reached. */
+static int keep_key(er_redis_scan_ttl_t *out, size_t keep, const char *key,
+                    size_t len) {
+  char *cp;
+  if (out->nkeys >= keep)
+    return 0;
+  for (size_t i = 0; i < out->nkeys; i++)
+    if (out->keys[i].len == len &&
+        (len == 0 || memcmp(out->keys[i].key, key, len) == 0))
+      return 0;
+  cp = malloc(len + 1);
+  if (!cp)
+    return -1;
+  if (len > 0)
+    memcpy(cp, key, len);
+  cp[len] = '\0';
+  out->keys[out->nkeys].key = cp;
+  out->keys[out->nkeys].len = len;
+  out->keys[out->nkeys].pttl = -2;
+  out->nkeys++;
+  return 0;
+}
+
+int er_redis_scan_pttl(er_redis_t *r, const char *pattern, int batch,
+                       long long max_scanned, size_t keep,
+                       int64_t scan_until_ms, int64_t deadline_ms,
+                       er_redis_scan_ttl_t *out, er_err_t *err) {
+  char cursor[32] = "0", count[16];
+  redisReply *rep = NULL;
+  int rc = -1;
+
+  memset(out, 0, sizeof *out);
+  if (batch < 1)
+    batch = 1;
+  snprintf(count, sizeof count, "%d", batch);
+  if (keep > 0) {
+    out->keys = calloc(keep, sizeof *out->keys);
+    if (!out->keys) {
+      er_errf(err, ER_E_ENV, "redis: out of memory");
+      goto out;
+    }
+  }
+  do {
+    const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
+    redisReply *keys;
+    if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+      goto out;
+    if (rep->type == REDIS_REPLY_ERROR) {
+      er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
+              (int)(rep->len > 300 ? 300 : rep->len), rep->str);
+      goto out;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[0]->len >= sizeof cursor ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+      er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
+      drop(r);
+      goto out;
+    }
+    memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+    cursor[rep->element[0]->len] = '\0';
+    out->scanned += batch;
+    keys = rep->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+      if (keys->element[i]->type != REDIS_REPLY_STRING) {
+        er_errf(err, ER_E_ENV, "%s: unexpected key type in SCAN",
+                r->url.redacted);
+        goto out;
+      }
+      out->found++;
+      if (keep_key(out, keep, keys->element[i]->str, keys->element[i]->len) !=
+          0) {
+        er_errf(err, ER_E_ENV, "redis: out of memory");
+        goto out;
+      }
+    }
+    freeReplyObject(rep);
+    rep = NULL;
+    if (strcmp(cursor, "0") != 0 &&
+        ((max_scanned > 0 && out->scanned >= max_scanned) ||
+         er_now_ms() >= scan_until_ms)) {
+      out->incomplete = true;
+      break;
+    }
+  } while (strcmp(cursor, "0") != 0);
+  for (size_t i = 0; i < out->nkeys; i++) {
+    const char *pargv[2] = {"PTTL", out->keys[i].key};
+    size_t plens[2] = {4, out->keys[i].len};
+    if (call(r, 2, pargv, plens, deadline_ms, &rep, err) != 0 || !rep)
+      goto out;
+    if (rep->type != REDIS_REPLY_INTEGER) {
+      er_errf(err, ER_E_ENV, "%s: PTTL failed: %.*s", r->url.redacted,
+              rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
+              rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+      goto out;
+    }
+    out->keys[i].pttl = rep->integer;
+    freeReplyObject(rep);
+    rep = NULL;
+  }
+  rc = 0;
+out:
+  if (rep)
+    freeReplyObject(rep);
+  return rc;
+}
+
 int er_redis_flushdb(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
   const char *argv[1] = {"FLUSHDB"};
   redisReply *rep = NULL;

@@ -105,6 +105,37 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
                          int64_t deadline_ms, long long *deleted,
                          er_err_t *err);
 
+/* Keys matching a glob pattern with their remaining time to live, for
+ * audits: SCAN cursor MATCH pattern COUNT batch (never KEYS), then PTTL
+ * of the first `keep` keys found. */
+typedef struct er_redis_key_ttl {
+  char *key;      /* the key's bytes, NUL-terminated copy */
+  size_t len;     /* its length (keys may hold NUL bytes) */
+  long long pttl; /* ms left; -1 = no TTL (never expires); -2 = gone */
+} er_redis_key_ttl_t;
+
+typedef struct er_redis_scan_ttl {
+  long long found;          /* matching keys returned by SCAN (a key may
+                               be counted twice while Redis rehashes) */
+  long long scanned;        /* keys examined, about: SCAN calls x batch */
+  er_redis_key_ttl_t *keys; /* the first min(found, keep) distinct keys */
+  size_t nkeys;
+  bool incomplete; /* stopped before the end of the keyspace: more than
+                      max_scanned examined, or scan_until_ms reached */
+} er_redis_scan_ttl_t;
+
+/* Fills *out (zeroed first; free with er_redis_scan_ttl_free, also after
+ * a failure). The SCAN loop stops (incomplete) once max_scanned keys
+ * were examined (0 = no limit) or when er_now_ms() >= scan_until_ms;
+ * every command must finish before deadline_ms (hard: past it, -1 with
+ * ER_E_ENV). Returns 0, or -1 with err (an error reply counts as ER_E_ENV
+ * here). */
+int er_redis_scan_pttl(er_redis_t *r, const char *pattern, int batch,
+                       long long max_scanned, size_t keep,
+                       int64_t scan_until_ms, int64_t deadline_ms,
+                       er_redis_scan_ttl_t *out, er_err_t *err);
+void er_redis_scan_ttl_free(er_redis_scan_ttl_t *s);
+
 /* FLUSHDB (the database selected by the URL). Returns 0 or -1 with err. */
 int er_redis_flushdb(er_redis_t *r, int64_t deadline_ms, er_err_t *err);
 

@@ -15,7 +15,7 @@
  * terminal, NO_COLOR is unset or empty (no-color.org) and TERM is not
  * "dumb". Text from outside (names, details, logs) is printed with control
  * characters shown as \xNN / \u00NN, so a reply cannot drive the
- * terminal.
+ * terminal, and with every recorded secret (util.h) shown as "***".
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +40,7 @@ void er_console_init(er_console_t *c, FILE *out) {
 }
 
 /* Writes s[0..n) with control characters made visible. */
-static void safe_write(FILE *f, const char *s, size_t n) {
+static void safe_write_raw(FILE *f, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < n; i++) {
     unsigned c = p[i];
@@ -57,6 +57,20 @@ static void safe_write(FILE *f, const char *s, size_t n) {
       fputc((int)c, f);
     }
   }
+}
+
+/* safe_write_raw with every recorded secret (util.h) replaced by "***". */
+static void safe_write(FILE *f, const char *s, size_t n) {
+  char *cp = malloc(n + 1);
+  if (!cp) {
+    fputs("(out of memory)", f);
+    return;
+  }
+  memcpy(cp, s, n);
+  cp[n] = '\0';
+  er_secret_redact(cp); /* text after a NUL byte is not printed */
+  safe_write_raw(f, cp, strlen(cp));
+  free(cp);
 }
 
 static void safe_puts(FILE *f, const char *s) {

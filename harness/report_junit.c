@@ -69,6 +69,7 @@ static void putf(xw_t *w, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* A copy with the recorded secrets (util.h) replaced by "***". */
 static char *dup_or_null(const char *s, int *oom) {
   char *d;
   if (!s)
@@ -76,6 +77,8 @@ static char *dup_or_null(const char *s, int *oom) {
   d = strdup(s);
   if (!d)
     *oom = 1;
+  else
+    er_secret_redact(d);
   return d;
 }
 
@@ -165,7 +168,15 @@ static void xml_esc(xw_t *b, const char *s, size_t n, int attr) {
 /* Escapes at most cap bytes of s (cut back to a character start) and
  * notes what was cut. */
 static void xml_field(xw_t *b, const char *s, size_t cap, int attr) {
-  size_t n = strlen(s), cut = n;
+  char *red = strdup(s); /* secrets out before escaping and cutting */
+  size_t n, cut;
+  if (!red) {
+    b->bad = 1;
+    return;
+  }
+  er_secret_redact(red);
+  s = red;
+  n = cut = strlen(s);
   if (n > cap) {
     cut = cap;
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
@@ -175,6 +186,7 @@ static void xml_field(xw_t *b, const char *s, size_t cap, int attr) {
   if (cut < n)
     putf(b, "%s[... %zu more bytes cut by eventrig]", attr ? " " : "\n",
          n - cut);
+  free(red);
 }
 
 static void attr(xw_t *b, const char *name, const char *val, size_t cap) {

@@ -12,6 +12,7 @@
 #include "env.h"
 #include "exec.h"
 #include "jsonx.h"
+#include "redact.h"
 #include "report.h"
 #include "scenario.h"
 #include "services.h"
@@ -234,6 +235,7 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
       rc = ER_STEP_FATAL;
       goto out;
     }
+    er_secret_add_passwords_json(args); /* a step's own url / dsn */
   }
   exec_init(&x, b, dl, caps);
   if (er_now_ms() >= dl) {
@@ -755,6 +757,7 @@ int er_run(const er_run_opts_t *o) {
   }
   er_tmpl_set(r.base, "run.id", json_string(r.run_id));
   /* the scenarios that will run, for modules (safety checks them) */
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
   r.plan_v = calloc(ns ? ns : 1, sizeof *r.plan_v);
   if (!r.plan_v) {
     fprintf(o->err, "eventrig: out of memory\n");
@@ -765,9 +768,15 @@ int er_run(const er_run_opts_t *o) {
     if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
       r.plan_v[r.plan.n++] = sv[i];
   r.plan.v = (const er_scenario_t *const *)r.plan_v;
-  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0) {
+  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
+      (o->env_path &&
+       er_session_put(r.shared, "env_path", (void *)o->env_path, NULL) != 0)) {
     fprintf(o->err, "eventrig: out of memory\n");
     code = 3;
+    goto out;
+  }
+  if (o->dry_run) { /* dryrun.c: print the plan, start and touch nothing */
+    code = er_dry_run(o, &r.plan, r.base);
     goto out;
   }
   if (setup_dirs(&r, &err) != 0) {
@@ -806,8 +815,10 @@ int er_run(const er_run_opts_t *o) {
         failed++;
     }
     er_console_result(&r.con, &res);
-    if (o->verbose && res.log && res.status != ER_RES_SKIP)
+    if (o->verbose && res.log && res.status != ER_RES_SKIP) {
+      er_secret_redact(res.log);
       fprintf(o->out, "%s", res.log);
+    }
     er_results_add(&r.results, &res);
     result_free_fields(&res);
     write_report(&r);

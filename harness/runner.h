@@ -32,6 +32,7 @@ typedef struct er_run_opts {
   size_t npaths;
   bool fail_fast; /* stop after the first failing scenario */
   bool verbose;   /* print every scenario's log */
+  bool dry_run;   /* run: print the resolved plan, touch nothing */
   FILE *out;      /* console (stdout) */
   FILE *err;      /* diagnostics (stderr) */
 } er_run_opts_t;
@@ -40,5 +41,16 @@ typedef struct er_run_opts {
 int er_run(const er_run_opts_t *o);
 int er_validate(const er_run_opts_t *o);
 int er_list(const er_run_opts_t *o);
+
+/* dryrun.c: `eventrig run --dry-run`: loads the environment (starting
+ * nothing, contacting nothing) and prints each scenario of plan (an
+ * er_plan_t, action.h) with its steps and every destructive step's target
+ * and whether the environment allows it. t holds the run-wide names
+ * (run.id); borrowed. Returns the exit code (0, or 2 on a bad
+ * environment). */
+struct er_plan;
+struct er_tmpl;
+int er_dry_run(const er_run_opts_t *o, const struct er_plan *plan,
+               struct er_tmpl *t);
 
 #endif

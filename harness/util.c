@@ -480,11 +480,22 @@ int er_secret_add(const char *s) {
     secrets_v = nv;
     secrets_alloc = na;
   }
-  secrets_v[secrets_n] = strdup(s);
-  if (!secrets_v[secrets_n])
-    rc = -1;
-  else
+  {
+    /* kept longest first, so a secret that contains another one is
+     * replaced whole, not around the shorter one */
+    size_t sl = strlen(s), at = 0;
+    char *cp = strdup(s);
+    if (!cp) {
+      rc = -1;
+      goto out;
+    }
+    while (at < secrets_n && strlen(secrets_v[at]) >= sl)
+      at++;
+    memmove(secrets_v + at + 1, secrets_v + at,
+            (secrets_n - at) * sizeof *secrets_v);
+    secrets_v[at] = cp;
     secrets_n++;
+  }
 out:
   pthread_mutex_unlock(&secrets_mu);
   return rc;
@@ -498,10 +509,11 @@ size_t er_secret_redact(char *s) {
   for (size_t i = 0; i < secrets_n; i++) {
     const char *sec = secrets_v[i];
     size_t sl = strlen(sec);
-    char *p;
-    while ((p = strstr(s, sec)) != NULL) {
-      memcpy(p, "***", 3);
+    char *p, *from = s;
+    while ((p = strstr(from, sec)) != NULL) {
+      p[0] = p[1] = p[2] = '*';
       memmove(p + 3, p + sl, strlen(p + sl) + 1);
+      from = p + 3;
       hits++;
     }
   }

@@ -138,7 +138,9 @@ bool er_str_has_suffix(const char *s, const char *suffix);
  * Returns 0, or -1 if memory ran out. */
 int er_secret_add(const char *s);
 /* Replaces every occurrence of a recorded secret in s (NUL-terminated) by
- * "***" in place (the text only shrinks). Returns how many were replaced. */
+ * "***" in place (the text only shrinks); longer secrets first, so one that
+ * contains another is hidden whole. Returns how many were replaced. Finding
+ * secrets in URLs and DSNs: redact.h. */
 size_t er_secret_redact(char *s);
 /* Forgets every secret (tests, end of run). */
 void er_secrets_clear(void);

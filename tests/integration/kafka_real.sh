@@ -70,6 +70,7 @@ mkenv() { # file create_topics topic...
 import json, sys
 boot, create, topics = sys.argv[1], sys.argv[2] == "true", sys.argv[3:]
 print(json.dumps({"kafka": {"bootstrap": boot, "create_topics": create, "timeout": "20s",
+                            "test_target": {"topic_prefixes": ["rk."], "group_prefixes": ["rk-"]},
                             "topics": [{"name": t, "partitions": 3} for t in topics]}}, indent=1))
 PY
 }

@@ -1,0 +1,283 @@
+/* test_safety.c: the classifiers of safety.h (SQL, Redis commands, globs,
+ * prefixes, targets), the plan walk, the static (dry-run) decisions and
+ * the Kafka guard's refusal for a real cluster. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "action.h"
+#include "exec.h"
+#include "safety.h"
+#include "scenario.h"
+#include "tap.h"
+#include "template.h"
+
+extern const er_module_t er_mod_safety;
+
+static const char *verb_of(const char *sql) {
+  const char *v = NULL;
+  return er_safety_sql_destructive(sql, &v) ? v : "-";
+}
+
+static void test_sql(void) {
+  T_STREQ(verb_of("TRUNCATE t"), "TRUNCATE", "TRUNCATE t");
+  T_STREQ(verb_of("truncate table t restart identity"), "TRUNCATE",
+          "lower case");
+  T_STREQ(verb_of("  delete from t where id = 1"), "DELETE", "DELETE");
+  T_STREQ(verb_of("DROP TABLE IF EXISTS t"), "DROP", "DROP");
+  T_STREQ(verb_of("CREATE TABLE t (id int); INSERT INTO t VALUES (1);\n"
+                  "  Delete FROM t"),
+          "DELETE", "the third statement of several");
+  T_STREQ(verb_of("SELECT 1; /* comment */ TRUNCATE t"), "TRUNCATE",
+          "after a block comment");
+  T_STREQ(verb_of("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"),
+          "DELETE", "DELETE inside WITH");
+  T_STREQ(verb_of("EXPLAIN ANALYZE DELETE FROM t"), "DELETE",
+          "EXPLAIN ANALYZE DELETE");
+  T_STREQ(verb_of("SELECT 'TRUNCATE t; DELETE FROM x'"), "-",
+          "verbs in a string literal");
+  T_STREQ(verb_of("SELECT 'it''s; DROP TABLE x'"), "-",
+          "a doubled quote inside a literal");
+  T_STREQ(verb_of("SELECT E'a\\'; DROP TABLE x'"), "-",
+          "a backslash-escaped quote in E''");
+  T_STREQ(verb_of("-- TRUNCATE t\nSELECT 1"), "-", "a line comment");
+  T_STREQ(verb_of("/* outer /* DROP t */ still comment; DELETE */ SELECT 1"),
+          "-", "nested block comments");
+  T_STREQ(verb_of("DO $$ BEGIN DELETE FROM t; END $$"), "-",
+          "a dollar-quoted body");
+  T_STREQ(verb_of("SELECT $tag$ ; DROP TABLE x $tag$"), "-",
+          "a tagged dollar quote");
+  T_STREQ(verb_of("SELECT \"delete\" FROM t"), "-", "a quoted identifier");
+  T_STREQ(verb_of("CREATE TABLE c (p int REFERENCES p ON DELETE CASCADE)"), "-",
+          "ON DELETE CASCADE is not a DELETE");
+  T_STREQ(verb_of("INSERT INTO t VALUES (1); UPDATE t SET deleted = true"), "-",
+          "no destructive statement");
+  T_STREQ(verb_of("SELECT 1; -- x\n; ; drop index i"), "DROP",
+          "empty statements and a comment before DROP");
+  T_STREQ(verb_of("ALTER TABLE t DROP COLUMN c"), "-",
+          "ALTER ... DROP is not a DROP statement");
+  T_STREQ(verb_of("SELECT 'unterminated"), "-", "an unterminated literal");
+  T_OK(!er_safety_sql_destructive(NULL, NULL), "NULL is not destructive");
+}
+
+static void test_redis_and_globs(void) {
+  json_t *globs = json_pack("[s,s]", "127.0.0.1:*/0", "redis-test:6379/*");
+  json_t *pre = json_pack("[s,s]", "essay.", "els-");
+  char t[128];
+
+  T_OK(er_safety_redis_cmd_destructive("del") &&
+           er_safety_redis_cmd_destructive("UNLINK") &&
+           er_safety_redis_cmd_destructive("FlushDB") &&
+           er_safety_redis_cmd_destructive("FLUSHALL"),
+       "DEL, UNLINK, FLUSHDB, FLUSHALL are destructive, any case");
+  T_OK(!er_safety_redis_cmd_destructive("GET") &&
+           !er_safety_redis_cmd_destructive("DELX") &&
+           !er_safety_redis_cmd_destructive(NULL),
+       "GET, DELX, NULL are not");
+  T_OK(er_safety_glob_any(globs, "127.0.0.1:6390/0"), "glob matches a port");
+  T_OK(!er_safety_glob_any(globs, "127.0.0.1:6390/1"), "glob: other DB");
+  T_OK(!er_safety_glob_any(globs, "10.0.0.1:6390/0"), "glob: other host");
+  T_OK(er_safety_glob_any(globs, "redis-test:6379/7"), "second glob");
+  T_OK(!er_safety_glob_any(NULL, "x") && !er_safety_glob_any(globs, NULL),
+       "no globs / no string: no match");
+  T_OK(er_safety_prefix_any(pre, "essay.content.v1") &&
+           er_safety_prefix_any(pre, "els-group"),
+       "prefixes match");
+  T_OK(!er_safety_prefix_any(pre, "orders") &&
+           !er_safety_prefix_any(pre, "essay") &&
+           !er_safety_prefix_any(NULL, "essay."),
+       "prefixes do not match a shorter or other name");
+
+  T_OK(er_safety_redis_target("redis://:pw@127.0.0.1:6390/2", t, sizeof t) == 0,
+       "target of a URL with a password");
+  T_STREQ(t, "127.0.0.1:6390/2", "host:port/db, no password");
+  er_safety_redis_target("redis://localhost", t, sizeof t);
+  T_STREQ(t, "localhost:6379/0", "default port and DB");
+  er_safety_redis_target("unix:///tmp/r.sock?db=3", t, sizeof t);
+  T_STREQ(t, "unix:/tmp/r.sock/3", "unix socket");
+  T_OK(er_safety_redis_target("http://x", t, sizeof t) != 0, "not Redis");
+
+  er_safety_pg_dbname("postgresql://u:pw@h:5432/sut?sslmode=disable", t,
+                      sizeof t);
+  T_STREQ(t, "sut", "dbname from a URI");
+  er_safety_pg_dbname("postgresql://u@h/?dbname=other", t, sizeof t);
+  T_STREQ(t, "other", "dbname from URI parameters");
+  er_safety_pg_dbname("postgresql://alice@h", t, sizeof t);
+  T_STREQ(t, "alice", "no dbname: the user's name");
+  er_safety_pg_dbname("host=h user=bob dbname='x_test' password=pw", t,
+                      sizeof t);
+  T_STREQ(t, "x_test", "dbname from key=value");
+  json_decref(globs);
+  json_decref(pre);
+}
+
+static void test_classify(void) {
+  char what[256];
+  const char *targ = NULL;
+  json_t *a;
+
+  a = json_pack("{s:b,s:s}", "flush", 1, "url", "redis://h/1");
+  T_OK(er_safety_classify(er_action_find("redis.clean"), a, NULL, what,
+                          sizeof what, &targ) == ER_SAFE_REDIS &&
+           !strcmp(what, "FLUSHDB") && targ && !strcmp(targ, "redis://h/1"),
+       "redis.clean flush: FLUSHDB on the step's url");
+  json_decref(a);
+  a = json_pack("{s:[s,s]}", "command", "unlink", "k");
+  T_OK(er_safety_classify(er_action_find("redis"), a, NULL, what, sizeof what,
+                          &targ) == ER_SAFE_REDIS &&
+           !strcmp(what, "UNLINK") && targ == NULL,
+       "redis UNLINK, env's url");
+  json_decref(a);
+  a = json_pack("{s:[s,s]}", "command", "GET", "k");
+  T_OK(er_safety_classify(er_action_find("redis"), a, NULL, what, sizeof what,
+                          &targ) == ER_SAFE_NONE,
+       "redis GET is not destructive");
+  json_decref(a);
+  a = json_pack("{s:s}", "query", "DELETE FROM t RETURNING id");
+  T_OK(er_safety_classify(er_action_find("postgres.expect"), a, NULL, what,
+                          sizeof what, &targ) == ER_SAFE_PG &&
+           !strcmp(what, "DELETE"),
+       "postgres.expect with DELETE ... RETURNING");
+  json_decref(a);
+  a = json_pack("{s:s}", "sql", "INSERT INTO t VALUES (1)");
+  T_OK(er_safety_classify(er_action_find("postgres.exec"), a, NULL, what,
+                          sizeof what, &targ) == ER_SAFE_NONE,
+       "postgres.exec INSERT is not destructive");
+  json_decref(a);
+  a = json_pack("{s:s}", "group", "g");
+  T_OK(er_safety_classify(er_action_find("kafka.reset"), a, NULL, what,
+                          sizeof what, &targ) == ER_SAFE_KAFKA,
+       "kafka.reset");
+  json_decref(a);
+}
+
+typedef struct seen {
+  char lines[16][160];
+  int n;
+} seen_t;
+
+static void collect(void *ud, const er_scenario_t *s, const char *section,
+                    const char *path, int line, int col, int depth,
+                    const er_action_t *a, const json_t *args) {
+  seen_t *v = ud;
+  (void)s;
+  (void)args;
+  if (v->n < 16)
+    snprintf(v->lines[v->n++], 160, "%s %s %d:%d d%d %s", section, a->name,
+             line, col, depth, path);
+}
+
+static void test_walk(void) {
+  er_diags_t d = {0};
+  er_scenario_t *s = er_scenario_load("tests/data/safety/plan/2-pg.json", &d);
+  er_scenario_t *s1 =
+      er_scenario_load("tests/data/safety/plan/1-redis.json", &d);
+  seen_t v;
+  memset(&v, 0, sizeof v);
+  T_OK(s && s1, "test scenarios load");
+  if (!s || !s1)
+    goto out;
+  er_safety_walk(s, collect, &v);
+  T_OK(v.n == 6, "2-pg.json: 6 steps visited, nested check too (%d)", v.n);
+  T_STREQ(v.lines[4], "steps postgres 11:30 d1 /steps/1/await/postgres",
+          "the check inside await: its position, depth 1");
+  T_STREQ(v.lines[5], "teardown postgres.exec 14:5 d0 /teardown/0",
+          "teardown is walked");
+  memset(&v, 0, sizeof v);
+  er_safety_walk(s1, collect, &v);
+  T_STREQ(v.lines[3], "steps redis 9:7 d1 /steps/1/group/steps/0",
+          "a step inside a group: file position and depth");
+out:
+  er_scenario_free(s);
+  er_scenario_free(s1);
+  er_diags_free(&d);
+}
+
+static void test_static_and_kafka_guard(void) {
+  json_t *env = json_loads(
+      "{\"redis\": {\"url\": \"redis://h:1/0\", \"test_target\": "
+      "{\"allow\": [\"h:1/*\"]}},"
+      " \"postgres\": {\"dsn\": \"postgresql://u@h/app\", \"test_target\": "
+      "{\"databases\": [\"*_test\"], \"marker_table\": \"mark\"}},"
+      " \"kafka\": {\"bootstrap\": \"k:9092\", \"test_target\": "
+      "{\"topic_prefixes\": [\"essay.\"], \"group_prefixes\": [\"els-\"]}}}",
+      0, NULL);
+  json_t *bare =
+      json_loads("{\"kafka\": {\"bootstrap\": \"k:9092\"}}", 0, NULL);
+  const char *ok_topics[] = {"essay.a", "essay.b"};
+  const char *bad_topics[] = {"essay.a", "orders"};
+  char out[512];
+  er_session_t *shared = er_session_new();
+  er_tmpl_t *t = er_tmpl_new();
+  er_err_t err = {0};
+  er_buf_t detail = ER_BUF_INIT(8192);
+  er_exec_t x;
+
+  T_OK(er_safety_static(env, ER_SAFE_REDIS, "redis://:pw@h:1/5", NULL, NULL, 0,
+                        out, sizeof out) == 1,
+       "redis allowed by glob: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_REDIS, "redis://h:2/0", NULL, NULL, 0, out,
+                        sizeof out) == -1 &&
+           strstr(out, "REFUSED"),
+       "redis refused: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_PG, "postgresql://u@h/x_test", NULL, NULL,
+                        0, out, sizeof out) == 1,
+       "postgres allowed by database glob: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_PG, "postgresql://u@h/app", NULL, NULL, 0,
+                        out, sizeof out) == 0 &&
+           strstr(out, "checked at run time"),
+       "postgres marker table: checked at run time: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_KAFKA, NULL, "els-1", ok_topics, 2, out,
+                        sizeof out) == 1,
+       "kafka allowed by prefixes: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_KAFKA, NULL, "other", ok_topics, 2, out,
+                        sizeof out) == -1,
+       "kafka: group prefix missing: %s", out);
+  T_OK(er_safety_static(env, ER_SAFE_KAFKA, NULL, "els-1", bad_topics, 2, out,
+                        sizeof out) == -1,
+       "kafka: a topic prefix missing: %s", out);
+  T_OK(er_safety_static(bare, ER_SAFE_KAFKA, NULL, "els-1", ok_topics, 2, out,
+                        sizeof out) == -1,
+       "kafka real cluster without test_target: refused");
+
+  /* the run-time guard, as the runner sets it up */
+  er_session_put(shared, "env_path", (void *)"ci/x.env.json", NULL);
+  T_OK(er_mod_safety.run_begin(env, t, shared, &err) == 0, "run_begin");
+  memset(&x, 0, sizeof x);
+  x.env = env;
+  x.shared = shared;
+  x.detail = &detail;
+  T_OK(er_safety_guard_kafka(&x, false, "els-1", ok_topics, 2) == ER_STEP_OK,
+       "guard: allowed group and topics");
+  T_OK(er_safety_guard_kafka(&x, true, "any", bad_topics, 2) == ER_STEP_OK,
+       "guard: the embedded broker is always a test target");
+  T_OK(er_safety_guard_kafka(&x, false, "els-1", bad_topics, 2) ==
+           ER_STEP_FATAL,
+       "guard: a topic without an allowed prefix is refused");
+  T_STREQ(er_buf_cstr(&detail),
+          "kafka.reset refused: the Kafka cluster is not a test target for "
+          "it: a topic matches no test_target.topic_prefixes\n"
+          "  to allow it: add \"test_target\": {\"group_prefixes\": "
+          "[\"els-1\"], \"topic_prefixes\": [\"essay.a\", \"orders\"]} to "
+          "\"kafka\" in ci/x.env.json",
+          "guard: the message names the fix");
+  er_buf_reset(&detail);
+  x.env = bare;
+  T_OK(er_safety_guard_kafka(&x, false, "els-1", ok_topics, 2) ==
+               ER_STEP_FATAL &&
+           strstr(er_buf_cstr(&detail), "\"kafka\" has no \"test_target\""),
+       "guard: no test_target on a real cluster");
+  er_buf_free(&detail);
+  er_session_free(shared);
+  er_tmpl_free(t);
+  json_decref(env);
+  json_decref(bare);
+}
+
+int main(void) {
+  test_sql();
+  test_redis_and_globs();
+  test_classify();
+  test_walk();
+  test_static_and_kafka_guard();
+  return t_done();
+}
