@@ -161,6 +161,7 @@ typedef struct er_action {
  * The runner puts its services (services.h) into shared as "services"
  * (owned by the runner) before preflight, and the scenarios that will run
  * (filtered, not skipped) as "plan", an er_plan_t (owned by the runner),
+ * and the run's report folder ("reports/<run-id>", a string) as "run_dir",
  * before run_begin. */
 typedef struct er_scenario er_scenario_t; /* scenario.h */
 typedef struct er_plan {

@@ -380,6 +380,22 @@ static int mod_preflight(const json_t *env, er_session_t *shared,
     er_errf(err, code, "stale-state audit: %s", msg);
     goto out;
   }
+  {
+    /* kept with the run's reports (runner: shared "run_dir") */
+    const char *dir = er_session_get(shared, "run_dir");
+    if (dir) {
+      char path[1200];
+      er_err_t werr = {0};
+      char *txt = er_strdup(er_buf_cstr(&a.text));
+      snprintf(path, sizeof path, "%s/audit.txt", dir);
+      if (txt) {
+        er_secret_redact(txt);
+        if (er_write_file_atomic(path, txt, strlen(txt), &werr) != 0)
+          fprintf(stderr, "eventrig: warning: %s\n", werr.msg);
+      }
+      free(txt);
+    }
+  }
   if (a.stale) {
     /* modules have no printer: the report goes to stderr, as the runner's
      * own diagnostics do */

@@ -779,8 +779,9 @@ int er_run(const er_run_opts_t *o) {
     code = er_dry_run(o, &r.plan, r.base);
     goto out;
   }
-  if (setup_dirs(&r, &err) != 0) {
-    fprintf(o->err, "eventrig: %s\n", err.msg);
+  if (setup_dirs(&r, &err) != 0 ||
+      er_session_put(r.shared, "run_dir", r.run_dir, NULL) != 0) {
+    fprintf(o->err, "eventrig: %s\n", err.msg[0] ? err.msg : "out of memory");
     code = 3;
     goto out;
   }

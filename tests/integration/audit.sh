@@ -62,6 +62,8 @@ check "(c) warn: warning on stderr" grep -q "^eventrig: warning: stale state lef
 check "(c) warn: the keys listed" grep -qx "    au:idempotency:v2:els:ev:ccc  no TTL (never expires)" "$T_TMP/cw.err"
 check "(c) warn: the scenario ran (side effect)" [ "$(redis-cli -p "$REDIS_PORT" exists au:ran)" = 1 ]
 check "(c) warn: the scenario passed" grep -q "^PASS" "$T_TMP/cw.out"
+check "(c) warn: the report is kept as reports/<run>/audit.txt" \
+  bash -c 'grep -qx "    au:idempotency:v2:els:ev:ccc  no TTL (never expires)" "$1"/*/audit.txt' _ "$T_TMP/rw"
 
 # "fail" stops the run before any scenario
 R del au:ran
