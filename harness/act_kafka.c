@@ -329,21 +329,20 @@ fail:
   return -1;
 }
 
-/* Connects to a real cluster with the resolved settings. */
-static int connect_real(kmod_t *m, const json_t *kc, er_err_t *err) {
+er_kafka_t *er_act_kafka_connect(const json_t *kc, er_err_t *err) {
   const json_t *cf = json_object_get(kc, "config");
   const char *bs = json_string_value(json_object_get(kc, "bootstrap"));
-  size_t n = cf ? json_object_size(cf) : 0, i = 0;
+  size_t n = json_is_object(cf) ? json_object_size(cf) : 0, i = 0;
   const char **props = calloc(2 * n + 1, sizeof *props);
   char **owned = calloc(n + 1, sizeof *owned);
+  er_kafka_t *k = NULL;
   const char *key;
   json_t *v;
-  int rc = -1;
   if (!props || !owned) {
     er_errf(err, ER_E_ENV, "out of memory");
     goto out;
   }
-  if (cf)
+  if (json_is_object(cf))
     json_object_foreach((json_t *)cf, key, v) {
       props[2 * i] = key;
       if (json_is_string(v)) {
@@ -364,14 +363,19 @@ static int connect_real(kmod_t *m, const json_t *kc, er_err_t *err) {
       }
       i++;
     }
-  m->k = er_kafka_connect(bs ? bs : "", props, i, err);
-  rc = m->k ? 0 : -1;
+  k = er_kafka_connect(bs ? bs : "", props, i, err);
 out:
   for (size_t j = 0; owned && j < n; j++)
     free(owned[j]);
   free(owned);
   free(props);
-  return rc;
+  return k;
+}
+
+/* Connects to a real cluster with the resolved settings. */
+static int connect_real(kmod_t *m, const json_t *kc, er_err_t *err) {
+  m->k = er_act_kafka_connect(kc, err);
+  return m->k ? 0 : -1;
 }
 
 static int preflight(const json_t *env, er_session_t *shared, er_err_t *err) {

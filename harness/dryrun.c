@@ -157,23 +157,6 @@ static json_t *shown_args(dctx_t *c, const er_action_t *a, const json_t *args) {
   return x;
 }
 
-static size_t env_topics(const json_t *env, const char **out, size_t max) {
-  const json_t *kc = json_object_get(env, "kafka");
-  const json_t *arr = json_object_get(kc, "topics");
-  size_t n = 0, i;
-  json_t *v;
-  if (!arr)
-    arr = json_object_get(json_object_get(kc, "embedded"), "topics");
-  json_array_foreach(arr, i, v) {
-    const char *name = json_is_string(v)
-                           ? json_string_value(v)
-                           : json_string_value(json_object_get(v, "name"));
-    if (name && n < max)
-      out[n++] = name;
-  }
-  return n;
-}
-
 static void print_destructive(dctx_t *c, const er_action_t *a,
                               const json_t *args, er_safe_kind_t kind,
                               const char *what, const char *targ,
@@ -196,7 +179,7 @@ static void print_destructive(dctx_t *c, const er_action_t *a,
         if (json_string_value(json_array_get(ta, i)))
           topics[nt++] = json_string_value(json_array_get(ta, i));
     } else {
-      nt = env_topics(c->env, topics, 256);
+      nt = er_safety_env_topics(c->env, topics, 256);
     }
     if (group && strstr(group, "${"))
       snprintf(status, sizeof status,

@@ -178,21 +178,11 @@ static int peek(const scan_t *sc) {
   return sc->i < sc->len ? (unsigned char)sc->s[sc->i] : -1;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Reads 4 hex digits after "\u"; -1 if malformed. */
 static long read_hex4(scan_t *sc) {
   long v = 0;
   for (int k = 0; k < 4; k++) {
-    int h = hexval(peek(sc));
+    int h = er_hexval(peek(sc));
     if (h < 0)
       return -1;
     v = v * 16 + h;

@@ -34,16 +34,6 @@ static void found_add(found_t *f, const char *p, size_t len) {
   f->out[f->n++] = s;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Adds p[0..len) and, when it has %XX escapes, its decoded form. */
 static void found_add_pct(found_t *f, const char *p, size_t len) {
   char *dec;
@@ -57,9 +47,9 @@ static void found_add_pct(found_t *f, const char *p, size_t len) {
     return;
   }
   for (size_t i = 0; i < len; i++) {
-    if (p[i] == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
-        hexval(p[i + 2]) >= 0) {
-      dec[n++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+    if (p[i] == '%' && i + 2 < len && er_hexval(p[i + 1]) >= 0 &&
+        er_hexval(p[i + 2]) >= 0) {
+      dec[n++] = (char)(er_hexval(p[i + 1]) * 16 + er_hexval(p[i + 2]));
       i += 2;
     } else {
       dec[n++] = p[i];

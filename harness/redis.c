@@ -55,16 +55,6 @@ void er_redis_redact(const char *url, char *out, size_t outsz) {
   er_buf_free(&b);
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* %XX-decodes n bytes of s. Returns a new string, or NULL on a bad escape
  * (*bad set) or when memory ran out. */
 static char *pct_decode(const char *s, size_t n, bool *bad) {
@@ -74,8 +64,8 @@ static char *pct_decode(const char *s, size_t n, bool *bad) {
     return NULL;
   for (size_t i = 0; i < n; i++) {
     if (s[i] == '%') {
-      int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-      int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+      int hi = i + 2 < n ? er_hexval((unsigned char)s[i + 1]) : -1;
+      int lo = i + 2 < n ? er_hexval((unsigned char)s[i + 2]) : -1;
       if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
         *bad = true;
         free(out);
@@ -632,6 +622,34 @@ out:
   return rc;
 }
 
+/* One SCAN call: sends cursor (updated in place, 32 bytes), returns the
+ * reply's key array (borrowed from *rep, which the caller frees), or NULL
+ * with err set. */
+static redisReply *scan_page(er_redis_t *r, char cursor[32],
+                             const char *pattern, const char *count,
+                             int64_t deadline_ms, redisReply **rep,
+                             er_err_t *err) {
+  const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
+  if (call(r, 6, sargv, NULL, deadline_ms, rep, err) != 0 || !*rep)
+    return NULL;
+  if ((*rep)->type == REDIS_REPLY_ERROR) {
+    er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
+            (int)((*rep)->len > 300 ? 300 : (*rep)->len), (*rep)->str);
+    return NULL;
+  }
+  if ((*rep)->type != REDIS_REPLY_ARRAY || (*rep)->elements != 2 ||
+      (*rep)->element[0]->type != REDIS_REPLY_STRING ||
+      (*rep)->element[0]->len >= 32 ||
+      (*rep)->element[1]->type != REDIS_REPLY_ARRAY) {
+    er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
+    drop(r);
+    return NULL;
+  }
+  memcpy(cursor, (*rep)->element[0]->str, (*rep)->element[0]->len);
+  cursor[(*rep)->element[0]->len] = '\0';
+  return (*rep)->element[1];
+}
+
 int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
                          int64_t deadline_ms, long long *deleted,
                          er_err_t *err) {
@@ -645,25 +663,10 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
     batch = 1;
   snprintf(count, sizeof count, "%d", batch);
   do {
-    const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
-    redisReply *keys;
-    if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+    redisReply *keys =
+        scan_page(r, cursor, pattern, count, deadline_ms, &rep, err);
+    if (!keys)
       goto out;
-    if (rep->type == REDIS_REPLY_ERROR) {
-      er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
-              (int)(rep->len > 300 ? 300 : rep->len), rep->str);
-      goto out;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[0]->len >= sizeof cursor ||
-        rep->element[1]->type != REDIS_REPLY_ARRAY) {
-      er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
-      drop(r);
-      goto out;
-    }
-    memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
-    cursor[rep->element[0]->len] = '\0';
     keys = rep->element[1];
     if (keys->elements > 0) {
       size_t n = keys->elements + 1;
@@ -767,25 +770,10 @@ int er_redis_scan_pttl(er_redis_t *r, const char *pattern, int batch,
     }
   }
   do {
-    const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
-    redisReply *keys;
-    if (call(r, 6, sargv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+    redisReply *keys =
+        scan_page(r, cursor, pattern, count, deadline_ms, &rep, err);
+    if (!keys)
       goto out;
-    if (rep->type == REDIS_REPLY_ERROR) {
-      er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
-              (int)(rep->len > 300 ? 300 : rep->len), rep->str);
-      goto out;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[0]->len >= sizeof cursor ||
-        rep->element[1]->type != REDIS_REPLY_ARRAY) {
-      er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
-      drop(r);
-      goto out;
-    }
-    memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
-    cursor[rep->element[0]->len] = '\0';
     out->scanned += batch;
     keys = rep->element[1];
     for (size_t i = 0; i < keys->elements; i++) {

@@ -883,8 +883,7 @@ static void refuse(pf_t *p, const er_scenario_t *s, int line, int col,
   add_fix(p, fix);
 }
 
-/* declared topics of the environment (names borrowed from env) */
-static size_t env_topics(const json_t *env, const char **out, size_t max) {
+size_t er_safety_env_topics(const json_t *env, const char **out, size_t max) {
   const json_t *kc = json_object_get(env, "kafka");
   const json_t *arr = json_object_get(kc, "topics");
   size_t n = 0, i;
@@ -938,7 +937,7 @@ static void pf_visit(void *ud, const er_scenario_t *s, const char *section,
           topics[nt] = tv[nt], nt++;
       }
     } else {
-      nt = env_topics(p->env, topics, 256);
+      nt = er_safety_env_topics(p->env, topics, 256);
       for (size_t i = 0; i < nt; i++)
         tv[i] = NULL;
     }

@@ -107,4 +107,9 @@ int er_safety_guard_pg(er_exec_t *x, er_pg_t *pg, const char *what);
 int er_safety_guard_kafka(er_exec_t *x, bool embedded, const char *group,
                           const char *const *topics, size_t nt);
 
+/* The environment's declared Kafka topics (kafka.topics, or
+ * kafka.embedded.topics): up to max names into out (borrowed from env).
+ * Returns how many. */
+size_t er_safety_env_topics(const json_t *env, const char **out, size_t max);
+
 #endif

@@ -530,3 +530,13 @@ void er_secrets_clear(void) {
   secrets_n = secrets_alloc = 0;
   pthread_mutex_unlock(&secrets_mu);
 }
+
+int er_hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}

@@ -125,6 +125,8 @@ int er_mkdirs(const char *path, er_err_t *err);
 char *er_strdup(const char *s);
 bool er_str_has_prefix(const char *s, const char *prefix);
 bool er_str_has_suffix(const char *s, const char *suffix);
+/* Value of a hex digit (either case), or -1. */
+int er_hexval(int c);
 
 /* ---- secrets -------------------------------------------------------------
  * Process-wide list of secret values (a global on purpose: every output of

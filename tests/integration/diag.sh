@@ -81,13 +81,22 @@ check "kept: the passing happy path wrote no diagnostics" \
   bash -c '! ls -d "$1"/*/happy-path-three-essays 2>/dev/null | grep -q .' _ "$T_TMP/kept"
 
 # (c) the correct service, a key seeded before the event (stale key); and
-# the service's log tail in the JSON
-run stale "" "$T_TMP/diag.env.json" tests/data/diag/sut/stale-key.json
+# the service's log tail in the JSON (the same run holds case (f))
+run stale "" "$T_TMP/diag.env.json" tests/data/diag/sut/stale-key.json tests/data/diag/sut/stalled.json
 verdict stale sut-stale-key "consumed (lag 0) but no row: skipped as a duplicate, its idempotency key existed before this scenario produced the event (stale key)"
 check "stale: the key existed before" grep -qE "existed before this scenario produced it: yes" "$T_TMP/stale.out"
 check "stale: the duplicate counter moved" grep -qE "sut_duplicates_skipped_total \+1" "$T_TMP/stale.out"
 check "stale: diagnostics.json has each service's state and log tail" \
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s={x['name']:x for x in d['services']}; sys.exit(0 if s['sut-1']['state']=='running' and 'duplicate' in ''.join(x.get('log_tail','') for x in d['services']) else 1)" "$DIR/diagnostics.json"
+
+# (f) same run, correct service: Postgres unreachable for the service (fault
+# proxy), so it retries the event without committing while /healthz says
+# ok: on the topic, lag not moving
+verdict stale sut-stalled "not moving: consumer stalled"
+check "stalled: the services still report healthy" \
+  bash -c 'grep "^service sut-1: " "$1/diagnostics.txt" | grep -q "running, HTTP 200"' _ "$DIR"
+check "stalled: the message is on its topic" \
+  grep -qE "essay.content.provisioned.v1 key b-.*: 1 delivered \(p[0-9]@[0-9]+\); on the topic: yes" "$DIR/diagnostics.txt"
 
 # (d) no-ttl: the key never expires
 run nottl no-ttl "$T_TMP/diag.env.json" scenarios/duplicate-storms/fixed-envelope.json
