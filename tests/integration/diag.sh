@@ -94,7 +94,7 @@ check "stale: diagnostics.json has each service's state and log tail" \
 # ok: on the topic, lag not moving
 verdict stale sut-stalled "not moving: consumer stalled"
 check "stalled: the services still report healthy" \
-  bash -c 'grep "^service sut-1: " "$1/diagnostics.txt" | grep -q "running, HTTP 200"' _ "$DIR"
+  bash -c 'grep "^service sut-1: " "$1/diagnostics.txt" | grep -q "running, health HTTP 200"' _ "$DIR"
 check "stalled: the message is on its topic" \
   grep -qE "essay.content.provisioned.v1 key b-.*: 1 delivered \(p[0-9]@[0-9]+\); on the topic: yes" "$DIR/diagnostics.txt"
 
