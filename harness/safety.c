@@ -717,43 +717,56 @@ static const char *run_id(sstate_t *st) {
 
 /* ---- guards -------------------------------------------------------------- */
 
+/* The end of a guard: a fresh decision d (1 allowed, 0 refused, -1 could
+ * not tell, err says why) is explained and cached under key; a refusal
+ * (fresh or cached, text holds it) makes the step fail. */
+static int guard_outcome(er_exec_t *x, sstate_t *st, const char *key,
+                         const char *shown, const char *what, int d, bool fresh,
+                         er_buf_t *why, er_buf_t *fix, er_buf_t *text,
+                         const er_err_t *err) {
+  if (fresh) {
+    if (d < 0) {
+      er_buf_printf(x->detail, "%s: cannot check that %s is a test target: %s",
+                    what, shown, err->msg);
+      return ER_STEP_ERROR;
+    }
+    if (d == 0)
+      er_buf_printf(text,
+                    "refused: %s is not a test target: %s\n  to allow it: %s",
+                    shown, er_buf_cstr(why), er_buf_cstr(fix));
+    cache_put(st, key, d ? "" : er_buf_cstr(text));
+  }
+  if (d == 0) {
+    er_buf_printf(x->detail, "%s %s", what, er_buf_cstr(text));
+    return ER_STEP_FATAL;
+  }
+  return ER_STEP_OK;
+}
+
 int er_safety_guard_redis(er_exec_t *x, er_redis_t *r, const char *what) {
   sstate_t *st = the_state(x->shared);
   char target[512], key[600];
   er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP),
            text = ER_BUF_INIT(WHY_CAP);
   er_err_t err = {0};
-  bool claimed = false;
-  int d, rc = ER_STEP_OK;
+  bool claimed = false, fresh;
+  int d, rc;
 
   if (!st)
     return ER_STEP_OK;
   er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
   snprintf(key, sizeof key, "redis %s", target);
   d = cache_get(st, key, &text);
-  if (d < 0) {
+  fresh = d < 0;
+  if (fresh) {
     d = redis_decide(x->env, st->env_path, run_id(st), r, x->deadline_ms,
                      &claimed, &why, &fix, &err);
-    if (d < 0) {
-      er_buf_printf(x->detail, "%s: cannot check that %s is a test target: %s",
-                    what, er_redis_redacted(r), err.msg);
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
     if (claimed)
       er_exec_log(x, "safety: claimed the empty database %s as a test target",
                   er_redis_redacted(r));
-    if (d == 0)
-      er_buf_printf(&text,
-                    "refused: %s is not a test target: %s\n  to allow it: %s",
-                    er_redis_redacted(r), er_buf_cstr(&why), er_buf_cstr(&fix));
-    cache_put(st, key, d ? "" : er_buf_cstr(&text));
   }
-  if (d == 0) {
-    er_buf_printf(x->detail, "%s %s", what, er_buf_cstr(&text));
-    rc = ER_STEP_FATAL;
-  }
-out:
+  rc = guard_outcome(x, st, key, er_redis_redacted(r), what, d, fresh, &why,
+                     &fix, &text, &err);
   er_buf_free(&why);
   er_buf_free(&fix);
   er_buf_free(&text);
@@ -766,31 +779,18 @@ int er_safety_guard_pg(er_exec_t *x, er_pg_t *pg, const char *what) {
   er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP),
            text = ER_BUF_INIT(WHY_CAP);
   er_err_t err = {0};
-  int d, rc = ER_STEP_OK;
+  bool fresh;
+  int d, rc;
 
   if (!st)
     return ER_STEP_OK;
   snprintf(key, sizeof key, "pg %s", er_pg_dsn_redacted(pg));
   d = cache_get(st, key, &text);
-  if (d < 0) {
+  fresh = d < 0;
+  if (fresh)
     d = pg_decide(x->env, st->env_path, pg, x->deadline_ms, &why, &fix, &err);
-    if (d < 0) {
-      er_buf_printf(x->detail, "%s: cannot check that %s is a test target: %s",
-                    what, er_pg_dsn_redacted(pg), err.msg);
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    if (d == 0)
-      er_buf_printf(
-          &text, "refused: %s is not a test target: %s\n  to allow it: %s",
-          er_pg_dsn_redacted(pg), er_buf_cstr(&why), er_buf_cstr(&fix));
-    cache_put(st, key, d ? "" : er_buf_cstr(&text));
-  }
-  if (d == 0) {
-    er_buf_printf(x->detail, "%s %s", what, er_buf_cstr(&text));
-    rc = ER_STEP_FATAL;
-  }
-out:
+  rc = guard_outcome(x, st, key, er_pg_dsn_redacted(pg), what, d, fresh, &why,
+                     &fix, &text, &err);
   er_buf_free(&why);
   er_buf_free(&fix);
   er_buf_free(&text);
