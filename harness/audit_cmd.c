@@ -13,46 +13,6 @@
 
 /* ---- `eventrig audit` --------------------------------------------------- */
 
-/* Names that modules would provide during a run, as placeholders: the
- * environment must resolve without starting anything. */
-static int set_placeholders(const json_t *raw, er_tmpl_t *t, er_err_t *err) {
-  const json_t *kc = json_object_get(raw, "kafka");
-  const json_t *bs = json_object_get(kc, "bootstrap");
-  const json_t *px = json_object_get(raw, "proxies");
-  size_t i;
-  const json_t *p;
-  json_t *v = NULL;
-  int bad = 0;
-
-  if (json_is_string(bs)) {
-    er_err_t e2 = {0};
-    v = er_tmpl_expand_str(t, json_string_value(bs), &e2);
-  }
-  bad |= er_tmpl_set(t, "kafka.bootstrap",
-                     v ? v : json_string("embedded-broker.invalid:9"));
-  json_array_foreach(px, i, p) {
-    const char *name = json_string_value(json_object_get(p, "name"));
-    const json_t *listen = json_object_get(p, "listen");
-    json_int_t port = json_is_integer(listen) ? json_integer_value(listen) : 0;
-    char key[160], val[64];
-    if (!name || strlen(name) > 64)
-      continue;
-    snprintf(key, sizeof key, "proxy.%s.port", name);
-    bad |= er_tmpl_set(t, key, json_integer(port));
-    snprintf(key, sizeof key, "proxy.%s.host", name);
-    bad |= er_tmpl_set(t, key, json_string("127.0.0.1"));
-    snprintf(key, sizeof key, "proxy.%s.addr", name);
-    snprintf(val, sizeof val, "127.0.0.1:%d", (int)port);
-    bad |= er_tmpl_set(t, key, json_string(val));
-    snprintf(key, sizeof key, "proxy.%s.url", name);
-    snprintf(val, sizeof val, "tcp://127.0.0.1:%d", (int)port);
-    bad |= er_tmpl_set(t, key, json_string(val));
-  }
-  if (bad)
-    return er_errf(err, ER_E_INPUT, "audit: cannot set placeholder names");
-  return 0;
-}
-
 int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   er_diags_t diags = {0};
   er_env_t *e = NULL;
@@ -81,8 +41,8 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   }
   t = er_tmpl_new();
   if (!t || er_tmpl_set(t, "run.id", json_string("audit")) != 0 ||
-      set_placeholders(raw, t, &err) != 0) {
-    fprintf(errf, "eventrig: %s\n", err.code ? err.msg : "out of memory");
+      er_env_set_placeholders(raw, t) != 0) {
+    fprintf(errf, "eventrig: out of memory\n");
     goto out;
   }
   if (er_env_resolve(e, t, &diags) != 0) {

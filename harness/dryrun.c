@@ -278,26 +278,6 @@ static er_tmpl_t *scenario_names(er_tmpl_t *t, const er_scenario_t *s) {
   return ts;
 }
 
-/* placeholders for names only started things know */
-static void set_placeholders(const json_t *raw, er_tmpl_t *t) {
-  static const char *const parts[] = {"port", "host", "addr", "url"};
-  const json_t *px = json_object_get(raw, "proxies");
-  size_t i;
-  json_t *p;
-  er_tmpl_set(t, "kafka.bootstrap", json_string("<kafka.bootstrap>"));
-  json_array_foreach(px, i, p) {
-    const char *name = json_string_value(json_object_get(p, "name"));
-    if (!name)
-      continue;
-    for (size_t j = 0; j < 4; j++) {
-      char key[256], val[300];
-      snprintf(key, sizeof key, "proxy.%s.%s", name, parts[j]);
-      snprintf(val, sizeof val, "<%s>", key);
-      er_tmpl_set(t, key, json_string(val));
-    }
-  }
-}
-
 int er_dry_run(const er_run_opts_t *o, const er_plan_t *plan, er_tmpl_t *t) {
   er_diags_t diags = {0};
   er_env_t *e = er_env_load(o->env_path, &diags);
@@ -311,8 +291,8 @@ int er_dry_run(const er_run_opts_t *o, const er_plan_t *plan, er_tmpl_t *t) {
     code = 2;
     goto out;
   }
-  set_placeholders(er_env_raw(e), t);
-  if (er_env_resolve(e, t, &diags) != 0) {
+  if (er_env_set_placeholders(er_env_raw(e), t) != 0 ||
+      er_env_resolve(e, t, &diags) != 0) {
     er_diags_print(&diags, o->err, false);
     code = 2;
     goto out;

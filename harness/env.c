@@ -1047,3 +1047,32 @@ int er_env_port(const er_env_t *e, const char *name) {
   const json_t *p = json_object_get(e->ports, name);
   return p ? (int)json_integer_value(p) : -1;
 }
+
+int er_env_set_placeholders(const json_t *raw, er_tmpl_t *t) {
+  static const char *const parts[] = {"port", "host", "addr", "url"};
+  const json_t *bs =
+      json_object_get(json_object_get(raw, "kafka"), "bootstrap");
+  const json_t *px = json_object_get(raw, "proxies");
+  json_t *v = NULL, *p;
+  size_t i;
+  int bad = 0;
+
+  if (json_is_string(bs)) {
+    er_err_t err = {0};
+    v = er_tmpl_expand_str(t, json_string_value(bs), &err);
+  }
+  bad |= er_tmpl_set(t, "kafka.bootstrap",
+                     v ? v : json_string("<kafka.bootstrap>"));
+  json_array_foreach(px, i, p) {
+    const char *name = json_string_value(json_object_get(p, "name"));
+    if (!name)
+      continue;
+    for (size_t j = 0; j < sizeof parts / sizeof parts[0]; j++) {
+      char key[256], val[300];
+      snprintf(key, sizeof key, "proxy.%s.%s", name, parts[j]);
+      snprintf(val, sizeof val, "<%s>", key);
+      bad |= er_tmpl_set(t, key, json_string(val));
+    }
+  }
+  return bad ? -1 : 0;
+}

@@ -86,6 +86,14 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags);
  * Returns 0 or -1. */
 int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags);
 
+/* For commands that resolve the environment without starting anything
+ * (run --dry-run, audit): puts into t the names modules would provide
+ * during a run: kafka.bootstrap (the configured "bootstrap" expanded, or
+ * "<kafka.bootstrap>" for the embedded broker) and
+ * proxy.NAME.{port,host,addr,url} as "<proxy.NAME.addr>" and so on.
+ * Call before er_env_resolve. Returns 0, or -1 if memory ran out. */
+int er_env_set_placeholders(const json_t *raw, er_tmpl_t *t);
+
 void er_env_free(er_env_t *e);
 
 /* The JSON as loaded, before resolution (for modules' run_begin).
