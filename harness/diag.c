@@ -180,32 +180,26 @@ static er_redis_t *rec_redis(rec_t *r, const json_t *env) {
   return r->redis;
 }
 
-/* EXISTS + PTTL of key: 0 with *exists / *pttl, or -1 with why. */
+/* PTTL of key (-2: no such key, -1: no TTL): 0 with *exists / *pttl, or
+ * -1 with why. */
 static int key_probe(er_redis_t *rd, const char *key, int64_t deadline,
                      int *exists, int64_t *pttl, char *why, size_t whysz) {
-  const char *a1[] = {"EXISTS", key}, *a2[] = {"PTTL", key};
+  const char *argv[] = {"PTTL", key};
   json_t *rep = NULL;
   er_err_t err = {0};
   if (!rd) {
     snprintf(why, whysz, "no redis.url in the environment");
     return -1;
   }
-  if (er_redis_command(rd, 2, a1, NULL, deadline, &rep, &err) != ER_REDIS_OK ||
-      !json_is_integer(rep)) {
-    snprintf(why, whysz, "EXISTS: %.250s", err.msg[0] ? err.msg : "odd reply");
-    json_decref(rep);
-    return -1;
-  }
-  *exists = json_integer_value(rep) > 0;
-  json_decref(rep);
-  rep = NULL;
-  if (er_redis_command(rd, 2, a2, NULL, deadline, &rep, &err) != ER_REDIS_OK ||
+  if (er_redis_command(rd, 2, argv, NULL, deadline, &rep, &err) !=
+          ER_REDIS_OK ||
       !json_is_integer(rep)) {
     snprintf(why, whysz, "PTTL: %.250s", err.msg[0] ? err.msg : "odd reply");
     json_decref(rep);
     return -1;
   }
   *pttl = json_integer_value(rep);
+  *exists = *pttl != -2;
   json_decref(rep);
   return 0;
 }
@@ -257,24 +251,32 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
   int h = -1;
   char why[300] = "";
   char *ik = NULL;
+  json_t *m0 = NULL;
   bool first;
 
+  /* no HTTP and no template work under the lock: parallel branches
+   * produce at once (only the key check shares the Redis connection) */
+  if (tmpl)
+    ik = idem_key(tmpl, value, len, why, sizeof why);
   pthread_mutex_lock(&g_lock);
   r = rec_get(x);
+  first = r && r->np == 0 && !r->metrics0;
+  pthread_mutex_unlock(&g_lock);
+  if (first) /* the counters' baseline, at the scenario's first produce */
+    m0 = metrics_sample(x->env, deadline);
+  pthread_mutex_lock(&g_lock);
   if (!r || r->np >= MAX_PRODUCES)
     goto out;
-  first = r->np == 0 && !r->metrics0;
-  if (first)
-    r->metrics0 = metrics_sample(x->env, deadline);
+  if (m0 && !r->metrics0) {
+    r->metrics0 = m0;
+    m0 = NULL;
+  }
   p = &r->p[r->np];
   memset(p, 0, sizeof *p);
   p->topic = er_strdup(topic ? topic : "?");
   p->key = key ? er_strdup(key) : NULL;
   p->ik = -1;
   h = (int)r->np++;
-  if (!tmpl)
-    goto out;
-  ik = idem_key(tmpl, value, len, why, sizeof why);
   if (!ik)
     goto out;
   for (size_t i = 0; i < r->nk; i++)
@@ -304,6 +306,7 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
   }
 out:
   pthread_mutex_unlock(&g_lock);
+  json_decref(m0);
   free(ik);
   return h;
 }
@@ -498,12 +501,6 @@ static int64_t group_committed_sum(const er_kafka_lag_t *l) {
   for (int i = 0; i < l->n; i++)
     s += l->committed[i];
   return s;
-}
-
-static void sleep_ms(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  if (ms > 0)
-    nanosleep(&ts, NULL);
 }
 
 static void tail_cap(char *s) {
@@ -725,7 +722,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
       er_err_clear(&err);
     }
     if (ng && deadline - er_now_ms() > 2500)
-      sleep_ms(1000);
+      er_sleep_ms(1000); /* the lag interval; ends early on Ctrl-C */
     for (size_t g = 0; g < ng && !past(deadline); g++) {
       if (!gv[g].ok1)
         continue;
