@@ -717,6 +717,17 @@ static const char *run_id(sstate_t *st) {
 
 /* ---- guards -------------------------------------------------------------- */
 
+/* Caches a decision d (1 allowed, 0 refused) for key; a refusal's text
+ * (what a step refused later shows) goes into text. */
+static void decided(sstate_t *st, const char *key, const char *shown, int d,
+                    er_buf_t *why, er_buf_t *fix, er_buf_t *text) {
+  if (d == 0)
+    er_buf_printf(text,
+                  "refused: %s is not a test target: %s\n  to allow it: %s",
+                  shown, er_buf_cstr(why), er_buf_cstr(fix));
+  cache_put(st, key, d ? "" : er_buf_cstr(text));
+}
+
 /* The end of a guard: a fresh decision d (1 allowed, 0 refused, -1 could
  * not tell, err says why) is explained and cached under key; a refusal
  * (fresh or cached, text holds it) makes the step fail. */
@@ -730,11 +741,7 @@ static int guard_outcome(er_exec_t *x, sstate_t *st, const char *key,
                     what, shown, err->msg);
       return ER_STEP_ERROR;
     }
-    if (d == 0)
-      er_buf_printf(text,
-                    "refused: %s is not a test target: %s\n  to allow it: %s",
-                    shown, er_buf_cstr(why), er_buf_cstr(fix));
-    cache_put(st, key, d ? "" : er_buf_cstr(text));
+    decided(st, key, shown, d, why, fix, text);
   }
   if (d == 0) {
     er_buf_printf(x->detail, "%s %s", what, er_buf_cstr(text));
@@ -1002,10 +1009,8 @@ static void pf_visit(void *ud, const er_scenario_t *s, const char *section,
             shown, a->name, s->file, line, col, e.msg);
     goto out;
   }
+  decided(p->st, key, shown, d, &why, &fix, &text);
   if (d == 0) {
-    er_buf_printf(&text,
-                  "refused: %s is not a test target: %s\n  to allow it: %s",
-                  shown, er_buf_cstr(&why), er_buf_cstr(&fix));
     refuse(p, s, line, col, a->name, what, shown, er_buf_cstr(&why),
            er_buf_cstr(&fix));
     json_object_set_new(
@@ -1013,7 +1018,6 @@ static void pf_visit(void *ud, const er_scenario_t *s, const char *section,
   } else {
     json_object_set_new(p->seen, key, json_true());
   }
-  cache_put(p->st, key, d ? "" : er_buf_cstr(&text));
 out:
   free(url);
   er_buf_free(&why);
