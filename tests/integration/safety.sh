@@ -45,14 +45,17 @@ mon_since() {
   sed -n "$((MON_AT + 1)),${now}p" "$MON" | grep -v "safety-sync-"
   MON_AT=$now
 }
-# pg_since: what Postgres logged since the previous call (a statement of
-# several lines continues on lines of its own)
+# pg_since: waits (bounded) until the server has logged a marker statement
+# sent after everything else, then prints what it logged since the previous
+# call (a statement of several lines continues on lines of its own)
 PG_AT=$(wc -l <"$PGLOG")
 pg_since() {
   local now
-  sleep 0.2 # the server writes its log asynchronously (no way to sync on it)
+  SYNC=$((SYNC + 1))
+  psql -q "$PG_DSN" -c "SELECT 'safety-pgsync-$SYNC'" >/dev/null
+  for _ in $(seq 1 200); do grep -q "safety-pgsync-$SYNC" "$PGLOG" && break; sleep 0.05; done
   now=$(wc -l <"$PGLOG")
-  sed -n "$((PG_AT + 1)),${now}p" "$PGLOG"
+  sed -n "$((PG_AT + 1)),${now}p" "$PGLOG" | grep -v "safety-pgsync-"
   PG_AT=$now
 }
 mon_since >/dev/null
