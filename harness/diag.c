@@ -362,8 +362,16 @@ void er_diag_note_topic(er_exec_t *x, const char *topic) {
  */
 
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
-  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving;
-  bool consumed = e->lag_known && e->lag == 0;
+  /* the service counted every delivered message as processed or skipped,
+   * though its offset commit may still be on the way */
+  bool handled = e->has_processed && e->has_duplicates && e->delivered > 0 &&
+                 e->processed + e->duplicates >= (double)e->delivered;
+  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving && !handled;
+  bool consumed = (e->lag_known && e->lag == 0) || handled;
+  const char *cons = e->lag_known && e->lag == 0
+                         ? "consumed (lag 0)"
+                         : "consumed (the service counted every event; its "
+                           "offset commit is pending)";
   /* skipped as a duplicate: the counter says so (when it is known) */
   bool dup = !e->has_duplicates || e->duplicates > 0;
   const char *rows = e->no_row ? "no row" : "a row missing";
@@ -401,27 +409,27 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   }
   if ((e->no_row || e->rows_short) && consumed && e->keys_before > 0 && dup) {
     snprintf(out, outsz,
-             "consumed (lag 0) but %s: skipped as a duplicate, its "
+             "%s but %s: skipped as a duplicate, its "
              "idempotency key existed before this scenario produced the "
              "event (stale key)",
-             rows);
+             cons, rows);
     return 1;
   }
   if ((e->no_row || e->rows_short) && consumed && e->keys_after > 0 && dup) {
     snprintf(out, outsz,
-             "consumed (lag 0) but %s: skipped as a duplicate, its "
+             "%s but %s: skipped as a duplicate, its "
              "idempotency key was written after this scenario produced the "
              "event and kept (a failed attempt kept it)",
-             rows);
+             cons, rows);
     return 1;
   }
   if ((e->no_row || e->rows_short) && consumed && e->keys > 0 &&
       e->keys_absent == e->keys && e->metrics_known && e->has_processed &&
       e->processed <= 0 && (!e->has_duplicates || e->duplicates <= 0)) {
     snprintf(out, outsz,
-             "consumed (lag 0) but %s, no event processed and no idempotency "
+             "%s but %s, no event processed and no idempotency "
              "key: the event was dropped",
-             rows);
+             cons, rows);
     return 1;
   }
   if (e->max_copies > 1 && e->metrics_known && e->has_processed &&
@@ -594,6 +602,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
     er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
     int64_t *lo = NULL, *hi = NULL;
     int n = 0;
+    ev.delivered += (int64_t)p->delivered;
     bool known = false, exists = false, on = true;
     json_t *jp = json_object(), *joffs = json_array();
     size_t w;

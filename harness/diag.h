@@ -76,6 +76,7 @@ typedef struct er_diag_ev {
                          expected, but some */
   int keys_absent;    /* recorded keys that do not exist now */
   int64_t max_copies; /* most messages delivered for one recorded key */
+  int64_t delivered;  /* messages this scenario's produces delivered */
 } er_diag_ev_t;
 
 /* Writes the verdict into out (always NUL-terminated) and returns 1 when
@@ -84,7 +85,10 @@ typedef struct er_diag_ev {
  * (+ consumer stalled); consumer stalled; stale key; key kept after a
  * failed attempt; dropped (consumed, nothing processed, no key); copies
  * of one event all processed (none skipped); key not under the expected
- * name; key without TTL. The duplicate rules need the
+ * name; key without TTL. Events count as consumed when the lag is 0, or
+ * when the service's counters (processed + duplicates) account for every
+ * delivered message (its offset commit still pending); a lag that does
+ * not move is a stall only when they do not. The duplicate rules need the
  * duplicate counter to have moved when it is known, and say "no row" or
  * "a row missing". */
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz);

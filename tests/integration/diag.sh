@@ -74,7 +74,7 @@ check "spop: diagnostics.txt has a service's last log lines" \
 # attempted during the outage.
 run kept keep-key-on-error "$T_TMP/diag.env.json" scenarios/happy-path scenarios/redis-outage/postgres-down.json
 verdict kept redis-outage-postgres-down "skipped as a duplicate, its idempotency key was written after this scenario produced the event and kept (a failed attempt kept it)"
-check "kept: the verdict says consumed (lag 0) and the rows short" grep -qE "^ *verdict: consumed \(lag 0\) but (no row|a row missing): " "$T_TMP/kept.out"
+check "kept: the verdict says consumed and the rows short" grep -qE "^ *verdict: consumed \((lag 0|the service counted every event; its offset commit is pending)\) but (no row|a row missing): " "$T_TMP/kept.out"
 check "kept: the key did not exist before, exists now with a TTL" \
   grep -qE "idempotency key els:idempotency:v2:els:essay.content.provisioned.v1:[0-9a-f]{64}: exists now yes, TTL [0-9.]+s; existed before this scenario produced it: no" "$T_TMP/kept.out"
 check "kept: the passing happy path wrote no diagnostics" \
@@ -83,7 +83,9 @@ check "kept: the passing happy path wrote no diagnostics" \
 # (c) the correct service, a key seeded before the event (stale key); and
 # the service's log tail in the JSON (the same run holds case (f))
 run stale "" "$T_TMP/diag.env.json" tests/data/diag/sut/stale-key.json tests/data/diag/sut/stalled.json
-verdict stale sut-stale-key "consumed (lag 0) but no row: skipped as a duplicate, its idempotency key existed before this scenario produced the event (stale key)"
+# (the group's first offset commit may still be on its way: "consumed" is
+# then said from the service's counters instead of "lag 0")
+verdict stale sut-stale-key "but no row: skipped as a duplicate, its idempotency key existed before this scenario produced the event (stale key)"
 check "stale: the key existed before" grep -qE "existed before this scenario produced it: yes" "$T_TMP/stale.out"
 check "stale: the duplicate counter moved" grep -qE "sut_duplicates_skipped_total \+1" "$T_TMP/stale.out"
 check "stale: diagnostics.json has each service's state and log tail" \

@@ -107,6 +107,25 @@ int main(void) {
   T_STREQ(verdict(&e, &fit), "no known pattern",
           "stale key but not consumed yet (lag 2, moving): no verdict");
 
+  /* the service counted the event (skipped) but has not committed its
+   * offset yet: a lag that does not move is no stall then */
+  e = consumed_no_row();
+  e.keys_before = 1;
+  e.duplicates = 1;
+  e.delivered = 1;
+  e.lag = 1;
+  e.lag_moving = false;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (the service counted every event; its offset commit is "
+          "pending) but no row: skipped as a duplicate, its idempotency key "
+          "existed before this scenario produced the event (stale key)",
+          "commit pending, counters account for the event: stale key, not "
+          "stalled");
+  e.duplicates = 0;
+  e.keys_before = 0;
+  T_STREQ(verdict(&e, &fit), "on the topic, lag 1 not moving: consumer stalled",
+          "nothing counted for the delivered event: stalled");
+
   /* key kept after a failed attempt */
   e = consumed_no_row();
   e.keys_after = 1;
