@@ -12,8 +12,11 @@ BASE       = -std=c11 -D_GNU_SOURCE $(WARN) -g -Iharness $(PKG_CFLAGS)
 SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer
 
-LIB_SRC   := $(filter-out harness/main.c,$(wildcard harness/*.c))
-HDRS      := $(wildcard harness/*.h)
+# harness/<layer>/*.c: folders by layer (README "How it is built");
+# ci/layers.sh keeps each layer's includes to the layers below it
+LAYERS    := base adapters lang report run steps cli
+LIB_SRC   := $(filter-out harness/cli/main.c,$(wildcard $(LAYERS:%=harness/%/*.c)))
+HDRS      := $(wildcard $(LAYERS:%=harness/%/*.h))
 REL_OBJ   := $(LIB_SRC:harness/%.c=build/rel/%.o)
 ASAN_OBJ  := $(LIB_SRC:harness/%.c=build/asan/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -31,22 +34,24 @@ all: eventrig sut
 sut:
 	@$(MAKE) --no-print-directory -C sut
 
-eventrig: build/rel/main.o build/rel/libeventrig.a
+eventrig: build/rel/cli/main.o build/rel/libeventrig.a
 	$(CC) -O2 -o $@ $^ $(PKG_LIBS)
 
-build/rel/%.o: harness/%.c $(HDRS) | build/rel
+build/rel/%.o: harness/%.c $(HDRS)
+	@mkdir -p $(@D)
 	$(CC) $(BASE) -O2 -c -o $@ $<
 
 build/rel/libeventrig.a: $(REL_OBJ)
 	ar rcs $@ $^
 
-build/asan/%.o: harness/%.c $(HDRS) | build/asan
+build/asan/%.o: harness/%.c $(HDRS)
+	@mkdir -p $(@D)
 	$(CC) $(BASE) -O1 $(SAN) -c -o $@ $<
 
 build/asan/libeventrig.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
-build/asan/eventrig: build/asan/main.o build/asan/libeventrig.a
+build/asan/eventrig: build/asan/cli/main.o build/asan/libeventrig.a
 	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libeventrig.a | build/asan/tests
@@ -95,7 +100,7 @@ lint:
 	@ci/lint.sh
 
 format:
-	clang-format -i harness/*.c harness/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c
+	clang-format -i harness/*/*.c harness/*/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c
 
 clean:
 	rm -rf build eventrig

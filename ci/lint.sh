@@ -2,14 +2,14 @@
 # clang-format (no changes allowed) and clang-tidy over harness/ and sut/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-files=$(ls harness/*.c harness/*.h sut/*.c sut/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c 2>/dev/null)
+files=$(ls harness/*/*.c harness/*/*.h sut/*.c sut/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c 2>/dev/null)
 rc=0
 if ! clang-format --dry-run --Werror $files; then
   echo "lint: clang-format would change the files above (run 'make format')"
   rc=1
 fi
 cflags="-std=c11 -D_GNU_SOURCE -Iharness $(pkg-config --cflags rdkafka hiredis libcurl jansson libpq libcrypto libmicrohttpd)"
-for f in harness/*.c sut/*.c; do
+for f in harness/*/*.c sut/*.c; do
   [ -f "$f" ] || continue
   clang-tidy --quiet "$f" -- $cflags >/tmp/eventrig-tidy.$$ 2>&1 || { cat /tmp/eventrig-tidy.$$; rc=1; }
 done

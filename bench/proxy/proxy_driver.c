@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "proxy.h"
-#include "util.h"
+#include "adapters/proxy.h"
+#include "base/util.h"
 
 int main(int argc, char **argv) {
   er_err_t err = {0};

@@ -37,7 +37,7 @@ wait_port() { # PORT: up to 10 s
 WARN="-Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral"
 cc -std=c11 -D_GNU_SOURCE $WARN -g -O2 -I"$ROOT/harness" \
   -o "$TMP/proxy_driver" "$ROOT/bench/proxy/proxy_driver.c" \
-  "$ROOT/harness/proxy.c" "$ROOT/harness/util.c" \
+  "$ROOT/harness/adapters/proxy.c" "$ROOT/harness/base/util.c" \
   $(pkg-config --libs libcrypto) -lpthread -lm
 
 RPORT=$(free_port)

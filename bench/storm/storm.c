@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "action.h"
-#include "exec.h"
-#include "kafka.h"
-#include "template.h"
+#include "adapters/kafka.h"
+#include "lang/action.h"
+#include "lang/template.h"
+#include "run/exec.h"
 
 extern const er_action_t er_act_kafka_produce;
 extern const er_module_t er_mod_kafka;

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "action.h"
+#include "lang/action.h"
 
 struct er_diag {
   int errors, warnings;

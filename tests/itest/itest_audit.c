@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "kafka.h"
-#include "redis.h"
+#include "adapters/kafka.h"
+#include "adapters/redis.h"
+#include "run/audit.h"
 #include "tap.h"
 
 static int64_t in_ms(int64_t ms) { return er_now_ms() + ms; }

@@ -18,8 +18,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "action.h"
-#include "exec.h"
+#include "lang/action.h"
+#include "run/exec.h"
 #include "tap.h"
 
 static const char *g_host;

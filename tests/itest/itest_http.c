@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "action.h"
-#include "exec.h"
-#include "http.h"
-#include "jsonx.h"
+#include "adapters/http.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
 #include "tap.h"
 
 extern const er_action_t er_act_http;

@@ -16,12 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "action.h"
-#include "exec.h"
-#include "jsonx.h"
-#include "kafka.h"
+#include "adapters/kafka.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "lang/template.h"
+#include "run/exec.h"
 #include "tap.h"
-#include "template.h"
 
 extern char **environ;
 extern const er_action_t er_act_kafka_produce;

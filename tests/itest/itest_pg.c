@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "action.h"
-#include "exec.h"
-#include "jsonx.h"
-#include "pg.h"
+#include "adapters/pg.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
 #include "tap.h"
 
 extern const er_action_t er_act_pg_exec;

@@ -16,9 +16,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "proxy.h"
+#include "adapters/proxy.h"
+#include "base/util.h"
 #include "tap.h"
-#include "util.h"
 
 static int redis_port;
 

@@ -16,10 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "kafka.h"
-#include "redact.h"
+#include "adapters/kafka.h"
+#include "base/redact.h"
+#include "base/util.h"
 #include "tap.h"
-#include "util.h"
 
 /* A loopback port nothing listens on (bound, then closed). */
 static int closed_port(void) {

@@ -19,10 +19,10 @@
 
 #include <hiredis/hiredis.h>
 
-#include "action.h"
-#include "exec.h"
-#include "jsonx.h"
-#include "redis.h"
+#include "adapters/redis.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
 #include "tap.h"
 
 /* ---- er_diag_error / er_diag_warn -----------------------------------------

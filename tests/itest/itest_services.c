@@ -33,8 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "env.h"
-#include "services.h"
+#include "adapters/services.h"
+#include "lang/env.h"
 #include "tap.h"
 
 static char g_tmp[PATH_MAX];

@@ -3,7 +3,7 @@
  * failure detail. */
 #include <string.h>
 
-#include "diag.h"
+#include "run/diag.h"
 #include "tap.h"
 
 static const char *verdict(const er_diag_ev_t *e, int *fit) {

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "env.h"
+#include "lang/env.h"
 #include "tap.h"
 
 #define DATA "tests/data/env/"

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jpos.h"
+#include "lang/jpos.h"
 #include "tap.h"
 
 /* Expects pointer (key or value) at line:col, found exactly (rc 0). */

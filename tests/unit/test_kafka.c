@@ -3,11 +3,11 @@
  * broker-facing parts are in tests/itest/itest_kafka.c.) */
 #include <string.h>
 
-#include "action.h"
-#include "exec.h"
-#include "kafka.h"
+#include "adapters/kafka.h"
+#include "lang/action.h"
+#include "lang/template.h"
+#include "run/exec.h"
 #include "tap.h"
-#include "template.h"
 
 extern const er_module_t er_mod_kafka;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "scenario.h"
+#include "lang/scenario.h"
 #include "tap.h"
 
 static char *diags_text(const er_diags_t *d, bool color) {

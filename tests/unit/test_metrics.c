@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "promtext.h"
+#include "base/promtext.h"
 #include "tap.h"
 
 /* What the callback saw, flattened for comparisons:

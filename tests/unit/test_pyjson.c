@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
+#include "base/pyjson.h"
 #include "tap.h"
 
 static void check_vectors(void) {

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redact.h"
-#include "report.h"
+#include "base/redact.h"
+#include "base/util.h"
+#include "report/report.h"
 #include "tap.h"
-#include "util.h"
 
 static void redacts(const char *in, const char *want, size_t hits) {
   char buf[512];

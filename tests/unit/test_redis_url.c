@@ -1,7 +1,7 @@
 /* test_redis_url.c: Redis URL parsing and password redaction. */
 #include <string.h>
 
-#include "redis.h"
+#include "adapters/redis.h"
 #include "tap.h"
 
 static void parses(const char *url, const char *host, int port,

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "action.h"
-#include "exec.h"
-#include "safety.h"
-#include "scenario.h"
+#include "lang/action.h"
+#include "lang/scenario.h"
+#include "lang/template.h"
+#include "run/exec.h"
+#include "run/safety.h"
 #include "tap.h"
-#include "template.h"
 
 extern const er_module_t er_mod_safety;
 

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "lang/template.h"
 #include "tap.h"
-#include "template.h"
 
 /* Python: hashlib.sha256(json.dumps({"batch_id": "b-1", "text_storage_id":
  * "t-1", "file_name": "a.txt"}, sort_keys=True).encode()).hexdigest() */

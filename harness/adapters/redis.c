@@ -1,0 +1,836 @@
+/* redis.c: URL parsing, one deadline-bounded connection, replies as JSON.
+ *
+ * hiredis does the connecting (with a timeout) and the protocol (command
+ * formatting, the reply reader). The bytes are moved here with poll() and
+ * send()/recv() so that every wait ends at the caller's deadline, no
+ * SIGPIPE is raised, and the bytes of a reply can be counted and capped
+ * before they are buffered. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "adapters/redis.h"
+
+struct er_redis {
+  er_redis_url_t url;
+  size_t cap;
+  redisContext *c; /* NULL until connected, and after an I/O error */
+};
+
+/* ---- URLs ---------------------------------------------------------------- */
+
+void er_redis_redact(const char *url, char *out, size_t outsz) {
+  const char *rest, *at, *colon, *scheme_end;
+  er_buf_t b = ER_BUF_INIT(outsz ? outsz : 1);
+
+  if (!outsz)
+    return;
+  out[0] = '\0';
+  if (!url)
+    return;
+  scheme_end = strstr(url, "://");
+  rest = scheme_end ? scheme_end + 3 : url;
+  at = strrchr(rest, '@');
+  if (!at) {
+    snprintf(out, outsz, "%s", url);
+    return;
+  }
+  er_buf_append(&b, url, (size_t)(rest - url));
+  colon = memchr(rest, ':', (size_t)(at - rest));
+  if (colon && scheme_end) {
+    er_buf_append(&b, rest, (size_t)(colon - rest));
+    er_buf_puts(&b, ":***");
+  } else {
+    er_buf_puts(&b, "***"); /* no ':': the whole userinfo may be secret */
+  }
+  er_buf_puts(&b, at);
+  snprintf(out, outsz, "%s", er_buf_cstr(&b));
+  er_buf_free(&b);
+}
+
+/* %XX-decodes n bytes of s. Returns a new string, or NULL on a bad escape
+ * (*bad set) or when memory ran out. */
+static char *pct_decode(const char *s, size_t n, bool *bad) {
+  char *out = malloc(n + 1);
+  size_t j = 0;
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%') {
+      int hi = i + 2 < n ? er_hexval((unsigned char)s[i + 1]) : -1;
+      int lo = i + 2 < n ? er_hexval((unsigned char)s[i + 2]) : -1;
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+        *bad = true;
+        free(out);
+        return NULL;
+      }
+      out[j++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      out[j++] = s[i];
+    }
+  }
+  out[j] = '\0';
+  return out;
+}
+
+/* Parses all of s[0..n) as a decimal in [lo, hi]. */
+static int parse_int(const char *s, size_t n, long lo, long hi, int *out) {
+  long v = 0;
+  if (n == 0 || n > 10)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (v < lo || v > hi)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+void er_redis_url_free(er_redis_url_t *u) {
+  if (!u)
+    return;
+  free(u->host);
+  free(u->path);
+  free(u->user);
+  free(u->password);
+  free(u->redacted);
+  memset(u, 0, sizeof *u);
+}
+
+int er_redis_url_parse(const char *url, er_redis_url_t *out, er_err_t *err) {
+  char red[512];
+  const char *rest, *at, *hp, *p, *end;
+  bool is_unix = false, bad = false;
+  int rc = -1;
+
+  memset(out, 0, sizeof *out);
+  if (!url) {
+    er_errf(err, ER_E_INPUT, "redis URL missing");
+    return -1;
+  }
+  er_redis_redact(url, red, sizeof red);
+  if (er_str_has_prefix(url, "redis://")) {
+    rest = url + 8;
+  } else if (er_str_has_prefix(url, "unix://")) {
+    rest = url + 7;
+    is_unix = true;
+  } else if (er_str_has_prefix(url, "rediss://")) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: TLS (rediss://) is not supported; use redis://",
+            red);
+    return -1;
+  } else {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: expected redis://[user:password@]host:port[/db] "
+            "or unix:///path/to.sock",
+            red);
+    return -1;
+  }
+  out->redacted = er_strdup(red);
+  if (!out->redacted)
+    goto nomem;
+
+  at = strrchr(rest, '@');
+  if (at) {
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+    if (!colon) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: a user needs a password "
+              "(redis://user:password@host or redis://:password@host)",
+              red);
+      goto out;
+    }
+    if (colon > rest) {
+      out->user = pct_decode(rest, (size_t)(colon - rest), &bad);
+      if (!out->user)
+        goto badpct;
+    }
+    out->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
+    if (!out->password)
+      goto badpct;
+    hp = at + 1;
+  } else {
+    hp = rest;
+  }
+
+  if (is_unix) {
+    const char *q = strchr(hp, '?');
+    size_t plen = q ? (size_t)(q - hp) : strlen(hp);
+    if (hp[0] != '/' || plen < 2) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: expected an absolute socket path "
+              "(unix:///path/to.sock)",
+              red);
+      goto out;
+    }
+    out->path = strndup(hp, plen);
+    if (!out->path)
+      goto nomem;
+    if (q) {
+      if (strncmp(q + 1, "db=", 3) != 0 ||
+          parse_int(q + 4, strlen(q + 4), 0, INT_MAX, &out->db) != 0) {
+        er_errf(err, ER_E_INPUT,
+                "redis URL %s: the only query parameter is db=<number>", red);
+        goto out;
+      }
+    }
+    rc = 0;
+    goto out;
+  }
+
+  /* host */
+  if (hp[0] == '[') {
+    const char *rb = strchr(hp, ']');
+    if (!rb || rb == hp + 1) {
+      er_errf(err, ER_E_INPUT, "redis URL %s: unterminated [IPv6 address]",
+              red);
+      goto out;
+    }
+    out->host = strndup(hp + 1, (size_t)(rb - hp - 1));
+    p = rb + 1;
+  } else {
+    size_t hl = strcspn(hp, ":/?");
+    if (hl == 0) {
+      er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
+      goto out;
+    }
+    out->host = strndup(hp, hl);
+    p = hp + hl;
+  }
+  if (!out->host)
+    goto nomem;
+
+  /* port */
+  out->port = 6379;
+  if (*p == ':') {
+    size_t pl = strcspn(p + 1, "/?");
+    if (parse_int(p + 1, pl, 1, 65535, &out->port) != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: the port must be a number from 1 to 65535", red);
+      goto out;
+    }
+    p += 1 + pl;
+  }
+  /* database */
+  if (*p == '/') {
+    end = p + 1 + strcspn(p + 1, "?");
+    if (end > p + 1 &&
+        parse_int(p + 1, (size_t)(end - p - 1), 0, INT_MAX, &out->db) != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: the database after the '/' must be a number", red);
+      goto out;
+    }
+    p = end;
+  }
+  if (*p == '?') {
+    er_errf(err, ER_E_INPUT, "redis URL %s: query parameters are not supported",
+            red);
+    goto out;
+  }
+  if (*p != '\0') {
+    er_errf(err, ER_E_INPUT, "redis URL %s: unexpected text after the host",
+            red);
+    goto out;
+  }
+  rc = 0;
+  goto out;
+
+badpct:
+  if (bad) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: bad %%-escape in the user or password", red);
+    goto out;
+  }
+nomem:
+  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+out:
+  if (rc != 0)
+    er_redis_url_free(out);
+  return rc;
+}
+
+/* ---- connections ----------------------------------------------------------
+ */
+
+er_redis_t *er_redis_new(const char *url, size_t reply_cap, er_err_t *err) {
+  er_redis_t *r = calloc(1, sizeof *r);
+  if (!r) {
+    er_errf(err, ER_E_INPUT, "redis: out of memory");
+    return NULL;
+  }
+  if (er_redis_url_parse(url, &r->url, err) != 0) {
+    free(r);
+    return NULL;
+  }
+  r->cap = reply_cap ? reply_cap : ER_REDIS_REPLY_CAP;
+  return r;
+}
+
+static void drop(er_redis_t *r) {
+  if (r->c)
+    redisFree(r->c);
+  r->c = NULL;
+}
+
+void er_redis_free(void *p) {
+  er_redis_t *r = p;
+  if (!r)
+    return;
+  drop(r);
+  er_redis_url_free(&r->url);
+  free(r);
+}
+
+bool er_redis_connected(const er_redis_t *r) { return r->c != NULL; }
+
+const char *er_redis_redacted(const er_redis_t *r) { return r->url.redacted; }
+
+/* The command name for messages: argv[0], printable and short. */
+static void cmd_name(int argc, const char *const *argv, const size_t *lens,
+                     char out[40]) {
+  size_t n = 0, len;
+  if (argc < 1) {
+    snprintf(out, 40, "?");
+    return;
+  }
+  len = lens ? lens[0] : strlen(argv[0]);
+  for (size_t i = 0; i < len && n < 39; i++) {
+    unsigned char ch = (unsigned char)argv[0][i];
+    out[n++] = (ch > 32 && ch < 127) ? (char)ch : '?';
+  }
+  out[n] = '\0';
+}
+
+/* Waits for fd to be ready for events; 1 ready, 0 deadline passed, -1
+ * interrupted or failed (errno). */
+static int wait_fd(int fd, short events, int64_t deadline_ms) {
+  for (;;) {
+    struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+    int64_t left = deadline_ms - er_now_ms();
+    int n;
+    if (left <= 0)
+      return 0;
+    if (er_interrupted()) {
+      errno = EINTR;
+      return -1;
+    }
+    n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+    if (n > 0)
+      return 1;
+    if (n < 0 && errno != EINTR)
+      return -1;
+  }
+}
+
+/* Sends one command on the open connection and reads one raw reply.
+ * Any failure drops the connection. Returns 0 with *out, or -1. */
+static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
+                     const size_t *lens, int64_t deadline_ms, redisReply **out,
+                     er_err_t *err) {
+  char *cmd = NULL, name[40];
+  char buf[16384];
+  long long len;
+  size_t off = 0, total = 0;
+  void *rep = NULL;
+  int fd = r->c->fd, w, rc = -1;
+  int64_t start = er_now_ms();
+
+  *out = NULL;
+  cmd_name(argc, argv, lens, name);
+  len = redisFormatCommandArgv(&cmd, argc, (const char **)argv, lens);
+  if (len < 0) {
+    er_errf(err, ER_E_ENV, "%s: out of memory formatting %s", r->url.redacted,
+            name);
+    goto out;
+  }
+  while (off < (size_t)len) {
+    ssize_t n;
+    w = wait_fd(fd, POLLOUT, deadline_ms);
+    if (w <= 0)
+      goto waitfail;
+    n = send(fd, cmd + off, (size_t)len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        continue;
+      er_errf(err, ER_E_ENV, "%s: sending %s failed: %s", r->url.redacted, name,
+              strerror(errno));
+      goto out;
+    }
+    off += (size_t)n;
+  }
+  for (;;) {
+    ssize_t n;
+    if (redisReaderGetReply(r->c->reader, &rep) != REDIS_OK) {
+      er_errf(err, ER_E_ENV, "%s: protocol error in the reply to %s: %s",
+              r->url.redacted, name, r->c->reader->errstr);
+      goto out;
+    }
+    if (rep)
+      break;
+    w = wait_fd(fd, POLLIN, deadline_ms);
+    if (w <= 0)
+      goto waitfail;
+    n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) {
+      er_errf(err, ER_E_ENV, "%s: the server closed the connection (sent %s)",
+              r->url.redacted, name);
+      goto out;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        continue;
+      er_errf(err, ER_E_ENV, "%s: reading the reply to %s failed: %s",
+              r->url.redacted, name, strerror(errno));
+      goto out;
+    }
+    total += (size_t)n;
+    if (total > r->cap) {
+      er_errf(err, ER_E_ENV,
+              "%s: the reply to %s is larger than %zu bytes; refused "
+              "(ask for less: a narrower pattern, a range, COUNT)",
+              r->url.redacted, name, r->cap);
+      goto out;
+    }
+    if (redisReaderFeed(r->c->reader, buf, (size_t)n) != REDIS_OK) {
+      er_errf(err, ER_E_ENV, "%s: out of memory reading %s", r->url.redacted,
+              name);
+      goto out;
+    }
+  }
+  *out = rep;
+  rep = NULL;
+  rc = 0;
+  goto out;
+
+waitfail:
+  if (w == 0) {
+    char t[32];
+    er_fmt_duration(er_now_ms() - start, t);
+    er_errf(err, ER_E_ENV, "%s: no reply to %s within %s (the deadline passed)",
+            r->url.redacted, name, t);
+  } else if (errno == EINTR) {
+    er_errf(err, ER_E_INTR, "%s: interrupted waiting for %s", r->url.redacted,
+            name);
+  } else {
+    er_errf(err, ER_E_ENV, "%s: poll failed: %s", r->url.redacted,
+            strerror(errno));
+  }
+out:
+  if (rep)
+    freeReplyObject(rep);
+  if (cmd)
+    redisFreeCommand(cmd);
+  if (rc != 0)
+    drop(r);
+  return rc;
+}
+
+static struct timeval ms_tv(int64_t ms) {
+  struct timeval tv;
+  if (ms < 1)
+    ms = 1;
+  tv.tv_sec = (time_t)(ms / 1000);
+  tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+  return tv;
+}
+
+/* One command during connection setup (AUTH, SELECT): an error reply
+ * fails the connection. */
+static int setup_cmd(er_redis_t *r, int argc, const char *const *argv,
+                     const char *what, int64_t deadline_ms, er_err_t *err) {
+  redisReply *rep = NULL;
+  if (roundtrip(r, argc, argv, NULL, deadline_ms, &rep, err) != 0)
+    return -1;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    er_errf(err, ER_E_ENV, "%s: %s failed: %.*s", r->url.redacted, what,
+            (int)(rep->len > 300 ? 300 : rep->len), rep->str);
+    freeReplyObject(rep);
+    drop(r);
+    return -1;
+  }
+  freeReplyObject(rep);
+  return 0;
+}
+
+static int ensure_connected(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
+  int64_t left;
+  redisContext *c;
+
+  if (r->c)
+    return 0;
+  left = deadline_ms - er_now_ms();
+  if (left <= 0)
+    return er_errf(err, ER_E_ENV, "%s: the deadline passed before connecting",
+                   r->url.redacted);
+  if (r->url.path)
+    c = redisConnectUnixWithTimeout(r->url.path, ms_tv(left));
+  else
+    c = redisConnectWithTimeout(r->url.host, r->url.port, ms_tv(left));
+  if (!c)
+    return er_errf(err, ER_E_ENV, "%s: out of memory connecting",
+                   r->url.redacted);
+  if (c->err) {
+    er_errf(err, ER_E_ENV, "%s: cannot connect: %s", r->url.redacted,
+            c->errstr);
+    redisFree(c);
+    return -1;
+  }
+  r->c = c;
+  if (r->url.password) {
+    const char *argv[3];
+    int argc = 0;
+    argv[argc++] = "AUTH";
+    if (r->url.user)
+      argv[argc++] = r->url.user;
+    argv[argc++] = r->url.password;
+    if (setup_cmd(r, argc, argv, "AUTH", deadline_ms, err) != 0)
+      return -1;
+  }
+  if (r->url.db != 0) {
+    char db[16];
+    const char *argv[2] = {"SELECT", db};
+    snprintf(db, sizeof db, "%d", r->url.db);
+    if (setup_cmd(r, 2, argv, "SELECT", deadline_ms, err) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* Connects if needed, then one round trip. */
+static int call(er_redis_t *r, int argc, const char *const *argv,
+                const size_t *lens, int64_t deadline_ms, redisReply **out,
+                er_err_t *err) {
+  char name[40];
+  *out = NULL;
+  if (er_now_ms() >= deadline_ms) {
+    cmd_name(argc, argv, lens, name);
+    return er_errf(err, ER_E_ENV,
+                   "%s: the deadline passed before %s could be sent",
+                   r->url.redacted, name);
+  }
+  if (ensure_connected(r, deadline_ms, err) != 0)
+    return -1;
+  return roundtrip(r, argc, argv, lens, deadline_ms, out, err);
+}
+
+/* ---- replies as JSON ------------------------------------------------------
+ */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  long cp;
+  size_t len = er_utf8_next(s, n, &cp);
+  return cp < 0 ? 0 : len;
+}
+
+/* A JSON string of bytes: as is when valid UTF-8, else with each invalid
+ * byte written as "\xNN". */
+static json_t *bytes_json(const char *s, size_t n) {
+  json_t *v = json_stringn(s, n);
+  er_buf_t b = ER_BUF_INIT((size_t)-1);
+  if (v)
+    return v;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+    if (k) {
+      er_buf_append(&b, s + i, k);
+      i += k;
+    } else {
+      er_buf_printf(&b, "\\x%02x", (unsigned char)s[i]);
+      i++;
+    }
+  }
+  v = json_stringn(er_buf_cstr(&b), b.len);
+  er_buf_free(&b);
+  return v;
+}
+
+static json_t *reply_json(const redisReply *rep) {
+  json_t *v = NULL;
+  if (!rep)
+    return json_null();
+  switch (rep->type) {
+  case REDIS_REPLY_STRING:
+  case REDIS_REPLY_STATUS:
+    return bytes_json(rep->str, rep->len);
+  case REDIS_REPLY_INTEGER:
+    return json_integer((json_int_t)rep->integer);
+  case REDIS_REPLY_NIL:
+    return json_null();
+  case REDIS_REPLY_ERROR: {
+    json_t *s = bytes_json(rep->str, rep->len);
+    v = s ? json_pack("{s:o}", "error", s) : NULL;
+    return v;
+  }
+  case REDIS_REPLY_ARRAY:
+    v = json_array();
+    for (size_t i = 0; v && i < rep->elements; i++) {
+      json_t *e = reply_json(rep->element[i]);
+      if (!e || json_array_append_new(v, e) != 0) {
+        json_decref(v);
+        return NULL;
+      }
+    }
+    return v;
+  default:
+    return NULL;
+  }
+}
+
+int er_redis_command(er_redis_t *r, int argc, const char *const *argv,
+                     const size_t *argvlen, int64_t deadline_ms, json_t **reply,
+                     er_err_t *err) {
+  redisReply *rep = NULL;
+  int rc = -1;
+
+  *reply = NULL;
+  if (argc < 1 || !argv || !argv[0]) {
+    er_errf(err, ER_E_INPUT, "redis: empty command");
+    goto out;
+  }
+  if (call(r, argc, argv, argvlen, deadline_ms, &rep, err) != 0 || !rep)
+    goto out;
+  *reply = reply_json(rep);
+  if (!*reply) {
+    char name[40];
+    cmd_name(argc, argv, argvlen, name);
+    er_errf(err, ER_E_ENV, "%s: cannot convert the reply to %s (type %d)",
+            r->url.redacted, name, rep->type);
+    goto out;
+  }
+  if (rep->type == REDIS_REPLY_ERROR) {
+    er_errf(err, ER_E_FAIL, "%.*s", (int)(rep->len > 900 ? 900 : rep->len),
+            rep->str);
+    rc = ER_REDIS_ERROR_REPLY;
+    goto out;
+  }
+  rc = ER_REDIS_OK;
+out:
+  if (rep)
+    freeReplyObject(rep);
+  return rc;
+}
+
+/* One SCAN call: sends cursor (updated in place, 32 bytes), returns the
+ * reply's key array (borrowed from *rep, which the caller frees), or NULL
+ * with err set. */
+static redisReply *scan_page(er_redis_t *r, char cursor[32],
+                             const char *pattern, const char *count,
+                             int64_t deadline_ms, redisReply **rep,
+                             er_err_t *err) {
+  const char *sargv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
+  if (call(r, 6, sargv, NULL, deadline_ms, rep, err) != 0 || !*rep)
+    return NULL;
+  if ((*rep)->type == REDIS_REPLY_ERROR) {
+    er_errf(err, ER_E_ENV, "%s: SCAN failed: %.*s", r->url.redacted,
+            (int)((*rep)->len > 300 ? 300 : (*rep)->len), (*rep)->str);
+    return NULL;
+  }
+  if ((*rep)->type != REDIS_REPLY_ARRAY || (*rep)->elements != 2 ||
+      (*rep)->element[0]->type != REDIS_REPLY_STRING ||
+      (*rep)->element[0]->len >= 32 ||
+      (*rep)->element[1]->type != REDIS_REPLY_ARRAY) {
+    er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
+    drop(r);
+    return NULL;
+  }
+  memcpy(cursor, (*rep)->element[0]->str, (*rep)->element[0]->len);
+  cursor[(*rep)->element[0]->len] = '\0';
+  return (*rep)->element[1];
+}
+
+int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
+                         int64_t deadline_ms, long long *deleted,
+                         er_err_t *err) {
+  char cursor[32] = "0", count[16];
+  const char **uargv = NULL;
+  size_t *ulens = NULL;
+  redisReply *rep = NULL, *urep = NULL;
+  int rc = -1;
+
+  if (batch < 1)
+    batch = 1;
+  snprintf(count, sizeof count, "%d", batch);
+  do {
+    redisReply *keys =
+        scan_page(r, cursor, pattern, count, deadline_ms, &rep, err);
+    if (!keys)
+      goto out;
+    keys = rep->element[1];
+    if (keys->elements > 0) {
+      size_t n = keys->elements + 1;
+      uargv = calloc(n, sizeof *uargv);
+      ulens = calloc(n, sizeof *ulens);
+      if (!uargv || !ulens) {
+        er_errf(err, ER_E_ENV, "redis: out of memory");
+        goto out;
+      }
+      uargv[0] = "UNLINK";
+      ulens[0] = 6;
+      for (size_t i = 0; i < keys->elements; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING) {
+          er_errf(err, ER_E_ENV, "%s: unexpected key type in SCAN",
+                  r->url.redacted);
+          goto out;
+        }
+        uargv[i + 1] = keys->element[i]->str;
+        ulens[i + 1] = keys->element[i]->len;
+      }
+      if (call(r, (int)n, uargv, ulens, deadline_ms, &urep, err) != 0 || !urep)
+        goto out;
+      if (urep->type != REDIS_REPLY_INTEGER) {
+        er_errf(err, ER_E_ENV, "%s: UNLINK failed: %.*s", r->url.redacted,
+                urep->type == REDIS_REPLY_ERROR ? (int)urep->len : 0,
+                urep->type == REDIS_REPLY_ERROR ? urep->str : "");
+        goto out;
+      }
+      *deleted += urep->integer;
+      freeReplyObject(urep);
+      urep = NULL;
+      free(uargv);
+      free(ulens);
+      uargv = NULL;
+      ulens = NULL;
+    }
+    freeReplyObject(rep);
+    rep = NULL;
+  } while (strcmp(cursor, "0") != 0);
+  rc = 0;
+out:
+  if (rep)
+    freeReplyObject(rep);
+  if (urep)
+    freeReplyObject(urep);
+  free(uargv);
+  free(ulens);
+  return rc;
+}
+
+void er_redis_scan_ttl_free(er_redis_scan_ttl_t *s) {
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->nkeys; i++)
+    free(s->keys[i].key);
+  free(s->keys);
+  s->keys = NULL;
+  s->nkeys = 0;
+}
+
+/* Keeps a copy of key (len bytes) unless already kept or keep reached. */
+static int keep_key(er_redis_scan_ttl_t *out, size_t keep, const char *key,
+                    size_t len) {
+  char *cp;
+  if (out->nkeys >= keep)
+    return 0;
+  for (size_t i = 0; i < out->nkeys; i++)
+    if (out->keys[i].len == len &&
+        (len == 0 || memcmp(out->keys[i].key, key, len) == 0))
+      return 0;
+  cp = malloc(len + 1);
+  if (!cp)
+    return -1;
+  if (len > 0)
+    memcpy(cp, key, len);
+  cp[len] = '\0';
+  out->keys[out->nkeys].key = cp;
+  out->keys[out->nkeys].len = len;
+  out->keys[out->nkeys].pttl = -2;
+  out->nkeys++;
+  return 0;
+}
+
+int er_redis_scan_pttl(er_redis_t *r, const char *pattern, int batch,
+                       long long max_scanned, size_t keep,
+                       int64_t scan_until_ms, int64_t deadline_ms,
+                       er_redis_scan_ttl_t *out, er_err_t *err) {
+  char cursor[32] = "0", count[16];
+  redisReply *rep = NULL;
+  int rc = -1;
+
+  memset(out, 0, sizeof *out);
+  if (batch < 1)
+    batch = 1;
+  snprintf(count, sizeof count, "%d", batch);
+  if (keep > 0) {
+    out->keys = calloc(keep, sizeof *out->keys);
+    if (!out->keys) {
+      er_errf(err, ER_E_ENV, "redis: out of memory");
+      goto out;
+    }
+  }
+  do {
+    redisReply *keys =
+        scan_page(r, cursor, pattern, count, deadline_ms, &rep, err);
+    if (!keys)
+      goto out;
+    out->scanned += batch;
+    keys = rep->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+      if (keys->element[i]->type != REDIS_REPLY_STRING) {
+        er_errf(err, ER_E_ENV, "%s: unexpected key type in SCAN",
+                r->url.redacted);
+        goto out;
+      }
+      out->found++;
+      if (keep_key(out, keep, keys->element[i]->str, keys->element[i]->len) !=
+          0) {
+        er_errf(err, ER_E_ENV, "redis: out of memory");
+        goto out;
+      }
+    }
+    freeReplyObject(rep);
+    rep = NULL;
+    if (strcmp(cursor, "0") != 0 &&
+        ((max_scanned > 0 && out->scanned >= max_scanned) ||
+         er_now_ms() >= scan_until_ms)) {
+      out->incomplete = true;
+      break;
+    }
+  } while (strcmp(cursor, "0") != 0);
+  for (size_t i = 0; i < out->nkeys; i++) {
+    const char *pargv[2] = {"PTTL", out->keys[i].key};
+    size_t plens[2] = {4, out->keys[i].len};
+    if (call(r, 2, pargv, plens, deadline_ms, &rep, err) != 0 || !rep)
+      goto out;
+    if (rep->type != REDIS_REPLY_INTEGER) {
+      er_errf(err, ER_E_ENV, "%s: PTTL failed: %.*s", r->url.redacted,
+              rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
+              rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+      goto out;
+    }
+    out->keys[i].pttl = rep->integer;
+    freeReplyObject(rep);
+    rep = NULL;
+  }
+  rc = 0;
+out:
+  if (rep)
+    freeReplyObject(rep);
+  return rc;
+}
+
+int er_redis_flushdb(er_redis_t *r, int64_t deadline_ms, er_err_t *err) {
+  const char *argv[1] = {"FLUSHDB"};
+  redisReply *rep = NULL;
+  int rc = -1;
+  if (call(r, 1, argv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+    return -1;
+  if (rep->type == REDIS_REPLY_ERROR)
+    er_errf(err, ER_E_ENV, "%s: FLUSHDB failed: %.*s", r->url.redacted,
+            (int)(rep->len > 300 ? 300 : rep->len), rep->str);
+  else
+    rc = 0;
+  freeReplyObject(rep);
+  return rc;
+}

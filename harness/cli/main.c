@@ -1,0 +1,204 @@
+/* main.c: the command line only; runner.c does the work. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/redact.h"
+#include "base/util.h"
+#include "run/audit.h"
+#include "run/runner.h"
+
+#define ER_VERSION "0.1.0"
+
+static const char *const g_usage =
+    "eventrig " ER_VERSION
+    ": end-to-end scenarios for services on Kafka, Redis, Postgres and HTTP\n"
+    "\n"
+    "Usage:\n"
+    "  eventrig run [options] PATH...      run scenarios (files or folders)\n"
+    "  eventrig validate [--env FILE] PATH...\n"
+    "                                      check files, report every problem\n"
+    "  eventrig list [--filter EXPR] PATH...\n"
+    "                                      list scenarios: file, name, tags\n"
+    "  eventrig audit --env FILE           report stale state earlier runs\n"
+    "                                      left (idempotency keys, consumer\n"
+    "                                      lag), without starting services;\n"
+    "                                      exit 0 clean, 1 stale, 3 server\n"
+    "                                      unreachable\n"
+    "  eventrig --help | --version\n"
+    "\n"
+    "Options of run:\n"
+    "  -e, --env FILE        environment file: servers, services to start,\n"
+    "                        what may be cleaned (default: none)\n"
+    "  -j, --junit PATH      JUnit XML report (default: REPORT_DIR/junit.xml)\n"
+    "  -r, --report-dir DIR  where reports and logs go (default: reports)\n"
+    "  -f, --filter EXPR     run only matching scenarios; EXPR is a comma\n"
+    "                        list of terms: tag:NAME, name:TEXT, TEXT (in\n"
+    "                        name or file), !TERM excludes\n"
+    "  -x, --fail-fast       skip the remaining scenarios after a failure\n"
+    "  -v, --verbose         print each scenario's step log\n"
+    "  -n, --dry-run         print each scenario's resolved plan (steps,\n"
+    "                        every cleaning action, its target and whether\n"
+    "                        the environment allows it); start nothing,\n"
+    "                        connect to nothing\n"
+    "\n"
+    "Exit codes:\n"
+    "  0 all passed   1 a scenario failed   2 unusable input (scenario,\n"
+    "  environment file, flags)   3 unusable environment (a server or\n"
+    "  service could not be reached or started, or a destructive step's\n"
+    "  target is not marked as a test target)   130/143 interrupted\n"
+    "\n"
+    "Colour is used only on a terminal and never when NO_COLOR is set.\n"
+    "Docs: README.md (scenario and environment format, reading failures).\n";
+
+static void on_signal(int signo) {
+  if (er_interrupt_signal()) {
+    /* second signal: stop now; children die with us (PDEATHSIG) */
+    signal(signo, SIG_DFL);
+    raise(signo);
+    return;
+  }
+  er_set_interrupted(signo);
+}
+
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "eventrig: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nTry 'eventrig --help'.\n");
+  return 2;
+}
+
+/* Runs the command with stderr (and o->err) scrubbed of every recorded
+ * secret (redact.h); the console scrubs stdout itself. */
+static int run_command(const char *cmd, er_run_opts_t *o) {
+  FILE *under = stderr, *red = er_redact_stream(under);
+  int rc;
+  if (red) {
+    stderr = red;
+    o->err = red;
+  }
+  if (!strcmp(cmd, "validate")) {
+    rc = er_validate(o);
+  } else if (!strcmp(cmd, "list")) {
+    rc = er_list(o);
+  } else {
+    install_signals();
+    rc = er_run(o);
+  }
+  if (red) {
+    stderr = under;
+    fclose(red);
+  }
+  er_secrets_clear();
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"env", required_argument, NULL, 'e'},
+      {"junit", required_argument, NULL, 'j'},
+      {"report-dir", required_argument, NULL, 'r'},
+      {"filter", required_argument, NULL, 'f'},
+      {"fail-fast", no_argument, NULL, 'x'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"dry-run", no_argument, NULL, 'n'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
+  };
+  er_run_opts_t o;
+  const char *cmd;
+  int c;
+
+  memset(&o, 0, sizeof o);
+  o.out = stdout;
+  o.err = stderr;
+  if (argc < 2)
+    return usage_error("%s", "no command given (run, validate, list or audit)");
+  cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(g_usage, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+    puts("eventrig " ER_VERSION);
+    return 0;
+  }
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "validate") != 0 &&
+      strcmp(cmd, "list") != 0 && strcmp(cmd, "audit") != 0) {
+    static const char *const cmds[] = {"run", "validate", "list", "audit"};
+    const char *dym = er_did_you_mean(cmd, cmds, 4);
+    if (dym) {
+      fprintf(stderr,
+              "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
+              "'eventrig --help'.\n",
+              cmd, dym);
+      return 2;
+    }
+    return usage_error("unknown command '%s'", cmd);
+  }
+  optind = 2;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvnhV", longopts, NULL)) !=
+         -1) {
+    switch (c) {
+    case 'e':
+      o.env_path = optarg;
+      break;
+    case 'j':
+      o.junit_path = optarg;
+      break;
+    case 'r':
+      o.report_dir = optarg;
+      break;
+    case 'f':
+      o.filter = optarg;
+      break;
+    case 'x':
+      o.fail_fast = true;
+      break;
+    case 'v':
+      o.verbose = true;
+      break;
+    case 'n':
+      o.dry_run = true;
+      break;
+    case 'h':
+      fputs(g_usage, stdout);
+      return 0;
+    case 'V':
+      puts("eventrig " ER_VERSION);
+      return 0;
+    case ':':
+      return usage_error("option '%s' needs a value", argv[optind - 1]);
+    default:
+      return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (!strcmp(cmd, "audit")) {
+    if (optind < argc)
+      return usage_error("audit takes no scenario paths ('%s')", argv[optind]);
+    if (!o.env_path)
+      return usage_error("%s", "audit needs --env FILE");
+    install_signals();
+    return er_audit_command(o.env_path, o.out, o.err);
+  }
+  if (optind >= argc)
+    return usage_error("%s", "no scenario file or folder given");
+  o.paths = argv + optind;
+  o.npaths = (size_t)(argc - optind);
+  return run_command(cmd, &o);
+}

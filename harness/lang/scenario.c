@@ -1,0 +1,1381 @@
+/* scenario.c: loading and validating scenario files (see scenario.h).
+ *
+ * Validation walks the parsed document with the key specs of action.h and
+ * reports every problem it finds (it does not stop at the first), each
+ * mapped to file:line:col through jpos.h. A second pass checks ${...}
+ * references: a name must be a builtin, a var defined before, or the
+ * capture of an earlier step. Problems of one file are reported sorted by
+ * position. A plan (er_scenario_t) is built only from a file without
+ * errors. */
+#include "lang/scenario.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lang/jpos.h"
+#include "lang/jsonx.h"
+#include "lang/template.h"
+
+#define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
+#define DEFAULT_TIMEOUT_MS 60000
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+static void diags_vadd(er_diags_t *d, const char *file, int line, int col,
+                       er_diag_sev_t sev, const char *fmt, va_list ap) {
+  er_buf_t b = ER_BUF_INIT(4096);
+  er_diag_item_t *it;
+  /* counted even if the message cannot be stored: an error must never
+   * be lost to an allocation failure */
+  if (sev == ER_DIAG_ERROR)
+    d->errors++;
+  else
+    d->warnings++;
+  if (d->n == d->alloc) {
+    size_t na = d->alloc ? d->alloc * 2 : 16;
+    er_diag_item_t *ni = realloc(d->items, na * sizeof *ni);
+    if (!ni)
+      return;
+    d->items = ni;
+    d->alloc = na;
+  }
+  if (er_buf_vprintf(&b, fmt, ap) != 0) {
+    er_buf_free(&b);
+    return;
+  }
+  it = &d->items[d->n];
+  it->file = er_strdup(file ? file : "");
+  it->msg = er_buf_steal(&b);
+  it->line = line > 0 ? line : 0;
+  it->col = line > 0 ? (col > 0 ? col : 1) : 0;
+  it->sev = sev;
+  if (!it->file || !it->msg) {
+    free(it->file);
+    free(it->msg);
+    return;
+  }
+  d->n++;
+}
+
+void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
+                   er_diag_sev_t sev, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diags_vadd(d, file, line, col, sev, fmt, ap);
+  va_end(ap);
+}
+
+/* Stable sort of items [from, n) by line, then column (insertion sort:
+ * one file has few problems). */
+void er_diags_sort_from(er_diags_t *d, size_t from) {
+  for (size_t i = from + 1; i < d->n; i++) {
+    er_diag_item_t it = d->items[i];
+    size_t j = i;
+    while (j > from && (d->items[j - 1].line > it.line ||
+                        (d->items[j - 1].line == it.line &&
+                         d->items[j - 1].col > it.col))) {
+      d->items[j] = d->items[j - 1];
+      j--;
+    }
+    d->items[j] = it;
+  }
+}
+
+void er_diags_free(er_diags_t *d) {
+  if (!d)
+    return;
+  for (size_t i = 0; i < d->n; i++) {
+    free(d->items[i].file);
+    free(d->items[i].msg);
+  }
+  free(d->items);
+  memset(d, 0, sizeof *d);
+}
+
+void er_diags_print(const er_diags_t *d, FILE *f, bool color) {
+  const char *bold = color ? "\033[1m" : "";
+  const char *reset = color ? "\033[0m" : "";
+  for (size_t i = 0; d && i < d->n; i++) {
+    const er_diag_item_t *it = &d->items[i];
+    bool err = it->sev == ER_DIAG_ERROR;
+    const char *sevc = !color ? "" : err ? "\033[1;31m" : "\033[1;35m";
+    if (it->line > 0)
+      fprintf(f, "%s%s:%d:%d:%s ", bold, it->file, it->line, it->col, reset);
+    else
+      fprintf(f, "%s%s:%s ", bold, it->file, reset);
+    fprintf(f, "%s%s:%s %s\n", sevc, err ? "error" : "warning", reset, it->msg);
+  }
+}
+
+/* ---- validation context ------------------------------------------------ */
+
+typedef struct vctx {
+  const char *file;
+  const er_jpos_t *pos; /* may be NULL: positions unknown */
+  er_diags_t *out;
+} vctx_t;
+
+static void vdiag_v(vctx_t *c, er_diag_sev_t sev, const char *ptr, bool key,
+                    const char *fmt, va_list ap) {
+  int line = 0, col = 0;
+  er_jpos_find(c->pos, ptr ? ptr : "", key, &line, &col);
+  diags_vadd(c->out, c->file, line, col, sev, fmt, ap);
+}
+
+/* An error at ptr: at its key when key is true, else at its value. */
+static void verr(vctx_t *c, const char *ptr, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void verr(vctx_t *c, const char *ptr, bool key, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vdiag_v(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
+  va_end(ap);
+}
+
+/* er_diag_t: one action's argument object, for its validate(). */
+struct er_diag {
+  vctx_t *c;
+  const char *prefix; /* pointer of the argument object */
+};
+
+static void diag_at(er_diag_t *d, er_diag_sev_t sev, const char *path,
+                    const char *fmt, va_list ap) {
+  char *full = NULL;
+  size_t pl, sl;
+  if (!d)
+    return;
+  if (!path)
+    path = "";
+  pl = strlen(d->prefix);
+  sl = strlen(path);
+  full = malloc(pl + sl + 1);
+  if (full) {
+    memcpy(full, d->prefix, pl);
+    memcpy(full + pl, path, sl + 1);
+  }
+  /* "" is the action itself: point at its key ("sleep": ...) */
+  vdiag_v(d->c, sev, full ? full : d->prefix, *path == '\0', fmt, ap);
+  free(full);
+}
+
+void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_at(d, ER_DIAG_ERROR, path, fmt, ap);
+  va_end(ap);
+}
+
+void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_at(d, ER_DIAG_WARNING, path, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* A list of borrowed names. */
+typedef struct names {
+  const char **v;
+  size_t n, alloc;
+} names_t;
+
+static int names_add(names_t *ns, const char *s) {
+  if (ns->n == ns->alloc) {
+    size_t na = ns->alloc ? ns->alloc * 2 : 16;
+    const char **nv = realloc(ns->v, na * sizeof *nv);
+    if (!nv)
+      return -1;
+    ns->v = nv;
+    ns->alloc = na;
+  }
+  ns->v[ns->n++] = s;
+  return 0;
+}
+
+static bool names_has(const names_t *ns, const char *s) {
+  for (size_t i = 0; i < ns->n; i++)
+    if (strcmp(ns->v[i], s) == 0)
+      return true;
+  return false;
+}
+
+static void names_free(names_t *ns) {
+  free(ns->v);
+  memset(ns, 0, sizeof *ns);
+}
+
+/* " (did you mean 'x'?)" or "" into out. */
+static void dym_text(const char *word, const char *const *cands, size_t n,
+                     char *out, size_t outsz) {
+  const char *m = er_did_you_mean(word, cands, n);
+  if (m)
+    snprintf(out, outsz, " (did you mean '%s'?)", m);
+  else if (outsz)
+    out[0] = '\0';
+}
+
+static const char *type_noun(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    return "a string";
+  case JSON_INTEGER:
+    return "an integer";
+  case JSON_REAL:
+    return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "a boolean";
+  case JSON_NULL:
+    return "null";
+  case JSON_OBJECT:
+    return "an object";
+  case JSON_ARRAY:
+    return "an array";
+  }
+  return "a value";
+}
+
+static unsigned type_bit(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    return ER_T_STRING;
+  case JSON_INTEGER:
+    return ER_T_INT;
+  case JSON_REAL:
+    return ER_T_REAL;
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return ER_T_BOOL;
+  case JSON_NULL:
+    return ER_T_NULL;
+  case JSON_OBJECT:
+    return ER_T_OBJECT;
+  case JSON_ARRAY:
+    return ER_T_ARRAY;
+  }
+  return 0;
+}
+
+/* "a string or an array" for a type mask (with flags). */
+static void types_text(unsigned types, char *out, size_t outsz) {
+  const char *parts[8];
+  size_t n = 0, used = 0;
+  if (types & ER_T_DURATION) {
+    parts[n++] = "a duration string";
+    types &= ~(unsigned)ER_T_STRING;
+  }
+  if (types & ER_T_STRING)
+    parts[n++] = "a string";
+  if (types & ER_T_REAL)
+    parts[n++] = "a number";
+  else if (types & ER_T_INT)
+    parts[n++] = "an integer";
+  if (types & ER_T_BOOL)
+    parts[n++] = "true or false";
+  if (types & ER_T_NULL)
+    parts[n++] = "null";
+  if (types & (ER_T_OBJECT | ER_T_CHECK))
+    parts[n++] = "an object";
+  if (types & (ER_T_ARRAY | ER_T_STEPS))
+    parts[n++] = "an array";
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    int w = snprintf(out + used, outsz - used, "%s%s",
+                     i == 0       ? ""
+                     : i + 1 == n ? " or "
+                                  : ", ",
+                     parts[i]);
+    if (w < 0 || (size_t)w >= outsz - used)
+      break;
+    used += (size_t)w;
+  }
+}
+
+/* A string that is exactly one ${...} expression expands to a value of
+ * any type at run time, so it passes any type check. */
+static bool is_single_expr(const char *s) {
+  size_t n = strlen(s);
+  if (n < 4 || s[0] != '$' || s[1] != '{' || s[n - 1] != '}')
+    return false;
+  return strchr(s + 2, '}') == s + n - 1 && !strstr(s + 2, "${");
+}
+
+/* Names of check actions, for messages: "http, redis, ...". */
+static void action_list(bool checks_only, char *out, size_t outsz) {
+  size_t n = 0, used = 0;
+  const er_action_t *const *all = er_actions_all(&n);
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    int w;
+    if (checks_only && !all[i]->check)
+      continue;
+    w = snprintf(out + used, outsz - used, "%s%s", used ? ", " : "",
+                 all[i]->name);
+    if (w < 0 || (size_t)w >= outsz - used)
+      break;
+    used += (size_t)w;
+  }
+}
+
+static const er_keyspec_t *spec_find(const er_keyspec_t *spec, const char *k) {
+  for (const er_keyspec_t *ks = spec; ks && ks->name; ks++)
+    if (strcmp(ks->name, k) == 0)
+      return ks;
+  return NULL;
+}
+
+/* ---- structural validation --------------------------------------------- */
+
+static void validate_obj(vctx_t *c, const json_t *obj, const char *ptr,
+                         const er_keyspec_t *spec, const char *what);
+static void validate_step(vctx_t *c, const json_t *step, const char *ptr);
+static void validate_action(vctx_t *c, const er_action_t *a, const json_t *args,
+                            const char *ptr);
+static void validate_wrapped(vctx_t *c, const char *what, const json_t *args,
+                             const char *ptr, const er_keyspec_t *own);
+
+/* Finds where a matcher is wrong and reports the message there (the
+ * offending $operator key when there is one). True if it reported. */
+static bool matcher_report(vctx_t *c, const json_t *v, const char *ptr) {
+  char msg[512];
+  const char *k;
+  json_t *val;
+  if (er_json_matcher_check(v, msg, sizeof msg) == 0)
+    return false;
+  if (er_json_is_matcher(v)) {
+    json_object_foreach((json_t *)v, k, val) {
+      char one[512];
+      json_t *single = json_object();
+      int bad;
+      if (!single)
+        break;
+      json_object_set(single, k, val);
+      bad = er_json_matcher_check(single, one, sizeof one);
+      json_decref(single);
+      if (bad) {
+        char *cp = er_jpos_child(ptr, k);
+        verr(c, cp ? cp : ptr, true, "%s", one);
+        free(cp);
+        return true;
+      }
+    }
+  } else if (json_is_object(v)) {
+    json_object_foreach((json_t *)v, k, val) {
+      char *cp = er_jpos_child(ptr, k);
+      bool done = false;
+      if (k[0] == '$' && k[1] != '{') {
+        verr(c, cp ? cp : ptr, true, "%s", msg);
+        done = true;
+      } else {
+        done = matcher_report(c, val, cp ? cp : ptr);
+      }
+      free(cp);
+      if (done)
+        return true;
+    }
+  } else if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char *cp = er_jpos_child_index(ptr, i);
+      bool done = matcher_report(c, json_array_get(v, i), cp ? cp : ptr);
+      free(cp);
+      if (done)
+        return true;
+    }
+  }
+  verr(c, ptr, false, "%s", msg);
+  return true;
+}
+
+/* Checks one value against its key spec ks. name is the key, for
+ * messages. */
+static void check_value(vctx_t *c, const json_t *v, const char *ptr,
+                        const er_keyspec_t *ks, const char *name) {
+  unsigned mask = ks->types & ER_T_ANY;
+  if (ks->types & ER_T_CHECK)
+    mask |= ER_T_OBJECT;
+  if (ks->types & ER_T_STEPS)
+    mask |= ER_T_ARRAY;
+  if (mask == 0)
+    mask = ER_T_ANY;
+  if (json_is_string(v) && is_single_expr(json_string_value(v)))
+    return; /* its type is known only at run time */
+  if (!(type_bit(v) & mask)) {
+    char want[160];
+    types_text(ks->types, want, sizeof want);
+    verr(c, ptr, false, "'%s' must be %s, not %s", name, want, type_noun(v));
+    return;
+  }
+  if ((ks->types & ER_T_DURATION) && json_is_string(v)) {
+    const char *s = json_string_value(v);
+    int64_t ms;
+    if (!strstr(s, "${") && er_parse_duration(s, &ms) != 0) {
+      char *b = er_json_brief(v, 60);
+      verr(c, ptr, false,
+           "'%s': %s is not a duration (write a number and a unit: 250ms, "
+           "5s, 2m)",
+           name, b ? b : "value");
+      free(b);
+    }
+  }
+  if (ks->types & ER_T_MATCHER)
+    matcher_report(c, v, ptr);
+  if ((ks->types & ER_T_CHECK) && json_is_object(v))
+    validate_wrapped(c, name, v, ptr, NULL);
+  if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char *cp = er_jpos_child_index(ptr, i);
+      validate_step(c, json_array_get(v, i), cp ? cp : ptr);
+      free(cp);
+    }
+  }
+  if (ks->sub && json_is_object(v))
+    validate_obj(c, v, ptr, ks->sub, name);
+  if (ks->each && (json_is_array(v) || (json_is_object(v) && !ks->sub))) {
+    /* elements of an array, or values of a free-form object */
+    if (json_is_array(v)) {
+      for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *el = json_array_get(v, i);
+        char *cp = er_jpos_child_index(ptr, i);
+        if (!json_is_object(el))
+          verr(c, cp ? cp : ptr, false,
+               "each element of '%s' must be an object, not %s", name,
+               type_noun(el));
+        else {
+          char label[160];
+          snprintf(label, sizeof label, "%s[%zu]", name, i);
+          validate_obj(c, el, cp ? cp : ptr, ks->each, label);
+        }
+        free(cp);
+      }
+    } else {
+      const char *k;
+      json_t *el;
+      json_object_foreach((json_t *)v, k, el) {
+        char *cp = er_jpos_child(ptr, k);
+        if (!json_is_object(el))
+          verr(c, cp ? cp : ptr, false, "'%s' must be an object, not %s", k,
+               type_noun(el));
+        else
+          validate_obj(c, el, cp ? cp : ptr, ks->each, k);
+        free(cp);
+      }
+    }
+  }
+}
+
+/* Unknown keys, types, required keys of an object with fixed keys. what
+ * names the object in messages (NULL at the top of a file). */
+static void validate_obj(vctx_t *c, const json_t *obj, const char *ptr,
+                         const er_keyspec_t *spec, const char *what) {
+  const char *k;
+  json_t *v;
+  const char *cands[64];
+  size_t ncand = 0;
+  for (const er_keyspec_t *ks = spec; ks && ks->name && ncand < 64; ks++)
+    cands[ncand++] = ks->name;
+  json_object_foreach((json_t *)obj, k, v) {
+    const er_keyspec_t *ks = spec_find(spec, k);
+    char *cp = er_jpos_child(ptr, k);
+    const char *p = cp ? cp : ptr;
+    if (!ks) {
+      char dym[160];
+      dym_text(k, cands, ncand, dym, sizeof dym);
+      if (what)
+        verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
+      else
+        verr(c, p, true, "unknown key '%s'%s", k, dym);
+    } else {
+      check_value(c, v, p, ks, k);
+    }
+    free(cp);
+  }
+  for (const er_keyspec_t *ks = spec; ks && ks->name; ks++) {
+    if (!ks->required || json_object_get(obj, ks->name))
+      continue;
+    if (what)
+      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
+    else
+      verr(c, ptr, true, "missing required key '%s'", ks->name);
+  }
+}
+
+/* Arguments of await/hold (own = their keys), or an ER_T_CHECK value
+ * (own = NULL): exactly one check action besides the own keys. */
+static void validate_wrapped(vctx_t *c, const char *what, const json_t *args,
+                             const char *ptr, const er_keyspec_t *own) {
+  const char *k;
+  json_t *v;
+  const char *found = NULL;
+  bool other = false; /* an action or unknown key reported on its own */
+  char checks[512];
+  const char *cands[96];
+  size_t ncand = 0, nact = 0;
+  const er_action_t *const *all = er_actions_all(&nact);
+
+  action_list(true, checks, sizeof checks);
+  for (const er_keyspec_t *ks = own; ks && ks->name && ncand < 32; ks++)
+    cands[ncand++] = ks->name;
+  for (size_t i = 0; i < nact && ncand < 96; i++)
+    if (all[i]->check)
+      cands[ncand++] = all[i]->name;
+
+  json_object_foreach((json_t *)args, k, v) {
+    const er_keyspec_t *ks = spec_find(own, k);
+    const er_action_t *a = ks ? NULL : er_action_find(k);
+    char *cp = er_jpos_child(ptr, k);
+    const char *p = cp ? cp : ptr;
+    if (ks) {
+      check_value(c, v, p, ks, k);
+    } else if (a && !a->check) {
+      verr(c, p, true,
+           "'%s' cannot be used inside '%s': it is not a check (checks: %s)", k,
+           what, checks);
+      other = true;
+    } else if (a) {
+      if (found) {
+        verr(c, p, true, "'%s' polls exactly one check, but has '%s' and '%s'",
+             what, found, k);
+      } else {
+        found = k;
+      }
+      validate_action(c, a, v, p);
+    } else {
+      char dym[160];
+      dym_text(k, cands, ncand, dym, sizeof dym);
+      verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
+      other = true;
+    }
+    free(cp);
+  }
+  for (const er_keyspec_t *ks = own; ks && ks->name; ks++)
+    if (ks->required && !json_object_get(args, ks->name))
+      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
+  if (!found && !other)
+    verr(c, ptr, true, "'%s' needs a check to poll (one of: %s)", what, checks);
+}
+
+static void validate_action(vctx_t *c, const er_action_t *a, const json_t *args,
+                            const char *ptr) {
+  size_t before = c->out->errors;
+  if (!json_is_object(args)) {
+    verr(c, ptr, false, "'%s' takes an object of arguments, not %s", a->name,
+         type_noun(args));
+    return;
+  }
+  if (a->wraps_check)
+    validate_wrapped(c, a->name, args, ptr, a->keys);
+  else
+    validate_obj(c, args, ptr, a->keys, a->name);
+  if (a->validate) {
+    /* its own checks may assume the shape the key spec promises */
+    if (c->out->errors == before) {
+      er_diag_t d = {c, ptr};
+      a->validate(args, &d);
+    }
+  } else if (a->warn_on_use) {
+    er_diag_t d = {c, ptr};
+    er_diag_warn(&d, "", "'%s' is discouraged", a->name);
+  }
+}
+
+static const er_keyspec_t g_step_common[] = {
+    {"name", ER_T_STRING, false, NULL, NULL},
+    {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static void validate_step(vctx_t *c, const json_t *step, const char *ptr) {
+  const char *k;
+  json_t *v;
+  const char *first = NULL;
+  bool unknown = false;
+  const char *cands[96];
+  size_t ncand = 0, nact = 0;
+  const er_action_t *const *all = er_actions_all(&nact);
+
+  if (!json_is_object(step)) {
+    verr(c, ptr, false, "a step must be an object with one action key, not %s",
+         type_noun(step));
+    return;
+  }
+  for (const er_keyspec_t *ks = g_step_common; ks->name; ks++)
+    cands[ncand++] = ks->name;
+  for (size_t i = 0; i < nact && ncand < 96; i++)
+    cands[ncand++] = all[i]->name;
+
+  json_object_foreach((json_t *)step, k, v) {
+    const er_keyspec_t *ks = spec_find(g_step_common, k);
+    const er_action_t *a = ks ? NULL : er_action_find(k);
+    char *cp = er_jpos_child(ptr, k);
+    const char *p = cp ? cp : ptr;
+    if (ks) {
+      check_value(c, v, p, ks, k);
+    } else if (a) {
+      if (first)
+        verr(c, p, true,
+             "a step has exactly one action, this one has '%s' and '%s' "
+             "(split it into two steps)",
+             first, k);
+      else
+        first = k;
+      validate_action(c, a, v, p);
+    } else {
+      char dym[160];
+      dym_text(k, cands, ncand, dym, sizeof dym);
+      verr(c, p, true, "unknown action '%s'%s", k, dym);
+      unknown = true;
+    }
+    free(cp);
+  }
+  if (!first && !unknown) {
+    char acts[1024];
+    action_list(false, acts, sizeof acts);
+    verr(c, ptr, false, "step has no action (one of: %s)", acts);
+  }
+}
+
+/* ---- top level --------------------------------------------------------- */
+
+static const er_keyspec_t g_top[] = {
+    {"name", ER_T_STRING, true, NULL, NULL},
+    {"description", ER_T_STRING, false, NULL, NULL},
+    {"tags", ER_T_ARRAY, false, NULL, NULL},
+    {"vars", ER_T_OBJECT, false, NULL, NULL},
+    {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {"setup", ER_T_STEPS, false, NULL, NULL},
+    {"steps", ER_T_STEPS, true, NULL, NULL},
+    {"teardown", ER_T_STEPS, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+void er_validate_keys(const char *file, const char *text, const json_t *doc,
+                      const er_keyspec_t *spec, er_diags_t *out) {
+  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
+  vctx_t c = {file, pos, out};
+  size_t from = out->n;
+  if (!doc)
+    ; /* not parsed: er_parse_json_text reported why */
+  else if (!json_is_object(doc))
+    verr(&c, "", false, "the file must hold a JSON object, not %s",
+         type_noun(doc));
+  else
+    validate_obj(&c, doc, "", spec, NULL);
+  er_diags_sort_from(out, from);
+  er_jpos_free(pos);
+}
+
+json_t *er_parse_json_text(const char *file, const char *text, size_t len,
+                           er_diags_t *out) {
+  json_error_t e;
+  json_t *doc;
+  memset(&e, 0, sizeof e);
+  doc = json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
+  if (!doc)
+    er_diags_addf(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
+                  "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");
+  return doc;
+}
+
+/* ---- ${...} references ------------------------------------------------- */
+
+typedef struct refscan {
+  vctx_t *c;
+  names_t *defined;
+  const names_t *later; /* captured by later steps */
+  const json_t *vars;   /* the scenario's vars object, or NULL */
+} refscan_t;
+
+typedef struct refs {
+  char roots[16][128];
+  size_t n;
+} refs_t;
+
+static void ref_cb(void *ud, const char *root, size_t off) {
+  refs_t *r = ud;
+  (void)off;
+  for (size_t i = 0; i < r->n; i++)
+    if (strcmp(r->roots[i], root) == 0)
+      return;
+  if (r->n < 16)
+    snprintf(r->roots[r->n++], sizeof r->roots[0], "%s", root);
+}
+
+/* Builtins worth suggesting for a misspelt name (those template.c does
+ * not know are dropped by er_tmpl_is_builtin). */
+static const char *const g_builtin_guess[] = {"uuid", "now", "run", "env"};
+
+static void check_string(refscan_t *rs, const char *s, const char *ptr,
+                         bool key) {
+  refs_t r;
+  char msg[256];
+  size_t bad = 0;
+  r.n = 0;
+  if (!strstr(s, "${"))
+    return;
+  if (er_tmpl_scan(s, ref_cb, &r, msg, sizeof msg, &bad) != 0)
+    verr(rs->c, ptr, key, "%s", msg);
+  for (size_t i = 0; i < r.n; i++) {
+    const char *name = r.roots[i];
+    if (er_tmpl_is_builtin(name) || names_has(rs->defined, name))
+      continue;
+    if (json_object_get(rs->vars, name)) {
+      verr(rs->c, ptr, key,
+           "variable '%s' is used before it is defined (a var can use only "
+           "the vars above it)",
+           name);
+    } else if (names_has(rs->later, name)) {
+      verr(rs->c, ptr, key,
+           "variable '%s' is used before the step that captures it", name);
+    } else {
+      names_t cands = {NULL, 0, 0};
+      char dym[160];
+      bool ok = true;
+      for (size_t j = 0; j < rs->defined->n && ok; j++)
+        ok = names_add(&cands, rs->defined->v[j]) == 0;
+      for (size_t j = 0; j < sizeof g_builtin_guess / sizeof *g_builtin_guess;
+           j++)
+        if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
+          ok = names_add(&cands, g_builtin_guess[j]) == 0;
+      dym_text(name, cands.v, cands.n, dym, sizeof dym);
+      verr(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
+      names_free(&cands);
+    }
+  }
+}
+
+/* Every string under v (values and keys). */
+static void check_refs(refscan_t *rs, const json_t *v, const char *ptr) {
+  if (json_is_string(v)) {
+    check_string(rs, json_string_value(v), ptr, false);
+  } else if (json_is_object(v)) {
+    const char *k;
+    json_t *el;
+    json_object_foreach((json_t *)v, k, el) {
+      char *cp = er_jpos_child(ptr, k);
+      check_string(rs, k, cp ? cp : ptr, true);
+      check_refs(rs, el, cp ? cp : ptr);
+      free(cp);
+    }
+  } else if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char *cp = er_jpos_child_index(ptr, i);
+      check_refs(rs, json_array_get(v, i), cp ? cp : ptr);
+      free(cp);
+    }
+  }
+}
+
+static void step_captures(const json_t *step, names_t *out);
+
+/* A step's strings, in execution order: the nested steps of a group see
+ * the captures of the nested steps before them. */
+static void check_step_refs(refscan_t *rs, const json_t *step,
+                            const char *ptr) {
+  const char *k;
+  json_t *v;
+  if (!json_is_object(step)) {
+    check_refs(rs, step, ptr);
+    return;
+  }
+  json_object_foreach((json_t *)step, k, v) {
+    const er_action_t *a = er_action_find(k);
+    char *cp = er_jpos_child(ptr, k);
+    const char *here = cp ? cp : ptr;
+    check_string(rs, k, here, true);
+    if (a && a->raw_args && json_is_object(v)) {
+      const char *ak;
+      json_t *av;
+      json_object_foreach(v, ak, av) {
+        const er_keyspec_t *ks = spec_find(a->keys, ak);
+        char *ap = er_jpos_child(here, ak);
+        const char *ahere = ap ? ap : here;
+        if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
+          for (size_t i = 0; i < json_array_size(av); i++) {
+            char *sp = er_jpos_child_index(ahere, i);
+            check_step_refs(rs, json_array_get(av, i), sp ? sp : ahere);
+            step_captures(json_array_get(av, i), rs->defined);
+            free(sp);
+          }
+        } else {
+          check_string(rs, ak, ahere, true);
+          check_refs(rs, av, ahere);
+        }
+        free(ap);
+      }
+    } else {
+      check_refs(rs, v, here);
+    }
+    free(cp);
+  }
+}
+
+/* Names an action's arguments capture: its "capture" object, the wrapped
+ * check's, and those of nested steps. */
+static void action_captures(const er_action_t *a, const json_t *args,
+                            names_t *out) {
+  const char *k;
+  json_t *v;
+  json_t *cap;
+  if (!json_is_object(args))
+    return;
+  cap = json_object_get(args, "capture");
+  if (json_is_object(cap) && spec_find(a->keys, "capture")) {
+    json_object_foreach(cap, k, v) {
+      if (!names_has(out, k))
+        names_add(out, k);
+    }
+  }
+  json_object_foreach((json_t *)args, k, v) {
+    const er_keyspec_t *ks = spec_find(a->keys, k);
+    if (ks && (ks->types & ER_T_STEPS) && json_is_array(v)) {
+      for (size_t i = 0; i < json_array_size(v); i++)
+        step_captures(json_array_get(v, i), out);
+    } else if (ks && (ks->types & ER_T_CHECK) && json_is_object(v)) {
+      const char *ik;
+      json_t *iv;
+      json_object_foreach(v, ik, iv) {
+        const er_action_t *ia = er_action_find(ik);
+        if (ia)
+          action_captures(ia, iv, out);
+      }
+    } else if (!ks && a->wraps_check) {
+      const er_action_t *ia = er_action_find(k);
+      if (ia)
+        action_captures(ia, v, out);
+    }
+  }
+}
+
+static void step_captures(const json_t *step, names_t *out) {
+  const char *k;
+  json_t *v;
+  if (!json_is_object(step))
+    return;
+  json_object_foreach((json_t *)step, k, v) {
+    const er_action_t *a = er_action_find(k);
+    if (a)
+      action_captures(a, v, out);
+  }
+}
+
+static const char *const g_lists[] = {"setup", "steps", "teardown"};
+
+/* The ${...} pass over a whole scenario document. */
+static void check_scenario_refs(vctx_t *c, const json_t *doc) {
+  names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
+  names_t none = {NULL, 0, 0};
+  const json_t *vars = json_object_get(doc, "vars");
+  const char *k;
+  json_t *v;
+  refscan_t rs = {c, &defined, &none, json_is_object(vars) ? vars : NULL};
+
+  for (size_t l = 0; l < 3; l++) {
+    const json_t *list = json_object_get(doc, g_lists[l]);
+    for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
+      step_captures(json_array_get(list, i), &all_caps);
+  }
+
+  /* vars: each sees the ones before it */
+  if (json_is_object(vars)) {
+    json_object_foreach((json_t *)vars, k, v) {
+      char *cp = er_jpos_child("/vars", k);
+      check_string(&rs, k, cp ? cp : "/vars", true);
+      check_refs(&rs, v, cp ? cp : "/vars");
+      free(cp);
+      if (!names_has(&defined, k))
+        names_add(&defined, k);
+    }
+  }
+  /* other top-level keys see every var */
+  json_object_foreach((json_t *)doc, k, v) {
+    char *cp;
+    bool is_list = false;
+    for (size_t l = 0; l < 3; l++)
+      if (strcmp(k, g_lists[l]) == 0)
+        is_list = true;
+    cp = er_jpos_child("", k);
+    check_string(&rs, k, cp ? cp : "", true);
+    if (strcmp(k, "vars") != 0 && !(is_list && json_is_array(v)))
+      check_refs(&rs, v, cp ? cp : "");
+    free(cp);
+  }
+  /* steps see the captures of earlier steps: setup, then steps;
+   * teardown sees them all */
+  rs.later = &all_caps;
+  for (size_t l = 0; l < 3; l++) {
+    const json_t *list = json_object_get(doc, g_lists[l]);
+    if (!json_is_array(list))
+      continue;
+    if (l == 2) {
+      for (size_t j = 0; j < all_caps.n; j++)
+        if (!names_has(&defined, all_caps.v[j]))
+          names_add(&defined, all_caps.v[j]);
+    }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+      const json_t *step = json_array_get(list, i);
+      char base[32];
+      char *cp;
+      snprintf(base, sizeof base, "/%s", g_lists[l]);
+      cp = er_jpos_child_index(base, i);
+      check_step_refs(&rs, step, cp ? cp : base);
+      free(cp);
+      step_captures(step, &defined);
+    }
+  }
+  names_free(&defined);
+  names_free(&all_caps);
+}
+
+/* ---- building the plan ------------------------------------------------- */
+
+static void steplist_free(er_steplist_t *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->v[i].name);
+    free(l->v[i].path);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+void er_scenario_free(er_scenario_t *s) {
+  if (!s)
+    return;
+  free(s->file);
+  free(s->dir);
+  free(s->classname);
+  free(s->name);
+  free(s->skip);
+  steplist_free(&s->setup);
+  steplist_free(&s->steps);
+  steplist_free(&s->teardown);
+  json_decref(s->doc);
+  free(s);
+}
+
+static int64_t duration_or(const json_t *v, int64_t dflt) {
+  int64_t ms;
+  if (json_is_string(v) && er_parse_duration(json_string_value(v), &ms) == 0)
+    return ms;
+  return dflt;
+}
+
+/* Builds one list from a validated array. */
+static int build_steps(const json_t *arr, const char *listname,
+                       const er_jpos_t *pos, er_steplist_t *out) {
+  size_t n = json_array_size(arr);
+  if (n == 0)
+    return 0;
+  out->v = calloc(n, sizeof *out->v);
+  if (!out->v)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *step = json_array_get(arr, i);
+    er_step_t *st = &out->v[out->n++];
+    const char *k;
+    json_t *v;
+    char buf[64];
+    json_object_foreach((json_t *)step, k, v) {
+      const er_action_t *a = er_action_find(k);
+      if (a && !st->action) {
+        st->action = a;
+        st->args = v;
+      }
+    }
+    if (!st->action)
+      return -1;
+    if (json_is_string(json_object_get(step, "name"))) {
+      st->name = er_strdup(json_string_value(json_object_get(step, "name")));
+    } else {
+      snprintf(buf, sizeof buf, " #%zu", i + 1);
+      st->name = malloc(strlen(st->action->name) + strlen(buf) + 1);
+      if (st->name) {
+        strcpy(st->name, st->action->name);
+        strcat(st->name, buf);
+      }
+    }
+    snprintf(buf, sizeof buf, "/%s/%zu", listname, i);
+    st->path = er_strdup(buf);
+    st->timeout_ms = duration_or(json_object_get(step, "timeout"), 0);
+    er_jpos_find(pos, buf, false, &st->line, &st->col);
+    if (!st->name || !st->path)
+      return -1;
+  }
+  return 0;
+}
+
+/* "scenarios/happy-path" -> "scenarios.happy-path", from the folder's
+ * path relative to the current directory; the folder's name when it is
+ * outside it; "scenarios" for the current directory itself. */
+static char *make_classname(const char *dir) {
+  char *abs = NULL, *cwd = NULL, *out = NULL;
+  const char *rel = NULL;
+  abs = realpath(dir, NULL);
+  cwd = getcwd(NULL, 0);
+  if (abs && cwd) {
+    size_t cl = strlen(cwd);
+    if (strcmp(abs, cwd) == 0)
+      rel = "";
+    else if (strncmp(abs, cwd, cl) == 0 && (abs[cl] == '/' || cl == 1))
+      rel = abs + (cl == 1 ? 1 : cl + 1);
+  }
+  if (rel && *rel) {
+    out = er_strdup(rel);
+  } else if (rel) {
+    out = er_strdup("scenarios");
+  } else {
+    /* outside the current directory (or unresolvable): the folder's name */
+    char *tmp = er_strdup(abs ? abs : dir);
+    const char *b = tmp ? basename(tmp) : NULL;
+    if (!b || !*b || !strcmp(b, "/") || !strcmp(b, ".") || !strcmp(b, ".."))
+      out = er_strdup("scenarios");
+    else
+      out = er_strdup(b);
+    free(tmp);
+  }
+  for (char *p = out; p && *p; p++)
+    if (*p == '/')
+      *p = '.';
+  free(abs);
+  free(cwd);
+  return out;
+}
+
+static char *dir_of(const char *path) {
+  char *cp = er_strdup(path);
+  char *d, *out;
+  if (!cp)
+    return NULL;
+  d = dirname(cp);
+  out = er_strdup(d);
+  free(cp);
+  return out;
+}
+
+er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
+  er_scenario_t *s = NULL;
+  char *text = NULL;
+  size_t len = 0;
+  json_t *doc = NULL;
+  er_jpos_t *pos = NULL;
+  er_err_t err;
+  size_t from = diags->n, errs = diags->errors;
+  vctx_t c;
+  const json_t *v;
+
+  er_err_clear(&err);
+  text = er_read_file(path, SCENARIO_MAX_BYTES, &len, &err);
+  if (!text) {
+    const char *m = err.msg;
+    size_t pl = strlen(path);
+    if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
+      m += pl + 2;
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
+    goto out;
+  }
+  doc = er_parse_json_text(path, text, len, diags);
+  if (!doc)
+    goto out;
+  pos = er_jpos_build(text, len);
+  c = (vctx_t){path, pos, diags};
+  if (!json_is_object(doc)) {
+    verr(&c, "", false, "a scenario file must hold a JSON object, not %s",
+         type_noun(doc));
+    goto out;
+  }
+  validate_obj(&c, doc, "", g_top, NULL);
+  v = json_object_get(doc, "tags");
+  for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+    if (!json_is_string(json_array_get(v, i))) {
+      char *cp = er_jpos_child_index("/tags", i);
+      verr(&c, cp ? cp : "/tags", false, "a tag must be a string, not %s",
+           type_noun(json_array_get(v, i)));
+      free(cp);
+    }
+  }
+  v = json_object_get(doc, "name");
+  if (json_is_string(v) && json_string_value(v)[0] == '\0')
+    verr(&c, "/name", false, "'name' must not be empty");
+  v = json_object_get(doc, "steps");
+  if (json_is_array(v) && json_array_size(v) == 0)
+    verr(&c, "/steps", false,
+         "'steps' is empty: a scenario needs at least one step");
+  check_scenario_refs(&c, doc);
+
+  if (diags->errors != errs)
+    goto out;
+
+  s = calloc(1, sizeof *s);
+  if (!s)
+    goto oom;
+  s->file = er_strdup(path);
+  s->dir = dir_of(path);
+  s->classname = s->dir ? make_classname(s->dir) : NULL;
+  s->name = er_strdup(json_string_value(json_object_get(doc, "name")));
+  if (!s->file || !s->dir || !s->classname || !s->name)
+    goto oom;
+  v = json_object_get(doc, "skip");
+  if (json_is_string(v) || json_is_true(v)) {
+    s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
+    if (!s->skip)
+      goto oom;
+  }
+  s->doc = doc;
+  doc = NULL;
+  s->tags = json_object_get(s->doc, "tags");
+  if (!s->tags) {
+    s->tags = json_array();
+    if (!s->tags || json_object_set_new(s->doc, "tags", s->tags) != 0)
+      goto oom;
+  }
+  s->vars = json_object_get(s->doc, "vars");
+  if (!s->vars) {
+    s->vars = json_object();
+    if (!s->vars || json_object_set_new(s->doc, "vars", s->vars) != 0)
+      goto oom;
+  }
+  s->timeout_ms =
+      duration_or(json_object_get(s->doc, "timeout"), DEFAULT_TIMEOUT_MS);
+  if (build_steps(json_object_get(s->doc, "setup"), "setup", pos, &s->setup) !=
+          0 ||
+      build_steps(json_object_get(s->doc, "steps"), "steps", pos, &s->steps) !=
+          0 ||
+      build_steps(json_object_get(s->doc, "teardown"), "teardown", pos,
+                  &s->teardown) != 0)
+    goto oom;
+  goto out;
+
+oom:
+  er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
+  er_scenario_free(s);
+  s = NULL;
+out:
+  er_diags_sort_from(diags, from);
+  er_jpos_free(pos);
+  json_decref(doc);
+  free(text);
+  return s;
+}
+
+/* ---- collecting files -------------------------------------------------- */
+
+typedef struct strlist {
+  char **v;
+  size_t n, alloc;
+} strlist_t;
+
+static int strlist_push(strlist_t *l, char *s) {
+  if (!s)
+    return -1;
+  if (l->n == l->alloc) {
+    size_t na = l->alloc ? l->alloc * 2 : 32;
+    char **nv = realloc(l->v, na * sizeof *nv);
+    if (!nv) {
+      free(s);
+      return -1;
+    }
+    l->v = nv;
+    l->alloc = na;
+  }
+  /* n < alloc here, so v is set */
+  l->v[l->n++] = s; // NOLINT(clang-analyzer-core.NullDereference)
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct dirid {
+  dev_t dev;
+  ino_t ino;
+  const struct dirid *up;
+} dirid_t;
+
+static char *join_path(const char *dir, const char *name) {
+  size_t dl = strlen(dir), nl = strlen(name);
+  char *p;
+  while (dl > 1 && dir[dl - 1] == '/')
+    dl--;
+  p = malloc(dl + nl + 2);
+  if (!p)
+    return NULL;
+  memcpy(p, dir, dl);
+  if (!(dl == 1 && dir[0] == '/'))
+    p[dl++] = '/';
+  memcpy(p + dl, name, nl + 1);
+  return p;
+}
+
+static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
+                       er_err_t *err) {
+  DIR *d = NULL;
+  struct dirent *de;
+  struct stat st;
+  dirid_t me;
+  int rc = -1;
+
+  if (stat(dir, &st) != 0)
+    return er_errf(err, ER_E_INPUT, "%s: %s", dir, strerror(errno));
+  for (const dirid_t *a = up; a; a = a->up)
+    if (a->dev == st.st_dev && a->ino == st.st_ino)
+      return 0; /* a symlink loop: already being searched */
+  me = (dirid_t){st.st_dev, st.st_ino, up};
+  d = opendir(dir);
+  if (!d)
+    return er_errf(err, ER_E_INPUT, "%s: cannot open folder: %s", dir,
+                   strerror(errno));
+  while ((de = readdir(d)) != NULL) {
+    char *p;
+    if (de->d_name[0] == '.')
+      continue; /* hidden, ".", ".." */
+    p = join_path(dir, de->d_name);
+    if (!p) {
+      er_errf(err, ER_E_INPUT, "out of memory");
+      goto out;
+    }
+    if (stat(p, &st) != 0) {
+      free(p); /* a dangling link: nothing to run */
+      continue;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      int r = collect_dir(p, &me, out, err);
+      free(p);
+      if (r != 0)
+        goto out;
+    } else if (S_ISREG(st.st_mode) && er_str_has_suffix(de->d_name, ".json") &&
+               !er_str_has_suffix(de->d_name, ".env.json")) {
+      if (strlist_push(out, p) != 0) {
+        er_errf(err, ER_E_INPUT, "out of memory");
+        goto out;
+      }
+    } else {
+      free(p);
+    }
+  }
+  rc = 0;
+out:
+  closedir(d);
+  return rc;
+}
+
+int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
+                        size_t *nfiles_out, er_err_t *err) {
+  strlist_t all = {NULL, 0, 0};
+  int rc = -1;
+  *files_out = NULL;
+  *nfiles_out = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (stat(paths[i], &st) != 0) {
+      er_errf(err, ER_E_INPUT, "%s: %s", paths[i], strerror(errno));
+      goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      size_t from = all.n;
+      if (collect_dir(paths[i], NULL, &all, err) != 0)
+        goto out;
+      if (all.v && all.n > from)
+        qsort(all.v + from, all.n - from, sizeof *all.v, cmp_str);
+    } else {
+      if (strlist_push(&all, er_strdup(paths[i])) != 0) {
+        er_errf(err, ER_E_INPUT, "out of memory");
+        goto out;
+      }
+    }
+  }
+  /* the same file named twice runs once */
+  {
+    size_t w = 0;
+    for (size_t i = 0; i < all.n; i++) {
+      bool dup = false;
+      for (size_t j = 0; j < w && !dup; j++)
+        dup = strcmp(all.v[j], all.v[i]) == 0;
+      if (dup)
+        free(all.v[i]);
+      else
+        all.v[w++] = all.v[i]; // NOLINT(clang-analyzer-core.NullDereference): n
+                               // > 0 means v is set
+    }
+    all.n = w;
+  }
+  *files_out = all.v;
+  *nfiles_out = all.n;
+  all.v = NULL;
+  all.n = 0;
+  rc = 0;
+out:
+  for (size_t i = 0; i < all.n; i++)
+    free(all.v[i]); // NOLINT(clang-analyzer-core.NullDereference): n > 0 means
+                    // v is set
+  free(all.v);
+  return rc;
+}
+
+/* ---- filters ----------------------------------------------------------- */
+
+static bool term_matches(const er_scenario_t *s, const char *t) {
+  if (strncmp(t, "tag:", 4) == 0) {
+    for (size_t i = 0; i < json_array_size(s->tags); i++) {
+      const char *tag = json_string_value(json_array_get(s->tags, i));
+      if (tag && strcmp(tag, t + 4) == 0)
+        return true;
+    }
+    return false;
+  }
+  if (strncmp(t, "name:", 5) == 0)
+    return s->name && strcasestr(s->name, t + 5) != NULL;
+  return (s->name && strcasestr(s->name, t)) ||
+         (s->file && strcasestr(s->file, t));
+}
+
+bool er_scenario_matches(const er_scenario_t *s, const char *filter) {
+  bool any_include = false, included = false;
+  const char *p = filter;
+  if (!filter)
+    return true;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    char term[512];
+    const char *t = term;
+    bool neg = false;
+    /* trim */
+    while (n && (*p == ' ' || *p == '\t')) {
+      p++;
+      n--;
+    }
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+      n--;
+    if (n >= sizeof term)
+      n = sizeof term - 1;
+    memcpy(term, p, n);
+    term[n] = '\0';
+    if (*t == '!') {
+      neg = true;
+      t++;
+    }
+    if (*t) {
+      bool m = term_matches(s, t);
+      if (neg && m)
+        return false;
+      if (!neg) {
+        any_include = true;
+        included = included || m;
+      }
+    }
+    if (!e)
+      break;
+    p = e + 1;
+  }
+  return !any_include || included;
+}

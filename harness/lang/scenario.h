@@ -1,0 +1,104 @@
+/* scenario.h: loading and validating scenario files into plans.
+ *
+ * A scenario file is one JSON object:
+ *   name (string, required), description (string), tags ([string]),
+ *   vars ({name: any}), timeout (duration, default 60s),
+ *   skip (string reason or true), setup / steps / teardown ([step]).
+ * A step is an object with optional common keys "name" (string) and
+ * "timeout" (duration) and exactly one action key (action.h table).
+ *
+ * Validation reports every problem of a file (and er_diags_t collects
+ * them across files) with file:line:col. jansson does not keep positions,
+ * so jpos.c scans the text once and maps JSON pointers to line:col.
+ */
+#ifndef ER_SCENARIO_H
+#define ER_SCENARIO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/util.h"
+#include "lang/action.h"
+
+typedef enum { ER_DIAG_ERROR, ER_DIAG_WARNING } er_diag_sev_t;
+
+typedef struct er_diag_item {
+  char *file;
+  int line, col; /* 1-based; 0 when unknown */
+  er_diag_sev_t sev;
+  char *msg;
+} er_diag_item_t;
+
+/* A growing list of problems. Zero-initialise, free with er_diags_free. */
+typedef struct er_diags {
+  er_diag_item_t *items;
+  size_t n, alloc;
+  size_t errors, warnings;
+} er_diags_t;
+
+void er_diags_free(er_diags_t *d);
+/* Adds one problem (file may be NULL; line/col 0 when unknown). */
+void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
+                   er_diag_sev_t sev, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Sorts the problems from index `from` on by line and column (stable). */
+void er_diags_sort_from(er_diags_t *d, size_t from);
+/* Prints "file:line:col: error: message" lines to f, colour if asked. */
+void er_diags_print(const er_diags_t *d, FILE *f, bool color);
+
+/* Validates doc (parsed from text, read from file) against a key spec,
+ * mapping every problem to file:line:col. Used by the scenario loader and
+ * the environment loader alike. */
+void er_validate_keys(const char *file, const char *text, const json_t *doc,
+                      const er_keyspec_t *spec, er_diags_t *out);
+
+/* Parses text (from file) with jansson; a syntax error becomes a diag
+ * with jansson's line:col. New reference, or NULL. */
+json_t *er_parse_json_text(const char *file, const char *text, size_t len,
+                           er_diags_t *out);
+
+typedef struct er_step {
+  char *name; /* "name" key, or "<action> #<n>" */
+  const er_action_t *action;
+  json_t *args;       /* borrowed from the scenario's doc */
+  int64_t timeout_ms; /* 0 = bounded by the scenario only */
+  char *path;         /* JSON pointer in the file: "/steps/2" */
+  int line, col;
+} er_step_t;
+
+typedef struct er_steplist {
+  er_step_t *v;
+  size_t n;
+} er_steplist_t;
+
+typedef struct er_scenario {
+  char *file;      /* as given */
+  char *dir;       /* its folder */
+  char *classname; /* folder name, dots for slashes: "scenarios.happy-path" */
+  char *name;
+  char *skip;   /* NULL, or the reason it is skipped */
+  json_t *doc;  /* owned */
+  json_t *tags; /* borrowed from doc; array (maybe empty) */
+  json_t *vars; /* borrowed from doc; object (maybe empty) */
+  int64_t timeout_ms;
+  er_steplist_t setup, steps, teardown;
+} er_scenario_t;
+
+/* Loads and validates one file. All problems go to diags. Returns NULL
+ * when the file has errors (warnings alone do not stop it). */
+er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags);
+void er_scenario_free(er_scenario_t *s);
+
+/* Expands PATH arguments (files, or folders searched recursively for
+ * *.json, sorted) into a list of files. Caller frees each string and the
+ * array. */
+int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
+                        size_t *nfiles_out, er_err_t *err);
+
+/* --filter EXPR: a comma-separated list of terms, any of which may match;
+ * a term is "tag:NAME", "name:SUBSTRING", "!term" to exclude, or a bare
+ * substring of the name or file. */
+bool er_scenario_matches(const er_scenario_t *s, const char *filter);
+
+#endif

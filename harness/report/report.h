@@ -1,0 +1,71 @@
+/* report.h: results of a run and how they are written.
+ *
+ * The runner fills er_result_t per scenario; report_junit.c writes JUnit
+ * XML (schema: junit-10.xsd, Jenkins xunit), atomically after every
+ * scenario; report_console.c prints one line per scenario, and for a
+ * failure the step, what was expected and what was last seen.
+ */
+#ifndef ER_REPORT_H
+#define ER_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/util.h"
+
+typedef enum {
+  ER_RES_PASS,
+  ER_RES_FAIL,  /* an expectation did not hold, or a step timed out */
+  ER_RES_ERROR, /* the scenario could not be executed */
+  ER_RES_SKIP,  /* filtered out or marked skip */
+} er_res_status_t;
+
+typedef struct er_result {
+  char *classname; /* from the scenario's folder */
+  char *name;
+  char *file;
+  er_res_status_t status;
+  int64_t duration_ms;
+  char *message;     /* one line: "step 'x': expected ..., last seen ..." */
+  char *failed_step; /* NULL when passed */
+  char *detail;      /* multi-line failure text (expected / last seen) */
+  char *log;         /* scenario log, for system-out */
+} er_result_t;
+
+typedef struct er_results {
+  er_result_t *v;
+  size_t n, alloc;
+  char suite_name[128];
+  char timestamp[40]; /* RFC 3339 start of the run */
+  int64_t started_ms; /* er_now_ms() at the start: the suite's time is
+                         the wall time since (0: sum of the scenarios) */
+} er_results_t;
+
+/* Appends a copy of r (strings duplicated). */
+int er_results_add(er_results_t *rs, const er_result_t *r);
+void er_results_free(er_results_t *rs);
+
+/* Writes the whole report to path atomically (temp + rename).
+ * Text is escaped for XML 1.0: forbidden characters and invalid UTF-8
+ * are replaced, "]]>" cannot break out. */
+int er_junit_write(const er_results_t *rs, const char *path, er_err_t *err);
+/* The XML text itself (caller frees), for tests. */
+char *er_junit_render(const er_results_t *rs);
+
+typedef struct er_console {
+  FILE *out;
+  bool color; /* only on a terminal, never with NO_COLOR */
+  bool verbose;
+} er_console_t;
+
+/* color = isatty(out) && NO_COLOR unset or empty (no-color.org) &&
+ * TERM != "dumb". verbose is false; set it to get a line when a scenario
+ * starts. */
+void er_console_init(er_console_t *c, FILE *out);
+void er_console_scenario_start(er_console_t *c, const char *name);
+void er_console_result(er_console_t *c, const er_result_t *r);
+void er_console_summary(er_console_t *c, const er_results_t *rs,
+                        int64_t wall_ms);
+
+#endif

@@ -1,0 +1,107 @@
+/* exec.c: sessions (per-branch connections) and helpers for actions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lang/action.h"
+#include "run/exec.h"
+
+typedef struct slot {
+  char *name;
+  void *obj;
+  void (*free_fn)(void *);
+} slot_t;
+
+struct er_session {
+  slot_t *v;
+  size_t n, alloc;
+};
+
+er_session_t *er_session_new(void) { return calloc(1, sizeof(er_session_t)); }
+
+void er_session_free(er_session_t *s) {
+  if (!s)
+    return;
+  /* close in reverse order of opening */
+  for (size_t i = s->n; i-- > 0;) {
+    if (s->v[i].free_fn)
+      s->v[i].free_fn(s->v[i].obj);
+    free(s->v[i].name);
+  }
+  free(s->v);
+  free(s);
+}
+
+void *er_session_get(er_session_t *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].name, name) == 0)
+      return s->v[i].obj;
+  return NULL;
+}
+
+int er_session_put(er_session_t *s, const char *name, void *obj,
+                   void (*free_fn)(void *)) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (strcmp(s->v[i].name, name) == 0) {
+      if (s->v[i].free_fn && s->v[i].obj != obj)
+        s->v[i].free_fn(s->v[i].obj);
+      s->v[i].obj = obj;
+      s->v[i].free_fn = free_fn;
+      return 0;
+    }
+  }
+  if (s->n == s->alloc) {
+    size_t na = s->alloc ? s->alloc * 2 : 8;
+    slot_t *nv = realloc(s->v, na * sizeof *nv);
+    if (!nv)
+      return -1;
+    s->v = nv;
+    s->alloc = na;
+  }
+  s->v[s->n].name = er_strdup(name);
+  if (!s->v[s->n].name)
+    return -1;
+  s->v[s->n].obj = obj;
+  s->v[s->n].free_fn = free_fn;
+  s->n++;
+  return 0;
+}
+
+int64_t er_exec_left_ms(const er_exec_t *x) {
+  int64_t left = x->deadline_ms - er_now_ms();
+  return left > 0 ? left : 0;
+}
+
+void er_exec_log(er_exec_t *x, const char *fmt, ...) {
+  va_list ap;
+  er_buf_t line = ER_BUF_INIT(64 * 1024);
+  if (!x->log)
+    return;
+  va_start(ap, fmt);
+  er_buf_vprintf(&line, fmt, ap);
+  va_end(ap);
+  if (line.data)
+    er_secret_redact(line.data); /* secrets never reach the log */
+  er_buf_printf(x->log, "[%s] %s\n", x->polling ? "poll" : "step",
+                er_buf_cstr(&line));
+  er_buf_free(&line);
+}
+
+const char *er_exec_env_str(const er_exec_t *x, const char *section,
+                            const char *key) {
+  json_t *sec = x->env ? json_object_get(x->env, section) : NULL;
+  json_t *v = sec ? json_object_get(sec, key) : NULL;
+  return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+char *er_exec_path(const er_exec_t *x, const char *path) {
+  char *out;
+  size_t n;
+  if (path[0] == '/' || !x->base_dir || !*x->base_dir)
+    return er_strdup(path);
+  n = strlen(x->base_dir) + strlen(path) + 2;
+  out = malloc(n);
+  if (out)
+    snprintf(out, n, "%s/%s", x->base_dir, path);
+  return out;
+}

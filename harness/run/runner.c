@@ -1,0 +1,901 @@
+/* runner.c: see runner.h. */
+#include "run/runner.h"
+#include "run/diag.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/services.h"
+#include "base/redact.h"
+#include "base/util.h"
+#include "lang/action.h"
+#include "lang/env.h"
+#include "lang/jsonx.h"
+#include "lang/scenario.h"
+#include "lang/template.h"
+#include "report/report.h"
+#include "run/exec.h"
+
+#define LOG_CAP (256u * 1024u)
+#define DETAIL_CAP (64u * 1024u)
+#define TEARDOWN_BUDGET_MS 30000
+
+typedef struct run {
+  const er_run_opts_t *o;
+  er_tmpl_t *base; /* run-wide names: run.id, port.*, kafka.* */
+  er_env_t *env;
+  er_session_t *shared; /* modules' run-wide objects */
+  er_services_t *services;
+  er_results_t results;
+  er_console_t con;
+  char run_id[64];
+  char report_dir[1024];
+  char run_dir[1100];
+  char junit_path[1100];
+  bool modules_begun;
+  const er_scenario_t **plan_v; /* the scenarios that will run */
+  er_plan_t plan;               /* in shared as "plan" */
+} run_t;
+
+/* One scenario in flight. */
+typedef struct scen {
+  run_t *r;
+  const er_scenario_t *s;
+  er_session_t *scenario; /* modules' per-scenario objects */
+  int64_t started_ms;
+} scen_t;
+
+/* A branch: a line of execution with its own connections, template scope,
+ * log and failure detail. A scenario runs in one branch; a parallel step
+ * forks branches and joins them. */
+typedef struct branch {
+  scen_t *sc;
+  er_tmpl_t *t;
+  er_session_t *session;
+  er_buf_t log;
+  er_buf_t detail;
+  json_t *captured;  /* names captured in this branch (to hand back) */
+  char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
+  char *label;
+} branch_t;
+
+static const er_group_ops_t g_group_ops;
+
+static branch_t *branch_new(scen_t *sc, er_tmpl_t *t, const char *label) {
+  branch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->sc = sc;
+  b->t = t;
+  b->session = er_session_new();
+  b->captured = json_object();
+  b->label = er_strdup(label ? label : "");
+  er_buf_init(&b->log, LOG_CAP);
+  er_buf_init(&b->detail, DETAIL_CAP);
+  if (!b->t || !b->session || !b->captured || !b->label) {
+    er_tmpl_free(b->t);
+    er_session_free(b->session);
+    json_decref(b->captured);
+    free(b->label);
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+static void branch_free(branch_t *b) {
+  if (!b)
+    return;
+  er_session_free(b->session);
+  er_tmpl_free(b->t);
+  json_decref(b->captured);
+  er_buf_free(&b->log);
+  er_buf_free(&b->detail);
+  free(b->failed_step);
+  free(b->label);
+  free(b);
+}
+
+static void load_diags_print(const run_t *r, const er_diags_t *d) {
+  er_diags_print(d, r->o->err, r->con.color);
+}
+
+static void make_run_id(char out[64]) {
+  char rnd[37];
+  time_t now = time(NULL);
+  struct tm tm;
+  char ts[32];
+  gmtime_r(&now, &tm);
+  strftime(ts, sizeof ts, "%Y%m%dT%H%M%S", &tm);
+  er_uuid4(rnd);
+  snprintf(out, 64, "%s-%.6s", ts, rnd);
+}
+
+/* Loads every scenario named by the paths. Returns 0 when all loaded. */
+static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
+                    er_diags_t *diags, er_err_t *err) {
+  char **files = NULL;
+  size_t nfiles = 0;
+  er_scenario_t **v = NULL;
+  size_t n = 0;
+  int rc = -1;
+
+  if (er_scenario_collect(o->paths, o->npaths, &files, &nfiles, err) != 0)
+    goto out;
+  if (nfiles == 0) {
+    er_errf(err, ER_E_INPUT,
+            "no scenario files (*.json) found in the given "
+            "paths");
+    goto out;
+  }
+  v = calloc(nfiles, sizeof(er_scenario_t *));
+  if (!v) {
+    er_errf(err, ER_E_ENV, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < nfiles; i++) {
+    er_scenario_t *s = er_scenario_load(files[i], diags);
+    if (s)
+      v[n++] = s;
+  }
+  rc = diags->errors ? -1 : 0;
+out:
+  for (size_t i = 0; i < nfiles; i++)
+    free(files[i]);
+  free(files);
+  *out = v;
+  *nout = n;
+  return rc;
+}
+
+static void free_all(er_scenario_t **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    er_scenario_free(v[i]);
+  free(v);
+}
+
+/* ---- one step ---------------------------------------------------------- */
+
+static void capture_set(branch_t *b, const char *name, json_t *v) {
+  er_tmpl_set(b->t, name, json_incref(v));
+  json_object_set(b->captured, name, v);
+}
+
+static void merge_captures(branch_t *b, json_t *caps) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(caps, k, v) {
+    char *brief = er_json_brief(v, 120);
+    capture_set(b, k, v);
+    er_buf_printf(&b->log, "  captured %s = %s\n", k, brief ? brief : "?");
+    free(brief);
+  }
+}
+
+static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
+                      json_t *caps) {
+  memset(x, 0, sizeof *x);
+  x->env = er_env_json(b->sc->r->env);
+  x->session = b->session;
+  x->shared = b->sc->r->shared;
+  x->scenario = b->sc->scenario;
+  x->tmpl = b->t;
+  x->base_dir = b->sc->s->dir;
+  x->deadline_ms = deadline;
+  x->log = &b->log;
+  x->captures = caps;
+  x->detail = &b->detail;
+  x->group = &g_group_ops;
+  x->rt = b;
+}
+
+/* Where a step failed, for the report. A failure recorded by a nested
+ * step during this one gets this step's name in front of it. */
+static void note_failure(branch_t *b, const char *before, const char *where) {
+  if (!b->failed_step) {
+    b->failed_step = er_strdup(where);
+  } else if (!before) {
+    er_buf_t m = ER_BUF_INIT(4096);
+    er_buf_printf(&m, "%s > %s", where, b->failed_step);
+    free(b->failed_step);
+    b->failed_step = er_buf_steal(&m);
+  }
+}
+
+/* Returns ER_STEP_* for one step. deadline is the phase's deadline. */
+static int run_step(branch_t *b, const er_step_t *st, const char *phase,
+                    size_t idx, int64_t deadline) {
+  er_err_t err = {0};
+  json_t *args = NULL;
+  json_t *caps = json_object();
+  const char *failed_before = b->failed_step;
+  er_exec_t x;
+  int rc = ER_STEP_FATAL;
+  int64_t t0 = er_now_ms();
+  int64_t dl = deadline;
+  char took[32];
+
+  er_buf_reset(&b->detail);
+  if (!caps)
+    goto out;
+  if (st->timeout_ms > 0 && t0 + st->timeout_ms < dl)
+    dl = t0 + st->timeout_ms;
+  er_buf_printf(&b->log, "[%+.3fs] %s%s%s %zu: %s\n",
+                (double)(t0 - b->sc->started_ms) / 1000.0, b->label,
+                *b->label ? " " : "", phase, idx + 1, st->name);
+  if (st->action->raw_args) {
+    args = json_incref(st->args);
+  } else {
+    args = er_tmpl_expand(b->t, st->args, &err);
+    if (!args) {
+      er_buf_printf(&b->detail, "%s", err.msg);
+      rc = ER_STEP_FATAL;
+      goto out;
+    }
+    er_secret_add_passwords_json(args); /* a step's own url / dsn */
+  }
+  exec_init(&x, b, dl, caps);
+  if (er_now_ms() >= dl) {
+    er_buf_puts(&b->detail, "no time left before the scenario timeout");
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+  rc = st->action->run(&x, args);
+  if (rc == ER_STEP_OK)
+    merge_captures(b, caps);
+  else if (er_now_ms() >= dl && b->detail.len == 0)
+    er_buf_puts(&b->detail, "timed out");
+  if (rc != ER_STEP_OK && er_interrupted()) {
+    er_buf_printf(&b->detail, "%sinterrupted by signal %d",
+                  b->detail.len ? "\n" : "", er_interrupted());
+    rc = ER_STEP_FATAL; /* reported as an error, not a failed check */
+  }
+out:
+  er_fmt_duration(er_now_ms() - t0, took);
+  er_buf_printf(&b->log, "  -> %s (%s)\n",
+                rc == ER_STEP_OK     ? "ok"
+                : rc == ER_STEP_FAIL ? "FAILED"
+                                     : "ERROR",
+                took);
+  if (rc != ER_STEP_OK) {
+    char where[1024];
+    if (b->detail.len)
+      er_buf_printf(&b->log, "  %s\n", er_buf_cstr(&b->detail));
+    if (st->line > 0)
+      snprintf(where, sizeof where, "%s%s%s %zu '%s' (%s:%d:%d)", b->label,
+               *b->label ? " " : "", phase, idx + 1, st->name, b->sc->s->file,
+               st->line, st->col);
+    else
+      snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
+               *b->label ? " " : "", phase, idx + 1, st->name);
+    note_failure(b, failed_before, where);
+  }
+  json_decref(args);
+  json_decref(caps);
+  return rc;
+}
+
+/* Runs a list of steps; stops at the first that does not pass (unless
+ * keep_going, used by teardown). Returns the worst ER_STEP_*; the detail
+ * of the first failure stays in b->detail. */
+static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
+                     int64_t deadline, bool keep_going) {
+  int worst = ER_STEP_OK;
+  er_buf_t first = ER_BUF_INIT(DETAIL_CAP);
+  for (size_t i = 0; i < l->n; i++) {
+    int rc;
+    if (er_interrupted() && !keep_going) {
+      char where[512];
+      snprintf(where, sizeof where, "before %s %zu '%s'", phase, i + 1,
+               l->v[i].name);
+      note_failure(b, NULL, where);
+      er_buf_reset(&first);
+      er_buf_printf(&first, "interrupted by signal %d", er_interrupted());
+      worst = ER_STEP_FATAL;
+      break;
+    }
+    rc = run_step(b, &l->v[i], phase, i, deadline);
+    if (rc != ER_STEP_OK) {
+      if (worst == ER_STEP_OK)
+        er_buf_append(&first, b->detail.data ? b->detail.data : "",
+                      b->detail.len);
+      if (rc > worst)
+        worst = rc;
+      if (!keep_going)
+        break;
+    }
+  }
+  er_buf_reset(&b->detail);
+  er_buf_append(&b->detail, first.data ? first.data : "", first.len);
+  er_buf_free(&first);
+  return worst;
+}
+
+/* ---- group ops (parallel, repeat, group) ------------------------------- */
+
+static int op_run_steps(er_exec_t *x, const json_t *steps, const char *label) {
+  branch_t *b = x->rt;
+  int rc = ER_STEP_OK;
+  char *saved = b->label;
+  er_buf_t lab = ER_BUF_INIT(512);
+  er_buf_printf(&lab, "%s%s%s", saved, *saved && *label ? " " : "", label);
+  b->label = er_buf_steal(&lab);
+  for (size_t i = 0; i < json_array_size(steps); i++) {
+    er_step_t st;
+    const json_t *step = json_array_get(steps, i);
+    const char *k;
+    json_t *v;
+    char name[256];
+    memset(&st, 0, sizeof st);
+    json_object_foreach((json_t *)step, k, v) {
+      const er_action_t *a = er_action_find(k);
+      if (a) {
+        st.action = a;
+        st.args = v;
+      } else if (!strcmp(k, "timeout") && json_is_string(v)) {
+        er_parse_duration(json_string_value(v), &st.timeout_ms);
+      }
+    }
+    if (!st.action) {
+      er_buf_puts(x->detail, "step without an action");
+      rc = ER_STEP_FATAL;
+      break;
+    }
+    if (json_is_string(json_object_get(step, "name")))
+      snprintf(name, sizeof name, "%s",
+               json_string_value(json_object_get(step, "name")));
+    else
+      snprintf(name, sizeof name, "%s #%zu", st.action->name, i + 1);
+    st.name = name;
+    if (er_interrupted()) {
+      rc = ER_STEP_FATAL;
+      break;
+    }
+    rc = run_step(b, &st, "step", i, x->deadline_ms);
+    if (rc != ER_STEP_OK)
+      break;
+  }
+  free(b->label);
+  b->label = saved;
+  return rc;
+}
+
+static er_exec_t *op_branch_new(er_exec_t *x, const char *label) {
+  branch_t *parent = x->rt;
+  er_buf_t lab = ER_BUF_INIT(512);
+  branch_t *b;
+  er_exec_t *bx = calloc(1, sizeof *bx);
+  json_t *caps = json_object();
+  if (!bx || !caps) {
+    free(bx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_buf_printf(&lab, "%s%s[%s]", parent->label, *parent->label ? " " : "",
+                label);
+  b = branch_new(parent->sc, er_tmpl_clone(parent->t), er_buf_cstr(&lab));
+  er_buf_free(&lab);
+  if (!b) {
+    free(bx);
+    json_decref(caps);
+    return NULL;
+  }
+  exec_init(bx, b, x->deadline_ms, caps);
+  bx->polling = x->polling;
+  return bx;
+}
+
+static void op_branch_join(er_exec_t *x, er_exec_t *bx, bool failed) {
+  branch_t *parent = x->rt;
+  branch_t *b = bx->rt;
+  const char *k;
+  json_t *v;
+  er_buf_append(&parent->log, b->log.data ? b->log.data : "", b->log.len);
+  json_object_foreach(b->captured, k, v) capture_set(parent, k, v);
+  if (failed) {
+    if (x->detail->len)
+      er_buf_puts(x->detail, "\n");
+    if (b->failed_step)
+      er_buf_printf(x->detail, "%s: ", b->failed_step);
+    er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
+                  b->detail.len);
+    if (!parent->failed_step && b->failed_step)
+      parent->failed_step = er_strdup(b->failed_step);
+  }
+  json_decref(bx->captures);
+  branch_free(b);
+  free(bx);
+}
+
+static void op_set_var(er_exec_t *x, const char *name, json_t *value) {
+  branch_t *b = x->rt;
+  er_tmpl_set(b->t, name, value);
+}
+
+static const er_group_ops_t g_group_ops = {
+    .run_steps = op_run_steps,
+    .branch_new = op_branch_new,
+    .branch_join = op_branch_join,
+    .set_var = op_set_var,
+};
+
+/* Sets the scenario's vars in order, each may use the ones before. */
+static int set_vars(branch_t *b) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(b->sc->s->vars, k, v) {
+    er_err_t err = {0};
+    json_t *val = er_tmpl_expand(b->t, v, &err);
+    if (!val) {
+      er_buf_printf(&b->detail, "vars.%s: %s", k, err.msg);
+      return -1;
+    }
+    er_tmpl_set(b->t, k, val);
+  }
+  return 0;
+}
+
+static char *first_line(const char *s) {
+  size_t n = strcspn(s, "\n");
+  char *out = malloc(n + 1);
+  if (out) {
+    memcpy(out, s, n);
+    out[n] = '\0';
+  }
+  return out;
+}
+
+static void modules_scenario_end(scen_t *sc, branch_t *b) {
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  for (size_t i = nmod; i-- > 0;) {
+    er_err_t err = {0};
+    if (mods[i]->scenario_end &&
+        mods[i]->scenario_end(er_env_json(sc->r->env), sc->r->shared,
+                              sc->scenario, &err) != 0)
+      er_buf_printf(&b->log, "[end] %s: %s\n", mods[i]->name, err.msg);
+  }
+}
+
+/* Failure diagnostics (diag.h) into reports/<run>/<slug>/ and appended
+ * to the detail. */
+static void diagnose(scen_t *sc, branch_t *b) {
+  char slug[256], dir[1400];
+  size_t n = 0;
+  const char *src = sc->s->file ? sc->s->file : "scenario";
+  const char *base = strrchr(src, '/');
+  er_diag_in_t in;
+  char *text;
+  /* <folder>-<file name without .json>, [a-z0-9-] only */
+  const char *dirname = sc->s->dir ? strrchr(sc->s->dir, '/') : NULL;
+  char both[600];
+  snprintf(both, sizeof both, "%s-%s",
+           dirname      ? dirname + 1
+           : sc->s->dir ? sc->s->dir
+                        : "",
+           base ? base + 1 : src);
+  if (er_str_has_suffix(both, ".json"))
+    both[strlen(both) - 5] = '\0';
+  for (const char *p = both; *p && n + 1 < sizeof slug; p++) {
+    char c = *p;
+    if (c >= 'A' && c <= 'Z')
+      c = (char)(c - 'A' + 'a');
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+      c = '-';
+    if (c == '-' && (n == 0 || slug[n - 1] == '-'))
+      continue;
+    slug[n++] = c;
+  }
+  slug[n] = '\0';
+  snprintf(dir, sizeof dir, "%s/%s", sc->r->run_dir, n ? slug : "scenario");
+  memset(&in, 0, sizeof in);
+  in.env = er_env_json(sc->r->env);
+  in.shared = sc->r->shared;
+  in.scenario = sc->scenario;
+  in.detail = er_buf_cstr(&b->detail);
+  in.failed_step = b->failed_step;
+  in.dir = dir;
+  in.budget_ms = 8000;
+  text = er_diag_collect(&in);
+  if (text) {
+    const char *d = er_buf_cstr(&b->detail);
+    size_t dl = strlen(d);
+    er_buf_printf(&b->detail, "%s%s", dl && d[dl - 1] != '\n' ? "\n" : "",
+                  text);
+    free(text);
+  }
+}
+
+static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
+  scen_t sc;
+  branch_t *b = NULL;
+  er_err_t err = {0};
+  int rc = ER_STEP_OK, trc;
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  int64_t deadline;
+  char *message = NULL;
+
+  memset(&sc, 0, sizeof sc);
+  sc.r = r;
+  sc.s = s;
+  sc.started_ms = er_now_ms();
+  deadline = sc.started_ms + s->timeout_ms;
+  sc.scenario = er_session_new();
+  b = branch_new(&sc, er_tmpl_clone(r->base), "");
+  if (!b || !sc.scenario) {
+    res->status = ER_RES_ERROR;
+    res->message = er_strdup("out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->scenario_begin &&
+        mods[i]->scenario_begin(er_env_json(r->env), r->shared, sc.scenario,
+                                &err) != 0) {
+      er_buf_printf(&b->detail, "%s: %s", mods[i]->name, err.msg);
+      b->failed_step = er_strdup("scenario start");
+      rc = ER_STEP_ERROR;
+      goto finish;
+    }
+  }
+  if (set_vars(b) != 0) {
+    b->failed_step = er_strdup("vars");
+    rc = ER_STEP_FATAL;
+    goto finish;
+  }
+  rc = run_steps(b, &s->setup, "setup", deadline, false);
+  if (rc == ER_STEP_OK)
+    rc = run_steps(b, &s->steps, "step", deadline, false);
+  /* diagnostics before scenario_end and teardown, which may clean the
+   * evidence */
+  if (rc != ER_STEP_OK && rc != ER_STEP_FATAL && !er_interrupted())
+    diagnose(&sc, b);
+  message = er_strdup(er_buf_cstr(&b->detail));
+  /* teardown always runs, with a budget of its own, also after Ctrl-C;
+   * modules first undo what the steps did (faults healed), so teardown
+   * reaches the servers */
+  er_interrupt_hold(true);
+  modules_scenario_end(&sc, b);
+  trc = run_steps(b, &s->teardown, "teardown", er_now_ms() + TEARDOWN_BUDGET_MS,
+                  true);
+  if (rc == ER_STEP_OK && trc != ER_STEP_OK) {
+    rc = trc;
+    free(message);
+    message = er_strdup(er_buf_cstr(&b->detail));
+  }
+  er_interrupt_hold(false);
+finish:
+  res->duration_ms = er_now_ms() - sc.started_ms;
+  if (rc == ER_STEP_OK) {
+    res->status = ER_RES_PASS;
+  } else {
+    er_buf_t m = ER_BUF_INIT(2048);
+    char *fl;
+    res->status = rc == ER_STEP_FATAL ? ER_RES_ERROR : ER_RES_FAIL;
+    if (!message)
+      message = er_strdup(er_buf_cstr(&b->detail));
+    res->failed_step = b->failed_step;
+    b->failed_step = NULL;
+    res->detail = message;
+    message = NULL;
+    fl = first_line(res->detail ? res->detail : "");
+    er_buf_printf(&m, "%s: %s", res->failed_step ? res->failed_step : "?",
+                  fl ? fl : "");
+    free(fl);
+    res->message = er_buf_steal(&m);
+  }
+  res->log = er_buf_steal(&b->log);
+out:
+  free(message);
+  branch_free(b);
+  er_session_free(sc.scenario);
+}
+
+static void result_free_fields(er_result_t *res) {
+  free(res->message);
+  free(res->failed_step);
+  free(res->detail);
+  free(res->log);
+}
+
+static int write_report(run_t *r) {
+  er_err_t err = {0};
+  if (er_junit_write(&r->results, r->junit_path, &err) != 0) {
+    fprintf(r->o->err, "eventrig: cannot write the JUnit report: %s\n",
+            err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the run --------------------------------------------------------- */
+
+static int setup_dirs(run_t *r, er_err_t *err) {
+  const char *rd = r->o->report_dir ? r->o->report_dir : "reports";
+  snprintf(r->report_dir, sizeof r->report_dir, "%s", rd);
+  snprintf(r->run_dir, sizeof r->run_dir, "%s/%s", rd, r->run_id);
+  if (r->o->junit_path)
+    snprintf(r->junit_path, sizeof r->junit_path, "%s", r->o->junit_path);
+  else
+    snprintf(r->junit_path, sizeof r->junit_path, "%s/junit.xml", rd);
+  if (er_mkdirs(r->run_dir, err) != 0)
+    return -1;
+  {
+    /* the JUnit file's folder must exist too */
+    char dir[1100];
+    char *slash;
+    snprintf(dir, sizeof dir, "%s", r->junit_path);
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+      *slash = '\0';
+      if (er_mkdirs(dir, err) != 0)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+static int start_environment(run_t *r, er_err_t *err) {
+  er_diags_t diags = {0};
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  const json_t *spec;
+  char logdir[1200];
+  int rc = -1;
+
+  r->env = er_env_load(r->o->env_path, &diags);
+  if (!r->env) {
+    load_diags_print(r, &diags);
+    er_errf(err, ER_E_INPUT, "the environment file is not usable");
+    goto out;
+  }
+  er_tmpl_set_env_vars(r->base, NULL);
+  r->modules_begun = true;
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->run_begin &&
+        mods[i]->run_begin(er_env_raw(r->env), r->base, r->shared, err) != 0)
+      goto out;
+  }
+  if (er_env_resolve(r->env, r->base, &diags) != 0) {
+    load_diags_print(r, &diags);
+    er_errf(err, ER_E_INPUT, "the environment file is not usable");
+    goto out;
+  }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->env_ready &&
+        mods[i]->env_ready(er_env_json(r->env), r->shared, err) != 0)
+      goto out;
+  }
+  spec = json_object_get(er_env_json(r->env), "services");
+  snprintf(logdir, sizeof logdir, "%s/services", r->run_dir);
+  if (spec && json_array_size(spec) > 0) {
+    if (er_mkdirs(logdir, err) != 0)
+      goto out;
+    r->services = er_services_new(spec, er_env_base_dir(r->env), logdir, err);
+    if (!r->services)
+      goto out;
+    if (er_services_start(r->services, err) != 0)
+      goto out;
+    /* service steps find them here; the runner keeps ownership */
+    if (er_session_put(r->shared, "services", r->services, NULL) != 0) {
+      er_errf(err, ER_E_ENV, "out of memory");
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < nmod; i++) {
+    if (mods[i]->preflight &&
+        mods[i]->preflight(er_env_json(r->env), r->shared, err) != 0)
+      goto out;
+  }
+  rc = 0;
+out:
+  if (diags.n && rc == 0)
+    load_diags_print(r, &diags); /* warnings */
+  er_diags_free(&diags);
+  return rc;
+}
+
+static void stop_environment(run_t *r) {
+  size_t nmod;
+  const er_module_t *const *mods = er_modules_all(&nmod);
+  er_interrupt_hold(true); /* stopping must finish even after Ctrl-C */
+  /* services first: they may still be talking to what modules run (the
+   * embedded broker, fault proxies) */
+  if (r->services) {
+    er_services_stop(r->services);
+    er_services_free(r->services);
+    r->services = NULL;
+  }
+  if (r->modules_begun) {
+    for (size_t i = nmod; i-- > 0;)
+      if (mods[i]->run_end)
+        mods[i]->run_end(r->shared);
+    r->modules_begun = false;
+  }
+  if (r->base)
+    er_tmpl_set_env_vars(r->base, NULL);
+  er_env_free(r->env);
+  r->env = NULL;
+  er_interrupt_hold(false);
+}
+
+int er_run(const er_run_opts_t *o) {
+  run_t r;
+  er_err_t err = {0};
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  int code = 0;
+  size_t failed = 0;
+
+  memset(&r, 0, sizeof r);
+  r.o = o;
+  er_console_init(&r.con, o->out);
+  make_run_id(r.run_id);
+  snprintf(r.results.suite_name, sizeof r.results.suite_name, "eventrig");
+  er_rfc3339_now(r.results.timestamp);
+  r.results.started_ms = er_now_ms();
+
+  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+    load_diags_print(&r, &diags);
+    if (err.code)
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+    code = 2;
+    goto out;
+  }
+  if (diags.n)
+    load_diags_print(&r, &diags); /* warnings only */
+  r.base = er_tmpl_new();
+  r.shared = er_session_new();
+  if (!r.base || !r.shared) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
+  er_tmpl_set(r.base, "run.id", json_string(r.run_id));
+  /* the scenarios that will run, for modules (safety checks them) */
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+  r.plan_v = calloc(ns ? ns : 1, sizeof *r.plan_v);
+  if (!r.plan_v) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++)
+    if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
+      r.plan_v[r.plan.n++] = sv[i];
+  r.plan.v = (const er_scenario_t *const *)r.plan_v;
+  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
+      (o->env_path &&
+       er_session_put(r.shared, "env_path", (void *)o->env_path, NULL) != 0)) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    code = 3;
+    goto out;
+  }
+  if (o->dry_run) { /* dryrun.c: print the plan, start and touch nothing */
+    code = er_dry_run(o, &r.plan, r.base);
+    goto out;
+  }
+  if (setup_dirs(&r, &err) != 0 ||
+      er_session_put(r.shared, "run_dir", r.run_dir, NULL) != 0) {
+    fprintf(o->err, "eventrig: %s\n", err.msg[0] ? err.msg : "out of memory");
+    code = 3;
+    goto out;
+  }
+  if (start_environment(&r, &err) != 0) {
+    if (er_interrupted()) {
+      code = 128 + er_interrupted();
+    } else {
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+      code = err.code == ER_E_INPUT ? 2 : 3;
+    }
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    er_result_t res;
+    const er_scenario_t *s = sv[i];
+    memset(&res, 0, sizeof res);
+    res.classname = s->classname;
+    res.name = s->name;
+    res.file = s->file;
+    if (er_interrupted())
+      break;
+    if (s->skip || (o->filter && !er_scenario_matches(s, o->filter)) ||
+        (o->fail_fast && failed > 0)) {
+      res.status = ER_RES_SKIP;
+      res.message = er_strdup(s->skip                      ? s->skip
+                              : o->fail_fast && failed > 0 ? "--fail-fast"
+                                                           : "filtered out");
+    } else {
+      er_console_scenario_start(&r.con, s->name);
+      run_scenario(&r, s, &res);
+      if (res.status == ER_RES_FAIL || res.status == ER_RES_ERROR)
+        failed++;
+    }
+    er_console_result(&r.con, &res);
+    if (o->verbose && res.log && res.status != ER_RES_SKIP) {
+      er_secret_redact(res.log);
+      fprintf(o->out, "%s", res.log);
+    }
+    er_results_add(&r.results, &res);
+    result_free_fields(&res);
+    write_report(&r);
+  }
+  er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
+  if (er_interrupt_signal())
+    code = 128 + er_interrupt_signal();
+  else
+    code = failed ? 1 : 0;
+  if (write_report(&r) != 0 && code == 0)
+    code = 3;
+  else
+    fprintf(o->out, "report: %s\n", r.junit_path);
+out:
+  stop_environment(&r);
+  er_results_free(&r.results);
+  er_session_free(r.shared);
+  er_tmpl_free(r.base);
+  free(r.plan_v);
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}
+
+int er_validate(const er_run_opts_t *o) {
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  er_err_t err = {0};
+  er_console_t con;
+  int code;
+
+  er_console_init(&con, o->out);
+  load_all(o, &sv, &ns, &diags, &err);
+  if (o->env_path) {
+    er_env_t *e = er_env_load(o->env_path, &diags);
+    er_env_free(e);
+  }
+  er_diags_print(&diags, o->err, con.color);
+  if (err.code)
+    fprintf(o->err, "eventrig: %s\n", err.msg);
+  fprintf(o->out, "%zu scenario(s) valid, %zu error(s), %zu warning(s)\n", ns,
+          diags.errors, diags.warnings);
+  code = (diags.errors || err.code) ? 2 : 0;
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}
+
+int er_list(const er_run_opts_t *o) {
+  er_diags_t diags = {0};
+  er_scenario_t **sv = NULL;
+  size_t ns = 0;
+  er_err_t err = {0};
+  int code = 0;
+
+  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+    er_diags_print(&diags, o->err, false);
+    if (err.code)
+      fprintf(o->err, "eventrig: %s\n", err.msg);
+    code = 2;
+    goto out;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    const er_scenario_t *s = sv[i];
+    char *tags = er_json_brief(s->tags, 200);
+    if (o->filter && !er_scenario_matches(s, o->filter)) {
+      free(tags);
+      continue;
+    }
+    fprintf(o->out, "%s\t%s\t%s%s%s\n", s->file, s->name, tags ? tags : "[]",
+            s->skip ? "\tskip: " : "", s->skip ? s->skip : "");
+    free(tags);
+  }
+out:
+  free_all(sv, ns);
+  er_diags_free(&diags);
+  return code;
+}

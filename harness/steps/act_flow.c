@@ -1,0 +1,229 @@
+/* act_flow.c: "await", "hold" and "sleep".
+ *
+ * {"await": {"within": "10s", "interval": "250ms", <check>: {...}}}
+ *   polls the check until it holds or `within` passes: first poll at
+ *   once, then after 10 ms, backing off by 1.5x up to `interval`
+ *   (default 250ms).
+ * {"hold": {"for": "2s", "interval": "100ms", <check>: {...}}}
+ *   the check must hold at every poll for the whole duration, including
+ *   a last poll at its end.
+ * {"sleep": {"for": "500ms"}}
+ *   waits; `eventrig validate` warns, since await/hold say what is meant.
+ * <check> is any action marked `check` in actions.c (http, redis,
+ * postgres, postgres.expect, ...). */
+#include <string.h>
+
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
+
+/* the least time worth starting one more poll with */
+#define MIN_POLL_MS 50
+
+static const er_keyspec_t await_keys[] = {
+    {"within", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
+    {"interval", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t hold_keys[] = {
+    {"for", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
+    {"interval", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t sleep_keys[] = {
+    {"for", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+/* The inner check: the one key that is not one of the wrapper's own. */
+static const er_action_t *inner_check(const json_t *args,
+                                      const er_keyspec_t *own,
+                                      const json_t **inner_args) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)args, k, v) {
+    bool mine = false;
+    for (const er_keyspec_t *ks = own; ks->name; ks++)
+      if (strcmp(ks->name, k) == 0)
+        mine = true;
+    if (!mine) {
+      const er_action_t *a = er_action_find(k);
+      if (a && a->check) {
+        *inner_args = v;
+        return a;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* One poll: run the check with a private detail buffer and captures. */
+static int poll_once(er_exec_t *x, const er_action_t *a, const json_t *iargs,
+                     int64_t deadline, er_buf_t *detail, json_t *caps) {
+  er_exec_t sub = *x;
+  sub.deadline_ms = deadline < x->deadline_ms ? deadline : x->deadline_ms;
+  sub.polling = true;
+  sub.detail = detail;
+  sub.captures = caps;
+  er_buf_reset(detail);
+  json_object_clear(caps);
+  return a->run(&sub, iargs);
+}
+
+static int run_await(er_exec_t *x, const json_t *args) {
+  const json_t *iargs = NULL;
+  const er_action_t *a = inner_check(args, await_keys, &iargs);
+  int64_t within = er_json_duration(args, "within", 0);
+  int64_t cap = er_json_duration(args, "interval", 250);
+  int64_t start = er_now_ms();
+  int64_t deadline = start + within;
+  int64_t wait = 10;
+  int polls = 0, rc = ER_STEP_FAIL;
+  er_buf_t detail = ER_BUF_INIT(16 * 1024);
+  er_buf_t prev = ER_BUF_INIT(16 * 1024);
+  json_t *caps = json_object();
+  char wtxt[32];
+
+  if (!a || !caps) {
+    er_buf_puts(x->detail, "await: no check to poll");
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (deadline > x->deadline_ms)
+    deadline = x->deadline_ms;
+  for (;;) {
+    int64_t left;
+    polls++;
+    rc = poll_once(x, a, iargs, deadline, &detail, caps);
+    if (rc == ER_STEP_OK || rc == ER_STEP_FATAL)
+      break;
+    /* a poll cut off by the deadline says only that; keep the mismatch
+     * seen before it, which is what the user needs */
+    if (rc == ER_STEP_ERROR && er_now_ms() >= deadline && prev.len) {
+      er_buf_reset(&detail);
+      er_buf_append(&detail, prev.data, prev.len);
+    }
+    er_buf_reset(&prev);
+    er_buf_append(&prev, detail.data ? detail.data : "", detail.len);
+    left = deadline - er_now_ms();
+    if (er_interrupted() || left <= MIN_POLL_MS)
+      break;
+    /* the last poll starts early enough to have time to answer */
+    er_sleep_ms(wait < left - MIN_POLL_MS ? wait : left - MIN_POLL_MS);
+    wait = wait * 3 / 2;
+    if (wait > cap)
+      wait = cap;
+  }
+  er_fmt_duration(er_now_ms() - start, wtxt);
+  if (rc == ER_STEP_OK) {
+    json_object_update(x->captures, caps);
+    er_exec_log(x, "%s held after %d poll(s), %s", a->name, polls, wtxt);
+  } else if (rc != ER_STEP_FATAL) {
+    char within_txt[32];
+    er_fmt_duration(within, within_txt);
+    er_buf_printf(x->detail, "%s did not hold within %s (%d polls%s)\n",
+                  a->name, within_txt, polls,
+                  deadline < start + within ? ", cut short by the scenario "
+                                              "timeout"
+                                            : "");
+    er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(&detail));
+    rc = ER_STEP_FAIL;
+  } else {
+    er_buf_puts(x->detail, er_buf_cstr(&detail));
+  }
+out:
+  er_buf_free(&detail);
+  er_buf_free(&prev);
+  json_decref(caps);
+  return rc;
+}
+
+static int run_hold(er_exec_t *x, const json_t *args) {
+  const json_t *iargs = NULL;
+  const er_action_t *a = inner_check(args, hold_keys, &iargs);
+  int64_t len = er_json_duration(args, "for", 0);
+  int64_t interval = er_json_duration(args, "interval", 100);
+  int64_t start = er_now_ms();
+  int64_t end = start + len;
+  int polls = 0, rc = ER_STEP_OK;
+  er_buf_t detail = ER_BUF_INIT(16 * 1024);
+  json_t *caps = json_object();
+  char t1[32], t2[32];
+
+  if (!a || !caps) {
+    er_buf_puts(x->detail, "hold: no check to poll");
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (end > x->deadline_ms) {
+    er_fmt_duration(len, t1);
+    er_buf_printf(x->detail,
+                  "hold for %s does not fit in what is left of the scenario "
+                  "timeout",
+                  t1);
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+  for (;;) {
+    int64_t now;
+    polls++;
+    /* each poll may take at most until the end of the hold */
+    rc = poll_once(x, a, iargs, end + interval, &detail, caps);
+    now = er_now_ms();
+    if (rc != ER_STEP_OK || er_interrupted())
+      break;
+    if (now >= end)
+      break;
+    er_sleep_ms(interval < end - now ? interval : end - now);
+  }
+  if (rc == ER_STEP_OK && er_interrupted())
+    rc = ER_STEP_ERROR;
+  er_fmt_duration(er_now_ms() - start, t1);
+  er_fmt_duration(len, t2);
+  if (rc == ER_STEP_OK) {
+    json_object_update(x->captures, caps);
+    er_exec_log(x, "%s held for %s (%d polls)", a->name, t2, polls);
+  } else if (rc != ER_STEP_FATAL) {
+    er_buf_printf(x->detail, "%s stopped holding after %s of %s (poll %d)\n",
+                  a->name, t1, t2, polls);
+    er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(&detail));
+    rc = ER_STEP_FAIL;
+  } else {
+    er_buf_puts(x->detail, er_buf_cstr(&detail));
+  }
+out:
+  er_buf_free(&detail);
+  json_decref(caps);
+  return rc;
+}
+
+static int run_sleep(er_exec_t *x, const json_t *args) {
+  int64_t ms = er_json_duration(args, "for", 0);
+  int64_t left = er_exec_left_ms(x);
+  if (ms > left) {
+    er_buf_puts(x->detail, "sleep is longer than what is left of the "
+                           "scenario timeout");
+    er_sleep_ms(left);
+    return ER_STEP_FAIL;
+  }
+  return er_sleep_ms(ms) == 0 ? ER_STEP_OK : ER_STEP_ERROR;
+}
+
+static void validate_sleep(const json_t *args, er_diag_t *d) {
+  (void)args;
+  er_diag_warn(d, "",
+               "sleep makes a scenario slow and flaky; use await (until "
+               "something holds) or hold (stays true) instead");
+}
+
+const er_action_t er_act_await = {
+    .name = "await", .keys = await_keys, .wraps_check = true, .run = run_await};
+const er_action_t er_act_hold = {
+    .name = "hold", .keys = hold_keys, .wraps_check = true, .run = run_hold};
+const er_action_t er_act_sleep = {.name = "sleep",
+                                  .keys = sleep_keys,
+                                  .warn_on_use = true,
+                                  .validate = validate_sleep,
+                                  .run = run_sleep};

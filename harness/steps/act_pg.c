@@ -1,0 +1,745 @@
+/* act_pg.c: the "postgres.exec" and "postgres.expect" steps ("postgres"
+ * is an alias of "postgres.expect", handy inside await/hold).
+ *
+ * {"postgres.exec": {"sql": "..." | "file": "fixtures/x.sql",
+ *                    "params": [..], "dsn": "..."}}
+ *   Without params the text may hold several statements.
+ *
+ * {"postgres.expect": {"query": "SELECT ...", "params": [..],
+ *                      "equals": [[..], ..], "unordered": false,
+ *                      "contains": [[..], ..], "count": <matcher>,
+ *                      "empty": true, "capture": {"name": "/0/1"},
+ *                      "dsn": "..."}}
+ *   Rows are arrays of values typed from the column types (int -> integer,
+ *   float/numeric -> number, bool -> boolean, json/jsonb -> parsed,
+ *   NULL -> null, anything else -> string). Row cells in equals/contains
+ *   may be matchers.
+ *
+ * The DSN defaults to the environment's postgres.dsn.
+ *
+ * Details:
+ * - exec: exactly one of sql / file (relative to the scenario's folder);
+ *   params only with sql ($1, $2, ...; strings, numbers, booleans, null;
+ *   objects and arrays are sent as JSON text). The text of a file or of
+ *   sql without params may hold several statements; they run as one
+ *   implicit transaction and an error in any of them fails the step.
+ * - expect: at least one of equals / contains / count / empty.
+ *   equals: exactly these rows, in this order (any order with
+ *   "unordered": true). contains: each listed row is present (distinct
+ *   rows for repeated entries), others may be too. count: a matcher on
+ *   the number of rows (3, {"$gte": 1}). empty: true = no rows, false =
+ *   at least one. A row may also be a matcher object on the whole row.
+ *   capture: name -> JSON pointer into the rows array ("/0/0" = first
+ *   row's first cell, "/0" = the whole first row, "" = every row);
+ *   taken only when the expectations hold.
+ * - Outcomes: cannot connect / connection lost / deadline passed ->
+ *   ER_STEP_ERROR (await keeps trying); an SQL error -> ER_STEP_FAIL with
+ *   the server's message and SQLSTATE; rows that do not match ->
+ *   ER_STEP_FAIL with the query, what was expected and the rows seen.
+ * - One connection per branch and DSN, kept in the session. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/pg.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
+#include "run/safety.h"
+
+#define DETAIL_ROWS 10            /* rows shown in a failure detail */
+#define BRIEF_ROW 300             /* bytes per row shown */
+#define BRIEF_SQL 500             /* bytes of the query shown */
+#define BRIEF_EXPECT 1000         /* bytes of an expectation shown */
+#define SQL_FILE_CAP (16u << 20)  /* largest SQL file read */
+#define KUHN_MAX_PAIRS (4u << 20) /* memo size for unordered matching */
+
+static const er_keyspec_t exec_keys[] = {
+    {"sql", ER_T_STRING, false, NULL, NULL},
+    {"file", ER_T_STRING, false, NULL, NULL},
+    {"params", ER_T_ARRAY, false, NULL, NULL},
+    {"dsn", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t expect_keys[] = {
+    {"query", ER_T_STRING, true, NULL, NULL},
+    {"params", ER_T_ARRAY, false, NULL, NULL},
+    {"equals", ER_T_ARRAY, false, NULL, NULL},
+    {"unordered", ER_T_BOOL, false, NULL, NULL},
+    {"contains", ER_T_ARRAY, false, NULL, NULL},
+    {"count", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"empty", ER_T_BOOL, false, NULL, NULL},
+    {"capture", ER_T_OBJECT, false, NULL, NULL},
+    {"dsn", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+/* ---- shared ------------------------------------------------------------ */
+
+static void pg_free_cb(void *p) { er_pg_free(p); }
+
+static int step_rc(int code) {
+  switch (code) {
+  case ER_E_FAIL:
+    return ER_STEP_FAIL;
+  case ER_E_INPUT:
+    return ER_STEP_FATAL;
+  default:
+    return ER_STEP_ERROR;
+  }
+}
+
+/* The connection for the step's DSN, kept in the branch's session. */
+static int get_pg(er_exec_t *x, const json_t *args, const char *what,
+                  er_pg_t **out) {
+  const char *dsn = json_string_value(json_object_get(args, "dsn"));
+  er_buf_t name = ER_BUF_INIT(64 * 1024);
+  er_err_t err = {0, ""};
+  er_pg_t *pg = NULL;
+  int rc = ER_STEP_ERROR;
+
+  if (!dsn)
+    dsn = er_exec_env_str(x, "postgres", "dsn");
+  if (!dsn || !*dsn) {
+    er_buf_printf(x->detail,
+                  "%s: no DSN: give \"dsn\" in the step or postgres.dsn in "
+                  "the environment",
+                  what);
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  er_buf_printf(&name, "postgres %s", dsn);
+  pg = er_session_get(x->session, er_buf_cstr(&name));
+  if (!pg) {
+    pg = er_pg_new(dsn, &err);
+    if (!pg) {
+      er_buf_printf(x->detail, "%s: %s", what, err.msg);
+      rc = step_rc(err.code);
+      goto out;
+    }
+    if (er_session_put(x->session, er_buf_cstr(&name), pg, pg_free_cb) != 0) {
+      er_pg_free(pg);
+      pg = NULL;
+      er_buf_printf(x->detail, "%s: out of memory", what);
+      goto out;
+    }
+  }
+  *out = pg;
+  rc = ER_STEP_OK;
+out:
+  er_buf_free(&name);
+  return rc;
+}
+
+typedef struct params {
+  char **v; /* NULL entries are SQL NULL */
+  int n;
+} params_t;
+
+static void params_free(params_t *p) {
+  for (int i = 0; i < p->n; i++)
+    free(p->v[i]);
+  free(p->v);
+  p->v = NULL;
+  p->n = 0;
+}
+
+/* JSON values -> text parameters. */
+static int params_from_json(const json_t *arr, params_t *p, er_buf_t *why) {
+  size_t n = json_array_size(arr);
+  p->n = 0;
+  p->v = calloc(n ? n : 1, sizeof *p->v);
+  if (!p->v)
+    return er_buf_puts(why, "out of memory"), -1;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v = json_array_get(arr, i);
+    char num[64];
+    char *s = NULL;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+      s = er_strdup(json_string_value(v));
+      break;
+    case JSON_INTEGER:
+      snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+      s = er_strdup(num);
+      break;
+    case JSON_REAL:
+      snprintf(num, sizeof num, "%.17g", json_real_value(v));
+      s = er_strdup(num);
+      break;
+    case JSON_TRUE:
+      s = er_strdup("true");
+      break;
+    case JSON_FALSE:
+      s = er_strdup("false");
+      break;
+    case JSON_NULL:
+      p->n++;
+      continue;
+    default: /* object, array: as JSON text (for json/jsonb columns) */
+      s = json_dumps(v, JSON_COMPACT);
+      break;
+    }
+    if (!s) {
+      er_buf_puts(why, "out of memory");
+      return -1;
+    }
+    p->v[p->n++] = s;
+  }
+  return 0;
+}
+
+/* Appends s cut to max bytes, on one line. */
+static void put_brief(er_buf_t *b, const char *s, size_t max) {
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n && i < max; i++)
+    er_buf_append(
+        b, (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? " " : s + i, 1);
+  if (n > max)
+    er_buf_puts(b, "...");
+}
+
+static void put_json(er_buf_t *b, const json_t *v, size_t max) {
+  char *s = er_json_brief(v, max);
+  er_buf_puts(b, s ? s : "?");
+  free(s);
+}
+
+static void put_query(er_buf_t *b, const char *label, const char *sql,
+                      const json_t *params) {
+  er_buf_printf(b, "\n  %s: ", label);
+  put_brief(b, sql, BRIEF_SQL);
+  if (params) {
+    er_buf_puts(b, "\n  params: ");
+    put_json(b, params, BRIEF_ROW);
+  }
+}
+
+static void log_notices(er_exec_t *x, er_pg_t *pg) {
+  const char *n = er_pg_notices(pg);
+  while (*n) {
+    const char *e = strchr(n, '\n');
+    int len = e ? (int)(e - n) : (int)strlen(n);
+    if (len)
+      er_exec_log(x, "postgres: %.*s", len, n);
+    n += len + (e ? 1 : 0);
+  }
+}
+
+/* ---- postgres.exec ----------------------------------------------------- */
+
+static int run_exec(er_exec_t *x, const json_t *args) {
+  const char *sql = json_string_value(json_object_get(args, "sql"));
+  const char *file = json_string_value(json_object_get(args, "file"));
+  const json_t *pj = json_object_get(args, "params");
+  char *path = NULL, *text = NULL;
+  er_pg_t *pg = NULL;
+  params_t params = {NULL, 0};
+  er_pg_result_t res = {0};
+  er_err_t err = {0, ""};
+  er_buf_t why = ER_BUF_INIT(1024);
+  int64_t t0;
+  char took[32];
+  int rc;
+
+  if (!sql == !file) {
+    er_buf_puts(x->detail,
+                "postgres.exec: give exactly one of \"sql\" and \"file\"");
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (pj && (!sql || !json_is_array(pj))) {
+    er_buf_puts(x->detail, "postgres.exec: \"params\" (an array) go only "
+                           "with \"sql\"");
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (file) {
+    path = er_exec_path(x, file);
+    text = path ? er_read_file(path, SQL_FILE_CAP, NULL, &err) : NULL;
+    if (!text) {
+      er_buf_printf(x->detail, "postgres.exec: cannot read %s: %s",
+                    path ? path : file, err.msg[0] ? err.msg : "out of memory");
+      rc = ER_STEP_FATAL;
+      goto out;
+    }
+    sql = text;
+  }
+  rc = get_pg(x, args, "postgres.exec", &pg);
+  if (rc != ER_STEP_OK)
+    goto out;
+  if (er_safety_sql_destructive(sql, NULL) &&
+      (rc = er_safety_guard_pg(x, pg, "postgres.exec")) != ER_STEP_OK)
+    goto out;
+  if (pj && params_from_json(pj, &params, &why) != 0) {
+    er_buf_printf(x->detail, "postgres.exec: params: %s", er_buf_cstr(&why));
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  t0 = er_now_ms();
+  if (er_pg_query(pg, sql, pj ? (const char *const *)params.v : NULL, params.n,
+                  x->deadline_ms, &res, &err) != 0) {
+    er_buf_printf(x->detail, "postgres.exec: %s", err.msg);
+    if (file)
+      er_buf_printf(x->detail, "\n  file: %s", path);
+    else
+      put_query(x->detail, "sql", sql, pj);
+    rc = step_rc(err.code);
+    if (!x->polling)
+      er_exec_log(x, "postgres.exec failed: %s", err.msg);
+    goto out;
+  }
+  er_fmt_duration(er_now_ms() - t0, took);
+  if (!x->polling) {
+    log_notices(x, pg);
+    er_exec_log(x, "postgres.exec%s%s: %s (%d statement%s, %s)",
+                file ? " " : "", file ? file : "",
+                res.cmd_status[0] ? res.cmd_status : "done", res.statements,
+                res.statements == 1 ? "" : "s", took);
+  }
+  rc = ER_STEP_OK;
+out:
+  er_pg_result_free(&res);
+  params_free(&params);
+  er_buf_free(&why);
+  free(path);
+  free(text);
+  return rc;
+}
+
+/* ---- postgres.expect --------------------------------------------------- */
+
+static const char *col_name(const json_t *cols, size_t c, char buf[32]) {
+  const char *n = json_string_value(json_array_get(cols, c));
+  if (n && *n && strcmp(n, "?column?") != 0)
+    return n;
+  snprintf(buf, 32, "#%zu", c + 1);
+  return buf;
+}
+
+/* Does actual row act satisfy expected row exp (an array of cells that
+ * may be matchers, or a matcher on the whole row)? */
+static bool row_match(const json_t *act, const json_t *exp, const json_t *cols,
+                      size_t ri, er_buf_t *why) {
+  er_buf_t w = ER_BUF_INIT(512);
+  bool ok = false;
+  char cb[32];
+  if (!json_is_array(exp)) {
+    ok = er_json_match(act, exp, why ? &w : NULL);
+    if (!ok && why)
+      er_buf_printf(why, "row %zu: %s", ri, er_buf_cstr(&w));
+    goto out;
+  }
+  if (json_array_size(act) != json_array_size(exp)) {
+    if (why)
+      er_buf_printf(why, "row %zu has %zu column(s), expected %zu", ri,
+                    json_array_size(act), json_array_size(exp));
+    goto out;
+  }
+  for (size_t c = 0; c < json_array_size(exp); c++) {
+    if (!er_json_match(json_array_get(act, c), json_array_get(exp, c),
+                       why ? &w : NULL)) {
+      if (why)
+        er_buf_printf(why, "row %zu, column %s: %s", ri, col_name(cols, c, cb),
+                      er_buf_cstr(&w));
+      goto out;
+    }
+  }
+  ok = true;
+out:
+  er_buf_free(&w);
+  return ok;
+}
+
+/* Matching expected rows to distinct actual rows (Kuhn's augmenting
+ * paths, so overlapping matchers still find a matching when one exists;
+ * greedy when the problem is too large to memoise). */
+typedef struct kuhn {
+  const json_t *rows, *exp, *cols;
+  size_t m, n;
+  unsigned char *memo; /* m*n: 0 unknown, 1 match, 2 no match */
+  unsigned char *seen; /* n */
+  long *owner;         /* n: expected row matched to actual j, or -1 */
+} kuhn_t;
+
+static bool compat(kuhn_t *k, size_t i, size_t j) {
+  unsigned char *m = k->memo ? &k->memo[i * k->n + j] : NULL;
+  bool ok;
+  if (m && *m)
+    return *m == 1;
+  ok = row_match(json_array_get(k->rows, j), json_array_get(k->exp, i), k->cols,
+                 j, NULL);
+  if (m)
+    *m = ok ? 1 : 2;
+  return ok;
+}
+
+static bool augment(kuhn_t *k, size_t i, int depth) {
+  for (size_t j = 0; j < k->n; j++) {
+    if (k->seen[j] || !compat(k, i, j))
+      continue;
+    k->seen[j] = 1;
+    if (k->owner[j] < 0 ||
+        (depth < 4096 && augment(k, (size_t)k->owner[j], depth + 1))) {
+      k->owner[j] = (long)i;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Appends the expected rows no distinct actual row matches to why;
+ * returns how many there are (or -1 when memory ran out). */
+static long unmatched_rows(const json_t *rows, const json_t *exp,
+                           const json_t *cols, er_buf_t *why) {
+  kuhn_t k = {rows, exp,  cols, json_array_size(exp), json_array_size(rows),
+              NULL, NULL, NULL};
+  long missing = 0;
+  k.seen = calloc(k.n ? k.n : 1, 1);
+  k.owner = malloc((k.n ? k.n : 1) * sizeof *k.owner);
+  if (k.m && k.n && k.m <= KUHN_MAX_PAIRS / k.n)
+    k.memo = calloc(k.m * k.n, 1);
+  if (!k.seen || !k.owner) {
+    missing = -1;
+    goto out;
+  }
+  for (size_t j = 0; j < k.n; j++)
+    k.owner[j] = -1;
+  for (size_t i = 0; i < k.m; i++) {
+    memset(k.seen, 0, k.n ? k.n : 1);
+    if (augment(&k, i, 0))
+      continue;
+    if (missing < 5) {
+      er_buf_puts(why, missing ? "; " : "no row matches ");
+      put_json(why, json_array_get(exp, i), BRIEF_ROW);
+    }
+    missing++;
+  }
+  if (missing > 5)
+    er_buf_printf(why, " (and %ld more)", missing - 5);
+out:
+  free(k.memo);
+  free(k.seen);
+  free(k.owner);
+  return missing;
+}
+
+static bool check_equals(const er_pg_result_t *res, const json_t *exp,
+                         bool unordered, er_buf_t *why) {
+  size_t n = json_array_size(res->rows), m = json_array_size(exp);
+  if (res->total_rows != m) {
+    er_buf_printf(why, "expected %zu row(s), got %zu", m, res->total_rows);
+    return false;
+  }
+  if (res->truncated) {
+    er_buf_printf(why,
+                  "the result has %zu rows but only %zu are kept; narrow the "
+                  "query or use count/contains",
+                  res->total_rows, n);
+    return false;
+  }
+  if (unordered)
+    return unmatched_rows(res->rows, exp, res->columns, why) == 0;
+  for (size_t i = 0; i < n; i++)
+    if (!row_match(json_array_get(res->rows, i), json_array_get(exp, i),
+                   res->columns, i, why))
+      return false;
+  return true;
+}
+
+static void put_rows(er_buf_t *b, const er_pg_result_t *res) {
+  size_t n = json_array_size(res->rows);
+  er_buf_printf(b, "\n  seen %zu row(s)", res->total_rows);
+  if (json_array_size(res->columns)) {
+    er_buf_puts(b, " (columns: ");
+    for (size_t c = 0; c < json_array_size(res->columns); c++) {
+      char cb[32];
+      er_buf_printf(b, "%s%s", c ? ", " : "", col_name(res->columns, c, cb));
+    }
+    er_buf_puts(b, ")");
+  }
+  if (res->truncated)
+    er_buf_printf(b, ", only the first %zu kept", n);
+  er_buf_puts(b, n ? ":" : "");
+  for (size_t i = 0; i < n && i < DETAIL_ROWS; i++) {
+    er_buf_puts(b, "\n    ");
+    put_json(b, json_array_get(res->rows, i), BRIEF_ROW);
+  }
+  if (res->total_rows > DETAIL_ROWS)
+    er_buf_printf(b, "\n    ... %zu more", res->total_rows - DETAIL_ROWS);
+}
+
+static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
+  const char *sql = json_string_value(json_object_get(args, "query"));
+  const json_t *pj = json_object_get(args, "params");
+  const json_t *equals = json_object_get(args, "equals");
+  const json_t *contains = json_object_get(args, "contains");
+  const json_t *count = json_object_get(args, "count");
+  const json_t *empty = json_object_get(args, "empty");
+  const json_t *capture = json_object_get(args, "capture");
+  bool unordered = json_is_true(json_object_get(args, "unordered"));
+  er_pg_t *pg = NULL;
+  params_t params = {NULL, 0};
+  er_pg_result_t res = {0};
+  er_err_t err = {0, ""};
+  er_buf_t why = ER_BUF_INIT(8 * 1024);
+  json_t *caps = NULL;
+  bool ok = true;
+  int64_t t0;
+  char took[32];
+  int rc;
+
+  if (!sql) {
+    er_buf_printf(x->detail, "%s: \"query\" (a string) is required", what);
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (!equals && !contains && !count && !empty) {
+    er_buf_printf(x->detail,
+                  "%s: give at least one of \"equals\", \"contains\", "
+                  "\"count\", \"empty\"",
+                  what);
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if ((pj && !json_is_array(pj)) || (equals && !json_is_array(equals)) ||
+      (contains && !json_is_array(contains)) ||
+      (empty && !json_is_boolean(empty)) ||
+      (capture && !json_is_object(capture))) {
+    er_buf_printf(x->detail,
+                  "%s: params, equals and contains are arrays, empty a "
+                  "boolean, capture an object",
+                  what);
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  rc = get_pg(x, args, what, &pg);
+  if (rc != ER_STEP_OK)
+    goto out;
+  if (er_safety_sql_destructive(sql, NULL) &&
+      (rc = er_safety_guard_pg(x, pg, what)) != ER_STEP_OK)
+    goto out;
+  if (pj && params_from_json(pj, &params, &why) != 0) {
+    er_buf_printf(x->detail, "%s: params: %s", what, er_buf_cstr(&why));
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  t0 = er_now_ms();
+  if (er_pg_query(pg, sql, pj ? (const char *const *)params.v : NULL, params.n,
+                  x->deadline_ms, &res, &err) != 0) {
+    er_buf_printf(x->detail, "%s: %s", what, err.msg);
+    put_query(x->detail, "query", sql, pj);
+    rc = step_rc(err.code);
+    goto out;
+  }
+  er_fmt_duration(er_now_ms() - t0, took);
+
+  if (equals && !check_equals(&res, equals, unordered, &why))
+    ok = false;
+  if (contains) {
+    er_buf_t w = ER_BUF_INIT(4096);
+    long miss = unmatched_rows(res.rows, contains, res.columns, &w);
+    if (miss != 0) {
+      er_buf_printf(&why, "%s%s", why.len ? "; " : "",
+                    miss < 0 ? "out of memory" : er_buf_cstr(&w));
+      if (res.truncated)
+        er_buf_puts(&why, " (among the rows kept)");
+      ok = false;
+    }
+    er_buf_free(&w);
+  }
+  if (count) {
+    er_buf_t w = ER_BUF_INIT(1024);
+    json_t *n = json_integer((json_int_t)res.total_rows);
+    if (!er_json_match(n, count, &w)) {
+      er_buf_printf(&why, "%scount: %s", why.len ? "; " : "", er_buf_cstr(&w));
+      ok = false;
+    }
+    json_decref(n);
+    er_buf_free(&w);
+  }
+  if (empty) {
+    bool want = json_is_true(empty);
+    if (want != (res.total_rows == 0)) {
+      if (want)
+        er_buf_printf(&why, "%sexpected no rows, got %zu", why.len ? "; " : "",
+                      res.total_rows);
+      else
+        er_buf_printf(&why, "%sexpected at least one row, got none",
+                      why.len ? "; " : "");
+      ok = false;
+    }
+  }
+  if (!ok) {
+    er_buf_printf(x->detail, "%s: rows do not match", what);
+    put_query(x->detail, "query", sql, pj);
+    if (equals) {
+      er_buf_printf(x->detail,
+                    "\n  expected rows%s: ", unordered ? " (any order)" : "");
+      put_json(x->detail, equals, BRIEF_EXPECT);
+    }
+    if (contains) {
+      er_buf_puts(x->detail, "\n  expected to contain: ");
+      put_json(x->detail, contains, BRIEF_EXPECT);
+    }
+    if (count) {
+      er_buf_puts(x->detail, "\n  expected count: ");
+      put_json(x->detail, count, BRIEF_EXPECT);
+    }
+    if (empty)
+      er_buf_printf(x->detail, "\n  expected: %s",
+                    json_is_true(empty) ? "no rows" : "at least one row");
+    er_buf_printf(x->detail, "\n  why: %s", er_buf_cstr(&why));
+    put_rows(x->detail, &res);
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+
+  if (capture) {
+    const char *name;
+    json_t *ptr;
+    caps = json_object();
+    if (!caps) {
+      rc = ER_STEP_ERROR;
+      goto out;
+    }
+    json_object_foreach((json_t *)capture, name, ptr) {
+      json_t *v;
+      if (!json_is_string(ptr)) {
+        er_buf_printf(x->detail,
+                      "%s: capture \"%s\": give a JSON pointer into the rows "
+                      "such as \"/0/0\"",
+                      what, name);
+        rc = ER_STEP_FATAL;
+        goto out;
+      }
+      v = er_json_pointer(res.rows, json_string_value(ptr));
+      if (!v) {
+        er_buf_printf(x->detail, "%s: capture \"%s\": %s is not in the rows",
+                      what, name, json_string_value(ptr));
+        put_query(x->detail, "query", sql, pj);
+        put_rows(x->detail, &res);
+        rc = ER_STEP_FAIL;
+        goto out;
+      }
+      if (json_object_set_new(caps, name, json_deep_copy(v)) != 0) {
+        rc = ER_STEP_ERROR;
+        goto out;
+      }
+    }
+    if (x->captures)
+      json_object_update(x->captures, caps);
+  }
+  if (!x->polling) {
+    log_notices(x, pg);
+    er_exec_log(x, "%s: %zu row(s) as expected (%s)", what, res.total_rows,
+                took);
+  }
+  rc = ER_STEP_OK;
+out:
+  json_decref(caps);
+  er_pg_result_free(&res);
+  params_free(&params);
+  er_buf_free(&why);
+  return rc;
+}
+
+static int run_expect(er_exec_t *x, const json_t *args) {
+  return run_expect_as(x, args, "postgres.expect");
+}
+
+static int run_alias(er_exec_t *x, const json_t *args) {
+  return run_expect_as(x, args, "postgres");
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+/* "/capture/" + name with ~ and / escaped (RFC 6901). */
+static void validate_rows(const json_t *rows, const char *key, er_diag_t *d) {
+  char path[128], msg[256];
+  if (!json_is_array(rows))
+    return; /* the key spec reports the type */
+  for (size_t i = 0; i < json_array_size(rows); i++) {
+    const json_t *r = json_array_get(rows, i);
+    snprintf(path, sizeof path, "/%s/%zu", key, i);
+    if (json_is_string(r))
+      continue; /* "${row}" may expand to an array */
+    if (!json_is_array(r) && !er_json_is_matcher(r)) {
+      er_diag_error(d, path,
+                    "a row is an array of cells such as [1, \"a\"] (or a "
+                    "matcher on the whole row)");
+      continue;
+    }
+    if (er_json_matcher_check(r, msg, sizeof msg) != 0)
+      er_diag_error(d, path, "%s", msg);
+  }
+}
+
+static void validate_exec(const json_t *args, er_diag_t *d) {
+  const json_t *sql = json_object_get(args, "sql");
+  const json_t *file = json_object_get(args, "file");
+  if (sql && file)
+    er_diag_error(d, "/file", "give either \"sql\" or \"file\", not both");
+  else if (!sql && !file)
+    er_diag_error(d, "", "postgres.exec needs \"sql\" or \"file\"");
+  if (json_object_get(args, "params") && !sql)
+    er_diag_error(d, "/params",
+                  "\"params\" go only with \"sql\" (a file runs without "
+                  "parameters)");
+  if (json_is_string(file) && !*json_string_value(file))
+    er_diag_error(d, "/file", "\"file\" is empty");
+}
+
+static void validate_expect(const json_t *args, er_diag_t *d) {
+  const json_t *count = json_object_get(args, "count");
+  const json_t *capture = json_object_get(args, "capture");
+  char msg[256], path[256];
+  if (!json_object_get(args, "equals") && !json_object_get(args, "contains") &&
+      !count && !json_object_get(args, "empty"))
+    er_diag_error(d, "",
+                  "give at least one of \"equals\", \"contains\", \"count\", "
+                  "\"empty\" (to only capture, use \"count\": {\"$gte\": 1})");
+  if (json_object_get(args, "unordered") && !json_object_get(args, "equals"))
+    er_diag_warn(d, "/unordered", "\"unordered\" applies only to \"equals\"");
+  validate_rows(json_object_get(args, "equals"), "equals", d);
+  validate_rows(json_object_get(args, "contains"), "contains", d);
+  if (count) {
+    if (er_json_is_matcher(count)) {
+      if (er_json_matcher_check(count, msg, sizeof msg) != 0)
+        er_diag_error(d, "/count", "%s", msg);
+    } else if (!json_is_integer(count) && !json_is_string(count)) {
+      er_diag_error(d, "/count",
+                    "\"count\" is a number of rows or a matcher such as "
+                    "{\"$gte\": 1}");
+    }
+  }
+  if (json_is_object(capture)) {
+    const char *name;
+    json_t *ptr;
+    json_object_foreach((json_t *)capture, name, ptr) {
+      const char *p = json_string_value(ptr);
+      er_json_pointer_join(path, sizeof path, "/capture", name);
+      if (!p || (*p && *p != '/'))
+        er_diag_error(d, path,
+                      "a capture is a JSON pointer into the rows such as "
+                      "\"/0/0\" (row 0, column 0)");
+    }
+  }
+}
+
+const er_action_t er_act_pg_exec = {.name = "postgres.exec",
+                                    .keys = exec_keys,
+                                    .validate = validate_exec,
+                                    .run = run_exec};
+const er_action_t er_act_pg_expect = {.name = "postgres.expect",
+                                      .keys = expect_keys,
+                                      .check = true,
+                                      .validate = validate_expect,
+                                      .run = run_expect};
+const er_action_t er_act_pg_alias = {.name = "postgres",
+                                     .keys = expect_keys,
+                                     .check = true,
+                                     .validate = validate_expect,
+                                     .run = run_alias};

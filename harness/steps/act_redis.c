@@ -1,0 +1,918 @@
+/* act_redis.c: the "redis", "redis.clean" and "redis.seed" steps.
+ *
+ * {"redis": {"command": ["HGET", "k", "f"], "expect": <matcher>,
+ *            "capture": {"name": "" | "/pointer"}, "url": "redis://..."}}
+ *   The reply becomes JSON (bulk/status -> string, integer -> integer,
+ *   nil -> null, array -> array; HGETALL / CONFIG GET replies become
+ *   objects) and is matched against expect (see jsonx.h matchers).
+ *   Without expect, an error reply fails the step. An error reply is
+ *   the object {"error": "ERR text"}, so expect can match it:
+ *   "expect": {"error": {"$regex": "^WRONGTYPE"}}.
+ *   Command elements are strings or numbers (numbers are sent as their
+ *   decimal text). capture stores the whole reply ("") or the value at a
+ *   JSON pointer into it ("/0") under the name, after expect held.
+ *
+ * {"redis.clean": {"match": "els:*" | ["a:*", "b:*"], "batch": 500,
+ *                  "flush": false, "url": "..."}}
+ *   SCAN MATCH + UNLINK in batches; never KEYS. "flush": true uses FLUSHDB
+ *   and is refused unless the environment sets redis.allow_flush.
+ *   batch is SCAN's COUNT (1 to 100000, default 500). Give either match
+ *   or "flush": true. The log says how many keys each pattern deleted.
+ *
+ * {"redis.seed": {"keys": {"k": "v" | {"value": "v", "ttl": "1h"} |
+ *                          {"hash": {...}, "ttl": ..} | {"set": [...]}},
+ *                 "ttl": "1h", "url": "..."}}
+ *   Strings go in with SET (PX when there is a TTL); {"hash": {...}} is
+ *   written with HSET, {"set": [...]} with SADD and {"list": [...]} with
+ *   RPUSH, each after deleting the key, in one MULTI/EXEC. Numbers are
+ *   sent as their decimal text; an object or array given as "value" is
+ *   stored as its compact JSON text. A key's "ttl" overrides the step's;
+ *   "ttl": null on a key means no expiry. An empty hash/set/list deletes
+ *   the key (Redis has no empty collections).
+ *
+ * The URL defaults to the environment's redis.url. Connections are kept
+ * in the branch's session, one per URL. Connection problems make the step
+ * an error (await retries those); problems with the step's arguments
+ * found at run time make it fatal. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "adapters/redis.h"
+#include "lang/action.h"
+#include "lang/jsonx.h"
+#include "run/exec.h"
+#include "run/safety.h"
+
+static const er_keyspec_t redis_keys[] = {
+    {"command", ER_T_ARRAY, true, NULL, NULL},
+    {"expect", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"capture", ER_T_OBJECT, false, NULL, NULL},
+    {"url", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t clean_keys[] = {
+    {"match", ER_T_STRING | ER_T_ARRAY, false, NULL, NULL},
+    {"batch", ER_T_INT, false, NULL, NULL},
+    {"flush", ER_T_BOOL, false, NULL, NULL},
+    {"url", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t seed_keys[] = {
+    {"keys", ER_T_OBJECT, true, NULL, NULL},
+    {"ttl", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"url", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+#define CLEAN_BATCH_DEFAULT 500
+#define CLEAN_BATCH_MAX 100000
+#define BRIEF 300 /* bytes of a value shown in a message */
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+/* The connection for the step's URL (or the environment's), kept in the
+ * session. Returns it, or NULL with *rc and x->detail set. */
+static er_redis_t *conn_for(er_exec_t *x, const json_t *args, const char *act,
+                            int *rc) {
+  const char *url = json_string_value(json_object_get(args, "url"));
+  er_redis_t *r = NULL;
+  er_buf_t name = ER_BUF_INIT(8192);
+  er_err_t err = {0};
+
+  if (!url)
+    url = er_exec_env_str(x, "redis", "url");
+  if (!url) {
+    er_buf_printf(x->detail,
+                  "%s: no Redis URL: set redis.url in the environment file "
+                  "({\"redis\": {\"url\": \"redis://127.0.0.1:6379/0\"}}) "
+                  "or give \"url\" in the step",
+                  act);
+    *rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (!x->session) {
+    er_buf_printf(x->detail, "%s: no session to keep the connection in", act);
+    *rc = ER_STEP_FATAL;
+    goto out;
+  }
+  er_buf_printf(&name, "redis:%s", url);
+  if (name.truncated) {
+    er_buf_printf(x->detail, "%s: the Redis URL is too long", act);
+    *rc = ER_STEP_FATAL;
+    goto out;
+  }
+  r = er_session_get(x->session, er_buf_cstr(&name));
+  if (r)
+    goto out;
+  r = er_redis_new(url, 0, &err);
+  if (!r) {
+    er_buf_printf(x->detail, "%s: %s", act, err.msg);
+    *rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (er_session_put(x->session, er_buf_cstr(&name), r, er_redis_free) != 0) {
+    er_redis_free(r);
+    r = NULL;
+    er_buf_printf(x->detail, "%s: out of memory", act);
+    *rc = ER_STEP_ERROR;
+  }
+out:
+  er_buf_free(&name);
+  return r;
+}
+
+/* Adapter failure -> step outcome: bad input is fatal, the rest (server
+ * away, timeouts, interrupts) an error await may retry. */
+static int io_rc(const er_err_t *err) {
+  return err->code == ER_E_INPUT ? ER_STEP_FATAL : ER_STEP_ERROR;
+}
+
+/* Text of a scalar to send: strings as they are (binary-safe), integers
+ * and reals as decimal text. Returns a new string with *len, or NULL when
+ * v is not a string or number (or memory ran out). */
+static char *scalar_text(const json_t *v, size_t *len) {
+  char tmp[64];
+  char *s;
+  if (json_is_string(v)) {
+    *len = json_string_length(v);
+    s = malloc(*len + 1);
+    if (s)
+      memcpy(s, json_string_value(v), *len + 1);
+    return s;
+  }
+  if (json_is_integer(v)) {
+    snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(v));
+  } else if (json_is_real(v)) {
+    double d = json_real_value(v);
+    snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d)
+      snprintf(tmp, sizeof tmp, "%.17g", d);
+  } else {
+    return NULL;
+  }
+  *len = strlen(tmp);
+  return er_strdup(tmp);
+}
+
+/* An argv being built; owns its strings. */
+typedef struct argv_s {
+  char **v;
+  size_t *len;
+  size_t n, alloc;
+} argv_t;
+
+static void argv_free(argv_t *a) {
+  for (size_t i = 0; i < a->n; i++)
+    free(a->v[i]);
+  free(a->v);
+  free(a->len);
+  memset(a, 0, sizeof *a);
+}
+
+static int argv_push_n(argv_t *a, char *s, size_t len) { /* steals s */
+  if (!s)
+    return -1;
+  if (a->n == a->alloc) {
+    size_t na = a->alloc ? a->alloc * 2 : 8;
+    char **nv = realloc(a->v, na * sizeof *nv);
+    size_t *nl;
+    if (!nv) {
+      free(s);
+      return -1;
+    }
+    a->v = nv;
+    nl = realloc(a->len, na * sizeof *nl);
+    if (!nl) {
+      free(s);
+      return -1;
+    }
+    a->len = nl;
+    a->alloc = na;
+  }
+  a->v[a->n] = s;
+  a->len[a->n] = len;
+  a->n++;
+  return 0;
+}
+
+static int argv_push(argv_t *a, const char *s) {
+  return argv_push_n(a, er_strdup(s), strlen(s));
+}
+
+/* Pushes a string or number; 1 when v is neither, -1 out of memory. */
+static int argv_push_scalar(argv_t *a, const json_t *v) {
+  size_t len = 0;
+  char *s;
+  if (!json_is_string(v) && !json_is_number(v))
+    return 1;
+  s = scalar_text(v, &len);
+  return argv_push_n(a, s, len);
+}
+
+/* JSON pointer token escaping: "~" -> "~0", "/" -> "~1". */
+static void ptr_token(er_buf_t *b, const char *k) {
+  for (; *k; k++) {
+    if (*k == '~')
+      er_buf_puts(b, "~0");
+    else if (*k == '/')
+      er_buf_puts(b, "~1");
+    else
+      er_buf_append(b, k, 1);
+  }
+}
+
+static bool has_template(const char *s) { return s && strstr(s, "${"); }
+
+/* ---- "redis" ------------------------------------------------------------- */
+
+/* HGETALL and CONFIG GET answer with flat [k1, v1, k2, v2, ...] arrays;
+ * they read better as objects. Returns a new object, or NULL to keep the
+ * array. */
+static json_t *pairs_object(const json_t *cmd, const json_t *reply) {
+  const char *c0 = json_string_value(json_array_get(cmd, 0));
+  const char *c1 = json_string_value(json_array_get(cmd, 1));
+  json_t *o;
+  size_t n = json_array_size(reply);
+  bool pairs =
+      c0 && (!strcasecmp(c0, "HGETALL") ||
+             (!strcasecmp(c0, "CONFIG") && c1 && !strcasecmp(c1, "GET")));
+  if (!pairs || !json_is_array(reply) || n % 2 != 0)
+    return NULL;
+  for (size_t i = 0; i < n; i += 2)
+    if (!json_is_string(json_array_get(reply, i)))
+      return NULL;
+  o = json_object();
+  for (size_t i = 0; o && i < n; i += 2)
+    json_object_set(o, json_string_value(json_array_get(reply, i)),
+                    json_array_get(reply, i + 1));
+  return o;
+}
+
+static int run_redis(er_exec_t *x, const json_t *args) {
+  const json_t *cmd = json_object_get(args, "command");
+  const json_t *expect = json_object_get(args, "expect");
+  const json_t *capture = json_object_get(args, "capture");
+  argv_t av = {0};
+  er_err_t err = {0};
+  er_buf_t why = ER_BUF_INIT(4096);
+  json_t *reply = NULL, *obj;
+  char *cmdtxt = NULL, *rtxt = NULL;
+  er_redis_t *r;
+  int rc = ER_STEP_FATAL, got;
+
+  cmdtxt = er_json_brief(cmd, BRIEF);
+  if (!cmdtxt) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  if (json_array_size(cmd) == 0) {
+    er_buf_puts(x->detail, "redis: \"command\" must be a non-empty array");
+    goto out;
+  }
+  for (size_t i = 0; i < json_array_size(cmd); i++) {
+    int p = argv_push_scalar(&av, json_array_get(cmd, i));
+    if (p > 0) {
+      er_buf_printf(x->detail,
+                    "redis %s: /command/%zu must be a string or a number",
+                    cmdtxt, i);
+      goto out;
+    }
+    if (p < 0) {
+      rc = ER_STEP_ERROR;
+      goto out;
+    }
+  }
+  r = conn_for(x, args, "redis", &rc);
+  if (!r)
+    goto out;
+  if (av.n > 0 && er_safety_redis_cmd_destructive(av.v[0]) &&
+      (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
+    goto out;
+  rc = ER_STEP_FATAL;
+
+  got = er_redis_command(r, (int)av.n, (const char *const *)av.v, av.len,
+                         x->deadline_ms, &reply, &err);
+  if (got < 0) {
+    er_buf_printf(x->detail, "redis %s: %s", cmdtxt, err.msg);
+    rc = io_rc(&err);
+    goto out;
+  }
+  obj = pairs_object(cmd, reply);
+  if (obj) {
+    json_decref(reply);
+    reply = obj;
+  }
+  rtxt = er_json_brief(reply, BRIEF);
+
+  if (expect) {
+    if (!er_json_match(reply, expect, &why)) {
+      er_buf_printf(x->detail, "redis %s: %s", cmdtxt, er_buf_cstr(&why));
+      if (er_json_is_matcher(expect))
+        er_buf_printf(x->detail, "\nreply: %s", rtxt ? rtxt : "?");
+      rc = ER_STEP_FAIL;
+      goto out;
+    }
+  } else if (got == ER_REDIS_ERROR_REPLY) {
+    er_buf_printf(x->detail, "redis %s: the server replied with an error: %s",
+                  cmdtxt, err.msg);
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+
+  if (capture) {
+    const char *name;
+    json_t *ptr;
+    json_object_foreach((json_t *)capture, name, ptr) {
+      const char *p = json_string_value(ptr);
+      json_t *v;
+      if (!p || (p[0] != '\0' && p[0] != '/')) {
+        er_buf_printf(x->detail,
+                      "redis %s: capture \"%s\" must be \"\" (the whole "
+                      "reply) or a JSON pointer such as \"/0\"",
+                      cmdtxt, name);
+        rc = ER_STEP_FATAL;
+        goto out;
+      }
+      v = er_json_pointer(reply, p);
+      if (!v) {
+        er_buf_printf(x->detail,
+                      "redis %s: capture \"%s\": nothing at %s in the reply "
+                      "%s",
+                      cmdtxt, name, p, rtxt ? rtxt : "?");
+        rc = ER_STEP_FAIL;
+        goto out;
+      }
+      if (x->captures && json_object_set(x->captures, name, v) != 0) {
+        rc = ER_STEP_ERROR;
+        goto out;
+      }
+    }
+  }
+  if (!x->polling)
+    er_exec_log(x, "redis %s -> %s", cmdtxt, rtxt ? rtxt : "?");
+  rc = ER_STEP_OK;
+out:
+  argv_free(&av);
+  er_buf_free(&why);
+  json_decref(reply);
+  free(cmdtxt);
+  free(rtxt);
+  return rc;
+}
+
+static void validate_url(const json_t *args, er_diag_t *d) {
+  const char *url = json_string_value(json_object_get(args, "url"));
+  er_redis_url_t u;
+  er_err_t err = {0};
+  if (!url || has_template(url))
+    return;
+  if (er_redis_url_parse(url, &u, &err) != 0)
+    er_diag_error(d, "/url", "%s", err.msg);
+  else
+    er_redis_url_free(&u);
+}
+
+static void validate_redis(const json_t *args, er_diag_t *d) {
+  const json_t *cmd = json_object_get(args, "command");
+  const json_t *capture = json_object_get(args, "capture");
+  if (json_is_array(cmd)) {
+    if (json_array_size(cmd) == 0)
+      er_diag_error(d, "/command",
+                    "the command is empty; write it as an array such as "
+                    "[\"GET\", \"key\"]");
+    for (size_t i = 0; i < json_array_size(cmd); i++) {
+      const json_t *e = json_array_get(cmd, i);
+      char p[48];
+      snprintf(p, sizeof p, "/command/%zu", i);
+      if (!json_is_string(e) && !json_is_number(e))
+        er_diag_error(d, p,
+                      "command elements are strings or numbers; write "
+                      "booleans, null and JSON as strings");
+      else if (i == 0 && json_is_string(e) && json_string_length(e) == 0)
+        er_diag_error(d, p, "the command name is empty");
+    }
+  }
+  if (json_is_object(capture)) {
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)capture, name, v) {
+      const char *s = json_string_value(v);
+      if (!s || (s[0] != '\0' && s[0] != '/' && !has_template(s))) {
+        er_buf_t p = ER_BUF_INIT(1024);
+        er_buf_puts(&p, "/capture/");
+        ptr_token(&p, name);
+        er_diag_error(d, er_buf_cstr(&p),
+                      "a capture is \"\" (the whole reply) or a JSON pointer "
+                      "into the reply such as \"/0\"");
+        er_buf_free(&p);
+      }
+    }
+  }
+  validate_url(args, d);
+}
+
+/* ---- "redis.clean" ------------------------------------------------------- */
+
+static bool allow_flush(const er_exec_t *x) {
+  json_t *sec = x->env ? json_object_get(x->env, "redis") : NULL;
+  return json_is_true(json_object_get(sec, "allow_flush"));
+}
+
+static int run_clean(er_exec_t *x, const json_t *args) {
+  const json_t *match = json_object_get(args, "match");
+  const json_t *jbatch = json_object_get(args, "batch");
+  bool flush = json_is_true(json_object_get(args, "flush"));
+  json_int_t batch = CLEAN_BATCH_DEFAULT;
+  er_err_t err = {0};
+  er_redis_t *r;
+  size_t npat;
+  int rc = ER_STEP_FATAL;
+
+  if (jbatch) {
+    batch = json_integer_value(jbatch);
+    if (!json_is_integer(jbatch) || batch < 1 || batch > CLEAN_BATCH_MAX) {
+      er_buf_printf(x->detail,
+                    "redis.clean: \"batch\" must be an integer from 1 to %d",
+                    CLEAN_BATCH_MAX);
+      return ER_STEP_FATAL;
+    }
+  }
+  if (flush && match) {
+    er_buf_puts(x->detail,
+                "redis.clean: give either \"match\" or \"flush\": true");
+    return ER_STEP_FATAL;
+  }
+  if (!flush && !match) {
+    er_buf_puts(x->detail, "redis.clean: nothing to clean: give \"match\" "
+                           "(a pattern such as \"els:*\") or \"flush\": true");
+    return ER_STEP_FATAL;
+  }
+  if (flush && !allow_flush(x)) {
+    er_buf_puts(x->detail,
+                "redis.clean: \"flush\": true empties the whole database and "
+                "is refused; to allow it set \"allow_flush\": true in the "
+                "\"redis\" section of the environment file, or clean only "
+                "your keys with \"match\": \"prefix:*\"");
+    return ER_STEP_FATAL;
+  }
+  npat = json_is_array(match) ? json_array_size(match) : 1;
+  for (size_t i = 0; match && i < npat; i++) {
+    const json_t *p = json_is_array(match) ? json_array_get(match, i) : match;
+    if (!json_is_string(p) || json_string_length(p) == 0) {
+      er_buf_puts(x->detail,
+                  "redis.clean: \"match\" takes non-empty glob patterns");
+      return ER_STEP_FATAL;
+    }
+  }
+
+  r = conn_for(x, args, "redis.clean", &rc);
+  if (!r)
+    return rc;
+  rc = er_safety_guard_redis(x, r, "redis.clean");
+  if (rc != ER_STEP_OK)
+    return rc;
+  if (flush) {
+    if (er_redis_flushdb(r, x->deadline_ms, &err) != 0) {
+      er_buf_printf(x->detail, "redis.clean: %s", err.msg);
+      return io_rc(&err);
+    }
+    er_exec_log(x, "redis.clean: FLUSHDB on %s", er_redis_redacted(r));
+    return ER_STEP_OK;
+  }
+  for (size_t i = 0; i < npat; i++) {
+    const json_t *p = json_is_array(match) ? json_array_get(match, i) : match;
+    long long deleted = 0;
+    int s = er_redis_scan_unlink(r, json_string_value(p), (int)batch,
+                                 x->deadline_ms, &deleted, &err);
+    er_exec_log(x, "redis.clean: deleted %lld key(s) matching \"%s\"%s",
+                deleted, json_string_value(p), s != 0 ? " before failing" : "");
+    if (s != 0) {
+      er_buf_printf(x->detail, "redis.clean \"%s\": %s", json_string_value(p),
+                    err.msg);
+      return io_rc(&err);
+    }
+  }
+  return ER_STEP_OK;
+}
+
+static void validate_clean(const json_t *args, er_diag_t *d) {
+  const json_t *match = json_object_get(args, "match");
+  const json_t *batch = json_object_get(args, "batch");
+  const json_t *flush = json_object_get(args, "flush");
+  if (json_is_string(match) && json_string_length(match) == 0)
+    er_diag_error(d, "/match", "the pattern is empty; use e.g. \"els:*\"");
+  if (json_is_array(match)) {
+    if (json_array_size(match) == 0)
+      er_diag_error(d, "/match", "no pattern given");
+    for (size_t i = 0; i < json_array_size(match); i++) {
+      const json_t *p = json_array_get(match, i);
+      if (!json_is_string(p) || json_string_length(p) == 0) {
+        char path[48];
+        snprintf(path, sizeof path, "/match/%zu", i);
+        er_diag_error(d, path,
+                      "a pattern is a non-empty string such as "
+                      "\"els:*\"");
+      }
+    }
+  }
+  if (json_is_integer(batch) && (json_integer_value(batch) < 1 ||
+                                 json_integer_value(batch) > CLEAN_BATCH_MAX))
+    er_diag_error(d, "/batch", "batch must be from 1 to %d", CLEAN_BATCH_MAX);
+  if (match && json_is_true(flush))
+    er_diag_error(d, "", "give either \"match\" or \"flush\": true, not both");
+  if (!match && !json_is_true(flush))
+    er_diag_error(d, "",
+                  "redis.clean needs \"match\" (a pattern such as \"els:*\") "
+                  "or \"flush\": true");
+  validate_url(args, d);
+}
+
+/* ---- "redis.seed" -------------------------------------------------------- */
+
+static const char *const seed_spec_keys[] = {"value", "hash", "set", "list",
+                                             "ttl"};
+#define N_SEED_SPEC_KEYS (sizeof seed_spec_keys / sizeof seed_spec_keys[0])
+
+/* Runs one command; a failure, an error reply or an EXEC result holding
+ * an error makes the step an error, with detail. Returns 0 or an
+ * ER_STEP_* code. */
+static int seed_cmd(er_exec_t *x, er_redis_t *r, argv_t *av, const char *key) {
+  er_err_t err = {0};
+  json_t *reply = NULL;
+  int rc = 0;
+  int got = er_redis_command(r, (int)av->n, (const char *const *)av->v, av->len,
+                             x->deadline_ms, &reply, &err);
+  if (got < 0) {
+    er_buf_printf(x->detail, "redis.seed \"%s\": %s", key, err.msg);
+    rc = io_rc(&err);
+  } else if (got == ER_REDIS_ERROR_REPLY) {
+    er_buf_printf(x->detail,
+                  "redis.seed \"%s\": %s: the server replied with an error: "
+                  "%s",
+                  key, av->v[0], err.msg);
+    rc = ER_STEP_ERROR;
+  } else if (json_is_array(reply)) { /* EXEC: one reply per command */
+    for (size_t i = 0; i < json_array_size(reply); i++) {
+      const char *e =
+          json_string_value(json_object_get(json_array_get(reply, i), "error"));
+      if (e) {
+        er_buf_printf(x->detail,
+                      "redis.seed \"%s\": the transaction failed: %.300s", key,
+                      e);
+        rc = ER_STEP_ERROR;
+        break;
+      }
+    }
+  }
+  json_decref(reply);
+  return rc;
+}
+
+/* One key. spec is the value from "keys". ttl_ms 0 = none. */
+static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
+                    const json_t *spec, int64_t step_ttl) {
+  argv_t av = {0};
+  const json_t *value = spec, *coll = NULL;
+  const char *kind = NULL, *collcmd = NULL;
+  int64_t ttl = step_ttl;
+  char ttltxt[32];
+  char *text = NULL;
+  size_t tlen = 0;
+  int rc = ER_STEP_FATAL, p;
+  bool multi = false;
+
+  if (json_is_object(spec)) {
+    const json_t *jt = json_object_get(spec, "ttl");
+    const char *k;
+    json_t *v;
+    int nkinds = 0;
+    json_object_foreach((json_t *)spec, k, v) {
+      if (!strcmp(k, "ttl"))
+        continue;
+      if (!strcmp(k, "value") || !strcmp(k, "hash") || !strcmp(k, "set") ||
+          !strcmp(k, "list")) {
+        kind = k;
+        nkinds++;
+      } else {
+        er_buf_printf(x->detail,
+                      "redis.seed \"%s\": unknown key \"%s\" (value, hash, "
+                      "set, list, ttl)",
+                      key, k);
+        goto out;
+      }
+    }
+    if (nkinds != 1) {
+      er_buf_printf(x->detail,
+                    "redis.seed \"%s\": give exactly one of value, hash, set, "
+                    "list",
+                    key);
+      goto out;
+    }
+    if (json_is_null(jt)) {
+      ttl = 0;
+    } else if (jt) {
+      if (!json_is_string(jt) ||
+          er_parse_duration(json_string_value(jt), &ttl) != 0 || ttl <= 0) {
+        er_buf_printf(x->detail,
+                      "redis.seed \"%s\": ttl must be a duration above 0 such "
+                      "as \"1h\", or null for no expiry",
+                      key);
+        goto out;
+      }
+    }
+    if (!strcmp(kind, "value")) {
+      value = json_object_get(spec, "value");
+    } else {
+      coll = json_object_get(spec, kind);
+      collcmd = !strcmp(kind, "hash")  ? "HSET"
+                : !strcmp(kind, "set") ? "SADD"
+                                       : "RPUSH";
+    }
+  }
+  snprintf(ttltxt, sizeof ttltxt, "%lld", (long long)ttl);
+
+  if (!coll) {
+    /* a plain value: SET key v [PX ttl] */
+    if (json_is_object(value) || json_is_array(value)) {
+      text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+      tlen = text ? strlen(text) : 0;
+    } else if (json_is_string(value) || json_is_number(value)) {
+      text = scalar_text(value, &tlen);
+    } else {
+      er_buf_printf(x->detail,
+                    "redis.seed \"%s\": a value is a string, a number, or an "
+                    "object with value, hash, set or list",
+                    key);
+      goto out;
+    }
+    if (argv_push(&av, "SET") || argv_push(&av, key)) {
+      rc = ER_STEP_ERROR;
+      goto out;
+    }
+    p = argv_push_n(&av, text, tlen); /* av owns text now */
+    text = NULL;
+    if (p || (ttl > 0 && (argv_push(&av, "PX") || argv_push(&av, ttltxt)))) {
+      rc = ER_STEP_ERROR;
+      goto out;
+    }
+    rc = seed_cmd(x, r, &av, key);
+    goto out;
+  }
+
+  if ((!strcmp(kind, "hash") && !json_is_object(coll)) ||
+      (strcmp(kind, "hash") != 0 && !json_is_array(coll))) {
+    er_buf_printf(x->detail, "redis.seed \"%s\": %s must be %s", key, kind,
+                  !strcmp(kind, "hash") ? "an object" : "an array");
+    goto out;
+  }
+  /* MULTI; DEL key; HSET/SADD/RPUSH key ...; PEXPIRE key ttl; EXEC */
+  if (argv_push(&av, "MULTI")) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  if ((rc = seed_cmd(x, r, &av, key)) != 0)
+    goto out;
+  multi = true;
+  argv_free(&av);
+  if (argv_push(&av, "DEL") || argv_push(&av, key)) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  if ((rc = seed_cmd(x, r, &av, key)) != 0)
+    goto out;
+  argv_free(&av);
+  if (argv_push(&av, collcmd) || argv_push(&av, key)) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  if (json_is_object(coll)) {
+    const char *f;
+    json_t *v;
+    json_object_foreach((json_t *)coll, f, v) {
+      if (argv_push(&av, f)) {
+        rc = ER_STEP_ERROR;
+        goto out;
+      }
+      if ((p = argv_push_scalar(&av, v)) != 0) {
+        if (p > 0)
+          er_buf_printf(x->detail,
+                        "redis.seed \"%s\": hash field \"%s\" must be a "
+                        "string or a number",
+                        key, f);
+        rc = p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
+        goto out;
+      }
+    }
+  } else {
+    for (size_t i = 0; i < json_array_size(coll); i++) {
+      if ((p = argv_push_scalar(&av, json_array_get(coll, i))) != 0) {
+        if (p > 0)
+          er_buf_printf(x->detail,
+                        "redis.seed \"%s\": %s element %zu must be a string "
+                        "or a number",
+                        key, kind, i);
+        rc = p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
+        goto out;
+      }
+    }
+  }
+  if (av.n > 2) { /* an empty collection is a deleted key */
+    if ((rc = seed_cmd(x, r, &av, key)) != 0)
+      goto out;
+    argv_free(&av);
+    if (ttl > 0) {
+      if (argv_push(&av, "PEXPIRE") || argv_push(&av, key) ||
+          argv_push(&av, ttltxt)) {
+        rc = ER_STEP_ERROR;
+        goto out;
+      }
+      if ((rc = seed_cmd(x, r, &av, key)) != 0)
+        goto out;
+    }
+  }
+  argv_free(&av);
+  multi = false;
+  if (argv_push(&av, "EXEC")) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  rc = seed_cmd(x, r, &av, key);
+out:
+  if (multi && er_redis_connected(r)) {
+    /* leave no transaction open on the connection we keep */
+    const char *discard[1] = {"DISCARD"};
+    er_err_t ignore = {0};
+    json_t *rep = NULL;
+    er_redis_command(r, 1, discard, NULL, x->deadline_ms, &rep, &ignore);
+    json_decref(rep);
+  }
+  free(text);
+  argv_free(&av);
+  return rc;
+}
+
+static int run_seed(er_exec_t *x, const json_t *args) {
+  const json_t *keys = json_object_get(args, "keys");
+  const json_t *jttl = json_object_get(args, "ttl");
+  int64_t ttl = 0;
+  er_redis_t *r;
+  const char *k;
+  json_t *spec;
+  int rc = ER_STEP_FATAL;
+  size_t n = 0;
+
+  if (!json_is_object(keys)) {
+    er_buf_puts(x->detail, "redis.seed: \"keys\" must be an object");
+    return ER_STEP_FATAL;
+  }
+  if (jttl &&
+      (!json_is_string(jttl) ||
+       er_parse_duration(json_string_value(jttl), &ttl) != 0 || ttl <= 0)) {
+    er_buf_puts(x->detail, "redis.seed: \"ttl\" must be a duration above 0 "
+                           "such as \"1h\"");
+    return ER_STEP_FATAL;
+  }
+  r = conn_for(x, args, "redis.seed", &rc);
+  if (!r)
+    return rc;
+  json_object_foreach((json_t *)keys, k, spec) {
+    rc = seed_key(x, r, k, spec, ttl);
+    if (rc != ER_STEP_OK)
+      return rc;
+    n++;
+  }
+  er_exec_log(x, "redis.seed: wrote %zu key(s)", n);
+  return ER_STEP_OK;
+}
+
+static void validate_scalars(er_diag_t *d, const char *base, const json_t *v,
+                             const char *what) {
+  const char *k;
+  json_t *e;
+  er_buf_t p = ER_BUF_INIT(2048);
+  if (json_is_object(v)) {
+    json_object_foreach((json_t *)v, k, e) {
+      if (!json_is_string(e) && !json_is_number(e)) {
+        er_buf_reset(&p);
+        er_buf_printf(&p, "%s/", base);
+        ptr_token(&p, k);
+        er_diag_error(d, er_buf_cstr(&p), "%s values are strings or numbers",
+                      what);
+      }
+    }
+  } else {
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      e = json_array_get(v, i);
+      if (!json_is_string(e) && !json_is_number(e)) {
+        er_buf_reset(&p);
+        er_buf_printf(&p, "%s/%zu", base, i);
+        er_diag_error(d, er_buf_cstr(&p), "%s elements are strings or numbers",
+                      what);
+      }
+    }
+  }
+  er_buf_free(&p);
+}
+
+static void validate_seed(const json_t *args, er_diag_t *d) {
+  const json_t *keys = json_object_get(args, "keys");
+  const json_t *ttl = json_object_get(args, "ttl");
+  const char *key;
+  json_t *spec;
+  er_buf_t base = ER_BUF_INIT(2048), p = ER_BUF_INIT(2048);
+  int64_t ms;
+
+  if (json_is_string(ttl) && !has_template(json_string_value(ttl)) &&
+      er_parse_duration(json_string_value(ttl), &ms) == 0 && ms <= 0)
+    er_diag_error(d, "/ttl",
+                  "ttl must be above 0 (leave it out for keys "
+                  "that do not expire)");
+  if (json_is_object(keys) && json_object_size(keys) == 0)
+    er_diag_error(d, "/keys", "no keys to seed");
+  json_object_foreach((json_t *)keys, key, spec) {
+    er_buf_reset(&base);
+    er_buf_puts(&base, "/keys/");
+    ptr_token(&base, key);
+    if (json_is_string(spec) || json_is_number(spec))
+      continue;
+    if (!json_is_object(spec)) {
+      er_diag_error(d, er_buf_cstr(&base),
+                    "a seed is a string, a number, or an object with "
+                    "\"value\", \"hash\", \"set\" or \"list\" (and \"ttl\")");
+      continue;
+    }
+    {
+      const char *k;
+      json_t *v;
+      int nkinds = 0, unknown = 0;
+      json_object_foreach(spec, k, v) {
+        er_buf_reset(&p);
+        er_buf_printf(&p, "%s/", er_buf_cstr(&base));
+        ptr_token(&p, k);
+        if (!strcmp(k, "ttl")) {
+          const char *s = json_string_value(v);
+          if (json_is_null(v) || has_template(s))
+            continue;
+          if (!s || er_parse_duration(s, &ms) != 0 || ms <= 0)
+            er_diag_error(d, er_buf_cstr(&p),
+                          "ttl is a duration above 0 such as \"1h\", or "
+                          "null for no expiry");
+        } else if (!strcmp(k, "value")) {
+          nkinds++;
+          if (!json_is_string(v) && !json_is_number(v) && !json_is_object(v) &&
+              !json_is_array(v))
+            er_diag_error(d, er_buf_cstr(&p),
+                          "value is a string or a number (objects and "
+                          "arrays are stored as JSON text)");
+        } else if (!strcmp(k, "hash")) {
+          nkinds++;
+          if (!json_is_object(v))
+            er_diag_error(d, er_buf_cstr(&p),
+                          "hash is an object of fields: {\"f\": \"v\"}");
+          else
+            validate_scalars(d, er_buf_cstr(&p), v, "hash");
+        } else if (!strcmp(k, "set") || !strcmp(k, "list")) {
+          nkinds++;
+          if (!json_is_array(v))
+            er_diag_error(d, er_buf_cstr(&p), "%s is an array of members", k);
+          else
+            validate_scalars(d, er_buf_cstr(&p), v, k);
+        } else {
+          const char *dym =
+              er_did_you_mean(k, seed_spec_keys, N_SEED_SPEC_KEYS);
+          er_diag_error(d, er_buf_cstr(&p),
+                        "unknown key \"%s\"%s%s%s (a seed takes value, hash, "
+                        "set, list and ttl)",
+                        k, dym ? "; did you mean \"" : "", dym ? dym : "",
+                        dym ? "\"?" : "");
+          unknown++;
+        }
+      }
+      if (nkinds != 1 && !unknown)
+        er_diag_error(d, er_buf_cstr(&base),
+                      "give exactly one of \"value\", \"hash\", \"set\" or "
+                      "\"list\"");
+    }
+  }
+  er_buf_free(&base);
+  er_buf_free(&p);
+  validate_url(args, d);
+}
+
+const er_action_t er_act_redis = {.name = "redis",
+                                  .keys = redis_keys,
+                                  .check = true,
+                                  .validate = validate_redis,
+                                  .run = run_redis};
+const er_action_t er_act_redis_clean = {.name = "redis.clean",
+                                        .keys = clean_keys,
+                                        .validate = validate_clean,
+                                        .run = run_clean};
+const er_action_t er_act_redis_seed = {.name = "redis.seed",
+                                       .keys = seed_keys,
+                                       .validate = validate_seed,
+                                       .run = run_seed};
