@@ -1581,23 +1581,3 @@ int er_services_start_stopped(er_services_t *s, er_buf_t *report,
   }
   return rc;
 }
-
-int er_free_port(er_err_t *err) {
-  struct sockaddr_in a;
-  socklen_t al = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-  if (fd < 0)
-    return er_errf(err, ER_E_ENV, "socket: %s", strerror(errno));
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &al) != 0)
-    er_errf(err, ER_E_ENV, "cannot bind a free port on 127.0.0.1: %s",
-            strerror(errno));
-  else
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}

@@ -134,8 +134,4 @@ int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
 int er_services_start_stopped(er_services_t *s, er_buf_t *report,
                               er_err_t *err);
 
-/* Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
- * Returns the port, or -1 with err (ER_E_ENV). */
-int er_free_port(er_err_t *err);
-
 #endif

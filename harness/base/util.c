@@ -1,14 +1,17 @@
 /* util.c: see util.h. */
 #include "base/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,4 +542,24 @@ int er_hexval(int c) {
   if (c >= 'A' && c <= 'F')
     return c - 'A' + 10;
   return -1;
+}
+
+int er_free_port(er_err_t *err) {
+  struct sockaddr_in a;
+  socklen_t al = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+  if (fd < 0)
+    return er_errf(err, ER_E_ENV, "socket: %s", strerror(errno));
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+    er_errf(err, ER_E_ENV, "cannot bind a free port on 127.0.0.1: %s",
+            strerror(errno));
+  else
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
 }

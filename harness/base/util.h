@@ -120,6 +120,10 @@ int er_write_file_atomic(const char *path, const char *data, size_t len,
 /* mkdir -p */
 int er_mkdirs(const char *path, er_err_t *err);
 
+/* Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
+ * Returns the port, or -1 with err (ER_E_ENV). */
+int er_free_port(er_err_t *err);
+
 /* strdup that never returns NULL on success paths (returns NULL only if
  * s is NULL or memory ran out). */
 char *er_strdup(const char *s);

@@ -1,14 +1,16 @@
-/* action.h: the table of step actions.
+/* action.h: what a step action is, as the language knows it.
  *
- * The loader and the runner know actions only through this table: the key
- * specs tell the loader what a step may contain, and run() executes one
- * step with its arguments already expanded from templates. Adding an
- * outside system (Kafka, ...) is one new act_*.c file plus one line in
- * actions.c; the runner does not change.
+ * The loader and the runner know actions only through the table
+ * (steps/actions.c): the key specs tell the loader what a step may
+ * contain, and run() executes one step with its arguments already
+ * expanded from templates (what it runs with, er_exec_t, is the runner's:
+ * run/exec.h). Adding an outside system (Kafka, ...) is one new
+ * steps/act_*.c file plus one line in steps/actions.c; neither the
+ * loader nor the runner changes.
  *
- * Adapters (redis.c, pg.c, http.c, kafka.c) know nothing of scenarios;
- * act_*.c files translate a step's JSON arguments into adapter calls and
- * check expectations with jsonx.h matchers.
+ * Adapters (adapters/redis.c, pg.c, http.c, kafka.c) know nothing of
+ * scenarios; steps/act_*.c files translate a step's JSON arguments into
+ * adapter calls and check expectations with lang/jsonx.h matchers.
  */
 #ifndef ER_ACTION_H
 #define ER_ACTION_H
@@ -57,71 +59,9 @@ void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...)
 void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- execution -------------------------------------------------------- */
+/* ---- execution (run/exec.h) --------------------------------------------- */
 
-/* Per-branch connections. Actions keep their adapter handles here under a
- * name ("redis", "pg", ...) and they are closed when the session ends.
- * The session owns obj after a successful put and calls free_fn on it. */
-typedef struct er_session er_session_t;
-void *er_session_get(er_session_t *s, const char *name);
-int er_session_put(er_session_t *s, const char *name, void *obj,
-                   void (*free_fn)(void *));
-
-typedef struct er_tmpl er_tmpl_t; /* template.h */
-typedef struct er_exec er_exec_t;
-typedef struct er_group_ops er_group_ops_t;
-
-/* What an action gets to run one step. Borrowed from the runner. */
-struct er_exec {
-  const json_t *env;           /* resolved environment file (env.h shape) */
-  er_session_t *session;       /* connections of this branch */
-  er_session_t *shared;        /* run-wide objects modules set up in
-                                  run_begin (read-only during scenarios) */
-  er_session_t *scenario;      /* objects of the current scenario (e.g. Kafka
-                                  end offsets recorded at its start) */
-  er_tmpl_t *tmpl;             /* for actions that expand per item */
-  const char *base_dir;        /* scenario's folder, for relative file paths */
-  int64_t deadline_ms;         /* er_now_ms() clock; never wait past it */
-  bool polling;                /* inside await/hold: be quiet, fail fast */
-  er_buf_t *log;               /* scenario log (JUnit system-out) */
-  json_t *captures;            /* action adds name -> value here */
-  er_buf_t *detail;            /* on failure: expected vs last seen */
-  const er_group_ops_t *group; /* the runner's ops for step groups */
-  void *rt;                    /* the runner's private context of this branch */
-};
-
-/* Step groups (parallel, repeat, group): actions with raw_args get their
- * arguments untemplated and run nested steps through these. */
-struct er_group_ops {
-  /* Runs a JSON array of steps (borrowed) in order in x's branch (its
-   * session, template scope and log); label prefixes them in the log.
-   * Stops at the first step that does not pass; returns its ER_STEP_*
-   * and leaves the detail in x->detail. */
-  int (*run_steps)(er_exec_t *x, const json_t *steps, const char *label);
-  /* A branch of x: its own session (connections), a copy of x's template
-   * scope, its own log and detail. NULL if memory ran out. */
-  er_exec_t *(*branch_new)(er_exec_t *x, const char *label);
-  /* Appends b's log to x's, its captures to x's scope, its detail to x's
-   * detail when failed is true; frees b. Call from x's thread. */
-  void (*branch_join)(er_exec_t *x, er_exec_t *b, bool failed);
-  /* Sets a name in the branch's template scope (steals value). */
-  void (*set_var)(er_exec_t *x, const char *name, json_t *value);
-};
-
-/* Outcomes of run(). */
-enum {
-  ER_STEP_OK = 0,    /* done / expectation holds */
-  ER_STEP_FAIL = 1,  /* expectation does not hold (await retries these) */
-  ER_STEP_ERROR = 2, /* could not execute (await retries these too until
-                        its deadline, since servers may be coming back) */
-  ER_STEP_FATAL = 3, /* unusable input discovered at run time: no retry */
-};
-
-/* Milliseconds left before the deadline (0 when past). */
-int64_t er_exec_left_ms(const er_exec_t *x);
-/* Append a line to the scenario log ("[+1.234s] ..." prefix added). */
-void er_exec_log(er_exec_t *x, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+typedef struct er_exec er_exec_t; /* what run() gets: run/exec.h */
 
 typedef struct er_action {
   const char *name;         /* key in the step object: "redis.clean" */
@@ -136,55 +76,12 @@ typedef struct er_action {
                                by one, as they run) */
   /* optional extra validation; args are the raw (untemplated) JSON */
   void (*validate)(const json_t *args, er_diag_t *d);
-  /* run once; args are templated. Returns ER_STEP_*. */
+  /* run once; args are templated. Returns ER_STEP_* (run/exec.h). */
   int (*run)(er_exec_t *x, const json_t *args);
 } er_action_t;
 
-/* Modules: run-wide setup an outside system may need (an embedded Kafka
- * broker, pre-flight checks), and per-scenario preparation. All hooks are
- * optional. Errors with code ER_E_ENV stop the run with exit 3.
- * - run_begin: before services start and before the environment's
- *   templates are resolved, so it may put names into t
- *   (kafka.bootstrap); env is the environment file as loaded. Objects it
- *   makes go into shared (which owns them).
- * - env_ready: right after the environment is resolved, before services
- *   start (start what services must reach, e.g. fault proxies whose
- *   upstreams use ${port.X}).
- * - preflight: after services are up, before the first scenario
- *   (topics exist, ...); env is resolved.
- * - scenario_begin: at the start of every scenario (record offsets into
- *   scenario).
- * - scenario_end: when the steps are over, however they ended, before
- *   teardown (heal every fault, so teardown reaches the servers); errors
- *   are logged, they do not fail the scenario.
- * - run_end: after the last scenario, before shared is freed.
- * The runner puts its services (services.h) into shared as "services"
- * (owned by the runner) before preflight, and the scenarios that will run
- * (filtered, not skipped) as "plan", an er_plan_t (owned by the runner),
- * and the run's report folder ("reports/<run-id>", a string) as "run_dir",
- * before run_begin. */
-typedef struct er_scenario er_scenario_t; /* scenario.h */
-typedef struct er_plan {
-  const er_scenario_t *const *v; /* borrowed */
-  size_t n;
-} er_plan_t;
-
-typedef struct er_module {
-  const char *name;
-  int (*run_begin)(const json_t *env, er_tmpl_t *t, er_session_t *shared,
-                   er_err_t *err);
-  int (*env_ready)(const json_t *env, er_session_t *shared, er_err_t *err);
-  int (*preflight)(const json_t *env, er_session_t *shared, er_err_t *err);
-  int (*scenario_begin)(const json_t *env, er_session_t *shared,
-                        er_session_t *scenario, er_err_t *err);
-  int (*scenario_end)(const json_t *env, er_session_t *shared,
-                      er_session_t *scenario, er_err_t *err);
-  void (*run_end)(er_session_t *shared);
-} er_module_t;
-
-/* actions.c: the tables. */
+/* steps/actions.c: the table. */
 const er_action_t *er_action_find(const char *name);
 const er_action_t *const *er_actions_all(size_t *n);
-const er_module_t *const *er_modules_all(size_t *n);
 
 #endif

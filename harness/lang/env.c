@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapters/services.h"
 #include "base/redact.h"
 #include "lang/jpos.h"
+#include "lang/validate.h"
 
 #define ENV_MAX_BYTES (4u * 1024u * 1024u)
 #define PORT_TRIES 20
@@ -132,32 +132,25 @@ static const er_keyspec_t k_env[] = {
 
 /* ---- diagnostics ------------------------------------------------------- */
 
-typedef struct ctx {
-  const char *file;
-  const er_jpos_t *pos;
-  er_diags_t *out;
-} ctx_t;
+typedef er_diag_src_t ctx_t;
 
+/* A whole-file problem (no position). */
 static void diag_add(er_diags_t *d, const char *file, int line, int col,
                      const char *msg) {
   er_diags_addf(d, file, line, col, ER_DIAG_ERROR, "%s", msg);
 }
 
 /* An error at JSON pointer ptr (the key of that member when key). */
-static void cerr(ctx_t *c, const char *ptr, bool key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void cerr(ctx_t *c, const char *ptr, bool key, const char *fmt, ...) {
-  char msg[1024];
-  int line = 0, col = 0;
+static void cerr(const ctx_t *c, const char *ptr, bool key, const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
+static void cerr(const ctx_t *c, const char *ptr, bool key, const char *fmt,
+                 ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  er_diag_vat(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
   va_end(ap);
-  er_jpos_find(c->pos, ptr, key, &line, &col);
-  diag_add(c->out, c->file, line, col, msg);
 }
 
-/* Stable sort of items [from, n) by line, then column. */
 /* ---- structural checks a key spec cannot express ----------------------- */
 
 /* Names usable in ${port.NAME} / ${env.NAME}. */

@@ -63,7 +63,7 @@
 #include <jansson.h>
 
 #include "base/util.h"
-#include "lang/scenario.h"
+#include "lang/diags.h"
 #include "lang/template.h"
 
 typedef struct er_env er_env_t;

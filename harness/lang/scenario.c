@@ -1,9 +1,9 @@
 /* scenario.c: loading and validating scenario files (see scenario.h).
  *
- * Validation walks the parsed document with the key specs of action.h and
- * reports every problem it finds (it does not stop at the first), each
- * mapped to file:line:col through jpos.h. A second pass checks ${...}
- * references: a name must be a builtin, a var defined before, or the
+ * Validation walks the parsed document with the key specs of action.h
+ * (validate.h) and reports every problem it finds (it does not stop at
+ * the first), each mapped to file:line:col (diags.h). A second pass checks
+ * ${...} references: a name must be a builtin, a var defined before, or the
  * capture of an earlier step. Problems of one file are reported sorted by
  * position. A plan (er_scenario_t) is built only from a file without
  * errors. */
@@ -19,163 +19,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lang/diags.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
+#include "lang/validate.h"
 
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
 #define DEFAULT_TIMEOUT_MS 60000
 
-/* ---- diagnostics ------------------------------------------------------- */
-
-static void diags_vadd(er_diags_t *d, const char *file, int line, int col,
-                       er_diag_sev_t sev, const char *fmt, va_list ap) {
-  er_buf_t b = ER_BUF_INIT(4096);
-  er_diag_item_t *it;
-  /* counted even if the message cannot be stored: an error must never
-   * be lost to an allocation failure */
-  if (sev == ER_DIAG_ERROR)
-    d->errors++;
-  else
-    d->warnings++;
-  if (d->n == d->alloc) {
-    size_t na = d->alloc ? d->alloc * 2 : 16;
-    er_diag_item_t *ni = realloc(d->items, na * sizeof *ni);
-    if (!ni)
-      return;
-    d->items = ni;
-    d->alloc = na;
-  }
-  if (er_buf_vprintf(&b, fmt, ap) != 0) {
-    er_buf_free(&b);
-    return;
-  }
-  it = &d->items[d->n];
-  it->file = er_strdup(file ? file : "");
-  it->msg = er_buf_steal(&b);
-  it->line = line > 0 ? line : 0;
-  it->col = line > 0 ? (col > 0 ? col : 1) : 0;
-  it->sev = sev;
-  if (!it->file || !it->msg) {
-    free(it->file);
-    free(it->msg);
-    return;
-  }
-  d->n++;
-}
-
-void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
-                   er_diag_sev_t sev, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  diags_vadd(d, file, line, col, sev, fmt, ap);
-  va_end(ap);
-}
-
-/* Stable sort of items [from, n) by line, then column (insertion sort:
- * one file has few problems). */
-void er_diags_sort_from(er_diags_t *d, size_t from) {
-  for (size_t i = from + 1; i < d->n; i++) {
-    er_diag_item_t it = d->items[i];
-    size_t j = i;
-    while (j > from && (d->items[j - 1].line > it.line ||
-                        (d->items[j - 1].line == it.line &&
-                         d->items[j - 1].col > it.col))) {
-      d->items[j] = d->items[j - 1];
-      j--;
-    }
-    d->items[j] = it;
-  }
-}
-
-void er_diags_free(er_diags_t *d) {
-  if (!d)
-    return;
-  for (size_t i = 0; i < d->n; i++) {
-    free(d->items[i].file);
-    free(d->items[i].msg);
-  }
-  free(d->items);
-  memset(d, 0, sizeof *d);
-}
-
-void er_diags_print(const er_diags_t *d, FILE *f, bool color) {
-  const char *bold = color ? "\033[1m" : "";
-  const char *reset = color ? "\033[0m" : "";
-  for (size_t i = 0; d && i < d->n; i++) {
-    const er_diag_item_t *it = &d->items[i];
-    bool err = it->sev == ER_DIAG_ERROR;
-    const char *sevc = !color ? "" : err ? "\033[1;31m" : "\033[1;35m";
-    if (it->line > 0)
-      fprintf(f, "%s%s:%d:%d:%s ", bold, it->file, it->line, it->col, reset);
-    else
-      fprintf(f, "%s%s:%s ", bold, it->file, reset);
-    fprintf(f, "%s%s:%s %s\n", sevc, err ? "error" : "warning", reset, it->msg);
-  }
-}
-
-/* ---- validation context ------------------------------------------------ */
-
-typedef struct vctx {
-  const char *file;
-  const er_jpos_t *pos; /* may be NULL: positions unknown */
-  er_diags_t *out;
-} vctx_t;
-
-static void vdiag_v(vctx_t *c, er_diag_sev_t sev, const char *ptr, bool key,
-                    const char *fmt, va_list ap) {
-  int line = 0, col = 0;
-  er_jpos_find(c->pos, ptr ? ptr : "", key, &line, &col);
-  diags_vadd(c->out, c->file, line, col, sev, fmt, ap);
-}
-
 /* An error at ptr: at its key when key is true, else at its value. */
-static void verr(vctx_t *c, const char *ptr, bool key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void verr(vctx_t *c, const char *ptr, bool key, const char *fmt, ...) {
+static void verr(const er_diag_src_t *c, const char *ptr, bool key,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void verr(const er_diag_src_t *c, const char *ptr, bool key,
+                 const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vdiag_v(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
-  va_end(ap);
-}
-
-/* er_diag_t: one action's argument object, for its validate(). */
-struct er_diag {
-  vctx_t *c;
-  const char *prefix; /* pointer of the argument object */
-};
-
-static void diag_at(er_diag_t *d, er_diag_sev_t sev, const char *path,
-                    const char *fmt, va_list ap) {
-  char *full = NULL;
-  size_t pl, sl;
-  if (!d)
-    return;
-  if (!path)
-    path = "";
-  pl = strlen(d->prefix);
-  sl = strlen(path);
-  full = malloc(pl + sl + 1);
-  if (full) {
-    memcpy(full, d->prefix, pl);
-    memcpy(full + pl, path, sl + 1);
-  }
-  /* "" is the action itself: point at its key ("sleep": ...) */
-  vdiag_v(d->c, sev, full ? full : d->prefix, *path == '\0', fmt, ap);
-  free(full);
-}
-
-void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  diag_at(d, ER_DIAG_ERROR, path, fmt, ap);
-  va_end(ap);
-}
-
-void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  diag_at(d, ER_DIAG_WARNING, path, fmt, ap);
+  er_diag_vat(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
   va_end(ap);
 }
 
@@ -212,436 +72,6 @@ static void names_free(names_t *ns) {
   memset(ns, 0, sizeof *ns);
 }
 
-/* " (did you mean 'x'?)" or "" into out. */
-static void dym_text(const char *word, const char *const *cands, size_t n,
-                     char *out, size_t outsz) {
-  const char *m = er_did_you_mean(word, cands, n);
-  if (m)
-    snprintf(out, outsz, " (did you mean '%s'?)", m);
-  else if (outsz)
-    out[0] = '\0';
-}
-
-static const char *type_noun(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_STRING:
-    return "a string";
-  case JSON_INTEGER:
-    return "an integer";
-  case JSON_REAL:
-    return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "a boolean";
-  case JSON_NULL:
-    return "null";
-  case JSON_OBJECT:
-    return "an object";
-  case JSON_ARRAY:
-    return "an array";
-  }
-  return "a value";
-}
-
-static unsigned type_bit(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_STRING:
-    return ER_T_STRING;
-  case JSON_INTEGER:
-    return ER_T_INT;
-  case JSON_REAL:
-    return ER_T_REAL;
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return ER_T_BOOL;
-  case JSON_NULL:
-    return ER_T_NULL;
-  case JSON_OBJECT:
-    return ER_T_OBJECT;
-  case JSON_ARRAY:
-    return ER_T_ARRAY;
-  }
-  return 0;
-}
-
-/* "a string or an array" for a type mask (with flags). */
-static void types_text(unsigned types, char *out, size_t outsz) {
-  const char *parts[8];
-  size_t n = 0, used = 0;
-  if (types & ER_T_DURATION) {
-    parts[n++] = "a duration string";
-    types &= ~(unsigned)ER_T_STRING;
-  }
-  if (types & ER_T_STRING)
-    parts[n++] = "a string";
-  if (types & ER_T_REAL)
-    parts[n++] = "a number";
-  else if (types & ER_T_INT)
-    parts[n++] = "an integer";
-  if (types & ER_T_BOOL)
-    parts[n++] = "true or false";
-  if (types & ER_T_NULL)
-    parts[n++] = "null";
-  if (types & (ER_T_OBJECT | ER_T_CHECK))
-    parts[n++] = "an object";
-  if (types & (ER_T_ARRAY | ER_T_STEPS))
-    parts[n++] = "an array";
-  out[0] = '\0';
-  for (size_t i = 0; i < n; i++) {
-    int w = snprintf(out + used, outsz - used, "%s%s",
-                     i == 0       ? ""
-                     : i + 1 == n ? " or "
-                                  : ", ",
-                     parts[i]);
-    if (w < 0 || (size_t)w >= outsz - used)
-      break;
-    used += (size_t)w;
-  }
-}
-
-/* A string that is exactly one ${...} expression expands to a value of
- * any type at run time, so it passes any type check. */
-static bool is_single_expr(const char *s) {
-  size_t n = strlen(s);
-  if (n < 4 || s[0] != '$' || s[1] != '{' || s[n - 1] != '}')
-    return false;
-  return strchr(s + 2, '}') == s + n - 1 && !strstr(s + 2, "${");
-}
-
-/* Names of check actions, for messages: "http, redis, ...". */
-static void action_list(bool checks_only, char *out, size_t outsz) {
-  size_t n = 0, used = 0;
-  const er_action_t *const *all = er_actions_all(&n);
-  out[0] = '\0';
-  for (size_t i = 0; i < n; i++) {
-    int w;
-    if (checks_only && !all[i]->check)
-      continue;
-    w = snprintf(out + used, outsz - used, "%s%s", used ? ", " : "",
-                 all[i]->name);
-    if (w < 0 || (size_t)w >= outsz - used)
-      break;
-    used += (size_t)w;
-  }
-}
-
-static const er_keyspec_t *spec_find(const er_keyspec_t *spec, const char *k) {
-  for (const er_keyspec_t *ks = spec; ks && ks->name; ks++)
-    if (strcmp(ks->name, k) == 0)
-      return ks;
-  return NULL;
-}
-
-/* ---- structural validation --------------------------------------------- */
-
-static void validate_obj(vctx_t *c, const json_t *obj, const char *ptr,
-                         const er_keyspec_t *spec, const char *what);
-static void validate_step(vctx_t *c, const json_t *step, const char *ptr);
-static void validate_action(vctx_t *c, const er_action_t *a, const json_t *args,
-                            const char *ptr);
-static void validate_wrapped(vctx_t *c, const char *what, const json_t *args,
-                             const char *ptr, const er_keyspec_t *own);
-
-/* Finds where a matcher is wrong and reports the message there (the
- * offending $operator key when there is one). True if it reported. */
-static bool matcher_report(vctx_t *c, const json_t *v, const char *ptr) {
-  char msg[512];
-  const char *k;
-  json_t *val;
-  if (er_json_matcher_check(v, msg, sizeof msg) == 0)
-    return false;
-  if (er_json_is_matcher(v)) {
-    json_object_foreach((json_t *)v, k, val) {
-      char one[512];
-      json_t *single = json_object();
-      int bad;
-      if (!single)
-        break;
-      json_object_set(single, k, val);
-      bad = er_json_matcher_check(single, one, sizeof one);
-      json_decref(single);
-      if (bad) {
-        char *cp = er_jpos_child(ptr, k);
-        verr(c, cp ? cp : ptr, true, "%s", one);
-        free(cp);
-        return true;
-      }
-    }
-  } else if (json_is_object(v)) {
-    json_object_foreach((json_t *)v, k, val) {
-      char *cp = er_jpos_child(ptr, k);
-      bool done = false;
-      if (k[0] == '$' && k[1] != '{') {
-        verr(c, cp ? cp : ptr, true, "%s", msg);
-        done = true;
-      } else {
-        done = matcher_report(c, val, cp ? cp : ptr);
-      }
-      free(cp);
-      if (done)
-        return true;
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char *cp = er_jpos_child_index(ptr, i);
-      bool done = matcher_report(c, json_array_get(v, i), cp ? cp : ptr);
-      free(cp);
-      if (done)
-        return true;
-    }
-  }
-  verr(c, ptr, false, "%s", msg);
-  return true;
-}
-
-/* Checks one value against its key spec ks. name is the key, for
- * messages. */
-static void check_value(vctx_t *c, const json_t *v, const char *ptr,
-                        const er_keyspec_t *ks, const char *name) {
-  unsigned mask = ks->types & ER_T_ANY;
-  if (ks->types & ER_T_CHECK)
-    mask |= ER_T_OBJECT;
-  if (ks->types & ER_T_STEPS)
-    mask |= ER_T_ARRAY;
-  if (mask == 0)
-    mask = ER_T_ANY;
-  if (json_is_string(v) && is_single_expr(json_string_value(v)))
-    return; /* its type is known only at run time */
-  if (!(type_bit(v) & mask)) {
-    char want[160];
-    types_text(ks->types, want, sizeof want);
-    verr(c, ptr, false, "'%s' must be %s, not %s", name, want, type_noun(v));
-    return;
-  }
-  if ((ks->types & ER_T_DURATION) && json_is_string(v)) {
-    const char *s = json_string_value(v);
-    int64_t ms;
-    if (!strstr(s, "${") && er_parse_duration(s, &ms) != 0) {
-      char *b = er_json_brief(v, 60);
-      verr(c, ptr, false,
-           "'%s': %s is not a duration (write a number and a unit: 250ms, "
-           "5s, 2m)",
-           name, b ? b : "value");
-      free(b);
-    }
-  }
-  if (ks->types & ER_T_MATCHER)
-    matcher_report(c, v, ptr);
-  if ((ks->types & ER_T_CHECK) && json_is_object(v))
-    validate_wrapped(c, name, v, ptr, NULL);
-  if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char *cp = er_jpos_child_index(ptr, i);
-      validate_step(c, json_array_get(v, i), cp ? cp : ptr);
-      free(cp);
-    }
-  }
-  if (ks->sub && json_is_object(v))
-    validate_obj(c, v, ptr, ks->sub, name);
-  if (ks->each && (json_is_array(v) || (json_is_object(v) && !ks->sub))) {
-    /* elements of an array, or values of a free-form object */
-    if (json_is_array(v)) {
-      for (size_t i = 0; i < json_array_size(v); i++) {
-        const json_t *el = json_array_get(v, i);
-        char *cp = er_jpos_child_index(ptr, i);
-        if (!json_is_object(el))
-          verr(c, cp ? cp : ptr, false,
-               "each element of '%s' must be an object, not %s", name,
-               type_noun(el));
-        else {
-          char label[160];
-          snprintf(label, sizeof label, "%s[%zu]", name, i);
-          validate_obj(c, el, cp ? cp : ptr, ks->each, label);
-        }
-        free(cp);
-      }
-    } else {
-      const char *k;
-      json_t *el;
-      json_object_foreach((json_t *)v, k, el) {
-        char *cp = er_jpos_child(ptr, k);
-        if (!json_is_object(el))
-          verr(c, cp ? cp : ptr, false, "'%s' must be an object, not %s", k,
-               type_noun(el));
-        else
-          validate_obj(c, el, cp ? cp : ptr, ks->each, k);
-        free(cp);
-      }
-    }
-  }
-}
-
-/* Unknown keys, types, required keys of an object with fixed keys. what
- * names the object in messages (NULL at the top of a file). */
-static void validate_obj(vctx_t *c, const json_t *obj, const char *ptr,
-                         const er_keyspec_t *spec, const char *what) {
-  const char *k;
-  json_t *v;
-  const char *cands[64];
-  size_t ncand = 0;
-  for (const er_keyspec_t *ks = spec; ks && ks->name && ncand < 64; ks++)
-    cands[ncand++] = ks->name;
-  json_object_foreach((json_t *)obj, k, v) {
-    const er_keyspec_t *ks = spec_find(spec, k);
-    char *cp = er_jpos_child(ptr, k);
-    const char *p = cp ? cp : ptr;
-    if (!ks) {
-      char dym[160];
-      dym_text(k, cands, ncand, dym, sizeof dym);
-      if (what)
-        verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
-      else
-        verr(c, p, true, "unknown key '%s'%s", k, dym);
-    } else {
-      check_value(c, v, p, ks, k);
-    }
-    free(cp);
-  }
-  for (const er_keyspec_t *ks = spec; ks && ks->name; ks++) {
-    if (!ks->required || json_object_get(obj, ks->name))
-      continue;
-    if (what)
-      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
-    else
-      verr(c, ptr, true, "missing required key '%s'", ks->name);
-  }
-}
-
-/* Arguments of await/hold (own = their keys), or an ER_T_CHECK value
- * (own = NULL): exactly one check action besides the own keys. */
-static void validate_wrapped(vctx_t *c, const char *what, const json_t *args,
-                             const char *ptr, const er_keyspec_t *own) {
-  const char *k;
-  json_t *v;
-  const char *found = NULL;
-  bool other = false; /* an action or unknown key reported on its own */
-  char checks[512];
-  const char *cands[96];
-  size_t ncand = 0, nact = 0;
-  const er_action_t *const *all = er_actions_all(&nact);
-
-  action_list(true, checks, sizeof checks);
-  for (const er_keyspec_t *ks = own; ks && ks->name && ncand < 32; ks++)
-    cands[ncand++] = ks->name;
-  for (size_t i = 0; i < nact && ncand < 96; i++)
-    if (all[i]->check)
-      cands[ncand++] = all[i]->name;
-
-  json_object_foreach((json_t *)args, k, v) {
-    const er_keyspec_t *ks = spec_find(own, k);
-    const er_action_t *a = ks ? NULL : er_action_find(k);
-    char *cp = er_jpos_child(ptr, k);
-    const char *p = cp ? cp : ptr;
-    if (ks) {
-      check_value(c, v, p, ks, k);
-    } else if (a && !a->check) {
-      verr(c, p, true,
-           "'%s' cannot be used inside '%s': it is not a check (checks: %s)", k,
-           what, checks);
-      other = true;
-    } else if (a) {
-      if (found) {
-        verr(c, p, true, "'%s' polls exactly one check, but has '%s' and '%s'",
-             what, found, k);
-      } else {
-        found = k;
-      }
-      validate_action(c, a, v, p);
-    } else {
-      char dym[160];
-      dym_text(k, cands, ncand, dym, sizeof dym);
-      verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
-      other = true;
-    }
-    free(cp);
-  }
-  for (const er_keyspec_t *ks = own; ks && ks->name; ks++)
-    if (ks->required && !json_object_get(args, ks->name))
-      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
-  if (!found && !other)
-    verr(c, ptr, true, "'%s' needs a check to poll (one of: %s)", what, checks);
-}
-
-static void validate_action(vctx_t *c, const er_action_t *a, const json_t *args,
-                            const char *ptr) {
-  size_t before = c->out->errors;
-  if (!json_is_object(args)) {
-    verr(c, ptr, false, "'%s' takes an object of arguments, not %s", a->name,
-         type_noun(args));
-    return;
-  }
-  if (a->wraps_check)
-    validate_wrapped(c, a->name, args, ptr, a->keys);
-  else
-    validate_obj(c, args, ptr, a->keys, a->name);
-  if (a->validate) {
-    /* its own checks may assume the shape the key spec promises */
-    if (c->out->errors == before) {
-      er_diag_t d = {c, ptr};
-      a->validate(args, &d);
-    }
-  } else if (a->warn_on_use) {
-    er_diag_t d = {c, ptr};
-    er_diag_warn(&d, "", "'%s' is discouraged", a->name);
-  }
-}
-
-static const er_keyspec_t g_step_common[] = {
-    {"name", ER_T_STRING, false, NULL, NULL},
-    {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
-    {NULL, 0, false, NULL, NULL},
-};
-
-static void validate_step(vctx_t *c, const json_t *step, const char *ptr) {
-  const char *k;
-  json_t *v;
-  const char *first = NULL;
-  bool unknown = false;
-  const char *cands[96];
-  size_t ncand = 0, nact = 0;
-  const er_action_t *const *all = er_actions_all(&nact);
-
-  if (!json_is_object(step)) {
-    verr(c, ptr, false, "a step must be an object with one action key, not %s",
-         type_noun(step));
-    return;
-  }
-  for (const er_keyspec_t *ks = g_step_common; ks->name; ks++)
-    cands[ncand++] = ks->name;
-  for (size_t i = 0; i < nact && ncand < 96; i++)
-    cands[ncand++] = all[i]->name;
-
-  json_object_foreach((json_t *)step, k, v) {
-    const er_keyspec_t *ks = spec_find(g_step_common, k);
-    const er_action_t *a = ks ? NULL : er_action_find(k);
-    char *cp = er_jpos_child(ptr, k);
-    const char *p = cp ? cp : ptr;
-    if (ks) {
-      check_value(c, v, p, ks, k);
-    } else if (a) {
-      if (first)
-        verr(c, p, true,
-             "a step has exactly one action, this one has '%s' and '%s' "
-             "(split it into two steps)",
-             first, k);
-      else
-        first = k;
-      validate_action(c, a, v, p);
-    } else {
-      char dym[160];
-      dym_text(k, cands, ncand, dym, sizeof dym);
-      verr(c, p, true, "unknown action '%s'%s", k, dym);
-      unknown = true;
-    }
-    free(cp);
-  }
-  if (!first && !unknown) {
-    char acts[1024];
-    action_list(false, acts, sizeof acts);
-    verr(c, ptr, false, "step has no action (one of: %s)", acts);
-  }
-}
-
 /* ---- top level --------------------------------------------------------- */
 
 static const er_keyspec_t g_top[] = {
@@ -657,38 +87,10 @@ static const er_keyspec_t g_top[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
-void er_validate_keys(const char *file, const char *text, const json_t *doc,
-                      const er_keyspec_t *spec, er_diags_t *out) {
-  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
-  vctx_t c = {file, pos, out};
-  size_t from = out->n;
-  if (!doc)
-    ; /* not parsed: er_parse_json_text reported why */
-  else if (!json_is_object(doc))
-    verr(&c, "", false, "the file must hold a JSON object, not %s",
-         type_noun(doc));
-  else
-    validate_obj(&c, doc, "", spec, NULL);
-  er_diags_sort_from(out, from);
-  er_jpos_free(pos);
-}
-
-json_t *er_parse_json_text(const char *file, const char *text, size_t len,
-                           er_diags_t *out) {
-  json_error_t e;
-  json_t *doc;
-  memset(&e, 0, sizeof e);
-  doc = json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
-  if (!doc)
-    er_diags_addf(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
-                  "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");
-  return doc;
-}
-
 /* ---- ${...} references ------------------------------------------------- */
 
 typedef struct refscan {
-  vctx_t *c;
+  const er_diag_src_t *c;
   names_t *defined;
   const names_t *later; /* captured by later steps */
   const json_t *vars;   /* the scenario's vars object, or NULL */
@@ -745,7 +147,7 @@ static void check_string(refscan_t *rs, const char *s, const char *ptr,
            j++)
         if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
           ok = names_add(&cands, g_builtin_guess[j]) == 0;
-      dym_text(name, cands.v, cands.n, dym, sizeof dym);
+      er_dym_text(name, cands.v, cands.n, dym, sizeof dym);
       verr(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
       names_free(&cands);
     }
@@ -795,7 +197,7 @@ static void check_step_refs(refscan_t *rs, const json_t *step,
       const char *ak;
       json_t *av;
       json_object_foreach(v, ak, av) {
-        const er_keyspec_t *ks = spec_find(a->keys, ak);
+        const er_keyspec_t *ks = er_keyspec_find(a->keys, ak);
         char *ap = er_jpos_child(here, ak);
         const char *ahere = ap ? ap : here;
         if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
@@ -828,14 +230,14 @@ static void action_captures(const er_action_t *a, const json_t *args,
   if (!json_is_object(args))
     return;
   cap = json_object_get(args, "capture");
-  if (json_is_object(cap) && spec_find(a->keys, "capture")) {
+  if (json_is_object(cap) && er_keyspec_find(a->keys, "capture")) {
     json_object_foreach(cap, k, v) {
       if (!names_has(out, k))
         names_add(out, k);
     }
   }
   json_object_foreach((json_t *)args, k, v) {
-    const er_keyspec_t *ks = spec_find(a->keys, k);
+    const er_keyspec_t *ks = er_keyspec_find(a->keys, k);
     if (ks && (ks->types & ER_T_STEPS) && json_is_array(v)) {
       for (size_t i = 0; i < json_array_size(v); i++)
         step_captures(json_array_get(v, i), out);
@@ -870,7 +272,7 @@ static void step_captures(const json_t *step, names_t *out) {
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
 /* The ${...} pass over a whole scenario document. */
-static void check_scenario_refs(vctx_t *c, const json_t *doc) {
+static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
   names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
   names_t none = {NULL, 0, 0};
   const json_t *vars = json_object_get(doc, "vars");
@@ -1069,7 +471,7 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   er_jpos_t *pos = NULL;
   er_err_t err;
   size_t from = diags->n, errs = diags->errors;
-  vctx_t c;
+  er_diag_src_t c;
   const json_t *v;
 
   er_err_clear(&err);
@@ -1086,19 +488,19 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   if (!doc)
     goto out;
   pos = er_jpos_build(text, len);
-  c = (vctx_t){path, pos, diags};
+  c = (er_diag_src_t){path, pos, diags};
   if (!json_is_object(doc)) {
     verr(&c, "", false, "a scenario file must hold a JSON object, not %s",
-         type_noun(doc));
+         er_validate_type_noun(doc));
     goto out;
   }
-  validate_obj(&c, doc, "", g_top, NULL);
+  er_validate_obj(&c, doc, "", g_top, NULL);
   v = json_object_get(doc, "tags");
   for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
     if (!json_is_string(json_array_get(v, i))) {
       char *cp = er_jpos_child_index("/tags", i);
       verr(&c, cp ? cp : "/tags", false, "a tag must be a string, not %s",
-           type_noun(json_array_get(v, i)));
+           er_validate_type_noun(json_array_get(v, i)));
       free(cp);
     }
   }

@@ -7,9 +7,9 @@
  * A step is an object with optional common keys "name" (string) and
  * "timeout" (duration) and exactly one action key (action.h table).
  *
- * Validation reports every problem of a file (and er_diags_t collects
- * them across files) with file:line:col. jansson does not keep positions,
- * so jpos.c scans the text once and maps JSON pointers to line:col.
+ * Validation reports every problem of a file (and er_diags_t, diags.h,
+ * collects them across files) with file:line:col: the structure against
+ * the key specs (validate.h), then the ${...} references.
  */
 #ifndef ER_SCENARIO_H
 #define ER_SCENARIO_H
@@ -20,43 +20,7 @@
 
 #include "base/util.h"
 #include "lang/action.h"
-
-typedef enum { ER_DIAG_ERROR, ER_DIAG_WARNING } er_diag_sev_t;
-
-typedef struct er_diag_item {
-  char *file;
-  int line, col; /* 1-based; 0 when unknown */
-  er_diag_sev_t sev;
-  char *msg;
-} er_diag_item_t;
-
-/* A growing list of problems. Zero-initialise, free with er_diags_free. */
-typedef struct er_diags {
-  er_diag_item_t *items;
-  size_t n, alloc;
-  size_t errors, warnings;
-} er_diags_t;
-
-void er_diags_free(er_diags_t *d);
-/* Adds one problem (file may be NULL; line/col 0 when unknown). */
-void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
-                   er_diag_sev_t sev, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-/* Sorts the problems from index `from` on by line and column (stable). */
-void er_diags_sort_from(er_diags_t *d, size_t from);
-/* Prints "file:line:col: error: message" lines to f, colour if asked. */
-void er_diags_print(const er_diags_t *d, FILE *f, bool color);
-
-/* Validates doc (parsed from text, read from file) against a key spec,
- * mapping every problem to file:line:col. Used by the scenario loader and
- * the environment loader alike. */
-void er_validate_keys(const char *file, const char *text, const json_t *doc,
-                      const er_keyspec_t *spec, er_diags_t *out);
-
-/* Parses text (from file) with jansson; a syntax error becomes a diag
- * with jansson's line:col. New reference, or NULL. */
-json_t *er_parse_json_text(const char *file, const char *text, size_t len,
-                           er_diags_t *out);
+#include "lang/diags.h"
 
 typedef struct er_step {
   char *name; /* "name" key, or "<action> #<n>" */

@@ -34,7 +34,7 @@
 #include "adapters/kafka.h"
 #include "adapters/redis.h"
 #include "base/util.h"
-#include "lang/action.h"
+#include "run/exec.h"
 
 #define ER_AUDIT_MAX_SCANNED 100000 /* keys examined per pattern, at most */
 #define ER_AUDIT_KEEP 10            /* keys listed (with TTL) per pattern */

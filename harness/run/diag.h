@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #include "adapters/kafka.h"
-#include "lang/action.h"
+#include "run/exec.h"
 
 /* ---- recording (kafka.produce) ----------------------------------------- */
 

@@ -10,11 +10,11 @@
 #include "adapters/http.h"
 #include "adapters/pg.h"
 #include "adapters/redis.h"
-#include "lang/action.h"
 #include "lang/env.h"
 #include "lang/jsonx.h"
 #include "lang/scenario.h"
 #include "lang/template.h"
+#include "run/exec.h"
 #include "run/runner.h"
 #include "run/safety.h"
 

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lang/action.h"
 #include "run/exec.h"
 
 typedef struct slot {

@@ -11,7 +11,6 @@
 #include "adapters/services.h"
 #include "base/redact.h"
 #include "base/util.h"
-#include "lang/action.h"
 #include "lang/env.h"
 #include "lang/jsonx.h"
 #include "lang/scenario.h"

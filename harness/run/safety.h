@@ -31,8 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "lang/action.h"
 #include "lang/scenario.h"
+#include "run/exec.h"
 
 typedef struct er_redis er_redis_t; /* redis.h */
 typedef struct er_pg er_pg_t;       /* pg.h */

@@ -53,9 +53,9 @@
 #include <arpa/inet.h>
 
 #include "adapters/proxy.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
+#include "run/exec.h"
 
 #define SHARED_KEY "proxy"
 #define NAME_MAX_LEN 64

@@ -13,7 +13,6 @@
  * postgres, postgres.expect, ...). */
 #include <string.h>
 
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 

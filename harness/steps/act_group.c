@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lang/action.h"
 #include "run/exec.h"
 
 #define MAX_BRANCHES 64

@@ -42,7 +42,6 @@
 #include <strings.h>
 
 #include "adapters/http.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 

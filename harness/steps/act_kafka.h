@@ -6,7 +6,7 @@
 #include <jansson.h>
 
 #include "adapters/kafka.h"
-#include "lang/action.h"
+#include "run/exec.h"
 
 /* The run's Kafka target: the embedded broker (from run_begin on) or the
  * real cluster (from preflight on); NULL before that or when the module

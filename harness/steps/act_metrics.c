@@ -35,7 +35,6 @@
 
 #include "adapters/http.h"
 #include "base/promtext.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 

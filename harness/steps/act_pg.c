@@ -43,7 +43,6 @@
 #include <string.h>
 
 #include "adapters/pg.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "run/safety.h"

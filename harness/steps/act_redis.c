@@ -40,7 +40,6 @@
 #include <strings.h>
 
 #include "adapters/redis.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "run/safety.h"

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "adapters/services.h"
-#include "lang/action.h"
+#include "run/exec.h"
 
 #include "base/util.h"
 

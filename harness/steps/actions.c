@@ -2,7 +2,7 @@
  * loader and the runner find actions only through here. */
 #include <string.h>
 
-#include "lang/action.h"
+#include "run/exec.h"
 
 extern const er_action_t er_act_http;
 extern const er_action_t er_act_redis;

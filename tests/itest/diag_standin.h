@@ -1,6 +1,6 @@
 /* diag_standin.h: a recording stand-in for the loader's diagnostics, for
  * integration tests that call actions' validate() callbacks directly.
- * er_diag_error/er_diag_warn belong to the loader (scenario.c). Weak, so
+ * er_diag_error/er_diag_warn belong to the loader (lang/validate.c). Weak, so
  * the real ones win if the loader is linked in; the tests only use the
  * recording below while they are not. Include once, in one test file. */
 #ifndef ER_DIAG_STANDIN_H
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lang/action.h"
+#include "run/exec.h"
 
 struct er_diag {
   int errors, warnings;

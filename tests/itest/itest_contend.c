@@ -18,7 +18,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include "lang/action.h"
 #include "run/exec.h"
 #include "tap.h"
 

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "adapters/http.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "adapters/kafka.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/exec.h"

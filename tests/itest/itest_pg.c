@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "adapters/pg.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"

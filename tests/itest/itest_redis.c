@@ -20,7 +20,6 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
-#include "lang/action.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"

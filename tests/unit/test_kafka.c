@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "adapters/kafka.h"
-#include "lang/action.h"
 #include "lang/template.h"
 #include "run/exec.h"
 #include "tap.h"

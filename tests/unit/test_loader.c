@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lang/scenario.h"
+#include "lang/validate.h"
 #include "tap.h"
 
 static char *diags_text(const er_diags_t *d, bool color) {

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lang/action.h"
 #include "lang/scenario.h"
 #include "lang/template.h"
 #include "run/exec.h"

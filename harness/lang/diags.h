@@ -1,0 +1,74 @@
+/* diags.h: problems found in the files a user writes (scenarios, the
+ * environment), each with file:line:col, collected across files and
+ * printed as "file:line:col: error: message".
+ *
+ * A problem is found on a parsed document (json_t) and named by a JSON
+ * pointer into it; er_diag_at maps the pointer to line:col through the
+ * file's position map (jpos.h), so loaders never count lines themselves.
+ * Used by the scenario loader (scenario.c), the environment loader
+ * (env.c) and key-spec validation (validate.c).
+ */
+#ifndef ER_DIAGS_H
+#define ER_DIAGS_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "base/util.h"
+#include "lang/jpos.h"
+
+typedef enum { ER_DIAG_ERROR, ER_DIAG_WARNING } er_diag_sev_t;
+
+typedef struct er_diag_item {
+  char *file;
+  int line, col; /* 1-based; 0 when unknown */
+  er_diag_sev_t sev;
+  char *msg;
+} er_diag_item_t;
+
+/* A growing list of problems. Zero-initialise, free with er_diags_free.
+ * errors and warnings count every problem added, also one whose text
+ * could not be stored (memory ran out): an error is never lost. */
+typedef struct er_diags {
+  er_diag_item_t *items;
+  size_t n, alloc;
+  size_t errors, warnings;
+} er_diags_t;
+
+void er_diags_free(er_diags_t *d);
+/* Adds one problem (file may be NULL; line/col 0 when unknown). */
+void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
+                   er_diag_sev_t sev, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+void er_diags_vaddf(er_diags_t *d, const char *file, int line, int col,
+                    er_diag_sev_t sev, const char *fmt, va_list ap);
+/* Sorts the problems from index `from` on by line and column (stable). */
+void er_diags_sort_from(er_diags_t *d, size_t from);
+/* Prints "file:line:col: error: message" lines to f, colour if asked. */
+void er_diags_print(const er_diags_t *d, FILE *f, bool color);
+
+/* Where problems of one document go: its file name, its position map
+ * (may be NULL: positions unknown) and the list. All borrowed. */
+typedef struct er_diag_src {
+  const char *file;
+  const er_jpos_t *pos;
+  er_diags_t *out;
+} er_diag_src_t;
+
+/* A problem at JSON pointer ptr of the document: at the member's key when
+ * key is true (array elements and the root have none: their value), else
+ * at its value. */
+void er_diag_at(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
+                bool key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
+                 bool key, const char *fmt, va_list ap);
+
+/* Parses text (from file) with jansson; a syntax error becomes a problem
+ * with jansson's line:col. New reference, or NULL. */
+json_t *er_parse_json_text(const char *file, const char *text, size_t len,
+                           er_diags_t *out);
+
+#endif
