@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# clang-format (no changes allowed) and clang-tidy over harness/ and sut/.
+# The include check of the layers (ci/layers.sh), clang-format (no
+# changes allowed) and clang-tidy over harness/ and sut/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-files=$(ls harness/*/*.c harness/*/*.h sut/*.c sut/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c 2>/dev/null)
 rc=0
+ci/layers.sh || rc=1
+files=$(ls harness/*/*.c harness/*/*.h sut/*.c sut/*.h tests/unit/*.c tests/unit/*.h tests/itest/*.c 2>/dev/null)
 if ! clang-format --dry-run --Werror $files; then
   echo "lint: clang-format would change the files above (run 'make format')"
   rc=1

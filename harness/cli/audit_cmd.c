@@ -5,7 +5,7 @@
 #include "lang/scenario.h"
 #include "lang/template.h"
 #include "run/audit.h"
-#include "steps/act_kafka.h"
+#include "run/targets.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +78,7 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   kc = json_object_get(env, "kafka");
   if (json_object_size(cfg.groups) > 0) {
     if (json_is_string(json_object_get(kc, "bootstrap"))) {
-      k = er_act_kafka_connect(kc, &err);
+      k = er_target_kafka_from_env(kc, &err);
       if (!k) {
         fprintf(errf, "eventrig: kafka: %s\n", err.msg);
         goto out;

@@ -8,7 +8,7 @@
 #include "lang/scenario.h"
 #include "lang/template.h"
 #include "run/audit.h"
-#include "steps/act_kafka.h"
+#include "run/targets.h"
 
 #define SCAN_BATCH 1000
 #define KEY_SHOWN_MAX 120 /* bytes of a key shown (escaped) */
@@ -357,7 +357,7 @@ static int mod_preflight(const json_t *env, er_session_t *shared,
                          er_err_t *err) {
   er_audit_cfg_t cfg;
   er_audit_t a;
-  er_kafka_t *k = er_act_kafka_target(shared);
+  er_kafka_t *k = er_target_kafka(shared);
   const char *note = NULL;
   int rc = -1, has;
 

@@ -13,7 +13,7 @@
 #include "base/promtext.h"
 #include "base/util.h"
 #include "lang/template.h"
-#include "steps/act_kafka.h"
+#include "run/targets.h"
 
 #define MAX_PRODUCES 256 /* produce steps recorded per scenario */
 #define MAX_KEYS 64      /* distinct idempotency keys per scenario */
@@ -562,7 +562,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   const json_t *state = state_of(in->env);
   const json_t *groups = json_object_get(state, "consumer_groups");
   const json_t *mcfg = json_object_get(state, "metrics");
-  er_kafka_t *k = er_act_kafka_target(in->shared);
+  er_kafka_t *k = er_target_kafka(in->shared);
   er_services_t *svcs =
       in->shared ? er_session_get(in->shared, "services") : NULL;
   rec_t *r = NULL;

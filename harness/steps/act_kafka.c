@@ -64,7 +64,7 @@
 #include "run/diag.h"
 #include "run/exec.h"
 #include "run/safety.h"
-#include "steps/act_kafka.h"
+#include "run/targets.h"
 
 #define DEFAULT_TIMEOUT_MS 15000 /* kafka.timeout: pre-flight, recording */
 #define SHOWN 10                 /* messages listed in a kafka.expect failure */
@@ -128,11 +128,6 @@ static void koffs_free(void *p) {
 }
 
 static void producer_free(void *p) { er_kafka_producer_free(p); }
-
-er_kafka_t *er_act_kafka_target(er_session_t *shared) {
-  kmod_t *m = shared ? er_session_get(shared, "kafka") : NULL;
-  return m ? m->k : NULL;
-}
 
 /* ---- environment -------------------------------------------------------- */
 
@@ -322,59 +317,20 @@ static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     er_errf(err, ER_E_ENV, "out of memory");
     goto fail;
   }
-  return 0;
+  /* m belongs to shared now */
+  return m->k ? er_target_kafka_set(shared, m->k, err) : 0;
 fail:
   kmod_free(m);
   return -1;
 }
 
-er_kafka_t *er_act_kafka_connect(const json_t *kc, er_err_t *err) {
-  const json_t *cf = json_object_get(kc, "config");
-  const char *bs = json_string_value(json_object_get(kc, "bootstrap"));
-  size_t n = json_is_object(cf) ? json_object_size(cf) : 0, i = 0;
-  const char **props = calloc(2 * n + 1, sizeof *props);
-  char **owned = calloc(n + 1, sizeof *owned);
-  er_kafka_t *k = NULL;
-  const char *key;
-  json_t *v;
-  if (!props || !owned) {
-    er_errf(err, ER_E_ENV, "out of memory");
-    goto out;
-  }
-  if (json_is_object(cf))
-    json_object_foreach((json_t *)cf, key, v) {
-      props[2 * i] = key;
-      if (json_is_string(v)) {
-        props[2 * i + 1] = json_string_value(v);
-      } else if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)) {
-        owned[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        props[2 * i + 1] = owned[i];
-      } else {
-        er_errf(err, ER_E_INPUT,
-                "environment: kafka.config.%s must be a string, number or "
-                "boolean",
-                key);
-        goto out;
-      }
-      if (!props[2 * i + 1]) {
-        er_errf(err, ER_E_ENV, "out of memory");
-        goto out;
-      }
-      i++;
-    }
-  k = er_kafka_connect(bs ? bs : "", props, i, err);
-out:
-  for (size_t j = 0; owned && j < n; j++)
-    free(owned[j]);
-  free(owned);
-  free(props);
-  return k;
-}
-
 /* Connects to a real cluster with the resolved settings. */
-static int connect_real(kmod_t *m, const json_t *kc, er_err_t *err) {
-  m->k = er_act_kafka_connect(kc, err);
-  return m->k ? 0 : -1;
+static int connect_real(kmod_t *m, er_session_t *shared, const json_t *kc,
+                        er_err_t *err) {
+  m->k = er_target_kafka_from_env(kc, err);
+  if (!m->k)
+    return -1;
+  return er_target_kafka_set(shared, m->k, err);
 }
 
 static int preflight(const json_t *env, er_session_t *shared, er_err_t *err) {
@@ -389,7 +345,7 @@ static int preflight(const json_t *env, er_session_t *shared, er_err_t *err) {
   deadline = er_now_ms() + m->timeout_ms;
   if (!m->k) {
     const json_t *kc = env ? json_object_get(env, "kafka") : NULL;
-    if (!kc || connect_real(m, kc, err) != 0)
+    if (!kc || connect_real(m, shared, kc, err) != 0)
       goto out;
   }
   names = calloc(m->ntopics + 1, sizeof *names);
@@ -531,17 +487,12 @@ static int scenario_begin(const json_t *env, er_session_t *shared,
 }
 
 static void run_end(er_session_t *shared) {
+  er_err_t e = {0};
   /* stops the embedded broker now: replacing the object frees it */
-  if (er_session_get(shared, "kafka"))
+  if (er_session_get(shared, "kafka")) {
+    er_target_kafka_set(shared, NULL, &e);
     er_session_put(shared, "kafka", NULL, NULL);
-}
-
-/* The module's target (NULL before preflight for a real cluster); for
- * tests and benchmarks, which declare it themselves. Borrowed. */
-er_kafka_t *er_kafka_module_target(er_session_t *shared);
-er_kafka_t *er_kafka_module_target(er_session_t *shared) {
-  kmod_t *m = er_session_get(shared, "kafka");
-  return m ? m->k : NULL;
+  }
 }
 
 const er_module_t er_mod_kafka = {

@@ -20,6 +20,7 @@
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/exec.h"
+#include "run/targets.h"
 #include "tap.h"
 
 extern char **environ;
@@ -28,7 +29,6 @@ extern const er_action_t er_act_kafka_expect;
 extern const er_action_t er_act_kafka_drained;
 extern const er_action_t er_act_kafka_reset;
 extern const er_module_t er_mod_kafka;
-er_kafka_t *er_kafka_module_target(er_session_t *shared);
 
 static const char *kcat_bin(void) {
   const char *k = getenv("KCAT");
@@ -765,7 +765,7 @@ int main(void) {
   c.bs = json_string_value(bsv);
   T_OK(er_mod_kafka.preflight(c.env, c.shared, &err) == 0,
        "preflight finds the declared topics (%s)", err.msg);
-  k = er_kafka_module_target(c.shared);
+  k = er_target_kafka(c.shared);
 
   test_kcat_to_expect(&c);
   test_produce_to_kcat(&c);
