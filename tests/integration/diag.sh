@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failure diagnostics with a one-line verdict (harness/diag.h): each known
+# Failure diagnostics with a one-line verdict (harness/run/diag.h): each known
 # pattern shown on a scenario run against the matching mutant of the
 # reference service (SUT_BUG), or against an environment without the
 # topic. Checks the verdict line on the console, in the JUnit file and in
