@@ -288,338 +288,443 @@ static json_t *body_json(const er_http_resp_t *r, parsed_t *p) {
 
 /* ---- run --------------------------------------------------------------- */
 
-static int run(er_exec_t *x, const json_t *args) {
-  const char *url = json_string_value(json_object_get(args, "url"));
-  const json_t *mj = json_object_get(args, "method");
-  const json_t *hdrs = json_object_get(args, "headers");
-  const json_t *jbody = json_object_get(args, "json");
-  const json_t *tbody = json_object_get(args, "body");
-  const json_t *tmo = json_object_get(args, "timeout");
-  const json_t *expect = json_object_get(args, "expect");
-  const json_t *capture = json_object_get(args, "capture");
-  const json_t *want_status = json_object_get(expect, "status");
-  const json_t *want_headers = json_object_get(expect, "headers");
-  const json_t *want_json = json_object_get(expect, "json");
-  const json_t *want_body = json_object_get(expect, "body");
+/* One request from build to capture. The json_t pointers are borrowed
+ * from the step's args; the rest is owned and freed by call_free. */
+typedef struct call {
+  const char *url;
+  const json_t *hdrs, *jbody, *tbody, *tmo, *capture;
+  const json_t *want_status, *want_headers, *want_json, *want_body;
   char method[32], shown_url[URL_SHOWN];
-  char **lines = NULL;
-  size_t nlines = 0;
-  char *body = NULL;
-  size_t body_len = 0;
-  bool has_ctype = false, ok = true;
-  er_http_t *h = NULL;
+  char **lines; /* request header lines, each owned */
+  size_t nlines;
+  char *body;
+  size_t body_len;
+  bool ok; /* every expectation holds (and every capture was found) */
   er_http_req_t req;
   er_http_resp_t resp;
-  er_err_t err = {0, ""};
-  secrets_t sec = {{NULL}, 0};
-  er_buf_t why = ER_BUF_INIT(16 * 1024);
-  er_buf_t d = ER_BUF_INIT(32 * 1024); /* detail before scrubbing */
-  parsed_t parsed = {false, NULL, ""};
-  json_t *caps = NULL, *status_j = NULL;
-  int rc = ER_STEP_FATAL;
+  secrets_t sec;
+  er_buf_t why;
+  er_buf_t d; /* detail before scrubbing */
+  parsed_t parsed;
+  json_t *caps;
+} call_t;
 
-  memset(&resp, 0, sizeof resp);
-  memset(&req, 0, sizeof req);
-  if (!url) {
-    er_buf_puts(&d, "http: \"url\" (a string) is required");
-    goto out;
+static void call_init(call_t *c, const json_t *args) {
+  const json_t *expect = json_object_get(args, "expect");
+  memset(c, 0, sizeof *c);
+  c->url = json_string_value(json_object_get(args, "url"));
+  c->hdrs = json_object_get(args, "headers");
+  c->jbody = json_object_get(args, "json");
+  c->tbody = json_object_get(args, "body");
+  c->tmo = json_object_get(args, "timeout");
+  c->capture = json_object_get(args, "capture");
+  c->want_status = json_object_get(expect, "status");
+  c->want_headers = json_object_get(expect, "headers");
+  c->want_json = json_object_get(expect, "json");
+  c->want_body = json_object_get(expect, "body");
+  c->ok = true;
+  er_buf_init(&c->why, 16 * 1024);
+  er_buf_init(&c->d, 32 * 1024);
+}
+
+static void call_free(call_t *c) {
+  json_decref(c->caps);
+  json_decref(c->parsed.doc);
+  er_http_resp_free(&c->resp);
+  for (size_t i = 0; i < c->nlines; i++)
+    free(c->lines[i]);
+  free(c->lines);
+  free(c->body);
+  secrets_free(&c->sec);
+  er_buf_free(&c->why);
+  er_buf_free(&c->d);
+}
+
+/* ---- run: build -------------------------------------------------------- */
+
+/* url, method and the shapes of the arguments. ER_STEP_OK or ER_STEP_FATAL
+ * with detail. */
+static int build_args(call_t *c, const json_t *args) {
+  const json_t *mj = json_object_get(args, "method");
+  const json_t *expect = json_object_get(args, "expect");
+  if (!c->url) {
+    er_buf_puts(&c->d, "http: \"url\" (a string) is required");
+    return ER_STEP_FATAL;
   }
-  er_http_redact_url(url, shown_url, sizeof shown_url);
-  url_secret(url, &sec);
+  er_http_redact_url(c->url, c->shown_url, sizeof c->shown_url);
+  url_secret(c->url, &c->sec);
   if (mj && !json_is_string(mj)) {
-    er_buf_puts(&d, "http: \"method\" is a string");
-    goto out;
+    er_buf_puts(&c->d, "http: \"method\" is a string");
+    return ER_STEP_FATAL;
   }
-  snprintf(method, sizeof method, "%s", mj ? json_string_value(mj) : "GET");
-  for (char *p = method; *p; p++)
+  snprintf(c->method, sizeof c->method, "%s",
+           mj ? json_string_value(mj) : "GET");
+  for (char *p = c->method; *p; p++)
     *p = (char)toupper((unsigned char)*p);
-  if (jbody && tbody) {
-    er_buf_puts(&d, "http: give \"json\" or \"body\", not both");
-    goto out;
+  if (c->jbody && c->tbody) {
+    er_buf_puts(&c->d, "http: give \"json\" or \"body\", not both");
+    return ER_STEP_FATAL;
   }
-  if (tbody && !json_is_string(tbody)) {
-    er_buf_puts(&d, "http: \"body\" is a string (use \"json\" for JSON)");
-    goto out;
+  if (c->tbody && !json_is_string(c->tbody)) {
+    er_buf_puts(&c->d, "http: \"body\" is a string (use \"json\" for JSON)");
+    return ER_STEP_FATAL;
   }
-  if ((hdrs && !json_is_object(hdrs)) || (expect && !json_is_object(expect)) ||
-      (want_headers && !json_is_object(want_headers)) ||
-      (want_json && !json_is_object(want_json)) ||
-      (capture && !json_is_object(capture))) {
-    er_buf_puts(&d, "http: headers, expect, expect.headers, expect.json and "
-                    "capture are objects");
-    goto out;
+  if ((c->hdrs && !json_is_object(c->hdrs)) ||
+      (expect && !json_is_object(expect)) ||
+      (c->want_headers && !json_is_object(c->want_headers)) ||
+      (c->want_json && !json_is_object(c->want_json)) ||
+      (c->capture && !json_is_object(c->capture))) {
+    er_buf_puts(&c->d, "http: headers, expect, expect.headers, expect.json and "
+                       "capture are objects");
+    return ER_STEP_FATAL;
   }
+  return ER_STEP_OK;
+}
 
-  /* request headers */
-  lines = calloc(json_object_size(hdrs) + 1, sizeof *lines);
-  if (!lines) {
-    rc = ER_STEP_ERROR;
-    goto out;
+/* A header value as text (in num when it is a number); NULL when it is
+ * not a string, number or boolean. */
+static const char *header_value(const json_t *v, char *num, size_t n) {
+  if (json_is_string(v))
+    return json_string_value(v);
+  if (json_is_integer(v)) {
+    snprintf(num, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return num;
   }
-  if (hdrs) {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)hdrs, k, v) {
-      char num[64];
-      const char *val = NULL;
-      er_buf_t line = ER_BUF_INIT(64 * 1024);
-      if (json_is_string(v)) {
-        val = json_string_value(v);
-      } else if (json_is_integer(v)) {
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(v));
-        val = num;
-      } else if (json_is_real(v)) {
-        snprintf(num, sizeof num, "%.17g", json_real_value(v));
-        val = num;
-      } else if (json_is_boolean(v)) {
-        val = json_is_true(v) ? "true" : "false";
-      }
-      if (!val || strpbrk(k, ":\r\n") || strpbrk(val, "\r\n") || !*k) {
-        er_buf_printf(&d,
-                      "http: header \"%s\": names have no ':' and values are "
-                      "one-line strings",
-                      k);
-        er_buf_free(&line);
-        goto out;
-      }
-      if (strcasecmp(k, "Content-Type") == 0)
-        has_ctype = true;
-      if (er_http_header_is_secret(k))
-        secret_add_value(&sec, val);
-      /* "Name;" sends a header with an empty value in curl */
-      er_buf_printf(&line, *val ? "%s: %s" : "%s;", k, val);
-      lines[nlines++] = er_buf_steal(&line);
+  if (json_is_real(v)) {
+    snprintf(num, n, "%.17g", json_real_value(v));
+    return num;
+  }
+  if (json_is_boolean(v))
+    return json_is_true(v) ? "true" : "false";
+  return NULL;
+}
+
+/* The request header lines; has_ctype tells whether one is a Content-Type.
+ * ER_STEP_OK, ER_STEP_FATAL with detail or ER_STEP_ERROR. */
+static int build_headers(call_t *c, bool *has_ctype) {
+  const char *k;
+  json_t *v;
+  c->lines = calloc(json_object_size(c->hdrs) + 1, sizeof *c->lines);
+  if (!c->lines)
+    return ER_STEP_ERROR;
+  if (!c->hdrs)
+    return ER_STEP_OK;
+  json_object_foreach((json_t *)c->hdrs, k, v) {
+    char num[64];
+    const char *val = header_value(v, num, sizeof num);
+    er_buf_t line = ER_BUF_INIT(64 * 1024);
+    if (!val || strpbrk(k, ":\r\n") || strpbrk(val, "\r\n") || !*k) {
+      er_buf_printf(&c->d,
+                    "http: header \"%s\": names have no ':' and values are "
+                    "one-line strings",
+                    k);
       er_buf_free(&line);
-      if (!lines[nlines - 1]) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
+      return ER_STEP_FATAL;
     }
+    if (strcasecmp(k, "Content-Type") == 0)
+      *has_ctype = true;
+    if (er_http_header_is_secret(k))
+      secret_add_value(&c->sec, val);
+    /* "Name;" sends a header with an empty value in curl */
+    er_buf_printf(&line, *val ? "%s: %s" : "%s;", k, val);
+    c->lines[c->nlines++] = er_buf_steal(&line);
+    er_buf_free(&line);
+    if (!c->lines[c->nlines - 1])
+      return ER_STEP_ERROR;
   }
-  if (jbody) {
-    body = json_dumps(jbody, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!body) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    body_len = strlen(body);
-  } else if (tbody) {
-    body = er_strdup(json_string_value(tbody));
-    body_len = json_string_length(tbody);
-    if (!body) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-  }
-  if (body && !has_ctype) {
-    char **nl = realloc(lines, (nlines + 2) * sizeof *nl);
-    if (!nl) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    lines = nl;
-    lines[nlines] =
-        er_strdup(jbody ? "Content-Type: application/json"
-                        : "Content-Type: text/plain; charset=utf-8");
-    if (!lines[nlines]) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    nlines++;
-  }
+  return ER_STEP_OK;
+}
 
-  req.method = method;
-  req.url = url;
-  req.headers = (const char *const *)lines;
-  req.nheaders = nlines;
-  req.body = body;
-  req.body_len = body_len;
-  req.deadline_ms = x->deadline_ms;
-  if (tmo) {
+/* The body and, unless the headers have one, its Content-Type.
+ * ER_STEP_OK or ER_STEP_ERROR. */
+static int build_body(call_t *c, bool has_ctype) {
+  char **nl;
+  if (c->jbody) {
+    c->body = json_dumps(c->jbody, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!c->body)
+      return ER_STEP_ERROR;
+    c->body_len = strlen(c->body);
+  } else if (c->tbody) {
+    c->body = er_strdup(json_string_value(c->tbody));
+    c->body_len = json_string_length(c->tbody);
+    if (!c->body)
+      return ER_STEP_ERROR;
+  }
+  if (!c->body || has_ctype)
+    return ER_STEP_OK;
+  nl = realloc(c->lines, (c->nlines + 2) * sizeof *nl);
+  if (!nl)
+    return ER_STEP_ERROR;
+  c->lines = nl;
+  c->lines[c->nlines] =
+      er_strdup(c->jbody ? "Content-Type: application/json"
+                         : "Content-Type: text/plain; charset=utf-8");
+  if (!c->lines[c->nlines])
+    return ER_STEP_ERROR;
+  c->nlines++;
+  return ER_STEP_OK;
+}
+
+/* The request: URL, method, headers, body and deadline. ER_STEP_OK, or
+ * another ER_STEP_* with detail (none when memory ran out). */
+static int build(er_exec_t *x, call_t *c, const json_t *args) {
+  bool has_ctype = false;
+  int rc = build_args(c, args);
+  if (rc == ER_STEP_OK)
+    rc = build_headers(c, &has_ctype);
+  if (rc == ER_STEP_OK)
+    rc = build_body(c, has_ctype);
+  if (rc != ER_STEP_OK)
+    return rc;
+  c->req.method = c->method;
+  c->req.url = c->url;
+  c->req.headers = (const char *const *)c->lines;
+  c->req.nheaders = c->nlines;
+  c->req.body = c->body;
+  c->req.body_len = c->body_len;
+  c->req.deadline_ms = x->deadline_ms;
+  if (c->tmo) {
     int64_t ms;
-    if (!json_is_string(tmo) ||
-        er_parse_duration(json_string_value(tmo), &ms) != 0) {
-      er_buf_puts(&d, "http: \"timeout\" is a duration such as \"5s\"");
-      goto out;
+    if (!json_is_string(c->tmo) ||
+        er_parse_duration(json_string_value(c->tmo), &ms) != 0) {
+      er_buf_puts(&c->d, "http: \"timeout\" is a duration such as \"5s\"");
+      return ER_STEP_FATAL;
     }
-    if (er_now_ms() + ms < req.deadline_ms)
-      req.deadline_ms = er_now_ms() + ms;
+    if (er_now_ms() + ms < c->req.deadline_ms)
+      c->req.deadline_ms = er_now_ms() + ms;
   }
+  return ER_STEP_OK;
+}
 
-  h = er_session_get(x->session, "http");
+/* ---- run: do ----------------------------------------------------------- */
+
+/* Sends the request on the branch's curl handle and reads the response
+ * into c->resp. ER_STEP_OK, or ER_STEP_ERROR / ER_STEP_FATAL with
+ * detail. */
+static int do_request(er_exec_t *x, call_t *c) {
+  er_err_t err = {0, ""};
+  er_http_t *h = er_session_get(x->session, "http");
   if (!h) {
     h = er_http_new(&err);
     if (!h || er_session_put(x->session, "http", h, http_free_cb) != 0) {
       er_http_free(h);
-      h = NULL;
-      er_buf_printf(&d, "http: %s", err.msg[0] ? err.msg : "out of memory");
-      rc = ER_STEP_ERROR;
-      goto out;
+      er_buf_printf(&c->d, "http: %s", err.msg[0] ? err.msg : "out of memory");
+      return ER_STEP_ERROR;
     }
   }
+  if (er_http_perform(h, &c->req, &c->resp, &err) != 0) {
+    er_buf_printf(&c->d, "http %s %s: %s", c->method, c->shown_url, err.msg);
+    log_line(x, &c->sec, "http %s %s: %s", c->method, c->shown_url, err.msg);
+    return step_rc(err.code);
+  }
+  return ER_STEP_OK;
+}
 
-  if (er_http_perform(h, &req, &resp, &err) != 0) {
-    er_buf_printf(&d, "http %s %s: %s", method, shown_url, err.msg);
-    rc = step_rc(err.code);
-    log_line(x, &sec, "http %s %s: %s", method, shown_url, err.msg);
+/* ---- run: check -------------------------------------------------------- */
+
+/* Each check appends what differs to c->why and clears c->ok. */
+
+static void check_status(call_t *c) {
+  json_t *status_j = json_integer(c->resp.status);
+  if (c->want_status) {
+    er_buf_t w = ER_BUF_INIT(1024);
+    if (!er_json_match(status_j, c->want_status, &w)) {
+      er_buf_printf(&c->why, "\n  status: %s", er_buf_cstr(&w));
+      c->ok = false;
+    }
+    er_buf_free(&w);
+  } else if (c->resp.status < 200 || c->resp.status > 299) {
+    er_buf_printf(&c->why, "\n  status: expected 2xx, got %ld", c->resp.status);
+    c->ok = false;
+  }
+  json_decref(status_j);
+}
+
+static void check_headers(call_t *c) {
+  const char *k;
+  json_t *m;
+  if (!c->want_headers)
+    return;
+  json_object_foreach((json_t *)c->want_headers, k, m) {
+    char *v = er_http_header_get(&c->resp, k);
+    json_t *vj = v ? json_string(v) : NULL;
+    er_buf_t w = ER_BUF_INIT(1024);
+    if (v && er_http_header_is_secret(k)) /* Set-Cookie */
+      secret_add_value(&c->sec, v);
+    if (!er_json_match(vj, m, &w)) {
+      er_buf_printf(&c->why, "\n  header %s: %s", k, er_buf_cstr(&w));
+      c->ok = false;
+    }
+    er_buf_free(&w);
+    json_decref(vj);
+    free(v);
+  }
+}
+
+static void check_json(call_t *c) {
+  const char *ptr;
+  json_t *m, *doc;
+  if (!c->want_json)
+    return;
+  doc = body_json(&c->resp, &c->parsed);
+  if (!doc) {
+    er_buf_printf(&c->why, "\n  json: %s", c->parsed.msg);
+    c->ok = false;
+    return;
+  }
+  json_object_foreach((json_t *)c->want_json, ptr, m) {
+    er_buf_t w = ER_BUF_INIT(1024);
+    if (!er_json_match(er_json_pointer(doc, ptr), m, &w)) {
+      er_buf_printf(&c->why, "\n  json %s: %s", *ptr ? ptr : "\"\"",
+                    er_buf_cstr(&w));
+      c->ok = false;
+    }
+    er_buf_free(&w);
+  }
+}
+
+static void check_body(call_t *c) {
+  json_t *t;
+  er_buf_t w = ER_BUF_INIT(1024);
+  if (!c->want_body)
+    return;
+  t = body_text(&c->resp.body);
+  if (!er_json_match(t, c->want_body, &w)) {
+    er_buf_printf(&c->why, "\n  body: %s", er_buf_cstr(&w));
+    c->ok = false;
+  }
+  er_buf_free(&w);
+  json_decref(t);
+}
+
+static void check(call_t *c) {
+  check_status(c);
+  check_headers(c);
+  check_json(c);
+  check_body(c);
+}
+
+/* The failure detail: what was sent, what differed and the body. */
+static void put_failure(call_t *c) {
+  er_buf_printf(&c->d, "http %s %s: got status %ld", c->method, c->shown_url,
+                c->resp.status);
+  if (!c->want_status)
+    er_buf_puts(&c->d, " (expected 2xx)");
+  else {
+    er_buf_puts(&c->d, " (expected ");
+    put_json(&c->d, c->want_status, 200);
+    er_buf_puts(&c->d, ")");
+  }
+  er_buf_puts(&c->d, er_buf_cstr(&c->why));
+  er_buf_printf(&c->d, "\n  response body (%zu bytes%s)%s", c->resp.body.len,
+                c->resp.body.truncated ? ", cut at the 4 MB cap" : "",
+                c->resp.body.len ? ":\n    " : "");
+  if (c->resp.body.len)
+    put_body(&c->d, &c->resp.body);
+}
+
+/* ---- run: capture ------------------------------------------------------ */
+
+/* The value spec captures (new reference), NULL with why when it is not
+ * there; *fatal when spec is not a capture. */
+static json_t *capture_one(call_t *c, const char *name, const json_t *spec,
+                           bool *fatal) {
+  json_t *v = NULL;
+  if (json_is_string(spec)) {
+    json_t *doc = body_json(&c->resp, &c->parsed);
+    json_t *at = doc ? er_json_pointer(doc, json_string_value(spec)) : NULL;
+    if (!doc)
+      er_buf_printf(&c->why, "\n  capture %s: %s", name, c->parsed.msg);
+    else if (!at)
+      er_buf_printf(&c->why, "\n  capture %s: %s is not in the body", name,
+                    json_string_value(spec));
+    else
+      v = json_deep_copy(at);
+  } else if (json_is_string(json_object_get(spec, "header")) &&
+             json_object_size(spec) == 1) {
+    const char *hn = json_string_value(json_object_get(spec, "header"));
+    char *hv = er_http_header_get(&c->resp, hn);
+    if (hv && er_http_header_is_secret(hn))
+      secret_add_value(&c->sec, hv);
+    if (!hv)
+      er_buf_printf(&c->why, "\n  capture %s: no header %s in the response",
+                    name, hn);
+    else
+      v = json_string(hv);
+    free(hv);
+  } else if (json_is_true(json_object_get(spec, "status")) &&
+             json_object_size(spec) == 1) {
+    v = json_integer(c->resp.status);
+  } else {
+    er_buf_printf(&c->d,
+                  "http: capture \"%s\": give a JSON pointer string, "
+                  "{\"header\": \"Name\"} or {\"status\": true}",
+                  name);
+    *fatal = true;
+  }
+  return v;
+}
+
+/* The captures into c->caps (when every expectation holds); one not found
+ * clears c->ok. ER_STEP_OK, ER_STEP_FATAL with detail or ER_STEP_ERROR. */
+static int capture(call_t *c) {
+  const char *name;
+  json_t *spec;
+  if (!c->ok || !c->capture)
+    return ER_STEP_OK;
+  c->caps = json_object();
+  if (!c->caps)
+    return ER_STEP_ERROR;
+  json_object_foreach((json_t *)c->capture, name, spec) {
+    bool fatal = false;
+    json_t *v = capture_one(c, name, spec, &fatal);
+    if (fatal)
+      return ER_STEP_FATAL;
+    if (!v) {
+      c->ok = false;
+      continue;
+    }
+    json_object_set_new(c->caps, name, v);
+  }
+  return ER_STEP_OK;
+}
+
+/* ---- run: the step ----------------------------------------------------- */
+
+static int run(er_exec_t *x, const json_t *args) {
+  call_t c;
+  int rc;
+
+  call_init(&c, args);
+  rc = build(x, &c, args);
+  if (rc != ER_STEP_OK)
     goto out;
-  }
-
-  /* expectations */
-  status_j = json_integer(resp.status);
-  if (want_status) {
-    er_buf_t w = ER_BUF_INIT(1024);
-    if (!er_json_match(status_j, want_status, &w)) {
-      er_buf_printf(&why, "\n  status: %s", er_buf_cstr(&w));
-      ok = false;
-    }
-    er_buf_free(&w);
-  } else if (resp.status < 200 || resp.status > 299) {
-    er_buf_printf(&why, "\n  status: expected 2xx, got %ld", resp.status);
-    ok = false;
-  }
-  if (want_headers) {
-    const char *k;
-    json_t *m;
-    json_object_foreach((json_t *)want_headers, k, m) {
-      char *v = er_http_header_get(&resp, k);
-      json_t *vj = v ? json_string(v) : NULL;
-      er_buf_t w = ER_BUF_INIT(1024);
-      if (v && er_http_header_is_secret(k)) /* Set-Cookie */
-        secret_add_value(&sec, v);
-      if (!er_json_match(vj, m, &w)) {
-        er_buf_printf(&why, "\n  header %s: %s", k, er_buf_cstr(&w));
-        ok = false;
-      }
-      er_buf_free(&w);
-      json_decref(vj);
-      free(v);
-    }
-  }
-  if (want_json) {
-    json_t *doc = body_json(&resp, &parsed);
-    if (!doc) {
-      er_buf_printf(&why, "\n  json: %s", parsed.msg);
-      ok = false;
-    } else {
-      const char *ptr;
-      json_t *m;
-      json_object_foreach((json_t *)want_json, ptr, m) {
-        er_buf_t w = ER_BUF_INIT(1024);
-        if (!er_json_match(er_json_pointer(doc, ptr), m, &w)) {
-          er_buf_printf(&why, "\n  json %s: %s", *ptr ? ptr : "\"\"",
-                        er_buf_cstr(&w));
-          ok = false;
-        }
-        er_buf_free(&w);
-      }
-    }
-  }
-  if (want_body) {
-    json_t *t = body_text(&resp.body);
-    er_buf_t w = ER_BUF_INIT(1024);
-    if (!er_json_match(t, want_body, &w)) {
-      er_buf_printf(&why, "\n  body: %s", er_buf_cstr(&w));
-      ok = false;
-    }
-    er_buf_free(&w);
-    json_decref(t);
-  }
-
-  /* captures */
-  if (ok && capture) {
-    const char *name;
-    json_t *spec;
-    caps = json_object();
-    if (!caps) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    json_object_foreach((json_t *)capture, name, spec) {
-      json_t *v = NULL;
-      if (json_is_string(spec)) {
-        json_t *doc = body_json(&resp, &parsed);
-        json_t *at = doc ? er_json_pointer(doc, json_string_value(spec)) : NULL;
-        if (!doc)
-          er_buf_printf(&why, "\n  capture %s: %s", name, parsed.msg);
-        else if (!at)
-          er_buf_printf(&why, "\n  capture %s: %s is not in the body", name,
-                        json_string_value(spec));
-        else
-          v = json_deep_copy(at);
-      } else if (json_is_string(json_object_get(spec, "header")) &&
-                 json_object_size(spec) == 1) {
-        const char *hn = json_string_value(json_object_get(spec, "header"));
-        char *hv = er_http_header_get(&resp, hn);
-        if (hv && er_http_header_is_secret(hn))
-          secret_add_value(&sec, hv);
-        if (!hv)
-          er_buf_printf(&why, "\n  capture %s: no header %s in the response",
-                        name, hn);
-        else
-          v = json_string(hv);
-        free(hv);
-      } else if (json_is_true(json_object_get(spec, "status")) &&
-                 json_object_size(spec) == 1) {
-        v = json_integer(resp.status);
-      } else {
-        er_buf_printf(&d,
-                      "http: capture \"%s\": give a JSON pointer string, "
-                      "{\"header\": \"Name\"} or {\"status\": true}",
-                      name);
-        rc = ER_STEP_FATAL;
-        goto out;
-      }
-      if (!v) {
-        ok = false;
-        continue;
-      }
-      json_object_set_new(caps, name, v);
-    }
-  }
-
-  if (!ok) {
-    er_buf_printf(&d, "http %s %s: got status %ld", method, shown_url,
-                  resp.status);
-    if (!want_status)
-      er_buf_puts(&d, " (expected 2xx)");
-    else {
-      er_buf_puts(&d, " (expected ");
-      put_json(&d, want_status, 200);
-      er_buf_puts(&d, ")");
-    }
-    er_buf_puts(&d, er_buf_cstr(&why));
-    er_buf_printf(&d, "\n  response body (%zu bytes%s)%s", resp.body.len,
-                  resp.body.truncated ? ", cut at the 4 MB cap" : "",
-                  resp.body.len ? ":\n    " : "");
-    if (resp.body.len)
-      put_body(&d, &resp.body);
+  rc = do_request(x, &c);
+  if (rc != ER_STEP_OK)
+    goto out;
+  check(&c);
+  rc = capture(&c);
+  if (rc != ER_STEP_OK)
+    goto out;
+  if (!c.ok) {
+    put_failure(&c);
     rc = ER_STEP_FAIL;
-    log_line(x, &sec, "http %s %s -> %ld (%lldms, %zu bytes): not as expected",
-             method, shown_url, resp.status, (long long)resp.elapsed_ms,
-             resp.body.len);
+    log_line(x, &c.sec,
+             "http %s %s -> %ld (%lldms, %zu bytes): not as expected", c.method,
+             c.shown_url, c.resp.status, (long long)c.resp.elapsed_ms,
+             c.resp.body.len);
     goto out;
   }
-  if (caps && x->captures)
-    json_object_update(x->captures, caps);
-  log_line(x, &sec, "http %s %s -> %ld (%lldms, %zu bytes)", method, shown_url,
-           resp.status, (long long)resp.elapsed_ms, resp.body.len);
+  if (c.caps && x->captures)
+    json_object_update(x->captures, c.caps);
+  log_line(x, &c.sec, "http %s %s -> %ld (%lldms, %zu bytes)", c.method,
+           c.shown_url, c.resp.status, (long long)c.resp.elapsed_ms,
+           c.resp.body.len);
   rc = ER_STEP_OK;
 out:
-  if (d.len)
-    put_scrubbed(x->detail, er_buf_cstr(&d), &sec);
-  json_decref(status_j);
-  json_decref(caps);
-  json_decref(parsed.doc);
-  er_http_resp_free(&resp);
-  for (size_t i = 0; i < nlines; i++)
-    free(lines[i]);
-  free(lines);
-  free(body);
-  secrets_free(&sec);
-  er_buf_free(&why);
-  er_buf_free(&d);
+  if (c.d.len)
+    put_scrubbed(x->detail, er_buf_cstr(&c.d), &c.sec);
+  call_free(&c);
   return rc;
 }
 
