@@ -286,70 +286,105 @@ out:
 
 /* ---- the step ----------------------------------------------------------- */
 
-static int run_metrics(er_exec_t *x, const json_t *args) {
+/* One check from its arguments to its captures. name, the json_t pointers
+ * and urls are borrowed from the step's args; the rest is owned and freed
+ * by mcheck_free. */
+typedef struct mcheck {
+  const char *name;
+  const json_t *labels, *expect, *baseline, *capture;
+  bool sum;
+  const char *urls[URLS_MAX];
+  size_t nurls;
+  int64_t deadline;
+  pick_t p;
+  er_buf_t sel;    /* the selector, for messages */
+  er_buf_t urltxt; /* the URLs (redacted), for messages */
+  er_buf_t why;
+  json_t *val, *delta; /* the value (or sum) and value - baseline */
+  char *vtxt;          /* val, for messages */
+} mcheck_t;
+
+static void mcheck_init(mcheck_t *m, er_exec_t *x, const json_t *args) {
+  memset(m, 0, sizeof *m);
+  m->name = json_string_value(json_object_get(args, "name"));
+  m->labels = json_object_get(args, "labels");
+  m->expect = json_object_get(args, "value");
+  m->baseline = json_object_get(args, "baseline");
+  m->capture = json_object_get(args, "capture");
+  m->sum = json_is_true(json_object_get(args, "sum"));
+  m->deadline = x->deadline_ms;
+  er_buf_init(&m->p.seen, 64 * 1024);
+  er_buf_init(&m->p.sel, 64 * 1024);
+  er_buf_init(&m->sel, 4096);
+  er_buf_init(&m->urltxt, 8192);
+  er_buf_init(&m->why, 4096);
+}
+
+static void mcheck_free(mcheck_t *m) {
+  pick_free(&m->p);
+  er_buf_free(&m->sel);
+  er_buf_free(&m->urltxt);
+  er_buf_free(&m->why);
+  json_decref(m->val);
+  json_decref(m->delta);
+  free(m->vtxt);
+}
+
+/* "url" or "urls" into m->urls and m->urltxt. ER_STEP_OK or ER_STEP_FATAL
+ * with detail. */
+static int args_urls(er_exec_t *x, mcheck_t *m, const json_t *args) {
   const json_t *jurl = json_object_get(args, "url");
   const json_t *jurls = json_object_get(args, "urls");
-  const char *name = json_string_value(json_object_get(args, "name"));
-  const json_t *labels = json_object_get(args, "labels");
-  const json_t *expect = json_object_get(args, "value");
-  const json_t *baseline = json_object_get(args, "baseline");
-  const json_t *capture = json_object_get(args, "capture");
-  const json_t *tmo = json_object_get(args, "timeout");
-  bool sum = json_is_true(json_object_get(args, "sum"));
-  const char *urls[URLS_MAX];
-  size_t nurls = 0;
-  pick_t p;
-  er_buf_t sel = ER_BUF_INIT(4096), urltxt = ER_BUF_INIT(8192);
-  er_buf_t why = ER_BUF_INIT(4096);
-  er_err_t err = {0};
-  er_http_t *h;
-  json_t *val = NULL, *delta = NULL, *target;
-  int64_t deadline = x->deadline_ms;
-  int rc = ER_STEP_FATAL;
-  char *vtxt = NULL;
-
-  memset(&p, 0, sizeof p);
-  er_buf_init(&p.seen, 64 * 1024);
-  er_buf_init(&p.sel, 64 * 1024);
-  if (!name || !er_prom_name_ok(name)) {
-    er_buf_puts(x->detail, "metrics: \"name\" must be a metric name such as "
-                           "sut_events_total");
-    goto out;
-  }
-  if (labels && !json_is_object(labels)) {
-    er_buf_puts(x->detail, "metrics: \"labels\" must be an object");
-    goto out;
-  }
   if (!jurl == !jurls) {
     er_buf_puts(x->detail, "metrics: give either \"url\" or \"urls\"");
-    goto out;
+    return ER_STEP_FATAL;
   }
   if (jurl) {
-    urls[nurls++] = json_string_value(jurl);
+    m->urls[m->nurls++] = json_string_value(jurl);
   } else {
-    for (size_t i = 0; i < json_array_size(jurls) && nurls < URLS_MAX; i++)
-      urls[nurls++] = json_string_value(json_array_get(jurls, i));
-    if (json_array_size(jurls) > URLS_MAX || nurls == 0) {
+    for (size_t i = 0; i < json_array_size(jurls) && m->nurls < URLS_MAX; i++)
+      m->urls[m->nurls++] = json_string_value(json_array_get(jurls, i));
+    if (json_array_size(jurls) > URLS_MAX || m->nurls == 0) {
       er_buf_printf(x->detail, "metrics: \"urls\" takes 1 to %d URLs",
                     URLS_MAX);
-      goto out;
+      return ER_STEP_FATAL;
     }
   }
-  for (size_t i = 0; i < nurls; i++) {
+  for (size_t i = 0; i < m->nurls; i++) {
     char shown[1024];
-    if (!urls[i] || !*urls[i]) {
+    if (!m->urls[i] || !*m->urls[i]) {
       er_buf_puts(x->detail, "metrics: each URL must be a non-empty string");
-      goto out;
+      return ER_STEP_FATAL;
     }
-    er_http_redact_url(urls[i], shown, sizeof shown);
-    er_buf_printf(&urltxt, "%s%s", i ? ", " : "", shown);
+    er_http_redact_url(m->urls[i], shown, sizeof shown);
+    er_buf_printf(&m->urltxt, "%s%s", i ? ", " : "", shown);
   }
-  if (baseline && !json_is_number(baseline)) {
-    char *b = er_json_brief(baseline, 100);
+  return ER_STEP_OK;
+}
+
+/* The arguments run_metrics checks itself. ER_STEP_OK or ER_STEP_FATAL
+ * with detail. */
+static int args_check(er_exec_t *x, mcheck_t *m, const json_t *args) {
+  const json_t *tmo = json_object_get(args, "timeout");
+  int rc;
+  if (!m->name || !er_prom_name_ok(m->name)) {
+    er_buf_puts(x->detail, "metrics: \"name\" must be a metric name such as "
+                           "sut_events_total");
+    return ER_STEP_FATAL;
+  }
+  if (m->labels && !json_is_object(m->labels)) {
+    er_buf_puts(x->detail, "metrics: \"labels\" must be an object");
+    return ER_STEP_FATAL;
+  }
+  rc = args_urls(x, m, args);
+  if (rc != ER_STEP_OK)
+    return rc;
+  if (m->baseline && !json_is_number(m->baseline)) {
+    char *b = er_json_brief(m->baseline, 100);
     er_buf_printf(x->detail, "metrics: \"baseline\" must be a number, not %s",
                   b ? b : "?");
     free(b);
-    goto out;
+    return ER_STEP_FATAL;
   }
   if (tmo) {
     int64_t ms;
@@ -357,14 +392,23 @@ static int run_metrics(er_exec_t *x, const json_t *args) {
         er_parse_duration(json_string_value(tmo), &ms) != 0) {
       er_buf_puts(x->detail,
                   "metrics: \"timeout\" is a duration such as \"2s\"");
-      goto out;
+      return ER_STEP_FATAL;
     }
-    if (er_now_ms() + ms < deadline)
-      deadline = er_now_ms() + ms;
+    if (er_now_ms() + ms < m->deadline)
+      m->deadline = er_now_ms() + ms;
   }
+  return ER_STEP_OK;
+}
+
+/* Fetches every URL on the session's HTTP handle into m->p. ER_STEP_OK,
+ * or another ER_STEP_* with detail. */
+static int fetch_all(er_exec_t *x, mcheck_t *m) {
+  er_err_t err = {0};
+  er_http_t *h;
+  int rc;
   if (!x->session) {
     er_buf_puts(x->detail, "metrics: no session to keep the connection in");
-    goto out;
+    return ER_STEP_FATAL;
   }
   h = er_session_get(x->session, SESSION_KEY);
   if (!h) {
@@ -373,122 +417,150 @@ static int run_metrics(er_exec_t *x, const json_t *args) {
       er_http_free(h);
       er_buf_printf(x->detail, "metrics: %s",
                     err.msg[0] ? err.msg : "out of memory");
-      rc = ER_STEP_ERROR;
-      goto out;
+      return ER_STEP_ERROR;
     }
   }
-
-  p.name = name;
-  p.labels = labels;
-  p.many_urls = nurls > 1;
-  for (size_t i = 0; i < nurls; i++) {
-    rc = fetch_one(h, urls[i], deadline, &p, x->detail);
+  m->p.name = m->name;
+  m->p.labels = m->labels;
+  m->p.many_urls = m->nurls > 1;
+  for (size_t i = 0; i < m->nurls; i++) {
+    rc = fetch_one(h, m->urls[i], m->deadline, &m->p, x->detail);
     if (rc != ER_STEP_OK)
-      goto out;
+      return rc;
   }
-  selector_text(&sel, name, labels);
+  return ER_STEP_OK;
+}
 
-  if (p.nname == 0) {
+/* No sample of that name, none with these labels, or several without
+ * "sum": ER_STEP_FAIL / ER_STEP_FATAL with detail; else ER_STEP_OK. */
+static int check_selected(er_exec_t *x, mcheck_t *m) {
+  const pick_t *p = &m->p;
+  if (p->nname == 0) {
     const char *dym =
-        er_did_you_mean(name, (const char *const *)p.names, p.nnames);
+        er_did_you_mean(m->name, (const char *const *)p->names, p->nnames);
     er_buf_printf(x->detail, "metrics %s: no sample named %s%s%s%s\nurl%s: %s",
-                  er_buf_cstr(&sel), name, dym ? " (did you mean " : "",
-                  dym ? dym : "", dym ? "?)" : "", nurls > 1 ? "s" : "",
-                  er_buf_cstr(&urltxt));
-    rc = ER_STEP_FAIL;
-    goto out;
+                  er_buf_cstr(&m->sel), m->name, dym ? " (did you mean " : "",
+                  dym ? dym : "", dym ? "?)" : "", m->nurls > 1 ? "s" : "",
+                  er_buf_cstr(&m->urltxt));
+    return ER_STEP_FAIL;
   }
-  if (p.nsel == 0) {
+  if (p->nsel == 0) {
     er_buf_printf(x->detail,
                   "metrics %s: no sample has these labels\nurl%s: %s\n"
                   "samples of %s seen (%zu%s):\n%s",
-                  er_buf_cstr(&sel), nurls > 1 ? "s" : "", er_buf_cstr(&urltxt),
-                  name, p.nname, p.nname > SEEN_MAX ? ", first 10 shown" : "",
-                  er_buf_cstr(&p.seen));
-    rc = ER_STEP_FAIL;
-    goto out;
+                  er_buf_cstr(&m->sel), m->nurls > 1 ? "s" : "",
+                  er_buf_cstr(&m->urltxt), m->name, p->nname,
+                  p->nname > SEEN_MAX ? ", first 10 shown" : "",
+                  er_buf_cstr(&m->p.seen));
+    return ER_STEP_FAIL;
   }
-  if (p.nsel > 1 && !sum) {
+  if (p->nsel > 1 && !m->sum) {
     er_buf_printf(x->detail,
                   "metrics %s: %zu samples match; narrow \"labels\" to one, "
                   "or set \"sum\": true to add them up\nurl%s: %s\n"
                   "matching samples%s:\n%s",
-                  er_buf_cstr(&sel), p.nsel, nurls > 1 ? "s" : "",
-                  er_buf_cstr(&urltxt), p.nsel > SEEN_MAX ? " (first 10)" : "",
-                  er_buf_cstr(&p.sel));
-    rc = ER_STEP_FATAL;
-    goto out;
+                  er_buf_cstr(&m->sel), p->nsel, m->nurls > 1 ? "s" : "",
+                  er_buf_cstr(&m->urltxt),
+                  p->nsel > SEEN_MAX ? " (first 10)" : "",
+                  er_buf_cstr(&m->p.sel));
+    return ER_STEP_FATAL;
   }
+  return ER_STEP_OK;
+}
 
-  val = value_json(p.sum);
-  if (baseline)
-    delta = value_json(p.sum - json_number_value(baseline));
-  target = baseline ? delta : val;
-  if (!val || (baseline && !delta)) {
+/* The value (less the baseline) against "value". ER_STEP_OK, or
+ * ER_STEP_FAIL / ER_STEP_ERROR with detail. */
+static int match_value(er_exec_t *x, mcheck_t *m) {
+  json_t *target;
+  char *btxt;
+  m->val = value_json(m->p.sum);
+  if (m->baseline)
+    m->delta = value_json(m->p.sum - json_number_value(m->baseline));
+  target = m->baseline ? m->delta : m->val;
+  if (!m->val || (m->baseline && !m->delta)) {
     er_buf_puts(x->detail, "metrics: out of memory");
-    rc = ER_STEP_ERROR;
-    goto out;
+    return ER_STEP_ERROR;
   }
-  vtxt = er_json_brief(val, 60);
-  if (expect && !er_json_match(target, expect, &why)) {
-    char *btxt = baseline ? er_json_brief(baseline, 60) : NULL;
-    er_buf_printf(x->detail, "metrics %s: %s%s\n", er_buf_cstr(&sel),
-                  baseline ? "the rise since the baseline: " : "",
-                  er_buf_cstr(&why));
-    if (baseline)
-      er_buf_printf(x->detail, "value %s, baseline %s\n", vtxt ? vtxt : "?",
-                    btxt ? btxt : "?");
-    free(btxt);
-    er_buf_printf(x->detail, "url%s: %s\nsamples of %s seen (%zu%s):\n%s",
-                  nurls > 1 ? "s" : "", er_buf_cstr(&urltxt), name, p.nname,
-                  p.nname > SEEN_MAX ? ", first 10 shown" : "",
-                  er_buf_cstr(&p.seen));
-    rc = ER_STEP_FAIL;
-    goto out;
-  }
+  m->vtxt = er_json_brief(m->val, 60);
+  if (!m->expect || er_json_match(target, m->expect, &m->why))
+    return ER_STEP_OK;
+  btxt = m->baseline ? er_json_brief(m->baseline, 60) : NULL;
+  er_buf_printf(x->detail, "metrics %s: %s%s\n", er_buf_cstr(&m->sel),
+                m->baseline ? "the rise since the baseline: " : "",
+                er_buf_cstr(&m->why));
+  if (m->baseline)
+    er_buf_printf(x->detail, "value %s, baseline %s\n", m->vtxt ? m->vtxt : "?",
+                  btxt ? btxt : "?");
+  free(btxt);
+  er_buf_printf(x->detail, "url%s: %s\nsamples of %s seen (%zu%s):\n%s",
+                m->nurls > 1 ? "s" : "", er_buf_cstr(&m->urltxt), m->name,
+                m->p.nname, m->p.nname > SEEN_MAX ? ", first 10 shown" : "",
+                er_buf_cstr(&m->p.seen));
+  return ER_STEP_FAIL;
+}
 
-  if (capture) {
-    const char *k;
-    json_t *what;
-    json_object_foreach((json_t *)capture, k, what) {
-      const char *w = json_string_value(what);
-      json_t *cv = NULL;
-      if (w && !strcmp(w, "value"))
-        cv = json_incref(val);
-      else if (w && !strcmp(w, "samples"))
-        cv = json_integer((json_int_t)p.nsel);
-      else if (w && !strcmp(w, "delta") && delta)
-        cv = json_incref(delta);
-      if (!cv) {
-        er_buf_printf(x->detail,
-                      "metrics: capture \"%s\" must be \"value\", "
-                      "\"samples\" or (with \"baseline\") \"delta\"",
-                      k);
-        rc = ER_STEP_FATAL;
-        goto out;
-      }
-      if (x->captures && json_object_set_new(x->captures, k, cv) != 0) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
+/* The captures into x->captures. ER_STEP_OK, ER_STEP_FATAL with detail
+ * or ER_STEP_ERROR. */
+static int capture_values(er_exec_t *x, mcheck_t *m) {
+  const char *k;
+  json_t *what;
+  if (!m->capture)
+    return ER_STEP_OK;
+  json_object_foreach((json_t *)m->capture, k, what) {
+    const char *w = json_string_value(what);
+    json_t *cv = NULL;
+    if (w && !strcmp(w, "value"))
+      cv = json_incref(m->val);
+    else if (w && !strcmp(w, "samples"))
+      cv = json_integer((json_int_t)m->p.nsel);
+    else if (w && !strcmp(w, "delta") && m->delta)
+      cv = json_incref(m->delta);
+    if (!cv) {
+      er_buf_printf(x->detail,
+                    "metrics: capture \"%s\" must be \"value\", "
+                    "\"samples\" or (with \"baseline\") \"delta\"",
+                    k);
+      return ER_STEP_FATAL;
     }
+    if (x->captures && json_object_set_new(x->captures, k, cv) != 0)
+      return ER_STEP_ERROR;
   }
+  return ER_STEP_OK;
+}
+
+static int run_metrics(er_exec_t *x, const json_t *args) {
+  mcheck_t m;
+  int rc;
+
+  mcheck_init(&m, x, args);
+  rc = args_check(x, &m, args);
+  if (rc != ER_STEP_OK)
+    goto out;
+  rc = fetch_all(x, &m);
+  if (rc != ER_STEP_OK)
+    goto out;
+  selector_text(&m.sel, m.name, m.labels);
+  rc = check_selected(x, &m);
+  if (rc != ER_STEP_OK)
+    goto out;
+  rc = match_value(x, &m);
+  if (rc != ER_STEP_OK)
+    goto out;
+  rc = capture_values(x, &m);
+  if (rc != ER_STEP_OK)
+    goto out;
   if (!x->polling) {
-    if (p.nsel > 1)
+    if (m.p.nsel > 1)
       er_exec_log(x, "metrics %s = %s (sum of %zu samples from %zu URL(s))",
-                  er_buf_cstr(&sel), vtxt ? vtxt : "?", p.nsel, nurls);
+                  er_buf_cstr(&m.sel), m.vtxt ? m.vtxt : "?", m.p.nsel,
+                  m.nurls);
     else
-      er_exec_log(x, "metrics %s = %s", er_buf_cstr(&sel), vtxt ? vtxt : "?");
+      er_exec_log(x, "metrics %s = %s", er_buf_cstr(&m.sel),
+                  m.vtxt ? m.vtxt : "?");
   }
   rc = ER_STEP_OK;
 out:
-  pick_free(&p);
-  er_buf_free(&sel);
-  er_buf_free(&urltxt);
-  er_buf_free(&why);
-  json_decref(val);
-  json_decref(delta);
-  free(vtxt);
+  mcheck_free(&m);
   return rc;
 }
 
