@@ -306,22 +306,184 @@ static bool has_key_placeholder(const json_t *command) {
   return false;
 }
 
-static int run_contend(er_exec_t *x, const json_t *args) {
+/* Checks the arguments into c (nkeys, url), *nconn and *ms. Returns
+ * ER_STEP_OK, or the step's result with the detail written. */
+static int contend_args(er_exec_t *x, const json_t *args, contend_t *c,
+                        int *nconn, int64_t *ms) {
   const json_t *keys = json_object_get(args, "keys");
   const json_t *command = json_object_get(args, "command");
-  const json_t *capture = json_object_get(args, "capture");
   const json_t *jconns = json_object_get(args, "connections");
   const char *fortxt = json_string_value(json_object_get(args, "for"));
+  char dur[32];
+
+  *nconn = jconns ? (int)json_integer_value(jconns) : 4;
+  if (!is_key_list(keys)) {
+    er_buf_printf(x->detail,
+                  "redis.contend: \"keys\" must be 1 to %d non-empty strings",
+                  MAX_KEYS);
+    return ER_STEP_FATAL;
+  }
+  c->nkeys = json_array_size(keys);
+  if (jconns &&
+      (!json_is_integer(jconns) || *nconn < 1 || *nconn > MAX_CONNS)) {
+    er_buf_printf(x->detail, "redis.contend: \"connections\" must be 1 to %d",
+                  MAX_CONNS);
+    return ER_STEP_FATAL;
+  }
+  if (!fortxt || er_parse_duration(fortxt, ms) != 0 || *ms < 1 ||
+      *ms > MAX_FOR_MS) {
+    er_buf_printf(x->detail,
+                  "redis.contend: \"for\" must be a duration from 1ms to 10m");
+    return ER_STEP_FATAL;
+  }
+  if (command &&
+      (json_array_size(command) == 0 || !has_key_placeholder(command))) {
+    er_buf_printf(x->detail,
+                  "redis.contend: \"command\" must be a non-empty array with "
+                  "\"{key}\" where the key goes");
+    return ER_STEP_FATAL;
+  }
+  c->url = json_string_value(json_object_get(args, "url"));
+  if (!c->url)
+    c->url = er_exec_env_str(x, "redis", "url");
+  if (!c->url) {
+    er_buf_printf(x->detail,
+                  "redis.contend: no Redis URL: set redis.url in the "
+                  "environment file or give \"url\" in the step");
+    return ER_STEP_FATAL;
+  }
+  er_fmt_duration(*ms, dur);
+  if (er_now_ms() + *ms > x->deadline_ms) {
+    er_buf_printf(x->detail,
+                  "redis.contend for %s does not fit in what is left of the "
+                  "scenario timeout",
+                  dur);
+    return ER_STEP_FAIL;
+  }
+  return ER_STEP_OK;
+}
+
+/* The workers and their threads (nconn each, *w and *th owned by the
+ * caller, also when this fails). */
+static int alloc_workers(contend_t *c, int nconn, worker_t **w,
+                         pthread_t **th) {
+  *w = calloc((size_t)nconn, sizeof **w);
+  *th = calloc((size_t)nconn, sizeof **th);
+  if (!*w || !*th)
+    return -1;
+  for (int i = 0; i < nconn; i++) {
+    (*w)[i].c = c;
+    (*w)[i].idx = i;
+    (*w)[i].counts = calloc(c->nkeys, sizeof *(*w)[i].counts);
+    if (!(*w)[i].counts)
+      return -1;
+  }
+  return 0;
+}
+
+/* Starts the workers, lets them write for ms together and waits for them.
+ * Returns how long they wrote. */
+static int64_t run_workers(contend_t *c, worker_t *w, pthread_t *th, int nconn,
+                           int64_t ms) {
+  int started = 0;
+  int64_t t0;
+  for (int i = 0; i < nconn; i++) {
+    if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0) {
+      set_error(c, false, "could not start a thread");
+      break;
+    }
+    started++;
+  }
+  /* every connection up (each bounded by CONNECT_MS), then all at once */
+  pthread_mutex_lock(&c->mu);
+  while (c->connected < started)
+    pthread_cond_wait(&c->cv, &c->mu);
+  t0 = er_now_ms();
+  c->end_ms = t0 + ms;
+  if (c->end_ms > c->deadline_ms)
+    c->end_ms = c->deadline_ms;
+  c->open = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  for (int i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  return er_now_ms() - t0;
+}
+
+/* The step's result (caller owns it; NULL when out of memory), *total the
+ * writes; logs what was written. */
+static json_t *collect(er_exec_t *x, const contend_t *c, const worker_t *w,
+                       int nconn, int64_t took, long long *total) {
+  json_t *result = json_object(), *per_key = json_object();
+  er_buf_t summary = ER_BUF_INIT(2048);
+  char tk[32];
+
+  *total = 0;
+  if (!result || !per_key) {
+    json_decref(result);
+    json_decref(per_key);
+    return NULL;
+  }
+  for (size_t k = 0; k < c->nkeys; k++) {
+    long long n = 0;
+    for (int i = 0; i < nconn; i++)
+      n += w[i].counts[k];
+    *total += n;
+    json_object_set_new(per_key, c->keys[k], json_integer(n));
+    if (k < 8)
+      er_buf_printf(&summary, "%s%s: %lld", k ? ", " : "", c->keys[k], n);
+    else if (k == 8)
+      er_buf_puts(&summary, ", ...");
+  }
+  json_object_set_new(result, "writes", json_integer(*total));
+  json_object_set_new(result, "connections", json_integer(nconn));
+  json_object_set_new(result, "for_ms", json_integer(took));
+  json_object_set_new(result, "per_key", per_key); /* result owns it */
+  er_fmt_duration(took, tk);
+  er_exec_log(x,
+              "redis.contend: %d connection(s) wrote %lld time(s) to %zu "
+              "key(s) in %s (%s)",
+              nconn, *total, c->nkeys, tk, er_buf_cstr(&summary));
+  er_buf_free(&summary);
+  return result;
+}
+
+/* capture: "" (all of result) or a pointer into it. Returns the step's
+ * result. */
+static int capture_result(er_exec_t *x, const json_t *capture, json_t *result) {
+  const char *name;
+  json_t *ptr;
+  if (!capture)
+    return ER_STEP_OK;
+  json_object_foreach((json_t *)capture, name, ptr) {
+    const char *pp = json_string_value(ptr);
+    json_t *v = pp && (pp[0] == '\0' || pp[0] == '/')
+                    ? er_json_pointer(result, pp)
+                    : NULL;
+    if (!v) {
+      er_buf_printf(x->detail,
+                    "redis.contend: capture \"%s\" must be \"\" (the whole "
+                    "result) or a pointer into it: \"/writes\", "
+                    "\"/connections\", \"/for_ms\" or \"/per_key/KEY\"",
+                    name);
+      return ER_STEP_FATAL;
+    }
+    if (x->captures && json_object_set(x->captures, name, v) != 0)
+      return ER_STEP_ERROR;
+  }
+  return ER_STEP_OK;
+}
+
+static int run_contend(er_exec_t *x, const json_t *args) {
   contend_t c;
   worker_t *w = NULL;
   pthread_t *th = NULL;
-  int nconn = jconns ? (int)json_integer_value(jconns) : 4, started = 0;
-  int64_t ms = 0, t0 = 0, took = 0;
+  int nconn = 0;
+  int64_t ms = 0, took;
   long long total = 0;
-  json_t *result = NULL, *per_key = NULL;
-  er_buf_t summary = ER_BUF_INIT(2048);
-  int rc = ER_STEP_FATAL, p;
-  char dur[32], tk[32];
+  json_t *result = NULL;
+  int rc, p;
+  char tk[32];
 
   memset(&c, 0, sizeof c);
   pthread_mutex_init(&c.mu, NULL);
@@ -329,155 +491,37 @@ static int run_contend(er_exec_t *x, const json_t *args) {
   atomic_init(&c.stop, false);
   c.deadline_ms = x->deadline_ms;
 
-  if (!is_key_list(keys)) {
-    er_buf_printf(x->detail,
-                  "redis.contend: \"keys\" must be 1 to %d non-empty strings",
-                  MAX_KEYS);
+  rc = contend_args(x, args, &c, &nconn, &ms);
+  if (rc != ER_STEP_OK)
     goto out;
-  }
-  c.nkeys = json_array_size(keys);
-  if (jconns && (!json_is_integer(jconns) || nconn < 1 || nconn > MAX_CONNS)) {
-    er_buf_printf(x->detail, "redis.contend: \"connections\" must be 1 to %d",
-                  MAX_CONNS);
-    goto out;
-  }
-  if (!fortxt || er_parse_duration(fortxt, &ms) != 0 || ms < 1 ||
-      ms > MAX_FOR_MS) {
-    er_buf_printf(x->detail,
-                  "redis.contend: \"for\" must be a duration from 1ms to 10m");
-    goto out;
-  }
-  if (command &&
-      (json_array_size(command) == 0 || !has_key_placeholder(command))) {
-    er_buf_printf(x->detail,
-                  "redis.contend: \"command\" must be a non-empty array with "
-                  "\"{key}\" where the key goes");
-    goto out;
-  }
-  c.url = json_string_value(json_object_get(args, "url"));
-  if (!c.url)
-    c.url = er_exec_env_str(x, "redis", "url");
-  if (!c.url) {
-    er_buf_printf(x->detail,
-                  "redis.contend: no Redis URL: set redis.url in the "
-                  "environment file or give \"url\" in the step");
-    goto out;
-  }
-  er_fmt_duration(ms, dur);
-  if (er_now_ms() + ms > x->deadline_ms) {
-    er_buf_printf(x->detail,
-                  "redis.contend for %s does not fit in what is left of the "
-                  "scenario timeout",
-                  dur);
-    rc = ER_STEP_FAIL;
-    goto out;
-  }
-  p = prepare(&c, keys, command, x->detail);
+  p = prepare(&c, json_object_get(args, "keys"),
+              json_object_get(args, "command"), x->detail);
   if (p != 0) {
     if (p < 0)
       er_buf_puts(x->detail, "redis.contend: out of memory");
     rc = p < 0 ? ER_STEP_ERROR : ER_STEP_FATAL;
     goto out;
   }
-  w = calloc((size_t)nconn, sizeof *w);
-  th = calloc((size_t)nconn, sizeof *th);
-  if (!w || !th) {
+  if (alloc_workers(&c, nconn, &w, &th) != 0) {
     er_buf_puts(x->detail, "redis.contend: out of memory");
     rc = ER_STEP_ERROR;
     goto out;
   }
-  for (int i = 0; i < nconn; i++) {
-    w[i].c = &c;
-    w[i].idx = i;
-    w[i].counts = calloc(c.nkeys, sizeof *w[i].counts);
-    if (!w[i].counts) {
-      er_buf_puts(x->detail, "redis.contend: out of memory");
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-  }
-  for (int i = 0; i < nconn; i++) {
-    if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0) {
-      set_error(&c, false, "could not start a thread");
-      break;
-    }
-    started++;
-  }
-  /* every connection up (each bounded by CONNECT_MS), then all at once */
-  pthread_mutex_lock(&c.mu);
-  while (c.connected < started)
-    pthread_cond_wait(&c.cv, &c.mu);
-  t0 = er_now_ms();
-  c.end_ms = t0 + ms;
-  if (c.end_ms > x->deadline_ms)
-    c.end_ms = x->deadline_ms;
-  c.open = true;
-  pthread_cond_broadcast(&c.cv);
-  pthread_mutex_unlock(&c.mu);
-  for (int i = 0; i < started; i++)
-    pthread_join(th[i], NULL);
-  took = er_now_ms() - t0;
-
-  result = json_object();
-  per_key = json_object();
-  if (!result || !per_key) {
+  took = run_workers(&c, w, th, nconn, ms);
+  result = collect(x, &c, w, nconn, took, &total);
+  if (!result) {
     er_buf_puts(x->detail, "redis.contend: out of memory");
     rc = ER_STEP_ERROR;
     goto out;
   }
-  for (size_t k = 0; k < c.nkeys; k++) {
-    long long n = 0;
-    for (int i = 0; i < nconn; i++)
-      n += w[i].counts[k];
-    total += n;
-    json_object_set_new(per_key, json_string_value(json_array_get(keys, k)),
-                        json_integer(n));
-    if (k < 8)
-      er_buf_printf(&summary, "%s%s: %lld", k ? ", " : "",
-                    json_string_value(json_array_get(keys, k)), n);
-    else if (k == 8)
-      er_buf_puts(&summary, ", ...");
-  }
-  json_object_set_new(result, "writes", json_integer(total));
-  json_object_set_new(result, "connections", json_integer(nconn));
-  json_object_set_new(result, "for_ms", json_integer(took));
-  json_object_set(result, "per_key", per_key);
-  er_fmt_duration(took, tk);
-  er_exec_log(x,
-              "redis.contend: %d connection(s) wrote %lld time(s) to %zu "
-              "key(s) in %s (%s)",
-              nconn, total, c.nkeys, tk, er_buf_cstr(&summary));
-
   if (c.err[0] || er_interrupted()) {
+    er_fmt_duration(took, tk);
     er_buf_printf(x->detail, "redis.contend: %s (after %lld write(s) in %s)",
                   c.err[0] ? c.err : "interrupted", total, tk);
     rc = c.err_input ? ER_STEP_FATAL : ER_STEP_ERROR;
     goto out;
   }
-  if (capture) {
-    const char *name;
-    json_t *ptr;
-    json_object_foreach((json_t *)capture, name, ptr) {
-      const char *pp = json_string_value(ptr);
-      json_t *v = pp && (pp[0] == '\0' || pp[0] == '/')
-                      ? er_json_pointer(result, pp)
-                      : NULL;
-      if (!v) {
-        er_buf_printf(x->detail,
-                      "redis.contend: capture \"%s\" must be \"\" (the whole "
-                      "result) or a pointer into it: \"/writes\", "
-                      "\"/connections\", \"/for_ms\" or \"/per_key/KEY\"",
-                      name);
-        rc = ER_STEP_FATAL;
-        goto out;
-      }
-      if (x->captures && json_object_set(x->captures, name, v) != 0) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
-    }
-  }
-  rc = ER_STEP_OK;
+  rc = capture_result(x, json_object_get(args, "capture"), result);
 out:
   if (w)
     for (int i = 0; i < nconn; i++)
@@ -489,8 +533,6 @@ out:
   free(c.cmds);
   free(c.keys);
   json_decref(result);
-  json_decref(per_key);
-  er_buf_free(&summary);
   pthread_mutex_destroy(&c.mu);
   pthread_cond_destroy(&c.cv);
   return rc;

@@ -207,12 +207,82 @@ static int parse_topics(const json_t *arr, kmod_t *m, const char *where,
   return 0;
 }
 
+/* The embedded broker (kc absent or with "embedded"): starts it, creates
+ * the declared topics and sets ${kafka.bootstrap}. m->k on success. */
+static int begin_embedded(const json_t *kc, const json_t *emb, kmod_t *m,
+                          er_tmpl_t *t, er_err_t *err) {
+  int brokers = 1;
+  json_t *b;
+  if (emb && !json_is_object(emb))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: kafka.embedded must be an object");
+  if (emb && check_keys(emb, embedded_keys, 2, "kafka.embedded", err) != 0)
+    return -1;
+  if (kc && (json_object_get(kc, "topics") || json_object_get(kc, "config") ||
+             json_object_get(kc, "create_topics")))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: with kafka.embedded, declare topics in "
+                   "kafka.embedded.topics (config and create_topics are for a "
+                   "real cluster)");
+  b = emb ? json_object_get(emb, "brokers") : NULL;
+  if (b && (!json_is_integer(b) || json_integer_value(b) < 1 ||
+            json_integer_value(b) > 16))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: kafka.embedded.brokers must be 1..16");
+  if (b)
+    brokers = (int)json_integer_value(b);
+  if (parse_topics(emb ? json_object_get(emb, "topics") : NULL, m,
+                   "kafka.embedded.topics", err) != 0)
+    return -1;
+  m->k = er_kafka_embedded(brokers, err);
+  if (!m->k)
+    return -1;
+  for (size_t i = 0; i < m->ntopics; i++)
+    if (er_kafka_create_topic(m->k, m->topics[i].name, m->topics[i].partitions,
+                              m->topics[i].replication,
+                              er_now_ms() + m->timeout_ms, err) != 0)
+      return -1;
+  if (t && er_tmpl_set(t, "kafka.bootstrap",
+                       json_string(er_kafka_bootstrap(m->k))) != 0)
+    return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
+  return 0;
+}
+
+/* A real cluster: checks its settings (they may hold templates; preflight
+ * connects) and sets ${kafka.bootstrap} when it can be expanded yet. */
+static int begin_real(const json_t *kc, kmod_t *m, er_tmpl_t *t,
+                      er_err_t *err) {
+  const json_t *bs = json_object_get(kc, "bootstrap");
+  const json_t *ct = json_object_get(kc, "create_topics");
+  const json_t *cf = json_object_get(kc, "config");
+  if (!json_is_string(bs) || !*json_string_value(bs))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: kafka needs \"embedded\" or a \"bootstrap\" "
+                   "address");
+  if (ct && !json_is_boolean(ct))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: kafka.create_topics must be true or false");
+  if (cf && !json_is_object(cf))
+    return er_errf(err, ER_E_INPUT,
+                   "environment: kafka.config must be an object");
+  m->create = json_is_true(ct);
+  if (parse_topics(json_object_get(kc, "topics"), m, "kafka.topics", err) != 0)
+    return -1;
+  if (t) {
+    er_err_t e2 = {0};
+    json_t *v = er_tmpl_expand_str(t, json_string_value(bs), &e2);
+    /* when it cannot be expanded yet, ${kafka.bootstrap} stays unset */
+    if (v && er_tmpl_set(t, "kafka.bootstrap", v) != 0)
+      return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
+  }
+  return 0;
+}
+
 static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
                      er_err_t *err) {
   const json_t *kc = env ? json_object_get(env, "kafka") : NULL;
   const json_t *emb = NULL;
   kmod_t *m = calloc(1, sizeof *m);
-  int brokers = 1;
 
   if (!m)
     return er_errf(err, ER_E_ENV, "out of memory");
@@ -240,78 +310,11 @@ static int run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     goto fail;
   }
   if (!kc || emb) { /* embedded */
-    json_t *b;
-    if (emb && !json_is_object(emb)) {
-      er_errf(err, ER_E_INPUT, "environment: kafka.embedded must be an object");
+    if (begin_embedded(kc, emb, m, t, err) != 0)
       goto fail;
-    }
-    if (emb && check_keys(emb, embedded_keys, 2, "kafka.embedded", err) != 0)
-      goto fail;
-    if (kc && (json_object_get(kc, "topics") || json_object_get(kc, "config") ||
-               json_object_get(kc, "create_topics"))) {
-      er_errf(err, ER_E_INPUT,
-              "environment: with kafka.embedded, declare topics in "
-              "kafka.embedded.topics (config and create_topics are for a "
-              "real cluster)");
-      goto fail;
-    }
-    b = emb ? json_object_get(emb, "brokers") : NULL;
-    if (b && (!json_is_integer(b) || json_integer_value(b) < 1 ||
-              json_integer_value(b) > 16)) {
-      er_errf(err, ER_E_INPUT,
-              "environment: kafka.embedded.brokers must be 1..16");
-      goto fail;
-    }
-    if (b)
-      brokers = (int)json_integer_value(b);
-    if (parse_topics(emb ? json_object_get(emb, "topics") : NULL, m,
-                     "kafka.embedded.topics", err) != 0)
-      goto fail;
-    m->k = er_kafka_embedded(brokers, err);
-    if (!m->k)
-      goto fail;
-    for (size_t i = 0; i < m->ntopics; i++)
-      if (er_kafka_create_topic(
-              m->k, m->topics[i].name, m->topics[i].partitions,
-              m->topics[i].replication, er_now_ms() + m->timeout_ms, err) != 0)
-        goto fail;
-    if (t && er_tmpl_set(t, "kafka.bootstrap",
-                         json_string(er_kafka_bootstrap(m->k))) != 0) {
-      er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
-      goto fail;
-    }
   } else { /* a real cluster: settings may hold templates; connect later */
-    const json_t *bs = json_object_get(kc, "bootstrap");
-    const json_t *ct = json_object_get(kc, "create_topics");
-    const json_t *cf = json_object_get(kc, "config");
-    if (!json_is_string(bs) || !*json_string_value(bs)) {
-      er_errf(err, ER_E_INPUT,
-              "environment: kafka needs \"embedded\" or a \"bootstrap\" "
-              "address");
+    if (begin_real(kc, m, t, err) != 0)
       goto fail;
-    }
-    if (ct && !json_is_boolean(ct)) {
-      er_errf(err, ER_E_INPUT,
-              "environment: kafka.create_topics must be true or false");
-      goto fail;
-    }
-    if (cf && !json_is_object(cf)) {
-      er_errf(err, ER_E_INPUT, "environment: kafka.config must be an object");
-      goto fail;
-    }
-    m->create = json_is_true(ct);
-    if (parse_topics(json_object_get(kc, "topics"), m, "kafka.topics", err) !=
-        0)
-      goto fail;
-    if (t) {
-      er_err_t e2 = {0};
-      json_t *v = er_tmpl_expand_str(t, json_string_value(bs), &e2);
-      /* when it cannot be expanded yet, ${kafka.bootstrap} stays unset */
-      if (v && er_tmpl_set(t, "kafka.bootstrap", v) != 0) {
-        er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
-        goto fail;
-      }
-    }
   }
   if (er_session_put(shared, "kafka", m, kmod_free) != 0) {
     er_errf(err, ER_E_ENV, "out of memory");
@@ -715,19 +718,11 @@ static void on_progress(void *ud, size_t reported, size_t total) {
   fflush(stderr);
 }
 
-static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
-  const json_t *key = json_object_get(a, "key");
-  const json_t *hdrs = json_object_get(a, "headers");
-  const json_t *part = json_object_get(a, "partition");
-  const json_t *env = json_object_get(a, "envelope");
-  const json_t *value = json_object_get(a, "value");
-  const json_t *text = json_object_get(a, "text");
-  const json_t *file = json_object_get(a, "file");
+/* The key and headers of every message (g owns their text). */
+static int pgen_key_headers(const json_t *key, const json_t *hdrs, pgen_t *g,
+                            er_err_t *err) {
   const char *k;
   json_t *v;
-
-  memset(g, 0, sizeof *g);
-  g->partition = ER_KAFKA_PARTITION_KEY;
   if (key && !json_is_null(key)) {
     g->key = as_text(key);
     if (!g->key)
@@ -753,6 +748,10 @@ static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
       g->nhdrs++;
     }
   }
+  return 0;
+}
+
+static int pgen_partition(const json_t *part, pgen_t *g, er_err_t *err) {
   if (json_is_integer(part)) {
     if (json_integer_value(part) < 0 || json_integer_value(part) > INT32_MAX)
       return er_errf(err, ER_E_INPUT, "partition must be >= 0");
@@ -766,31 +765,46 @@ static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
                      "\"%s\"",
                      json_string_value(part));
   }
-  if (env) {
-    const char *mode = json_string_value(env);
-    if (strcmp(mode, "fresh") == 0 || strcmp(mode, "fresh-per-message") == 0)
-      g->envelope = ENV_FRESH;
-    else if (strcmp(mode, "fixed") == 0)
-      g->envelope = ENV_FIXED;
-    else
-      return er_errf(err, ER_E_INPUT,
-                     "envelope must be \"fresh\" or \"fixed\", not \"%s\"",
-                     mode);
-    g->data = json_object_get(a, "data");
-    g->event_type = json_string_value(json_object_get(a, "event_type"));
-    if (!g->event_type)
-      g->event_type = json_string_value(json_object_get(a, "topic"));
-    g->source_service = json_string_value(json_object_get(a, "source_service"));
-    if (!g->source_service)
-      g->source_service = "eventrig";
-    g->correlation_id = json_string_value(json_object_get(a, "correlation_id"));
-    if (g->envelope == ENV_FIXED) {
-      g->fixed = envelope(g);
-      if (!g->fixed)
-        return er_errf(err, ER_E_ENV, "out of memory");
-      g->fixed_len = strlen(g->fixed);
-    }
-  } else if (value) {
+  return 0;
+}
+
+/* An envelope: its fields (borrowed from a), its bytes once when fixed. */
+static int pgen_envelope(const json_t *a, const char *mode, pgen_t *g,
+                         er_err_t *err) {
+  if (strcmp(mode, "fresh") == 0 || strcmp(mode, "fresh-per-message") == 0)
+    g->envelope = ENV_FRESH;
+  else if (strcmp(mode, "fixed") == 0)
+    g->envelope = ENV_FIXED;
+  else
+    return er_errf(err, ER_E_INPUT,
+                   "envelope must be \"fresh\" or \"fixed\", not \"%s\"", mode);
+  g->data = json_object_get(a, "data");
+  g->event_type = json_string_value(json_object_get(a, "event_type"));
+  if (!g->event_type)
+    g->event_type = json_string_value(json_object_get(a, "topic"));
+  g->source_service = json_string_value(json_object_get(a, "source_service"));
+  if (!g->source_service)
+    g->source_service = "eventrig";
+  g->correlation_id = json_string_value(json_object_get(a, "correlation_id"));
+  if (g->envelope == ENV_FIXED) {
+    g->fixed = envelope(g);
+    if (!g->fixed)
+      return er_errf(err, ER_E_ENV, "out of memory");
+    g->fixed_len = strlen(g->fixed);
+  }
+  return 0;
+}
+
+/* The payload: an envelope, value, text, file or null. */
+static int pgen_payload(er_exec_t *x, const json_t *a, pgen_t *g,
+                        er_err_t *err) {
+  const json_t *env = json_object_get(a, "envelope");
+  const json_t *value = json_object_get(a, "value");
+  const json_t *text = json_object_get(a, "text");
+  const json_t *file = json_object_get(a, "file");
+  if (env)
+    return pgen_envelope(a, json_string_value(env), g, err);
+  if (value) {
     g->fixed =
         json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!g->fixed)
@@ -815,6 +829,16 @@ static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
     g->null_value = true;
   }
   return 0;
+}
+
+static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
+  memset(g, 0, sizeof *g);
+  g->partition = ER_KAFKA_PARTITION_KEY;
+  if (pgen_key_headers(json_object_get(a, "key"), json_object_get(a, "headers"),
+                       g, err) != 0 ||
+      pgen_partition(json_object_get(a, "partition"), g, err) != 0)
+    return -1;
+  return pgen_payload(x, a, g, err);
 }
 
 /* Records the produce for failure diagnostics (diag.h): the first
@@ -1206,159 +1230,208 @@ static void note_dropped(er_exec_t *x, er_kafka_t *k, const char *topic,
   free(hi);
 }
 
-static int run_expect(er_exec_t *x, const json_t *a) {
-  kmod_t *km = the_kafka(x);
-  const char *topic = json_string_value(json_object_get(a, "topic"));
-  const json_t *count = json_object_get(a, "count");
-  json_t *dflt_count = NULL;
-  int kind = count_kind(count);
-  int64_t within = er_json_duration(a, "within", 10000);
-  int64_t quiet = er_json_duration(a, "then_quiet_for", -1);
-  int64_t t0 = er_now_ms(), wdeadline;
-  int64_t *start = NULL;
-  int n = 0, rc = ER_STEP_FAIL;
-  er_kafka_reader_t *r = NULL;
-  er_err_t err = {0};
+/* One kafka.expect in progress, shared by the phases of run_expect. */
+typedef struct expect_run {
+  er_exec_t *x;
+  const json_t *a;
+  const char *topic;
+  const json_t *count; /* the step's, or the default (run_expect owns it) */
+  int kind;            /* COUNT_* */
+  int64_t t0;
+  er_kafka_reader_t *r; /* owned */
   expect_state_t s;
-  er_buf_t late = ER_BUF_INIT(4096);
-  bool passed = false, too_many = false, got;
-  char ctext[64], wtext[32];
-  char *cbrief = NULL;
+} expect_run_t;
 
-  memset(&s, 0, sizeof s);
-  er_buf_init(&s.list, 16 * 1024);
-  er_buf_init(&s.capfail, 2048);
-  s.caps = json_object();
-  s.alls = json_object();
-  if (!km) {
-    rc = ER_STEP_ERROR;
-    goto out;
-  }
-  er_diag_note_topic(x, topic);
-  if (!count) {
-    dflt_count = json_pack("{s:i}", "$gte", 1);
-    count = dflt_count;
-  }
-  wdeadline = t0 + within < x->deadline_ms ? t0 + within : x->deadline_ms;
-  if (start_offsets(x, km->k, topic, &start, &n, &err) != 0)
-    goto error;
-  r = er_kafka_reader_new(km->k, topic, start, n, &err);
-  if (!r)
-    goto error;
-
-  /* until the count is reached (or within ends) */
+/* Reads until the count is reached (or within ends). Returns 1 when it
+ * passed, 0 when not (*too_many: past an exact count), -1 on error. */
+static int expect_until_count(expect_run_t *e, int64_t wdeadline,
+                              bool *too_many, er_err_t *err) {
+  bool got;
   for (;;) {
     int64_t slice = er_now_ms() + 100;
-    int m = expect_read(r, a, &s, slice < wdeadline ? slice : wdeadline, &got,
-                        NULL, &err);
+    int m = expect_read(e->r, e->a, &e->s,
+                        slice < wdeadline ? slice : wdeadline, &got, NULL, err);
     if (m < 0)
-      goto error;
-    if (kind == COUNT_EXACT && s.matched > (size_t)json_integer_value(count)) {
-      too_many = true;
-      break;
+      return -1;
+    if (e->kind == COUNT_EXACT &&
+        e->s.matched > (size_t)json_integer_value(e->count)) {
+      *too_many = true;
+      return 0;
     }
-    if (kind == COUNT_AT_LEAST && count_holds(count, s.matched)) {
-      passed = true;
-      break;
-    }
-    if (kind == COUNT_EXACT && s.matched == (size_t)json_integer_value(count) &&
-        !got && er_kafka_reader_at_end(r)) {
-      passed = true; /* the count, and nothing more is there now */
-      break;
-    }
-    if (er_now_ms() >= wdeadline || er_interrupted()) {
-      passed = count_holds(count, s.matched);
-      break;
-    }
+    if (e->kind == COUNT_AT_LEAST && count_holds(e->count, e->s.matched))
+      return 1;
+    if (e->kind == COUNT_EXACT &&
+        e->s.matched == (size_t)json_integer_value(e->count) && !got &&
+        er_kafka_reader_at_end(e->r))
+      return 1; /* the count, and nothing more is there now */
+    if (er_now_ms() >= wdeadline || er_interrupted())
+      return count_holds(e->count, e->s.matched) ? 1 : 0;
   }
+}
 
-  if (passed && quiet >= 0) {
-    int64_t qend = er_now_ms() + quiet;
-    size_t before = s.matched;
-    if (qend > x->deadline_ms) {
-      snprintf(wtext, sizeof wtext, "%s",
-               json_string_value(json_object_get(a, "then_quiet_for")));
-      er_buf_printf(x->detail,
-                    "kafka.expect on '%s': then_quiet_for %s does not fit in "
-                    "what is left of the scenario timeout\n",
-                    topic, wtext);
-      goto fail;
-    }
-    while (er_now_ms() < qend && !er_interrupted()) {
-      if (expect_read(r, a, &s, qend, &got, &late, &err) < 0)
-        goto error;
-    }
-    if (s.matched > before) {
-      snprintf(wtext, sizeof wtext, "%s",
-               json_string_value(json_object_get(a, "then_quiet_for")));
-      er_buf_printf(x->detail,
-                    "kafka.expect on '%s': %zu further matching message(s) "
-                    "arrived during then_quiet_for %s (after %zu had "
-                    "matched):\n%s",
-                    topic, s.matched - before, wtext, before,
-                    er_buf_cstr(&late));
-      goto fail;
-    }
-  }
-  if (passed && s.capfail.len) {
-    er_buf_printf(x->detail, "kafka.expect on '%s': %s", topic,
-                  er_buf_cstr(&s.capfail));
-    goto fail;
-  }
-  if (passed) {
-    char took[32];
-    json_object_update(x->captures, s.caps);
-    json_object_update(x->captures, s.alls);
-    er_fmt_duration(er_now_ms() - t0, took);
-    er_exec_log(x,
-                "kafka.expect on '%s': %zu matching of %zu message(s) "
-                "after %s",
-                topic, s.matched, s.seen, took);
-    rc = ER_STEP_OK;
+/* then_quiet_for after passing: keeps reading that long. Returns 0 when
+ * nothing more matched, 1 when it failed (detail written), -1 on error. */
+static int expect_quiet(expect_run_t *e, int64_t quiet, er_err_t *err) {
+  er_exec_t *x = e->x;
+  int64_t qend = er_now_ms() + quiet;
+  size_t before = e->s.matched;
+  er_buf_t late = ER_BUF_INIT(4096);
+  char wtext[32];
+  bool got;
+  int rc = 1;
+
+  if (qend > x->deadline_ms) {
+    snprintf(wtext, sizeof wtext, "%s",
+             json_string_value(json_object_get(e->a, "then_quiet_for")));
+    er_buf_printf(x->detail,
+                  "kafka.expect on '%s': then_quiet_for %s does not fit in "
+                  "what is left of the scenario timeout\n",
+                  e->topic, wtext);
     goto out;
   }
-  /* failed: say what was seen */
-  cbrief = er_json_brief(count, 60);
+  while (er_now_ms() < qend && !er_interrupted()) {
+    if (expect_read(e->r, e->a, &e->s, qend, &got, &late, err) < 0) {
+      rc = -1;
+      goto out;
+    }
+  }
+  if (e->s.matched > before) {
+    snprintf(wtext, sizeof wtext, "%s",
+             json_string_value(json_object_get(e->a, "then_quiet_for")));
+    er_buf_printf(x->detail,
+                  "kafka.expect on '%s': %zu further matching message(s) "
+                  "arrived during then_quiet_for %s (after %zu had "
+                  "matched):\n%s",
+                  e->topic, e->s.matched - before, wtext, before,
+                  er_buf_cstr(&late));
+    goto out;
+  }
+  rc = 0;
+out:
+  er_buf_free(&late);
+  return rc;
+}
+
+/* Passed: the captures, and the log line. */
+static void expect_passed(expect_run_t *e) {
+  char took[32];
+  json_object_update(e->x->captures, e->s.caps);
+  json_object_update(e->x->captures, e->s.alls);
+  er_fmt_duration(er_now_ms() - e->t0, took);
+  er_exec_log(e->x,
+              "kafka.expect on '%s': %zu matching of %zu message(s) "
+              "after %s",
+              e->topic, e->s.matched, e->s.seen, took);
+}
+
+/* Failed: say what was seen (and what the broker no longer has). */
+static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many,
+                          const int64_t *start, int n) {
+  er_exec_t *x = e->x;
+  expect_state_t *s = &e->s;
+  char *cbrief = er_json_brief(e->count, 60);
+  char ctext[64], wtext[32];
+
   snprintf(ctext, sizeof ctext, "%s", cbrief ? cbrief : "?");
-  er_fmt_duration(er_now_ms() - t0, wtext);
+  free(cbrief);
+  er_fmt_duration(er_now_ms() - e->t0, wtext);
   if (too_many)
     er_buf_printf(x->detail,
                   "kafka.expect on '%s': expected count %s, but %zu "
                   "matching message(s) arrived (of %zu read, after %s)\n",
-                  topic, ctext, s.matched, s.seen, wtext);
+                  e->topic, ctext, s->matched, s->seen, wtext);
   else
     er_buf_printf(x->detail,
                   "kafka.expect on '%s': expected count %s, got %zu matching "
                   "of %zu message(s) produced after the scenario started "
                   "(waited %s)\n",
-                  topic, ctext, s.matched, s.seen, wtext);
-  if (s.seen) {
-    if (s.seen > SHOWN)
+                  e->topic, ctext, s->matched, s->seen, wtext);
+  if (s->seen) {
+    if (s->seen > SHOWN)
       er_buf_printf(x->detail, "the first %d of %zu messages seen:\n%s", SHOWN,
-                    s.seen, er_buf_cstr(&s.list));
+                    s->seen, er_buf_cstr(&s->list));
     else
-      er_buf_printf(x->detail, "message(s) seen:\n%s", er_buf_cstr(&s.list));
-    if (s.seen > SHOWN)
-      er_buf_printf(x->detail, "  ... and %zu more\n", s.seen - SHOWN);
+      er_buf_printf(x->detail, "message(s) seen:\n%s", er_buf_cstr(&s->list));
+    if (s->seen > SHOWN)
+      er_buf_printf(x->detail, "  ... and %zu more\n", s->seen - SHOWN);
   }
-  note_dropped(x, km->k, topic, start, n);
+  note_dropped(x, k, e->topic, start, n);
+}
+
+static int run_expect(er_exec_t *x, const json_t *a) {
+  kmod_t *km = the_kafka(x);
+  json_t *dflt_count = NULL;
+  int64_t within = er_json_duration(a, "within", 10000);
+  int64_t quiet = er_json_duration(a, "then_quiet_for", -1);
+  int64_t wdeadline;
+  int64_t *start = NULL;
+  int n = 0, rc = ER_STEP_FAIL, passed, q;
+  er_err_t err = {0};
+  expect_run_t e;
+  bool too_many = false;
+
+  memset(&e, 0, sizeof e);
+  e.x = x;
+  e.a = a;
+  e.topic = json_string_value(json_object_get(a, "topic"));
+  e.count = json_object_get(a, "count");
+  e.kind = count_kind(e.count);
+  e.t0 = er_now_ms();
+  er_buf_init(&e.s.list, 16 * 1024);
+  er_buf_init(&e.s.capfail, 2048);
+  e.s.caps = json_object();
+  e.s.alls = json_object();
+  if (!km) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  er_diag_note_topic(x, e.topic);
+  if (!e.count) {
+    dflt_count = json_pack("{s:i}", "$gte", 1);
+    e.count = dflt_count;
+  }
+  wdeadline = e.t0 + within < x->deadline_ms ? e.t0 + within : x->deadline_ms;
+  if (start_offsets(x, km->k, e.topic, &start, &n, &err) != 0)
+    goto error;
+  e.r = er_kafka_reader_new(km->k, e.topic, start, n, &err);
+  if (!e.r)
+    goto error;
+  passed = expect_until_count(&e, wdeadline, &too_many, &err);
+  if (passed < 0)
+    goto error;
+  if (passed && quiet >= 0) {
+    q = expect_quiet(&e, quiet, &err);
+    if (q < 0)
+      goto error;
+    if (q > 0)
+      goto fail;
+  }
+  if (passed && e.s.capfail.len) {
+    er_buf_printf(x->detail, "kafka.expect on '%s': %s", e.topic,
+                  er_buf_cstr(&e.s.capfail));
+    goto fail;
+  }
+  if (passed) {
+    expect_passed(&e);
+    rc = ER_STEP_OK;
+    goto out;
+  }
+  expect_failed(&e, km->k, too_many, start, n);
 fail:
   rc = ER_STEP_FAIL;
   goto out;
 error:
-  er_buf_printf(x->detail, "kafka.expect on '%s': %s", topic ? topic : "?",
+  er_buf_printf(x->detail, "kafka.expect on '%s': %s", e.topic ? e.topic : "?",
                 err.msg);
   rc = step_rc(&err);
 out:
-  free(cbrief);
-  er_kafka_reader_free(r);
+  er_kafka_reader_free(e.r);
   free(start);
   json_decref(dflt_count);
-  json_decref(s.caps);
-  json_decref(s.alls);
-  er_buf_free(&s.list);
-  er_buf_free(&s.capfail);
-  er_buf_free(&late);
+  json_decref(e.s.caps);
+  json_decref(e.s.alls);
+  er_buf_free(&e.s.list);
+  er_buf_free(&e.s.capfail);
   return rc;
 }
 
@@ -1453,113 +1526,101 @@ typedef struct dtopic {
   int64_t *lo, *end, *committed, *probe;
 } dtopic_t;
 
-static int run_drained(er_exec_t *x, const json_t *a) {
-  kmod_t *km = the_kafka(x);
-  const char *group = json_string_value(json_object_get(a, "group"));
-  int64_t within = er_json_duration(a, "within", 30000);
-  int64_t t0 = er_now_ms(), deadline;
-  const char **names = NULL;
-  dtopic_t *ts = NULL;
-  size_t nt = 0;
-  int rc = ER_STEP_FAIL, polls = 0, reads = 0;
-  er_err_t err = {0}, last_err = {0};
-  bool drained = false;
-  char took[32];
+/* One kafka.drained in progress, shared by the phases of run_drained. */
+typedef struct drain {
+  er_kafka_t *k;
+  const char *group;
+  dtopic_t *ts; /* owned (and what each holds), nt of them */
+  size_t nt;
+  int polls, reads;  /* reads: polls that read every topic's offsets */
+  er_err_t last_err; /* of the last poll's failed read, if any */
+} drain_t;
 
-  if (!km)
-    return ER_STEP_ERROR;
-  deadline = t0 + within < x->deadline_ms ? t0 + within : x->deadline_ms;
-  names = step_topics(a, km, &nt);
-  if (!names || nt == 0) {
-    er_buf_puts(x->detail, "kafka.drained: no topics (list them in topics, or "
-                           "declare them in the environment)");
-    free(names);
-    return ER_STEP_FATAL;
-  }
-  ts = calloc(nt, sizeof *ts);
-  if (!ts) {
-    er_errf(&err, ER_E_ENV, "out of memory");
-    goto error;
-  }
-  /* end offsets now: "consumed everything produced so far" */
-  for (size_t i = 0; i < nt; i++) {
+/* End offsets now ("consumed everything produced so far"); names
+ * borrowed. */
+static int drain_measure(er_exec_t *x, drain_t *d, const char **names,
+                         er_err_t *err) {
+  dtopic_t *ts = d->ts = calloc(d->nt, sizeof *d->ts);
+  if (!ts)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  for (size_t i = 0; i < d->nt; i++) {
     ts[i].name = names[i];
-    if (er_kafka_watermarks(km->k, names[i], &ts[i].lo, &ts[i].end, &ts[i].n,
-                            x->deadline_ms, &err) != 0)
-      goto error;
-    if (ts[i].n == 0) {
-      er_errf(&err, ER_E_ENV, "topic '%s' does not exist", names[i]);
-      goto error;
-    }
+    if (er_kafka_watermarks(d->k, names[i], &ts[i].lo, &ts[i].end, &ts[i].n,
+                            x->deadline_ms, err) != 0)
+      return -1;
+    if (ts[i].n == 0)
+      return er_errf(err, ER_E_ENV, "topic '%s' does not exist", names[i]);
     ts[i].committed = calloc((size_t)ts[i].n, sizeof *ts[i].committed);
     ts[i].probe = calloc((size_t)ts[i].n, sizeof *ts[i].probe);
-    if (!ts[i].committed || !ts[i].probe) {
-      er_errf(&err, ER_E_ENV, "out of memory");
-      goto error;
-    }
+    if (!ts[i].committed || !ts[i].probe)
+      return er_errf(err, ER_E_ENV, "out of memory");
     for (int p = 0; p < ts[i].n; p++)
       ts[i].committed[p] = -1;
   }
+  return 0;
+}
+
+/* One poll of the committed offsets: have they reached the end? */
+static bool drain_poll(drain_t *d, int64_t call_deadline) {
+  bool all = true, read_all = true;
+  d->polls++;
+  er_err_clear(&d->last_err);
+  for (size_t i = 0; i < d->nt; i++) {
+    dtopic_t *t = &d->ts[i];
+    er_err_t e2 = {0};
+    if (er_kafka_committed(d->k, d->group, t->name, t->n, t->probe,
+                           call_deadline, &e2) != 0) {
+      d->last_err = e2; /* a coordinator may be moving: try again */
+      read_all = false;
+      all = false;
+      continue;
+    }
+    memcpy(t->committed, t->probe, (size_t)t->n * sizeof(int64_t));
+    for (int p = 0; p < t->n; p++)
+      if (t->committed[p] < t->end[p] && t->end[p] > t->lo[p])
+        all = false;
+  }
+  if (read_all)
+    d->reads++;
+  return all;
+}
+
+/* Polls until drained (true) or deadline (or the scenario's, x_deadline)
+ * passes. */
+static bool drain_wait(drain_t *d, int64_t deadline, int64_t x_deadline) {
   for (;;) {
-    bool all = true, read_all = true;
     /* a poll that starts before `within` ends may finish a little after
      * it (never after the scenario's deadline) */
     int64_t call_deadline = er_now_ms() + 2000;
     if (call_deadline < deadline)
       call_deadline = deadline;
-    if (call_deadline > x->deadline_ms)
-      call_deadline = x->deadline_ms;
-    polls++;
-    er_err_clear(&last_err);
-    for (size_t i = 0; i < nt; i++) {
-      er_err_t e2 = {0};
-      if (er_kafka_committed(km->k, group, ts[i].name, ts[i].n, ts[i].probe,
-                             call_deadline, &e2) != 0) {
-        last_err = e2; /* a coordinator may be moving: try again */
-        read_all = false;
-        all = false;
-        continue;
-      }
-      memcpy(ts[i].committed, ts[i].probe, (size_t)ts[i].n * sizeof(int64_t));
-      for (int p = 0; p < ts[i].n; p++)
-        if (ts[i].committed[p] < ts[i].end[p] && ts[i].end[p] > ts[i].lo[p])
-          all = false;
-    }
-    if (read_all)
-      reads++;
-    if (all) {
-      drained = true;
-      break;
-    }
+    if (call_deadline > x_deadline)
+      call_deadline = x_deadline;
+    if (drain_poll(d, call_deadline))
+      return true;
     if (deadline - er_now_ms() < 20 || er_interrupted())
-      break;
+      return false;
     {
       int64_t left = deadline - er_now_ms();
       er_sleep_ms(left < 200 ? left : 200);
     }
   }
-  if (!drained && reads == 0) {
-    err = last_err;
-    goto error;
-  }
-  er_fmt_duration(er_now_ms() - t0, took);
-  if (drained) {
-    er_exec_log(x, "kafka.drained: group '%s' caught up after %s (%d polls)",
-                group, took, polls);
-    rc = ER_STEP_OK;
-    goto out;
-  }
+}
+
+/* Not drained: the lag of every partition. */
+static void drain_report(er_exec_t *x, const drain_t *d, const char *took) {
   er_buf_printf(x->detail,
                 "kafka.drained: group '%s' did not commit up to the end "
                 "offsets of %s within %s:\n",
-                group, nt == 1 ? "its topic" : "its topics", took);
-  if (last_err.code)
+                d->group, d->nt == 1 ? "its topic" : "its topics", took);
+  if (d->last_err.code)
     er_buf_printf(x->detail, "  (a read of the committed offsets failed: %s)\n",
-                  last_err.msg);
-  for (size_t i = 0; i < nt; i++)
-    for (int p = 0; p < ts[i].n; p++) {
-      int64_t c = ts[i].committed[p];
-      int64_t from = c >= 0 ? c : ts[i].lo[p];
+                  d->last_err.msg);
+  for (size_t i = 0; i < d->nt; i++) {
+    const dtopic_t *t = &d->ts[i];
+    for (int p = 0; p < t->n; p++) {
+      int64_t c = t->committed[p];
+      int64_t from = c >= 0 ? c : t->lo[p];
       char ctext[32];
       if (c >= 0)
         snprintf(ctext, sizeof ctext, "%" PRId64, c);
@@ -1568,23 +1629,64 @@ static int run_drained(er_exec_t *x, const json_t *a) {
       er_buf_printf(x->detail,
                     "  %s [%d]: end %" PRId64 ", committed %s, lag %" PRId64
                     "\n",
-                    ts[i].name, p, ts[i].end[p], ctext,
-                    ts[i].end[p] > from ? ts[i].end[p] - from : 0);
+                    t->name, p, t->end[p], ctext,
+                    t->end[p] > from ? t->end[p] - from : 0);
     }
+  }
+}
+
+static int run_drained(er_exec_t *x, const json_t *a) {
+  kmod_t *km = the_kafka(x);
+  int64_t within = er_json_duration(a, "within", 30000);
+  int64_t t0 = er_now_ms(), deadline;
+  const char **names = NULL;
+  drain_t d;
+  int rc = ER_STEP_FAIL;
+  er_err_t err = {0};
+  char took[32];
+
+  memset(&d, 0, sizeof d);
+  d.group = json_string_value(json_object_get(a, "group"));
+  if (!km)
+    return ER_STEP_ERROR;
+  d.k = km->k;
+  deadline = t0 + within < x->deadline_ms ? t0 + within : x->deadline_ms;
+  names = step_topics(a, km, &d.nt);
+  if (!names || d.nt == 0) {
+    er_buf_puts(x->detail, "kafka.drained: no topics (list them in topics, or "
+                           "declare them in the environment)");
+    free(names);
+    return ER_STEP_FATAL;
+  }
+  if (drain_measure(x, &d, names, &err) != 0)
+    goto error;
+  if (drain_wait(&d, deadline, x->deadline_ms)) {
+    er_fmt_duration(er_now_ms() - t0, took);
+    er_exec_log(x, "kafka.drained: group '%s' caught up after %s (%d polls)",
+                d.group, took, d.polls);
+    rc = ER_STEP_OK;
+    goto out;
+  }
+  if (d.reads == 0) {
+    err = d.last_err;
+    goto error;
+  }
+  er_fmt_duration(er_now_ms() - t0, took);
+  drain_report(x, &d, took);
   rc = ER_STEP_FAIL;
   goto out;
 error:
   er_buf_printf(x->detail, "kafka.drained (group '%s'): %s",
-                group ? group : "?", err.msg);
+                d.group ? d.group : "?", err.msg);
   rc = step_rc(&err);
 out:
-  for (size_t i = 0; ts && i < nt; i++) {
-    free(ts[i].lo);
-    free(ts[i].end);
-    free(ts[i].committed);
-    free(ts[i].probe);
+  for (size_t i = 0; d.ts && i < d.nt; i++) {
+    free(d.ts[i].lo);
+    free(d.ts[i].end);
+    free(d.ts[i].committed);
+    free(d.ts[i].probe);
   }
-  free(ts);
+  free(d.ts);
   free(names);
   return rc;
 }
