@@ -438,19 +438,29 @@ static int dur_arg(er_exec_t *x, const json_t *args, const char *key,
   return 0;
 }
 
-static int run_fault(er_exec_t *x, const json_t *args) {
+/* A "fault" step's arguments, checked (names borrowed from the step's
+ * args, the set from the run's session). */
+typedef struct fault {
+  const char *name, *action;
+  er_proxy_set_t *set;
+  int port;
+  int64_t lat, jit, delay;
+  er_proxy_dir_t dir;
+  unsigned long long open; /* connections open before the fault, for the log */
+} fault_t;
+
+/* Reads and checks the arguments into f; ER_STEP_OK, or ER_STEP_FATAL
+ * with x->detail set. */
+static int fault_args(er_exec_t *x, const json_t *args, fault_t *f) {
   const char *name = json_string_value(json_object_get(args, "proxy"));
   const char *action = json_string_value(json_object_get(args, "action"));
   const char *dirs = json_string_value(json_object_get(args, "direction"));
   pstate_t *st = x->shared ? er_session_get(x->shared, SHARED_KEY) : NULL;
-  er_proxy_stats_t stats;
-  er_proxy_dir_t dir = ER_PROXY_DOWNSTREAM;
   er_err_t err = {0};
-  int64_t lat = 0, jit = 0, delay = 0;
-  unsigned long long open;
-  int port, rc;
-  char t1[32], t2[32];
 
+  f->name = name;
+  f->action = action;
+  f->dir = ER_PROXY_DOWNSTREAM;
   if (!name || !action) {
     er_buf_puts(x->detail, "fault: \"proxy\" and \"action\" are strings");
     return ER_STEP_FATAL;
@@ -470,15 +480,17 @@ static int run_fault(er_exec_t *x, const json_t *args) {
                   name, name);
     return ER_STEP_FATAL;
   }
-  port = er_proxy_port(st->set, name, &err);
-  if (port < 0) {
+  f->set = st->set;
+  f->port = er_proxy_port(f->set, name, &err);
+  if (f->port < 0) {
     er_buf_printf(x->detail, "fault: %s", err.msg);
     return ER_STEP_FATAL;
   }
-  if (dur_arg(x, args, "latency", &lat) || dur_arg(x, args, "jitter", &jit) ||
-      dur_arg(x, args, "delay", &delay))
+  if (dur_arg(x, args, "latency", &f->lat) ||
+      dur_arg(x, args, "jitter", &f->jit) ||
+      dur_arg(x, args, "delay", &f->delay))
     return ER_STEP_FATAL;
-  if (dirs && er_proxy_dir_parse(dirs, &dir, &err) != 0) {
+  if (dirs && er_proxy_dir_parse(dirs, &f->dir, &err) != 0) {
     er_buf_printf(x->detail, "fault: %s", err.msg);
     return ER_STEP_FATAL;
   }
@@ -486,63 +498,86 @@ static int run_fault(er_exec_t *x, const json_t *args) {
     er_buf_puts(x->detail, "fault: action latency needs \"latency\"");
     return ER_STEP_FATAL;
   }
-  memset(&stats, 0, sizeof stats);
-  er_proxy_stats(st->set, name, &stats, &err); /* for the log only */
-  open = (unsigned long long)stats.open;
-  er_err_clear(&err);
+  return ER_STEP_OK;
+}
 
+/* Puts the fault on the proxy; 0, or -1 with err set. */
+static int fault_apply(const fault_t *f, er_err_t *err) {
+  const char *action = f->action;
   if (!strcmp(action, "down"))
-    rc = er_proxy_down(st->set, name, &err);
-  else if (!strcmp(action, "up"))
-    rc = er_proxy_up(st->set, name, &err);
-  else if (!strcmp(action, "latency"))
-    rc = er_proxy_latency(st->set, name, dir, lat, jit, &err);
-  else if (!strcmp(action, "reset_peer"))
-    rc = er_proxy_reset_peer(st->set, name, delay, &err);
-  else if (!strcmp(action, "blackhole"))
-    rc = er_proxy_blackhole(st->set, name, &err);
-  else
-    rc = er_proxy_heal(st->set, name, &err);
-  if (rc != 0) {
-    er_buf_printf(x->detail, "fault %s on proxy \"%s\": %s", action, name,
-                  err.msg);
-    return err.code == ER_E_INPUT ? ER_STEP_FATAL : ER_STEP_ERROR;
-  }
+    return er_proxy_down(f->set, f->name, err);
+  if (!strcmp(action, "up"))
+    return er_proxy_up(f->set, f->name, err);
+  if (!strcmp(action, "latency"))
+    return er_proxy_latency(f->set, f->name, f->dir, f->lat, f->jit, err);
+  if (!strcmp(action, "reset_peer"))
+    return er_proxy_reset_peer(f->set, f->name, f->delay, err);
+  if (!strcmp(action, "blackhole"))
+    return er_proxy_blackhole(f->set, f->name, err);
+  return er_proxy_heal(f->set, f->name, err);
+}
 
+/* Logs what the fault did. */
+static void fault_log(er_exec_t *x, const fault_t *f) {
+  const char *action = f->action, *name = f->name;
+  char t1[32], t2[32];
   if (!strcmp(action, "down")) {
     er_exec_log(x,
                 "fault: proxy %s (127.0.0.1:%d) down: closed %llu open "
                 "connection(s); new connections are refused",
-                name, port, open);
+                name, f->port, f->open);
   } else if (!strcmp(action, "up")) {
     er_exec_log(x, "fault: proxy %s up: listening on 127.0.0.1:%d again", name,
-                port);
+                f->port);
   } else if (!strcmp(action, "latency")) {
-    er_fmt_duration(lat, t1);
-    er_fmt_duration(jit, t2);
+    er_fmt_duration(f->lat, t1);
+    er_fmt_duration(f->jit, t2);
     er_exec_log(x,
                 "fault: proxy %s latency %s%s%s %s, on its %llu open "
                 "connection(s) and new ones",
-                name, t1, jit ? " +/- " : "", jit ? t2 : "",
-                dir == ER_PROXY_UPSTREAM     ? "upstream"
-                : dir == ER_PROXY_DOWNSTREAM ? "downstream"
-                                             : "both ways",
-                open);
+                name, t1, f->jit ? " +/- " : "", f->jit ? t2 : "",
+                f->dir == ER_PROXY_UPSTREAM     ? "upstream"
+                : f->dir == ER_PROXY_DOWNSTREAM ? "downstream"
+                                                : "both ways",
+                f->open);
   } else if (!strcmp(action, "reset_peer")) {
-    er_fmt_duration(delay, t1);
+    er_fmt_duration(f->delay, t1);
     er_exec_log(x,
                 "fault: proxy %s reset_peer after %s, on its %llu open "
                 "connection(s) and new ones",
-                name, t1, open);
+                name, t1, f->open);
   } else if (!strcmp(action, "blackhole")) {
     er_exec_log(x,
                 "fault: proxy %s blackhole: its %llu open connection(s) and "
                 "new ones pass nothing",
-                name, open);
+                name, f->open);
   } else {
     er_exec_log(x, "fault: proxy %s healed (%llu open connection(s))", name,
-                open);
+                f->open);
   }
+}
+
+static int run_fault(er_exec_t *x, const json_t *args) {
+  fault_t f;
+  er_proxy_stats_t stats;
+  er_err_t err = {0};
+  int rc;
+
+  memset(&f, 0, sizeof f);
+  rc = fault_args(x, args, &f);
+  if (rc != ER_STEP_OK)
+    return rc;
+  memset(&stats, 0, sizeof stats);
+  er_proxy_stats(f.set, f.name, &stats, &err); /* for the log only */
+  f.open = (unsigned long long)stats.open;
+  er_err_clear(&err);
+
+  if (fault_apply(&f, &err) != 0) {
+    er_buf_printf(x->detail, "fault %s on proxy \"%s\": %s", f.action, f.name,
+                  err.msg);
+    return err.code == ER_E_INPUT ? ER_STEP_FATAL : ER_STEP_ERROR;
+  }
+  fault_log(x, &f);
   return ER_STEP_OK;
 }
 

@@ -470,178 +470,228 @@ static void put_rows(er_buf_t *b, const er_pg_result_t *res) {
     er_buf_printf(b, "\n    ... %zu more", res->total_rows - DETAIL_ROWS);
 }
 
-static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
-  const char *sql = json_string_value(json_object_get(args, "query"));
-  const json_t *pj = json_object_get(args, "params");
-  const json_t *equals = json_object_get(args, "equals");
-  const json_t *contains = json_object_get(args, "contains");
-  const json_t *count = json_object_get(args, "count");
-  const json_t *empty = json_object_get(args, "empty");
-  const json_t *capture = json_object_get(args, "capture");
-  bool unordered = json_is_true(json_object_get(args, "unordered"));
-  er_pg_t *pg = NULL;
-  params_t params = {NULL, 0};
-  er_pg_result_t res = {0};
-  er_err_t err = {0, ""};
-  er_buf_t why = ER_BUF_INIT(8 * 1024);
-  json_t *caps = NULL;
-  bool ok = true;
-  int64_t t0;
+/* One postgres.expect step: its arguments (borrowed from the step's args)
+ * and what running it gave (owned, freed by run_expect_as). */
+typedef struct expect {
+  const char *what, *sql;
+  const json_t *pj, *equals, *contains, *count, *empty, *capture;
+  bool unordered;
+  er_pg_t *pg;        /* borrowed from the session */
+  params_t params;    /* owned */
+  er_pg_result_t res; /* owned */
+  er_buf_t why;       /* owned: why the rows do not match */
   char took[32];
-  int rc;
+} expect_t;
 
-  if (!sql) {
+/* Reads and checks the arguments; ER_STEP_OK, or ER_STEP_FATAL with
+ * x->detail set. */
+static int expect_args(er_exec_t *x, const json_t *args, expect_t *e) {
+  const char *what = e->what;
+  e->sql = json_string_value(json_object_get(args, "query"));
+  e->pj = json_object_get(args, "params");
+  e->equals = json_object_get(args, "equals");
+  e->contains = json_object_get(args, "contains");
+  e->count = json_object_get(args, "count");
+  e->empty = json_object_get(args, "empty");
+  e->capture = json_object_get(args, "capture");
+  e->unordered = json_is_true(json_object_get(args, "unordered"));
+
+  if (!e->sql) {
     er_buf_printf(x->detail, "%s: \"query\" (a string) is required", what);
-    rc = ER_STEP_FATAL;
-    goto out;
+    return ER_STEP_FATAL;
   }
-  if (!equals && !contains && !count && !empty) {
+  if (!e->equals && !e->contains && !e->count && !e->empty) {
     er_buf_printf(x->detail,
                   "%s: give at least one of \"equals\", \"contains\", "
                   "\"count\", \"empty\"",
                   what);
-    rc = ER_STEP_FATAL;
-    goto out;
+    return ER_STEP_FATAL;
   }
-  if ((pj && !json_is_array(pj)) || (equals && !json_is_array(equals)) ||
-      (contains && !json_is_array(contains)) ||
-      (empty && !json_is_boolean(empty)) ||
-      (capture && !json_is_object(capture))) {
+  if ((e->pj && !json_is_array(e->pj)) ||
+      (e->equals && !json_is_array(e->equals)) ||
+      (e->contains && !json_is_array(e->contains)) ||
+      (e->empty && !json_is_boolean(e->empty)) ||
+      (e->capture && !json_is_object(e->capture))) {
     er_buf_printf(x->detail,
                   "%s: params, equals and contains are arrays, empty a "
                   "boolean, capture an object",
                   what);
-    rc = ER_STEP_FATAL;
-    goto out;
+    return ER_STEP_FATAL;
   }
-  rc = get_pg(x, args, what, &pg);
+  return ER_STEP_OK;
+}
+
+/* Connects and runs the query into e->res (e->took: how long it took). */
+static int expect_query(er_exec_t *x, const json_t *args, expect_t *e) {
+  er_err_t err = {0, ""};
+  int64_t t0;
+  int rc = get_pg(x, args, e->what, &e->pg);
   if (rc != ER_STEP_OK)
-    goto out;
-  if (er_safety_sql_destructive(sql, NULL) &&
-      (rc = er_safety_guard_pg(x, pg, what)) != ER_STEP_OK)
-    goto out;
-  if (pj && params_from_json(pj, &params, &why) != 0) {
-    er_buf_printf(x->detail, "%s: params: %s", what, er_buf_cstr(&why));
-    rc = ER_STEP_ERROR;
-    goto out;
+    return rc;
+  if (er_safety_sql_destructive(e->sql, NULL) &&
+      (rc = er_safety_guard_pg(x, e->pg, e->what)) != ER_STEP_OK)
+    return rc;
+  if (e->pj && params_from_json(e->pj, &e->params, &e->why) != 0) {
+    er_buf_printf(x->detail, "%s: params: %s", e->what, er_buf_cstr(&e->why));
+    return ER_STEP_ERROR;
   }
   t0 = er_now_ms();
-  if (er_pg_query(pg, sql, pj ? (const char *const *)params.v : NULL, params.n,
-                  x->deadline_ms, &res, &err) != 0) {
-    er_buf_printf(x->detail, "%s: %s", what, err.msg);
-    put_query(x->detail, "query", sql, pj);
-    rc = step_rc(err.code);
-    goto out;
+  if (er_pg_query(e->pg, e->sql,
+                  e->pj ? (const char *const *)e->params.v : NULL, e->params.n,
+                  x->deadline_ms, &e->res, &err) != 0) {
+    er_buf_printf(x->detail, "%s: %s", e->what, err.msg);
+    put_query(x->detail, "query", e->sql, e->pj);
+    return step_rc(err.code);
   }
-  er_fmt_duration(er_now_ms() - t0, took);
+  er_fmt_duration(er_now_ms() - t0, e->took);
+  return ER_STEP_OK;
+}
 
-  if (equals && !check_equals(&res, equals, unordered, &why))
+/* Checks the rows against equals, contains, count and empty; false with
+ * every reason in e->why. */
+static bool expect_rows_match(expect_t *e) {
+  er_buf_t *why = &e->why;
+  bool ok = true;
+  if (e->equals && !check_equals(&e->res, e->equals, e->unordered, why))
     ok = false;
-  if (contains) {
+  if (e->contains) {
     er_buf_t w = ER_BUF_INIT(4096);
-    long miss = unmatched_rows(res.rows, contains, res.columns, &w);
+    long miss = unmatched_rows(e->res.rows, e->contains, e->res.columns, &w);
     if (miss != 0) {
-      er_buf_printf(&why, "%s%s", why.len ? "; " : "",
+      er_buf_printf(why, "%s%s", why->len ? "; " : "",
                     miss < 0 ? "out of memory" : er_buf_cstr(&w));
-      if (res.truncated)
-        er_buf_puts(&why, " (among the rows kept)");
+      if (e->res.truncated)
+        er_buf_puts(why, " (among the rows kept)");
       ok = false;
     }
     er_buf_free(&w);
   }
-  if (count) {
+  if (e->count) {
     er_buf_t w = ER_BUF_INIT(1024);
-    json_t *n = json_integer((json_int_t)res.total_rows);
-    if (!er_json_match(n, count, &w)) {
-      er_buf_printf(&why, "%scount: %s", why.len ? "; " : "", er_buf_cstr(&w));
+    json_t *n = json_integer((json_int_t)e->res.total_rows);
+    if (!er_json_match(n, e->count, &w)) {
+      er_buf_printf(why, "%scount: %s", why->len ? "; " : "", er_buf_cstr(&w));
       ok = false;
     }
     json_decref(n);
     er_buf_free(&w);
   }
-  if (empty) {
-    bool want = json_is_true(empty);
-    if (want != (res.total_rows == 0)) {
+  if (e->empty) {
+    bool want = json_is_true(e->empty);
+    if (want != (e->res.total_rows == 0)) {
       if (want)
-        er_buf_printf(&why, "%sexpected no rows, got %zu", why.len ? "; " : "",
-                      res.total_rows);
+        er_buf_printf(why, "%sexpected no rows, got %zu", why->len ? "; " : "",
+                      e->res.total_rows);
       else
-        er_buf_printf(&why, "%sexpected at least one row, got none",
-                      why.len ? "; " : "");
+        er_buf_printf(why, "%sexpected at least one row, got none",
+                      why->len ? "; " : "");
       ok = false;
     }
   }
-  if (!ok) {
-    er_buf_printf(x->detail, "%s: rows do not match", what);
-    put_query(x->detail, "query", sql, pj);
-    if (equals) {
-      er_buf_printf(x->detail,
-                    "\n  expected rows%s: ", unordered ? " (any order)" : "");
-      put_json(x->detail, equals, BRIEF_EXPECT);
-    }
-    if (contains) {
-      er_buf_puts(x->detail, "\n  expected to contain: ");
-      put_json(x->detail, contains, BRIEF_EXPECT);
-    }
-    if (count) {
-      er_buf_puts(x->detail, "\n  expected count: ");
-      put_json(x->detail, count, BRIEF_EXPECT);
-    }
-    if (empty)
-      er_buf_printf(x->detail, "\n  expected: %s",
-                    json_is_true(empty) ? "no rows" : "at least one row");
-    er_buf_printf(x->detail, "\n  why: %s", er_buf_cstr(&why));
-    put_rows(x->detail, &res);
-    rc = ER_STEP_FAIL;
+  return ok;
+}
+
+/* The failure detail when the rows do not match. */
+static void expect_word_failure(er_exec_t *x, expect_t *e) {
+  er_buf_printf(x->detail, "%s: rows do not match", e->what);
+  put_query(x->detail, "query", e->sql, e->pj);
+  if (e->equals) {
+    er_buf_printf(x->detail,
+                  "\n  expected rows%s: ", e->unordered ? " (any order)" : "");
+    put_json(x->detail, e->equals, BRIEF_EXPECT);
+  }
+  if (e->contains) {
+    er_buf_puts(x->detail, "\n  expected to contain: ");
+    put_json(x->detail, e->contains, BRIEF_EXPECT);
+  }
+  if (e->count) {
+    er_buf_puts(x->detail, "\n  expected count: ");
+    put_json(x->detail, e->count, BRIEF_EXPECT);
+  }
+  if (e->empty)
+    er_buf_printf(x->detail, "\n  expected: %s",
+                  json_is_true(e->empty) ? "no rows" : "at least one row");
+  er_buf_printf(x->detail, "\n  why: %s", er_buf_cstr(&e->why));
+  put_rows(x->detail, &e->res);
+}
+
+/* Takes the captures from the rows into x->captures, all or none. */
+static int expect_capture(er_exec_t *x, const expect_t *e) {
+  const char *name;
+  json_t *ptr;
+  json_t *caps = NULL; /* owned */
+  int rc;
+
+  if (!e->capture)
+    return ER_STEP_OK;
+  caps = json_object();
+  if (!caps) {
+    rc = ER_STEP_ERROR;
     goto out;
   }
-
-  if (capture) {
-    const char *name;
-    json_t *ptr;
-    caps = json_object();
-    if (!caps) {
+  json_object_foreach((json_t *)e->capture, name, ptr) {
+    json_t *v;
+    if (!json_is_string(ptr)) {
+      er_buf_printf(x->detail,
+                    "%s: capture \"%s\": give a JSON pointer into the rows "
+                    "such as \"/0/0\"",
+                    e->what, name);
+      rc = ER_STEP_FATAL;
+      goto out;
+    }
+    v = er_json_pointer(e->res.rows, json_string_value(ptr));
+    if (!v) {
+      er_buf_printf(x->detail, "%s: capture \"%s\": %s is not in the rows",
+                    e->what, name, json_string_value(ptr));
+      put_query(x->detail, "query", e->sql, e->pj);
+      put_rows(x->detail, &e->res);
+      rc = ER_STEP_FAIL;
+      goto out;
+    }
+    if (json_object_set_new(caps, name, json_deep_copy(v)) != 0) {
       rc = ER_STEP_ERROR;
       goto out;
     }
-    json_object_foreach((json_t *)capture, name, ptr) {
-      json_t *v;
-      if (!json_is_string(ptr)) {
-        er_buf_printf(x->detail,
-                      "%s: capture \"%s\": give a JSON pointer into the rows "
-                      "such as \"/0/0\"",
-                      what, name);
-        rc = ER_STEP_FATAL;
-        goto out;
-      }
-      v = er_json_pointer(res.rows, json_string_value(ptr));
-      if (!v) {
-        er_buf_printf(x->detail, "%s: capture \"%s\": %s is not in the rows",
-                      what, name, json_string_value(ptr));
-        put_query(x->detail, "query", sql, pj);
-        put_rows(x->detail, &res);
-        rc = ER_STEP_FAIL;
-        goto out;
-      }
-      if (json_object_set_new(caps, name, json_deep_copy(v)) != 0) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
-    }
-    if (x->captures)
-      json_object_update(x->captures, caps);
   }
-  if (!x->polling) {
-    log_notices(x, pg);
-    er_exec_log(x, "%s: %zu row(s) as expected (%s)", what, res.total_rows,
-                took);
-  }
+  if (x->captures)
+    json_object_update(x->captures, caps);
   rc = ER_STEP_OK;
 out:
   json_decref(caps);
-  er_pg_result_free(&res);
-  params_free(&params);
-  er_buf_free(&why);
+  return rc;
+}
+
+static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
+  expect_t e = {.what = what,
+                .params = {NULL, 0},
+                .res = {0},
+                .why = ER_BUF_INIT(8 * 1024)};
+  int rc;
+
+  rc = expect_args(x, args, &e);
+  if (rc != ER_STEP_OK)
+    goto out;
+  rc = expect_query(x, args, &e);
+  if (rc != ER_STEP_OK)
+    goto out;
+  if (!expect_rows_match(&e)) {
+    expect_word_failure(x, &e);
+    rc = ER_STEP_FAIL;
+    goto out;
+  }
+  rc = expect_capture(x, &e);
+  if (rc != ER_STEP_OK)
+    goto out;
+  if (!x->polling) {
+    log_notices(x, e.pg);
+    er_exec_log(x, "%s: %zu row(s) as expected (%s)", what, e.res.total_rows,
+                e.took);
+  }
+  rc = ER_STEP_OK;
+out:
+  er_pg_result_free(&e.res);
+  params_free(&e.params);
+  er_buf_free(&e.why);
   return rc;
 }
 

@@ -251,115 +251,147 @@ static json_t *pairs_object(const json_t *cmd, const json_t *reply) {
   return o;
 }
 
-static int run_redis(er_exec_t *x, const json_t *args) {
-  const json_t *cmd = json_object_get(args, "command");
-  const json_t *expect = json_object_get(args, "expect");
-  const json_t *capture = json_object_get(args, "capture");
-  argv_t av = {0};
-  er_err_t err = {0};
-  er_buf_t why = ER_BUF_INIT(4096);
-  json_t *reply = NULL, *obj;
-  char *cmdtxt = NULL, *rtxt = NULL;
-  er_redis_t *r;
-  int rc = ER_STEP_FATAL, got;
+/* One "redis" step: its arguments (borrowed from the step's args) and
+ * what sending the command gave (owned, freed by run_redis). */
+typedef struct redis_call {
+  const json_t *cmd, *expect, *capture;
+  char *cmdtxt;  /* owned: the command, brief */
+  argv_t av;     /* owned: the command to send */
+  json_t *reply; /* owned */
+  char *rtxt;    /* owned: the reply, brief (NULL when memory ran out) */
+  int got;       /* er_redis_command's answer */
+  er_err_t err;
+} redis_call_t;
 
-  cmdtxt = er_json_brief(cmd, BRIEF);
-  if (!cmdtxt) {
-    rc = ER_STEP_ERROR;
-    goto out;
-  }
-  if (json_array_size(cmd) == 0) {
+/* "command" -> c->av; ER_STEP_OK, or an ER_STEP_* code with x->detail
+ * set when the step's arguments are at fault. */
+static int redis_argv(er_exec_t *x, redis_call_t *c) {
+  if (json_array_size(c->cmd) == 0) {
     er_buf_puts(x->detail, "redis: \"command\" must be a non-empty array");
-    goto out;
+    return ER_STEP_FATAL;
   }
-  for (size_t i = 0; i < json_array_size(cmd); i++) {
-    int p = argv_push_scalar(&av, json_array_get(cmd, i));
+  for (size_t i = 0; i < json_array_size(c->cmd); i++) {
+    int p = argv_push_scalar(&c->av, json_array_get(c->cmd, i));
     if (p > 0) {
       er_buf_printf(x->detail,
                     "redis %s: /command/%zu must be a string or a number",
-                    cmdtxt, i);
-      goto out;
+                    c->cmdtxt, i);
+      return ER_STEP_FATAL;
     }
-    if (p < 0) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
+    if (p < 0)
+      return ER_STEP_ERROR;
   }
+  return ER_STEP_OK;
+}
+
+/* Sends the command; the reply (pairs as an object) into c->reply and
+ * c->rtxt. */
+static int redis_send(er_exec_t *x, er_redis_t *r, redis_call_t *c) {
+  json_t *obj;
+  c->got = er_redis_command(r, (int)c->av.n, (const char *const *)c->av.v,
+                            c->av.len, x->deadline_ms, &c->reply, &c->err);
+  if (c->got < 0) {
+    er_buf_printf(x->detail, "redis %s: %s", c->cmdtxt, c->err.msg);
+    return io_rc(&c->err);
+  }
+  obj = pairs_object(c->cmd, c->reply);
+  if (obj) {
+    json_decref(c->reply);
+    c->reply = obj;
+  }
+  c->rtxt = er_json_brief(c->reply, BRIEF);
+  return ER_STEP_OK;
+}
+
+/* The reply against "expect", or without it: no error reply. */
+static int redis_check_reply(er_exec_t *x, const redis_call_t *c) {
+  er_buf_t why = ER_BUF_INIT(4096);
+  int rc = ER_STEP_OK;
+  if (c->expect) {
+    if (!er_json_match(c->reply, c->expect, &why)) {
+      er_buf_printf(x->detail, "redis %s: %s", c->cmdtxt, er_buf_cstr(&why));
+      if (er_json_is_matcher(c->expect))
+        er_buf_printf(x->detail, "\nreply: %s", c->rtxt ? c->rtxt : "?");
+      rc = ER_STEP_FAIL;
+    }
+  } else if (c->got == ER_REDIS_ERROR_REPLY) {
+    er_buf_printf(x->detail, "redis %s: the server replied with an error: %s",
+                  c->cmdtxt, c->err.msg);
+    rc = ER_STEP_FAIL;
+  }
+  er_buf_free(&why);
+  return rc;
+}
+
+/* Stores the captures from the reply in x->captures. */
+static int redis_capture(er_exec_t *x, const redis_call_t *c) {
+  const char *name;
+  json_t *ptr;
+  if (!c->capture)
+    return ER_STEP_OK;
+  json_object_foreach((json_t *)c->capture, name, ptr) {
+    const char *p = json_string_value(ptr);
+    json_t *v;
+    if (!p || (p[0] != '\0' && p[0] != '/')) {
+      er_buf_printf(x->detail,
+                    "redis %s: capture \"%s\" must be \"\" (the whole "
+                    "reply) or a JSON pointer such as \"/0\"",
+                    c->cmdtxt, name);
+      return ER_STEP_FATAL;
+    }
+    v = er_json_pointer(c->reply, p);
+    if (!v) {
+      er_buf_printf(x->detail,
+                    "redis %s: capture \"%s\": nothing at %s in the reply "
+                    "%s",
+                    c->cmdtxt, name, p, c->rtxt ? c->rtxt : "?");
+      return ER_STEP_FAIL;
+    }
+    if (x->captures && json_object_set(x->captures, name, v) != 0)
+      return ER_STEP_ERROR;
+  }
+  return ER_STEP_OK;
+}
+
+static int run_redis(er_exec_t *x, const json_t *args) {
+  redis_call_t c = {.cmd = json_object_get(args, "command"),
+                    .expect = json_object_get(args, "expect"),
+                    .capture = json_object_get(args, "capture")};
+  er_redis_t *r;
+  int rc = ER_STEP_FATAL;
+
+  c.cmdtxt = er_json_brief(c.cmd, BRIEF);
+  if (!c.cmdtxt) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  rc = redis_argv(x, &c);
+  if (rc != ER_STEP_OK)
+    goto out;
+  rc = ER_STEP_FATAL; /* conn_for sets it when it fails */
   r = conn_for(x, args, "redis", &rc);
   if (!r)
     goto out;
-  if (av.n > 0 && er_safety_redis_cmd_destructive(av.v[0]) &&
+  if (c.av.n > 0 && er_safety_redis_cmd_destructive(c.av.v[0]) &&
       (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
     goto out;
-  rc = ER_STEP_FATAL;
-
-  got = er_redis_command(r, (int)av.n, (const char *const *)av.v, av.len,
-                         x->deadline_ms, &reply, &err);
-  if (got < 0) {
-    er_buf_printf(x->detail, "redis %s: %s", cmdtxt, err.msg);
-    rc = io_rc(&err);
+  rc = redis_send(x, r, &c);
+  if (rc != ER_STEP_OK)
     goto out;
-  }
-  obj = pairs_object(cmd, reply);
-  if (obj) {
-    json_decref(reply);
-    reply = obj;
-  }
-  rtxt = er_json_brief(reply, BRIEF);
-
-  if (expect) {
-    if (!er_json_match(reply, expect, &why)) {
-      er_buf_printf(x->detail, "redis %s: %s", cmdtxt, er_buf_cstr(&why));
-      if (er_json_is_matcher(expect))
-        er_buf_printf(x->detail, "\nreply: %s", rtxt ? rtxt : "?");
-      rc = ER_STEP_FAIL;
-      goto out;
-    }
-  } else if (got == ER_REDIS_ERROR_REPLY) {
-    er_buf_printf(x->detail, "redis %s: the server replied with an error: %s",
-                  cmdtxt, err.msg);
-    rc = ER_STEP_FAIL;
+  rc = redis_check_reply(x, &c);
+  if (rc != ER_STEP_OK)
     goto out;
-  }
-
-  if (capture) {
-    const char *name;
-    json_t *ptr;
-    json_object_foreach((json_t *)capture, name, ptr) {
-      const char *p = json_string_value(ptr);
-      json_t *v;
-      if (!p || (p[0] != '\0' && p[0] != '/')) {
-        er_buf_printf(x->detail,
-                      "redis %s: capture \"%s\" must be \"\" (the whole "
-                      "reply) or a JSON pointer such as \"/0\"",
-                      cmdtxt, name);
-        rc = ER_STEP_FATAL;
-        goto out;
-      }
-      v = er_json_pointer(reply, p);
-      if (!v) {
-        er_buf_printf(x->detail,
-                      "redis %s: capture \"%s\": nothing at %s in the reply "
-                      "%s",
-                      cmdtxt, name, p, rtxt ? rtxt : "?");
-        rc = ER_STEP_FAIL;
-        goto out;
-      }
-      if (x->captures && json_object_set(x->captures, name, v) != 0) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
-    }
-  }
+  rc = redis_capture(x, &c);
+  if (rc != ER_STEP_OK)
+    goto out;
   if (!x->polling)
-    er_exec_log(x, "redis %s -> %s", cmdtxt, rtxt ? rtxt : "?");
+    er_exec_log(x, "redis %s -> %s", c.cmdtxt, c.rtxt ? c.rtxt : "?");
   rc = ER_STEP_OK;
 out:
-  argv_free(&av);
-  er_buf_free(&why);
-  json_decref(reply);
-  free(cmdtxt);
-  free(rtxt);
+  argv_free(&c.av);
+  json_decref(c.reply);
+  free(c.cmdtxt);
+  free(c.rtxt);
   return rc;
 }
 
@@ -571,165 +603,191 @@ static int seed_cmd(er_exec_t *x, er_redis_t *r, argv_t *av, const char *key) {
   return rc;
 }
 
-/* One key. spec is the value from "keys". ttl_ms 0 = none. */
-static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
-                    const json_t *spec, int64_t step_ttl) {
+/* One key to seed, as its spec gives it (pointers borrowed from the
+ * spec). */
+typedef struct seed {
+  const char *key;
+  const json_t *value; /* a plain value: what SET writes */
+  const json_t *coll;  /* a hash, set or list: its fields or members */
+  const char *kind;    /* "hash", "set" or "list" with coll */
+  const char *collcmd; /* HSET, SADD or RPUSH with coll */
+  int64_t ttl;         /* ms; 0 = none */
+  char ttltxt[32];     /* ttl as decimal text */
+} seed_t;
+
+/* A spec object ({"value"|"hash"|"set"|"list": .., "ttl": ..}) -> s.
+ * ER_STEP_OK, or ER_STEP_FATAL with x->detail set. */
+static int seed_spec(er_exec_t *x, const json_t *spec, seed_t *s) {
+  const json_t *jt = json_object_get(spec, "ttl");
+  const char *k, *kind = NULL;
+  json_t *v;
+  int nkinds = 0;
+  json_object_foreach((json_t *)spec, k, v) {
+    if (!strcmp(k, "ttl"))
+      continue;
+    if (!strcmp(k, "value") || !strcmp(k, "hash") || !strcmp(k, "set") ||
+        !strcmp(k, "list")) {
+      kind = k;
+      nkinds++;
+    } else {
+      er_buf_printf(x->detail,
+                    "redis.seed \"%s\": unknown key \"%s\" (value, hash, "
+                    "set, list, ttl)",
+                    s->key, k);
+      return ER_STEP_FATAL;
+    }
+  }
+  if (nkinds != 1) {
+    er_buf_printf(x->detail,
+                  "redis.seed \"%s\": give exactly one of value, hash, set, "
+                  "list",
+                  s->key);
+    return ER_STEP_FATAL;
+  }
+  if (json_is_null(jt)) {
+    s->ttl = 0;
+  } else if (jt) {
+    if (!json_is_string(jt) ||
+        er_parse_duration(json_string_value(jt), &s->ttl) != 0 || s->ttl <= 0) {
+      er_buf_printf(x->detail,
+                    "redis.seed \"%s\": ttl must be a duration above 0 such "
+                    "as \"1h\", or null for no expiry",
+                    s->key);
+      return ER_STEP_FATAL;
+    }
+  }
+  if (!strcmp(kind, "value")) {
+    s->value = json_object_get(spec, "value");
+  } else {
+    s->kind = kind;
+    s->coll = json_object_get(spec, kind);
+    s->collcmd = !strcmp(kind, "hash")  ? "HSET"
+                 : !strcmp(kind, "set") ? "SADD"
+                                        : "RPUSH";
+  }
+  return ER_STEP_OK;
+}
+
+/* A string: SET key v [PX ttl]. */
+static int seed_string(er_exec_t *x, er_redis_t *r, const seed_t *s) {
   argv_t av = {0};
-  const json_t *value = spec, *coll = NULL;
-  const char *kind = NULL, *collcmd = NULL;
-  int64_t ttl = step_ttl;
-  char ttltxt[32];
-  char *text = NULL;
+  char *text = NULL; /* owned until pushed */
   size_t tlen = 0;
   int rc = ER_STEP_FATAL, p;
+
+  if (json_is_object(s->value) || json_is_array(s->value)) {
+    text = json_dumps(s->value, JSON_COMPACT | JSON_ENCODE_ANY);
+    tlen = text ? strlen(text) : 0;
+  } else if (json_is_string(s->value) || json_is_number(s->value)) {
+    text = scalar_text(s->value, &tlen);
+  } else {
+    er_buf_printf(x->detail,
+                  "redis.seed \"%s\": a value is a string, a number, or an "
+                  "object with value, hash, set or list",
+                  s->key);
+    goto out;
+  }
+  if (argv_push(&av, "SET") || argv_push(&av, s->key)) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  p = argv_push_n(&av, text, tlen); /* av owns text now */
+  text = NULL;
+  if (p ||
+      (s->ttl > 0 && (argv_push(&av, "PX") || argv_push(&av, s->ttltxt)))) {
+    rc = ER_STEP_ERROR;
+    goto out;
+  }
+  rc = seed_cmd(x, r, &av, s->key);
+out:
+  free(text);
+  argv_free(&av);
+  return rc;
+}
+
+/* A hash's fields and values onto av (after HSET key). */
+static int push_hash(er_exec_t *x, argv_t *av, const seed_t *s) {
+  const char *f;
+  json_t *v;
+  int p;
+  json_object_foreach((json_t *)s->coll, f, v) {
+    if (argv_push(av, f))
+      return ER_STEP_ERROR;
+    if ((p = argv_push_scalar(av, v)) != 0) {
+      if (p > 0)
+        er_buf_printf(x->detail,
+                      "redis.seed \"%s\": hash field \"%s\" must be a "
+                      "string or a number",
+                      s->key, f);
+      return p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
+    }
+  }
+  return ER_STEP_OK;
+}
+
+/* A set's or list's members onto av (after SADD/RPUSH key). */
+static int push_members(er_exec_t *x, argv_t *av, const seed_t *s) {
+  int p;
+  for (size_t i = 0; i < json_array_size(s->coll); i++) {
+    if ((p = argv_push_scalar(av, json_array_get(s->coll, i))) != 0) {
+      if (p > 0)
+        er_buf_printf(x->detail,
+                      "redis.seed \"%s\": %s element %zu must be a string "
+                      "or a number",
+                      s->key, s->kind, i);
+      return p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
+    }
+  }
+  return ER_STEP_OK;
+}
+
+/* A hash, set or list: MULTI; DEL key; HSET/SADD/RPUSH key ...;
+ * PEXPIRE key ttl; EXEC. */
+static int seed_collection(er_exec_t *x, er_redis_t *r, const seed_t *s) {
+  argv_t av = {0};
+  bool hash = !strcmp(s->kind, "hash");
+  int rc = ER_STEP_FATAL;
   bool multi = false;
 
-  if (json_is_object(spec)) {
-    const json_t *jt = json_object_get(spec, "ttl");
-    const char *k;
-    json_t *v;
-    int nkinds = 0;
-    json_object_foreach((json_t *)spec, k, v) {
-      if (!strcmp(k, "ttl"))
-        continue;
-      if (!strcmp(k, "value") || !strcmp(k, "hash") || !strcmp(k, "set") ||
-          !strcmp(k, "list")) {
-        kind = k;
-        nkinds++;
-      } else {
-        er_buf_printf(x->detail,
-                      "redis.seed \"%s\": unknown key \"%s\" (value, hash, "
-                      "set, list, ttl)",
-                      key, k);
-        goto out;
-      }
-    }
-    if (nkinds != 1) {
-      er_buf_printf(x->detail,
-                    "redis.seed \"%s\": give exactly one of value, hash, set, "
-                    "list",
-                    key);
-      goto out;
-    }
-    if (json_is_null(jt)) {
-      ttl = 0;
-    } else if (jt) {
-      if (!json_is_string(jt) ||
-          er_parse_duration(json_string_value(jt), &ttl) != 0 || ttl <= 0) {
-        er_buf_printf(x->detail,
-                      "redis.seed \"%s\": ttl must be a duration above 0 such "
-                      "as \"1h\", or null for no expiry",
-                      key);
-        goto out;
-      }
-    }
-    if (!strcmp(kind, "value")) {
-      value = json_object_get(spec, "value");
-    } else {
-      coll = json_object_get(spec, kind);
-      collcmd = !strcmp(kind, "hash")  ? "HSET"
-                : !strcmp(kind, "set") ? "SADD"
-                                       : "RPUSH";
-    }
-  }
-  snprintf(ttltxt, sizeof ttltxt, "%lld", (long long)ttl);
-
-  if (!coll) {
-    /* a plain value: SET key v [PX ttl] */
-    if (json_is_object(value) || json_is_array(value)) {
-      text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-      tlen = text ? strlen(text) : 0;
-    } else if (json_is_string(value) || json_is_number(value)) {
-      text = scalar_text(value, &tlen);
-    } else {
-      er_buf_printf(x->detail,
-                    "redis.seed \"%s\": a value is a string, a number, or an "
-                    "object with value, hash, set or list",
-                    key);
-      goto out;
-    }
-    if (argv_push(&av, "SET") || argv_push(&av, key)) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    p = argv_push_n(&av, text, tlen); /* av owns text now */
-    text = NULL;
-    if (p || (ttl > 0 && (argv_push(&av, "PX") || argv_push(&av, ttltxt)))) {
-      rc = ER_STEP_ERROR;
-      goto out;
-    }
-    rc = seed_cmd(x, r, &av, key);
+  if ((hash && !json_is_object(s->coll)) ||
+      (!hash && !json_is_array(s->coll))) {
+    er_buf_printf(x->detail, "redis.seed \"%s\": %s must be %s", s->key,
+                  s->kind, hash ? "an object" : "an array");
     goto out;
   }
-
-  if ((!strcmp(kind, "hash") && !json_is_object(coll)) ||
-      (strcmp(kind, "hash") != 0 && !json_is_array(coll))) {
-    er_buf_printf(x->detail, "redis.seed \"%s\": %s must be %s", key, kind,
-                  !strcmp(kind, "hash") ? "an object" : "an array");
-    goto out;
-  }
-  /* MULTI; DEL key; HSET/SADD/RPUSH key ...; PEXPIRE key ttl; EXEC */
   if (argv_push(&av, "MULTI")) {
     rc = ER_STEP_ERROR;
     goto out;
   }
-  if ((rc = seed_cmd(x, r, &av, key)) != 0)
+  if ((rc = seed_cmd(x, r, &av, s->key)) != 0)
     goto out;
   multi = true;
   argv_free(&av);
-  if (argv_push(&av, "DEL") || argv_push(&av, key)) {
+  if (argv_push(&av, "DEL") || argv_push(&av, s->key)) {
     rc = ER_STEP_ERROR;
     goto out;
   }
-  if ((rc = seed_cmd(x, r, &av, key)) != 0)
+  if ((rc = seed_cmd(x, r, &av, s->key)) != 0)
     goto out;
   argv_free(&av);
-  if (argv_push(&av, collcmd) || argv_push(&av, key)) {
+  if (argv_push(&av, s->collcmd) || argv_push(&av, s->key)) {
     rc = ER_STEP_ERROR;
     goto out;
   }
-  if (json_is_object(coll)) {
-    const char *f;
-    json_t *v;
-    json_object_foreach((json_t *)coll, f, v) {
-      if (argv_push(&av, f)) {
-        rc = ER_STEP_ERROR;
-        goto out;
-      }
-      if ((p = argv_push_scalar(&av, v)) != 0) {
-        if (p > 0)
-          er_buf_printf(x->detail,
-                        "redis.seed \"%s\": hash field \"%s\" must be a "
-                        "string or a number",
-                        key, f);
-        rc = p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
-        goto out;
-      }
-    }
-  } else {
-    for (size_t i = 0; i < json_array_size(coll); i++) {
-      if ((p = argv_push_scalar(&av, json_array_get(coll, i))) != 0) {
-        if (p > 0)
-          er_buf_printf(x->detail,
-                        "redis.seed \"%s\": %s element %zu must be a string "
-                        "or a number",
-                        key, kind, i);
-        rc = p > 0 ? ER_STEP_FATAL : ER_STEP_ERROR;
-        goto out;
-      }
-    }
-  }
+  rc = hash ? push_hash(x, &av, s) : push_members(x, &av, s);
+  if (rc != ER_STEP_OK)
+    goto out;
   if (av.n > 2) { /* an empty collection is a deleted key */
-    if ((rc = seed_cmd(x, r, &av, key)) != 0)
+    if ((rc = seed_cmd(x, r, &av, s->key)) != 0)
       goto out;
     argv_free(&av);
-    if (ttl > 0) {
-      if (argv_push(&av, "PEXPIRE") || argv_push(&av, key) ||
-          argv_push(&av, ttltxt)) {
+    if (s->ttl > 0) {
+      if (argv_push(&av, "PEXPIRE") || argv_push(&av, s->key) ||
+          argv_push(&av, s->ttltxt)) {
         rc = ER_STEP_ERROR;
         goto out;
       }
-      if ((rc = seed_cmd(x, r, &av, key)) != 0)
+      if ((rc = seed_cmd(x, r, &av, s->key)) != 0)
         goto out;
     }
   }
@@ -739,7 +797,7 @@ static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
     rc = ER_STEP_ERROR;
     goto out;
   }
-  rc = seed_cmd(x, r, &av, key);
+  rc = seed_cmd(x, r, &av, s->key);
 out:
   if (multi && er_redis_connected(r)) {
     /* leave no transaction open on the connection we keep */
@@ -749,9 +807,22 @@ out:
     er_redis_command(r, 1, discard, NULL, x->deadline_ms, &rep, &ignore);
     json_decref(rep);
   }
-  free(text);
   argv_free(&av);
   return rc;
+}
+
+/* One key. spec is the value from "keys". step_ttl 0 = none. */
+static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
+                    const json_t *spec, int64_t step_ttl) {
+  seed_t s = {.key = key, .value = spec, .ttl = step_ttl};
+  int rc = ER_STEP_OK;
+
+  if (json_is_object(spec))
+    rc = seed_spec(x, spec, &s);
+  if (rc != ER_STEP_OK)
+    return rc;
+  snprintf(s.ttltxt, sizeof s.ttltxt, "%lld", (long long)s.ttl);
+  return s.coll ? seed_collection(x, r, &s) : seed_string(x, r, &s);
 }
 
 static int run_seed(er_exec_t *x, const json_t *args) {
