@@ -271,6 +271,99 @@ static void step_captures(const json_t *step, names_t *out) {
 
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
+/* ---- how big typed vars grow -------------------------------------------- */
+
+/* Expanded values are bounded as template.c bounds them at run time. */
+#define VARS_EXPANDED_MAX (8u * 1024u * 1024u)
+
+typedef struct vsize {
+  const json_t *vars;
+  size_t *sz;   /* estimated expanded size of each var before this one */
+  size_t n;     /* vars sized so far */
+  size_t extra; /* what the refs of the string being sized add */
+} vsize_t;
+
+static size_t sat_add(size_t a, size_t b) {
+  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static void vsize_ref(void *ud, const char *root, size_t off) {
+  vsize_t *vs = ud;
+  size_t i = 0;
+  const char *k;
+  json_t *v;
+  (void)off;
+  json_object_foreach((json_t *)vs->vars, k, v) {
+    if (i >= vs->n)
+      break;
+    if (strcmp(k, root) == 0) {
+      vs->extra = sat_add(vs->extra, vs->sz[i]);
+      break;
+    }
+    i++;
+  }
+}
+
+/* An upper bound of the compact JSON size of v once expanded: each
+ * ${var} of an earlier var counts that var's whole size. */
+static size_t vsize_of(vsize_t *vs, const json_t *v) {
+  size_t n = 2;
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char msg[64];
+    size_t bad;
+    vs->extra = 0;
+    if (strstr(s, "${"))
+      er_tmpl_scan(s, vsize_ref, vs, msg, sizeof msg, &bad);
+    return sat_add(json_string_length(v) + 2, vs->extra);
+  }
+  if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++)
+      n = sat_add(n, sat_add(vsize_of(vs, json_array_get(v, i)), 1));
+    return n;
+  }
+  if (json_is_object(v)) {
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+      json_t *ks = json_string(k);
+      n = sat_add(n, sat_add(ks ? vsize_of(vs, ks) : strlen(k), 1));
+      n = sat_add(n, sat_add(vsize_of(vs, x), 1));
+      json_decref(ks);
+    }
+    return n;
+  }
+  return 8;
+}
+
+/* A var whose expansion would pass VARS_EXPANDED_MAX (a typed var that
+ * doubles the one before it, 22 times) is an error at its name, found
+ * without expanding anything. */
+static void check_vars_size(const er_diag_src_t *c, const json_t *vars) {
+  vsize_t vs = {vars, NULL, 0, 0};
+  const char *k;
+  json_t *v;
+  if (!json_is_object(vars) || !json_object_size(vars))
+    return;
+  vs.sz = calloc(json_object_size(vars), sizeof *vs.sz);
+  if (!vs.sz)
+    return;
+  json_object_foreach((json_t *)vars, k, v) {
+    size_t n = vsize_of(&vs, v);
+    vs.sz[vs.n++] = n;
+    if (n > VARS_EXPANDED_MAX) {
+      char *cp = er_jpos_child("/vars", k);
+      verr(c, cp ? cp : "/vars", true,
+           "var '%s' expands to more than %u bytes (each ${...} of a var "
+           "above copies all of it); build it from smaller parts",
+           k, (unsigned)VARS_EXPANDED_MAX);
+      free(cp);
+      break; /* the vars below that use it say nothing new */
+    }
+  }
+  free(vs.sz);
+}
+
 /* The ${...} pass over a whole scenario document. */
 static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
   names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
@@ -296,6 +389,7 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
       if (!names_has(&defined, k))
         names_add(&defined, k);
     }
+    check_vars_size(c, vars);
   }
   /* other top-level keys see every var */
   json_object_foreach((json_t *)doc, k, v) {

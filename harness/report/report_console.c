@@ -15,7 +15,8 @@
  * terminal, NO_COLOR is unset or empty (no-color.org) and TERM is not
  * "dumb". Text from outside (names, details, logs) is printed with control
  * characters shown as \xNN / \u00NN, so a reply cannot drive the
- * terminal, and with every recorded secret (util.h) shown as "***".
+ * terminal, bytes that are not UTF-8 as \xNN (the output is always valid
+ * UTF-8), and with every recorded secret (util.h) shown as "***".
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,27 +40,7 @@ void er_console_init(er_console_t *c, FILE *out) {
              !(term && strcmp(term, "dumb") == 0);
 }
 
-/* Writes s[0..n) with control characters made visible. */
-static void safe_write_raw(FILE *f, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; i < n; i++) {
-    unsigned c = p[i];
-    if (c == 0x1B || c < 0x20 || c == 0x7F) {
-      if (c == '\t')
-        fputc('\t', f);
-      else
-        fprintf(f, "\\x%02x", c);
-    } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
-      /* C1 controls (U+0080..U+009F; U+009B is CSI on some terminals) */
-      fprintf(f, "\\u%04x", p[i + 1]);
-      i++;
-    } else {
-      fputc((int)c, f);
-    }
-  }
-}
-
-/* safe_write_raw with every recorded secret (util.h) replaced by "***". */
+/* er_utf8_safe_write with every recorded secret (util.h) as "***". */
 static void safe_write(FILE *f, const char *s, size_t n) {
   char *cp = malloc(n + 1);
   if (!cp) {
@@ -69,7 +50,7 @@ static void safe_write(FILE *f, const char *s, size_t n) {
   memcpy(cp, s, n);
   cp[n] = '\0';
   er_secret_redact(cp); /* text after a NUL byte is not printed */
-  safe_write_raw(f, cp, strlen(cp));
+  er_utf8_safe_write(f, cp, strlen(cp));
   free(cp);
 }
 
