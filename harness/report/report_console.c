@@ -11,9 +11,8 @@
  *   ERROR name (12ms)
  *   SKIP  name - reason
  *   3 passed, 1 failed, 0 errors, 1 skipped in 41.2s
- * Colour (the status word and the summary) only when writing to a
- * terminal, NO_COLOR is unset or empty (no-color.org) and TERM is not
- * "dumb". Text from outside (names, details, logs) is printed with control
+ * Colour (the status word and the summary) as er_color_decide says:
+ * --color=always|never, FORCE_COLOR, NO_COLOR, else only on a terminal. Text from outside (names, details, logs) is printed with control
  * characters shown as \xNN / \u00NN, so a reply cannot drive the
  * terminal, bytes that are not UTF-8 as \xNN (the output is always valid
  * UTF-8), and with every recorded secret (util.h) shown as "***".
@@ -31,13 +30,24 @@
 #define C_YELLOW "\033[33m"
 #define INDENT "      "
 
-void er_console_init(er_console_t *c, FILE *out) {
+bool er_color_decide(er_color_t mode, FILE *out) {
+  const char *fc = getenv("FORCE_COLOR");
   const char *nc = getenv("NO_COLOR");
   const char *term = getenv("TERM");
+  if (mode == ER_COLOR_ALWAYS)
+    return true;
+  if (mode == ER_COLOR_NEVER || !out)
+    return false;
+  if (fc && *fc)
+    return strcmp(fc, "0") != 0 && strcmp(fc, "false") != 0;
+  return isatty(fileno(out)) && !(nc && nc[0]) &&
+         !(term && strcmp(term, "dumb") == 0);
+}
+
+void er_console_init(er_console_t *c, FILE *out) {
   c->out = out;
   c->verbose = false;
-  c->color = out && isatty(fileno(out)) && !(nc && nc[0]) &&
-             !(term && strcmp(term, "dumb") == 0);
+  c->color = er_color_decide(ER_COLOR_AUTO, out);
 }
 
 /* er_utf8_safe_write with every recorded secret (util.h) as "***". */

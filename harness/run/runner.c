@@ -58,6 +58,7 @@ typedef struct branch {
   er_buf_t detail;
   json_t *captured;  /* names captured in this branch (to hand back) */
   char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
+  int failed_line;   /* the line of the innermost step that failed */
   char *label;
 } branch_t;
 
@@ -150,6 +151,16 @@ out:
   return rc;
 }
 
+/* How many scenarios filter selects (skipped ones included: their
+ * author's skip is a result, an empty selection is not). */
+static size_t count_selected(er_scenario_t **v, size_t n, const char *filter) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (er_scenario_matches(v[i], filter))
+      k++;
+  return k;
+}
+
 static void free_all(er_scenario_t **v, size_t n) {
   for (size_t i = 0; i < n; i++)
     er_scenario_free(v[i]);
@@ -193,9 +204,11 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
 
 /* Where a step failed, for the report. A failure recorded by a nested
  * step during this one gets this step's name in front of it. */
-static void note_failure(branch_t *b, const char *before, const char *where) {
+static void note_failure(branch_t *b, const char *before, const char *where,
+                         int line) {
   if (!b->failed_step) {
     b->failed_step = er_strdup(where);
+    b->failed_line = line;
   } else if (!before) {
     er_buf_t m = ER_BUF_INIT(4096);
     er_buf_printf(&m, "%s > %s", where, b->failed_step);
@@ -270,7 +283,7 @@ out:
     else
       snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
                *b->label ? " " : "", phase, idx + 1, st->name);
-    note_failure(b, failed_before, where);
+    note_failure(b, failed_before, where, st->line);
   }
   json_decref(args);
   json_decref(caps);
@@ -290,7 +303,7 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
       char where[512];
       snprintf(where, sizeof where, "before %s %zu '%s'", phase, i + 1,
                l->v[i].name);
-      note_failure(b, NULL, where);
+      note_failure(b, NULL, where, l->v[i].line);
       er_buf_reset(&first);
       er_buf_printf(&first, "interrupted by signal %d", er_interrupted());
       worst = ER_STEP_FATAL;
@@ -401,8 +414,10 @@ static void op_branch_join(er_exec_t *x, er_exec_t *bx, bool failed) {
       er_buf_printf(x->detail, "%s: ", b->failed_step);
     er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
                   b->detail.len);
-    if (!parent->failed_step && b->failed_step)
+    if (!parent->failed_step && b->failed_step) {
       parent->failed_step = er_strdup(b->failed_step);
+      parent->failed_line = b->failed_line;
+    }
   }
   json_decref(bx->captures);
   branch_free(b);
@@ -578,6 +593,8 @@ finish:
       message = er_strdup(er_buf_cstr(&b->detail));
     res->failed_step = b->failed_step;
     b->failed_step = NULL;
+    if (b->failed_line > 0)
+      res->line = b->failed_line;
     res->detail = message;
     message = NULL;
     fl = first_line(res->detail ? res->detail : "");
@@ -733,6 +750,7 @@ int er_run(const er_run_opts_t *o) {
   memset(&r, 0, sizeof r);
   r.o = o;
   er_console_init(&r.con, o->out);
+  r.con.color = er_color_decide((er_color_t)o->color, o->out);
   make_run_id(r.run_id);
   snprintf(r.results.suite_name, sizeof r.results.suite_name, "eventrig");
   er_rfc3339_now(r.results.timestamp);
@@ -766,6 +784,15 @@ int er_run(const er_run_opts_t *o) {
   for (size_t i = 0; i < ns; i++)
     if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
       r.plan_v[r.plan.n++] = sv[i];
+  if (o->filter && count_selected(sv, ns, o->filter) == 0) {
+    /* never a silent green: a typo in a CI filter must not pass */
+    fprintf(o->err,
+            "eventrig: --filter '%s' selects none of the %zu scenario(s) "
+            "found; nothing was run (exit %d)\n",
+            o->filter, ns, ER_EXIT_NONE_SELECTED);
+    code = ER_EXIT_NONE_SELECTED;
+    goto out;
+  }
   r.plan.v = (const er_scenario_t *const *)r.plan_v;
   if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
       (o->env_path &&
@@ -800,6 +827,8 @@ int er_run(const er_run_opts_t *o) {
     res.classname = s->classname;
     res.name = s->name;
     res.file = s->file;
+    res.relfile = s->relfile;
+    res.line = 1;
     if (er_interrupted())
       break;
     if (s->skip || (o->filter && !er_scenario_matches(s, o->filter)) ||
@@ -852,6 +881,7 @@ int er_validate(const er_run_opts_t *o) {
   int code;
 
   er_console_init(&con, o->out);
+  con.color = er_color_decide((er_color_t)o->color, o->err);
   load_all(o, &sv, &ns, &diags, &err);
   if (o->env_path) {
     er_env_t *e = er_env_load(o->env_path, &diags);

@@ -264,18 +264,32 @@ static void test_skip_and_classname(void) {
   er_scenario_free(s);
 
   T_OK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+  /* inside the repository: relative to its root however the path is
+   * typed and wherever the current folder is in it */
   T_OK(chdir("tests/data/good") == 0, "chdir good");
   s = er_scenario_load("sleep.json", &d);
-  T_STREQ(s ? s->classname : NULL, "scenarios", "file in . -> scenarios");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good",
+          "file in . -> the repository-relative folder");
+  T_STREQ(s ? s->relfile : NULL, "tests/data/good/sleep.json",
+          "relfile from the repository root");
   T_STREQ(s ? s->dir : NULL, ".", "dir .");
   er_scenario_free(s);
   s = er_scenario_load("./nested//skipped.json", &d);
-  T_STREQ(s ? s->classname : NULL, "nested", "./nested//x -> nested");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good.nested",
+          "./nested//x -> tests.data.good.nested");
   er_scenario_free(s);
   T_OK(chdir("nested") == 0, "chdir nested");
   s = er_scenario_load("../sleep.json", &d);
-  T_STREQ(s ? s->classname : NULL, "good", "outside cwd -> folder name");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good", "../x: the same");
   er_scenario_free(s);
+  {
+    char abs[4200];
+    snprintf(abs, sizeof abs, "%s/tests/data/good/sleep.json", cwd);
+    s = er_scenario_load(abs, &d);
+    T_STREQ(s ? s->relfile : NULL, "tests/data/good/sleep.json",
+            "an absolute path: the same relfile");
+    er_scenario_free(s);
+  }
   T_OK(chdir(cwd) == 0, "chdir back");
   T_OK(d.errors == 0, "no errors");
   er_diags_free(&d);
