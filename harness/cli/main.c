@@ -8,8 +8,8 @@
 
 #include "base/redact.h"
 #include "base/util.h"
-#include "run/audit.h"
 #include "report/report.h"
+#include "run/audit.h"
 #include "run/runner.h"
 
 #define ER_VERSION "0.1.0"
@@ -198,8 +198,7 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:r:f:xvnhV", longopts, NULL)) !=
-         -1) {
+  while ((c = getopt_long(argc, argv, ":e:r:f:xvnhV", longopts, NULL)) != -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;

@@ -12,10 +12,11 @@
  *   SKIP  name - reason
  *   3 passed, 1 failed, 0 errors, 1 skipped in 41.2s
  * Colour (the status word and the summary) as er_color_decide says:
- * --color=always|never, FORCE_COLOR, NO_COLOR, else only on a terminal. Text from outside (names, details, logs) is printed with control
- * characters shown as \xNN / \u00NN, so a reply cannot drive the
- * terminal, bytes that are not UTF-8 as \xNN (the output is always valid
- * UTF-8), and with every recorded secret (util.h) shown as "***".
+ * --color=always|never, FORCE_COLOR, NO_COLOR, else only on a terminal. Text
+ * from outside (names, details, logs) is printed with control characters shown
+ * as \xNN / \u00NN, so a reply cannot drive the terminal, bytes that are not
+ * UTF-8 as \xNN (the output is always valid UTF-8), and with every recorded
+ * secret (util.h) shown as "***".
  */
 #include <stdlib.h>
 #include <string.h>

@@ -3,6 +3,7 @@
 #include "run/diag.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,13 @@ typedef struct run {
   bool modules_begun;
   const er_scenario_t **plan_v; /* the scenarios that will run */
   er_plan_t plan;               /* in shared as "plan" */
+  er_progress_t prog;           /* the running top-level step */
+  pthread_t prog_thread;
+  bool prog_started;
+  bool prog_stop;     /* under prog.mu */
+  bool prog_drawn;    /* a status line is on the terminal (under prog.mu) */
+  bool prog_tty;      /* the console is a terminal: a live status line */
+  int64_t prog_shown; /* when a plain progress line was last printed */
 } run_t;
 
 /* One scenario in flight. */
@@ -200,6 +208,7 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
   x->detail = &b->detail;
   x->group = &g_group_ops;
   x->rt = b;
+  x->progress = &b->sc->r->prog;
 }
 
 /* Where a step failed, for the report. A failure recorded by a nested
@@ -293,6 +302,121 @@ out:
 /* Runs a list of steps; stops at the first that does not pass (unless
  * keep_going, used by teardown). Returns the worst ER_STEP_*; the detail
  * of the first failure stays in b->detail. */
+/* ---- progress of a long step ------------------------------------------- */
+
+/* A plain progress line after PROGRESS_PLAIN_MS, then every as long; a
+ * terminal's status line after PROGRESS_TTY_MS, redrawn every second. */
+#define PROGRESS_PLAIN_MS 10000
+#define PROGRESS_TTY_MS 2000
+
+/* The text of the progress line into b (under prog.mu). */
+static void progress_text(run_t *r, er_buf_t *b, int64_t now) {
+  er_progress_t *p = &r->prog;
+  char el[32];
+  er_fmt_duration(now - p->started_ms, el);
+  er_buf_printf(b, "%s: %s running for %s", p->scenario, p->step, el);
+  if (p->polls)
+    er_buf_printf(b, ", %d poll(s)", p->polls);
+  if (p->produced || p->acked)
+    er_buf_printf(b, ", %ld produced, %ld acknowledged", p->produced, p->acked);
+  if (p->polls && p->last[0])
+    er_buf_printf(b, ", last seen: %s", p->last);
+}
+
+static void progress_tick(run_t *r) {
+  er_progress_t *p = &r->prog;
+  int64_t now = er_now_ms();
+  er_buf_t b = ER_BUF_INIT(1024);
+  pthread_mutex_lock(&p->mu);
+  if (p->active && r->prog_tty && now - p->started_ms >= PROGRESS_TTY_MS) {
+    char *line;
+    progress_text(r, &b, now);
+    line = er_buf_steal(&b);
+    if (line) {
+      size_t n = er_utf8_cut(line, strlen(line), 150);
+      er_secret_redact(line);
+      fputs("\r\033[K  ... ", r->o->out);
+      er_utf8_safe_write(r->o->out, line, n < strlen(line) ? n : strlen(line));
+      fflush(r->o->out);
+      r->prog_drawn = true;
+    }
+    free(line);
+  } else if (p->active && !r->prog_tty &&
+             now - p->started_ms >= PROGRESS_PLAIN_MS &&
+             now - r->prog_shown >= PROGRESS_PLAIN_MS) {
+    char *line;
+    progress_text(r, &b, now);
+    line = er_buf_steal(&b);
+    if (line) {
+      er_secret_redact(line);
+      fputs("  ... ", r->o->out);
+      er_utf8_safe_write(r->o->out, line, strlen(line));
+      fputc('\n', r->o->out);
+      fflush(r->o->out);
+    }
+    free(line);
+    r->prog_shown = now;
+  }
+  pthread_mutex_unlock(&p->mu);
+  er_buf_free(&b);
+}
+
+static void *progress_main(void *arg) {
+  run_t *r = arg;
+  for (;;) {
+    bool stop;
+    pthread_mutex_lock(&r->prog.mu);
+    stop = r->prog_stop;
+    pthread_mutex_unlock(&r->prog.mu);
+    if (stop)
+      break;
+    progress_tick(r);
+    er_sleep_ms(r->prog_tty ? 1000 : 250);
+  }
+  return NULL;
+}
+
+/* A top-level step starts (step != NULL) or ends. */
+static void progress_step(run_t *r, const char *scenario, const char *step) {
+  er_progress_t *p = &r->prog;
+  pthread_mutex_lock(&p->mu);
+  if (r->prog_drawn) {
+    fputs("\r\033[K", r->o->out);
+    fflush(r->o->out);
+    r->prog_drawn = false;
+  }
+  p->active = step != NULL;
+  if (step) {
+    snprintf(p->scenario, sizeof p->scenario, "%s", scenario);
+    snprintf(p->step, sizeof p->step, "%s", step);
+    p->started_ms = er_now_ms();
+    p->polls = 0;
+    p->last[0] = '\0';
+    p->produced = p->acked = 0;
+    r->prog_shown = p->started_ms;
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void progress_start(run_t *r) {
+  pthread_mutex_init(&r->prog.mu, NULL);
+  r->prog_tty = isatty(fileno(r->o->out)) != 0;
+  r->prog_started =
+      pthread_create(&r->prog_thread, NULL, progress_main, r) == 0;
+}
+
+static void progress_stop(run_t *r) {
+  if (!r->prog_started)
+    return;
+  pthread_mutex_lock(&r->prog.mu);
+  r->prog_stop = true;
+  pthread_mutex_unlock(&r->prog.mu);
+  pthread_join(r->prog_thread, NULL);
+  r->prog_started = false;
+  progress_step(r, NULL, NULL);
+  pthread_mutex_destroy(&r->prog.mu);
+}
+
 static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
                      int64_t deadline, bool keep_going) {
   int worst = ER_STEP_OK;
@@ -309,7 +433,14 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
       worst = ER_STEP_FATAL;
       break;
     }
+    if (!*b->label) { /* a top-level step: the progress line shows it */
+      char what[200];
+      snprintf(what, sizeof what, "%s %zu '%s'", phase, i + 1, l->v[i].name);
+      progress_step(b->sc->r, b->sc->s->name, what);
+    }
     rc = run_step(b, &l->v[i], phase, i, deadline);
+    if (!*b->label)
+      progress_step(b->sc->r, NULL, NULL);
     if (rc != ER_STEP_OK) {
       if (worst == ER_STEP_OK)
         er_buf_append(&first, b->detail.data ? b->detail.data : "",
@@ -820,6 +951,7 @@ int er_run(const er_run_opts_t *o) {
     }
     goto out;
   }
+  progress_start(&r);
   for (size_t i = 0; i < ns; i++) {
     er_result_t res;
     const er_scenario_t *s = sv[i];
@@ -852,6 +984,7 @@ int er_run(const er_run_opts_t *o) {
     result_free_fields(&res);
     write_report(&r);
   }
+  progress_stop(&r);
   er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
   if (er_interrupt_signal())
     code = 128 + er_interrupt_signal();

@@ -196,6 +196,19 @@ for sig in INT TERM; do
   check "SIG$sig: the interrupted scenario's teardown ran" \
     bash -c 'xmllint --xpath "string(//testcase[contains(@name,\"slow\")]/system-out)" "$1" | grep -q "teardown 1"' _ "$J"
   check "SIG$sig: no child process left" no_children_left
+  check "SIG$sig: the await says interrupted after ..., not 'did not hold'" \
+    bash -c 'grep -q "await interrupted after [0-9.]*m\?s (limit 90.000s, [0-9]* polls of redis)" "$1" && ! grep -q "did not hold within" "$1"' _ "$T_TMP/intr.out"
 done
+
+# --- progress of a long step in a log (not a terminal) ---------------------
+"$EVENTRIG" run --env $D/env.json --junit "$T_TMP/prog.xml" --report-dir "$T_TMP/reports" $D/slow >"$T_TMP/prog.out" 2>&1 &
+pid=$!
+for ((i = 0; i < 150; i++)); do grep -q "running for 1[0-9]" "$T_TMP/prog.out" && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+check "progress: a step running over 10 s prints a plain line saying so" \
+  grep -qE "^  \.\.\. slow: waits long enough to be interrupted: step 1 'await #1' running for 1[0-9]\.[0-9]+s, [0-9]+ poll\(s\), last seen: redis" "$T_TMP/prog.out"
+check "progress: no terminal escapes in a log" bash -c '! grep -q $'"'"'\033'"'"' "$1"' _ "$T_TMP/prog.out"
+diag "$(grep -m1 '^  \.\.\.' "$T_TMP/prog.out")"
 
 t_done
