@@ -53,6 +53,7 @@ typedef struct scen {
   const er_scenario_t *s;
   er_session_t *scenario; /* modules' per-scenario objects */
   int64_t started_ms;
+  size_t log_shown; /* --verbose: bytes of the log already printed */
 } scen_t;
 
 /* A branch: a line of execution with its own connections, template scope,
@@ -417,6 +418,36 @@ static void progress_stop(run_t *r) {
   pthread_mutex_destroy(&r->prog.mu);
 }
 
+/* --verbose: prints what the scenario's log gained since last time, as
+ * the steps happen (a parallel step's branches when it joins). */
+static void verbose_flush(branch_t *b) {
+  scen_t *sc = b->sc;
+  run_t *r = sc->r;
+  char *chunk;
+  size_t n;
+  if (!r->o->verbose || b->log.len <= sc->log_shown)
+    return;
+  n = b->log.len - sc->log_shown;
+  chunk = malloc(n + 1);
+  if (!chunk)
+    return;
+  memcpy(chunk, b->log.data + sc->log_shown, n);
+  chunk[n] = '\0';
+  er_secret_redact(chunk);
+  pthread_mutex_lock(&r->prog.mu);
+  if (r->prog_drawn) {
+    fputs("\r\033[K", r->o->out);
+    r->prog_drawn = false;
+  }
+  fputs(chunk, r->o->out);
+  if (chunk[n - 1] != '\n')
+    fputc('\n', r->o->out);
+  fflush(r->o->out);
+  pthread_mutex_unlock(&r->prog.mu);
+  sc->log_shown = b->log.len;
+  free(chunk);
+}
+
 static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
                      int64_t deadline, bool keep_going) {
   int worst = ER_STEP_OK;
@@ -439,8 +470,10 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
       progress_step(b->sc->r, b->sc->s->name, what);
     }
     rc = run_step(b, &l->v[i], phase, i, deadline);
-    if (!*b->label)
+    if (!*b->label) {
       progress_step(b->sc->r, NULL, NULL);
+      verbose_flush(b);
+    }
     if (rc != ER_STEP_OK) {
       if (worst == ER_STEP_OK)
         er_buf_append(&first, b->detail.data ? b->detail.data : "",
@@ -734,6 +767,7 @@ finish:
     free(fl);
     res->message = er_buf_steal(&m);
   }
+  verbose_flush(b);
   res->log = er_buf_steal(&b->log);
 out:
   free(message);
@@ -976,10 +1010,6 @@ int er_run(const er_run_opts_t *o) {
         failed++;
     }
     er_console_result(&r.con, &res);
-    if (o->verbose && res.log && res.status != ER_RES_SKIP) {
-      er_secret_redact(res.log);
-      fprintf(o->out, "%s", res.log);
-    }
     er_results_add(&r.results, &res);
     result_free_fields(&res);
     write_report(&r);

@@ -120,6 +120,8 @@ J=$T_TMP/groups.xml
 out=$("$EVENTRIG" run -v --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/groups 2>&1); rc=$?
 printf '%s\n' "$out" >"$T_TMP/groups.out"
 check "groups: one pass, one fail (exit 1)" bash -c '[ "$1" -eq 1 ] && grep -q "^PASS  groups: parallel" "$2" && grep -q "^FAIL  groups: a failing branch" "$2"' _ $rc "$T_TMP/groups.out"
+check "groups: --verbose streams the step log before the scenario's result line" \
+  bash -c 'a=$(grep -n "parallel: 2 branches" "$1" | head -1 | cut -d: -f1); b=$(grep -n "^FAIL  groups: a failing branch" "$1" | cut -d: -f1); [ -n "$a" ] && [ -n "$b" ] && [ "$a" -lt "$b" ]' _ "$T_TMP/groups.out"
 line=$(grep -m1 "parallel: 3 branches" <<<"$out")
 last_start=$(sed -E 's/.*last started \+([0-9]+)ms.*/\1/' <<<"$line")
 first_end=$(sed -E 's/.*first ended \+([0-9]+)ms.*/\1/' <<<"$line")
