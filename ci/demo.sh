@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 ./eventrig run --env ci/local.env.json --junit reports/junit.xml scenarios
 rc=$?
 if command -v xmllint >/dev/null && [ -f reports/junit.xml ]; then
-  xmllint --noout --schema tests/data/junit-10.xsd reports/junit.xml 2>&1 | tail -1
+  xmllint --noout --schema tests/data/junit-10-fileline.xsd reports/junit.xml 2>&1 | tail -1
 fi
 exit $rc

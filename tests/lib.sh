@@ -4,7 +4,7 @@
 set -u
 ER_ROOT=${ER_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 EVENTRIG=${EVENTRIG:-$ER_ROOT/build/asan/eventrig}
-ER_XSD=${ER_XSD:-$ER_ROOT/tests/data/junit-10.xsd}
+ER_XSD=${ER_XSD:-$ER_ROOT/tests/data/junit-10-fileline.xsd}
 T_N=0
 T_FAILED=0
 T_PIDS=()

@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export ER_ROOT="$ROOT"
 export EVENTRIG="$ROOT/build/asan/eventrig"
-export ER_XSD="$ROOT/tests/data/junit-10.xsd"
+export ER_XSD="$ROOT/tests/data/junit-10-fileline.xsd"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/redact.h"
+
 struct er_http {
   CURL *curl;
 };
@@ -201,9 +203,7 @@ char *er_http_header_get(const er_http_resp_t *r, const char *name) {
 }
 
 bool er_http_header_is_secret(const char *name) {
-  return strcasecmp(name, "Authorization") == 0 ||
-         strcasecmp(name, "Proxy-Authorization") == 0 ||
-         strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Set-Cookie") == 0;
+  return er_redact_header_is_secret(name);
 }
 
 void er_http_redact_url(const char *url, char *out, size_t outsz) {

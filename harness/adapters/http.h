@@ -81,7 +81,9 @@ void er_http_resp_free(er_http_resp_t *resp);
  * same name are joined with ", ". NULL when absent. Caller frees. */
 char *er_http_header_get(const er_http_resp_t *resp, const char *name);
 
-/* Authorization, Proxy-Authorization, Cookie, Set-Cookie (any case). */
+/* Whether the value of header name is secret: er_redact_header_is_secret
+ * (Authorization, Cookie, X-Api-Key, *-Token, ..., the environment's
+ * "secret_headers"). */
 bool er_http_header_is_secret(const char *name);
 
 /* url with a password in its userinfo replaced by "***" (cut to outsz). */

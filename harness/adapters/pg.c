@@ -207,6 +207,24 @@ static int fail(const er_pg_t *pg, er_err_t *err, int code, const char *fmt,
   return -1;
 }
 
+int er_pg_dsn_dbname(const char *dsn, char *out, size_t outsz) {
+  PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", NULL);
+  const char *db = NULL, *user = NULL;
+  if (!opts) {
+    snprintf(out, outsz, "postgres");
+    return -1;
+  }
+  for (PQconninfoOption *o = opts; o->keyword; o++) {
+    if (!strcmp(o->keyword, "dbname") && o->val && *o->val)
+      db = o->val;
+    else if (!strcmp(o->keyword, "user") && o->val && *o->val)
+      user = o->val;
+  }
+  snprintf(out, outsz, "%s", db ? db : user ? user : "postgres");
+  PQconninfoFree(opts);
+  return 0;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 er_pg_t *er_pg_new(const char *dsn, er_err_t *err) {

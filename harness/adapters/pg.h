@@ -83,4 +83,10 @@ const char *er_pg_notices(er_pg_t *pg);
  * NUL-terminated, cut to outsz). Handles both URI and key=value forms. */
 void er_pg_redact_dsn(const char *dsn, char *out, size_t outsz);
 
+/* The database a DSN (URI or key=value) names, as libpq reads it
+ * (PQconninfoParse: %-escapes decoded, ?dbname= in a URI, the later of
+ * repeated keys): dbname, else the user name, else "postgres", into out.
+ * Returns 0, or -1 when libpq cannot parse the DSN ("postgres" then). */
+int er_pg_dsn_dbname(const char *dsn, char *out, size_t outsz);
+
 #endif

@@ -2,6 +2,8 @@
 #include "base/redact.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -219,10 +221,74 @@ static int add_secret_members(const json_t *o) {
   return rc ? -1 : 0;
 }
 
+/* ---- secret header names ------------------------------------------------ */
+
+static const char *const g_secret_header_globs[] = {
+    "authorization", "proxy-authorization",
+    "cookie",        "set-cookie",
+    "x-api-key",     "api-key",
+    "*-token",       "*-secret",
+    "x-auth-*",
+};
+
+static pthread_mutex_t g_hdr_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **g_hdr_v;
+static size_t g_hdr_n;
+
+bool er_redact_header_is_secret(const char *name) {
+  bool found = false;
+  if (!name)
+    return false;
+  for (size_t i = 0;
+       i < sizeof g_secret_header_globs / sizeof *g_secret_header_globs; i++)
+    if (fnmatch(g_secret_header_globs[i], name, FNM_CASEFOLD) == 0)
+      return true;
+  pthread_mutex_lock(&g_hdr_mu);
+  for (size_t i = 0; i < g_hdr_n && !found; i++)
+    found = fnmatch(g_hdr_v[i], name, FNM_CASEFOLD) == 0;
+  pthread_mutex_unlock(&g_hdr_mu);
+  return found;
+}
+
+int er_redact_secret_header_add(const char *name) {
+  char **v;
+  int rc = -1;
+  if (!name || !*name)
+    return 0;
+  pthread_mutex_lock(&g_hdr_mu);
+  v = realloc(g_hdr_v, (g_hdr_n + 1) * sizeof *v);
+  if (v) {
+    g_hdr_v = v;
+    g_hdr_v[g_hdr_n] = er_strdup(name);
+    if (g_hdr_v[g_hdr_n]) {
+      g_hdr_n++;
+      rc = 0;
+    }
+  }
+  pthread_mutex_unlock(&g_hdr_mu);
+  return rc;
+}
+
+void er_redact_secret_headers_clear(void) {
+  pthread_mutex_lock(&g_hdr_mu);
+  for (size_t i = 0; i < g_hdr_n; i++)
+    free(g_hdr_v[i]);
+  free(g_hdr_v);
+  g_hdr_v = NULL;
+  g_hdr_n = 0;
+  pthread_mutex_unlock(&g_hdr_mu);
+}
+
 int er_secrets_from_env(const json_t *env) {
   const json_t *kafka = json_object_get(env, "kafka");
   const json_t *svcs = json_object_get(env, "services");
+  const json_t *hdrs = json_object_get(env, "secret_headers");
   int rc = er_secret_add_passwords_json(env);
+  for (size_t i = 0; i < json_array_size(hdrs); i++)
+    if (json_is_string(json_array_get(hdrs, i)) &&
+        er_redact_secret_header_add(
+            json_string_value(json_array_get(hdrs, i))) != 0)
+      rc = -1;
   if (add_secret_members(json_object_get(kafka, "config")) != 0)
     rc = -1;
   for (size_t i = 0; i < json_array_size(svcs); i++)

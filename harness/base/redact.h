@@ -34,9 +34,20 @@ int er_secret_add_passwords_json(const json_t *v);
  * private_key, oauthbearer.config). */
 bool er_redact_name_is_secret(const char *name);
 
+/* True for an HTTP header whose value is secret (case-insensitive):
+ * Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and
+ * Api-Key, *-Token, *-Secret, X-Auth-*, and every name (or glob) added
+ * with er_redact_secret_header_add (the environment's "secret_headers"). */
+bool er_redact_header_is_secret(const char *name);
+/* Adds a header name or glob ("X-Tenant-Key", "X-Internal-*") to the
+ * process-wide list. Returns 0, or -1 if memory ran out. */
+int er_redact_secret_header_add(const char *name);
+void er_redact_secret_headers_clear(void);
+
 /* Records the secrets of a resolved environment (env.h): passwords in
  * every string, kafka.config values whose name looks secret. (Values of
- * the vars named in "secrets" are recorded by er_env_resolve.) */
+ * the vars named in "secrets" are recorded by er_env_resolve.) The
+ * names in "secret_headers" go to er_redact_secret_header_add. */
 int er_secrets_from_env(const json_t *env);
 
 /* A stream that writes to under, each line (up to '\n' or '\r') with every

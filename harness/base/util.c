@@ -459,6 +459,41 @@ size_t er_utf8_next(const unsigned char *s, size_t n, long *cp) {
   return len;
 }
 
+void er_utf8_safe_write(FILE *f, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    long cp;
+    size_t k = er_utf8_next(p + i, n - i, &cp);
+    if (cp < 0) {
+      for (size_t j = 0; j < k; j++)
+        fprintf(f, "\\x%02x", p[i + j]);
+    } else if (cp == '\t' || (cp >= 0x20 && cp < 0x7F) || cp > 0x9F) {
+      fwrite(p + i, 1, k, f);
+    } else if (cp < 0x80) {
+      fprintf(f, "\\x%02x", (unsigned)cp);
+    } else {
+      fprintf(f, "\\u%04lx", cp); /* C1 controls */
+    }
+    i += k;
+  }
+}
+
+size_t er_utf8_cut(const char *s, size_t n, size_t max) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  if (n <= max)
+    return n;
+  while (i < max) {
+    long cp;
+    size_t k = er_utf8_next(p + i, n - i, &cp);
+    if (i + k > max)
+      break;
+    i += k;
+  }
+  return i;
+}
+
 /* ---- secrets ------------------------------------------------------------ */
 
 static pthread_mutex_t secrets_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ER_ERRSTR 1024
 
@@ -108,6 +109,16 @@ const char *er_did_you_mean(const char *word, const char *const *candidates,
  * (overlong forms, surrogates, above U+10FFFF) stores -1 and returns the
  * length of the maximal invalid subpart (at least 1). */
 size_t er_utf8_next(const unsigned char *s, size_t n, long *cp);
+
+/* Writes s[0..n) to f as valid UTF-8 a terminal cannot be driven by:
+ * C0 controls (but tab), DEL and bytes of invalid or truncated sequences
+ * as \xNN, C1 controls (U+0080..U+009F, e.g. U+009B, CSI) as \u00NN;
+ * every valid character else as it is. */
+void er_utf8_safe_write(FILE *f, const char *s, size_t n);
+
+/* The longest prefix of s[0..n) of at most max bytes that does not cut a
+ * valid multi-byte character in two (invalid bytes count as one). */
+size_t er_utf8_cut(const char *s, size_t n, size_t max);
 
 /* Reads a whole file into a NUL-terminated heap string (cap bytes max).
  * Caller frees. */

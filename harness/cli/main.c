@@ -8,6 +8,7 @@
 
 #include "base/redact.h"
 #include "base/util.h"
+#include "report/report.h"
 #include "run/audit.h"
 #include "run/runner.h"
 
@@ -32,8 +33,10 @@ static const char *const g_usage =
     "\n"
     "Options of run:\n"
     "  -e, --env FILE        environment file: servers, services to start,\n"
-    "                        what may be cleaned (default: none)\n"
-    "  -j, --junit PATH      JUnit XML report (default: REPORT_DIR/junit.xml)\n"
+    "                        what may be cleaned (default: $EVENTRIG_ENV,\n"
+    "                        else eventrig.env.json in the current folder\n"
+    "                        or the nearest parent that has one)\n"
+    "      --junit PATH      JUnit XML report (default: REPORT_DIR/junit.xml)\n"
     "  -r, --report-dir DIR  where reports and logs go (default: reports)\n"
     "  -f, --filter EXPR     run only matching scenarios; EXPR is a comma\n"
     "                        list of terms: tag:NAME, name:TEXT, TEXT (in\n"
@@ -44,14 +47,18 @@ static const char *const g_usage =
     "                        every cleaning action, its target and whether\n"
     "                        the environment allows it); start nothing,\n"
     "                        connect to nothing\n"
+    "      --color WHEN      auto (default: on a terminal, or when\n"
+    "                        FORCE_COLOR is set), always, never\n"
     "\n"
     "Exit codes:\n"
     "  0 all passed   1 a scenario failed   2 unusable input (scenario,\n"
     "  environment file, flags)   3 unusable environment (a server or\n"
     "  service could not be reached or started, or a destructive step's\n"
-    "  target is not marked as a test target)   130/143 interrupted\n"
+    "  target is not marked as a test target)   5 --filter selected no\n"
+    "  scenario   130/143 interrupted\n"
     "\n"
-    "Colour is used only on a terminal and never when NO_COLOR is set.\n"
+    "Colour: --color, else FORCE_COLOR (set, not 0) forces it, NO_COLOR\n"
+    "turns it off, else only on a terminal.\n"
     "Docs: README.md (scenario and environment format, reading failures).\n";
 
 static void on_signal(int signo) {
@@ -72,6 +79,43 @@ static void install_signals(void) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+}
+
+#define DEFAULT_ENV_NAME "eventrig.env.json"
+
+/* The environment file to use without --env: $EVENTRIG_ENV, else the
+ * nearest eventrig.env.json from the current folder up. Returns 0 with
+ * its path in out, or -1 (out: the folder the search started from). */
+static int find_default_env(char *out, size_t outsz) {
+  const char *ev = getenv("EVENTRIG_ENV");
+  char *dir = getcwd(NULL, 0);
+  int rc = -1;
+  if (ev && *ev) {
+    snprintf(out, outsz, "%s", ev);
+    free(dir);
+    return 0;
+  }
+  snprintf(out, outsz, "%s", dir ? dir : ".");
+  for (char *d = dir; d && *d;) {
+    char cand[4096];
+    char *slash;
+    snprintf(cand, sizeof cand, "%s/%s", strcmp(d, "/") ? d : "",
+             DEFAULT_ENV_NAME);
+    if (access(cand, R_OK) == 0) {
+      snprintf(out, outsz, "%s", cand);
+      rc = 0;
+      break;
+    }
+    slash = strrchr(d, '/');
+    if (!slash || !strcmp(d, "/"))
+      break;
+    if (slash == d)
+      d[1] = '\0';
+    else
+      *slash = '\0';
+  }
+  free(dir);
+  return rc;
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -109,7 +153,9 @@ static int run_command(const char *cmd, er_run_opts_t *o) {
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"env", required_argument, NULL, 'e'},
-      {"junit", required_argument, NULL, 'j'},
+      {"junit", required_argument, NULL, 'J'},
+      {"color", required_argument, NULL, 'C'},
+      {"colour", required_argument, NULL, 'C'},
       {"report-dir", required_argument, NULL, 'r'},
       {"filter", required_argument, NULL, 'f'},
       {"fail-fast", no_argument, NULL, 'x'},
@@ -152,14 +198,24 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:j:r:f:xvnhV", longopts, NULL)) !=
-         -1) {
+  while ((c = getopt_long(argc, argv, ":e:r:f:xvnhV", longopts, NULL)) != -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;
       break;
-    case 'j':
+    case 'J':
       o.junit_path = optarg;
+      break;
+    case 'C':
+      if (!strcmp(optarg, "auto"))
+        o.color = ER_COLOR_AUTO;
+      else if (!strcmp(optarg, "always"))
+        o.color = ER_COLOR_ALWAYS;
+      else if (!strcmp(optarg, "never"))
+        o.color = ER_COLOR_NEVER;
+      else
+        return usage_error("--color takes auto, always or never, not '%s'",
+                           optarg);
       break;
     case 'r':
       o.report_dir = optarg;
@@ -185,7 +241,26 @@ int main(int argc, char **argv) {
     case ':':
       return usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
+      if (optopt == 'j')
+        return usage_error("%s", "-j is kept for running scenarios in "
+                                 "parallel (not there yet); the JUnit report "
+                                 "is --junit PATH");
       return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (!o.env_path && strcmp(cmd, "list") != 0) {
+    static char found[4096];
+    int fr = find_default_env(found, sizeof found);
+    if (fr == 0)
+      o.env_path = found;
+    else if (fr < 0 && strcmp(cmd, "validate") != 0) {
+      fprintf(stderr,
+              "eventrig: no environment file: give --env FILE, set "
+              "EVENTRIG_ENV, or put an " DEFAULT_ENV_NAME
+              " in this folder or a parent (searched from %s)\nTry "
+              "'eventrig --help'.\n",
+              found);
+      return 2;
     }
   }
   if (!strcmp(cmd, "audit")) {

@@ -84,11 +84,15 @@ void er_diags_print(const er_diags_t *d, FILE *f, bool color) {
     const er_diag_item_t *it = &d->items[i];
     bool err = it->sev == ER_DIAG_ERROR;
     const char *sevc = !color ? "" : err ? "\033[1;31m" : "\033[1;35m";
+    fputs(bold, f);
+    er_utf8_safe_write(f, it->file, strlen(it->file));
     if (it->line > 0)
-      fprintf(f, "%s%s:%d:%d:%s ", bold, it->file, it->line, it->col, reset);
+      fprintf(f, ":%d:%d:%s ", it->line, it->col, reset);
     else
-      fprintf(f, "%s%s:%s ", bold, it->file, reset);
-    fprintf(f, "%s%s:%s %s\n", sevc, err ? "error" : "warning", reset, it->msg);
+      fprintf(f, ":%s ", reset);
+    fprintf(f, "%s%s:%s ", sevc, err ? "error" : "warning", reset);
+    er_utf8_safe_write(f, it->msg, strlen(it->msg));
+    fputc('\n', f);
   }
 }
 

@@ -127,6 +127,7 @@ static const er_keyspec_t k_env[] = {
     {"proxies", ER_T_ARRAY, false, NULL, k_proxy}, /* act_fault.c */
     {"state", ER_T_OBJECT, false, k_state, NULL},
     {"secrets", ER_T_ARRAY, false, NULL, NULL}, /* names of secret vars */
+    {"secret_headers", ER_T_ARRAY, false, NULL, NULL}, /* header names */
     {NULL, 0, false, NULL, NULL},
 };
 

@@ -18,6 +18,10 @@
  *             "stale": "warn" | "fail"},
  *   "secrets": ["API_TOKEN"],               names of secret vars (of
  *                                           "vars" or the process env)
+ *   "secret_headers": ["X-Tenant-Key"],     HTTP headers whose values are
+ *                                           shown as *** (names or globs;
+ *                                           Authorization, X-Api-Key,
+ *                                           *-Token, ... always are)
  *   "http": {...free-form...},
  *   "kafka": {...free-form...},
  *   "services": [

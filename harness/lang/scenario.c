@@ -271,6 +271,99 @@ static void step_captures(const json_t *step, names_t *out) {
 
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
+/* ---- how big typed vars grow -------------------------------------------- */
+
+/* Expanded values are bounded as template.c bounds them at run time. */
+#define VARS_EXPANDED_MAX (8u * 1024u * 1024u)
+
+typedef struct vsize {
+  const json_t *vars;
+  size_t *sz;   /* estimated expanded size of each var before this one */
+  size_t n;     /* vars sized so far */
+  size_t extra; /* what the refs of the string being sized add */
+} vsize_t;
+
+static size_t sat_add(size_t a, size_t b) {
+  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static void vsize_ref(void *ud, const char *root, size_t off) {
+  vsize_t *vs = ud;
+  size_t i = 0;
+  const char *k;
+  json_t *v;
+  (void)off;
+  json_object_foreach((json_t *)vs->vars, k, v) {
+    if (i >= vs->n)
+      break;
+    if (strcmp(k, root) == 0) {
+      vs->extra = sat_add(vs->extra, vs->sz[i]);
+      break;
+    }
+    i++;
+  }
+}
+
+/* An upper bound of the compact JSON size of v once expanded: each
+ * ${var} of an earlier var counts that var's whole size. */
+static size_t vsize_of(vsize_t *vs, const json_t *v) {
+  size_t n = 2;
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char msg[64];
+    size_t bad;
+    vs->extra = 0;
+    if (strstr(s, "${"))
+      er_tmpl_scan(s, vsize_ref, vs, msg, sizeof msg, &bad);
+    return sat_add(json_string_length(v) + 2, vs->extra);
+  }
+  if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++)
+      n = sat_add(n, sat_add(vsize_of(vs, json_array_get(v, i)), 1));
+    return n;
+  }
+  if (json_is_object(v)) {
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+      json_t *ks = json_string(k);
+      n = sat_add(n, sat_add(ks ? vsize_of(vs, ks) : strlen(k), 1));
+      n = sat_add(n, sat_add(vsize_of(vs, x), 1));
+      json_decref(ks);
+    }
+    return n;
+  }
+  return 8;
+}
+
+/* A var whose expansion would pass VARS_EXPANDED_MAX (a typed var that
+ * doubles the one before it, 22 times) is an error at its name, found
+ * without expanding anything. */
+static void check_vars_size(const er_diag_src_t *c, const json_t *vars) {
+  vsize_t vs = {vars, NULL, 0, 0};
+  const char *k;
+  json_t *v;
+  if (!json_is_object(vars) || !json_object_size(vars))
+    return;
+  vs.sz = calloc(json_object_size(vars), sizeof *vs.sz);
+  if (!vs.sz)
+    return;
+  json_object_foreach((json_t *)vars, k, v) {
+    size_t n = vsize_of(&vs, v);
+    vs.sz[vs.n++] = n;
+    if (n > VARS_EXPANDED_MAX) {
+      char *cp = er_jpos_child("/vars", k);
+      verr(c, cp ? cp : "/vars", true,
+           "var '%s' expands to more than %u bytes (each ${...} of a var "
+           "above copies all of it); build it from smaller parts",
+           k, (unsigned)VARS_EXPANDED_MAX);
+      free(cp);
+      break; /* the vars below that use it say nothing new */
+    }
+  }
+  free(vs.sz);
+}
+
 /* The ${...} pass over a whole scenario document. */
 static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
   names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
@@ -296,6 +389,7 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
       if (!names_has(&defined, k))
         names_add(&defined, k);
     }
+    check_vars_size(c, vars);
   }
   /* other top-level keys see every var */
   json_object_foreach((json_t *)doc, k, v) {
@@ -354,6 +448,7 @@ void er_scenario_free(er_scenario_t *s) {
     return;
   free(s->file);
   free(s->dir);
+  free(s->relfile);
   free(s->classname);
   free(s->name);
   free(s->skip);
@@ -415,40 +510,95 @@ static int build_steps(const json_t *arr, const char *listname,
   return 0;
 }
 
-/* "scenarios/happy-path" -> "scenarios.happy-path", from the folder's
- * path relative to the current directory; the folder's name when it is
- * outside it; "scenarios" for the current directory itself. */
-static char *make_classname(const char *dir) {
-  char *abs = NULL, *cwd = NULL, *out = NULL;
+/* abs relative to root ("" for root itself), or NULL when outside it. */
+static const char *rel_to(const char *abs, const char *root) {
+  size_t rl = strlen(root);
+  if (strcmp(abs, root) == 0)
+    return "";
+  if (strncmp(abs, root, rl) == 0 && (abs[rl] == '/' || rl == 1))
+    return abs + (rl == 1 ? 1 : rl + 1);
+  return NULL;
+}
+
+/* The folder holding ".git" at or above dir (an absolute path), or NULL.
+ * Caller frees. */
+static char *repo_root(const char *dir) {
+  char *d = er_strdup(dir);
+  while (d && *d) {
+    char *git = NULL;
+    struct stat st;
+    if (asprintf(&git, "%s/.git", strcmp(d, "/") ? d : "") < 0)
+      break;
+    if (stat(git, &st) == 0) {
+      free(git);
+      return d;
+    }
+    free(git);
+    if (!strcmp(d, "/"))
+      break;
+    {
+      char *slash = strrchr(d, '/');
+      if (slash == d)
+        d[1] = '\0';
+      else if (slash)
+        *slash = '\0';
+      else
+        break;
+    }
+  }
+  free(d);
+  return NULL;
+}
+
+/* The scenario's path as CI readers want it: relative to the repository
+ * holding it (a ".git" above it) when the current directory is in that
+ * repository too, else relative to the current directory, else absolute;
+ * the same however the path was typed (symlinks resolved). */
+static char *make_relfile(const char *path) {
+  char *abs = realpath(path, NULL), *cwd = getcwd(NULL, 0), *root = NULL;
+  char *out = NULL;
   const char *rel = NULL;
-  abs = realpath(dir, NULL);
-  cwd = getcwd(NULL, 0);
   if (abs && cwd) {
-    size_t cl = strlen(cwd);
-    if (strcmp(abs, cwd) == 0)
-      rel = "";
-    else if (strncmp(abs, cwd, cl) == 0 && (abs[cl] == '/' || cl == 1))
-      rel = abs + (cl == 1 ? 1 : cl + 1);
+    char *adir = er_strdup(abs);
+    if (adir && strrchr(adir, '/'))
+      *strrchr(adir, '/') = '\0';
+    root = adir ? repo_root(*adir ? adir : "/") : NULL;
+    free(adir);
+    if (root && rel_to(cwd, root))
+      rel = rel_to(abs, root);
+    if (!rel)
+      rel = rel_to(abs, cwd);
   }
-  if (rel && *rel) {
-    out = er_strdup(rel);
-  } else if (rel) {
+  out = er_strdup(rel && *rel ? rel : abs ? abs : path);
+  free(abs);
+  free(cwd);
+  free(root);
+  return out;
+}
+
+/* "scenarios/happy-path/a.json" -> "scenarios.happy-path", from the
+ * folder of the relative path (make_relfile); "scenarios" for a file at
+ * the top; the folder's name for an absolute path. */
+static char *make_classname(const char *relfile) {
+  char *out = NULL, *tmp = er_strdup(relfile);
+  char *slash = tmp ? strrchr(tmp, '/') : NULL;
+  if (!tmp)
+    return NULL;
+  if (!slash) {
     out = er_strdup("scenarios");
+  } else if (tmp[0] == '/') {
+    const char *b;
+    *slash = '\0';
+    b = basename(tmp);
+    out = er_strdup(!*b || !strcmp(b, "/") ? "scenarios" : b);
   } else {
-    /* outside the current directory (or unresolvable): the folder's name */
-    char *tmp = er_strdup(abs ? abs : dir);
-    const char *b = tmp ? basename(tmp) : NULL;
-    if (!b || !*b || !strcmp(b, "/") || !strcmp(b, ".") || !strcmp(b, ".."))
-      out = er_strdup("scenarios");
-    else
-      out = er_strdup(b);
-    free(tmp);
+    *slash = '\0';
+    out = er_strdup(tmp);
   }
+  free(tmp);
   for (char *p = out; p && *p; p++)
     if (*p == '/')
       *p = '.';
-  free(abs);
-  free(cwd);
   return out;
 }
 
@@ -521,9 +671,10 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
     goto oom;
   s->file = er_strdup(path);
   s->dir = dir_of(path);
-  s->classname = s->dir ? make_classname(s->dir) : NULL;
+  s->relfile = make_relfile(path);
+  s->classname = s->relfile ? make_classname(s->relfile) : NULL;
   s->name = er_strdup(json_string_value(json_object_get(doc, "name")));
-  if (!s->file || !s->dir || !s->classname || !s->name)
+  if (!s->file || !s->dir || !s->relfile || !s->classname || !s->name)
     goto oom;
   v = json_object_get(doc, "skip");
   if (json_is_string(v) || json_is_true(v)) {

@@ -39,7 +39,10 @@ typedef struct er_steplist {
 typedef struct er_scenario {
   char *file;      /* as given */
   char *dir;       /* its folder */
-  char *classname; /* folder name, dots for slashes: "scenarios.happy-path" */
+  char *relfile;   /* relative to the repository root (or the current
+                      directory): "scenarios/happy-path/three.json" */
+  char *classname; /* relfile's folder, dots for slashes:
+                      "scenarios.happy-path" */
   char *name;
   char *skip;   /* NULL, or the reason it is skipped */
   json_t *doc;  /* owned */

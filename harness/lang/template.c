@@ -21,7 +21,8 @@
 #include "lang/jsonx.h"
 #include "lang/template.h"
 
-/* An expanded string may not grow past this (interpolated captures). */
+/* An expanded string may not grow past this (interpolated captures), nor
+ * may the values one expansion copies (a typed var used many times). */
 #define ER_TMPL_CAP (8u * 1024u * 1024u)
 /* Expression text quoted in messages is cut to this many bytes. */
 #define ER_TMPL_QUOTE 120
@@ -577,10 +578,45 @@ out:
   return out;
 }
 
+/* About the compact JSON size of v, counting stops past limit. */
+static size_t json_size_capped(const json_t *v, size_t limit) {
+  size_t n = 2;
+  if (json_is_string(v))
+    return json_string_length(v) + 2;
+  if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v) && n <= limit; i++)
+      n += json_size_capped(json_array_get(v, i), limit - n + 1) + 1;
+    return n;
+  }
+  if (json_is_object(v)) {
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+      if (n > limit)
+        break;
+      n += strlen(k) + 4 + json_size_capped(x, limit - n + 1);
+    }
+    return n;
+  }
+  return 8;
+}
+
+/* Counts n more bytes of one expansion into *used; -1 past the cap. */
+static int budget_take(size_t *used, size_t n, er_err_t *err) {
+  if (n > ER_TMPL_CAP || *used > ER_TMPL_CAP - n) {
+    er_errf(err, ER_E_INPUT, "expanded value exceeds %u bytes",
+            (unsigned)ER_TMPL_CAP);
+    return -1;
+  }
+  *used += n;
+  return 0;
+}
+
 /* Expands s[0..len). keep_type: a string that is one whole expression
- * yields the value with its JSON type. New reference or NULL + err. */
+ * yields the value with its JSON type. *used: bytes this expansion made
+ * so far (bounded by ER_TMPL_CAP). New reference or NULL + err. */
 static json_t *expand_text(er_tmpl_t *t, const char *s, size_t len,
-                           int keep_type, er_err_t *err) {
+                           int keep_type, size_t *used, er_err_t *err) {
   er_buf_t out = ER_BUF_INIT(ER_TMPL_CAP);
   json_t *res = NULL, *v = NULL;
   char *text = NULL;
@@ -595,7 +631,7 @@ static json_t *expand_text(er_tmpl_t *t, const char *s, size_t len,
   if (keep_type && len >= 2 && s[0] == '$' && s[1] == '{' &&
       parse_expr(s, 0, &e, msg, sizeof msg) == 0 && e.end == len) {
     v = eval_expr(t, s, &e, err);
-    if (v) {
+    if (v && budget_take(used, json_size_capped(v, ER_TMPL_CAP), err) == 0) {
       res = json_deep_copy(v);
       if (!res)
         er_errf(err, ER_E_ENV, "out of memory");
@@ -649,6 +685,8 @@ static json_t *expand_text(er_tmpl_t *t, const char *s, size_t len,
             (unsigned)ER_TMPL_CAP);
     goto out;
   }
+  if (budget_take(used, out.len, err) != 0)
+    goto out;
   res = json_stringn(out.data ? out.data : "", out.len);
   if (!res)
     er_errf(err, ER_E_ENV, "out of memory");
@@ -660,7 +698,8 @@ out:
 }
 
 json_t *er_tmpl_expand_str(er_tmpl_t *t, const char *s, er_err_t *err) {
-  return expand_text(t, s, s ? strlen(s) : 0, 1, err);
+  size_t used = 0;
+  return expand_text(t, s, s ? strlen(s) : 0, 1, &used, err);
 }
 
 /* Appends an RFC 6901 reference token to ptr. */
@@ -681,14 +720,15 @@ static const char *ptr_name(er_buf_t *ptr) {
 }
 
 static json_t *expand_rec(er_tmpl_t *t, const json_t *v, er_buf_t *ptr,
-                          er_err_t *err) {
+                          size_t *used, er_err_t *err) {
   json_t *res = NULL, *k = NULL, *c = NULL;
   er_err_t in = {0};
   size_t mark = ptr->len;
 
   switch (json_typeof(v)) {
   case JSON_STRING:
-    res = expand_text(t, json_string_value(v), json_string_length(v), 1, &in);
+    res = expand_text(t, json_string_value(v), json_string_length(v), 1, used,
+                      &in);
     if (!res)
       er_errf(err, in.code, "at %s: %s", ptr_name(ptr), in.msg);
     break;
@@ -702,7 +742,7 @@ static json_t *expand_rec(er_tmpl_t *t, const json_t *v, er_buf_t *ptr,
       char idx[32];
       int n = snprintf(idx, sizeof idx, "%zu", i);
       ptr_push(ptr, idx, (size_t)n);
-      c = expand_rec(t, json_array_get(v, i), ptr, err);
+      c = expand_rec(t, json_array_get(v, i), ptr, used, err);
       ptr->len = mark;
       if (ptr->data)
         ptr->data[mark] = '\0';
@@ -726,7 +766,7 @@ static json_t *expand_rec(er_tmpl_t *t, const json_t *v, er_buf_t *ptr,
          it = json_object_iter_next((json_t *)v, it)) {
       const char *key = json_object_iter_key(it);
       size_t klen = json_object_iter_key_len(it);
-      k = expand_text(t, key, klen, 0, &in);
+      k = expand_text(t, key, klen, 0, used, &in);
       if (!k) {
         er_errf(err, in.code, "at %s (key \"%.*s\"): %s", ptr_name(ptr),
                 (int)(klen > ER_TMPL_QUOTE ? ER_TMPL_QUOTE : klen), key,
@@ -743,7 +783,7 @@ static json_t *expand_rec(er_tmpl_t *t, const json_t *v, er_buf_t *ptr,
         goto fail;
       }
       ptr_push(ptr, key, klen);
-      c = expand_rec(t, json_object_iter_value(it), ptr, err);
+      c = expand_rec(t, json_object_iter_value(it), ptr, used, err);
       ptr->len = mark;
       if (ptr->data)
         ptr->data[mark] = '\0';
@@ -777,11 +817,12 @@ fail:
 json_t *er_tmpl_expand(er_tmpl_t *t, const json_t *v, er_err_t *err) {
   er_buf_t ptr = ER_BUF_INIT(64 * 1024);
   json_t *res = NULL;
+  size_t used = 0;
   if (!t || !v) {
     er_errf(err, ER_E_INPUT, "no template or value to expand");
     return NULL;
   }
-  res = expand_rec(t, v, &ptr, err);
+  res = expand_rec(t, v, &ptr, &used, err);
   er_buf_free(&ptr);
   return res;
 }

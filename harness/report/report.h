@@ -1,7 +1,8 @@
 /* report.h: results of a run and how they are written.
  *
  * The runner fills er_result_t per scenario; report_junit.c writes JUnit
- * XML (schema: junit-10.xsd, Jenkins xunit), atomically after every
+ * XML (schema: junit-10-fileline.xsd, Jenkins' junit-10.xsd plus file and
+ * line on each testcase, where CI annotations land), atomically after every
  * scenario; report_console.c prints one line per scenario, and for a
  * failure the step, what was expected and what was last seen.
  */
@@ -24,7 +25,9 @@ typedef enum {
 typedef struct er_result {
   char *classname; /* from the scenario's folder */
   char *name;
-  char *file;
+  char *file;    /* as given on the command line */
+  char *relfile; /* for the testcase's file attribute (scenario.h) */
+  int line;      /* the failing step's line; 1 when none failed */
   er_res_status_t status;
   int64_t duration_ms;
   char *message;     /* one line: "step 'x': expected ..., last seen ..." */
@@ -59,9 +62,16 @@ typedef struct er_console {
   bool verbose;
 } er_console_t;
 
-/* color = isatty(out) && NO_COLOR unset or empty (no-color.org) &&
- * TERM != "dumb". verbose is false; set it to get a line when a scenario
- * starts. */
+/* Colour modes of --color. */
+typedef enum { ER_COLOR_AUTO = 0, ER_COLOR_ALWAYS, ER_COLOR_NEVER } er_color_t;
+
+/* Whether to colour out: ALWAYS yes, NEVER no; AUTO: FORCE_COLOR set and
+ * not "0" (force-color.org) yes, else NO_COLOR set and not empty
+ * (no-color.org) no, else only on a terminal whose TERM is not "dumb". */
+bool er_color_decide(er_color_t mode, FILE *out);
+
+/* color = er_color_decide(ER_COLOR_AUTO, out). verbose is false; set it
+ * to get a line when a scenario starts. */
 void er_console_init(er_console_t *c, FILE *out);
 void er_console_scenario_start(er_console_t *c, const char *name);
 void er_console_result(er_console_t *c, const er_result_t *r);

@@ -11,11 +11,12 @@
  *   ERROR name (12ms)
  *   SKIP  name - reason
  *   3 passed, 1 failed, 0 errors, 1 skipped in 41.2s
- * Colour (the status word and the summary) only when writing to a
- * terminal, NO_COLOR is unset or empty (no-color.org) and TERM is not
- * "dumb". Text from outside (names, details, logs) is printed with control
- * characters shown as \xNN / \u00NN, so a reply cannot drive the
- * terminal, and with every recorded secret (util.h) shown as "***".
+ * Colour (the status word and the summary) as er_color_decide says:
+ * --color=always|never, FORCE_COLOR, NO_COLOR, else only on a terminal. Text
+ * from outside (names, details, logs) is printed with control characters shown
+ * as \xNN / \u00NN, so a reply cannot drive the terminal, bytes that are not
+ * UTF-8 as \xNN (the output is always valid UTF-8), and with every recorded
+ * secret (util.h) shown as "***".
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,36 +31,27 @@
 #define C_YELLOW "\033[33m"
 #define INDENT "      "
 
-void er_console_init(er_console_t *c, FILE *out) {
+bool er_color_decide(er_color_t mode, FILE *out) {
+  const char *fc = getenv("FORCE_COLOR");
   const char *nc = getenv("NO_COLOR");
   const char *term = getenv("TERM");
+  if (mode == ER_COLOR_ALWAYS)
+    return true;
+  if (mode == ER_COLOR_NEVER || !out)
+    return false;
+  if (fc && *fc)
+    return strcmp(fc, "0") != 0 && strcmp(fc, "false") != 0;
+  return isatty(fileno(out)) && !(nc && nc[0]) &&
+         !(term && strcmp(term, "dumb") == 0);
+}
+
+void er_console_init(er_console_t *c, FILE *out) {
   c->out = out;
   c->verbose = false;
-  c->color = out && isatty(fileno(out)) && !(nc && nc[0]) &&
-             !(term && strcmp(term, "dumb") == 0);
+  c->color = er_color_decide(ER_COLOR_AUTO, out);
 }
 
-/* Writes s[0..n) with control characters made visible. */
-static void safe_write_raw(FILE *f, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; i < n; i++) {
-    unsigned c = p[i];
-    if (c == 0x1B || c < 0x20 || c == 0x7F) {
-      if (c == '\t')
-        fputc('\t', f);
-      else
-        fprintf(f, "\\x%02x", c);
-    } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
-      /* C1 controls (U+0080..U+009F; U+009B is CSI on some terminals) */
-      fprintf(f, "\\u%04x", p[i + 1]);
-      i++;
-    } else {
-      fputc((int)c, f);
-    }
-  }
-}
-
-/* safe_write_raw with every recorded secret (util.h) replaced by "***". */
+/* er_utf8_safe_write with every recorded secret (util.h) as "***". */
 static void safe_write(FILE *f, const char *s, size_t n) {
   char *cp = malloc(n + 1);
   if (!cp) {
@@ -69,7 +61,7 @@ static void safe_write(FILE *f, const char *s, size_t n) {
   memcpy(cp, s, n);
   cp[n] = '\0';
   er_secret_redact(cp); /* text after a NUL byte is not printed */
-  safe_write_raw(f, cp, strlen(cp));
+  er_utf8_safe_write(f, cp, strlen(cp));
   free(cp);
 }
 

@@ -1,9 +1,11 @@
 /* report_junit.c: the result list and the JUnit XML report (report.h).
  *
- * Shape (validates against tests/data/junit-10.xsd, Jenkins xunit):
+ * Shape (validates against tests/data/junit-10-fileline.xsd: Jenkins xunit
+ * plus optional file and line on testcases, which GitHub and GitLab use to
+ * put an annotation on the scenario's line):
  *   <testsuites name tests failures errors time>
  *     <testsuite name tests failures errors skipped time timestamp hostname>
- *       <testcase name classname time>
+ *       <testcase name classname file line time>
  *         <failure message type="expectation">step: ...\n detail</failure>
  *         | <error message type="error">...</error>
  *         | <skipped message="reason"/>
@@ -86,6 +88,7 @@ static void result_free(er_result_t *r) {
   free(r->classname);
   free(r->name);
   free(r->file);
+  free(r->relfile);
   free(r->message);
   free(r->failed_step);
   free(r->detail);
@@ -107,9 +110,11 @@ int er_results_add(er_results_t *rs, const er_result_t *r) {
   memset(&c, 0, sizeof c);
   c.status = r->status;
   c.duration_ms = r->duration_ms;
+  c.line = r->line;
   c.classname = dup_or_null(r->classname, &oom);
   c.name = dup_or_null(r->name, &oom);
   c.file = dup_or_null(r->file, &oom);
+  c.relfile = dup_or_null(r->relfile, &oom);
   c.message = dup_or_null(r->message, &oom);
   c.failed_step = dup_or_null(r->failed_step, &oom);
   c.detail = dup_or_null(r->detail, &oom);
@@ -271,6 +276,10 @@ char *er_junit_render(const er_results_t *rs) {
     put(&b, "    <testcase");
     attr(&b, "name", r->name ? r->name : "(unnamed)", CAP_NAME);
     attr(&b, "classname", r->classname ? r->classname : suite, CAP_NAME);
+    if (r->relfile || r->file) {
+      attr(&b, "file", r->relfile ? r->relfile : r->file, CAP_NAME);
+      putf(&b, " line=\"%d\"", r->line > 0 ? r->line : 1);
+    }
     secs(t, r->duration_ms);
     putf(&b, " time=\"%s\">\n", t);
     switch (r->status) {

@@ -126,6 +126,32 @@ static void redact_key(json_t *o, const char *key, bool pg) {
   json_object_set_new(o, key, json_string(buf));
 }
 
+/* values of secret-looking headers (er_http_header_is_secret) as "***",
+ * at any depth (an http step's "headers", a wrapped check's) */
+static void redact_headers(json_t *v) {
+  const char *k;
+  json_t *x;
+  if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++)
+      redact_headers(json_array_get(v, i));
+    return;
+  }
+  if (!json_is_object(v))
+    return;
+  json_object_foreach(v, k, x) {
+    if (!strcmp(k, "headers") && json_is_object(x)) {
+      const char *hk;
+      json_t *hv;
+      json_object_foreach(x, hk, hv) {
+        if (er_http_header_is_secret(hk))
+          json_object_set_new(x, hk, json_string("***"));
+      }
+    } else {
+      redact_headers(x);
+    }
+  }
+}
+
 /* what is shown of a step's arguments: nested steps and wrapped checks
  * are printed as children, so they are left out here */
 static json_t *shown_args(dctx_t *c, const er_action_t *a, const json_t *args) {
@@ -154,6 +180,7 @@ static json_t *shown_args(dctx_t *c, const er_action_t *a, const json_t *args) {
   }
   redact_key(x, "url", false);
   redact_key(x, "dsn", true);
+  redact_headers(x);
   return x;
 }
 

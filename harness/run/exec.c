@@ -66,6 +66,32 @@ int er_session_put(er_session_t *s, const char *name, void *obj,
   return 0;
 }
 
+void er_progress_note(er_exec_t *x, int polls, const char *last_seen) {
+  er_progress_t *p = x ? x->progress : NULL;
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  p->polls = polls;
+  if (last_seen) {
+    size_t n = strcspn(last_seen, "\n");
+    if (n >= sizeof p->last)
+      n = er_utf8_cut(last_seen, n, sizeof p->last - 1);
+    memcpy(p->last, last_seen, n);
+    p->last[n] = '\0';
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+void er_progress_count(er_exec_t *x, long produced, long acked) {
+  er_progress_t *p = x ? x->progress : NULL;
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  p->produced = produced;
+  p->acked = acked;
+  pthread_mutex_unlock(&p->mu);
+}
+
 int64_t er_exec_left_ms(const er_exec_t *x) {
   int64_t left = x->deadline_ms - er_now_ms();
   return left > 0 ? left : 0;

@@ -5,6 +5,7 @@
 #define ER_EXEC_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,6 +25,22 @@ int er_session_put(er_session_t *s, const char *name, void *obj,
 typedef struct er_tmpl er_tmpl_t; /* template.h */
 typedef struct er_group_ops er_group_ops_t;
 
+/* What a long step shows while it runs: the runner sets scenario, step
+ * and start; the step reports polls and what it last saw (await, hold)
+ * or messages produced and acknowledged (kafka.produce); a thread of the
+ * runner prints it (a status line on a terminal, a plain line every 10 s
+ * in CI logs). Every field under mu. */
+typedef struct er_progress {
+  pthread_mutex_t mu;
+  bool active;
+  int64_t started_ms;
+  char scenario[160];
+  char step[200];
+  int polls;
+  char last[200]; /* first line of the last mismatch seen */
+  long produced, acked;
+} er_progress_t;
+
 /* What an action gets to run one step. Borrowed from the runner. */
 struct er_exec {
   const json_t *env;           /* resolved environment file (env.h shape) */
@@ -41,6 +58,7 @@ struct er_exec {
   er_buf_t *detail;            /* on failure: expected vs last seen */
   const er_group_ops_t *group; /* the runner's ops for step groups */
   void *rt;                    /* the runner's private context of this branch */
+  er_progress_t *progress;     /* the run's, or NULL (e.g. in itests) */
 };
 
 /* Step groups (parallel, repeat, group): actions with raw_args get their
@@ -72,6 +90,12 @@ enum {
 
 /* Milliseconds left before the deadline (0 when past). */
 int64_t er_exec_left_ms(const er_exec_t *x);
+
+/* For the progress line (no-ops when x->progress is NULL): polls so far
+ * and the first line of what the last one saw; messages produced and
+ * acknowledged so far. */
+void er_progress_note(er_exec_t *x, int polls, const char *last_seen);
+void er_progress_count(er_exec_t *x, long produced, long acked);
 /* Append a line to the scenario log ("[+1.234s] ..." prefix added). */
 void er_exec_log(er_exec_t *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

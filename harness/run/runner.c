@@ -3,6 +3,7 @@
 #include "run/diag.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,13 @@ typedef struct run {
   bool modules_begun;
   const er_scenario_t **plan_v; /* the scenarios that will run */
   er_plan_t plan;               /* in shared as "plan" */
+  er_progress_t prog;           /* the running top-level step */
+  pthread_t prog_thread;
+  bool prog_started;
+  bool prog_stop;     /* under prog.mu */
+  bool prog_drawn;    /* a status line is on the terminal (under prog.mu) */
+  bool prog_tty;      /* the console is a terminal: a live status line */
+  int64_t prog_shown; /* when a plain progress line was last printed */
 } run_t;
 
 /* One scenario in flight. */
@@ -45,6 +53,7 @@ typedef struct scen {
   const er_scenario_t *s;
   er_session_t *scenario; /* modules' per-scenario objects */
   int64_t started_ms;
+  size_t log_shown; /* --verbose: bytes of the log already printed */
 } scen_t;
 
 /* A branch: a line of execution with its own connections, template scope,
@@ -58,6 +67,7 @@ typedef struct branch {
   er_buf_t detail;
   json_t *captured;  /* names captured in this branch (to hand back) */
   char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
+  int failed_line;   /* the line of the innermost step that failed */
   char *label;
 } branch_t;
 
@@ -150,6 +160,16 @@ out:
   return rc;
 }
 
+/* How many scenarios filter selects (skipped ones included: their
+ * author's skip is a result, an empty selection is not). */
+static size_t count_selected(er_scenario_t **v, size_t n, const char *filter) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (er_scenario_matches(v[i], filter))
+      k++;
+  return k;
+}
+
 static void free_all(er_scenario_t **v, size_t n) {
   for (size_t i = 0; i < n; i++)
     er_scenario_free(v[i]);
@@ -189,13 +209,16 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
   x->detail = &b->detail;
   x->group = &g_group_ops;
   x->rt = b;
+  x->progress = &b->sc->r->prog;
 }
 
 /* Where a step failed, for the report. A failure recorded by a nested
  * step during this one gets this step's name in front of it. */
-static void note_failure(branch_t *b, const char *before, const char *where) {
+static void note_failure(branch_t *b, const char *before, const char *where,
+                         int line) {
   if (!b->failed_step) {
     b->failed_step = er_strdup(where);
+    b->failed_line = line;
   } else if (!before) {
     er_buf_t m = ER_BUF_INIT(4096);
     er_buf_printf(&m, "%s > %s", where, b->failed_step);
@@ -270,7 +293,7 @@ out:
     else
       snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
                *b->label ? " " : "", phase, idx + 1, st->name);
-    note_failure(b, failed_before, where);
+    note_failure(b, failed_before, where, st->line);
   }
   json_decref(args);
   json_decref(caps);
@@ -280,6 +303,151 @@ out:
 /* Runs a list of steps; stops at the first that does not pass (unless
  * keep_going, used by teardown). Returns the worst ER_STEP_*; the detail
  * of the first failure stays in b->detail. */
+/* ---- progress of a long step ------------------------------------------- */
+
+/* A plain progress line after PROGRESS_PLAIN_MS, then every as long; a
+ * terminal's status line after PROGRESS_TTY_MS, redrawn every second. */
+#define PROGRESS_PLAIN_MS 10000
+#define PROGRESS_TTY_MS 2000
+
+/* The text of the progress line into b (under prog.mu). */
+static void progress_text(run_t *r, er_buf_t *b, int64_t now) {
+  er_progress_t *p = &r->prog;
+  char el[32];
+  er_fmt_duration(now - p->started_ms, el);
+  er_buf_printf(b, "%s: %s running for %s", p->scenario, p->step, el);
+  if (p->polls)
+    er_buf_printf(b, ", %d poll(s)", p->polls);
+  if (p->produced || p->acked)
+    er_buf_printf(b, ", %ld produced, %ld acknowledged", p->produced, p->acked);
+  if (p->polls && p->last[0])
+    er_buf_printf(b, ", last seen: %s", p->last);
+}
+
+static void progress_tick(run_t *r) {
+  er_progress_t *p = &r->prog;
+  int64_t now = er_now_ms();
+  er_buf_t b = ER_BUF_INIT(1024);
+  pthread_mutex_lock(&p->mu);
+  if (p->active && r->prog_tty && now - p->started_ms >= PROGRESS_TTY_MS) {
+    char *line;
+    progress_text(r, &b, now);
+    line = er_buf_steal(&b);
+    if (line) {
+      size_t n = er_utf8_cut(line, strlen(line), 150);
+      er_secret_redact(line);
+      fputs("\r\033[K  ... ", r->o->out);
+      er_utf8_safe_write(r->o->out, line, n < strlen(line) ? n : strlen(line));
+      fflush(r->o->out);
+      r->prog_drawn = true;
+    }
+    free(line);
+  } else if (p->active && !r->prog_tty &&
+             now - p->started_ms >= PROGRESS_PLAIN_MS &&
+             now - r->prog_shown >= PROGRESS_PLAIN_MS) {
+    char *line;
+    progress_text(r, &b, now);
+    line = er_buf_steal(&b);
+    if (line) {
+      er_secret_redact(line);
+      fputs("  ... ", r->o->out);
+      er_utf8_safe_write(r->o->out, line, strlen(line));
+      fputc('\n', r->o->out);
+      fflush(r->o->out);
+    }
+    free(line);
+    r->prog_shown = now;
+  }
+  pthread_mutex_unlock(&p->mu);
+  er_buf_free(&b);
+}
+
+static void *progress_main(void *arg) {
+  run_t *r = arg;
+  for (;;) {
+    bool stop;
+    pthread_mutex_lock(&r->prog.mu);
+    stop = r->prog_stop;
+    pthread_mutex_unlock(&r->prog.mu);
+    if (stop)
+      break;
+    progress_tick(r);
+    er_sleep_ms(r->prog_tty ? 1000 : 250);
+  }
+  return NULL;
+}
+
+/* A top-level step starts (step != NULL) or ends. */
+static void progress_step(run_t *r, const char *scenario, const char *step) {
+  er_progress_t *p = &r->prog;
+  pthread_mutex_lock(&p->mu);
+  if (r->prog_drawn) {
+    fputs("\r\033[K", r->o->out);
+    fflush(r->o->out);
+    r->prog_drawn = false;
+  }
+  p->active = step != NULL;
+  if (step) {
+    snprintf(p->scenario, sizeof p->scenario, "%s", scenario);
+    snprintf(p->step, sizeof p->step, "%s", step);
+    p->started_ms = er_now_ms();
+    p->polls = 0;
+    p->last[0] = '\0';
+    p->produced = p->acked = 0;
+    r->prog_shown = p->started_ms;
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void progress_start(run_t *r) {
+  pthread_mutex_init(&r->prog.mu, NULL);
+  r->prog_tty = isatty(fileno(r->o->out)) != 0;
+  r->prog_started =
+      pthread_create(&r->prog_thread, NULL, progress_main, r) == 0;
+}
+
+static void progress_stop(run_t *r) {
+  if (!r->prog_started)
+    return;
+  pthread_mutex_lock(&r->prog.mu);
+  r->prog_stop = true;
+  pthread_mutex_unlock(&r->prog.mu);
+  pthread_join(r->prog_thread, NULL);
+  r->prog_started = false;
+  progress_step(r, NULL, NULL);
+  pthread_mutex_destroy(&r->prog.mu);
+}
+
+/* --verbose: prints what the scenario's log gained since last time, as
+ * the steps happen (a parallel step's branches when it joins). */
+static void verbose_flush(branch_t *b) {
+  scen_t *sc = b->sc;
+  run_t *r = sc->r;
+  char *chunk;
+  size_t n;
+  if (!r->o->verbose || b->log.len <= sc->log_shown)
+    return;
+  n = b->log.len - sc->log_shown;
+  chunk = malloc(n + 1);
+  if (!chunk)
+    return;
+  memcpy(chunk, b->log.data + sc->log_shown, n);
+  chunk[n] = '\0';
+  er_secret_redact(chunk);
+  pthread_mutex_lock(&r->prog.mu);
+  if (r->prog_drawn) {
+    fputs("\r\033[K", r->o->out);
+    r->prog_drawn = false;
+  }
+  fputs(chunk, r->o->out);
+  if (chunk[n - 1] != '\n')
+    fputc('\n', r->o->out);
+  fflush(r->o->out);
+  pthread_mutex_unlock(&r->prog.mu);
+  sc->log_shown = b->log.len;
+  free(chunk);
+}
+
 static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
                      int64_t deadline, bool keep_going) {
   int worst = ER_STEP_OK;
@@ -290,13 +458,22 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
       char where[512];
       snprintf(where, sizeof where, "before %s %zu '%s'", phase, i + 1,
                l->v[i].name);
-      note_failure(b, NULL, where);
+      note_failure(b, NULL, where, l->v[i].line);
       er_buf_reset(&first);
       er_buf_printf(&first, "interrupted by signal %d", er_interrupted());
       worst = ER_STEP_FATAL;
       break;
     }
+    if (!*b->label) { /* a top-level step: the progress line shows it */
+      char what[200];
+      snprintf(what, sizeof what, "%s %zu '%s'", phase, i + 1, l->v[i].name);
+      progress_step(b->sc->r, b->sc->s->name, what);
+    }
     rc = run_step(b, &l->v[i], phase, i, deadline);
+    if (!*b->label) {
+      progress_step(b->sc->r, NULL, NULL);
+      verbose_flush(b);
+    }
     if (rc != ER_STEP_OK) {
       if (worst == ER_STEP_OK)
         er_buf_append(&first, b->detail.data ? b->detail.data : "",
@@ -401,8 +578,10 @@ static void op_branch_join(er_exec_t *x, er_exec_t *bx, bool failed) {
       er_buf_printf(x->detail, "%s: ", b->failed_step);
     er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
                   b->detail.len);
-    if (!parent->failed_step && b->failed_step)
+    if (!parent->failed_step && b->failed_step) {
       parent->failed_step = er_strdup(b->failed_step);
+      parent->failed_line = b->failed_line;
+    }
   }
   json_decref(bx->captures);
   branch_free(b);
@@ -578,6 +757,8 @@ finish:
       message = er_strdup(er_buf_cstr(&b->detail));
     res->failed_step = b->failed_step;
     b->failed_step = NULL;
+    if (b->failed_line > 0)
+      res->line = b->failed_line;
     res->detail = message;
     message = NULL;
     fl = first_line(res->detail ? res->detail : "");
@@ -586,6 +767,7 @@ finish:
     free(fl);
     res->message = er_buf_steal(&m);
   }
+  verbose_flush(b);
   res->log = er_buf_steal(&b->log);
 out:
   free(message);
@@ -733,6 +915,7 @@ int er_run(const er_run_opts_t *o) {
   memset(&r, 0, sizeof r);
   r.o = o;
   er_console_init(&r.con, o->out);
+  r.con.color = er_color_decide((er_color_t)o->color, o->out);
   make_run_id(r.run_id);
   snprintf(r.results.suite_name, sizeof r.results.suite_name, "eventrig");
   er_rfc3339_now(r.results.timestamp);
@@ -766,6 +949,15 @@ int er_run(const er_run_opts_t *o) {
   for (size_t i = 0; i < ns; i++)
     if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
       r.plan_v[r.plan.n++] = sv[i];
+  if (o->filter && count_selected(sv, ns, o->filter) == 0) {
+    /* never a silent green: a typo in a CI filter must not pass */
+    fprintf(o->err,
+            "eventrig: --filter '%s' selects none of the %zu scenario(s) "
+            "found; nothing was run (exit %d)\n",
+            o->filter, ns, ER_EXIT_NONE_SELECTED);
+    code = ER_EXIT_NONE_SELECTED;
+    goto out;
+  }
   r.plan.v = (const er_scenario_t *const *)r.plan_v;
   if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
       (o->env_path &&
@@ -793,6 +985,7 @@ int er_run(const er_run_opts_t *o) {
     }
     goto out;
   }
+  progress_start(&r);
   for (size_t i = 0; i < ns; i++) {
     er_result_t res;
     const er_scenario_t *s = sv[i];
@@ -800,6 +993,8 @@ int er_run(const er_run_opts_t *o) {
     res.classname = s->classname;
     res.name = s->name;
     res.file = s->file;
+    res.relfile = s->relfile;
+    res.line = 1;
     if (er_interrupted())
       break;
     if (s->skip || (o->filter && !er_scenario_matches(s, o->filter)) ||
@@ -815,14 +1010,11 @@ int er_run(const er_run_opts_t *o) {
         failed++;
     }
     er_console_result(&r.con, &res);
-    if (o->verbose && res.log && res.status != ER_RES_SKIP) {
-      er_secret_redact(res.log);
-      fprintf(o->out, "%s", res.log);
-    }
     er_results_add(&r.results, &res);
     result_free_fields(&res);
     write_report(&r);
   }
+  progress_stop(&r);
   er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
   if (er_interrupt_signal())
     code = 128 + er_interrupt_signal();
@@ -852,6 +1044,7 @@ int er_validate(const er_run_opts_t *o) {
   int code;
 
   er_console_init(&con, o->out);
+  con.color = er_color_decide((er_color_t)o->color, o->err);
   load_all(o, &sv, &ns, &diags, &err);
   if (o->env_path) {
     er_env_t *e = er_env_load(o->env_path, &diags);

@@ -23,8 +23,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* Exit code of a run whose --filter selects no scenario (as pytest's 5,
+ * "no tests collected"): a typo in a CI filter is not a green build. */
+#define ER_EXIT_NONE_SELECTED 5
+
 typedef struct er_run_opts {
-  const char *env_path;   /* NULL: empty environment */
+  const char *env_path;   /* NULL: empty environment (main.c looks for a
+                             default one before) */
   const char *junit_path; /* NULL: <report_dir>/junit.xml */
   const char *report_dir; /* NULL: "reports" */
   const char *filter;     /* NULL: all */
@@ -33,6 +38,7 @@ typedef struct er_run_opts {
   bool fail_fast; /* stop after the first failing scenario */
   bool verbose;   /* print every scenario's log */
   bool dry_run;   /* run: print the resolved plan, touch nothing */
+  int color;      /* er_color_t (report.h): auto, always, never */
   FILE *out;      /* console (stdout) */
   FILE *err;      /* diagnostics (stderr) */
 } er_run_opts_t;

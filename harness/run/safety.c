@@ -190,64 +190,8 @@ int er_safety_redis_target(const char *url, char *out, size_t outsz) {
   return 0;
 }
 
-/* value of key=value in a conninfo string (no quotes handling beyond '') */
-static bool kv_get(const char *dsn, const char *key, char *out, size_t outsz) {
-  size_t kl = strlen(key);
-  const char *p = dsn;
-  while (*p) {
-    while (isspace((unsigned char)*p))
-      p++;
-    if (!strncmp(p, key, kl)) {
-      const char *q = p + kl;
-      while (isspace((unsigned char)*q))
-        q++;
-      if (*q == '=') {
-        size_t n = 0;
-        q++;
-        while (isspace((unsigned char)*q))
-          q++;
-        if (*q == '\'') {
-          q++;
-          while (*q && *q != '\'' && n + 1 < outsz)
-            out[n++] = *q++;
-        } else {
-          while (*q && !isspace((unsigned char)*q) && n + 1 < outsz)
-            out[n++] = *q++;
-        }
-        out[n] = '\0';
-        return true;
-      }
-    }
-    while (*p && !isspace((unsigned char)*p))
-      p++;
-  }
-  return false;
-}
-
 void er_safety_pg_dbname(const char *dsn, char *out, size_t outsz) {
-  snprintf(out, outsz, "postgres");
-  if (!dsn)
-    return;
-  if (!strncmp(dsn, "postgresql://", 13) || !strncmp(dsn, "postgres://", 11)) {
-    const char *rest = strstr(dsn, "://") + 3;
-    const char *slash = strchr(rest, '/');
-    const char *at = strchr(rest, '@');
-    const char *q = strchr(rest, '?');
-    if (q && kv_get(q + 1, "dbname", out, outsz))
-      return;
-    if (slash && (!q || slash < q) && slash[1] && slash[1] != '?') {
-      size_t n = strcspn(slash + 1, "?");
-      snprintf(out, outsz, "%.*s", (int)n, slash + 1);
-      return;
-    }
-    if (at && (!slash || at < slash)) { /* user[:pw]@ */
-      size_t n = strcspn(rest, ":@");
-      snprintf(out, outsz, "%.*s", (int)n, rest);
-    }
-    return;
-  }
-  if (!kv_get(dsn, "dbname", out, outsz))
-    kv_get(dsn, "user", out, outsz);
+  er_pg_dsn_dbname(dsn, out, outsz);
 }
 
 er_safe_kind_t er_safety_classify(const er_action_t *a, const json_t *args,

@@ -53,8 +53,8 @@ bool er_safety_prefix_any(const json_t *prefixes, const char *s);
 /* "host:port/db" of a Redis URL ("unix:/path/db" for sockets) into out.
  * Returns 0, or -1 when the URL does not parse. */
 int er_safety_redis_target(const char *url, char *out, size_t outsz);
-/* The database name of a DSN (URI path or dbname=), else the user name,
- * else "postgres" (libpq's defaults), into out. */
+/* The database name of a DSN as libpq reads it (er_pg_dsn_dbname), else
+ * the user name, else "postgres", into out. */
 void er_safety_pg_dbname(const char *dsn, char *out, size_t outsz);
 
 typedef enum {

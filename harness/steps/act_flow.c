@@ -96,6 +96,7 @@ static int run_await(er_exec_t *x, const json_t *args) {
     int64_t left;
     polls++;
     rc = poll_once(x, a, iargs, deadline, &detail, caps);
+    er_progress_note(x, polls, er_buf_cstr(&detail));
     if (rc == ER_STEP_OK || rc == ER_STEP_FATAL)
       break;
     /* a poll cut off by the deadline says only that; keep the mismatch
@@ -122,11 +123,16 @@ static int run_await(er_exec_t *x, const json_t *args) {
   } else if (rc != ER_STEP_FATAL) {
     char within_txt[32];
     er_fmt_duration(within, within_txt);
-    er_buf_printf(x->detail, "%s did not hold within %s (%d polls%s)\n",
-                  a->name, within_txt, polls,
-                  deadline < start + within ? ", cut short by the scenario "
-                                              "timeout"
-                                            : "");
+    if (er_interrupted() && er_now_ms() < deadline)
+      er_buf_printf(x->detail,
+                    "await interrupted after %s (limit %s, %d polls of %s)\n",
+                    wtxt, within_txt, polls, a->name);
+    else
+      er_buf_printf(x->detail, "%s did not hold within %s (%d polls%s)\n",
+                    a->name, within_txt, polls,
+                    deadline < start + within ? ", cut short by the scenario "
+                                                "timeout"
+                                              : "");
     er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(&detail));
     rc = ER_STEP_FAIL;
   } else {
@@ -170,6 +176,7 @@ static int run_hold(er_exec_t *x, const json_t *args) {
     polls++;
     /* each poll may take at most until the end of the hold */
     rc = poll_once(x, a, iargs, end + interval, &detail, caps);
+    er_progress_note(x, polls, er_buf_cstr(&detail));
     now = er_now_ms();
     if (rc != ER_STEP_OK || er_interrupted())
       break;
@@ -185,8 +192,13 @@ static int run_hold(er_exec_t *x, const json_t *args) {
     json_object_update(x->captures, caps);
     er_exec_log(x, "%s held for %s (%d polls)", a->name, t2, polls);
   } else if (rc != ER_STEP_FATAL) {
-    er_buf_printf(x->detail, "%s stopped holding after %s of %s (poll %d)\n",
-                  a->name, t1, t2, polls);
+    if (er_interrupted())
+      er_buf_printf(x->detail,
+                    "hold interrupted after %s (of %s, %d polls of %s)\n", t1,
+                    t2, polls, a->name);
+    else
+      er_buf_printf(x->detail, "%s stopped holding after %s of %s (poll %d)\n",
+                    a->name, t1, t2, polls);
     er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(&detail));
     rc = ER_STEP_FAIL;
   } else {

@@ -605,17 +605,26 @@ static void check(call_t *c) {
 }
 
 /* The failure detail: what was sent, what differed and the body. */
+/* The first line names the first check that failed: the status when it
+ * did, else e.g. "json /ok: expected true, got false (status 200)". */
 static void put_failure(call_t *c) {
-  er_buf_printf(&c->d, "http %s %s: got status %ld", c->method, c->shown_url,
-                c->resp.status);
-  if (!c->want_status)
-    er_buf_puts(&c->d, " (expected 2xx)");
-  else {
-    er_buf_puts(&c->d, " (expected ");
-    put_json(&c->d, c->want_status, 200);
-    er_buf_puts(&c->d, ")");
+  const char *why = er_buf_cstr(&c->why);
+  er_buf_printf(&c->d, "http %s %s: ", c->method, c->shown_url);
+  if (strncmp(why, "\n  ", 3) == 0 && strncmp(why, "\n  status:", 10) != 0) {
+    size_t n = strcspn(why + 3, "\n");
+    er_buf_append(&c->d, why + 3, n);
+    er_buf_printf(&c->d, " (status %ld)", c->resp.status);
+  } else {
+    er_buf_printf(&c->d, "got status %ld", c->resp.status);
+    if (!c->want_status)
+      er_buf_puts(&c->d, " (expected 2xx)");
+    else {
+      er_buf_puts(&c->d, " (expected ");
+      put_json(&c->d, c->want_status, 200);
+      er_buf_puts(&c->d, ")");
+    }
   }
-  er_buf_puts(&c->d, er_buf_cstr(&c->why));
+  er_buf_puts(&c->d, why);
   er_buf_printf(&c->d, "\n  response body (%zu bytes%s)%s", c->resp.body.len,
                 c->resp.body.truncated ? ", cut at the 4 MB cap" : "",
                 c->resp.body.len ? ":\n    " : "");

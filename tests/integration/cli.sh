@@ -76,6 +76,26 @@ check "run: JUnit has one failure with the step in its message" \
 check "run: teardown ran after the failure (its log line is in system-out)" \
   bash -c 'xmllint --xpath "string(//testcase[failure]/system-out)" "$1" | grep -q "teardown 1: teardown still runs"' _ "$J"
 check "run: no child process left after a failing run" no_children_left
+# where CI annotations land: file relative to the repository, line of the
+# failing step (its object's line), 1 for a passing scenario
+check "run: the failing testcase has file= the scenario's path" \
+  bash -c '[ "$(xmllint --xpath "string(//testcase[failure]/@file)" "$1")" = tests/data/cli/fail/await-row.json ]' _ "$J"
+fline=$(grep -n '"name": "wait for a value the key never gets"' $D/fail/await-row.json | cut -d: -f1)
+check "run: the failing testcase has line= the failing step's line ($fline)" \
+  bash -c '[ -n "$2" ] && [ "$(xmllint --xpath "string(//testcase[failure]/@line)" "$1")" = "$2" ]' _ "$J" "$fline"
+check "run: a passing testcase has its file and line 1" \
+  bash -c '[ "$(xmllint --xpath "string(//testcase[not(failure)][1]/@line)" "$1")" = 1 ] && xmllint --xpath "string(//testcase[not(failure)][1]/@file)" "$1" | grep -q "^tests/data/cli/pass/"' _ "$J"
+# the same classname and file however the path was typed
+J2=$T_TMP/fail-abs.xml
+"$EVENTRIG" run --env $D/env.json --junit "$J2" --report-dir "$T_TMP/reports" "$ER_ROOT/$D/fail" >/dev/null 2>&1
+J3=$T_TMP/fail-sub.xml
+(cd tests && "$EVENTRIG" run --env ../$D/env.json --junit "$J3" --report-dir "$T_TMP/reports" "data/cli/fail/../fail" >/dev/null 2>&1)
+for j in "$J2" "$J3"; do
+  check "run: classname and file the same for $(basename "$j" .xml) as for a relative path" \
+    bash -c 'for a in classname file line; do [ "$(xmllint --xpath "string(//testcase[failure]/@$a)" "$1")" = "$(xmllint --xpath "string(//testcase[failure]/@$a)" "$2")" ] || exit 1; done' _ "$J" "$j"
+done
+check "run: classname is the folder, dotted" \
+  bash -c '[ "$(xmllint --xpath "string(//testcase[failure]/@classname)" "$1")" = tests.data.cli.fail ]' _ "$J"
 
 # --- filter and fail-fast -------------------------------------------------
 J=$T_TMP/filter.xml
@@ -83,6 +103,13 @@ J=$T_TMP/filter.xml
 check "run --filter: exit 0" [ $rc -eq 0 ]
 check "run --filter: the other scenario is skipped in JUnit" \
   bash -c '[ "$(xmllint --xpath "count(//testcase[skipped])" "$1")" = 1 ]' _ "$J"
+err=$("$EVENTRIG" run --env $D/env.json --report-dir "$T_TMP/reports" --filter tag:no-such-tag $D/pass 2>&1); rc=$?
+check "run --filter selecting nothing: exit 5, not a silent green (got $rc)" [ $rc -eq 5 ]
+check "run --filter selecting nothing: says so" grep -q "selects none of the 2 scenario(s)" <<<"$err"
+mkdir -p "$T_TMP/none"
+err=$("$EVENTRIG" run --env $D/env.json --report-dir "$T_TMP/reports" "$T_TMP/none" 2>&1); rc=$?
+check "run on a folder without scenarios: exit 2 with a message" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "no scenario files" <<<"$2"' _ $rc "$err"
 J=$T_TMP/ff.xml
 "$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" --fail-fast $D/fail $D/pass >/dev/null 2>&1; rc=$?
 check "run --fail-fast: exit 1 and the rest skipped" \
@@ -93,6 +120,8 @@ J=$T_TMP/groups.xml
 out=$("$EVENTRIG" run -v --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/groups 2>&1); rc=$?
 printf '%s\n' "$out" >"$T_TMP/groups.out"
 check "groups: one pass, one fail (exit 1)" bash -c '[ "$1" -eq 1 ] && grep -q "^PASS  groups: parallel" "$2" && grep -q "^FAIL  groups: a failing branch" "$2"' _ $rc "$T_TMP/groups.out"
+check "groups: --verbose streams the step log before the scenario's result line" \
+  bash -c 'a=$(grep -n "parallel: 2 branches" "$1" | head -1 | cut -d: -f1); b=$(grep -n "^FAIL  groups: a failing branch" "$1" | cut -d: -f1); [ -n "$a" ] && [ -n "$b" ] && [ "$a" -lt "$b" ]' _ "$T_TMP/groups.out"
 line=$(grep -m1 "parallel: 3 branches" <<<"$out")
 last_start=$(sed -E 's/.*last started \+([0-9]+)ms.*/\1/' <<<"$line")
 first_end=$(sed -E 's/.*first ended \+([0-9]+)ms.*/\1/' <<<"$line")
@@ -108,15 +137,42 @@ check "groups: the failing branch is named in the failure" \
 # --- unusable input and environment --------------------------------------
 err=$("$EVENTRIG" run --env $D/bad.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
 check "run: a bad environment file exits 2" [ $rc -eq 2 ]
-err=$("$EVENTRIG" run --report-dir "$T_TMP/reports" tests/data/bad/two-actions.json 2>&1); rc=$?
+err=$("$EVENTRIG" run --env tests/data/empty.env.json --report-dir "$T_TMP/reports" tests/data/bad/two-actions.json 2>&1); rc=$?
 check "run: a bad scenario exits 2 before anything starts" bash -c '[ "$1" -eq 2 ] && grep -q "two-actions.json:" <<<"$2"' _ $rc "$err"
 err=$("$EVENTRIG" run --env $D/broken-service.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
 check "run: a service that cannot start exits 3" [ $rc -eq 3 ] || diag "$err"
 check "run: the exit-3 message names the service and shows its log" \
   bash -c 'grep -q "flaky" <<<"$1" && grep -q "cannot bind port" <<<"$1"' _ "$err"
-err=$("$EVENTRIG" run --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+err=$("$EVENTRIG" run --env tests/data/empty.env.json --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
 check "run: no redis.url in the environment fails the scenario with a hint" \
   bash -c '[ "$1" -eq 1 ] && grep -q "redis.url" <<<"$2"' _ $rc "$err"
+
+# --- the environment file when --env is not given ---------------------------
+mkdir -p "$T_TMP/proj/sub/deeper"
+err=$(cd "$T_TMP/proj/sub/deeper" && env -u EVENTRIG_ENV "$EVENTRIG" run "$ER_ROOT/$D/pass" 2>&1); rc=$?
+check "run without --env and no eventrig.env.json: exit 2 (got $rc)" [ $rc -eq 2 ]
+check "run without --env: the message says how to give one" \
+  bash -c 'grep -q -- "--env FILE" <<<"$1" && grep -q EVENTRIG_ENV <<<"$1" && grep -q eventrig.env.json <<<"$1"' _ "$err"
+echo '{"vars": {"FOUND": "yes"}}' >"$T_TMP/proj/eventrig.env.json"
+echo '{"name": "uses the found env", "steps": [{"await": {"within": "1s", "http": {"url": "http://127.0.0.1:1/${env.FOUND}"}}}]}' >"$T_TMP/proj/sub/uses-env.json"
+out=$(cd "$T_TMP/proj/sub/deeper" && env -u EVENTRIG_ENV "$EVENTRIG" run --dry-run ../uses-env.json 2>&1); rc=$?
+check "run without --env finds eventrig.env.json in a parent folder (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && grep -qF "$2/proj/eventrig.env.json" <<<"$3" && grep -qF "http://127.0.0.1:1/yes" <<<"$3"' _ $rc "$T_TMP" "$out" || diag "$out"
+err=$(cd "$T_TMP/proj/sub/deeper" && EVENTRIG_ENV="$ER_ROOT/$D/bad.env.json" "$EVENTRIG" run "$ER_ROOT/$D/pass" 2>&1); rc=$?
+check "EVENTRIG_ENV comes before eventrig.env.json (its bad file: exit 2)" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "bad.env.json" <<<"$2"' _ $rc "$err"
+err=$("$EVENTRIG" run -j 4 --env $D/env.json $D/pass 2>&1); rc=$?
+check "-j is not --junit any more: exit 2, nothing named 4 written" \
+  bash -c '[ "$1" -eq 2 ] && [ ! -e 4 ] && grep -q -- "--junit PATH" <<<"$2"' _ $rc "$err"
+out=$("$EVENTRIG" list --color=always $D/pass 2>&1); rc=$?
+check "--color=always is accepted" [ $rc -eq 0 ]
+err=$("$EVENTRIG" run --color=sometimes --env $D/env.json $D/pass 2>&1); rc=$?
+check "--color=sometimes: exit 2 naming the choices" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "auto, always or never" <<<"$2"' _ $rc "$err"
+err=$(FORCE_COLOR=1 "$EVENTRIG" validate tests/data/bad/nested-key-misspelt.json 2>&1)
+check "FORCE_COLOR colours diagnostics without a terminal" grep -q $'\033\[' <<<"$err"
+err=$(FORCE_COLOR=1 "$EVENTRIG" validate --color=never tests/data/bad/nested-key-misspelt.json 2>&1)
+check "--color=never wins over FORCE_COLOR" bash -c '! grep -q $'"'"'\033\['"'"' <<<"$1"' _ "$err"
 
 # --- interruption ----------------------------------------------------------
 for sig in INT TERM; do
@@ -142,6 +198,19 @@ for sig in INT TERM; do
   check "SIG$sig: the interrupted scenario's teardown ran" \
     bash -c 'xmllint --xpath "string(//testcase[contains(@name,\"slow\")]/system-out)" "$1" | grep -q "teardown 1"' _ "$J"
   check "SIG$sig: no child process left" no_children_left
+  check "SIG$sig: the await says interrupted after ..., not 'did not hold'" \
+    bash -c 'grep -q "await interrupted after [0-9.]*m\?s (limit 90.000s, [0-9]* polls of redis)" "$1" && ! grep -q "did not hold within" "$1"' _ "$T_TMP/intr.out"
 done
+
+# --- progress of a long step in a log (not a terminal) ---------------------
+"$EVENTRIG" run --env $D/env.json --junit "$T_TMP/prog.xml" --report-dir "$T_TMP/reports" $D/slow >"$T_TMP/prog.out" 2>&1 &
+pid=$!
+for ((i = 0; i < 150; i++)); do grep -q "running for 1[0-9]" "$T_TMP/prog.out" && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+check "progress: a step running over 10 s prints a plain line saying so" \
+  grep -qE "^  \.\.\. slow: waits long enough to be interrupted: step 1 'await #1' running for 1[0-9]\.[0-9]+s, [0-9]+ poll\(s\), last seen: redis" "$T_TMP/prog.out"
+check "progress: no terminal escapes in a log" bash -c '! grep -q $'"'"'\033'"'"' "$1"' _ "$T_TMP/prog.out"
+diag "$(grep -m1 '^  \.\.\.' "$T_TMP/prog.out")"
 
 t_done

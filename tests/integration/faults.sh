@@ -180,7 +180,7 @@ f=$(tc_fail fail "unknown proxy")
 check "fault: an unknown proxy is an error with a did-you-mean" \
   bash -c '[ "$2" = error ] && grep -qF "fault: no proxy named \"rediss\" (did you mean \"redis\"?)" <<<"$1"' _ "$f" "$(status fail "unknown proxy")"
 
-err=$("$EVENTRIG" run --report-dir "$T_TMP/reports" $D/fail/unknown-proxy.json 2>&1); rc=$?
+err=$("$EVENTRIG" run --env tests/data/empty.env.json --report-dir "$T_TMP/reports" $D/fail/unknown-proxy.json 2>&1); rc=$?
 check "fault: without proxies in the environment, an error says how to declare one" \
   bash -c '[ "$1" -eq 1 ] && grep -qF "fault: no proxy named \"rediss\": the environment declares no proxies (add \"proxies\": [{\"name\": \"rediss\"" <<<"$2"' _ $rc "$err" || diag "$err"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # junit_schema.sh: the JUnit XML eventrig writes validates against the
-# Jenkins xunit schema (tests/data/junit-10.xsd) with xmllint, also when
+# Jenkins xunit schema (tests/data/junit-10-fileline.xsd: junit-10.xsd plus optional file and line on testcases) with xmllint, also when
 # every field is full of hostile text (control bytes, invalid UTF-8, "]]>",
 # markup characters, lone surrogates, emoji).
 . "$(dirname "$0")/../lib.sh"
@@ -31,9 +31,9 @@ validate() { xmllint --noout --schema "$ER_XSD" "$1" 2>"$T_TMP/xmllint.err"; }
 
 for f in "$HOSTILE" "$EMPTY"; do
   if validate "$f"; then
-    ok "$(basename "$f") validates against junit-10.xsd"
+    ok "$(basename "$f") validates against junit-10-fileline.xsd"
   else
-    not_ok "$(basename "$f") validates against junit-10.xsd"
+    not_ok "$(basename "$f") validates against junit-10-fileline.xsd"
     sed 's/^/# /' "$T_TMP/xmllint.err" | head -20
   fi
 done

@@ -9,7 +9,9 @@
 #     - redis step URL password against a redis-server --requirepass other
 #       (WRONGPASS)
 #     - http step Authorization: Bearer / Cookie headers, echoed back by
-#       echo.py in a body that lands in the failure detail
+#       echo.py in a body that lands in the failure detail; so are
+#       X-Api-Key, X-Upload-Token (names that look secret) and X-Tenant-Key
+#       (secret by the environment's "secret_headers": ["X-Tenant-*"])
 #     - http URL user:password@ to a closed port (libcurl error text)
 #     - a var named in "secrets" sent in a request body, echoed back and
 #       shown as "last seen" by await
@@ -21,6 +23,8 @@
 #     stops with exit 3 and librdkafka's error on stderr
 #   run E (svcfail/): a service never ready: eventrig's own stderr message
 #     names the ready URL, with a password and a "secrets" var in it
+#   run F: `run --dry-run` of the headers scenario: the plan it prints
+#     shows *** for each of those header values
 #   itest_redact: librdkafka's own log lines with both secrets in the
 #     config, as eventrig keeps them for diagnostics
 # Then stdout, stderr, the JUnit files and every file eventrig wrote under
@@ -37,6 +41,7 @@ export RD_PG_PW=${CANARY}pg RD_PG_PW2=${CANARY}pgparse RD_REDIS_PW=${CANARY}redi
 export RD_AUTH=${CANARY}auth RD_COOKIE=${CANARY}cookie RD_URL_PW=${CANARY}urlpw
 export RD_PGENV_PW=${CANARY}pgenv RD_KAFKA_PW=${CANARY}kafka RD_KAFKA_OAUTH=${CANARY}oauth
 export RD_SVC_VAR2=${CANARY}var2 RD_READY_PW=${CANARY}ready
+export RD_APIKEY=${CANARY}apikey RD_UPTOKEN=${CANARY}uptoken RD_TENANT=${CANARY}tenant
 
 # a redis that wants another password
 RD_REDIS_PORT=$(free_port)
@@ -64,6 +69,9 @@ run D "$D/kafka/oauth.env.json" "$D/kafka/produce.json"
 rcD=$?
 run E "$D/svcfail/env.json" "$D/pgenv/uses-env.json"
 rcE=$?
+"$EVENTRIG" run --dry-run --env "$D/env.json" "$D/sc/http-headers.json" \
+  >"$T_TMP/F.out" 2>"$T_TMP/F.err"
+rcF=$?
 check "run A: scenarios fail (exit 1, got $rcA)" [ "$rcA" -eq 1 ]
 check "run B: the scenario fails (exit 1, got $rcB)" [ "$rcB" -eq 1 ]
 check "run C: Kafka unreachable stops the run (exit 3, got $rcC)" [ "$rcC" -eq 3 ]
@@ -91,11 +99,18 @@ for f in "$T_TMP/A.out" "$T_TMP/A.xml.txt"; do
     has "$f" "redis://:***@127.0.0.1:$RD_REDIS_PORT/0: AUTH failed: WRONGPASS"
   check "$n: the echoed Authorization header is ***" has "$f" '"Authorization": "***"'
   check "$n: the echoed Cookie header is ***" has "$f" '"Cookie": "***"'
+  check "$n: the echoed X-Api-Key header is ***" has "$f" '"X-Api-Key": "***"'
+  check "$n: the echoed X-Upload-Token header is ***" has "$f" '"X-Upload-Token": "***"'
+  check "$n: the echoed X-Tenant-Key header (secret_headers) is ***" has "$f" '"X-Tenant-Key": "***"'
   check "$n: libcurl's error with the URL password hidden" \
     has "$f" "http://user:***@127.0.0.1:$CLOSED/x: http: Couldn't connect to server"
   check "$n: the secret var is *** in what was last seen" \
     has "$f" 'last seen: http POST'
   check "$n: ... in the echoed request body" has "$f" 'token\":\"***\"'
+done
+check "run F: --dry-run exits 0 (got $rcF)" [ "$rcF" -eq 0 ]
+for h in Authorization Cookie X-Api-Key X-Upload-Token X-Tenant-Key; do
+  check "F.out: the dry run shows $h as ***" has "$T_TMP/F.out" "\"$h\":\"***\""
 done
 check "A.out: --verbose printed the step logs" has "$T_TMP/A.out" "[step] http GET"
 check "B.out: the environment's DSN password hidden in libpq's error" \

@@ -102,7 +102,7 @@ check "the redis step errors while redis is stopped" \
 check "an unknown name is an error with a did-you-mean and the names there are" \
   grep -qF "service.restart 'web-4': no service or group named 'web-4' (did you mean 'web-1'?); the environment has: redis, web (web-1, web-2, web-3), stubborn, slow" <<<"$out"
 check "no child process left after the failing run" no_children_left
-out=$("$EVENTRIG" run --report-dir "$T_TMP/reports" $D/fail/unknown-name.json 2>&1); rc=$?
+out=$("$EVENTRIG" run --env tests/data/empty.env.json --report-dir "$T_TMP/reports" $D/fail/unknown-name.json 2>&1); rc=$?
 check "without services, a service step says so" \
   bash -c '[ "$1" -eq 1 ] && grep -qF "service.restart '"'"'web-4'"'"': the environment starts no services" <<<"$2"' _ $rc "$out"
 

@@ -135,8 +135,10 @@ static void test_adapter(void) {
   T_STREQ(out, "http://user@host/x@y", "URL without a password unchanged");
   T_OK(er_http_header_is_secret("authorization") &&
            er_http_header_is_secret("COOKIE") &&
-           !er_http_header_is_secret("X-Auth-Hint"),
-       "secret header names");
+           er_http_header_is_secret("X-Auth-Hint") &&
+           er_http_header_is_secret("X-Api-Key") &&
+           !er_http_header_is_secret("X-Request-Id"),
+       "secret header names (X-Auth-* and X-Api-Key too)");
 
   T_OK(er_http_global_init(&err) == 0 && er_http_global_init(&err) == 0,
        "global init is idempotent");
@@ -278,8 +280,9 @@ static void test_expect_headers_json_body(void) {
        " \"Other\", \"X-Gone\": \"x\"}}}");
   T_OK(has(&c.detail, "header X-Custom: expected \"Other\", got \"Value\"") &&
            has(&c.detail, "header X-Gone: expected \"x\", got (missing)") &&
-           has(&c.detail, "got status 200"),
-       "header mismatches listed, each");
+           has(&c.detail, "/json: header X-Custom: expected \"Other\", got "
+                          "\"Value\" (status 200)\n"),
+       "header mismatches listed, each; the first one is the headline");
   show("detail", &c.detail);
   STEP(&c, 5000, ER_STEP_OK,
        "{\"url\": \"@/json\", \"expect\": {\"json\": {\"/n\": {\"$gte\": 3},"
@@ -297,6 +300,9 @@ static void test_expect_headers_json_body(void) {
            has(&c.detail, "json /nope: expected 1, got (missing)") &&
            !has(&c.detail, "json /name"),
        "JSON pointer mismatches listed, matches not");
+  T_OK(has(&c.detail, "/json: json /n: expected > 5, got 3 (status 200)\n") &&
+           !has(&c.detail, "got status 200"),
+       "the headline is the first failing JSON check, not the status");
   T_OK(has(&c.detail, "\"name\": \"eventrig\""), "detail shows the body");
   STEP(&c, 5000, ER_STEP_FAIL,
        "{\"url\": \"@/text\", \"expect\": {\"json\": {\"/a\": 1}}}");

@@ -281,9 +281,11 @@ static void test_render(void) {
   T_OK(strstr(x, "timestamp=\"2026-11-23T10:00:00.123Z\" hostname=\"") != NULL,
        "timestamp and hostname");
   T_OK(strstr(x, "<testcase name=\"plain pass\" classname=\"scenarios.smoke\" "
+                 "file=\"scenarios/smoke/x.json\" line=\"1\" "
                  "time=\"1.234\">") != NULL,
-       "testcase with seconds to three decimals");
+       "testcase with file, line and seconds to three decimals");
   T_OK(strstr(x, "name=\"error case\" classname=\"scenarios.smoke\" "
+                 "file=\"scenarios/smoke/x.json\" line=\"1\" "
                  "time=\"0.005\">") != NULL,
        "5 ms is 0.005");
   T_OK(strstr(x, "<testcase name=\"fail " HOSTILE_ATTR "\"") != NULL,

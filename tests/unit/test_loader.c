@@ -220,6 +220,36 @@ static void test_sleep_warns(void) {
   er_diags_free(&d);
 }
 
+/* vars that double the one before: refused at their name, unexpanded */
+static void test_vars_bomb(void) {
+  er_buf_t b = ER_BUF_INIT(1u << 20);
+  er_diags_t d = {0};
+  er_scenario_t *s;
+  char *txt, path[] = "/tmp/eventrig-bomb-XXXXXX";
+  int fd = mkstemp(path);
+  er_buf_puts(
+      &b, "{\"name\": \"bomb\",\n \"vars\": {\n  \"v0\": {\"a\": \"AAAA\"}");
+  for (int i = 1; i <= 22; i++)
+    er_buf_printf(&b, ",\n  \"v%d\": [\"${v%d}\", \"${v%d}\"]", i, i - 1,
+                  i - 1);
+  er_buf_puts(&b, "},\n \"steps\": [{\"sleep\": {\"for\": \"1ms\"}}]}\n");
+  T_OK(fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len,
+       "bomb: %zu bytes written", b.len);
+  if (fd >= 0)
+    close(fd);
+  s = er_scenario_load(path, &d);
+  txt = diags_text(&d, false);
+  T_OK(s == NULL && d.errors == 1, "bomb: one error, not loaded");
+  T_OK(txt && strstr(txt, ":22:3: error: var 'v19' expands to more than "
+                          "8388608 bytes"),
+       "bomb: the error is at v19's name (%s)", txt ? txt : "");
+  free(txt);
+  er_scenario_free(s);
+  er_diags_free(&d);
+  er_buf_free(&b);
+  unlink(path);
+}
+
 static void test_skip_and_classname(void) {
   er_diags_t d = {0};
   er_scenario_t *s =
@@ -234,18 +264,32 @@ static void test_skip_and_classname(void) {
   er_scenario_free(s);
 
   T_OK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+  /* inside the repository: relative to its root however the path is
+   * typed and wherever the current folder is in it */
   T_OK(chdir("tests/data/good") == 0, "chdir good");
   s = er_scenario_load("sleep.json", &d);
-  T_STREQ(s ? s->classname : NULL, "scenarios", "file in . -> scenarios");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good",
+          "file in . -> the repository-relative folder");
+  T_STREQ(s ? s->relfile : NULL, "tests/data/good/sleep.json",
+          "relfile from the repository root");
   T_STREQ(s ? s->dir : NULL, ".", "dir .");
   er_scenario_free(s);
   s = er_scenario_load("./nested//skipped.json", &d);
-  T_STREQ(s ? s->classname : NULL, "nested", "./nested//x -> nested");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good.nested",
+          "./nested//x -> tests.data.good.nested");
   er_scenario_free(s);
   T_OK(chdir("nested") == 0, "chdir nested");
   s = er_scenario_load("../sleep.json", &d);
-  T_STREQ(s ? s->classname : NULL, "good", "outside cwd -> folder name");
+  T_STREQ(s ? s->classname : NULL, "tests.data.good", "../x: the same");
   er_scenario_free(s);
+  {
+    char abs[4200];
+    snprintf(abs, sizeof abs, "%s/tests/data/good/sleep.json", cwd);
+    s = er_scenario_load(abs, &d);
+    T_STREQ(s ? s->relfile : NULL, "tests/data/good/sleep.json",
+            "an absolute path: the same relfile");
+    er_scenario_free(s);
+  }
   T_OK(chdir(cwd) == 0, "chdir back");
   T_OK(d.errors == 0, "no errors");
   er_diags_free(&d);
@@ -581,6 +625,7 @@ static void test_validate_keys(void) {
 }
 
 int main(void) {
+  test_vars_bomb();
   const char *root = getenv("ER_ROOT");
   if (root && chdir(root) != 0) {
     printf("not ok 1 - chdir %s\n", root);

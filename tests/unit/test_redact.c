@@ -224,7 +224,77 @@ static void sinks(void) {
   er_secrets_clear();
 }
 
+static void header_names(void) {
+  static const char *const secret[] = {
+      "Authorization", "proxy-authorization", "Cookie",      "Set-Cookie",
+      "X-Api-Key",     "x-api-key",           "Api-Key",     "X-Upload-Token",
+      "X-CSRF-TOKEN",  "X-Client-Secret",     "X-Auth-User", "x-auth-whatever",
+  };
+  static const char *const plain[] = {
+      "Content-Type", "Accept",      "X-Request-Id",
+      "Tokens-Left",  "X-Authority", "X-Tenant-Key",
+  };
+  json_t *env;
+  er_redact_secret_headers_clear();
+  for (size_t i = 0; i < sizeof secret / sizeof *secret; i++)
+    T_OK(er_redact_header_is_secret(secret[i]), "header %s is secret",
+         secret[i]);
+  for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+    T_OK(!er_redact_header_is_secret(plain[i]), "header %s is not secret",
+         plain[i]);
+  env = json_pack("{s:[s,s]}", "secret_headers", "X-Tenant-*", "X-Shop-Pin");
+  T_OK(env && er_secrets_from_env(env) == 0, "secret_headers of an env");
+  T_OK(er_redact_header_is_secret("x-tenant-key") &&
+           er_redact_header_is_secret("X-Shop-Pin"),
+       "secret_headers names and globs are secret (any case)");
+  T_OK(!er_redact_header_is_secret("X-Shop-Pins"), "... and only those");
+  json_decref(env);
+  er_redact_secret_headers_clear();
+  T_OK(!er_redact_header_is_secret("X-Tenant-Key"), "cleared");
+  er_secrets_clear();
+}
+
+/* er_utf8_safe_write / er_utf8_cut (util.h): what the console prints */
+static void safe_text(const char *in, size_t n, const char *want,
+                      const char *what) {
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  if (f) {
+    er_utf8_safe_write(f, in, n);
+    fclose(f);
+  }
+  T_STREQ(out, want, "safe text: %s", what);
+  free(out);
+}
+
+static void utf8_output(void) {
+  safe_text("plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac", 15,
+            "plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac", "valid UTF-8 kept");
+  safe_text("a\x9b"
+            "31mb",
+            6, "a\\x9b31mb", "a lone 0x9b (8-bit CSI)");
+  safe_text("a\xc2\x9b"
+            "31m",
+            6, "a\\u009b31m", "U+009B (C1 CSI)");
+  safe_text("\x1b[2J\tx\x7f", 7, "\\x1b[2J\tx\\x7f", "C0, tab, DEL");
+  safe_text("\xff\xfe", 2, "\\xff\\xfe", "bytes never in UTF-8");
+  safe_text("\xe2\x82", 2, "\\xe2\\x82", "a truncated character");
+  safe_text("\xed\xa0\x80", 3, "\\xed\\xa0\\x80", "a surrogate");
+  safe_text("\xc0\xaf", 2, "\\xc0\\xaf", "an overlong form");
+  T_OK(er_utf8_cut("ab\xe2\x82\xac", 5, 4) == 2,
+       "cut before a 3-byte character that would be split");
+  T_OK(er_utf8_cut("ab\xe2\x82\xac", 5, 5) == 5, "no cut when it fits");
+  T_OK(er_utf8_cut("\xc3\xa9\xc3\xa9", 4, 3) == 2, "cut between characters");
+  T_OK(er_utf8_cut("a\xff"
+                   "b",
+                   3, 2) == 2,
+       "an invalid byte counts as one");
+}
+
 int main(void) {
+  header_names();
+  utf8_output();
   secret_list();
   passwords();
   names();

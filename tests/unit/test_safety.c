@@ -105,6 +105,13 @@ static void test_redis_and_globs(void) {
   er_safety_pg_dbname("host=h user=bob dbname='x_test' password=pw", t,
                       sizeof t);
   T_STREQ(t, "x_test", "dbname from key=value");
+  er_safety_pg_dbname("postgresql://h/?dbname=sut&sslmode=disable", t,
+                      sizeof t);
+  T_STREQ(t, "sut", "?dbname= followed by another parameter");
+  er_safety_pg_dbname("postgresql://h/my%20db", t, sizeof t);
+  T_STREQ(t, "my db", "%%20 in the path is decoded");
+  er_safety_pg_dbname("dbname = 'it\\'s' host=h", t, sizeof t);
+  T_STREQ(t, "it's", "quoted key=value with spaces around '='");
   json_decref(globs);
   json_decref(pre);
 }

@@ -217,6 +217,40 @@ static void test_hashes(er_tmpl_t *t) {
   (void)err;
 }
 
+/* One expansion copies at most 8 MB of values (typed or interpolated). */
+static void test_budget(void) {
+  er_tmpl_t *t = er_tmpl_new();
+  char *big = malloc(3u * 1024u * 1024u + 1);
+  json_t *two, *three, *v;
+  er_err_t err = {0};
+  if (!t || !big) {
+    T_OK(0, "budget: setup");
+    free(big);
+    er_tmpl_free(t);
+    return;
+  }
+  memset(big, 'x', 3u * 1024u * 1024u);
+  big[3u * 1024u * 1024u] = '\0';
+  T_OK(er_tmpl_set(t, "big", json_string(big)) == 0, "budget: a 3 MB var");
+  two = json_pack("[s,s]", "${big}", "${big}");
+  three = json_pack("[s,s,s]", "${big}", "${big}", "${big}");
+  v = er_tmpl_expand(t, two, &err);
+  T_OK(v && json_array_size(v) == 2, "budget: 6 MB of copies expand");
+  json_decref(v);
+  v = er_tmpl_expand(t, three, &err);
+  T_OK(!v && err.code == ER_E_INPUT &&
+           strstr(err.msg, "expanded value exceeds 8388608 bytes"),
+       "budget: 9 MB of copies is an error (%s)", err.msg);
+  json_decref(v);
+  v = er_tmpl_expand_str(t, "${big}${big}${big}", &err);
+  T_OK(!v, "budget: and interpolated (9 MB) too");
+  json_decref(v);
+  json_decref(two);
+  json_decref(three);
+  free(big);
+  er_tmpl_free(t);
+}
+
 static void test_errors(er_tmpl_t *t) {
   int code = 0;
   T_STREQ(xerr(t, "b-${batc}", &code),
@@ -414,6 +448,7 @@ int main(void) {
   test_hashes(t);
   test_errors(t);
   test_expand_tree(t);
+  test_budget();
   test_scan();
   er_tmpl_free(t);
   return t_done();
