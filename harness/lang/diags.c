@@ -111,6 +111,14 @@ void er_diag_at(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
   va_end(ap);
 }
 
+void er_diag_err(const er_diag_src_t *s, const char *ptr, bool key,
+                 const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  er_diag_vat(s, ER_DIAG_ERROR, ptr, key, fmt, ap);
+  va_end(ap);
+}
+
 json_t *er_parse_json_text(const char *file, const char *text, size_t len,
                            er_diags_t *out) {
   json_error_t e;

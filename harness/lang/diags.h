@@ -65,6 +65,9 @@ void er_diag_at(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
     __attribute__((format(printf, 5, 6)));
 void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
                  bool key, const char *fmt, va_list ap);
+/* er_diag_at with ER_DIAG_ERROR, the loaders' usual case. */
+void er_diag_err(const er_diag_src_t *s, const char *ptr, bool key,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Parses text (from file) with jansson; a syntax error becomes a problem
  * with jansson's line:col. New reference, or NULL. */

@@ -141,17 +141,6 @@ static void diag_add(er_diags_t *d, const char *file, int line, int col,
   er_diags_addf(d, file, line, col, ER_DIAG_ERROR, "%s", msg);
 }
 
-/* An error at JSON pointer ptr (the key of that member when key). */
-static void cerr(const ctx_t *c, const char *ptr, bool key, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
-static void cerr(const ctx_t *c, const char *ptr, bool key, const char *fmt,
-                 ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  er_diag_vat(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- structural checks a key spec cannot express ----------------------- */
 
 /* Names usable in ${port.NAME} / ${env.NAME}. */
@@ -184,7 +173,8 @@ static void check_syntax(ctx_t *c, const json_t *v, const char *ptr) {
     size_t off = 0;
     if (er_tmpl_scan(json_string_value(v), NULL, NULL, msg, sizeof msg, &off) !=
         0)
-      cerr(c, ptr, false, "%s (at character %zu of the string)", msg, off + 1);
+      er_diag_err(c, ptr, false, "%s (at character %zu of the string)", msg,
+                  off + 1);
   } else if (json_is_array(v)) {
     for (size_t i = 0; i < json_array_size(v); i++) {
       char *cp = er_jpos_child_index(ptr, i);
@@ -210,19 +200,20 @@ static void check_ports(ctx_t *c, const json_t *ports) {
     char *cp = er_jpos_child_index("/ports", i);
     const char *ptr = cp ? cp : "/ports";
     if (!json_is_string(p)) {
-      cerr(c, ptr, false, "each element of 'ports' must be a string, not %s",
-           er_json_type_noun(p));
+      er_diag_err(c, ptr, false,
+                  "each element of 'ports' must be a string, not %s",
+                  er_json_type_noun(p));
     } else if (!ref_name_ok(json_string_value(p))) {
-      cerr(c, ptr, false,
-           "port name '%s' may hold only letters, digits, '_' and '-'",
-           json_string_value(p));
+      er_diag_err(c, ptr, false,
+                  "port name '%s' may hold only letters, digits, '_' and '-'",
+                  json_string_value(p));
     } else {
       for (size_t j = 0; j < i; j++) {
         const json_t *q = json_array_get(ports, j);
         if (json_is_string(q) &&
             strcmp(json_string_value(q), json_string_value(p)) == 0) {
-          cerr(c, ptr, false, "port '%s' is listed twice",
-               json_string_value(p));
+          er_diag_err(c, ptr, false, "port '%s' is listed twice",
+                      json_string_value(p));
           break;
         }
       }
@@ -239,8 +230,9 @@ static void check_vars(ctx_t *c, const json_t *vars) {
   json_object_foreach((json_t *)vars, k, v) {
     char *cp = er_jpos_child("/vars", k);
     if (!ref_name_ok(k))
-      cerr(c, cp ? cp : "/vars", true,
-           "var name '%s' may hold only letters, digits, '_' and '-'", k);
+      er_diag_err(c, cp ? cp : "/vars", true,
+                  "var name '%s' may hold only letters, digits, '_' and '-'",
+                  k);
     free(cp);
   }
 }
@@ -254,15 +246,16 @@ static void check_secrets(ctx_t *c, const json_t *names, const json_t *vars) {
     char *cp = er_jpos_child_index("/secrets", i);
     const char *ptr = cp ? cp : "/secrets";
     if (!json_is_string(n))
-      cerr(c, ptr, false,
-           "each element of 'secrets' must be a var name (a string), not %s",
-           er_json_type_noun(n));
+      er_diag_err(
+          c, ptr, false,
+          "each element of 'secrets' must be a var name (a string), not %s",
+          er_json_type_noun(n));
     else if (!json_object_get(vars, json_string_value(n)) &&
              !getenv(json_string_value(n)))
-      cerr(c, ptr, false,
-           "secret '%s' is neither a var of this file nor set in the "
-           "environment",
-           json_string_value(n));
+      er_diag_err(c, ptr, false,
+                  "secret '%s' is neither a var of this file nor set in the "
+                  "environment",
+                  json_string_value(n));
     free(cp);
   }
 }
@@ -295,23 +288,24 @@ static void check_command(ctx_t *c, const json_t *cmd, const char *ptr,
   if (!json_is_array(cmd))
     return; /* reported by the key spec */
   if (json_array_size(cmd) == 0) {
-    cerr(c, ptr, false,
-         "'%s' must not be empty: give the program and its arguments", what);
+    er_diag_err(c, ptr, false,
+                "'%s' must not be empty: give the program and its arguments",
+                what);
     return;
   }
   for (size_t i = 0; i < json_array_size(cmd); i++) {
     const json_t *a = json_array_get(cmd, i);
     if (!json_is_string(a)) {
       char *cp = er_jpos_child_index(ptr, i);
-      cerr(c, cp ? cp : ptr, false,
-           "each element of '%s' must be a string, not %s", what,
-           er_json_type_noun(a));
+      er_diag_err(c, cp ? cp : ptr, false,
+                  "each element of '%s' must be a string, not %s", what,
+                  er_json_type_noun(a));
       free(cp);
     }
   }
   if (json_is_string(json_array_get(cmd, 0)) &&
       json_string_value(json_array_get(cmd, 0))[0] == '\0')
-    cerr(c, ptr, false, "the program of '%s' is an empty string", what);
+    er_diag_err(c, ptr, false, "the program of '%s' is an empty string", what);
 }
 
 /* "host:port" with a literal numeric port (templated values are checked
@@ -323,13 +317,13 @@ static void check_hostport(ctx_t *c, const char *s, const char *ptr) {
   if (strstr(s, "${"))
     return;
   if (!colon || colon == s) {
-    cerr(c, ptr, false, "'tcp' must be host:port, not '%s'", s);
+    er_diag_err(c, ptr, false, "'tcp' must be host:port, not '%s'", s);
     return;
   }
   errno = 0;
   port = strtol(colon + 1, &end, 10);
   if (errno || !end || *end || end == colon + 1 || port < 1 || port > 65535)
-    cerr(c, ptr, false, "'tcp': '%s' has no valid port (1-65535)", s);
+    er_diag_err(c, ptr, false, "'tcp': '%s' has no valid port (1-65535)", s);
 }
 
 static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
@@ -343,10 +337,11 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
     const char *n = json_string_value(name);
     p = er_jpos_child(ptr, "name");
     if (!service_name_ok(n))
-      cerr(c, p ? p : ptr, false,
-           "service name '%s' may hold only letters, digits, '_', '-' and "
-           "'.' (64 at most, not starting with '.'): it names its log file",
-           n);
+      er_diag_err(
+          c, p ? p : ptr, false,
+          "service name '%s' may hold only letters, digits, '_', '-' and "
+          "'.' (64 at most, not starting with '.'): it names its log file",
+          n);
     for (size_t j = 0; j < idx; j++) {
       const json_t *o = json_object_get(json_array_get(all, j), "name");
       if (json_is_string(o) && strcmp(json_string_value(o), n) == 0) {
@@ -354,8 +349,9 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
         char *onp = op ? er_jpos_child(op, "name") : NULL;
         int line = 0, col = 0;
         er_jpos_find(c->pos, onp ? onp : "/services", false, &line, &col);
-        cerr(c, p ? p : ptr, false,
-             "duplicate service name '%s' (first used at line %d)", n, line);
+        er_diag_err(c, p ? p : ptr, false,
+                    "duplicate service name '%s' (first used at line %d)", n,
+                    line);
         free(onp);
         free(op);
         break;
@@ -375,11 +371,12 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
       char *ep = er_jpos_child(ptr, "env");
       char *kp = ep ? er_jpos_child(ep, k) : NULL;
       if (!json_is_string(v))
-        cerr(c, kp ? kp : ptr, false,
-             "environment variable '%s' must be a string, not %s", k,
-             er_json_type_noun(v));
+        er_diag_err(c, kp ? kp : ptr, false,
+                    "environment variable '%s' must be a string, not %s", k,
+                    er_json_type_noun(v));
       else if (!*k || strchr(k, '='))
-        cerr(c, kp ? kp : ptr, true, "bad environment variable name '%s'", k);
+        er_diag_err(c, kp ? kp : ptr, true,
+                    "bad environment variable name '%s'", k);
       free(kp);
       free(ep);
     }
@@ -393,12 +390,12 @@ static void check_service(ctx_t *c, const json_t *svc, const char *ptr,
       if (json_object_get(ready, kinds[i]))
         nk++;
     if (nk == 0)
-      cerr(c, rptr, false,
-           "'ready' needs one of 'tcp', 'http' or 'command' (with "
-           "'within')");
+      er_diag_err(c, rptr, false,
+                  "'ready' needs one of 'tcp', 'http' or 'command' (with "
+                  "'within')");
     else if (nk > 1)
-      cerr(c, rptr, false,
-           "'ready' takes only one of 'tcp', 'http' or 'command'");
+      er_diag_err(c, rptr, false,
+                  "'ready' takes only one of 'tcp', 'http' or 'command'");
     if (json_is_string(json_object_get(ready, "tcp"))) {
       char *tp = er_jpos_child(rptr, "tcp");
       check_hostport(c, json_string_value(json_object_get(ready, "tcp")),
@@ -481,13 +478,14 @@ static void check_instances(ctx_t *c, const json_t *svc, const char *ptr,
   if (n && json_is_integer(n)) {
     p = er_jpos_child(ptr, "instances");
     if (json_integer_value(n) < 1 || json_integer_value(n) > MAX_INSTANCES)
-      cerr(c, p ? p : ptr, false, "'instances' must be between 1 and %d",
-           MAX_INSTANCES);
+      er_diag_err(c, p ? p : ptr, false, "'instances' must be between 1 and %d",
+                  MAX_INSTANCES);
     else if (json_is_string(name) && strlen(json_string_value(name)) + 3 > 64)
-      cerr(c, p ? p : ptr, false,
-           "service name '%s' is too long for instances (NAME-N must fit "
-           "in 64 characters)",
-           json_string_value(name));
+      er_diag_err(
+          c, p ? p : ptr, false,
+          "service name '%s' is too long for instances (NAME-N must fit "
+          "in 64 characters)",
+          json_string_value(name));
     free(p);
     p = NULL;
   }
@@ -495,11 +493,13 @@ static void check_instances(ctx_t *c, const json_t *svc, const char *ptr,
     const char *pn = json_string_value(ppi);
     p = er_jpos_child(ptr, "port_per_instance");
     if (!n)
-      cerr(c, p ? p : ptr, false,
-           "'port_per_instance' needs 'instances' (one port per instance)");
+      er_diag_err(
+          c, p ? p : ptr, false,
+          "'port_per_instance' needs 'instances' (one port per instance)");
     else if (!ref_name_ok(pn))
-      cerr(c, p ? p : ptr, false,
-           "port name '%s' may hold only letters, digits, '_' and '-'", pn);
+      er_diag_err(c, p ? p : ptr, false,
+                  "port name '%s' may hold only letters, digits, '_' and '-'",
+                  pn);
     else {
       /* NAME-1..NAME-N must not be names of "ports" */
       for (size_t i = 0; json_is_array(ports) && i < json_array_size(ports);
@@ -512,10 +512,11 @@ static void check_instances(ctx_t *c, const json_t *svc, const char *ptr,
           continue;
         k = strtol(q + pl + 1, &end, 10);
         if (end && !*end && k >= 1 && k <= instances_of(svc)) {
-          cerr(c, p ? p : ptr, false,
-               "'port_per_instance' makes port '%s', which 'ports' lists "
-               "too",
-               q);
+          er_diag_err(
+              c, p ? p : ptr, false,
+              "'port_per_instance' makes port '%s', which 'ports' lists "
+              "too",
+              q);
           break;
         }
       }
@@ -524,19 +525,19 @@ static void check_instances(ctx_t *c, const json_t *svc, const char *ptr,
     p = NULL;
   }
   if (!n && sc.uses_instance)
-    cerr(c, ptr, false,
-         "service '%s' uses ${instance...} but declares no 'instances'",
-         json_is_string(name) ? json_string_value(name) : "?");
+    er_diag_err(c, ptr, false,
+                "service '%s' uses ${instance...} but declares no 'instances'",
+                json_is_string(name) ? json_string_value(name) : "?");
   if (n && sc.bare)
-    cerr(c, ptr, false,
-         "service '%s': write ${instance.index} (1, 2, ...), "
-         "${instance.name} or ${instance.port}, not ${instance}",
-         json_is_string(name) ? json_string_value(name) : "?");
+    er_diag_err(c, ptr, false,
+                "service '%s': write ${instance.index} (1, 2, ...), "
+                "${instance.name} or ${instance.port}, not ${instance}",
+                json_is_string(name) ? json_string_value(name) : "?");
   if (n && sc.port && !ppi)
-    cerr(c, ptr, false,
-         "service '%s' uses ${instance.port} but declares no "
-         "'port_per_instance'",
-         json_is_string(name) ? json_string_value(name) : "?");
+    er_diag_err(c, ptr, false,
+                "service '%s' uses ${instance.port} but declares no "
+                "'port_per_instance'",
+                json_is_string(name) ? json_string_value(name) : "?");
 }
 
 /* What a service declared at index i becomes: NAME, or NAME-1..NAME-N
@@ -583,10 +584,11 @@ static void check_instance_names(ctx_t *c, const json_t *svcs) {
         const char *pname = json_string_value(json_object_get(po, "name"));
         if (k == 0 && pname && strcmp(pname, nm) == 0)
           break; /* a plain duplicate, reported by check_service */
-        cerr(c, np ? np : "/services", false,
-             "two services would be named '%s' (with services[%lld] '%s'; "
-             "a service with \"instances\": N becomes NAME-1..NAME-N)",
-             nm, (long long)json_integer_value(prev), pname ? pname : "?");
+        er_diag_err(
+            c, np ? np : "/services", false,
+            "two services would be named '%s' (with services[%lld] '%s'; "
+            "a service with \"instances\": N becomes NAME-1..NAME-N)",
+            nm, (long long)json_integer_value(prev), pname ? pname : "?");
         break;
       }
       json_object_set_new(seen, nm, json_integer((json_int_t)i));
@@ -596,9 +598,9 @@ static void check_instance_names(ctx_t *c, const json_t *svcs) {
       const json_t *prev = json_object_get(pseen, pn);
       if (prev) {
         char *pp = er_jpos_child(cp ? cp : "/services", "port_per_instance");
-        cerr(c, pp ? pp : "/services", false,
-             "'port_per_instance' '%s' is used by services[%lld] too", pn,
-             (long long)json_integer_value(prev));
+        er_diag_err(c, pp ? pp : "/services", false,
+                    "'port_per_instance' '%s' is used by services[%lld] too",
+                    pn, (long long)json_integer_value(prev));
         free(pp);
       } else {
         json_object_set_new(pseen, pn, json_integer((json_int_t)i));
@@ -676,8 +678,8 @@ static int alloc_one(er_env_t *e, ctx_t *c, const char *name, const char *ptr) {
     port = -1;
   }
   if (port < 0 || json_object_set_new(e->ports, name, json_integer(port))) {
-    cerr(c, ptr, false, "cannot allocate port '%s': %s", name,
-         err.msg[0] ? err.msg : "no distinct free port found");
+    er_diag_err(c, ptr, false, "cannot allocate port '%s': %s", name,
+                err.msg[0] ? err.msg : "no distinct free port found");
     return -1;
   }
   return 0;
@@ -802,8 +804,8 @@ static json_t *expand_at(ctx_t *c, er_tmpl_t *t, const json_t *v,
     er_err_t err = {0};
     out = er_tmpl_expand(t, v, &err);
     if (!out)
-      cerr(c, ptr, false, "%s",
-           err.msg[0] ? err.msg : "cannot expand this value");
+      er_diag_err(c, ptr, false, "%s",
+                  err.msg[0] ? err.msg : "cannot expand this value");
     return out;
   }
   if (json_is_array(v)) {
@@ -840,7 +842,8 @@ static json_t *expand_at(ctx_t *c, er_tmpl_t *t, const json_t *v,
         er_err_t err = {0};
         json_t *kx = er_tmpl_expand_str(t, k, &err);
         if (!kx)
-          cerr(c, p, true, "%s", err.msg[0] ? err.msg : "cannot expand key");
+          er_diag_err(c, p, true, "%s",
+                      err.msg[0] ? err.msg : "cannot expand key");
         else if (json_is_string(kx))
           key = er_strdup(json_string_value(kx));
         else
@@ -890,7 +893,7 @@ static json_t *expand_instance(er_env_t *e, ctx_t *c, er_tmpl_t *t,
         er_tmpl_set(ti, "instance.port", json_integer(er_env_port(e, pn))) == 0;
   }
   if (!ok) {
-    cerr(c, ptr, false, "out of memory");
+    er_diag_err(c, ptr, false, "out of memory");
     goto out;
   }
   x = expand_at(c, ti, svc, ptr);
@@ -900,7 +903,7 @@ static json_t *expand_instance(er_env_t *e, ctx_t *c, er_tmpl_t *t,
   json_object_del(x, "port_per_instance");
   if (json_object_set_new(x, "name", json_string(iname)) != 0 ||
       json_object_set_new(x, "group", json_string(name)) != 0) {
-    cerr(c, ptr, false, "out of memory");
+    er_diag_err(c, ptr, false, "out of memory");
     json_decref(x);
     x = NULL;
   }

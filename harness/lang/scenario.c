@@ -28,17 +28,6 @@
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
 #define DEFAULT_TIMEOUT_MS 60000
 
-/* An error at ptr: at its key when key is true, else at its value. */
-static void verr(const er_diag_src_t *c, const char *ptr, bool key,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void verr(const er_diag_src_t *c, const char *ptr, bool key,
-                 const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  er_diag_vat(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- small helpers ----------------------------------------------------- */
 
 /* A list of borrowed names. */
@@ -124,19 +113,21 @@ static void check_string(refscan_t *rs, const char *s, const char *ptr,
   if (!strstr(s, "${"))
     return;
   if (er_tmpl_scan(s, ref_cb, &r, msg, sizeof msg, &bad) != 0)
-    verr(rs->c, ptr, key, "%s", msg);
+    er_diag_err(rs->c, ptr, key, "%s", msg);
   for (size_t i = 0; i < r.n; i++) {
     const char *name = r.roots[i];
     if (er_tmpl_is_builtin(name) || names_has(rs->defined, name))
       continue;
     if (json_object_get(rs->vars, name)) {
-      verr(rs->c, ptr, key,
-           "variable '%s' is used before it is defined (a var can use only "
-           "the vars above it)",
-           name);
+      er_diag_err(
+          rs->c, ptr, key,
+          "variable '%s' is used before it is defined (a var can use only "
+          "the vars above it)",
+          name);
     } else if (names_has(rs->later, name)) {
-      verr(rs->c, ptr, key,
-           "variable '%s' is used before the step that captures it", name);
+      er_diag_err(rs->c, ptr, key,
+                  "variable '%s' is used before the step that captures it",
+                  name);
     } else {
       names_t cands = {NULL, 0, 0};
       char dym[160];
@@ -148,7 +139,7 @@ static void check_string(refscan_t *rs, const char *s, const char *ptr,
         if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
           ok = names_add(&cands, g_builtin_guess[j]) == 0;
       er_dym_text(name, cands.v, cands.n, dym, sizeof dym);
-      verr(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
+      er_diag_err(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
       names_free(&cands);
     }
   }
@@ -353,10 +344,11 @@ static void check_vars_size(const er_diag_src_t *c, const json_t *vars) {
     vs.sz[vs.n++] = n;
     if (n > VARS_EXPANDED_MAX) {
       char *cp = er_jpos_child("/vars", k);
-      verr(c, cp ? cp : "/vars", true,
-           "var '%s' expands to more than %u bytes (each ${...} of a var "
-           "above copies all of it); build it from smaller parts",
-           k, (unsigned)VARS_EXPANDED_MAX);
+      er_diag_err(
+          c, cp ? cp : "/vars", true,
+          "var '%s' expands to more than %u bytes (each ${...} of a var "
+          "above copies all of it); build it from smaller parts",
+          k, (unsigned)VARS_EXPANDED_MAX);
       free(cp);
       break; /* the vars below that use it say nothing new */
     }
@@ -640,8 +632,9 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   pos = er_jpos_build(text, len);
   c = (er_diag_src_t){path, pos, diags};
   if (!json_is_object(doc)) {
-    verr(&c, "", false, "a scenario file must hold a JSON object, not %s",
-         er_validate_type_noun(doc));
+    er_diag_err(&c, "", false,
+                "a scenario file must hold a JSON object, not %s",
+                er_validate_type_noun(doc));
     goto out;
   }
   er_validate_obj(&c, doc, "", g_top, NULL);
@@ -649,18 +642,19 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
     if (!json_is_string(json_array_get(v, i))) {
       char *cp = er_jpos_child_index("/tags", i);
-      verr(&c, cp ? cp : "/tags", false, "a tag must be a string, not %s",
-           er_validate_type_noun(json_array_get(v, i)));
+      er_diag_err(&c, cp ? cp : "/tags", false,
+                  "a tag must be a string, not %s",
+                  er_validate_type_noun(json_array_get(v, i)));
       free(cp);
     }
   }
   v = json_object_get(doc, "name");
   if (json_is_string(v) && json_string_value(v)[0] == '\0')
-    verr(&c, "/name", false, "'name' must not be empty");
+    er_diag_err(&c, "/name", false, "'name' must not be empty");
   v = json_object_get(doc, "steps");
   if (json_is_array(v) && json_array_size(v) == 0)
-    verr(&c, "/steps", false,
-         "'steps' is empty: a scenario needs at least one step");
+    er_diag_err(&c, "/steps", false,
+                "'steps' is empty: a scenario needs at least one step");
   check_scenario_refs(&c, doc);
 
   if (diags->errors != errs)

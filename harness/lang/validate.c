@@ -11,17 +11,6 @@
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 
-/* An error at ptr: at its key when key is true, else at its value. */
-static void verr(const er_diag_src_t *c, const char *ptr, bool key,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void verr(const er_diag_src_t *c, const char *ptr, bool key,
-                 const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  er_diag_vat(c, ER_DIAG_ERROR, ptr, key, fmt, ap);
-  va_end(ap);
-}
-
 /* er_diag_t: one action's argument object, for its validate(). */
 struct er_diag {
   const er_diag_src_t *c;
@@ -213,7 +202,7 @@ static bool matcher_report(const er_diag_src_t *c, const json_t *v,
       json_decref(single);
       if (bad) {
         char *cp = er_jpos_child(ptr, k);
-        verr(c, cp ? cp : ptr, true, "%s", one);
+        er_diag_err(c, cp ? cp : ptr, true, "%s", one);
         free(cp);
         return true;
       }
@@ -223,7 +212,7 @@ static bool matcher_report(const er_diag_src_t *c, const json_t *v,
       char *cp = er_jpos_child(ptr, k);
       bool done = false;
       if (k[0] == '$' && k[1] != '{') {
-        verr(c, cp ? cp : ptr, true, "%s", msg);
+        er_diag_err(c, cp ? cp : ptr, true, "%s", msg);
         done = true;
       } else {
         done = matcher_report(c, val, cp ? cp : ptr);
@@ -241,7 +230,7 @@ static bool matcher_report(const er_diag_src_t *c, const json_t *v,
         return true;
     }
   }
-  verr(c, ptr, false, "%s", msg);
+  er_diag_err(c, ptr, false, "%s", msg);
   return true;
 }
 
@@ -262,8 +251,8 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
   if (!(type_bit(v) & mask)) {
     char want[160];
     types_text(ks->types, want, sizeof want);
-    verr(c, ptr, false, "'%s' must be %s, not %s", name, want,
-         er_validate_type_noun(v));
+    er_diag_err(c, ptr, false, "'%s' must be %s, not %s", name, want,
+                er_validate_type_noun(v));
     return;
   }
   if ((ks->types & ER_T_DURATION) && json_is_string(v)) {
@@ -271,10 +260,11 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
     int64_t ms;
     if (!strstr(s, "${") && er_parse_duration(s, &ms) != 0) {
       char *b = er_json_brief(v, 60);
-      verr(c, ptr, false,
-           "'%s': %s is not a duration (write a number and a unit: 250ms, "
-           "5s, 2m)",
-           name, b ? b : "value");
+      er_diag_err(
+          c, ptr, false,
+          "'%s': %s is not a duration (write a number and a unit: 250ms, "
+          "5s, 2m)",
+          name, b ? b : "value");
       free(b);
     }
   }
@@ -298,9 +288,9 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
         const json_t *el = json_array_get(v, i);
         char *cp = er_jpos_child_index(ptr, i);
         if (!json_is_object(el))
-          verr(c, cp ? cp : ptr, false,
-               "each element of '%s' must be an object, not %s", name,
-               er_validate_type_noun(el));
+          er_diag_err(c, cp ? cp : ptr, false,
+                      "each element of '%s' must be an object, not %s", name,
+                      er_validate_type_noun(el));
         else {
           char label[160];
           snprintf(label, sizeof label, "%s[%zu]", name, i);
@@ -314,8 +304,8 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
       json_object_foreach((json_t *)v, k, el) {
         char *cp = er_jpos_child(ptr, k);
         if (!json_is_object(el))
-          verr(c, cp ? cp : ptr, false, "'%s' must be an object, not %s", k,
-               er_validate_type_noun(el));
+          er_diag_err(c, cp ? cp : ptr, false, "'%s' must be an object, not %s",
+                      k, er_validate_type_noun(el));
         else
           er_validate_obj(c, el, cp ? cp : ptr, ks->each, k);
         free(cp);
@@ -340,9 +330,9 @@ void er_validate_obj(const er_diag_src_t *c, const json_t *obj, const char *ptr,
       char dym[160];
       er_dym_text(k, cands, ncand, dym, sizeof dym);
       if (what)
-        verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
+        er_diag_err(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
       else
-        verr(c, p, true, "unknown key '%s'%s", k, dym);
+        er_diag_err(c, p, true, "unknown key '%s'%s", k, dym);
     } else {
       check_value(c, v, p, ks, k);
     }
@@ -352,9 +342,9 @@ void er_validate_obj(const er_diag_src_t *c, const json_t *obj, const char *ptr,
     if (!ks->required || json_object_get(obj, ks->name))
       continue;
     if (what)
-      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
+      er_diag_err(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
     else
-      verr(c, ptr, true, "missing required key '%s'", ks->name);
+      er_diag_err(c, ptr, true, "missing required key '%s'", ks->name);
   }
 }
 
@@ -387,14 +377,16 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
     if (ks) {
       check_value(c, v, p, ks, k);
     } else if (a && !a->check) {
-      verr(c, p, true,
-           "'%s' cannot be used inside '%s': it is not a check (checks: %s)", k,
-           what, checks);
+      er_diag_err(
+          c, p, true,
+          "'%s' cannot be used inside '%s': it is not a check (checks: %s)", k,
+          what, checks);
       other = true;
     } else if (a) {
       if (found) {
-        verr(c, p, true, "'%s' polls exactly one check, but has '%s' and '%s'",
-             what, found, k);
+        er_diag_err(c, p, true,
+                    "'%s' polls exactly one check, but has '%s' and '%s'", what,
+                    found, k);
       } else {
         found = k;
       }
@@ -402,24 +394,25 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
     } else {
       char dym[160];
       er_dym_text(k, cands, ncand, dym, sizeof dym);
-      verr(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
+      er_diag_err(c, p, true, "unknown key '%s' in '%s'%s", k, what, dym);
       other = true;
     }
     free(cp);
   }
   for (const er_keyspec_t *ks = own; ks && ks->name; ks++)
     if (ks->required && !json_object_get(args, ks->name))
-      verr(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
+      er_diag_err(c, ptr, true, "'%s' needs the key '%s'", what, ks->name);
   if (!found && !other)
-    verr(c, ptr, true, "'%s' needs a check to poll (one of: %s)", what, checks);
+    er_diag_err(c, ptr, true, "'%s' needs a check to poll (one of: %s)", what,
+                checks);
 }
 
 static void validate_action(const er_diag_src_t *c, const er_action_t *a,
                             const json_t *args, const char *ptr) {
   size_t before = c->out->errors;
   if (!json_is_object(args)) {
-    verr(c, ptr, false, "'%s' takes an object of arguments, not %s", a->name,
-         er_validate_type_noun(args));
+    er_diag_err(c, ptr, false, "'%s' takes an object of arguments, not %s",
+                a->name, er_validate_type_noun(args));
     return;
   }
   if (a->wraps_check)
@@ -455,8 +448,9 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
   const er_action_t *const *all = er_actions_all(&nact);
 
   if (!json_is_object(step)) {
-    verr(c, ptr, false, "a step must be an object with one action key, not %s",
-         er_validate_type_noun(step));
+    er_diag_err(c, ptr, false,
+                "a step must be an object with one action key, not %s",
+                er_validate_type_noun(step));
     return;
   }
   for (const er_keyspec_t *ks = g_step_common; ks->name; ks++)
@@ -473,17 +467,17 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
       check_value(c, v, p, ks, k);
     } else if (a) {
       if (first)
-        verr(c, p, true,
-             "a step has exactly one action, this one has '%s' and '%s' "
-             "(split it into two steps)",
-             first, k);
+        er_diag_err(c, p, true,
+                    "a step has exactly one action, this one has '%s' and '%s' "
+                    "(split it into two steps)",
+                    first, k);
       else
         first = k;
       validate_action(c, a, v, p);
     } else {
       char dym[160];
       er_dym_text(k, cands, ncand, dym, sizeof dym);
-      verr(c, p, true, "unknown action '%s'%s", k, dym);
+      er_diag_err(c, p, true, "unknown action '%s'%s", k, dym);
       unknown = true;
     }
     free(cp);
@@ -491,7 +485,7 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
   if (!first && !unknown) {
     char acts[1024];
     action_list(false, acts, sizeof acts);
-    verr(c, ptr, false, "step has no action (one of: %s)", acts);
+    er_diag_err(c, ptr, false, "step has no action (one of: %s)", acts);
   }
 }
 
@@ -503,8 +497,8 @@ void er_validate_keys(const char *file, const char *text, const json_t *doc,
   if (!doc)
     ; /* not parsed: er_parse_json_text reported why */
   else if (!json_is_object(doc))
-    verr(&c, "", false, "the file must hold a JSON object, not %s",
-         er_validate_type_noun(doc));
+    er_diag_err(&c, "", false, "the file must hold a JSON object, not %s",
+                er_validate_type_noun(doc));
   else
     er_validate_obj(&c, doc, "", spec, NULL);
   er_diags_sort_from(out, from);
