@@ -1069,6 +1069,10 @@ int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
         poll_once(p, w > 100 ? 100 : (int)w);
       }
     }
+    /* a producer that never blocks (fast broker, no rate) still stops
+     * queueing at the deadline or on a signal */
+    if ((i & 255) == 0 && (left_ms(o->deadline_ms) == 0 || er_interrupted()))
+      deadline_hit = true;
     if (deadline_hit)
       break;
 
@@ -1174,9 +1178,10 @@ int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
          st->failed, st->produced, topic, st->first_error);
   else if (st->produced < o->count && deadline_hit)
     kerr(k, err, ER_E_FAIL,
-         "kafka: deadline reached after producing %zu of %zu message(s) to "
-         "'%s'",
-         st->produced, o->count, topic);
+         "kafka: %s after producing %zu of %zu message(s) to '%s' (what was "
+         "still queued was purged)",
+         er_interrupted() ? "interrupted" : "deadline reached", st->produced,
+         o->count, topic);
   if (st->produced < o->count || st->failed > 0)
     er_errf(err, ER_E_FAIL, "kafka: produced %zu of %zu message(s) to '%s'",
             st->produced, o->count, topic); /* unless a message is set */

@@ -37,8 +37,8 @@ typedef struct er_progress {
   char scenario[160];
   char step[200];
   int polls;
-  char last[200]; /* first line of the last mismatch seen */
-  long produced, acked;
+  char last[200];       /* first line of the last mismatch seen */
+  long produced, acked; /* messages to produce, acknowledged so far */
 } er_progress_t;
 
 /* What an action gets to run one step. Borrowed from the runner. */
@@ -92,7 +92,7 @@ enum {
 int64_t er_exec_left_ms(const er_exec_t *x);
 
 /* For the progress line (no-ops when x->progress is NULL): polls so far
- * and the first line of what the last one saw; messages produced and
+ * and the first line of what the last one saw; messages to produce and
  * acknowledged so far. */
 void er_progress_note(er_exec_t *x, int polls, const char *last_seen);
 void er_progress_count(er_exec_t *x, long produced, long acked);

@@ -318,8 +318,9 @@ static void progress_text(run_t *r, er_buf_t *b, int64_t now) {
   er_buf_printf(b, "%s: %s running for %s", p->scenario, p->step, el);
   if (p->polls)
     er_buf_printf(b, ", %d poll(s)", p->polls);
-  if (p->produced || p->acked)
-    er_buf_printf(b, ", %ld produced, %ld acknowledged", p->produced, p->acked);
+  if (p->produced)
+    er_buf_printf(b, ", %ld of %ld message(s) acknowledged", p->acked,
+                  p->produced);
   if (p->polls && p->last[0])
     er_buf_printf(b, ", last seen: %s", p->last);
 }
@@ -985,6 +986,9 @@ int er_run(const er_run_opts_t *o) {
     }
     goto out;
   }
+  /* a valid report from the start: a run stopped at once by a second
+   * signal still leaves one, of what finished (nothing yet) */
+  write_report(&r);
   progress_start(&r);
   for (size_t i = 0; i < ns; i++) {
     er_result_t res;

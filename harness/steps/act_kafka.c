@@ -700,22 +700,9 @@ static void pgen_free(pgen_t *g) {
   free(g->cur);
 }
 
-typedef struct progress {
-  int last; /* last tenth printed */
-  const char *topic;
-  int64_t t0;
-} progress_t;
-
+/* For the runner's progress line (exec.h): acknowledged of all. */
 static void on_progress(void *ud, size_t reported, size_t total) {
-  progress_t *p = ud;
-  int tenth = total ? (int)(reported * 10 / total) : 10;
-  if (tenth <= p->last)
-    return;
-  p->last = tenth;
-  fprintf(stderr, "kafka.produce %s: %d%% (%zu/%zu delivered, %.1fs)%s",
-          p->topic, tenth * 10, reported, total,
-          (double)(er_now_ms() - p->t0) / 1000.0, tenth >= 10 ? "\n" : "\r");
-  fflush(stderr);
+  er_progress_count(ud, (long)total, (long)reported);
 }
 
 /* The key and headers of every message (g owns their text). */
@@ -861,7 +848,6 @@ static int run_produce(er_exec_t *x, const json_t *a) {
   er_kafka_produce_opts_t o;
   er_kafka_produce_stats_t st;
   er_kafka_producer_t *p;
-  progress_t prog;
   pgen_t g;
   er_err_t err = {0};
   int64_t *start = NULL;
@@ -903,12 +889,9 @@ static int run_produce(er_exec_t *x, const json_t *a) {
       goto fail;
     }
   }
-  prog.last = 0;
-  prog.topic = topic;
-  prog.t0 = er_now_ms();
-  if (o.count >= 10000 && isatty(2) && !x->polling) {
+  if (!x->polling) {
     o.progress = on_progress;
-    o.progress_ud = &prog;
+    o.progress_ud = x;
   }
   reached = true;
   if (er_kafka_produce(p, topic, pgen_next, &g, &o, &st, &err) != 0)
