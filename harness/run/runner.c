@@ -917,6 +917,7 @@ int er_run(const er_run_opts_t *o) {
   r.o = o;
   er_console_init(&r.con, o->out);
   r.con.color = er_color_decide((er_color_t)o->color, o->out);
+  r.con.verbose = o->verbose; /* "RUN   name" heads its streamed log */
   make_run_id(r.run_id);
   snprintf(r.results.suite_name, sizeof r.results.suite_name, "eventrig");
   er_rfc3339_now(r.results.timestamp);
