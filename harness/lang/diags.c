@@ -16,6 +16,8 @@ void er_diags_vaddf(er_diags_t *d, const char *file, int line, int col,
     d->errors++;
   else
     d->warnings++;
+  if (d->n >= ER_DIAGS_KEEP) /* counted, not kept: see er_diags_print */
+    return;
   if (d->n == d->alloc) {
     size_t na = d->alloc ? d->alloc * 2 : 16;
     er_diag_item_t *ni = realloc(d->items, na * sizeof *ni);
@@ -94,12 +96,22 @@ void er_diags_print(const er_diags_t *d, FILE *f, bool color) {
     er_utf8_safe_write(f, it->msg, strlen(it->msg));
     fputc('\n', f);
   }
+  if (d && d->errors + d->warnings > d->n)
+    fprintf(f, "... and %zu more problem(s) not shown (the first %zu are)\n",
+            d->errors + d->warnings - d->n, d->n);
 }
 
 void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
                  bool key, const char *fmt, va_list ap) {
   int line = 0, col = 0;
-  er_jpos_find(s->pos, ptr ? ptr : "", key, &line, &col);
+  /* the shallow map when it knows ptr itself, else the full one */
+  if (er_jpos_find(s->pos, ptr ? ptr : "", key, &line, &col) != 0 && s->full &&
+      s->text) {
+    if (!*s->full)
+      *s->full = er_jpos_build(s->text, s->len);
+    if (*s->full)
+      er_jpos_find(*s->full, ptr ? ptr : "", key, &line, &col);
+  }
   er_diags_vaddf(s->out, s->file, line, col, sev, fmt, ap);
 }
 

@@ -30,7 +30,10 @@ typedef struct er_diag_item {
 
 /* A growing list of problems. Zero-initialise, free with er_diags_free.
  * errors and warnings count every problem added, also one whose text
- * could not be stored (memory ran out): an error is never lost. */
+ * could not be stored (memory ran out, or past the first ER_DIAGS_KEEP,
+ * which bounds the memory of a file with a warning on each of 100k
+ * steps): an error is never lost. */
+#define ER_DIAGS_KEEP 1000
 typedef struct er_diags {
   er_diag_item_t *items;
   size_t n, alloc;
@@ -50,11 +53,17 @@ void er_diags_sort_from(er_diags_t *d, size_t from);
 void er_diags_print(const er_diags_t *d, FILE *f, bool color);
 
 /* Where problems of one document go: its file name, its position map
- * (may be NULL: positions unknown) and the list. All borrowed. */
+ * (may be NULL: positions unknown) and the list. All borrowed.
+ * Optionally text/len and full: the first problem builds the full
+ * position map of text into *full (the loader frees it), so that a valid
+ * file costs only the shallow pos (er_jpos_build_depth). */
 typedef struct er_diag_src {
   const char *file;
   const er_jpos_t *pos;
   er_diags_t *out;
+  const char *text;
+  size_t len;
+  er_jpos_t **full;
 } er_diag_src_t;
 
 /* A problem at JSON pointer ptr of the document: at the member's key when

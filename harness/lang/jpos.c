@@ -13,25 +13,34 @@
 #include <string.h>
 
 #define MAX_DEPTH 2048
-#define SLOT_EMPTY SIZE_MAX
-#define SLOT_GONE (SIZE_MAX - 1)
+#define SLOT_EMPTY UINT32_MAX
+#define SLOT_GONE (UINT32_MAX - 1)
+#define IDX_MAX (UINT32_MAX - 2) /* entries and arena bytes fit in 32 bits */
 #define BIG_CAP (SIZE_MAX / 4)
 
+/* Compact on purpose (a 100k-step scenario has ~500k values): pointers
+ * live in one arena, entries and slots use 32-bit indices. */
 typedef struct ent {
-  char *ptr;
-  int kline, kcol; /* 0 when the value has no key */
-  int vline, vcol;
-  size_t end; /* one past the last entry of this value's subtree */
-  bool dead;  /* replaced by a later duplicate key */
+  uint32_t off;        /* of the pointer's text in the arena */
+  uint32_t end;        /* one past the last entry of this value's subtree */
+  int32_t kline, kcol; /* 0 when the value has no key */
+  int32_t vline, vcol;
+  bool dead; /* replaced by a later duplicate key */
 } ent_t;
 
 struct er_jpos {
   ent_t *e;
   size_t n, alloc;
-  size_t *slots;
+  char *arena; /* NUL-terminated pointers, back to back */
+  size_t alen, acap;
+  uint32_t *slots;
   size_t nslots; /* power of two */
   size_t used;   /* live + tombstone slots */
 };
+
+static const char *ent_ptr(const er_jpos_t *p, size_t i) {
+  return p->arena + p->e[i].off;
+}
 
 /* ---- hash table -------------------------------------------------------- */
 
@@ -52,32 +61,32 @@ static size_t slot_find(const er_jpos_t *p, const char *ptr) {
   mask = p->nslots - 1;
   i = hash_str(ptr) & mask;
   for (size_t probes = 0; probes < p->nslots; probes++) {
-    size_t v = p->slots[i];
+    uint32_t v = p->slots[i];
     if (v == SLOT_EMPTY)
       return SLOT_EMPTY;
-    if (v != SLOT_GONE && strcmp(p->e[v].ptr, ptr) == 0)
+    if (v != SLOT_GONE && strcmp(ent_ptr(p, v), ptr) == 0)
       return i;
     i = (i + 1) & mask;
   }
   return SLOT_EMPTY;
 }
 
-static void slot_put(size_t *slots, size_t nslots, const char *ptr,
+static void slot_put(uint32_t *slots, size_t nslots, const char *ptr,
                      size_t idx) {
   size_t mask = nslots - 1, i = hash_str(ptr) & mask;
   while (slots[i] != SLOT_EMPTY && slots[i] != SLOT_GONE)
     i = (i + 1) & mask;
-  slots[i] = idx;
+  slots[i] = (uint32_t)idx;
 }
 
 static int rehash(er_jpos_t *p) {
   size_t n = p->nslots ? p->nslots * 2 : 64;
-  size_t *s;
+  uint32_t *s;
   size_t live = 0;
   for (size_t i = 0; i < p->n; i++)
     if (!p->e[i].dead)
       live++;
-  while (n < live * 4)
+  while (n < live * 2)
     n *= 2;
   s = malloc(n * sizeof *s);
   if (!s)
@@ -86,7 +95,7 @@ static int rehash(er_jpos_t *p) {
     s[i] = SLOT_EMPTY;
   for (size_t i = 0; i < p->n; i++)
     if (!p->e[i].dead)
-      slot_put(s, n, p->e[i].ptr, i);
+      slot_put(s, n, ent_ptr(p, i), i);
   free(p->slots);
   p->slots = s;
   p->nslots = n;
@@ -100,24 +109,47 @@ static void kill_range(er_jpos_t *p, size_t from, size_t to) {
     size_t s;
     if (p->e[k].dead)
       continue;
-    s = slot_find(p, p->e[k].ptr);
+    s = slot_find(p, ent_ptr(p, k));
     if (s != SLOT_EMPTY && p->slots[s] == k)
       p->slots[s] = SLOT_GONE;
     p->e[k].dead = true;
   }
 }
 
+/* Copies ptr into the arena; its offset, or SIZE_MAX when out of memory
+ * or past 32 bits. */
+static size_t arena_add(er_jpos_t *p, const char *ptr) {
+  size_t n = strlen(ptr) + 1, off = p->alen;
+  if (n > IDX_MAX - p->alen)
+    return SIZE_MAX;
+  if (p->alen + n > p->acap) {
+    size_t nc = p->acap ? p->acap : 4096;
+    char *na;
+    while (nc < p->alen + n)
+      nc *= 2;
+    na = realloc(p->arena, nc);
+    if (!na)
+      return SIZE_MAX;
+    p->arena = na;
+    p->acap = nc;
+  }
+  memcpy(p->arena + off, ptr, n);
+  p->alen += n;
+  return off;
+}
+
 /* Records a value at ptr; returns its index or SIZE_MAX when out of
  * memory. */
 static size_t add_entry(er_jpos_t *p, const char *ptr, int kline, int kcol,
                         int vline, int vcol) {
-  size_t s, idx;
-  char *copy;
+  size_t s, idx, off;
   s = slot_find(p, ptr);
   if (s != SLOT_EMPTY) {
     size_t old = p->slots[s];
     kill_range(p, old, p->e[old].end > old ? p->e[old].end : old + 1);
   }
+  if (p->n >= IDX_MAX)
+    return SIZE_MAX;
   if (p->n == p->alloc) {
     size_t na = p->alloc ? p->alloc * 2 : 64;
     ent_t *ne = realloc(p->e, na * sizeof *ne);
@@ -128,12 +160,13 @@ static size_t add_entry(er_jpos_t *p, const char *ptr, int kline, int kcol,
   }
   if ((p->used + 1) * 2 > p->nslots && rehash(p) != 0)
     return SIZE_MAX;
-  copy = strdup(ptr);
-  if (!copy)
+  off = arena_add(p, ptr);
+  if (off == SIZE_MAX)
     return SIZE_MAX;
   idx = p->n++;
-  p->e[idx] = (ent_t){copy, kline, kcol, vline, vcol, idx + 1, false};
-  slot_put(p->slots, p->nslots, copy, idx);
+  p->e[idx] = (ent_t){
+      (uint32_t)off, (uint32_t)(idx + 1), kline, kcol, vline, vcol, false};
+  slot_put(p->slots, p->nslots, ptr, idx);
   p->used++;
   return idx;
 }
@@ -145,8 +178,9 @@ typedef struct scan {
   size_t len, i;
   int line, col; /* of s[i] */
   er_jpos_t *p;
-  er_buf_t ptr; /* pointer of the value being scanned */
-  er_buf_t key; /* decoded key */
+  er_buf_t ptr;  /* pointer of the value being scanned */
+  er_buf_t key;  /* decoded key */
+  int max_depth; /* values deeper than this are scanned, not recorded */
   bool oom;
 } scan_t;
 
@@ -393,10 +427,15 @@ static int scan_value(scan_t *sc, int depth, int kline, int kcol) {
     return -1;
   if (c == ',' || c == ':' || c == ']' || c == '}')
     return -1;
-  idx = add_entry(sc->p, er_buf_cstr(&sc->ptr), kline, kcol, sc->line, sc->col);
-  if (idx == SIZE_MAX) {
-    sc->oom = true;
-    return -1;
+  if (depth <= sc->max_depth) {
+    idx =
+        add_entry(sc->p, er_buf_cstr(&sc->ptr), kline, kcol, sc->line, sc->col);
+    if (idx == SIZE_MAX) {
+      sc->oom = true;
+      return -1;
+    }
+  } else {
+    idx = SIZE_MAX; /* not recorded */
   }
   if (c == '{') {
     rc = scan_object(sc, depth);
@@ -409,11 +448,16 @@ static int scan_value(scan_t *sc, int depth, int kline, int kcol) {
     while (sc->i < sc->len && !is_delim(peek(sc)))
       adv(sc);
   }
-  sc->p->e[idx].end = sc->p->n;
+  if (idx != SIZE_MAX)
+    sc->p->e[idx].end = (uint32_t)sc->p->n;
   return rc;
 }
 
 er_jpos_t *er_jpos_build(const char *text, size_t len) {
+  return er_jpos_build_depth(text, len, MAX_DEPTH);
+}
+
+er_jpos_t *er_jpos_build_depth(const char *text, size_t len, int max_depth) {
   er_jpos_t *p = calloc(1, sizeof *p);
   scan_t sc;
   if (!p)
@@ -424,6 +468,7 @@ er_jpos_t *er_jpos_build(const char *text, size_t len) {
   sc.line = 1;
   sc.col = 1;
   sc.p = p;
+  sc.max_depth = max_depth;
   er_buf_init(&sc.ptr, BIG_CAP);
   er_buf_init(&sc.key, BIG_CAP);
   (void)scan_value(&sc, 0, 0, 0);
@@ -439,9 +484,8 @@ er_jpos_t *er_jpos_build(const char *text, size_t len) {
 void er_jpos_free(er_jpos_t *p) {
   if (!p)
     return;
-  for (size_t i = 0; i < p->n; i++)
-    free(p->e[i].ptr);
   free(p->e);
+  free(p->arena);
   free(p->slots);
   free(p);
 }

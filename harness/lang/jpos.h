@@ -24,6 +24,11 @@ typedef struct er_jpos er_jpos_t;
 /* Scans len bytes of text (need not be NUL-terminated). Returns NULL only
  * when memory ran out. Caller frees with er_jpos_free. */
 er_jpos_t *er_jpos_build(const char *text, size_t len);
+/* The same recording only values at most max_depth levels down (the root
+ * is level 0): "/steps/3" is level 2. Lookups below fall back to the
+ * nearest recorded parent. A cheap map for what every load needs (step
+ * positions); diags.h builds the full one when a problem needs it. */
+er_jpos_t *er_jpos_build_depth(const char *text, size_t len, int max_depth);
 void er_jpos_free(er_jpos_t *p);
 
 /* Position of the value at pointer (key = false), or of the key string of

@@ -610,7 +610,7 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   char *text = NULL;
   size_t len = 0;
   json_t *doc = NULL;
-  er_jpos_t *pos = NULL;
+  er_jpos_t *pos = NULL, *full = NULL;
   er_err_t err;
   size_t from = diags->n, errs = diags->errors;
   er_diag_src_t c;
@@ -629,8 +629,10 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   doc = er_parse_json_text(path, text, len, diags);
   if (!doc)
     goto out;
-  pos = er_jpos_build(text, len);
-  c = (er_diag_src_t){path, pos, diags};
+  /* steps' and their actions' positions (level 3: "/steps/3/http") for
+   * every load; the full map only when a problem lies deeper (diags.c) */
+  pos = er_jpos_build_depth(text, len, 3);
+  c = (er_diag_src_t){path, pos, diags, text, len, &full};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a scenario file must hold a JSON object, not %s",
@@ -708,6 +710,7 @@ oom:
 out:
   er_diags_sort_from(diags, from);
   er_jpos_free(pos);
+  er_jpos_free(full);
   json_decref(doc);
   free(text);
   return s;

@@ -492,7 +492,7 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
 void er_validate_keys(const char *file, const char *text, const json_t *doc,
                       const er_keyspec_t *spec, er_diags_t *out) {
   er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
-  er_diag_src_t c = {file, pos, out};
+  er_diag_src_t c = {file, pos, out, NULL, 0, NULL};
   size_t from = out->n;
   if (!doc)
     ; /* not parsed: er_parse_json_text reported why */
