@@ -288,8 +288,8 @@ static int run_redis(er_exec_t *x, const json_t *args) {
   r = conn_for(x, args, "redis", &rc);
   if (!r)
     goto out;
-  if (av.n > 0 && er_safety_redis_cmd_destructive(av.v[0]) &&
-      (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
+  rc = er_safety_guard_redis_cmd(x, r, cmdtxt, av.n, (const char *const *)av.v);
+  if (rc != ER_STEP_OK)
     goto out;
   rc = ER_STEP_FATAL;
 
@@ -777,6 +777,8 @@ static int run_seed(er_exec_t *x, const json_t *args) {
   }
   r = conn_for(x, args, "redis.seed", &rc);
   if (!r)
+    return rc;
+  if ((rc = er_safety_guard_redis(x, r, "redis.seed")) != ER_STEP_OK)
     return rc;
   json_object_foreach((json_t *)keys, k, spec) {
     rc = seed_key(x, r, k, spec, ttl);
