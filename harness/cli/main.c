@@ -48,8 +48,8 @@ static const char *const g_usage =
     "Exit codes:\n"
     "  0 all passed   1 a scenario failed   2 unusable input (scenario,\n"
     "  environment file, flags)   3 unusable environment (a server or\n"
-    "  service could not be reached or started, or a destructive step's\n"
-    "  target is not marked as a test target)   130/143 interrupted\n"
+    "  service could not be reached or started, or a step would write to\n"
+    "  a target not marked as a test target)   130/143 interrupted\n"
     "\n"
     "Colour is used only on a terminal and never when NO_COLOR is set.\n"
     "Docs: README.md (scenario and environment format, reading failures).\n";

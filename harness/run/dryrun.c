@@ -1,8 +1,9 @@
 /* dryrun.c: `eventrig run --dry-run` (runner.h): the resolved plan of each
- * scenario, every destructive step marked with its target and whether the
- * environment allows it. Starts nothing and contacts nothing: the
- * environment is loaded and resolved with placeholders for the names that
- * only started things know (${kafka.bootstrap}, ${proxy.NAME.*}). */
+ * scenario, every step the interlock guards (safety.h) marked with its
+ * target and the decision as far as the environment alone can tell. Starts
+ * nothing and contacts nothing: the environment is loaded and resolved with
+ * placeholders for the names that only started things know (${kafka.bootstrap},
+ * ${proxy.NAME.*}). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
