@@ -656,11 +656,12 @@ void er_pg_result_free(er_pg_result_t *res) {
  * connection turned out broken before anything reached the server (worth
  * one retry on a fresh one), -1 on other errors (err set). */
 static int send_query(er_pg_t *pg, const char *sql, const char *const *params,
-                      int nparams, int64_t deadline, er_err_t *err) {
+                      int nparams, bool extended, int64_t deadline,
+                      er_err_t *err) {
   PGconn *c = pg->conn;
-  int sent =
-      params ? PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
-             : PQsendQuery(c, sql);
+  int sent = params || extended ? PQsendQueryParams(c, sql, nparams, NULL,
+                                                    params, NULL, NULL, 0)
+                                : PQsendQuery(c, sql);
   if (!sent) {
     if (PQstatus(c) == CONNECTION_BAD)
       return 1;
@@ -697,9 +698,17 @@ static void cancel(PGconn *c) {
   }
 }
 
-int er_pg_query(er_pg_t *pg, const char *sql, const char *const *params,
-                int nparams, int64_t deadline_ms, er_pg_result_t *res,
-                er_err_t *err) {
+/* How run() sends a statement. */
+enum {
+  RUN_EXTENDED = 1, /* the extended protocol even without parameters (one
+                       statement only) */
+  RUN_SAME_CONN = 2 /* never (re)connect: the statement belongs to the
+                       transaction open on the current connection */
+};
+
+static int run(er_pg_t *pg, const char *sql, const char *const *params,
+               int nparams, int flags, int64_t deadline_ms, er_pg_result_t *res,
+               er_err_t *err) {
   int64_t t0 = er_now_ms(), wait_until = deadline_ms;
   bool reused, cancelled = false, interrupted = false, drop = false;
   bool have_error = false, unsupported = false;
@@ -708,11 +717,17 @@ int er_pg_query(er_pg_t *pg, const char *sql, const char *const *params,
   PGresult *pr = NULL;
 
   memset(res, 0, sizeof *res);
-  er_buf_reset(&pg->notices);
   for (int attempt = 0;; attempt++) {
     int s;
     check_idle(pg);
     reused = pg->conn != NULL;
+    if ((flags & RUN_SAME_CONN) && !pg->conn) {
+      fail(pg, err, ER_E_ENV,
+           "postgres: lost the connection to %s inside the read-only "
+           "transaction; the statement was not sent",
+           pg->redacted);
+      goto out;
+    }
     if (er_pg_connect(pg, deadline_ms, err) != 0)
       goto out;
     if (er_now_ms() >= deadline_ms) {
@@ -720,10 +735,11 @@ int er_pg_query(er_pg_t *pg, const char *sql, const char *const *params,
            "postgres: the deadline passed before the statement was sent");
       goto out;
     }
-    s = send_query(pg, sql, params, nparams, deadline_ms, err);
+    s = send_query(pg, sql, params, nparams, (flags & RUN_EXTENDED) != 0,
+                   deadline_ms, err);
     if (s == 0)
       break;
-    if (s == 1 && reused && attempt == 0) {
+    if (s == 1 && reused && attempt == 0 && !(flags & RUN_SAME_CONN)) {
       drop_conn(pg); /* went stale while idle: once more on a new one */
       continue;
     }
@@ -852,5 +868,72 @@ done:
   rc = 0;
 out:
   er_buf_free(&emsg);
+  return rc;
+}
+
+int er_pg_query(er_pg_t *pg, const char *sql, const char *const *params,
+                int nparams, int64_t deadline_ms, er_pg_result_t *res,
+                er_err_t *err) {
+  er_buf_reset(&pg->notices);
+  return run(pg, sql, params, nparams, 0, deadline_ms, res, err);
+}
+
+/* ---- read-only --------------------------------------------------------- */
+
+static bool in_transaction(const er_pg_t *pg) {
+  return pg->conn && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+}
+
+/* Ends the read-only transaction (with a deadline of its own: the
+ * statement's may have passed); a connection that is not idle afterwards
+ * is closed, so no later statement can land in a leftover transaction. */
+static void end_read_only(er_pg_t *pg) {
+  er_pg_result_t r = {0};
+  er_err_t ignore = {0};
+  if (pg->conn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    (void)run(pg, "ROLLBACK", NULL, 0, RUN_SAME_CONN,
+              er_now_ms() + 2 * CANCEL_GRACE_MS, &r, &ignore);
+  er_pg_result_free(&r);
+  if (pg->conn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    drop_conn(pg);
+}
+
+int er_pg_query_ro(er_pg_t *pg, const char *sql, const char *const *params,
+                   int nparams, int64_t deadline_ms, er_pg_result_t *res,
+                   er_err_t *err) {
+  er_pg_result_t first = {0};
+  const char *ro;
+  int rc = -1;
+
+  er_buf_reset(&pg->notices);
+  memset(res, 0, sizeof *res);
+  /* a connection left inside a transaction is not reused */
+  if (pg->conn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    drop_conn(pg);
+  if (run(pg, "BEGIN TRANSACTION READ ONLY", NULL, 0, 0, deadline_ms, &first,
+          err) != 0)
+    goto out;
+  er_pg_result_free(&first);
+  /* the first query of the transaction: from now on Postgres refuses to
+   * make it read-write ("SET TRANSACTION READ WRITE" must come before any
+   * query), and the server itself confirms the mode */
+  if (!in_transaction(pg) ||
+      run(pg, "SELECT current_setting('transaction_read_only')", NULL, 0,
+          RUN_SAME_CONN, deadline_ms, &first, err) != 0)
+    goto out;
+  ro = json_string_value(json_array_get(json_array_get(first.rows, 0), 0));
+  if (!in_transaction(pg) || !ro || strcmp(ro, "on") != 0) {
+    fail(pg, err, ER_E_ENV,
+         "postgres: %s did not start a read-only transaction "
+         "(transaction_read_only is %s); the statement was not sent",
+         pg->redacted, ro ? ro : "unknown");
+    goto out;
+  }
+  /* one statement, the extended protocol: no "; COMMIT; ..." after it */
+  rc = run(pg, sql, params, nparams, RUN_EXTENDED | RUN_SAME_CONN, deadline_ms,
+           res, err);
+out:
+  er_pg_result_free(&first);
+  end_read_only(pg);
   return rc;
 }

@@ -75,6 +75,21 @@ int er_pg_query(er_pg_t *pg, const char *sql, const char *const *params,
                 er_err_t *err);
 void er_pg_result_free(er_pg_result_t *res);
 
+/* As er_pg_query, in a transaction the server keeps read-only: BEGIN
+ * TRANSACTION READ ONLY; a first query that reads back
+ * transaction_read_only (after a first query Postgres refuses to switch
+ * the transaction to read-write, and the server confirms the mode); sql
+ * as one statement through the extended protocol, with or without params
+ * (so a second statement such as "; COMMIT; DELETE ..." is refused);
+ * ROLLBACK. Postgres itself refuses every write (SQLSTATE 25006, "cannot
+ * execute UPDATE in a read-only transaction"), also inside functions, DO
+ * blocks and rules. The connection is never reopened in between: if it
+ * breaks, the statement is not sent. A connection left inside a
+ * transaction (before or after) is closed. Errors as er_pg_query. */
+int er_pg_query_ro(er_pg_t *pg, const char *sql, const char *const *params,
+                   int nparams, int64_t deadline_ms, er_pg_result_t *res,
+                   er_err_t *err);
+
 /* Notices (RAISE NOTICE, warnings) from the last er_pg_query, capped at
  * 8 KB, one per line. Borrowed; "" when none. */
 const char *er_pg_notices(er_pg_t *pg);

@@ -39,8 +39,8 @@ struct er_env {
 
 /* ---- key spec ---------------------------------------------------------- */
 
-/* test_target: what makes a server a test target that destructive steps
- * may touch (safety.h checks them) */
+/* test_target: what makes a server a test target that steps may write to
+ * (elsewhere they may only read; safety.h checks them) */
 static const er_keyspec_t k_redis_target[] = {
     {"allow", ER_T_ARRAY, false, NULL, NULL}, /* "host:port/db" globs */
     {"marker", ER_T_STRING, false, NULL, NULL},

@@ -1,8 +1,9 @@
 /* dryrun.c: `eventrig run --dry-run` (runner.h): the resolved plan of each
- * scenario, every destructive step marked with its target and whether the
- * environment allows it. Starts nothing and contacts nothing: the
- * environment is loaded and resolved with placeholders for the names that
- * only started things know (${kafka.bootstrap}, ${proxy.NAME.*}). */
+ * scenario, every step the interlock guards (safety.h) marked with its
+ * target and the decision as far as the environment alone can tell. Starts
+ * nothing and contacts nothing: the environment is loaded and resolved with
+ * placeholders for the names that only started things know (${kafka.bootstrap},
+ * ${proxy.NAME.*}). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,9 @@ typedef struct dctx {
   const json_t *env;
   er_tmpl_t *ts; /* run names + the scenario's vars */
   const char *section;
-  size_t destructive, refused;
+  size_t destructive, refused; /* writing steps; refused by the env */
+  size_t reading;              /* steps that may only read elsewhere */
+  size_t by_server;            /* of those, decided by the server */
 } dctx_t;
 
 static bool keep_raw(const char *s) {
@@ -184,41 +187,57 @@ static json_t *shown_args(dctx_t *c, const er_action_t *a, const json_t *args) {
   return x;
 }
 
-static void print_destructive(dctx_t *c, const er_action_t *a,
-                              const json_t *args, er_safe_kind_t kind,
-                              const char *what, const char *targ,
-                              const char *indent) {
+/* kafka.produce / kafka.reset: the names against the prefixes */
+static int kafka_status(dctx_t *c, const er_action_t *a, const json_t *xa,
+                        char *status, size_t statussz) {
+  const char *topics[256];
+  size_t nt = 0;
+  bool produce = !strcmp(a->name, "kafka.produce");
+  const json_t *ta = json_object_get(xa, "topics");
+  const char *group =
+      produce ? NULL : json_string_value(json_object_get(xa, "group"));
+  const char *topic = json_string_value(json_object_get(xa, "topic"));
+  if (produce && topic)
+    topics[nt++] = topic;
+  else if (ta)
+    for (size_t i = 0; i < json_array_size(ta) && nt < 256; i++)
+      if (json_string_value(json_array_get(ta, i)))
+        topics[nt++] = json_string_value(json_array_get(ta, i));
+  if (!produce && !ta)
+    nt = er_safety_env_topics(c->env, topics, 256);
+  for (size_t i = 0; i < nt; i++)
+    if (strstr(topics[i], "${"))
+      group = "${";
+  if (group && strstr(group, "${")) {
+    snprintf(status, statussz,
+             "checked at run time (the names are known only then)");
+    return 0;
+  }
+  return er_safety_static(c->env, ER_SAFE_KAFKA, ER_SAFE_WRITE, NULL, NULL,
+                          group, topics, nt, status, statussz);
+}
+
+static void print_decision(dctx_t *c, const er_action_t *a, const json_t *args,
+                           er_safe_kind_t kind, er_safe_mode_t mode,
+                           const char *what, const char *targ,
+                           const char *indent) {
   char status[1024], shown[4096];
+  const char *label = mode == ER_SAFE_WRITE ? "destructive: " : "";
+  const char *cmd =
+      json_string_value(json_array_get(json_object_get(args, "command"), 0));
   json_t *x = NULL;
   int d;
 
-  c->destructive++;
+  if (mode == ER_SAFE_WRITE)
+    c->destructive++;
+  else
+    c->reading++;
   if (kind == ER_SAFE_KAFKA) {
-    const char *topics[256];
-    size_t nt = 0;
-    json_t *xa = expand_known_json(c->ts, args);
-    const json_t *ta = json_object_get(xa, "topics");
-    const char *group = json_string_value(json_object_get(xa, "group"));
-    const json_t *kc = json_object_get(c->env, "kafka");
-    const char *bs = json_string_value(json_object_get(kc, "bootstrap"));
-    if (ta) {
-      for (size_t i = 0; i < json_array_size(ta) && nt < 256; i++)
-        if (json_string_value(json_array_get(ta, i)))
-          topics[nt++] = json_string_value(json_array_get(ta, i));
-    } else {
-      nt = er_safety_env_topics(c->env, topics, 256);
-    }
-    if (group && strstr(group, "${"))
-      snprintf(status, sizeof status,
-               "checked at run time (the group is known only then)");
-    d = group && strstr(group, "${")
-            ? 0
-            : er_safety_static(c->env, kind, NULL, group, topics, nt, status,
-                               sizeof status);
-    snprintf(shown, sizeof shown, "%s", bs ? bs : "the embedded broker");
-    fprintf(c->o->out, "%s  ! destructive: %s (%s) on Kafka %s: %s\n", indent,
-            a->name, what, shown, status);
-    json_decref(xa);
+    const char *bs = json_string_value(
+        json_object_get(json_object_get(c->env, "kafka"), "bootstrap"));
+    d = kafka_status(c, a, args, status, sizeof status);
+    fprintf(c->o->out, "%s  ! %s%s (%s) on Kafka %s: %s\n", indent, label,
+            a->name, what, bs ? bs : "the embedded broker", status);
     if (d < 0)
       c->refused++;
     return;
@@ -233,7 +252,7 @@ static void print_destructive(dctx_t *c, const er_action_t *a,
     json_decref(raw);
   }
   if (!json_is_string(x)) {
-    fprintf(c->o->out, "%s  ! destructive: %s (%s): no %s target\n", indent,
+    fprintf(c->o->out, "%s  ! %s%s (%s): no %s target\n", indent, label,
             a->name, what, kind == ER_SAFE_REDIS ? "Redis" : "Postgres");
     json_decref(x);
     return;
@@ -246,13 +265,19 @@ static void print_destructive(dctx_t *c, const er_action_t *a,
     snprintf(status, sizeof status,
              "checked at run time (the target is known only then)");
     d = 0;
+  } else if (mode == ER_SAFE_READ_CMD && (!cmd || strstr(cmd, "${"))) {
+    snprintf(status, sizeof status,
+             "checked at run time (the command is known only then)");
+    d = 0;
   } else {
-    d = er_safety_static(c->env, kind, json_string_value(x), NULL, NULL, 0,
-                         status, sizeof status);
+    d = er_safety_static(c->env, kind, mode, json_string_value(x), cmd, NULL,
+                         NULL, 0, status, sizeof status);
   }
   if (d < 0)
     c->refused++;
-  fprintf(c->o->out, "%s  ! destructive: %s (%s) on %s: %s\n", indent, a->name,
+  if (mode != ER_SAFE_WRITE && strncmp(status, "allowed (", 9) != 0)
+    c->by_server++;
+  fprintf(c->o->out, "%s  ! %s%s (%s) on %s: %s\n", indent, label, a->name,
           what, shown, status);
   json_decref(x);
 }
@@ -266,6 +291,7 @@ static void visit(void *ud, const er_scenario_t *s, const char *section,
   json_t *x;
   char *txt;
   er_safe_kind_t kind;
+  er_safe_mode_t mode;
   int n = 4 + 2 * (depth < 20 ? depth : 20);
   (void)path;
 
@@ -285,9 +311,10 @@ static void visit(void *ud, const er_scenario_t *s, const char *section,
   json_decref(x);
   /* classified on the expanded arguments, so `what` shows known values */
   x = expand_known_json(c->ts, args);
-  kind = er_safety_classify(a, x ? x : args, s->dir, what, sizeof what, &targ);
+  kind = er_safety_classify(a, x ? x : args, s->dir, what, sizeof what, &targ,
+                            &mode);
   if (kind != ER_SAFE_NONE)
-    print_destructive(c, a, x ? x : args, kind, what, targ, indent);
+    print_decision(c, a, x ? x : args, kind, mode, what, targ, indent);
   json_decref(x);
 }
 
@@ -341,8 +368,10 @@ int er_dry_run(const er_run_opts_t *o, const er_plan_t *plan, er_tmpl_t *t) {
   }
   fprintf(o->out,
           "\n%zu destructive step(s), %zu refused by the environment as it "
-          "stands\n",
-          c.destructive, c.refused);
+          "stands; %zu step(s) that may only read where the target is not a "
+          "test target, %zu of them left to the server (COMMAND INFO, "
+          "read-only transactions)\n",
+          c.destructive, c.refused, c.reading, c.by_server);
 out:
   er_tmpl_set_env_vars(t, NULL);
   er_env_free(e);

@@ -50,9 +50,9 @@ int er_list(const er_run_opts_t *o);
 
 /* dryrun.c: `eventrig run --dry-run`: loads the environment (starting
  * nothing, contacting nothing) and prints each scenario of plan (an
- * er_plan_t, action.h) with its steps and every destructive step's target
- * and whether the environment allows it. t holds the run-wide names
- * (run.id); borrowed. Returns the exit code (0, or 2 on a bad
+ * er_plan_t, action.h) with its steps and, for every step the interlock
+ * guards, its target and what the environment says of it. t holds the run-wide
+ * names (run.id); borrowed. Returns the exit code (0, or 2 on a bad
  * environment). */
 struct er_plan;
 struct er_tmpl;

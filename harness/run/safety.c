@@ -1,8 +1,8 @@
-/* safety.c: the interlock on destructive actions (see safety.h). */
+/* safety.c: the interlock's decisions, run-time guards and the "safety"
+ * module's preflight (see safety.h; the pure part is safety_classify.c). */
 #include "run/safety.h"
 
 #include <ctype.h>
-#include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,362 +11,12 @@
 
 #include "adapters/pg.h"
 #include "adapters/redis.h"
-#include "lang/jpos.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/exec.h"
 
-#define CHECK_MS 5000            /* a preflight check of one target */
-#define SQL_FILE_CAP (16u << 20) /* as act_pg.c */
-#define SCEN_FILE_CAP (16u << 20)
+#define CHECK_MS 5000 /* a preflight check of one target */
 #define WHY_CAP 2048
-
-/* ---- classifiers --------------------------------------------------------- */
-
-static bool is_verb(const char *w) {
-  return !strcmp(w, "TRUNCATE") || !strcmp(w, "DELETE") || !strcmp(w, "DROP");
-}
-
-static const char *verb_str(const char *w) {
-  if (!strcmp(w, "TRUNCATE"))
-    return "TRUNCATE";
-  if (!strcmp(w, "DELETE"))
-    return "DELETE";
-  return "DROP";
-}
-
-/* End of a dollar-quote opening tag at p ("$$" or "$tag$"), or NULL. */
-static const char *dollar_tag_end(const char *p) {
-  const char *q = p + 1;
-  if (*q == '$')
-    return q + 1;
-  if (!(isalpha((unsigned char)*q) || *q == '_'))
-    return NULL;
-  while (isalnum((unsigned char)*q) || *q == '_')
-    q++;
-  return *q == '$' ? q + 1 : NULL;
-}
-
-bool er_safety_sql_destructive(const char *sql, const char **verb) {
-  const char *p = sql;
-  char first[16] = "", prev[16] = "";
-  int ntok = 0; /* significant tokens of this statement */
-
-  if (!sql)
-    return false;
-  while (*p) {
-    unsigned char c = (unsigned char)*p;
-    if (isspace(c)) {
-      p++;
-    } else if (c == '-' && p[1] == '-') {
-      while (*p && *p != '\n')
-        p++;
-    } else if (c == '/' && p[1] == '*') {
-      int depth = 1; /* Postgres nests block comments */
-      p += 2;
-      while (*p && depth > 0) {
-        if (p[0] == '/' && p[1] == '*') {
-          depth++;
-          p += 2;
-        } else if (p[0] == '*' && p[1] == '/') {
-          depth--;
-          p += 2;
-        } else {
-          p++;
-        }
-      }
-    } else if (c == '\'' || c == '"') {
-      /* string literal / quoted identifier; doubled quote escapes it, and
-       * a backslash escapes in E'' strings (close enough for all) */
-      bool esc = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e');
-      p++;
-      while (*p) {
-        if ((esc && *p == '\\' && p[1]) || (*p == (char)c && p[1] == (char)c)) {
-          p += 2;
-        } else if (*p == (char)c) {
-          p++;
-          break;
-        } else {
-          p++;
-        }
-      }
-      snprintf(prev, sizeof prev, "%s", "'");
-      ntok++;
-    } else if (c == '$' && dollar_tag_end(p)) {
-      const char *te = dollar_tag_end(p);
-      size_t tl = (size_t)(te - p);
-      const char *q = te;
-      while (*q && strncmp(q, p, tl) != 0)
-        q++;
-      p = *q ? q + tl : q;
-      snprintf(prev, sizeof prev, "%s", "'");
-      ntok++;
-    } else if (c == ';') {
-      ntok = 0;
-      first[0] = prev[0] = '\0';
-      p++;
-    } else if (isalpha(c) || c == '_') {
-      char w[16];
-      size_t n = 0;
-      while (isalnum((unsigned char)*p) || *p == '_' || *p == '$') {
-        if (n + 1 < sizeof w)
-          w[n++] = (char)toupper((unsigned char)*p);
-        p++;
-      }
-      w[n] = '\0';
-      if (ntok == 0) {
-        snprintf(first, sizeof first, "%s", w);
-        if (is_verb(w)) {
-          if (verb)
-            *verb = verb_str(w);
-          return true;
-        }
-      } else if ((!strcmp(first, "WITH") || !strcmp(first, "EXPLAIN")) &&
-                 (!strcmp(w, "DELETE") || !strcmp(w, "TRUNCATE")) &&
-                 strcmp(prev, "ON") != 0) {
-        if (verb)
-          *verb = verb_str(w);
-        return true;
-      }
-      snprintf(prev, sizeof prev, "%s", w);
-      ntok++;
-    } else {
-      if (!(c == '(' && ntok == 0)) { /* "(DELETE ...)" is not a thing, but
-                                         "(SELECT" leads like SELECT */
-        prev[0] = (char)c;
-        prev[1] = '\0';
-        ntok++;
-      }
-      p++;
-    }
-  }
-  return false;
-}
-
-bool er_safety_redis_cmd_destructive(const char *name) {
-  return name &&
-         (!strcasecmp(name, "DEL") || !strcasecmp(name, "UNLINK") ||
-          !strcasecmp(name, "FLUSHDB") || !strcasecmp(name, "FLUSHALL"));
-}
-
-bool er_safety_glob_any(const json_t *globs, const char *s) {
-  size_t i;
-  json_t *g;
-  if (!s || !json_is_array(globs))
-    return false;
-  json_array_foreach(globs, i, g) {
-    if (json_is_string(g) && fnmatch(json_string_value(g), s, 0) == 0)
-      return true;
-  }
-  return false;
-}
-
-bool er_safety_prefix_any(const json_t *prefixes, const char *s) {
-  size_t i;
-  json_t *g;
-  if (!s || !json_is_array(prefixes))
-    return false;
-  json_array_foreach(prefixes, i, g) {
-    if (json_is_string(g) && er_str_has_prefix(s, json_string_value(g)))
-      return true;
-  }
-  return false;
-}
-
-int er_safety_redis_target(const char *url, char *out, size_t outsz) {
-  er_redis_url_t u;
-  er_err_t err = {0};
-  if (!url || er_redis_url_parse(url, &u, &err) != 0) {
-    snprintf(out, outsz, "?");
-    return -1;
-  }
-  if (u.path)
-    snprintf(out, outsz, "unix:%s/%d", u.path, u.db);
-  else if (strchr(u.host, ':'))
-    snprintf(out, outsz, "[%s]:%d/%d", u.host, u.port, u.db);
-  else
-    snprintf(out, outsz, "%s:%d/%d", u.host, u.port, u.db);
-  er_redis_url_free(&u);
-  return 0;
-}
-
-void er_safety_pg_dbname(const char *dsn, char *out, size_t outsz) {
-  er_pg_dsn_dbname(dsn, out, outsz);
-}
-
-er_safe_kind_t er_safety_classify(const er_action_t *a, const json_t *args,
-                                  const char *base_dir, char *what,
-                                  size_t whatsz, const char **target_arg) {
-  const char *name = a ? a->name : "";
-  const char *verb = NULL;
-  if (target_arg)
-    *target_arg = NULL;
-  what[0] = '\0';
-  if (!json_is_object(args))
-    return ER_SAFE_NONE;
-  if (!strcmp(name, "redis.clean")) {
-    const json_t *m = json_object_get(args, "match");
-    if (target_arg)
-      *target_arg = json_string_value(json_object_get(args, "url"));
-    if (json_is_true(json_object_get(args, "flush"))) {
-      snprintf(what, whatsz, "FLUSHDB");
-    } else {
-      char *b = er_json_brief(m, 120);
-      snprintf(what, whatsz, "SCAN+UNLINK %s", b ? b : "?");
-      free(b);
-    }
-    return ER_SAFE_REDIS;
-  }
-  if (!strcmp(name, "redis") || !strcmp(name, "redis.contend")) {
-    const char *c0 =
-        json_string_value(json_array_get(json_object_get(args, "command"), 0));
-    if (!er_safety_redis_cmd_destructive(c0))
-      return ER_SAFE_NONE;
-    if (target_arg)
-      *target_arg = json_string_value(json_object_get(args, "url"));
-    for (size_t i = 0; c0[i] && i + 1 < whatsz; i++) {
-      what[i] = (char)toupper((unsigned char)c0[i]);
-      what[i + 1] = '\0';
-    }
-    return ER_SAFE_REDIS;
-  }
-  if (!strcmp(name, "postgres.exec") || !strcmp(name, "postgres.expect") ||
-      !strcmp(name, "postgres")) {
-    const char *sql = json_string_value(
-        json_object_get(args, strcmp(name, "postgres.exec") ? "query" : "sql"));
-    const char *file = json_string_value(json_object_get(args, "file"));
-    char *text = NULL;
-    bool d;
-    if (!sql && file && !strstr(file, "${")) {
-      er_err_t err = {0};
-      char path[4096];
-      if (file[0] == '/' || !base_dir)
-        snprintf(path, sizeof path, "%s", file);
-      else
-        snprintf(path, sizeof path, "%s/%s", base_dir, file);
-      text = er_read_file(path, SQL_FILE_CAP, NULL, &err);
-      sql = text;
-    }
-    d = er_safety_sql_destructive(sql, &verb);
-    free(text);
-    if (!d)
-      return ER_SAFE_NONE;
-    if (target_arg)
-      *target_arg = json_string_value(json_object_get(args, "dsn"));
-    snprintf(what, whatsz, "%s", verb);
-    return ER_SAFE_PG;
-  }
-  if (!strcmp(name, "kafka.reset")) {
-    const char *g = json_string_value(json_object_get(args, "group"));
-    const char *to = json_string_value(json_object_get(args, "to"));
-    snprintf(what, whatsz, "offsets of group \"%s\" to %s", g ? g : "?",
-             to ? to : "end");
-    return ER_SAFE_KAFKA;
-  }
-  return ER_SAFE_NONE;
-}
-
-/* ---- the plan walk ------------------------------------------------------- */
-
-typedef struct walk {
-  const er_scenario_t *s;
-  er_jpos_t *pos;
-  const char *section;
-  er_safety_visit_fn fn;
-  void *ud;
-} walk_t;
-
-static void visit_step(walk_t *w, const json_t *step, const char *path,
-                       int depth);
-
-static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
-                         const char *path, const char *argpath, int depth) {
-  int line = 0, col = 0;
-  er_jpos_find(w->pos, path, false, &line, &col);
-  w->fn(w->ud, w->s, w->section, path, line, col, depth, a, args);
-  if (!json_is_object(args))
-    return;
-  for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
-    const json_t *arr = json_object_get(args, ks->name);
-    char *kp;
-    if (!(ks->types & ER_T_STEPS) || !json_is_array(arr))
-      continue;
-    kp = er_jpos_child(argpath, ks->name);
-    for (size_t i = 0; kp && i < json_array_size(arr); i++) {
-      char *cp = er_jpos_child_index(kp, i);
-      if (cp)
-        visit_step(w, json_array_get(arr, i), cp, depth + 1);
-      free(cp);
-    }
-    free(kp);
-  }
-  if (a->wraps_check) {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)args, k, v) {
-      bool own = false;
-      const er_action_t *in;
-      for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++)
-        if (!strcmp(ks->name, k))
-          own = true;
-      in = own ? NULL : er_action_find(k);
-      if (in) {
-        char *cp = er_jpos_child(argpath, k);
-        if (cp)
-          visit_action(w, in, v, cp, cp, depth + 1);
-        free(cp);
-      }
-    }
-  }
-}
-
-static void visit_step(walk_t *w, const json_t *step, const char *path,
-                       int depth) {
-  const char *k;
-  json_t *v;
-  if (!json_is_object(step))
-    return;
-  json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a;
-    char *ap;
-    if (!strcmp(k, "name") || !strcmp(k, "timeout"))
-      continue;
-    a = er_action_find(k);
-    if (!a)
-      continue;
-    ap = er_jpos_child(path, k);
-    if (ap)
-      visit_action(w, a, v, path, ap, depth);
-    free(ap);
-  }
-}
-
-void er_safety_walk(const er_scenario_t *s, er_safety_visit_fn fn, void *ud) {
-  static const char *const names[] = {"setup", "steps", "teardown"};
-  const er_steplist_t *lists[3];
-  walk_t w = {s, NULL, NULL, fn, ud};
-  size_t len = 0;
-  er_err_t err = {0};
-  char *text = er_read_file(s->file, SCEN_FILE_CAP, &len, &err);
-
-  lists[0] = &s->setup;
-  lists[1] = &s->steps;
-  lists[2] = &s->teardown;
-  if (text)
-    w.pos = er_jpos_build(text, len);
-  for (int l = 0; l < 3; l++) {
-    w.section = names[l];
-    for (size_t i = 0; i < lists[l]->n; i++) {
-      const er_step_t *st = &lists[l]->v[i];
-      char *ap = er_jpos_child(st->path, st->action->name);
-      if (ap)
-        visit_action(&w, st->action, st->args, st->path, ap, 0);
-      free(ap);
-    }
-  }
-  er_jpos_free(w.pos);
-  free(text);
-}
 
 /* ---- decisions ----------------------------------------------------------- */
 
@@ -386,38 +36,48 @@ static bool kafka_env_embedded(const json_t *env) {
   return !kc || json_object_get(kc, "embedded") != NULL;
 }
 
-/* 1 allowed, -1 refused (why: reason, fix: the env change) */
+/* The fix for a Kafka refusal: the prefixes that would allow it. */
+static void kafka_fix(const char *env_path, const char *group,
+                      const char *const *topics, size_t nt, er_buf_t *fix) {
+  er_buf_puts(fix, "add \"test_target\": {");
+  if (group)
+    er_buf_printf(fix, "\"group_prefixes\": [\"%s\"]%s", group, nt ? ", " : "");
+  if (nt) {
+    er_buf_puts(fix, "\"topic_prefixes\": [");
+    for (size_t i = 0; i < nt; i++)
+      er_buf_printf(fix, "%s\"%s\"", i ? ", " : "", topics[i]);
+    er_buf_puts(fix, "]");
+  }
+  er_buf_printf(fix, "} to \"kafka\" in %s", env_name(env_path));
+}
+
+/* 1 allowed, -1 refused (why: reason, fix: the env change). group NULL:
+ * only the topics count (kafka.produce). */
 static int kafka_decide(const json_t *env, const char *env_path, bool embedded,
                         const char *group, const char *const *topics, size_t nt,
                         er_buf_t *why, er_buf_t *fix) {
   const json_t *tt = target_spec(env, "kafka");
   const json_t *gp = tt ? json_object_get(tt, "group_prefixes") : NULL;
   const json_t *tp = tt ? json_object_get(tt, "topic_prefixes") : NULL;
-  bool gok, tok = true;
+  const char *bad = NULL;
+  bool gok;
   if (embedded)
     return 1;
-  gok = er_safety_prefix_any(gp, group);
-  for (size_t i = 0; i < nt; i++)
+  gok = !group || er_safety_prefix_any(gp, group);
+  for (size_t i = 0; i < nt && !bad; i++)
     if (!er_safety_prefix_any(tp, topics[i]))
-      tok = false;
-  if (gok && tok)
+      bad = topics[i];
+  if (tt && gok && !bad)
     return 1;
   if (!tt)
     er_buf_puts(why, "\"kafka\" has no \"test_target\"");
   else if (!gok)
     er_buf_printf(why, "group \"%s\" matches no test_target.group_prefixes",
-                  group ? group : "");
+                  group);
   else
-    er_buf_puts(why, "a topic matches no test_target.topic_prefixes");
-  er_buf_printf(fix, "add \"test_target\": {\"group_prefixes\": [\"%s\"]",
-                group ? group : "");
-  if (nt) {
-    er_buf_puts(fix, ", \"topic_prefixes\": [");
-    for (size_t i = 0; i < nt; i++)
-      er_buf_printf(fix, "%s\"%s\"", i ? ", " : "", topics[i]);
-    er_buf_puts(fix, "]");
-  }
-  er_buf_printf(fix, "} to \"kafka\" in %s", env_name(env_path));
+    er_buf_printf(why, "topic \"%s\" matches no test_target.topic_prefixes",
+                  bad);
+  kafka_fix(env_path, group, topics, nt, fix);
   return -1;
 }
 
@@ -547,68 +207,113 @@ out:
   return rc;
 }
 
-int er_safety_static(const json_t *env, er_safe_kind_t kind, const char *target,
-                     const char *group, const char *const *topics, size_t nt,
-                     char *out, size_t outsz) {
-  const json_t *tt;
+/* What the environment alone says of a Redis / Postgres target: 1 a test
+ * target, 0 only the server can tell (marker; text says how), -1 not (text
+ * says why). */
+static int static_marked(const json_t *env, er_safe_kind_t kind,
+                         const char *target, char *text, size_t textsz) {
+  const json_t *tt =
+      target_spec(env, kind == ER_SAFE_REDIS ? "redis" : "postgres");
   char t[512];
-  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
-  int rc = -1;
-
-  switch (kind) {
-  case ER_SAFE_REDIS:
-    tt = target_spec(env, "redis");
+  if (kind == ER_SAFE_REDIS) {
+    const char *marker = json_string_value(json_object_get(tt, "marker"));
     er_safety_redis_target(target, t, sizeof t);
     if (tt && er_safety_glob_any(json_object_get(tt, "allow"), t)) {
-      snprintf(out, outsz, "allowed (test_target.allow matches %s)", t);
-      rc = 1;
-    } else if (tt && json_is_string(json_object_get(tt, "marker"))) {
-      snprintf(out, outsz, "checked at run time (marker key \"%s\"%s)",
-               json_string_value(json_object_get(tt, "marker")),
+      snprintf(text, textsz, "test_target.allow matches %s", t);
+      return 1;
+    }
+    if (marker) {
+      snprintf(text, textsz, "marker key \"%s\"%s", marker,
                json_is_true(json_object_get(tt, "claim_empty"))
                    ? ", claimed if the database is empty"
                    : "");
-      rc = 0;
-    } else {
-      snprintf(out, outsz, "REFUSED: %s",
-               tt ? "matches no test_target.allow glob"
-                  : "\"redis\" has no \"test_target\"");
+      return 0;
     }
-    break;
-  case ER_SAFE_PG:
-    tt = target_spec(env, "postgres");
-    er_safety_pg_dbname(target, t, sizeof t);
-    if (tt && er_safety_glob_any(json_object_get(tt, "databases"), t)) {
-      snprintf(out, outsz, "allowed (test_target.databases matches \"%s\")", t);
-      rc = 1;
-    } else if (tt && json_is_string(json_object_get(tt, "marker_table"))) {
-      snprintf(out, outsz, "checked at run time (marker table \"%s\")",
-               json_string_value(json_object_get(tt, "marker_table")));
-      rc = 0;
-    } else {
-      snprintf(out, outsz, "REFUSED: %s",
-               tt ? "the database matches no test_target.databases glob"
-                  : "\"postgres\" has no \"test_target\"");
-    }
-    break;
-  case ER_SAFE_KAFKA:
-    if (kafka_decide(env, NULL, kafka_env_embedded(env), group, topics, nt,
-                     &why, &fix) > 0) {
-      snprintf(out, outsz, "allowed (%s)",
-               kafka_env_embedded(env) ? "the embedded broker"
-                                       : "test_target prefixes");
-      rc = 1;
-    } else {
-      snprintf(out, outsz, "REFUSED: %s", er_buf_cstr(&why));
-    }
-    break;
-  default:
-    snprintf(out, outsz, "not destructive");
+    snprintf(text, textsz, "%s",
+             tt ? "matches no test_target.allow glob"
+                : "\"redis\" has no \"test_target\"");
+    return -1;
+  }
+  er_safety_pg_dbname(target, t, sizeof t);
+  if (tt && er_safety_glob_any(json_object_get(tt, "databases"), t)) {
+    snprintf(text, textsz, "test_target.databases matches \"%s\"", t);
+    return 1;
+  }
+  if (tt && json_is_string(json_object_get(tt, "marker_table"))) {
+    snprintf(text, textsz, "marker table \"%s\"",
+             json_string_value(json_object_get(tt, "marker_table")));
+    return 0;
+  }
+  snprintf(text, textsz, "%s",
+           tt ? "the database matches no test_target.databases glob"
+              : "\"postgres\" has no \"test_target\"");
+  return -1;
+}
+
+static int static_kafka(const json_t *env, const char *group,
+                        const char *const *topics, size_t nt, char *out,
+                        size_t outsz) {
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  int rc = -1;
+  if (kafka_decide(env, NULL, kafka_env_embedded(env), group, topics, nt, &why,
+                   &fix) > 0) {
+    snprintf(out, outsz, "allowed (%s)",
+             kafka_env_embedded(env) ? "the embedded broker"
+                                     : "test_target prefixes");
     rc = 1;
+  } else {
+    snprintf(out, outsz, "REFUSED: %s", er_buf_cstr(&why));
   }
   er_buf_free(&why);
   er_buf_free(&fix);
   return rc;
+}
+
+int er_safety_static(const json_t *env, er_safe_kind_t kind,
+                     er_safe_mode_t mode, const char *target, const char *cmd,
+                     const char *group, const char *const *topics, size_t nt,
+                     char *out, size_t outsz) {
+  char text[600], shown[80];
+  int m;
+
+  if (kind == ER_SAFE_KAFKA)
+    return static_kafka(env, group, topics, nt, out, outsz);
+  if (kind != ER_SAFE_REDIS && kind != ER_SAFE_PG) {
+    snprintf(out, outsz, "not guarded");
+    return 1;
+  }
+  m = static_marked(env, kind, target, text, sizeof text);
+  if (m > 0) {
+    snprintf(out, outsz, "allowed (%s)", text);
+    return 1;
+  }
+  if (mode == ER_SAFE_READ_TX) {
+    if (m == 0)
+      snprintf(out, outsz,
+               "checked at run time (%s): a read-only transaction unless "
+               "it is there",
+               text);
+    else
+      snprintf(out, outsz,
+               "runs in a read-only transaction (not a test target: %s)", text);
+    return m == 0 ? 0 : 1;
+  }
+  if (mode == ER_SAFE_READ_CMD) {
+    snprintf(shown, sizeof shown, "%s", cmd ? cmd : "?");
+    for (char *p = shown; *p; p++)
+      *p = (char)toupper((unsigned char)*p);
+    snprintf(out, outsz,
+             "allowed if the server flags %s readonly (COMMAND INFO, asked "
+             "at run time), else %s%s%s",
+             shown, m == 0 ? "checked at run time (" : "REFUSED: ", text,
+             m == 0 ? ")" : "");
+    return 0;
+  }
+  if (m == 0)
+    snprintf(out, outsz, "checked at run time (%s)", text);
+  else
+    snprintf(out, outsz, "REFUSED: %s", text);
+  return m;
 }
 
 /* ---- module state -------------------------------------------------------- */
@@ -616,7 +321,9 @@ int er_safety_static(const json_t *env, er_safe_kind_t kind, const char *target,
 /* shared "safety" */
 typedef struct sstate {
   pthread_mutex_t mu;
-  json_t *cache;        /* target key -> "" (allowed) or the refusal text */
+  json_t *cache;        /* target key -> true (a test target) | [why, fix] */
+  json_t *cmds;         /* redis target -> {command name: COMMAND INFO
+                           entry, null (unknown) or {"error": ...}} */
   er_tmpl_t *t;         /* the run's template context (borrowed) */
   const char *env_path; /* borrowed from the runner's options, or NULL */
 } sstate_t;
@@ -627,6 +334,7 @@ static void sstate_free(void *p) {
     return;
   pthread_mutex_destroy(&st->mu);
   json_decref(st->cache);
+  json_decref(st->cmds);
   free(st);
 }
 
@@ -634,24 +342,32 @@ static sstate_t *the_state(er_session_t *shared) {
   return shared ? er_session_get(shared, "safety") : NULL;
 }
 
-/* cached decision: 1 allowed, 0 refused (text copied to out), -1 none */
-static int cache_get(sstate_t *st, const char *key, er_buf_t *out) {
+/* cached decision: 1 a test target, 0 not (why and fix appended), -1 none */
+static int cache_get(sstate_t *st, const char *key, er_buf_t *why,
+                     er_buf_t *fix) {
   int rc = -1;
   const json_t *v;
   pthread_mutex_lock(&st->mu);
   v = json_object_get(st->cache, key);
-  if (json_is_string(v)) {
-    rc = json_string_length(v) == 0 ? 1 : 0;
-    if (rc == 0 && out)
-      er_buf_puts(out, json_string_value(v));
+  if (json_is_true(v)) {
+    rc = 1;
+  } else if (json_is_array(v)) {
+    rc = 0;
+    if (why)
+      er_buf_puts(why, json_string_value(json_array_get(v, 0)));
+    if (fix)
+      er_buf_puts(fix, json_string_value(json_array_get(v, 1)));
   }
   pthread_mutex_unlock(&st->mu);
   return rc;
 }
 
-static void cache_put(sstate_t *st, const char *key, const char *text) {
+static void cache_put(sstate_t *st, const char *key, int d, er_buf_t *why,
+                      er_buf_t *fix) {
   pthread_mutex_lock(&st->mu);
-  json_object_set_new(st->cache, key, json_string(text ? text : ""));
+  json_object_set_new(
+      st->cache, key,
+      d ? json_true() : json_pack("[ss]", er_buf_cstr(why), er_buf_cstr(fix)));
   pthread_mutex_unlock(&st->mu);
 }
 
@@ -659,36 +375,116 @@ static const char *run_id(sstate_t *st) {
   return st && st->t ? json_string_value(er_tmpl_get(st->t, "run.id")) : NULL;
 }
 
-/* ---- guards -------------------------------------------------------------- */
-
-/* Caches a decision d (1 allowed, 0 refused) for key; a refusal's text
- * (what a step refused later shows) goes into text. */
-static void decided(sstate_t *st, const char *key, const char *shown, int d,
-                    er_buf_t *why, er_buf_t *fix, er_buf_t *text) {
-  if (d == 0)
-    er_buf_printf(text,
-                  "refused: %s is not a test target: %s\n  to allow it: %s",
-                  shown, er_buf_cstr(why), er_buf_cstr(fix));
-  cache_put(st, key, d ? "" : er_buf_cstr(text));
+/* Whether r's database is a test target: 1 yes, 0 no (why, fix), -1 could
+ * not tell (err). Decided once per target and run; a claim is logged to x
+ * (may be NULL). */
+static int redis_marked(sstate_t *st, const json_t *env, er_redis_t *r,
+                        int64_t deadline, er_exec_t *x, er_buf_t *why,
+                        er_buf_t *fix, er_err_t *err) {
+  char target[512], key[600];
+  bool claimed = false;
+  int d;
+  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
+  snprintf(key, sizeof key, "redis %s", target);
+  d = cache_get(st, key, why, fix);
+  if (d >= 0)
+    return d;
+  d = redis_decide(env, st->env_path, run_id(st), r, deadline, &claimed, why,
+                   fix, err);
+  if (claimed && x)
+    er_exec_log(x, "safety: claimed the empty database %s as a test target",
+                er_redis_redacted(r));
+  if (d >= 0)
+    cache_put(st, key, d, why, fix);
+  return d;
 }
 
-/* The end of a guard: a fresh decision d (1 allowed, 0 refused, -1 could
- * not tell, err says why) is explained and cached under key; a refusal
- * (fresh or cached, text holds it) makes the step fail. */
-static int guard_outcome(er_exec_t *x, sstate_t *st, const char *key,
-                         const char *shown, const char *what, int d, bool fresh,
-                         er_buf_t *why, er_buf_t *fix, er_buf_t *text,
+/* The same for Postgres, once per DSN and run. */
+static int pg_marked(sstate_t *st, const json_t *env, er_pg_t *pg,
+                     int64_t deadline, er_buf_t *why, er_buf_t *fix,
+                     er_err_t *err) {
+  char key[4200];
+  int d;
+  snprintf(key, sizeof key, "pg %s", er_pg_dsn_redacted(pg));
+  d = cache_get(st, key, why, fix);
+  if (d >= 0)
+    return d;
+  d = pg_decide(env, st->env_path, pg, deadline, why, fix, err);
+  if (d >= 0)
+    cache_put(st, key, d, why, fix);
+  return d;
+}
+
+/* The server's COMMAND INFO entry of a command name (new reference into
+ * *entry: the entry, JSON null for an unknown command, {"error": ...} when
+ * the server answered with an error), asked once per target and name.
+ * Returns 0, or -1 with err (the server could not be asked). */
+static int redis_cmd_entry(sstate_t *st, er_redis_t *r, const char *name,
+                           int64_t deadline, json_t **entry, er_err_t *err) {
+  char target[512], lname[128];
+  const char *argv[3] = {"COMMAND", "INFO", name};
+  json_t *reply = NULL, *e, *per;
+  size_t n = 0;
+  int got;
+
+  for (; name[n] && n + 1 < sizeof lname; n++)
+    lname[n] = (char)tolower((unsigned char)name[n]);
+  lname[n] = '\0';
+  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
+  pthread_mutex_lock(&st->mu);
+  e = json_object_get(json_object_get(st->cmds, target), lname);
+  *entry = json_incref(e);
+  pthread_mutex_unlock(&st->mu);
+  if (e)
+    return 0;
+  got = er_redis_command(r, 3, argv, NULL, deadline, &reply, err);
+  if (got < 0)
+    return -1;
+  e = got == ER_REDIS_OK ? json_array_get(reply, 0) : reply;
+  *entry = e ? json_incref(e) : json_null();
+  json_decref(reply);
+  pthread_mutex_lock(&st->mu);
+  per = json_object_get(st->cmds, target);
+  if (!per) {
+    per = json_object();
+    json_object_set_new(st->cmds, target, per);
+  }
+  json_object_set(per, lname, *entry);
+  pthread_mutex_unlock(&st->mu);
+  return 0;
+}
+
+/* Whether argv (a "redis" step's command) only reads, by the server's
+ * flags: 1 yes, 0 no (rwhy says why), -1 the server could not be asked
+ * (err). */
+static int redis_cmd_reads(sstate_t *st, er_redis_t *r, size_t argc,
+                           const char *const *argv, int64_t deadline,
+                           char *rwhy, size_t rwhysz, er_err_t *err) {
+  json_t *entry = NULL;
+  int d;
+  if (redis_cmd_entry(st, r, argv[0], deadline, &entry, err) != 0)
+    return -1;
+  d = er_safety_redis_reads(entry, argc > 1 ? argv[1] : NULL, rwhy, rwhysz);
+  json_decref(entry);
+  return d;
+}
+
+/* ---- guards -------------------------------------------------------------- */
+
+/* A writing step's guard: d (1 a test target, 0 not, -1 could not tell)
+ * made into the step's outcome and detail. */
+static int write_outcome(er_exec_t *x, const char *what, const char *shown,
+                         int d, er_buf_t *why, er_buf_t *fix,
                          const er_err_t *err) {
-  if (fresh) {
-    if (d < 0) {
-      er_buf_printf(x->detail, "%s: cannot check that %s is a test target: %s",
-                    what, shown, err->msg);
-      return ER_STEP_ERROR;
-    }
-    decided(st, key, shown, d, why, fix, text);
+  if (d < 0) {
+    er_buf_printf(x->detail, "%s: cannot check that %s is a test target: %s",
+                  what, shown, err->msg);
+    return ER_STEP_ERROR;
   }
   if (d == 0) {
-    er_buf_printf(x->detail, "%s %s", what, er_buf_cstr(text));
+    er_buf_printf(x->detail,
+                  "%s refused: %s is not a test target: %s\n  to allow it: %s",
+                  what, shown, er_buf_cstr(why), er_buf_cstr(fix));
     return ER_STEP_FATAL;
   }
   return ER_STEP_OK;
@@ -696,60 +492,163 @@ static int guard_outcome(er_exec_t *x, sstate_t *st, const char *key,
 
 int er_safety_guard_redis(er_exec_t *x, er_redis_t *r, const char *what) {
   sstate_t *st = the_state(x->shared);
-  char target[512], key[600];
-  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP),
-           text = ER_BUF_INIT(WHY_CAP);
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
   er_err_t err = {0};
-  bool claimed = false, fresh;
-  int d, rc;
-
+  int rc;
   if (!st)
     return ER_STEP_OK;
-  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
-  snprintf(key, sizeof key, "redis %s", target);
-  d = cache_get(st, key, &text);
-  fresh = d < 0;
-  if (fresh) {
-    d = redis_decide(x->env, st->env_path, run_id(st), r, x->deadline_ms,
-                     &claimed, &why, &fix, &err);
-    if (claimed)
-      er_exec_log(x, "safety: claimed the empty database %s as a test target",
-                  er_redis_redacted(r));
-  }
-  rc = guard_outcome(x, st, key, er_redis_redacted(r), what, d, fresh, &why,
-                     &fix, &text, &err);
+  rc = write_outcome(
+      x, what, er_redis_redacted(r),
+      redis_marked(st, x->env, r, x->deadline_ms, x, &why, &fix, &err), &why,
+      &fix, &err);
   er_buf_free(&why);
   er_buf_free(&fix);
-  er_buf_free(&text);
   return rc;
 }
 
 int er_safety_guard_pg(er_exec_t *x, er_pg_t *pg, const char *what) {
   sstate_t *st = the_state(x->shared);
-  char key[4200];
-  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP),
-           text = ER_BUF_INIT(WHY_CAP);
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
   er_err_t err = {0};
-  bool fresh;
-  int d, rc;
-
+  int rc;
   if (!st)
     return ER_STEP_OK;
-  snprintf(key, sizeof key, "pg %s", er_pg_dsn_redacted(pg));
-  d = cache_get(st, key, &text);
-  fresh = d < 0;
-  if (fresh)
-    d = pg_decide(x->env, st->env_path, pg, x->deadline_ms, &why, &fix, &err);
-  rc = guard_outcome(x, st, key, er_pg_dsn_redacted(pg), what, d, fresh, &why,
-                     &fix, &text, &err);
+  rc =
+      write_outcome(x, what, er_pg_dsn_redacted(pg),
+                    pg_marked(st, x->env, pg, x->deadline_ms, &why, &fix, &err),
+                    &why, &fix, &err);
   er_buf_free(&why);
   er_buf_free(&fix);
-  er_buf_free(&text);
   return rc;
 }
 
-int er_safety_guard_kafka(er_exec_t *x, bool embedded, const char *group,
-                          const char *const *topics, size_t nt) {
+/* Whether the environment alone marks a Redis target (an allow glob). */
+static bool redis_allowed_statically(const json_t *env, er_redis_t *r) {
+  const json_t *tt = target_spec(env, "redis");
+  char target[512];
+  if (!tt)
+    return false;
+  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
+  return er_safety_glob_any(json_object_get(tt, "allow"), target);
+}
+
+int er_safety_guard_redis_cmd(er_exec_t *x, er_redis_t *r, const char *shown,
+                              size_t argc, const char *const *argv) {
+  sstate_t *st = the_state(x->shared);
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  er_err_t err = {0};
+  char rwhy[1024], target[512], key[600];
+  int d, rc = ER_STEP_OK;
+
+  if (!st || argc == 0 || redis_allowed_statically(x->env, r))
+    return ER_STEP_OK;
+  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
+  snprintf(key, sizeof key, "redis %s", target);
+  if (cache_get(st, key, NULL, NULL) == 1)
+    return ER_STEP_OK;
+  /* a read (by the server's word) runs anywhere */
+  d = redis_cmd_reads(st, r, argc, argv, x->deadline_ms, rwhy, sizeof rwhy,
+                      &err);
+  if (d < 0) {
+    er_buf_printf(x->detail,
+                  "redis %s: %s (asking the server whether the command only "
+                  "reads: COMMAND INFO)",
+                  shown, err.msg);
+    return ER_STEP_ERROR;
+  }
+  if (d > 0)
+    return ER_STEP_OK;
+  /* anything else only on a test target */
+  d = redis_marked(st, x->env, r, x->deadline_ms, x, &why, &fix, &err);
+  if (d < 0) {
+    er_buf_printf(x->detail,
+                  "redis %s: cannot check that %s is a test "
+                  "target: %s",
+                  shown, er_redis_redacted(r), err.msg);
+    rc = ER_STEP_ERROR;
+  } else if (d == 0) {
+    er_buf_printf(x->detail,
+                  "redis refused: %s on %s, which is not a test target (%s), "
+                  "where a step may only read, and %s\n  to allow it: %s",
+                  shown, er_redis_redacted(r), er_buf_cstr(&why), rwhy,
+                  er_buf_cstr(&fix));
+    rc = ER_STEP_FATAL;
+  }
+  er_buf_free(&why);
+  er_buf_free(&fix);
+  return rc;
+}
+
+/* Whether a failed query was refused by what a read-only transaction of
+ * one statement lets through: a write (25006), a statement that cannot
+ * run in a transaction or a switch to read-write (25001), a second
+ * statement (42601 from the extended protocol). */
+static bool ro_refusal(const er_pg_result_t *res, const er_err_t *err) {
+  return err->code == ER_E_FAIL &&
+         (!strcmp(res->sqlstate, "25006") || !strcmp(res->sqlstate, "25001") ||
+          (!strcmp(res->sqlstate, "42601") &&
+           strstr(err->msg, "cannot insert multiple commands")));
+}
+
+/* A read-only transaction's refusal made into the step's message. */
+static void pg_refused(er_pg_t *pg, const char *sql, er_buf_t *why,
+                       er_buf_t *fix, er_err_t *err) {
+  char what[32], msg[ER_ERRSTR];
+  er_safety_sql_what(sql, what, sizeof what);
+  snprintf(msg, sizeof msg, "%s", err->msg);
+  er_err_clear(err);
+  er_errf(err, ER_E_INPUT,
+          "refused by the server: %s is not a test target (%s), so the query "
+          "(%s) ran as one statement in a read-only transaction, and "
+          "Postgres refused it: %s\n  to allow it: %s",
+          er_pg_dsn_redacted(pg), er_buf_cstr(why), what, msg,
+          er_buf_cstr(fix));
+}
+
+int er_safety_pg_query(er_exec_t *x, er_pg_t *pg, const char *sql,
+                       const char *const *params, int nparams,
+                       er_pg_result_t *res, er_err_t *err) {
+  sstate_t *st = the_state(x->shared);
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  er_err_t e = {0};
+  char what[32];
+  int d, rc = -1;
+
+  memset(res, 0, sizeof *res);
+  if (!st)
+    return er_pg_query(pg, sql, params, nparams, x->deadline_ms, res, err);
+  d = pg_marked(st, x->env, pg, x->deadline_ms, &why, &fix, &e);
+  if (d < 0) {
+    er_errf(err, e.code == ER_E_INTR ? ER_E_INTR : ER_E_ENV,
+            "cannot check that %s is a test target: %s", er_pg_dsn_redacted(pg),
+            e.msg);
+    goto out;
+  }
+  if (d > 0) {
+    rc = er_pg_query(pg, sql, params, nparams, x->deadline_ms, res, err);
+    goto out;
+  }
+  er_safety_sql_what(sql, what, sizeof what);
+  if (!strcmp(what, "COPY")) {
+    er_errf(err, ER_E_INPUT,
+            "refused: %s is not a test target (%s): there a query runs in a "
+            "read-only transaction, which does not stop COPY ... TO PROGRAM "
+            "or to a server file, so COPY is not sent\n  to allow it: %s",
+            er_pg_dsn_redacted(pg), er_buf_cstr(&why), er_buf_cstr(&fix));
+    goto out;
+  }
+  rc = er_pg_query_ro(pg, sql, params, nparams, x->deadline_ms, res, err);
+  if (rc != 0 && ro_refusal(res, err))
+    pg_refused(pg, sql, &why, &fix, err);
+out:
+  er_buf_free(&why);
+  er_buf_free(&fix);
+  return rc;
+}
+
+int er_safety_guard_kafka(er_exec_t *x, const char *what, bool embedded,
+                          const char *group, const char *const *topics,
+                          size_t nt) {
   sstate_t *st = the_state(x->shared);
   er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
   int rc = ER_STEP_OK;
@@ -758,9 +657,9 @@ int er_safety_guard_kafka(er_exec_t *x, bool embedded, const char *group,
   if (kafka_decide(x->env, st->env_path, embedded, group, topics, nt, &why,
                    &fix) < 0) {
     er_buf_printf(x->detail,
-                  "kafka.reset refused: the Kafka cluster is not a test "
-                  "target for it: %s\n  to allow it: %s",
-                  er_buf_cstr(&why), er_buf_cstr(&fix));
+                  "%s refused: the Kafka cluster is not a test target for "
+                  "it: %s\n  to allow it: %s",
+                  what, er_buf_cstr(&why), er_buf_cstr(&fix));
     rc = ER_STEP_FATAL;
   }
   er_buf_free(&why);
@@ -778,26 +677,37 @@ static int mod_run_begin(const json_t *env, er_tmpl_t *t, er_session_t *shared,
     return er_errf(err, ER_E_ENV, "out of memory");
   pthread_mutex_init(&st->mu, NULL);
   st->cache = json_object();
+  st->cmds = json_object();
   st->t = t;
   st->env_path = er_session_get(shared, "env_path");
-  if (!st->cache || er_session_put(shared, "safety", st, sstate_free) != 0) {
+  if (!st->cache || !st->cmds ||
+      er_session_put(shared, "safety", st, sstate_free) != 0) {
     sstate_free(st);
     return er_errf(err, ER_E_ENV, "out of memory");
   }
   return 0;
 }
 
-/* preflight: every destructive step of the plan */
+/* preflight: every step of the plan this module guards */
 typedef struct pf {
   const json_t *env;
   sstate_t *st;
   er_tmpl_t *ts; /* run names + the scenario's vars */
   er_buf_t list; /* refused steps */
   json_t *fixes; /* the distinct fixes, in order */
-  json_t *seen;  /* target key -> true | [why, fix] */
+  json_t *down;  /* Redis targets that could not be asked: run time */
   size_t refused;
   er_err_t err; /* a check that could not be made */
 } pf_t;
+
+/* the step being checked */
+typedef struct pstep {
+  const er_scenario_t *s;
+  int line, col;
+  const er_action_t *a;
+  const json_t *args;
+  char what[256];
+} pstep_t;
 
 /* s expanded where possible: a new string, or NULL (known at run time) */
 static char *expand_known(er_tmpl_t *t, const char *s) {
@@ -825,12 +735,11 @@ static void add_fix(pf_t *p, const char *fix) {
   json_array_append_new(p->fixes, json_string(fix));
 }
 
-static void refuse(pf_t *p, const er_scenario_t *s, int line, int col,
-                   const char *action, const char *what, const char *target,
+static void refuse(pf_t *p, const pstep_t *ps, const char *target,
                    const char *why, const char *fix) {
   p->refused++;
-  er_buf_printf(&p->list, "\n  %s:%d:%d: %s (%s) on %s: %s", s->file, line, col,
-                action, what, target, why);
+  er_buf_printf(&p->list, "\n  %s:%d:%d: %s (%s) on %s: %s", ps->s->file,
+                ps->line, ps->col, ps->a->name, ps->what, target, why);
   add_fix(p, fix);
 }
 
@@ -851,122 +760,201 @@ size_t er_safety_env_topics(const json_t *env, const char **out, size_t max) {
   return n;
 }
 
+#define PF_TOPICS 256
+
+/* A name of a Kafka step expanded into topics[*nt] (owned), or false
+ * when it is known only at run time. */
+static bool pf_topic(pf_t *p, const char *raw, char **topics, size_t *nt) {
+  char *t = expand_known(p->ts, raw);
+  if (!t)
+    return false;
+  topics[(*nt)++] = t;
+  return true;
+}
+
+/* kafka.produce and kafka.reset, when their names are known now */
+static void pf_kafka(pf_t *p, pstep_t *ps) {
+  const char *env_topics[PF_TOPICS];
+  char *topics[PF_TOPICS];
+  size_t nt = 0, nenv = 0;
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  bool produce = !strcmp(ps->a->name, "kafka.produce");
+  const json_t *ta = json_object_get(ps->args, "topics");
+  char *group = produce ? NULL
+                        : expand_known(p->ts, json_string_value(json_object_get(
+                                                  ps->args, "group")));
+  bool known = produce || group != NULL;
+
+  if (produce) {
+    known = pf_topic(p, json_string_value(json_object_get(ps->args, "topic")),
+                     topics, &nt);
+  } else if (ta) {
+    for (size_t i = 0; i < json_array_size(ta) && nt < PF_TOPICS; i++)
+      if (!pf_topic(p, json_string_value(json_array_get(ta, i)), topics, &nt))
+        known = false;
+  } else {
+    nenv = er_safety_env_topics(p->env, env_topics, PF_TOPICS);
+  }
+  if (known &&
+      kafka_decide(p->env, p->st->env_path, kafka_env_embedded(p->env), group,
+                   nenv ? env_topics : (const char *const *)topics,
+                   nenv ? nenv : nt, &why, &fix) < 0) {
+    if (produce)
+      snprintf(ps->what, sizeof ps->what, "produce to \"%s\"", topics[0]);
+    else
+      snprintf(ps->what, sizeof ps->what, "offsets of group \"%s\"", group);
+    refuse(p, ps, "the Kafka cluster", er_buf_cstr(&why), er_buf_cstr(&fix));
+  }
+  free(group);
+  for (size_t i = 0; i < nt; i++)
+    free(topics[i]);
+  er_buf_free(&why);
+  er_buf_free(&fix);
+}
+
+/* The literal command of a "redis" step: its name and, when there is one,
+ * its second element (the subcommand of a container command such as
+ * CONFIG), borrowed from args; *sub_later when that element is known only
+ * at run time. Returns how many, 0 when the name itself is known only at
+ * run time. */
+static size_t literal_cmd(const json_t *args, const char *argv[2],
+                          bool *sub_later) {
+  const json_t *cmd = json_object_get(args, "command");
+  const char *c0 = json_string_value(json_array_get(cmd, 0));
+  const json_t *e1 = json_array_get(cmd, 1);
+  *sub_later = false;
+  if (!c0 || strstr(c0, "${"))
+    return 0;
+  argv[0] = c0;
+  if (!e1)
+    return 1;
+  argv[1] = json_is_string(e1) ? json_string_value(e1) : "";
+  *sub_later = strstr(argv[1], "${") != NULL;
+  return 2;
+}
+
+/* Whether the server flags a "redis" step's command as a read: 1 yes, 0
+ * no (rwhy), -1 decided at run time (the subcommand is not known yet, or
+ * the server cannot be asked now). */
+static int pf_reads(pf_t *p, er_redis_t *r, const json_t *args, char *rwhy,
+                    size_t rwhysz) {
+  const char *argv[2] = {NULL, NULL};
+  bool sub_later;
+  size_t argc = literal_cmd(args, argv, &sub_later);
+  json_t *entry = NULL;
+  er_err_t e = {0};
+  char target[512];
+  int d;
+  er_safety_redis_target(er_redis_redacted(r), target, sizeof target);
+  if (argc == 0 || json_object_get(p->down, target))
+    return -1;
+  if (redis_cmd_entry(p->st, r, argv[0], er_now_ms() + CHECK_MS, &entry, &e) !=
+      0) {
+    json_object_set_new(p->down, target, json_true());
+    return -1;
+  }
+  if (sub_later && json_array_size(json_array_get(entry, 9)) > 0)
+    d = -1; /* a container whose subcommand comes from a template */
+  else
+    d = er_safety_redis_reads(entry, argc > 1 ? argv[1] : NULL, rwhy, rwhysz);
+  json_decref(entry);
+  return d;
+}
+
+/* A Redis target known now. A "redis" step: the server's flags first (a
+ * read runs anywhere; a server that cannot be asked now is asked again
+ * at run time), then whether the target is a test target. */
+static void pf_redis(pf_t *p, pstep_t *ps, er_safe_mode_t mode,
+                     const char *url) {
+  char shown[4200], rwhy[1024] = "";
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  er_err_t e = {0};
+  er_redis_t *r;
+  int d;
+
+  er_redis_redact(url, shown, sizeof shown);
+  r = er_redis_new(url, 0, &e);
+  if (!r)
+    return; /* a bad URL: the step reports it */
+  if (mode == ER_SAFE_READ_CMD &&
+      (redis_allowed_statically(p->env, r) ||
+       pf_reads(p, r, ps->args, rwhy, sizeof rwhy) != 0))
+    goto out; /* allowed, a read, or decided at run time */
+  d = redis_marked(p->st, p->env, r, er_now_ms() + CHECK_MS, NULL, &why, &fix,
+                   &e);
+  if (d < 0) {
+    er_errf(&p->err, ER_E_ENV,
+            "safety: cannot check that %s is a test target (for %s at "
+            "%s:%d:%d): %s",
+            shown, ps->a->name, ps->s->file, ps->line, ps->col, e.msg);
+  } else if (d == 0) {
+    if (rwhy[0])
+      er_buf_printf(&why, "; there a step may only read, and %s", rwhy);
+    refuse(p, ps, shown, er_buf_cstr(&why), er_buf_cstr(&fix));
+  }
+out:
+  er_redis_free(r);
+  er_buf_free(&why);
+  er_buf_free(&fix);
+}
+
+/* postgres.exec on a DSN known now */
+static void pf_pg(pf_t *p, pstep_t *ps, const char *dsn) {
+  char shown[4200];
+  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP);
+  er_err_t e = {0};
+  er_pg_t *pg = er_pg_new(dsn, &e);
+  int d;
+  er_pg_redact_dsn(dsn, shown, sizeof shown);
+  if (!pg)
+    return;
+  d = pg_marked(p->st, p->env, pg, er_now_ms() + CHECK_MS, &why, &fix, &e);
+  er_pg_free(pg);
+  if (d < 0)
+    er_errf(&p->err, ER_E_ENV,
+            "safety: cannot check that %s is a test target (for %s at "
+            "%s:%d:%d): %s",
+            shown, ps->a->name, ps->s->file, ps->line, ps->col, e.msg);
+  else if (d == 0)
+    refuse(p, ps, shown, er_buf_cstr(&why), er_buf_cstr(&fix));
+  er_buf_free(&why);
+  er_buf_free(&fix);
+}
+
 static void pf_visit(void *ud, const er_scenario_t *s, const char *section,
                      const char *path, int line, int col, int depth,
                      const er_action_t *a, const json_t *args) {
   pf_t *p = ud;
-  char what[256], shown[4200], key[4300];
+  pstep_t ps = {s, line, col, a, args, ""};
   const char *targ = NULL;
-  char *url = NULL;
-  er_buf_t why = ER_BUF_INIT(WHY_CAP), fix = ER_BUF_INIT(WHY_CAP),
-           text = ER_BUF_INIT(WHY_CAP);
-  er_safe_kind_t kind =
-      er_safety_classify(a, args, s->dir, what, sizeof what, &targ);
-  const json_t *seen;
-  er_err_t e = {0};
-  int d;
+  er_safe_mode_t mode;
+  er_safe_kind_t kind = er_safety_classify(a, args, s->dir, ps.what,
+                                           sizeof ps.what, &targ, &mode);
+  char *url;
   (void)section;
   (void)path;
   (void)depth;
 
   if (kind == ER_SAFE_NONE || p->err.code)
-    goto out;
+    return;
   if (kind == ER_SAFE_KAFKA) {
-    const char *topics[256];
-    char *tv[256];
-    size_t nt = 0;
-    const json_t *ta = json_object_get(args, "topics");
-    char *group =
-        expand_known(p->ts, json_string_value(json_object_get(args, "group")));
-    bool known = group != NULL;
-    if (ta) {
-      for (size_t i = 0; i < json_array_size(ta) && nt < 256; i++) {
-        tv[nt] = expand_known(p->ts, json_string_value(json_array_get(ta, i)));
-        if (!tv[nt])
-          known = false;
-        else
-          topics[nt] = tv[nt], nt++;
-      }
-    } else {
-      nt = er_safety_env_topics(p->env, topics, 256);
-      for (size_t i = 0; i < nt; i++)
-        tv[i] = NULL;
-    }
-    if (known &&
-        kafka_decide(p->env, p->st->env_path, kafka_env_embedded(p->env), group,
-                     topics, nt, &why, &fix) < 0) {
-      snprintf(what, sizeof what, "offsets of group \"%s\"", group);
-      refuse(p, s, line, col, a->name, what, "the Kafka cluster",
-             er_buf_cstr(&why), er_buf_cstr(&fix));
-    }
-    free(group);
-    for (size_t i = 0; i < nt; i++)
-      if (ta)
-        free(tv[i]);
-    goto out;
+    pf_kafka(p, &ps);
+    return;
   }
+  if (mode == ER_SAFE_READ_TX)
+    return; /* the server decides, in a read-only transaction */
   if (!targ)
     targ = json_string_value(json_object_get(
         json_object_get(p->env, kind == ER_SAFE_REDIS ? "redis" : "postgres"),
         kind == ER_SAFE_REDIS ? "url" : "dsn"));
   url = expand_known(p->ts, targ);
   if (!url)
-    goto out; /* known at run time: the step's own guard checks it */
-  if (kind == ER_SAFE_REDIS) {
-    char target[512];
-    er_redis_redact(url, shown, sizeof shown);
-    if (er_safety_redis_target(url, target, sizeof target) != 0)
-      goto out; /* a bad URL: the step reports it */
-    snprintf(key, sizeof key, "redis %s", target);
-  } else {
-    er_pg_redact_dsn(url, shown, sizeof shown);
-    snprintf(key, sizeof key, "pg %s", shown);
-  }
-  seen = json_object_get(p->seen, key);
-  if (seen) { /* decided for an earlier step */
-    if (json_is_array(seen))
-      refuse(p, s, line, col, a->name, what, shown,
-             json_string_value(json_array_get(seen, 0)),
-             json_string_value(json_array_get(seen, 1)));
-    goto out;
-  }
-  if (kind == ER_SAFE_REDIS) {
-    er_redis_t *r = er_redis_new(url, 0, &e);
-    bool claimed = false;
-    if (!r)
-      goto out;
-    d = redis_decide(p->env, p->st->env_path, run_id(p->st), r,
-                     er_now_ms() + CHECK_MS, &claimed, &why, &fix, &e);
-    er_redis_free(r);
-  } else {
-    er_pg_t *pg = er_pg_new(url, &e);
-    if (!pg)
-      goto out;
-    d = pg_decide(p->env, p->st->env_path, pg, er_now_ms() + CHECK_MS, &why,
-                  &fix, &e);
-    er_pg_free(pg);
-  }
-  if (d < 0) {
-    er_errf(&p->err, ER_E_ENV,
-            "safety: cannot check that %s is a test target (for %s at "
-            "%s:%d:%d): %s",
-            shown, a->name, s->file, line, col, e.msg);
-    goto out;
-  }
-  decided(p->st, key, shown, d, &why, &fix, &text);
-  if (d == 0) {
-    refuse(p, s, line, col, a->name, what, shown, er_buf_cstr(&why),
-           er_buf_cstr(&fix));
-    json_object_set_new(
-        p->seen, key, json_pack("[ss]", er_buf_cstr(&why), er_buf_cstr(&fix)));
-  } else {
-    json_object_set_new(p->seen, key, json_true());
-  }
-out:
+    return; /* known at run time: the step's own guard checks it */
+  if (kind == ER_SAFE_REDIS)
+    pf_redis(p, &ps, mode, url);
+  else
+    pf_pg(p, &ps, url);
   free(url);
-  er_buf_free(&why);
-  er_buf_free(&fix);
-  er_buf_free(&text);
 }
 
 /* a clone of the run's names with the scenario's vars set where they
@@ -986,6 +974,32 @@ static er_tmpl_t *scenario_names(er_tmpl_t *t, const er_scenario_t *s) {
   return ts;
 }
 
+/* The refusal of the whole run (p->refused > 0) into err. */
+static int pf_refusal(pf_t *p, er_err_t *err) {
+  er_buf_t msg = ER_BUF_INIT(96 * 1024);
+  size_t i;
+  json_t *v;
+  int rc;
+  er_buf_printf(&msg,
+                "safety: refused %zu step(s) that would write where the "
+                "target is not marked as a test target; no scenario ran and "
+                "nothing was written:%s",
+                p->refused, er_buf_cstr(&p->list));
+  json_array_foreach(p->fixes, i, v) {
+    er_buf_printf(&msg, "\n  to allow it: %s", json_string_value(v));
+  }
+  if (msg.len < ER_ERRSTR - 1) {
+    rc = er_errf(err, ER_E_ENV, "%s", er_buf_cstr(&msg));
+  } else {
+    /* too long for an er_err_t: the whole list goes to stderr */
+    fprintf(stderr, "eventrig: %s\n", er_buf_cstr(&msg));
+    rc = er_errf(err, ER_E_ENV, "safety: refused %zu step(s) (listed above)",
+                 p->refused);
+  }
+  er_buf_free(&msg);
+  return rc;
+}
+
 static int mod_preflight(const json_t *env, er_session_t *shared,
                          er_err_t *err) {
   sstate_t *st = the_state(shared);
@@ -1000,41 +1014,20 @@ static int mod_preflight(const json_t *env, er_session_t *shared,
   p.st = st;
   er_buf_init(&p.list, 64 * 1024);
   p.fixes = json_array();
-  p.seen = json_object();
+  p.down = json_object();
   for (size_t i = 0; i < plan->n && !p.err.code; i++) {
     p.ts = scenario_names(st->t, plan->v[i]);
     er_safety_walk(plan->v[i], pf_visit, &p);
     er_tmpl_free(p.ts);
     p.ts = NULL;
   }
-  if (p.err.code) {
+  if (p.err.code)
     rc = er_errf(err, p.err.code, "%s", p.err.msg);
-  } else if (p.refused) {
-    er_buf_t msg = ER_BUF_INIT(96 * 1024);
-    size_t i;
-    json_t *v;
-    er_buf_printf(&msg,
-                  "safety: refused %zu destructive step(s): their targets are "
-                  "not marked as test targets; no scenario ran and nothing "
-                  "was sent:%s",
-                  p.refused, er_buf_cstr(&p.list));
-    json_array_foreach(p.fixes, i, v) {
-      er_buf_printf(&msg, "\n  to allow it: %s", json_string_value(v));
-    }
-    if (msg.len < ER_ERRSTR - 1) {
-      rc = er_errf(err, ER_E_ENV, "%s", er_buf_cstr(&msg));
-    } else {
-      /* too long for an er_err_t: the whole list goes to stderr */
-      fprintf(stderr, "eventrig: %s\n", er_buf_cstr(&msg));
-      rc = er_errf(err, ER_E_ENV,
-                   "safety: refused %zu destructive step(s) (listed above)",
-                   p.refused);
-    }
-    er_buf_free(&msg);
-  }
+  else if (p.refused)
+    rc = pf_refusal(&p, err);
   er_buf_free(&p.list);
   json_decref(p.fixes);
-  json_decref(p.seen);
+  json_decref(p.down);
   return rc;
 }
 

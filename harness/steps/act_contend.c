@@ -42,6 +42,7 @@
 #include "adapters/redis.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
+#include "run/safety.h"
 
 #define MAX_CONNS 64
 #define MAX_KEYS 1000
@@ -474,6 +475,15 @@ static int capture_result(er_exec_t *x, const json_t *capture, json_t *result) {
   return ER_STEP_OK;
 }
 
+/* safety.h: contending writes, so only on a test target */
+static int guard(er_exec_t *x, const char *url) {
+  er_err_t err = {0};
+  er_redis_t *r = er_redis_new(url, 0, &err);
+  int rc = r ? er_safety_guard_redis(x, r, "redis.contend") : ER_STEP_OK;
+  er_redis_free(r); /* a bad URL: the connections report it */
+  return rc;
+}
+
 static int run_contend(er_exec_t *x, const json_t *args) {
   contend_t c;
   worker_t *w = NULL;
@@ -492,7 +502,7 @@ static int run_contend(er_exec_t *x, const json_t *args) {
   c.deadline_ms = x->deadline_ms;
 
   rc = contend_args(x, args, &c, &nconn, &ms);
-  if (rc != ER_STEP_OK)
+  if (rc != ER_STEP_OK || (rc = guard(x, c.url)) != ER_STEP_OK)
     goto out;
   p = prepare(&c, json_object_get(args, "keys"),
               json_object_get(args, "command"), x->detail);

@@ -872,6 +872,11 @@ static int run_produce(er_exec_t *x, const json_t *a) {
                            "integers >= 1, rate a number > 0");
     return ER_STEP_FATAL;
   }
+  /* safety.h: on a real cluster, only to topics with test_target prefixes */
+  if ((rc = er_safety_guard_kafka(x, "kafka.produce",
+                                  er_kafka_is_embedded(km->k), NULL, &topic,
+                                  1)) != ER_STEP_OK)
+    return rc;
   if (pgen_init(x, a, &g, &err) != 0)
     goto fail;
   dh = diag_begin(x, topic, &g);
@@ -1706,8 +1711,8 @@ static const er_keyspec_t reset_keys[] = {
 /* safety.h: a real cluster needs test_target prefixes */
 static int reset_guard(er_exec_t *x, kmod_t *km, const char *group,
                        const char **names, size_t nt) {
-  return er_safety_guard_kafka(x, er_kafka_is_embedded(km->k), group,
-                               (const char *const *)names, nt);
+  return er_safety_guard_kafka(x, "kafka.reset", er_kafka_is_embedded(km->k),
+                               group, (const char *const *)names, nt);
 }
 
 static int run_reset(er_exec_t *x, const json_t *a) {

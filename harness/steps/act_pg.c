@@ -269,8 +269,7 @@ static int run_exec(er_exec_t *x, const json_t *args) {
   rc = get_pg(x, args, "postgres.exec", &pg);
   if (rc != ER_STEP_OK)
     goto out;
-  if (er_safety_sql_destructive(sql, NULL) &&
-      (rc = er_safety_guard_pg(x, pg, "postgres.exec")) != ER_STEP_OK)
+  if ((rc = er_safety_guard_pg(x, pg, "postgres.exec")) != ER_STEP_OK)
     goto out;
   if (pj && params_from_json(pj, &params, &why) != 0) {
     er_buf_printf(x->detail, "postgres.exec: params: %s", er_buf_cstr(&why));
@@ -528,17 +527,15 @@ static int expect_query(er_exec_t *x, const json_t *args, expect_t *e) {
   int rc = get_pg(x, args, e->what, &e->pg);
   if (rc != ER_STEP_OK)
     return rc;
-  if (er_safety_sql_destructive(e->sql, NULL) &&
-      (rc = er_safety_guard_pg(x, e->pg, e->what)) != ER_STEP_OK)
-    return rc;
   if (e->pj && params_from_json(e->pj, &e->params, &e->why) != 0) {
     er_buf_printf(x->detail, "%s: params: %s", e->what, er_buf_cstr(&e->why));
     return ER_STEP_ERROR;
   }
   t0 = er_now_ms();
-  if (er_pg_query(e->pg, e->sql,
-                  e->pj ? (const char *const *)e->params.v : NULL, e->params.n,
-                  x->deadline_ms, &e->res, &err) != 0) {
+  /* read-only where the database is not a test target (safety.h) */
+  if (er_safety_pg_query(x, e->pg, e->sql,
+                         e->pj ? (const char *const *)e->params.v : NULL,
+                         e->params.n, &e->res, &err) != 0) {
     er_buf_printf(x->detail, "%s: %s", e->what, err.msg);
     put_query(x->detail, "query", e->sql, e->pj);
     return step_rc(err.code);

@@ -372,8 +372,9 @@ static int run_redis(er_exec_t *x, const json_t *args) {
   r = conn_for(x, args, "redis", &rc);
   if (!r)
     goto out;
-  if (c.av.n > 0 && er_safety_redis_cmd_destructive(c.av.v[0]) &&
-      (rc = er_safety_guard_redis(x, r, "redis")) != ER_STEP_OK)
+  rc = er_safety_guard_redis_cmd(x, r, c.cmdtxt, c.av.n,
+                                 (const char *const *)c.av.v);
+  if (rc != ER_STEP_OK)
     goto out;
   rc = redis_send(x, r, &c);
   if (rc != ER_STEP_OK)
@@ -848,6 +849,8 @@ static int run_seed(er_exec_t *x, const json_t *args) {
   }
   r = conn_for(x, args, "redis.seed", &rc);
   if (!r)
+    return rc;
+  if ((rc = er_safety_guard_redis(x, r, "redis.seed")) != ER_STEP_OK)
     return rc;
   json_object_foreach((json_t *)keys, k, spec) {
     rc = seed_key(x, r, k, spec, ttl);

@@ -247,6 +247,7 @@ RPORT=$(free_port)
 cat >"$T_TMP/fixed.env.json" <<EOF
 {
   "proxies": [ { "name": "fixed", "listen": $FIXED_PORT, "upstream": "127.0.0.1:$RPORT" } ],
+  "redis": { "url": "redis://127.0.0.1:$RPORT/0", "test_target": { "allow": ["127.0.0.1:$FIXED_PORT/0"] } },
   "services": [
     { "name": "redis", "command": ["redis-server", "--port", "$RPORT", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
       "ready": { "tcp": "127.0.0.1:$RPORT", "within": "15s" } } ]

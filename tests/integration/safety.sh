@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The safety interlock and `eventrig run --dry-run`, against real servers:
 # Redis watched with MONITOR, Postgres with log_statement=all.
-#  a. destructive steps on targets not marked as test targets: exit 3
+#  a. writing steps on targets not marked as test targets: exit 3
 #     before any scenario, every refused step and its fix named, and no
-#     destructive command reaches either server;
+#     command of the scenarios reaches either server (tests/integration/
+#     interlock.sh has the table of ways to write);
 #  b. the same scenarios with an allow entry / database pattern / marker
 #     table pass, and their commands do show in MONITOR and the pg log;
 #  c. claim_empty writes the marker into an empty DB, refuses a DB with
@@ -82,11 +83,13 @@ check "a: unmarked targets: exit 3 (got $rc)" [ $rc -eq 3 ]
 has() { grep -qF -- "$2" "$1" || { diag "missing in $1: $2"; return 1; }; }
 RS="redis://:***@127.0.0.1:$REDIS_PORT/0"
 check "a: the message says what was refused and that nothing ran" \
-  has "$T_TMP/a.out" "eventrig: safety: refused 4 destructive step(s): their targets are not marked as test targets; no scenario ran and nothing was sent:"
+  has "$T_TMP/a.out" "eventrig: safety: refused 5 step(s) that would write where the target is not marked as a test target; no scenario ran and nothing was written:"
 check "a: redis.clean named with file:line:col, target (password redacted) and reason" \
   has "$T_TMP/a.out" "  $D/plan/1-redis.json:4:5: redis.clean (SCAN+UNLINK \"safety:*\") on $RS: \"redis\" has no \"test_target\""
-check "a: a DEL nested in a group is named" \
-  has "$T_TMP/a.out" "  $D/plan/1-redis.json:9:7: redis (DEL) on $RS: \"redis\" has no \"test_target\""
+check "a: postgres.exec writes whatever it holds: the CREATE and the INSERT are named" \
+  bash -c 'grep -qF "  $1/plan/2-pg.json:5:5: postgres.exec (CREATE) on $2: " "$3" && grep -qF "  $1/plan/2-pg.json:9:5: postgres.exec (INSERT) on $2: " "$3"' _ $D "$PGS_SHOWN" "$T_TMP/a.out"
+check "a: the redis steps are left to their guards: the server could not be asked (wrong password)" \
+  bash -c '! grep -q "1-redis.json:[79]:" "$1"' _ "$T_TMP/a.out"
 check "a: the TRUNCATE of a multi-statement setup is named" \
   has "$T_TMP/a.out" "  $D/plan/2-pg.json:6:5: postgres.exec (TRUNCATE) on $PGS_SHOWN: \"postgres\" has no \"test_target\""
 check "a: the DELETE in teardown is named" \
@@ -99,7 +102,8 @@ check "a: the kafka.reset on the embedded broker is not refused" bash -c '! grep
 check "a: no password in the output" bash -c '! grep -qE "r3d1s-pw|pg-s3cr3t" "$1"' _ "$T_TMP/a.out"
 check "a: no scenario ran (no JUnit report)" test ! -e "$T_TMP/ra/junit.xml"
 mon_since >"$T_TMP/a.mon"
-check "a: MONITOR: not a single command reached Redis" bash -c '! [ -s "$1" ]' _ "$T_TMP/a.mon"
+check "a: MONITOR: not a single command of the scenarios reached Redis (only the AUTH of COMMAND INFO)" \
+  bash -c '! grep -v "\"AUTH\"" "$1" | grep -q .' _ "$T_TMP/a.mon"
 pg_since >"$T_TMP/a.pg"
 check "a: pg log: no TRUNCATE, DELETE or anything of the scenarios" \
   bash -c '! grep -qiE "truncate|delete|safety_rows|statement|execute" "$1"' _ "$T_TMP/a.pg"
@@ -166,8 +170,8 @@ check "c: the reason: marker missing, keys there" \
 check "c: the fix: allow it, or set the marker" \
   has "$T_TMP/c2.out" "  to allow it: add \"test_target\": {\"allow\": [\"127.0.0.1:$REDIS_PORT/2\"]} to \"redis\" in $T_TMP/c2.env.json, or mark the database: SET $MARK 1"
 mon_since >"$T_TMP/c2.mon"
-check "c: MONITOR: only SELECT, EXISTS and DBSIZE reached DB 2" \
-  bash -c 'grep -q "\"EXISTS\"" "$1" && ! grep -viE "\"(select|exists|dbsize)\"" "$1" | grep -q .' _ "$T_TMP/c2.mon"
+check "c: MONITOR: only SELECT, EXISTS, DBSIZE and COMMAND INFO reached DB 2" \
+  bash -c 'grep -q "\"EXISTS\"" "$1" && ! grep -viE "\"(select|exists|dbsize)\"|\"COMMAND\" \"INFO\"" "$1" | grep -q .' _ "$T_TMP/c2.mon"
 check "c: DB 2 untouched: its key is there, no marker written" \
   bash -c '[ "$("$@" -n 2 dbsize)" = 1 ] && [ "$("$@" -n 2 exists other:x)" = 1 ]' _ "${RC[@]}"
 
@@ -213,7 +217,7 @@ check "d: a scenario, its sections and steps with positions" \
 check "d: the cleaning step's target and that the environment allows it" \
   has "$T_TMP/d.out" "      ! destructive: redis.clean (SCAN+UNLINK \"safety:*\") on $R0: allowed (test_target.allow matches 127.0.0.1:$REDIS_PORT/0)"
 check "d: a nested DEL, indented under its group" \
-  has "$T_TMP/d.out" "        ! destructive: redis (DEL) on $R0: allowed"
+  has "$T_TMP/d.out" "        ! redis (DEL) on $R0: allowed (test_target.allow matches"
 check "d: scenario vars expanded in arguments" \
   has "$T_TMP/d.out" "    - postgres.exec {\"sql\":\"-- clean first; DROP nothing here\\nSELECT 'DELETE'; TRUNCATE safety_rows\"}  [$D/plan/2-pg.json:6:5]"
 check "d: the TRUNCATE with its database (password redacted)" \
@@ -222,7 +226,7 @@ check "d: kafka.reset on the embedded broker" \
   has "$T_TMP/d.out" "! destructive: kafka.reset (offsets of group \"safety-g\" to end) on Kafka the embedded broker: allowed (the embedded broker)"
 check "d: a capture kept as \${u}, decided at run time" \
   has "$T_TMP/d.out" "      ! destructive: redis.clean (SCAN+UNLINK \"victim:*\") on \${u}: checked at run time (the target is known only then)"
-check "d: the total" has "$T_TMP/d.out" "7 destructive step(s), 0 refused by the environment as it stands"
+check "d: the total" has "$T_TMP/d.out" "8 destructive step(s), 0 refused by the environment as it stands; 7 step(s) that may only read where the target is not a test target, 0 of them left to the server"
 check "d: no password shown" bash -c '! grep -q "pg-s3cr3t" "$1"' _ "$T_TMP/d.out"
 check "d: no service started (its file is absent)" test ! -e "$T_TMP/started"
 check "d: no report folder made" test ! -e "$T_TMP/rd"
@@ -236,7 +240,7 @@ mkenv "$T_TMP/d2.env.json" "$R0" "{\"marker\": \"$MARK\", \"claim_empty\": true}
 "$EVENTRIG" run -n --env "$T_TMP/d2.env.json" $D/plan/1-redis.json $D/plan/2-pg.json >"$T_TMP/d2.out" 2>&1
 rc=$?
 check "d: a marker is checked at run time; no test_target is refused (exit $rc)" \
-  bash -c '[ $1 -eq 0 ] && grep -qF "on $2: checked at run time (marker key \"$3\", claimed if the database is empty)" "$4" && grep -qF "on $5: REFUSED: \"postgres\" has no \"test_target\"" "$4" && grep -qF "4 destructive step(s), 2 refused" "$4"' _ $rc "$R0" "$MARK" "$T_TMP/d2.out" "$PGS_SHOWN"
+  bash -c '[ $1 -eq 0 ] && grep -qF "on $2: checked at run time (marker key \"$3\", claimed if the database is empty)" "$4" && grep -qF "on $5: REFUSED: \"postgres\" has no \"test_target\"" "$4" && grep -qF "5 destructive step(s), 4 refused" "$4"' _ $rc "$R0" "$MARK" "$T_TMP/d2.out" "$PGS_SHOWN"
 echo '{"redis": {"url": 5}}' >"$T_TMP/bad.env.json"
 "$EVENTRIG" run --dry-run --env "$T_TMP/bad.env.json" $D/plan >"$T_TMP/d3.out" 2>&1
 rc=$?

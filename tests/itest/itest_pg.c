@@ -395,6 +395,94 @@ static void test_reconnect(const char *dsn) {
   ctx_free(&other);
 }
 
+/* er_pg_query_ro: a transaction the server keeps read-only, one statement */
+static json_t *ro_cell(er_pg_t *pg, bool ro, const char *sql, er_err_t *err) {
+  er_pg_result_t r = {0};
+  json_t *v = NULL;
+  int rc = (ro ? er_pg_query_ro : er_pg_query)(pg, sql, NULL, 0,
+                                               er_now_ms() + 5000, &r, err);
+  if (rc == 0)
+    v = json_incref(json_array_get(json_array_get(r.rows, 0), 0));
+  er_pg_result_free(&r);
+  return v;
+}
+
+static void test_read_only(const char *dsn) {
+  er_err_t err = {0, ""};
+  er_pg_result_t r = {0};
+  er_pg_t *pg = er_pg_new(dsn, &err);
+  const char *p1[] = {"2"};
+  json_t *v;
+  int rc;
+  int64_t t0;
+
+  rc = er_pg_query(pg,
+                   "DROP TABLE IF EXISTS ro_t; CREATE TABLE ro_t (id int); "
+                   "INSERT INTO ro_t VALUES (1), (2)",
+                   NULL, 0, er_now_ms() + 5000, &r, &err);
+  er_pg_result_free(&r);
+  T_OK(rc == 0, "read-only: a table to guard (%s)", err.msg);
+  v = ro_cell(pg, true, "SHOW transaction_read_only", &err);
+  T_STREQ(json_string_value(v), "on", "read-only: the server says so");
+  json_decref(v);
+  rc = er_pg_query_ro(pg, "SELECT id FROM ro_t WHERE id = $1", p1, 1,
+                      er_now_ms() + 5000, &r, &err);
+  T_OK(rc == 0 && json_array_size(r.rows) == 1, "read-only: a query with "
+                                                "params reads");
+  er_pg_result_free(&r);
+  memset(&err, 0, sizeof err);
+  rc = er_pg_query_ro(pg, "UPDATE ro_t SET id = 9", NULL, 0, er_now_ms() + 5000,
+                      &r, &err);
+  T_OK(rc != 0 && err.code == ER_E_FAIL && !strcmp(r.sqlstate, "25006"),
+       "read-only: UPDATE refused by the server (%s)", err.msg);
+  er_pg_result_free(&r);
+  memset(&err, 0, sizeof err);
+  rc = er_pg_query_ro(pg, "DO $$ BEGIN DELETE FROM ro_t; END $$", NULL, 0,
+                      er_now_ms() + 5000, &r, &err);
+  T_OK(rc != 0 && !strcmp(r.sqlstate, "25006"),
+       "read-only: a DELETE inside a DO block too (%s)", err.msg);
+  er_pg_result_free(&r);
+  memset(&err, 0, sizeof err);
+  rc = er_pg_query_ro(pg, "SELECT 1; COMMIT; DELETE FROM ro_t", NULL, 0,
+                      er_now_ms() + 5000, &r, &err);
+  T_OK(rc != 0 && strstr(err.msg, "multiple commands"),
+       "read-only: one statement only, also without params (%s)", err.msg);
+  er_pg_result_free(&r);
+  memset(&err, 0, sizeof err);
+  rc = er_pg_query_ro(pg, "SET TRANSACTION READ WRITE", NULL, 0,
+                      er_now_ms() + 5000, &r, &err);
+  T_OK(rc != 0 && !strcmp(r.sqlstate, "25001"),
+       "read-only: no switch to read-write after the first query (%s)",
+       err.msg);
+  er_pg_result_free(&r);
+  memset(&err, 0, sizeof err);
+  rc = er_pg_query_ro(pg,
+                      "SET SESSION CHARACTERISTICS AS TRANSACTION READ "
+                      "WRITE",
+                      NULL, 0, er_now_ms() + 5000, &r, &err);
+  er_pg_result_free(&r);
+  v = ro_cell(pg, true, "SHOW transaction_read_only", &err);
+  T_OK(rc == 0 && json_string_value(v) && !strcmp(json_string_value(v), "on"),
+       "read-only: session defaults do not reach the next one");
+  json_decref(v);
+  memset(&err, 0, sizeof err);
+  t0 = er_now_ms();
+  rc = er_pg_query_ro(pg, "SELECT pg_sleep(5)", NULL, 0, er_now_ms() + 300, &r,
+                      &err);
+  er_pg_result_free(&r);
+  T_OK(rc != 0 && er_now_ms() - t0 < 2500,
+       "read-only: cancelled at the deadline (%s)", err.msg);
+  memset(&err, 0, sizeof err);
+  v = ro_cell(pg, false, "SELECT count(*) FROM ro_t", &err);
+  T_OK(json_integer_value(v) == 2, "read-only: every row is still there");
+  json_decref(v);
+  v = ro_cell(pg, false, "SHOW transaction_read_only", &err);
+  T_STREQ(json_string_value(v), "off",
+          "read-only: the connection is left idle, not read-only");
+  json_decref(v);
+  er_pg_free(pg);
+}
+
 /* ---- step tests -------------------------------------------------------- */
 
 static void test_exec(const char *dsn) {
@@ -763,6 +851,7 @@ int main(void) {
   test_expect(dsn);
   test_deadline(dsn);
   test_reconnect(dsn);
+  test_read_only(dsn);
   test_stopped(dsn2, (pid_t)atoi(pid2));
   return t_done();
 }
