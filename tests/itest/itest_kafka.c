@@ -288,7 +288,7 @@ static void test_kcat_to_expect(ctx_t *c) {
   /* failures say what was seen and why it did not match */
   T_OK(step(c, &er_act_kafka_expect,
             "{\"topic\": \"in\", \"key\": \"zz\", \"count\": 1,"
-            " \"within\": \"500ms\"}",
+            " \"within\": \"2s\"}",
             5000) == ER_STEP_FAIL,
        "kafka.expect on a key nobody sent fails");
   T_OK(has(&c->detail, "expected count 1, got 0 matching of 3 message(s)") &&
