@@ -8,6 +8,7 @@
 
 #include "base/redact.h"
 #include "base/util.h"
+#include "report/junit_read.h"
 #include "report/report.h"
 #include "run/audit.h"
 #include "run/runner.h"
@@ -24,6 +25,9 @@ static const char *const g_usage =
     "                                      check files, report every problem\n"
     "  eventrig list [--filter EXPR] PATH...\n"
     "                                      list scenarios: file, name, tags\n"
+    "  eventrig merge-reports OUT IN...    one JUnit report from several\n"
+    "                                      (shards'); a testcase in two is\n"
+    "                                      an error\n"
     "  eventrig audit --env FILE           report stale state earlier runs\n"
     "                                      left (idempotency keys, consumer\n"
     "                                      lag), without starting services;\n"
@@ -47,6 +51,12 @@ static const char *const g_usage =
     "                        every cleaning action, its target and whether\n"
     "                        the environment allows it); start nothing,\n"
     "                        connect to nothing\n"
+    "      --shard K/N       run the K-th of N parts of the suite (default\n"
+    "                        from CI_NODE_INDEX/CI_NODE_TOTAL when set)\n"
+    "      --durations FILE  balance the shards by the times in this\n"
+    "                        earlier JUnit report (else by a path hash)\n"
+    "      --rerun-failed FILE\n"
+    "                        run only what failed or errored in FILE\n"
     "      --color WHEN      auto (default: on a terminal, or when\n"
     "                        FORCE_COLOR is set), always, never\n"
     "\n"
@@ -118,6 +128,24 @@ static int find_default_env(char *out, size_t outsz) {
   return rc;
 }
 
+static int usage_error(const char *fmt, const char *arg);
+
+/* eventrig merge-reports OUT IN...: 0, 2 on bad input (unreadable report,
+ * a testcase in two reports), 3 when OUT cannot be written. */
+static int merge_reports(int argc, char **argv) {
+  er_err_t err = {0};
+  size_t n = 0;
+  if (argc < 2)
+    return usage_error("%s", "merge-reports needs OUT and at least one IN");
+  if (er_junit_merge(argv[0], argv + 1, (size_t)(argc - 1), &n, &err) != 0) {
+    fprintf(stderr, "eventrig: merge-reports: %s\n", err.msg);
+    return err.code == ER_E_INPUT ? 2 : 3;
+  }
+  printf("merged %zu testcase(s) from %d report(s) into %s\n", n, argc - 1,
+         argv[0]);
+  return 0;
+}
+
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "eventrig: ");
   fprintf(stderr, fmt, arg);
@@ -155,6 +183,9 @@ int main(int argc, char **argv) {
       {"env", required_argument, NULL, 'e'},
       {"junit", required_argument, NULL, 'J'},
       {"color", required_argument, NULL, 'C'},
+      {"shard", required_argument, NULL, 'S'},
+      {"durations", required_argument, NULL, 'D'},
+      {"rerun-failed", required_argument, NULL, 'R'},
       {"colour", required_argument, NULL, 'C'},
       {"report-dir", required_argument, NULL, 'r'},
       {"filter", required_argument, NULL, 'f'},
@@ -183,10 +214,13 @@ int main(int argc, char **argv) {
     puts("eventrig " ER_VERSION);
     return 0;
   }
+  if (!strcmp(cmd, "merge-reports"))
+    return merge_reports(argc - 2, argv + 2);
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "validate") != 0 &&
       strcmp(cmd, "list") != 0 && strcmp(cmd, "audit") != 0) {
-    static const char *const cmds[] = {"run", "validate", "list", "audit"};
-    const char *dym = er_did_you_mean(cmd, cmds, 4);
+    static const char *const cmds[] = {"run", "validate", "list", "audit",
+                                       "merge-reports"};
+    const char *dym = er_did_you_mean(cmd, cmds, 5);
     if (dym) {
       fprintf(stderr,
               "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
@@ -205,6 +239,15 @@ int main(int argc, char **argv) {
       break;
     case 'J':
       o.junit_path = optarg;
+      break;
+    case 'S':
+      o.shard = optarg;
+      break;
+    case 'D':
+      o.durations = optarg;
+      break;
+    case 'R':
+      o.rerun_failed = optarg;
       break;
     case 'C':
       if (!strcmp(optarg, "auto"))
@@ -248,6 +291,16 @@ int main(int argc, char **argv) {
       return usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (!o.shard && !strcmp(cmd, "run")) { /* GitLab's parallel: */
+    static char shard[64];
+    const char *ki = getenv("CI_NODE_INDEX"), *kn = getenv("CI_NODE_TOTAL");
+    if (ki && *ki && kn && *kn) {
+      snprintf(shard, sizeof shard, "%s/%s", ki, kn);
+      o.shard = shard;
+    }
+  }
+  if (o.durations && !o.shard)
+    return usage_error("%s", "--durations balances --shard K/N; give both");
   if (!o.env_path && strcmp(cmd, "list") != 0) {
     static char found[4096];
     int fr = find_default_env(found, sizeof found);

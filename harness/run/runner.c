@@ -18,6 +18,7 @@
 #include "lang/template.h"
 #include "report/report.h"
 #include "run/exec.h"
+#include "run/select.h"
 
 #define LOG_CAP (256u * 1024u)
 #define DETAIL_CAP (64u * 1024u)
@@ -168,6 +169,66 @@ static size_t count_selected(er_scenario_t **v, size_t n, const char *filter) {
     if (er_scenario_matches(v[i], filter))
       k++;
   return k;
+}
+
+/* --shard / --rerun-failed (select.h): drops the scenarios this run does
+ * not take from sv (and frees them). Returns -1 to go on, else the exit
+ * code to end with (a message printed). */
+static int select_scenarios(const er_run_opts_t *o, er_scenario_t **sv,
+                            size_t *ns) {
+  bool *keep;
+  er_err_t err = {0};
+  size_t nfailed = 0, kept = 0;
+  int k = 0, n = 0, rc = -1;
+  if (!o->shard && !o->rerun_failed)
+    return -1;
+  keep = calloc(*ns ? *ns : 1, sizeof *keep);
+  if (!keep) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    return 3;
+  }
+  if (o->rerun_failed &&
+      er_select_rerun(sv, *ns, o->rerun_failed, keep, &nfailed, &err) != 0) {
+    fprintf(o->err, "eventrig: --rerun-failed: %s\n", err.msg);
+    rc = 2;
+    goto out;
+  }
+  if (o->shard) {
+    bool *in = calloc(*ns ? *ns : 1, sizeof *in);
+    if (!in || er_shard_parse(o->shard, &k, &n) != 0 ||
+        er_select_shard(sv, *ns, k, n, o->durations, in, &err) != 0) {
+      fprintf(o->err, "eventrig: --shard %s: %s\n", o->shard,
+              err.msg[0] ? err.msg : "expected K/N with 1 <= K <= N");
+      free(in);
+      rc = 2;
+      goto out;
+    }
+    for (size_t i = 0; i < *ns; i++)
+      keep[i] = in[i] && (!o->rerun_failed || keep[i]);
+    free(in);
+  }
+  for (size_t i = 0; i < *ns; i++) {
+    if (keep[i])
+      sv[kept++] = sv[i];
+    else
+      er_scenario_free(sv[i]);
+  }
+  if (o->shard)
+    fprintf(o->out, "shard %d/%d: %zu of %zu scenario(s)%s\n", k, n, kept, *ns,
+            o->durations ? " (balanced by --durations)" : "");
+  if (o->rerun_failed)
+    fprintf(o->out, "rerun: %zu scenario(s) that failed in %s\n", kept,
+            o->rerun_failed);
+  *ns = kept;
+  if (kept == 0) { /* nothing to do here is not a failure */
+    fprintf(o->out, "nothing to run%s\n",
+            o->rerun_failed && !nfailed ? ": no failure in that report"
+                                        : " in this part");
+    rc = 0;
+  }
+out:
+  free(keep);
+  return rc;
 }
 
 static void free_all(er_scenario_t **v, size_t n) {
@@ -932,6 +993,17 @@ int er_run(const er_run_opts_t *o) {
   }
   if (diags.n)
     load_diags_print(&r, &diags); /* warnings only */
+  code = select_scenarios(o, sv, &ns);
+  if (code == 0) { /* nothing in this part: an empty report, for merging */
+    er_err_t e2 = {0};
+    if (setup_dirs(&r, &e2) != 0 || write_report(&r) != 0)
+      code = 3;
+    else
+      fprintf(o->out, "report: %s\n", r.junit_path);
+  }
+  if (code >= 0)
+    goto out;
+  code = 0;
   r.base = er_tmpl_new();
   r.shared = er_session_new();
   if (!r.base || !r.shared) {

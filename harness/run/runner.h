@@ -35,12 +35,15 @@ typedef struct er_run_opts {
   const char *filter;     /* NULL: all */
   char *const *paths;     /* files or folders of scenarios */
   size_t npaths;
-  bool fail_fast; /* stop after the first failing scenario */
-  bool verbose;   /* print every scenario's log */
-  bool dry_run;   /* run: print the resolved plan, touch nothing */
-  int color;      /* er_color_t (report.h): auto, always, never */
-  FILE *out;      /* console (stdout) */
-  FILE *err;      /* diagnostics (stderr) */
+  bool fail_fast;           /* stop after the first failing scenario */
+  bool verbose;             /* print every scenario's log */
+  bool dry_run;             /* run: print the resolved plan, touch nothing */
+  int color;                /* er_color_t (report.h): auto, always, never */
+  const char *shard;        /* "K/N" or NULL (select.h) */
+  const char *durations;    /* JUnit report balancing the shards, or NULL */
+  const char *rerun_failed; /* JUnit report whose failures to run, or NULL */
+  FILE *out;                /* console (stdout) */
+  FILE *err;                /* diagnostics (stderr) */
 } er_run_opts_t;
 
 /* Each returns the process exit code (0, 1, 2, 3, 130, 143). */
