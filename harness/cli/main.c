@@ -41,6 +41,10 @@ static const char *const g_usage =
     "                        else eventrig.env.json in the current folder\n"
     "                        or the nearest parent that has one)\n"
     "      --junit PATH      JUnit XML report (default: REPORT_DIR/junit.xml)\n"
+    "      --html FILE       also a self-contained HTML report: each\n"
+    "                        scenario's steps on a timeline, failures with\n"
+    "                        their verdict\n"
+    "      --json FILE       also the results as JSON (shape in the README)\n"
     "  -r, --report-dir DIR  where reports and logs go (default: reports)\n"
     "  -f, --filter EXPR     run only matching scenarios; EXPR is a comma\n"
     "                        list of terms: tag:NAME, name:TEXT, TEXT (in\n"
@@ -186,6 +190,8 @@ int main(int argc, char **argv) {
       {"shard", required_argument, NULL, 'S'},
       {"durations", required_argument, NULL, 'D'},
       {"rerun-failed", required_argument, NULL, 'R'},
+      {"json", required_argument, NULL, 'O'},
+      {"html", required_argument, NULL, 'H'},
       {"colour", required_argument, NULL, 'C'},
       {"report-dir", required_argument, NULL, 'r'},
       {"filter", required_argument, NULL, 'f'},
@@ -248,6 +254,12 @@ int main(int argc, char **argv) {
       break;
     case 'R':
       o.rerun_failed = optarg;
+      break;
+    case 'O':
+      o.json_path = optarg;
+      break;
+    case 'H':
+      o.html_path = optarg;
       break;
     case 'C':
       if (!strcmp(optarg, "auto"))

@@ -22,6 +22,19 @@ typedef enum {
   ER_RES_SKIP,  /* filtered out or marked skip */
 } er_res_status_t;
 
+/* One top-level step as it ran, for the timeline of --html / --json. */
+typedef struct er_step_rec {
+  char *phase;      /* "setup", "step", "teardown" (owned) */
+  char *name;       /* owned */
+  int index;        /* 1-based in its phase */
+  int line;         /* in the scenario file; 0 when unknown */
+  int64_t start_ms; /* since the scenario started */
+  int64_t time_ms;  /* how long it took */
+  int status;       /* 0 ok, 1 failed, 2 error, 3 fatal (exec.h ER_STEP_*) */
+  int polls;        /* await / hold: how many polls */
+  char *last_seen;  /* first line of what the last poll saw, or NULL */
+} er_step_rec_t;
+
 typedef struct er_result {
   char *classname; /* from the scenario's folder */
   char *name;
@@ -30,10 +43,12 @@ typedef struct er_result {
   int line;      /* the failing step's line; 1 when none failed */
   er_res_status_t status;
   int64_t duration_ms;
-  char *message;     /* one line: "step 'x': expected ..., last seen ..." */
-  char *failed_step; /* NULL when passed */
-  char *detail;      /* multi-line failure text (expected / last seen) */
-  char *log;         /* scenario log, for system-out */
+  char *message;        /* one line: "step 'x': expected ..., last seen ..." */
+  char *failed_step;    /* NULL when passed */
+  char *detail;         /* multi-line failure text (expected / last seen) */
+  char *log;            /* scenario log, for system-out */
+  er_step_rec_t *steps; /* the top-level steps as they ran (owned) */
+  size_t nsteps;
 } er_result_t;
 
 typedef struct er_results {
@@ -55,6 +70,13 @@ void er_results_free(er_results_t *rs);
 int er_junit_write(const er_results_t *rs, const char *path, er_err_t *err);
 /* The XML text itself (caller frees), for tests. */
 char *er_junit_render(const er_results_t *rs);
+
+/* --json FILE and --html FILE (report_files.c: the JSON shape is at the
+ * top of that file and in the README), written atomically. */
+int er_json_report_write(const er_results_t *rs, const char *path,
+                         er_err_t *err);
+int er_html_report_write(const er_results_t *rs, const char *path,
+                         er_err_t *err);
 
 typedef struct er_console {
   FILE *out;

@@ -89,6 +89,12 @@ static void result_free(er_result_t *r) {
   free(r->name);
   free(r->file);
   free(r->relfile);
+  for (size_t i = 0; i < r->nsteps; i++) {
+    free(r->steps[i].phase);
+    free(r->steps[i].name);
+    free(r->steps[i].last_seen);
+  }
+  free(r->steps);
   free(r->message);
   free(r->failed_step);
   free(r->detail);
@@ -119,6 +125,17 @@ int er_results_add(er_results_t *rs, const er_result_t *r) {
   c.failed_step = dup_or_null(r->failed_step, &oom);
   c.detail = dup_or_null(r->detail, &oom);
   c.log = dup_or_null(r->log, &oom);
+  if (r->nsteps && !oom) {
+    c.steps = calloc(r->nsteps, sizeof *c.steps);
+    oom = !c.steps;
+    for (size_t i = 0; c.steps && i < r->nsteps; i++) {
+      c.steps[i] = r->steps[i];
+      c.steps[i].phase = dup_or_null(r->steps[i].phase, &oom);
+      c.steps[i].name = dup_or_null(r->steps[i].name, &oom);
+      c.steps[i].last_seen = dup_or_null(r->steps[i].last_seen, &oom);
+      c.nsteps = i + 1;
+    }
+  }
   if (oom) {
     result_free(&c);
     return -1;

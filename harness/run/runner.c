@@ -54,7 +54,9 @@ typedef struct scen {
   const er_scenario_t *s;
   er_session_t *scenario; /* modules' per-scenario objects */
   int64_t started_ms;
-  size_t log_shown; /* --verbose: bytes of the log already printed */
+  size_t log_shown;    /* --verbose: bytes of the log already printed */
+  er_step_rec_t *recs; /* top-level steps as they ran (to res->steps) */
+  size_t nrecs, arecs;
 } scen_t;
 
 /* A branch: a line of execution with its own connections, template scope,
@@ -510,9 +512,47 @@ static void verbose_flush(branch_t *b) {
   free(chunk);
 }
 
+/* A top-level step that ran, for the timeline (report.h er_step_rec_t);
+ * polls and the last value seen come from the progress the step kept. */
+static void record_step(branch_t *b, const char *phase, const er_step_t *st,
+                        size_t idx, int64_t t0, int rc) {
+  scen_t *sc = b->sc;
+  er_progress_t *p = &sc->r->prog;
+  er_step_rec_t *rec;
+  if (sc->nrecs == sc->arecs) {
+    size_t na = sc->arecs ? sc->arecs * 2 : 16;
+    er_step_rec_t *nv = realloc(sc->recs, na * sizeof *nv);
+    if (!nv)
+      return;
+    sc->recs = nv;
+    sc->arecs = na;
+  }
+  rec = &sc->recs[sc->nrecs];
+  memset(rec, 0, sizeof *rec);
+  rec->phase = er_strdup(phase);
+  rec->name = er_strdup(st->name);
+  rec->index = (int)idx + 1;
+  rec->line = st->line;
+  rec->start_ms = t0 - sc->started_ms;
+  rec->time_ms = er_now_ms() - t0;
+  rec->status = rc;
+  pthread_mutex_lock(&p->mu);
+  rec->polls = p->polls;
+  rec->last_seen = p->polls && p->last[0] ? er_strdup(p->last) : NULL;
+  pthread_mutex_unlock(&p->mu);
+  if (!rec->phase || !rec->name) {
+    free(rec->phase);
+    free(rec->name);
+    free(rec->last_seen);
+    return;
+  }
+  sc->nrecs++;
+}
+
 static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
                      int64_t deadline, bool keep_going) {
   int worst = ER_STEP_OK;
+  int64_t t0;
   er_buf_t first = ER_BUF_INIT(DETAIL_CAP);
   for (size_t i = 0; i < l->n; i++) {
     int rc;
@@ -531,8 +571,10 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
       snprintf(what, sizeof what, "%s %zu '%s'", phase, i + 1, l->v[i].name);
       progress_step(b->sc->r, b->sc->s->name, what);
     }
+    t0 = er_now_ms();
     rc = run_step(b, &l->v[i], phase, i, deadline);
     if (!*b->label) {
+      record_step(b, phase, &l->v[i], i, t0, rc);
       progress_step(b->sc->r, NULL, NULL);
       verbose_flush(b);
     }
@@ -831,13 +873,29 @@ finish:
   }
   verbose_flush(b);
   res->log = er_buf_steal(&b->log);
+  res->steps = sc.recs;
+  res->nsteps = sc.nrecs;
+  sc.recs = NULL;
+  sc.nrecs = 0;
 out:
+  for (size_t i = 0; i < sc.nrecs; i++) {
+    free(sc.recs[i].phase);
+    free(sc.recs[i].name);
+    free(sc.recs[i].last_seen);
+  }
+  free(sc.recs);
   free(message);
   branch_free(b);
   er_session_free(sc.scenario);
 }
 
 static void result_free_fields(er_result_t *res) {
+  for (size_t i = 0; i < res->nsteps; i++) {
+    free(res->steps[i].phase);
+    free(res->steps[i].name);
+    free(res->steps[i].last_seen);
+  }
+  free(res->steps);
   free(res->message);
   free(res->failed_step);
   free(res->detail);
@@ -849,6 +907,16 @@ static int write_report(run_t *r) {
   if (er_junit_write(&r->results, r->junit_path, &err) != 0) {
     fprintf(r->o->err, "eventrig: cannot write the JUnit report: %s\n",
             err.msg);
+    return -1;
+  }
+  if (r->o->json_path &&
+      er_json_report_write(&r->results, r->o->json_path, &err) != 0) {
+    fprintf(r->o->err, "eventrig: cannot write the JSON report: %s\n", err.msg);
+    return -1;
+  }
+  if (r->o->html_path &&
+      er_html_report_write(&r->results, r->o->html_path, &err) != 0) {
+    fprintf(r->o->err, "eventrig: cannot write the HTML report: %s\n", err.msg);
     return -1;
   }
   return 0;

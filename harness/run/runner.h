@@ -42,6 +42,8 @@ typedef struct er_run_opts {
   const char *shard;        /* "K/N" or NULL (select.h) */
   const char *durations;    /* JUnit report balancing the shards, or NULL */
   const char *rerun_failed; /* JUnit report whose failures to run, or NULL */
+  const char *json_path;    /* --json FILE, or NULL */
+  const char *html_path;    /* --html FILE, or NULL */
   FILE *out;                /* console (stdout) */
   FILE *err;                /* diagnostics (stderr) */
 } er_run_opts_t;
