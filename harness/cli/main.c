@@ -49,6 +49,10 @@ static const char *const g_usage =
     "  -f, --filter EXPR     run only matching scenarios; EXPR is a comma\n"
     "                        list of terms: tag:NAME, name:TEXT, TEXT (in\n"
     "                        name or file), !TERM excludes\n"
+    "  -j, --jobs N          run up to N scenarios at once (default 1); one\n"
+    "                        that stops services, sets faults, contends or\n"
+    "                        resets offsets (or says \"exclusive\": true)\n"
+    "                        runs alone; reports keep the serial order\n"
     "  -x, --fail-fast       skip the remaining scenarios after a failure\n"
     "  -v, --verbose         print each scenario's step log\n"
     "  -n, --dry-run         print each scenario's resolved plan (steps,\n"
@@ -192,6 +196,7 @@ int main(int argc, char **argv) {
       {"rerun-failed", required_argument, NULL, 'R'},
       {"json", required_argument, NULL, 'O'},
       {"html", required_argument, NULL, 'H'},
+      {"jobs", required_argument, NULL, 'j'},
       {"colour", required_argument, NULL, 'C'},
       {"report-dir", required_argument, NULL, 'r'},
       {"filter", required_argument, NULL, 'f'},
@@ -238,7 +243,8 @@ int main(int argc, char **argv) {
   }
   optind = 2;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:r:f:xvnhV", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":e:r:f:j:xvnhV", longopts, NULL)) !=
+         -1) {
     switch (c) {
     case 'e':
       o.env_path = optarg;
@@ -258,6 +264,15 @@ int main(int argc, char **argv) {
     case 'O':
       o.json_path = optarg;
       break;
+    case 'j': {
+      char *end = NULL;
+      long j = strtol(optarg, &end, 10);
+      if (end == optarg || *end || j < 1 || j > 64)
+        return usage_error("-j/--jobs takes a number from 1 to 64, not '%s'",
+                           optarg);
+      o.jobs = (int)j;
+      break;
+    }
     case 'H':
       o.html_path = optarg;
       break;
@@ -296,10 +311,6 @@ int main(int argc, char **argv) {
     case ':':
       return usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      if (optopt == 'j')
-        return usage_error("%s", "-j is kept for running scenarios in "
-                                 "parallel (not there yet); the JUnit report "
-                                 "is --junit PATH");
       return usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }

@@ -70,6 +70,7 @@ static const er_keyspec_t g_top[] = {
     {"vars", ER_T_OBJECT, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
     {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {"exclusive", ER_T_BOOL, false, NULL, NULL}, /* run/schedule.h */
     {"setup", ER_T_STEPS, false, NULL, NULL},
     {"steps", ER_T_STEPS, true, NULL, NULL},
     {"teardown", ER_T_STEPS, false, NULL, NULL},
@@ -692,6 +693,8 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
     if (!s->vars || json_object_set_new(s->doc, "vars", s->vars) != 0)
       goto oom;
   }
+  v = json_object_get(s->doc, "exclusive");
+  s->exclusive = json_is_boolean(v) ? json_is_true(v) : -1;
   s->timeout_ms =
       duration_or(json_object_get(s->doc, "timeout"), DEFAULT_TIMEOUT_MS);
   if (build_steps(json_object_get(s->doc, "setup"), "setup", pos, &s->setup) !=

@@ -3,7 +3,9 @@
  * A scenario file is one JSON object:
  *   name (string, required), description (string), tags ([string]),
  *   vars ({name: any}), timeout (duration, default 60s),
- *   skip (string reason or true), setup / steps / teardown ([step]).
+ *   skip (string reason or true), exclusive (bool: run alone under -j;
+ *   inferred from the steps when absent, run/schedule.h),
+ *   setup / steps / teardown ([step]).
  * A step is an object with optional common keys "name" (string) and
  * "timeout" (duration) and exactly one action key (action.h table).
  *
@@ -49,6 +51,7 @@ typedef struct er_scenario {
   json_t *tags; /* borrowed from doc; array (maybe empty) */
   json_t *vars; /* borrowed from doc; object (maybe empty) */
   int64_t timeout_ms;
+  int exclusive; /* "exclusive": 1 true, 0 false, -1 not given */
   er_steplist_t setup, steps, teardown;
 } er_scenario_t;
 

@@ -18,6 +18,7 @@
 #include "run/exec.h"
 #include "run/runner.h"
 #include "run/safety.h"
+#include "run/schedule.h"
 
 #define ARGS_SHOWN 400 /* bytes of a step's arguments shown */
 
@@ -359,6 +360,13 @@ int er_dry_run(const er_run_opts_t *o, const er_plan_t *plan, er_tmpl_t *t) {
   for (size_t i = 0; i < plan->n; i++) {
     const er_scenario_t *s = plan->v[i];
     fprintf(o->out, "\nscenario \"%s\" (%s)\n", s->name, s->file);
+    {
+      char why[128];
+      bool alone = er_schedule_exclusive(s, why, sizeof why);
+      fprintf(o->out, "  under -j: %s%s%s%s\n",
+              alone ? "runs alone" : "may run with others", why[0] ? " (" : "",
+              why, why[0] ? ")" : "");
+    }
     c.ts = scenario_names(t, s);
     c.section = NULL;
     if (c.ts)

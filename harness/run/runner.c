@@ -18,6 +18,7 @@
 #include "lang/template.h"
 #include "report/report.h"
 #include "run/exec.h"
+#include "run/schedule.h"
 #include "run/select.h"
 
 #define LOG_CAP (256u * 1024u)
@@ -39,13 +40,15 @@ typedef struct run {
   bool modules_begun;
   const er_scenario_t **plan_v; /* the scenarios that will run */
   er_plan_t plan;               /* in shared as "plan" */
-  er_progress_t prog;           /* the running top-level step */
+  er_progress_t prog;           /* prog.mu: the console lock (progress
+                                   lines, streamed logs, results) */
+  struct scen *live[64];        /* scenarios running (under prog.mu) */
+  size_t nlive;
   pthread_t prog_thread;
   bool prog_started;
-  bool prog_stop;     /* under prog.mu */
-  bool prog_drawn;    /* a status line is on the terminal (under prog.mu) */
-  bool prog_tty;      /* the console is a terminal: a live status line */
-  int64_t prog_shown; /* when a plain progress line was last printed */
+  bool prog_stop;  /* under prog.mu */
+  bool prog_drawn; /* a status line is on the terminal (under prog.mu) */
+  bool prog_tty;   /* the console is a terminal: a live status line */
 } run_t;
 
 /* One scenario in flight. */
@@ -57,6 +60,8 @@ typedef struct scen {
   size_t log_shown;    /* --verbose: bytes of the log already printed */
   er_step_rec_t *recs; /* top-level steps as they ran (to res->steps) */
   size_t nrecs, arecs;
+  er_progress_t prog; /* its running top-level step (exec.h) */
+  int64_t prog_shown; /* when its last plain progress line was printed */
 } scen_t;
 
 /* A branch: a line of execution with its own connections, template scope,
@@ -272,7 +277,7 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
   x->detail = &b->detail;
   x->group = &g_group_ops;
   x->rt = b;
-  x->progress = &b->sc->r->prog;
+  x->progress = &b->sc->prog;
 }
 
 /* Where a step failed, for the report. A failure recorded by a nested
@@ -373,10 +378,11 @@ out:
 #define PROGRESS_PLAIN_MS 10000
 #define PROGRESS_TTY_MS 2000
 
-/* The text of the progress line into b (under prog.mu). */
-static void progress_text(run_t *r, er_buf_t *b, int64_t now) {
-  er_progress_t *p = &r->prog;
+/* The text of sc's progress line into b. */
+static void progress_text(scen_t *sc, er_buf_t *b, int64_t now) {
+  er_progress_t *p = &sc->prog;
   char el[32];
+  pthread_mutex_lock(&p->mu);
   er_fmt_duration(now - p->started_ms, el);
   er_buf_printf(b, "%s: %s running for %s", p->scenario, p->step, el);
   if (p->polls)
@@ -386,44 +392,68 @@ static void progress_text(run_t *r, er_buf_t *b, int64_t now) {
                   p->produced);
   if (p->polls && p->last[0])
     er_buf_printf(b, ", last seen: %s", p->last);
+  pthread_mutex_unlock(&p->mu);
 }
 
-static void progress_tick(run_t *r) {
-  er_progress_t *p = &r->prog;
-  int64_t now = er_now_ms();
+/* when sc's running step started, or -1 when none runs */
+static int64_t step_started(scen_t *sc) {
+  int64_t t;
+  pthread_mutex_lock(&sc->prog.mu);
+  t = sc->prog.active ? sc->prog.started_ms : -1;
+  pthread_mutex_unlock(&sc->prog.mu);
+  return t;
+}
+
+/* One line (plain, or the terminal's status line) for sc. Under the
+ * console lock (r->prog.mu). */
+static void progress_line(run_t *r, scen_t *sc, int64_t now, bool status) {
   er_buf_t b = ER_BUF_INIT(1024);
-  pthread_mutex_lock(&p->mu);
-  if (p->active && r->prog_tty && now - p->started_ms >= PROGRESS_TTY_MS) {
-    char *line;
-    progress_text(r, &b, now);
-    line = er_buf_steal(&b);
-    if (line) {
-      size_t n = er_utf8_cut(line, strlen(line), 150);
-      er_secret_redact(line);
+  char *line;
+  progress_text(sc, &b, now);
+  line = er_buf_steal(&b);
+  if (line) {
+    size_t n = strlen(line);
+    er_secret_redact(line);
+    n = strlen(line);
+    if (status) {
       fputs("\r\033[K  ... ", r->o->out);
-      er_utf8_safe_write(r->o->out, line, n < strlen(line) ? n : strlen(line));
-      fflush(r->o->out);
+      er_utf8_safe_write(r->o->out, line, er_utf8_cut(line, n, 150));
       r->prog_drawn = true;
-    }
-    free(line);
-  } else if (p->active && !r->prog_tty &&
-             now - p->started_ms >= PROGRESS_PLAIN_MS &&
-             now - r->prog_shown >= PROGRESS_PLAIN_MS) {
-    char *line;
-    progress_text(r, &b, now);
-    line = er_buf_steal(&b);
-    if (line) {
-      er_secret_redact(line);
+    } else {
+      if (r->prog_drawn)
+        fputs("\r\033[K", r->o->out);
+      r->prog_drawn = false;
       fputs("  ... ", r->o->out);
-      er_utf8_safe_write(r->o->out, line, strlen(line));
+      er_utf8_safe_write(r->o->out, line, n);
       fputc('\n', r->o->out);
-      fflush(r->o->out);
     }
-    free(line);
-    r->prog_shown = now;
+    fflush(r->o->out);
   }
-  pthread_mutex_unlock(&p->mu);
+  free(line);
   er_buf_free(&b);
+}
+
+/* On a terminal with one scenario running: its status line; else a plain
+ * line every PROGRESS_PLAIN_MS for each long step. */
+static void progress_tick(run_t *r) {
+  int64_t now = er_now_ms();
+  pthread_mutex_lock(&r->prog.mu);
+  if (r->prog_tty && r->nlive == 1) {
+    int64_t t = step_started(r->live[0]);
+    if (t >= 0 && now - t >= PROGRESS_TTY_MS)
+      progress_line(r, r->live[0], now, true);
+  } else {
+    for (size_t i = 0; i < r->nlive; i++) {
+      scen_t *sc = r->live[i];
+      int64_t t = step_started(sc);
+      if (t >= 0 && now - t >= PROGRESS_PLAIN_MS &&
+          now - sc->prog_shown >= PROGRESS_PLAIN_MS) {
+        progress_line(r, sc, now, false);
+        sc->prog_shown = now;
+      }
+    }
+  }
+  pthread_mutex_unlock(&r->prog.mu);
 }
 
 static void *progress_main(void *arg) {
@@ -441,26 +471,51 @@ static void *progress_main(void *arg) {
   return NULL;
 }
 
-/* A top-level step starts (step != NULL) or ends. */
-static void progress_step(run_t *r, const char *scenario, const char *step) {
-  er_progress_t *p = &r->prog;
-  pthread_mutex_lock(&p->mu);
+/* Clears a terminal's status line. Under the console lock. */
+static void progress_clear(run_t *r) {
   if (r->prog_drawn) {
     fputs("\r\033[K", r->o->out);
     fflush(r->o->out);
     r->prog_drawn = false;
   }
+}
+
+/* A top-level step of sc starts (step != NULL) or ends. */
+static void progress_step(scen_t *sc, const char *step) {
+  run_t *r = sc->r;
+  er_progress_t *p = &sc->prog;
+  pthread_mutex_lock(&r->prog.mu);
+  progress_clear(r);
+  pthread_mutex_lock(&p->mu);
   p->active = step != NULL;
   if (step) {
-    snprintf(p->scenario, sizeof p->scenario, "%s", scenario);
+    snprintf(p->scenario, sizeof p->scenario, "%s", sc->s->name);
     snprintf(p->step, sizeof p->step, "%s", step);
     p->started_ms = er_now_ms();
     p->polls = 0;
     p->last[0] = '\0';
     p->produced = p->acked = 0;
-    r->prog_shown = p->started_ms;
+    sc->prog_shown = p->started_ms;
   }
   pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&r->prog.mu);
+}
+
+/* sc runs (on) or has ended (off): the progress thread looks at it. */
+static void progress_live(scen_t *sc, bool on) {
+  run_t *r = sc->r;
+  pthread_mutex_lock(&r->prog.mu);
+  if (on && r->nlive < sizeof r->live / sizeof r->live[0]) {
+    r->live[r->nlive++] = sc;
+  } else if (!on) {
+    for (size_t i = 0; i < r->nlive; i++)
+      if (r->live[i] == sc) {
+        r->live[i] = r->live[--r->nlive];
+        break;
+      }
+    progress_clear(r);
+  }
+  pthread_mutex_unlock(&r->prog.mu);
 }
 
 static void progress_start(run_t *r) {
@@ -471,14 +526,16 @@ static void progress_start(run_t *r) {
 }
 
 static void progress_stop(run_t *r) {
-  if (!r->prog_started)
-    return;
+  if (r->prog_started) {
+    pthread_mutex_lock(&r->prog.mu);
+    r->prog_stop = true;
+    pthread_mutex_unlock(&r->prog.mu);
+    pthread_join(r->prog_thread, NULL);
+    r->prog_started = false;
+  }
   pthread_mutex_lock(&r->prog.mu);
-  r->prog_stop = true;
+  progress_clear(r);
   pthread_mutex_unlock(&r->prog.mu);
-  pthread_join(r->prog_thread, NULL);
-  r->prog_started = false;
-  progress_step(r, NULL, NULL);
   pthread_mutex_destroy(&r->prog.mu);
 }
 
@@ -499,10 +556,7 @@ static void verbose_flush(branch_t *b) {
   chunk[n] = '\0';
   er_secret_redact(chunk);
   pthread_mutex_lock(&r->prog.mu);
-  if (r->prog_drawn) {
-    fputs("\r\033[K", r->o->out);
-    r->prog_drawn = false;
-  }
+  progress_clear(r);
   fputs(chunk, r->o->out);
   if (chunk[n - 1] != '\n')
     fputc('\n', r->o->out);
@@ -517,7 +571,7 @@ static void verbose_flush(branch_t *b) {
 static void record_step(branch_t *b, const char *phase, const er_step_t *st,
                         size_t idx, int64_t t0, int rc) {
   scen_t *sc = b->sc;
-  er_progress_t *p = &sc->r->prog;
+  er_progress_t *p = &sc->prog;
   er_step_rec_t *rec;
   if (sc->nrecs == sc->arecs) {
     size_t na = sc->arecs ? sc->arecs * 2 : 16;
@@ -569,13 +623,13 @@ static int run_steps(branch_t *b, const er_steplist_t *l, const char *phase,
     if (!*b->label) { /* a top-level step: the progress line shows it */
       char what[200];
       snprintf(what, sizeof what, "%s %zu '%s'", phase, i + 1, l->v[i].name);
-      progress_step(b->sc->r, b->sc->s->name, what);
+      progress_step(b->sc, what);
     }
     t0 = er_now_ms();
     rc = run_step(b, &l->v[i], phase, i, deadline);
     if (!*b->label) {
       record_step(b, phase, &l->v[i], i, t0, rc);
-      progress_step(b->sc->r, NULL, NULL);
+      progress_step(b->sc, NULL);
       verbose_flush(b);
     }
     if (rc != ER_STEP_OK) {
@@ -805,6 +859,8 @@ static void run_scenario(run_t *r, const er_scenario_t *s, er_result_t *res) {
   sc.r = r;
   sc.s = s;
   sc.started_ms = er_now_ms();
+  pthread_mutex_init(&sc.prog.mu, NULL);
+  progress_live(&sc, true);
   deadline = sc.started_ms + s->timeout_ms;
   sc.scenario = er_session_new();
   b = branch_new(&sc, er_tmpl_clone(r->base), "");
@@ -887,6 +943,8 @@ out:
   free(message);
   branch_free(b);
   er_session_free(sc.scenario);
+  progress_live(&sc, false);
+  pthread_mutex_destroy(&sc.prog.mu);
 }
 
 static void result_free_fields(er_result_t *res) {
@@ -1033,6 +1091,199 @@ static void stop_environment(run_t *r) {
   er_interrupt_hold(false);
 }
 
+/* ---- the scenarios, one after another or -j at once ------------------ */
+
+static void result_start(er_result_t *res, const er_scenario_t *s) {
+  memset(res, 0, sizeof *res);
+  res->classname = s->classname;
+  res->name = s->name;
+  res->file = s->file;
+  res->relfile = s->relfile;
+  res->line = 1;
+}
+
+/* Why s is not run (a skipped result), or NULL. */
+static const char *skip_reason(const run_t *r, const er_scenario_t *s,
+                               size_t failed) {
+  const er_run_opts_t *o = r->o;
+  if (s->skip)
+    return s->skip;
+  if (o->filter && !er_scenario_matches(s, o->filter))
+    return "filtered out";
+  if (o->fail_fast && failed > 0)
+    return "--fail-fast";
+  return NULL;
+}
+
+/* Prints, records and writes one result, then frees its fields. */
+static void result_done(run_t *r, er_result_t *res) {
+  pthread_mutex_lock(&r->prog.mu);
+  progress_clear(r);
+  er_console_result(&r->con, res);
+  pthread_mutex_unlock(&r->prog.mu);
+  er_results_add(&r->results, res);
+  result_free_fields(res);
+  write_report(r);
+}
+
+static void scenario_start_line(run_t *r, const char *name) {
+  pthread_mutex_lock(&r->prog.mu);
+  progress_clear(r);
+  er_console_scenario_start(&r->con, name);
+  pthread_mutex_unlock(&r->prog.mu);
+}
+
+/* Returns how many failed or errored. */
+static size_t run_serial(run_t *r, er_scenario_t **sv, size_t ns) {
+  size_t failed = 0;
+  for (size_t i = 0; i < ns; i++) {
+    er_result_t res;
+    const er_scenario_t *s = sv[i];
+    const char *why = skip_reason(r, s, failed);
+    result_start(&res, s);
+    if (er_interrupted())
+      break;
+    if (why) {
+      res.status = ER_RES_SKIP;
+      res.message = er_strdup(why);
+    } else {
+      scenario_start_line(r, s->name);
+      run_scenario(r, s, &res);
+      if (res.status == ER_RES_FAIL || res.status == ER_RES_ERROR)
+        failed++;
+    }
+    result_done(r, &res);
+  }
+  return failed;
+}
+
+/* -j N: N workers start the scenarios that may run together first (in
+ * file order), then those that run alone (schedule.h), each when none
+ * other runs; results are reported in the order of a serial run. */
+typedef struct sched {
+  run_t *r;
+  er_scenario_t **sv;
+  size_t ns;
+  er_result_t *res;
+  bool *done, *alone;
+  size_t *order;  /* start order: indices into sv */
+  size_t next;    /* the next of order to start */
+  size_t out;     /* the next to report */
+  size_t running; /* scenarios running now */
+  bool alone_now; /* one that runs alone is running */
+  size_t failed;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} sched_t;
+
+/* Reports the finished scenarios that come next in order (under q->mu). */
+static void report_ready(sched_t *q) {
+  while (q->out < q->ns && q->done[q->out])
+    result_done(q->r, &q->res[q->out++]);
+}
+
+static void *sched_worker(void *arg) {
+  sched_t *q = arg;
+  pthread_mutex_lock(&q->mu);
+  while (q->next < q->ns && !er_interrupted()) {
+    size_t i = q->order[q->next];
+    const er_scenario_t *s = q->sv[i];
+    const char *why = skip_reason(q->r, s, q->failed);
+    result_start(&q->res[i], s);
+    if (why) {
+      q->res[i].status = ER_RES_SKIP;
+      q->res[i].message = er_strdup(why);
+      q->done[i] = true;
+      q->next++;
+      report_ready(q);
+      continue;
+    }
+    if (q->alone[i] ? q->running > 0 : q->alone_now) {
+      struct timespec ts; /* wake now and then to see a signal */
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 200 * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+      continue;
+    }
+    q->next++;
+    q->running++;
+    q->alone_now = q->alone[i];
+    pthread_mutex_unlock(&q->mu);
+    scenario_start_line(q->r, s->name);
+    run_scenario(q->r, s, &q->res[i]);
+    pthread_mutex_lock(&q->mu);
+    q->running--;
+    if (q->alone[i])
+      q->alone_now = false;
+    if (q->res[i].status == ER_RES_FAIL || q->res[i].status == ER_RES_ERROR)
+      q->failed++;
+    q->done[i] = true;
+    report_ready(q);
+    pthread_cond_broadcast(&q->cv);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+static size_t run_parallel(run_t *r, er_scenario_t **sv, size_t ns) {
+  sched_t q;
+  pthread_t th[64];
+  int nth = 0, jobs = r->o->jobs > 64 ? 64 : r->o->jobs;
+  memset(&q, 0, sizeof q);
+  q.r = r;
+  q.sv = sv;
+  q.ns = ns;
+  q.res = calloc(ns ? ns : 1, sizeof *q.res);
+  q.done = calloc(ns ? ns : 1, sizeof *q.done);
+  q.alone = calloc(ns ? ns : 1, sizeof *q.alone);
+  q.order = calloc(ns ? ns : 1, sizeof *q.order);
+  if (!q.res || !q.done || !q.alone || !q.order) {
+    free(q.res);
+    free(q.done);
+    free(q.alone);
+    free(q.order);
+    return run_serial(r, sv, ns); /* out of memory: one at a time */
+  }
+  for (size_t i = 0; i < ns; i++)
+    q.alone[i] = er_schedule_exclusive(sv[i], NULL, 0);
+  {
+    size_t k = 0;
+    for (size_t i = 0; i < ns; i++)
+      if (!q.alone[i])
+        q.order[k++] = i;
+    for (size_t i = 0; i < ns; i++)
+      if (q.alone[i])
+        q.order[k++] = i;
+  }
+  pthread_mutex_init(&q.mu, NULL);
+  pthread_cond_init(&q.cv, NULL);
+  for (int t = 0; t < jobs; t++)
+    if (pthread_create(&th[nth], NULL, sched_worker, &q) == 0)
+      nth++;
+  if (nth == 0)
+    sched_worker(&q);
+  for (int t = 0; t < nth; t++)
+    pthread_join(th[t], NULL);
+  /* an interrupted run: what finished, in order, the rest left out */
+  for (size_t i = q.out; i < ns; i++) {
+    if (q.done[i])
+      result_done(r, &q.res[i]);
+    else
+      result_free_fields(&q.res[i]);
+  }
+  pthread_cond_destroy(&q.cv);
+  pthread_mutex_destroy(&q.mu);
+  free(q.res);
+  free(q.done);
+  free(q.alone);
+  free(q.order);
+  return q.failed;
+}
+
 int er_run(const er_run_opts_t *o) {
   run_t r;
   er_err_t err = {0};
@@ -1131,34 +1382,7 @@ int er_run(const er_run_opts_t *o) {
    * signal still leaves one, of what finished (nothing yet) */
   write_report(&r);
   progress_start(&r);
-  for (size_t i = 0; i < ns; i++) {
-    er_result_t res;
-    const er_scenario_t *s = sv[i];
-    memset(&res, 0, sizeof res);
-    res.classname = s->classname;
-    res.name = s->name;
-    res.file = s->file;
-    res.relfile = s->relfile;
-    res.line = 1;
-    if (er_interrupted())
-      break;
-    if (s->skip || (o->filter && !er_scenario_matches(s, o->filter)) ||
-        (o->fail_fast && failed > 0)) {
-      res.status = ER_RES_SKIP;
-      res.message = er_strdup(s->skip                      ? s->skip
-                              : o->fail_fast && failed > 0 ? "--fail-fast"
-                                                           : "filtered out");
-    } else {
-      er_console_scenario_start(&r.con, s->name);
-      run_scenario(&r, s, &res);
-      if (res.status == ER_RES_FAIL || res.status == ER_RES_ERROR)
-        failed++;
-    }
-    er_console_result(&r.con, &res);
-    er_results_add(&r.results, &res);
-    result_free_fields(&res);
-    write_report(&r);
-  }
+  failed = o->jobs > 1 ? run_parallel(&r, sv, ns) : run_serial(&r, sv, ns);
   progress_stop(&r);
   er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
   if (er_interrupt_signal())

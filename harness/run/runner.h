@@ -43,6 +43,7 @@ typedef struct er_run_opts {
   const char *durations;    /* JUnit report balancing the shards, or NULL */
   const char *rerun_failed; /* JUnit report whose failures to run, or NULL */
   const char *json_path;    /* --json FILE, or NULL */
+  int jobs;                 /* -j N: scenarios at once (<= 1: one) */
   const char *html_path;    /* --html FILE, or NULL */
   FILE *out;                /* console (stdout) */
   FILE *err;                /* diagnostics (stderr) */

@@ -161,9 +161,12 @@ check "run without --env finds eventrig.env.json in a parent folder (exit $rc)" 
 err=$(cd "$T_TMP/proj/sub/deeper" && EVENTRIG_ENV="$ER_ROOT/$D/bad.env.json" "$EVENTRIG" run "$ER_ROOT/$D/pass" 2>&1); rc=$?
 check "EVENTRIG_ENV comes before eventrig.env.json (its bad file: exit 2)" \
   bash -c '[ "$1" -eq 2 ] && grep -q "bad.env.json" <<<"$2"' _ $rc "$err"
-err=$("$EVENTRIG" run -j 4 --env $D/env.json $D/pass 2>&1); rc=$?
-check "-j is not --junit any more: exit 2, nothing named 4 written" \
-  bash -c '[ "$1" -eq 2 ] && [ ! -e 4 ] && grep -q -- "--junit PATH" <<<"$2"' _ $rc "$err"
+err=$(cd "$T_TMP" && "$EVENTRIG" run -j 4 --env "$ER_ROOT/$D/env.json" --report-dir "$T_TMP/reports" "$ER_ROOT/$D/pass" 2>&1); rc=$?
+check "-j 4 means jobs, not --junit: exit 0, nothing named 4 written" \
+  bash -c '[ "$1" -eq 0 ] && [ ! -e "$2/4" ]' _ $rc "$T_TMP"
+err=$("$EVENTRIG" run -j 0 --env $D/env.json $D/pass 2>&1); rc=$?
+check "-j 0: exit 2 saying what -j takes" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "from 1 to 64" <<<"$2"' _ $rc "$err"
 out=$("$EVENTRIG" list --color=always $D/pass 2>&1); rc=$?
 check "--color=always is accepted" [ $rc -eq 0 ]
 err=$("$EVENTRIG" run --color=sometimes --env $D/env.json $D/pass 2>&1); rc=$?
