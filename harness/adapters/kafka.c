@@ -905,6 +905,7 @@ struct er_kafka_producer {
   rd_kafka_t *rk;
   uintptr_t call; /* number of the current er_kafka_produce call */
   size_t reported, delivered, failed;
+  size_t purged; /* given up on by this call (rd_kafka_purge) */
   char first_error[256];
   int32_t dr_part[ER_KAFKA_DR_KEEP]; /* first delivered: partition, offset */
   int64_t dr_off[ER_KAFKA_DR_KEEP];
@@ -917,7 +918,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   if ((uintptr_t)m->_private != p->call)
     return; /* a report of an earlier call: already counted as failed */
   p->reported++;
-  if (m->err) {
+  if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+      m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+    p->purged++; /* this call gave up on it: not the broker's failure */
+  } else if (m->err) {
     p->failed++;
     if (!p->first_error[0])
       snprintf(p->first_error, sizeof p->first_error, "%s",
@@ -1015,182 +1019,260 @@ static void poll_once(er_kafka_producer_t *p, int ms) {
   rd_kafka_poll(p->rk, ms);
 }
 
-int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
-                     er_kafka_next_fn next, void *ud,
-                     const er_kafka_produce_opts_t *o,
-                     er_kafka_produce_stats_t *st, er_err_t *err) {
-  er_kafka_t *k = p->ctx.k;
-  rd_kafka_topic_t *rkt = NULL;
-  size_t inflight = o->inflight ? o->inflight : 100000;
-  size_t step = o->count / 100 ? o->count / 100 : 1;
-  size_t next_progress = step;
-  int64_t t0 = er_now_us();
-  int nparts = 0, rc = -1;
-  bool stop = false, deadline_hit = false;
+/* Why a produce stops before its count is in. */
+enum { PSTOP_NONE, PSTOP_DEADLINE, PSTOP_INTR };
 
-  memset(st, 0, sizeof *st);
-  p->call++;
-  p->reported = p->delivered = p->failed = 0;
-  p->ndr = 0;
-  p->first_error[0] = '\0';
+/* One er_kafka_produce call. */
+typedef struct prun {
+  er_kafka_producer_t *p;
+  rd_kafka_topic_t *rkt;
+  const char *topic;
+  int nparts;
+  const er_kafka_produce_opts_t *o;
+  er_kafka_produce_stats_t *st;
+  size_t inflight;      /* bound on messages without a report */
+  size_t step, next_pr; /* progress: every step reports */
+  int64_t t0;           /* er_now_us() at the start */
+  int stop;             /* PSTOP_*: why producing stopped early */
+} prun_t;
 
-  rkt = rd_kafka_topic_new(p->rk, topic, NULL);
-  if (!rkt) {
-    kerr(k, err, ER_E_ENV, "kafka: topic '%s': %s", topic,
-         rd_kafka_err2str(rd_kafka_last_error()));
-    goto out;
+/* PSTOP_INTR after a signal, PSTOP_DEADLINE once the deadline passed. */
+static int produce_stop(int64_t deadline_ms) {
+  if (er_interrupted())
+    return PSTOP_INTR;
+  return er_now_ms() >= deadline_ms ? PSTOP_DEADLINE : PSTOP_NONE;
+}
+
+/* Serves delivery reports for up to ms, never past the deadline. Returns
+ * 0, or -1 with pr->stop set when producing must stop. */
+static int produce_wait(prun_t *pr, int ms) {
+  int left;
+  pr->stop = produce_stop(pr->o->deadline_ms);
+  if (pr->stop)
+    return -1;
+  left = tmo(pr->o->deadline_ms);
+  poll_once(pr->p, ms < left ? ms : left);
+  return 0;
+}
+
+static void produce_progress(prun_t *pr) {
+  if (pr->o->progress && pr->p->reported >= pr->next_pr) {
+    pr->o->progress(pr->o->progress_ud, pr->p->reported, pr->o->count);
+    pr->next_pr = pr->p->reported + pr->step;
   }
-  if (produce_topic(p, topic, rkt, &nparts, o->deadline_ms, err) != 0)
-    goto out;
+}
 
-  for (size_t i = 0; i < o->count && !stop; i++) {
-    er_kafka_msg_t m;
-    rd_kafka_headers_t *hdrs = NULL;
-    rd_kafka_resp_err_t e;
-    int32_t part;
-
-    /* in-flight bound and rate */
-    while (st->produced - p->reported >= inflight) {
-      if (left_ms(o->deadline_ms) == 0 || er_interrupted()) {
-        deadline_hit = true;
-        break;
-      }
-      poll_once(p, 5);
-    }
-    if (o->rate > 0) {
-      int64_t due = t0 + (int64_t)((double)i * 1e6 / o->rate);
-      int64_t now;
-      while ((now = er_now_us()) < due && !deadline_hit) {
-        int64_t w = (due - now) / 1000;
-        if (left_ms(o->deadline_ms) == 0 || er_interrupted()) {
-          deadline_hit = true;
-          break;
-        }
-        poll_once(p, w > 100 ? 100 : (int)w);
-      }
-    }
-    /* a producer that never blocks (fast broker, no rate) still stops
-     * queueing at the deadline or on a signal */
-    if ((i & 255) == 0 && (left_ms(o->deadline_ms) == 0 || er_interrupted()))
-      deadline_hit = true;
-    if (deadline_hit)
-      break;
-
-    memset(&m, 0, sizeof m);
-    m.partition = ER_KAFKA_PARTITION_KEY;
-    if (next(ud, i, &m, err) != 0)
-      break;
-    if (m.partition == ER_KAFKA_PARTITION_SPREAD && nparts > 0)
-      part = (int32_t)(i % (size_t)nparts);
-    else if (m.partition == ER_KAFKA_PARTITION_KEY)
-      part = RD_KAFKA_PARTITION_UA;
-    else if (m.partition >= 0 && m.partition < nparts)
-      part = m.partition;
-    else {
-      kerr(k, err, ER_E_INPUT,
-           "kafka: partition %d does not exist (topic '%s' has %d)",
-           (int)m.partition, topic, nparts);
-      break;
-    }
-    if (m.nheaders) {
-      hdrs = rd_kafka_headers_new(m.nheaders);
-      for (size_t h = 0; h < m.nheaders; h++)
-        rd_kafka_header_add(hdrs, m.headers[h].name, -1, m.headers[h].value,
-                            m.headers[h].value ? (ssize_t)m.headers[h].len : 0);
-    }
-    for (;;) {
-      e = rd_kafka_producev(
-          p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(part),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE((void *)m.value, m.value ? m.value_len : 0),
-          RD_KAFKA_V_KEY(m.key, m.key ? m.key_len : 0),
-          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)p->call),
-          RD_KAFKA_V_END);
-      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        break;
-      if (left_ms(o->deadline_ms) == 0 || er_interrupted()) {
-        deadline_hit = true;
-        break;
-      }
-      poll_once(p, 5);
-    }
-    if (e) {
-      if (hdrs)
-        rd_kafka_headers_destroy(hdrs);
-      if (!deadline_hit)
-        kerr(k, err, ER_E_FAIL,
-             "kafka: could not produce message %zu to '%s': %s", i + 1, topic,
-             rd_kafka_err2str(e));
-      break;
-    }
-    st->produced++;
-    if ((i & 63) == 63)
-      poll_once(p, 0);
-    if (o->progress && p->reported >= next_progress) {
-      o->progress(o->progress_ud, p->reported, o->count);
-      next_progress = p->reported + step;
+/* Waits until message i may go: the in-flight bound and the rate. -1 with
+ * pr->stop set at the deadline or on an interrupt. */
+static int produce_pace(prun_t *pr, size_t i) {
+  const er_kafka_produce_opts_t *o = pr->o;
+  pr->stop = produce_stop(o->deadline_ms);
+  if (pr->stop)
+    return -1;
+  while (pr->st->produced - pr->p->reported >= pr->inflight)
+    if (produce_wait(pr, 5) != 0)
+      return -1;
+  if (o->rate > 0) {
+    int64_t due = pr->t0 + (int64_t)((double)i * 1e6 / o->rate);
+    int64_t now;
+    while ((now = er_now_us()) < due) {
+      int64_t w = (due - now + 999) / 1000;
+      if (produce_wait(pr, w > 100 ? 100 : (int)w) != 0)
+        return -1;
     }
   }
+  return 0;
+}
 
-  /* wait for every report */
-  while (p->reported < st->produced) {
-    if (left_ms(o->deadline_ms) == 0 || er_interrupted()) {
-      deadline_hit = true;
-      break;
-    }
-    poll_once(p, tmo(o->deadline_ms) < 100 ? tmo(o->deadline_ms) : 100);
-    if (o->progress && p->reported >= next_progress) {
-      o->progress(o->progress_ud, p->reported, o->count);
-      next_progress = p->reported + step;
-    }
+/* The partition message m goes to, or -1 with err. */
+static int produce_partition(prun_t *pr, size_t i, const er_kafka_msg_t *m,
+                             int32_t *part, er_err_t *err) {
+  if (m->partition == ER_KAFKA_PARTITION_SPREAD && pr->nparts > 0)
+    *part = (int32_t)(i % (size_t)pr->nparts);
+  else if (m->partition == ER_KAFKA_PARTITION_KEY)
+    *part = RD_KAFKA_PARTITION_UA;
+  else if (m->partition >= 0 && m->partition < pr->nparts)
+    *part = m->partition;
+  else
+    return kerr(pr->p->ctx.k, err, ER_E_INPUT,
+                "kafka: partition %d does not exist (topic '%s' has %d)",
+                (int)m->partition, pr->topic, pr->nparts);
+  return 0;
+}
+
+/* Hands message i to librdkafka. -1 with err, or with pr->stop set when
+ * the deadline passed or a signal came (then err is not set). */
+static int produce_one(prun_t *pr, size_t i, er_kafka_next_fn next, void *ud,
+                       er_err_t *err) {
+  er_kafka_producer_t *p = pr->p;
+  er_kafka_msg_t m;
+  rd_kafka_headers_t *hdrs = NULL;
+  rd_kafka_resp_err_t e;
+  int32_t part = RD_KAFKA_PARTITION_UA;
+
+  if (produce_pace(pr, i) != 0)
+    return -1;
+  memset(&m, 0, sizeof m);
+  m.partition = ER_KAFKA_PARTITION_KEY;
+  if (next(ud, i, &m, err) != 0 ||
+      produce_partition(pr, i, &m, &part, err) != 0)
+    return -1;
+  if (m.nheaders) {
+    hdrs = rd_kafka_headers_new(m.nheaders);
+    for (size_t h = 0; h < m.nheaders; h++)
+      rd_kafka_header_add(hdrs, m.headers[h].name, -1, m.headers[h].value,
+                          m.headers[h].value ? (ssize_t)m.headers[h].len : 0);
   }
-  if (p->reported < st->produced) {
-    /* give up on the rest: purge them so that nothing of this call is left
-     * behind; their late reports are ignored (call number) */
-    size_t outstanding = st->produced - p->reported;
-    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  for (;;) {
+    e = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_RKT(pr->rkt), RD_KAFKA_V_PARTITION(part),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE((void *)m.value, m.value ? m.value_len : 0),
+        RD_KAFKA_V_KEY(m.key, m.key ? m.key_len : 0), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE((void *)p->call), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || produce_wait(pr, 5) != 0)
+      break;
+  }
+  if (e) {
+    if (hdrs) /* librdkafka owns them only once a message is queued */
+      rd_kafka_headers_destroy(hdrs);
+    if (!pr->stop)
+      kerr(p->ctx.k, err, ER_E_FAIL,
+           "kafka: could not produce message %zu to '%s': %s", i + 1, pr->topic,
+           rd_kafka_err2str(e));
+    return -1;
+  }
+  pr->st->produced++;
+  if ((i & 63) == 63)
     poll_once(p, 0);
-    p->call++;
-    p->failed += st->produced - p->reported;
-    p->reported = st->produced;
-    if (!p->first_error[0])
-      snprintf(p->first_error, sizeof p->first_error,
-               "no delivery report before the deadline");
-    kerr(k, err, ER_E_FAIL,
-         "kafka: %zu of %zu message(s) to '%s' had no delivery report before "
-         "the deadline",
-         outstanding, st->produced, topic);
+  produce_progress(pr);
+  return 0;
+}
+
+/* Waits for the delivery report of every message handed over, unless
+ * producing already stopped early (then nothing more is waited for). */
+static void produce_await(prun_t *pr) {
+  while (!pr->stop && pr->p->reported < pr->st->produced) {
+    if (produce_wait(pr, 100) != 0)
+      break;
+    produce_progress(pr);
   }
-  if (o->progress)
-    o->progress(o->progress_ud, p->reported, o->count);
+}
+
+/* Gives up on the messages without a report: purges them from
+ * librdkafka's queues so that nothing of this call is sent later; the
+ * reports that do not come now are ignored later (call number) and
+ * counted as purged here. */
+static void produce_purge(prun_t *pr) {
+  er_kafka_producer_t *p = pr->p;
+  if (p->reported >= pr->st->produced)
+    return;
+  rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  poll_once(p, 0);
+  p->call++;
+  p->purged += pr->st->produced - p->reported;
+  p->reported = pr->st->produced;
+}
+
+/* Fills the stats from the producer's counters. */
+static void produce_stats(prun_t *pr) {
+  er_kafka_producer_t *p = pr->p;
+  er_kafka_produce_stats_t *st = pr->st;
   st->delivered = p->delivered;
-  st->failed = p->failed;
+  st->failed = p->failed + p->purged;
   st->ndr = p->ndr;
   for (size_t i = 0; i < p->ndr; i++) {
     st->dr[i].partition = p->dr_part[i];
     st->dr[i].offset = p->dr_off[i];
   }
   snprintf(st->first_error, sizeof st->first_error, "%s", p->first_error);
-  er_kafka_redact(k, st->first_error, sizeof st->first_error);
-  if (st->failed > 0)
+  er_kafka_redact(p->ctx.k, st->first_error, sizeof st->first_error);
+}
+
+/* The call's outcome: 0 when every message was delivered, else -1 with
+ * the most telling message (an error set earlier wins). */
+static int produce_verdict(prun_t *pr, er_err_t *err) {
+  er_kafka_t *k = pr->p->ctx.k;
+  const er_kafka_produce_stats_t *st = pr->st;
+  size_t count = pr->o->count;
+  size_t purged = pr->p->purged;
+  size_t refused = pr->p->failed; /* failed reports from the broker */
+  char first[400] = "";
+  if (refused > 0)
+    snprintf(first, sizeof first, "; %zu deliveries failed, first error: %s",
+             refused, st->first_error);
+  if (pr->stop && st->produced < count)
+    kerr(k, err, ER_E_FAIL,
+         "kafka: %s after %zu of %zu message(s) to '%s' were queued: %zu "
+         "delivered, %zu purged undelivered%s",
+         pr->stop == PSTOP_INTR ? "interrupted" : "deadline reached",
+         st->produced, count, pr->topic, st->delivered, purged, first);
+  else if (purged > 0)
+    kerr(k, err, ER_E_FAIL,
+         "kafka: %zu of %zu message(s) to '%s' had no delivery report %s%s",
+         purged, st->produced, pr->topic,
+         pr->stop == PSTOP_INTR ? "when interrupted (purged)"
+                                : "before the deadline",
+         first);
+  else if (st->failed > 0)
     kerr(k, err, ER_E_FAIL,
          "kafka: %zu of %zu deliveries to '%s' failed; first error: %s",
-         st->failed, st->produced, topic, st->first_error);
-  else if (st->produced < o->count && deadline_hit)
-    kerr(k, err, ER_E_FAIL,
-         "kafka: %s after producing %zu of %zu message(s) to '%s' (what was "
-         "still queued was purged)",
-         er_interrupted() ? "interrupted" : "deadline reached", st->produced,
-         o->count, topic);
-  if (st->produced < o->count || st->failed > 0)
-    er_errf(err, ER_E_FAIL, "kafka: produced %zu of %zu message(s) to '%s'",
-            st->produced, o->count, topic); /* unless a message is set */
-  else
-    rc = 0;
+         st->failed, st->produced, pr->topic, st->first_error);
+  if (st->produced < count || st->failed > 0)
+    return er_errf(
+        err, ER_E_FAIL, "kafka: produced %zu of %zu message(s) to '%s'",
+        st->produced, count, pr->topic); /* unless a message is set */
+  return 0;
+}
+
+int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
+                     er_kafka_next_fn next, void *ud,
+                     const er_kafka_produce_opts_t *o,
+                     er_kafka_produce_stats_t *st, er_err_t *err) {
+  prun_t pr;
+  int rc = -1;
+
+  memset(st, 0, sizeof *st);
+  memset(&pr, 0, sizeof pr);
+  pr.p = p;
+  pr.topic = topic;
+  pr.o = o;
+  pr.st = st;
+  pr.inflight = o->inflight ? o->inflight : 100000;
+  pr.step = o->count / 100 ? o->count / 100 : 1;
+  pr.next_pr = pr.step;
+  pr.t0 = er_now_us();
+  p->call++;
+  p->reported = p->delivered = p->failed = p->purged = 0;
+  p->ndr = 0;
+  p->first_error[0] = '\0';
+
+  pr.rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+  if (!pr.rkt) {
+    kerr(p->ctx.k, err, ER_E_ENV, "kafka: topic '%s': %s", topic,
+         rd_kafka_err2str(rd_kafka_last_error()));
+    goto out;
+  }
+  if (produce_topic(p, topic, pr.rkt, &pr.nparts, o->deadline_ms, err) != 0)
+    goto out;
+  /* queue, checking the deadline and signals before every message */
+  for (size_t i = 0; i < o->count; i++)
+    if (produce_one(&pr, i, next, ud, err) != 0)
+      break;
+  produce_await(&pr);
+  produce_purge(&pr);
+  if (p->purged > 0 && !p->first_error[0])
+    snprintf(p->first_error, sizeof p->first_error, "%s",
+             pr.stop == PSTOP_INTR ? "purged: interrupted"
+                                   : "no delivery report before the deadline");
+  if (o->progress)
+    o->progress(o->progress_ud, p->reported, o->count);
+  produce_stats(&pr);
+  rc = produce_verdict(&pr, err);
 out:
-  st->elapsed_us = er_now_us() - t0;
-  if (rkt)
-    rd_kafka_topic_destroy(rkt);
+  st->elapsed_us = er_now_us() - pr.t0;
+  if (pr.rkt)
+    rd_kafka_topic_destroy(pr.rkt);
   return rc;
 }
 

@@ -155,7 +155,8 @@ typedef struct er_kafka_produce_opts {
   size_t inflight;     /* at most this many without a delivery report
                           (0 = 100000) */
   double rate;         /* messages per second, 0 = as fast as possible */
-  int64_t deadline_ms; /* every report must be in by then */
+  int64_t deadline_ms; /* every report must be in by then; no message is
+                          queued after it */
   /* called now and then (at most every 1% of count) from the producing
    * thread; may be NULL */
   void (*progress)(void *ud, size_t reported, size_t total);
@@ -165,7 +166,8 @@ typedef struct er_kafka_produce_opts {
 typedef struct er_kafka_produce_stats {
   size_t produced;  /* handed to librdkafka */
   size_t delivered; /* acknowledged by the broker */
-  size_t failed;    /* failed delivery reports (incl. purged at deadline) */
+  size_t failed;    /* failed delivery reports, incl. the messages purged
+                       at the deadline or on an interrupt */
   char first_error[256];
   int64_t elapsed_us;
   /* where the first ER_KAFKA_DR_KEEP delivered messages went (in report
@@ -184,10 +186,16 @@ er_kafka_producer_t *er_kafka_producer_new(er_kafka_t *k, er_err_t *err);
 void er_kafka_producer_free(er_kafka_producer_t *p);
 
 /* Produces o->count messages to topic and waits for every delivery
- * report. Returns 0 when all were delivered; -1 with err otherwise
- * (ER_E_FAIL "N of M deliveries failed; first error: ..." or a deadline
- * message; ER_E_ENV when the topic does not exist and cannot be made,
- * ER_E_INPUT for a partition out of range). st is filled either way. */
+ * report. The deadline and the interrupt flag (er_interrupted(), util.h)
+ * are checked before every message and in every wait: when either stops
+ * it, nothing more is queued and what librdkafka still holds of this call
+ * is purged (rd_kafka_purge), so it returns within milliseconds of the
+ * deadline or the signal. Returns 0 when all were delivered; -1 with err
+ * otherwise (ER_E_FAIL "N of M deliveries failed; first error: ...",
+ * "deadline reached after N of M message(s) to 't' were queued: ...",
+ * "interrupted after ..."; ER_E_ENV when the topic does not exist and
+ * cannot be made, ER_E_INPUT for a partition out of range). st is filled
+ * either way. */
 int er_kafka_produce(er_kafka_producer_t *p, const char *topic,
                      er_kafka_next_fn next, void *ud,
                      const er_kafka_produce_opts_t *o,
