@@ -265,11 +265,12 @@ static int scan_string(scan_t *sc, er_buf_t *out) {
       return 0;
     }
     if (c != '\\') {
-      if (out) {
-        char ch = (char)c;
-        er_buf_append(out, &ch, 1);
-      }
-      adv(sc);
+      /* a run of plain characters at once */
+      size_t from = sc->i;
+      while (sc->i < sc->len && sc->s[sc->i] != '"' && sc->s[sc->i] != '\\')
+        adv(sc);
+      if (out)
+        er_buf_append(out, sc->s + from, sc->i - from);
       continue;
     }
     adv(sc);
@@ -356,14 +357,16 @@ static int scan_object(scan_t *sc, int depth) {
     kline = sc->line;
     kcol = sc->col;
     er_buf_reset(&sc->key);
-    if (scan_string(sc, &sc->key) != 0)
+    /* below max_depth nothing is recorded: no pointer to build */
+    if (scan_string(sc, depth + 1 <= sc->max_depth ? &sc->key : NULL) != 0)
       return -1;
     skip_ws(sc);
     if (peek(sc) != ':')
       return -1;
     adv(sc);
-    if (er_jpos_append_token(&sc->ptr, er_buf_cstr(&sc->key)) != 0 ||
-        sc->ptr.truncated) {
+    if (depth + 1 <= sc->max_depth &&
+        (er_jpos_append_token(&sc->ptr, er_buf_cstr(&sc->key)) != 0 ||
+         sc->ptr.truncated)) {
       sc->oom = true;
       return -1;
     }
@@ -395,10 +398,12 @@ static int scan_array(scan_t *sc, int depth) {
   for (;;) {
     int rc;
     size_t base = sc->ptr.len;
-    if (er_buf_printf(&sc->ptr, "/%zu", idx++) != 0 || sc->ptr.truncated) {
+    if (depth + 1 <= sc->max_depth &&
+        (er_buf_printf(&sc->ptr, "/%zu", idx) != 0 || sc->ptr.truncated)) {
       sc->oom = true;
       return -1;
     }
+    idx++;
     rc = scan_value(sc, depth + 1, 0, 0);
     ptr_truncate(&sc->ptr, base);
     if (rc != 0)
@@ -540,18 +545,19 @@ int er_jpos_find(const er_jpos_t *p, const char *pointer, bool key, int *line,
 }
 
 int er_jpos_append_token(er_buf_t *b, const char *token) {
+  const char *t = token;
   if (er_buf_append(b, "/", 1) != 0)
     return -1;
-  for (const char *t = token; *t; t++) {
-    int rc;
-    if (*t == '~')
-      rc = er_buf_append(b, "~0", 2);
-    else if (*t == '/')
-      rc = er_buf_append(b, "~1", 2);
-    else
-      rc = er_buf_append(b, t, 1);
-    if (rc != 0)
+  while (*t) {
+    size_t n = strcspn(t, "~/"); /* a run that needs no escape */
+    if (n && er_buf_append(b, t, n) != 0)
       return -1;
+    t += n;
+    if (*t) {
+      if (er_buf_append(b, *t == '~' ? "~0" : "~1", 2) != 0)
+        return -1;
+      t++;
+    }
   }
   return 0;
 }
