@@ -7,7 +7,10 @@
 #   SchemaStore's GitHub workflow schema and GitLab's CI schema;
 # - tests/support/check_ci_files.py parses them (PyYAML) and checks that
 #   ports, topics, group and instances agree with ci/compose.env.json, and
-#   that the templates run the suite and publish its JUnit file;
+#   that the templates run the suite and publish its JUnit file; that
+#   nothing in the Compose stack is fixed per Docker host (project name,
+#   images, host ports: ci/compose-env.sh picks them per run) and that the
+#   checks hold with one run's ports as with the defaults;
 # - both checks are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
 #   report, ...).
@@ -66,7 +69,7 @@ while IFS=$'\t' read -r status desc; do
     *) echo "# $status${desc:+ $desc}" ;;
   esac
 done <"$T_TMP/check.out"
-check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 21 -a "$rc" -le 1
+check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 27 -a "$rc" -le 1
 
 # --- the checks can fail: broken copies of the files ------------------------
 # copy ROOT's files into a fresh folder, then apply an edit
@@ -76,7 +79,7 @@ mkcopy() {
   mkdir -p "$d/ci" "$d/sut"
   cp "$ER_ROOT/docker-compose.test.yml" "$d/"
   cp "$ER_ROOT/ci/compose.env.json" "$ER_ROOT/ci/local.env.json" "$ER_ROOT/ci/github-actions.yml" \
-    "$ER_ROOT/ci/gitlab-ci.yml" "$d/ci/"
+    "$ER_ROOT/ci/gitlab-ci.yml" "$ER_ROOT/ci/compose-env.sh" "$d/ci/"
   cp "$ER_ROOT/sut/Dockerfile" "$d/sut/"
   ln -s "$ER_ROOT/sut/eventrig-sut" "$d/sut/eventrig-sut"
   ln -s "$ER_ROOT/scenarios" "$d/scenarios"
@@ -104,11 +107,29 @@ broken() {
 }
 
 broken "sut-2 published on another port" docker-compose.test.yml \
-  's/127.0.0.1:28082:8080/127.0.0.1:28092:8080/' "published ports = SUT_URL_N"
+  's/EVENTRIG_SUT2_PORT:-28082}:8080/EVENTRIG_SUT2_PORT:-28092}:8080/' "published ports = SUT_URL_N"
 broken "env redis port" ci/compose.env.json \
-  's#redis://127.0.0.1:26379/0#redis://127.0.0.1:6379/0#' "redis.url and postgres.dsn"
+  's#EVENTRIG_REDIS_PORT:-26379}/0#EVENTRIG_REDIS_PORT:-6379}/0#' "redis.url and postgres.dsn"
 broken "host listener advertised as localhost" docker-compose.test.yml \
-  's#HOST://127.0.0.1:29092#HOST://localhost:29092#' "kafka.bootstrap of ci/compose.env.json"
+  's#HOST://127.0.0.1:#HOST://localhost:#' "kafka.bootstrap of ci/compose.env.json"
+broken "host listener advertised on a fixed port" docker-compose.test.yml \
+  's#HOST://127.0.0.1:${EVENTRIG_KAFKA_PORT:-29092}#HOST://127.0.0.1:29092#' "with one run's ports"
+broken "a fixed project name" docker-compose.test.yml \
+  '0,/^services:/s//name: eventrig-test\nservices:/' "names no project"
+broken "the service built into a fixed image" docker-compose.test.yml \
+  '0,/^  build:/s//  image: eventrig-sut:test\n  build:/' "names no project, container, image"
+broken "redis published on a fixed port" docker-compose.test.yml \
+  's/127.0.0.1:${EVENTRIG_REDIS_PORT:-26379}:6379/127.0.0.1:26379:6379/' "every host port is chosen per run"
+broken "env reads the kafka port from another variable" ci/compose.env.json \
+  's/env.EVENTRIG_KAFKA_PORT:-29092/env.KAFKA_PORT:-29092/' "reads every port variable"
+broken "env with a fixed sut-3 address" ci/compose.env.json \
+  's#127.0.0.1:${env.EVENTRIG_SUT3_PORT:-28083}/metrics#127.0.0.1:28083/metrics#' "and no fixed port"
+broken "compose-env.sh ignores GitLab's job id" ci/compose-env.sh \
+  's/CI_JOB_ID:-/CI_JOB_IDX:-/' "pipeline's project name"
+broken "Compose environment without a state section" ci/compose.env.json \
+  's/"state": {/"state_off": {/' "ci/local.env.json's \"state\" section"
+broken "Compose environment fails on stale state, the local one warns" ci/compose.env.json \
+  's/"stale": "warn"/"stale": "fail"/' "ci/local.env.json's \"state\" section"
 broken "controller quorum on another port" docker-compose.test.yml \
   's/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9093/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9094/' "KRaft combined mode"
 broken "a topic missing from the job" docker-compose.test.yml \
@@ -172,6 +193,31 @@ if [ -n "$build_cmd" ] && (cd "$CTX" && bash -c "$build_cmd") >"$T_TMP/ctxbuild.
 else
   not_ok "the build stage's '${build_cmd:-RUN make ...}' builds eventrig-sut from the context alone"
   sed 's/^/# /' "$T_TMP/ctxbuild.log" | tail -10
+fi
+
+# the Compose environment's stale-state audit, on one run's ports: a Redis
+# and a broker (librdkafka's mock cluster) on ports handed out for this run,
+# an idempotency key left by "an earlier run": `eventrig audit` finds it on
+# EVENTRIG_REDIS_PORT and audits the group on EVENTRIG_KAFKA_PORT
+MOCK=$ER_ROOT/build/asan/support/mockbroker
+if [ ! -x "$MOCK" ] && ! (cd "$ER_ROOT" && make -s build/asan/support/mockbroker) >"$T_TMP/mock-build.log" 2>&1; then
+  not_ok "build/asan/support/mockbroker is built"
+  sed 's/^/# /' "$T_TMP/mock-build.log" | tail -5
+elif start_redis; then
+  "$MOCK" essay.content.provisioned.v1:3 >"$T_TMP/mock.out" 2>"$T_TMP/mock.err" &
+  T_PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$T_TMP/mock.out" ] && break; sleep 0.05; done
+  BS=$(head -n 1 "$T_TMP/mock.out")
+  redis-cli -p "$REDIS_PORT" set els:idempotency:v2:els:essay.content.provisioned.v1:old 1 EX 86400 >/dev/null
+  EVENTRIG_REDIS_PORT=$REDIS_PORT EVENTRIG_KAFKA_PORT=${BS##*:} \
+    "$EVENTRIG" audit --env "$ER_ROOT/ci/compose.env.json" >"$T_TMP/audit.out" 2>&1
+  rc=$?
+  check "eventrig audit --env ci/compose.env.json: stale key found on this run's Redis port (exit $rc)" \
+    bash -c '[ "$1" -eq 1 ] && grep -qx "idempotency keys in redis://127.0.0.1:$2/0:" "$3" &&
+      grep -q "els:idempotency:v2:els:essay.content.provisioned.v1:old" "$3"' _ "$rc" "$REDIS_PORT" "$T_TMP/audit.out"
+  check "eventrig audit --env ci/compose.env.json: group els-group audited on this run's broker port" \
+    bash -c 'grep -qx "consumer groups on $2:" "$1" && grep -q "consumer group els-group: lag 0" "$1"' _ "$T_TMP/audit.out" "$BS"
+  grep -q . "$T_TMP/audit.out" && [ "$rc" -ne 1 ] && sed 's/^/# /' "$T_TMP/audit.out" | head -10
 fi
 
 # the environment file is one eventrig accepts with the bundled suite

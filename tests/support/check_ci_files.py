@@ -10,9 +10,15 @@ What it proves, without a Docker engine:
 - docker-compose.test.yml and ci/compose.env.json name the same ports,
   topics, consumer group and instances (published host ports = the ports in
   the environment's URLs; container ports = the ports the containers listen
-  on; the Kafka listeners advertise what eventrig and the services dial);
+  on; the Kafka listeners advertise what eventrig and the services dial),
+  with the default ports and with the ports of one run (Compose's
+  ${VAR:-default} and eventrig's ${env.VAR:-default} both interpolated);
+- nothing is fixed per Docker host: no project name, no container or image
+  name, every host port is ${EVENTRIG_*_PORT:-N}; ci/compose-env.sh prints
+  a project name from the pipeline's job id and a free port for each;
 - ci/compose.env.json starts nothing and declares what ci/local.env.json
-  declares (same vars, same topics), so the same scenarios run on both;
+  declares (same vars, same topics, same "state"), so the same scenarios run
+  on both, with the stale-state audit and failure verdicts;
 - every service has a health check and dependencies wait for health;
 - sut/Dockerfile builds with the packages sut/ needs and its runtime stage
   holds the package of every library the service links, and curl;
@@ -32,10 +38,15 @@ import yaml
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "."
 FAILED = 0
+CAPTURE = None  # a list: report() collects failures there instead of printing
 
 
 def report(ok, desc, detail=()):
     global FAILED
+    if CAPTURE is not None:
+        if not ok:
+            CAPTURE.append(f"{desc}: {'; '.join(map(str, detail))}")
+        return
     print(("ok" if ok else "not ok") + "\t" + desc)
     if not ok:
         FAILED += 1
@@ -70,6 +81,73 @@ def load_json(rel):
     except (OSError, ValueError) as e:
         report(False, f"{rel} parses as JSON", [e])
         return None
+
+
+# Compose interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, $VAR, $$
+COMPOSE_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def compose_interp(value, environ):
+    """value (a loaded YAML document) with every string interpolated as
+    Compose does with the variables environ."""
+    if isinstance(value, dict):
+        return {k: compose_interp(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compose_interp(v, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, default = m.group(2), m.group(3) or ""
+        got = environ.get(name)
+        if op == ":-" and not got:
+            return default
+        if op == "-" and got is None:
+            return default
+        return got or ""
+    return COMPOSE_VAR.sub(sub, value)
+
+
+ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def env_resolve(doc, environ):
+    """an environment file with its ${env.NAME} and ${env.NAME:-default}
+    resolved as eventrig does: earlier vars first, then the process
+    environment environ, then the default. Other ${...} are left as they
+    are; state.idempotency_key is expanded per event, so it is left too."""
+    out = json.loads(json.dumps(doc))
+    seen = {}
+
+    def expand(v):
+        if isinstance(v, dict):
+            return {k: expand(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [expand(x) for x in v]
+        if not isinstance(v, str):
+            return v
+
+        def sub(m):
+            name, default = m.group(1), m.group(2)
+            if name in seen:
+                return seen[name]
+            if environ.get(name):
+                return environ[name]
+            return default if default is not None else m.group(0)
+        return ENV_REF.sub(sub, v)
+    for k, v in (out.get("vars") or {}).items():
+        seen[k] = out["vars"][k] = expand(v)
+    for k in list(out):
+        if k == "vars":
+            continue
+        if k == "state" and isinstance(out[k], dict):
+            out[k] = {sk: (sv if sk == "idempotency_key" else expand(sv)) for sk, sv in out[k].items()}
+        else:
+            out[k] = expand(out[k])
+    return out
 
 
 def host_port(url_or_addr):
@@ -182,11 +260,15 @@ def check_compose(c, env, local):
     if not host_lis:
         probs.append(f"no advertised listener is {bootstrap} (advertised: {ke.get('KAFKA_ADVERTISED_LISTENERS')})")
     else:
+        # the listener eventrig dials listens on a container port that is
+        # published as the host port the broker advertises
         n = host_lis[0]
-        if lis.get(n, (None, None))[1] != bp:
-            probs.append(f"listener {n} does not listen on {bp} in the container")
-        if host_port_for(k, bp) != bp:
-            probs.append(f"container port {bp} is not published as host port {bp} ({k.get('ports')})")
+        lp = lis.get(n, (None, None))[1]
+        if lp is None:
+            probs.append(f"advertised listener {n} is not a listener")
+        elif host_port_for(k, lp) != bp:
+            probs.append(f"listener {n} listens on container port {lp}, published as host port "
+                         f"{host_port_for(k, lp)}, but the broker advertises {bh}:{bp} ({k.get('ports')})")
     expect("kafka.bootstrap of ci/compose.env.json is advertised, listened on and published by the broker", probs)
     probs = []
     if ke.get("KAFKA_PROCESS_ROLES", "").replace(" ", "") not in ("broker,controller", "controller,broker"):
@@ -302,6 +384,128 @@ def check_compose(c, env, local):
     if "--bootstrap-server kafka:" not in cmd:
         probs.append("kafka-topics does not dial the broker by its service name")
     expect("the kafka-topics job creates exactly the environment's topics with its partition counts", probs)
+
+
+PORT_SPEC = re.compile(r"^127\.0\.0\.1:\$\{(EVENTRIG_[A-Z0-9_]+_PORT):-(\d+)\}:(\d+)$")
+
+
+def compose_env_sh(environ):
+    """runs ci/compose-env.sh with environ (and PATH); {NAME: value}"""
+    r = subprocess.run(["bash", os.path.join(ROOT, "ci/compose-env.sh")], capture_output=True, text=True,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **environ}, timeout=30)
+    if r.returncode != 0:
+        return None, f"exit {r.returncode}: {r.stderr.strip()}"
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line), None
+
+
+def check_per_run(c_raw, env_raw, local):
+    """nothing fixed per Docker host; the state section; and the port
+    checks of check_compose again with the ports of one run."""
+    # the stack that persists between runs is where stale idempotency keys
+    # pile up: the same stale-state audit and failure verdicts as locally
+    expect("ci/compose.env.json has ci/local.env.json's \"state\" section (stale-state audit, verdicts)",
+           [] if env_raw.get("state") and env_raw.get("state") == local.get("state")
+           else [f"compose env state {json.dumps(env_raw.get('state'))} != local {json.dumps(local.get('state'))}"])
+
+    services = c_raw.get("services") or {}
+    probs = []
+    if "name" in c_raw:
+        probs.append(f"top-level name: {c_raw['name']!r} (the pipeline names the project with "
+                     "COMPOSE_PROJECT_NAME; docker-compose v1 also rejects the key)")
+    for n, sv in services.items():
+        if "container_name" in sv:
+            probs.append(f"{n}: container_name {sv['container_name']!r} is one per Docker host")
+        if "build" in sv and "image" in sv and "COMPOSE_PROJECT_NAME" not in str(sv["image"]):
+            probs.append(f"{n}: builds into the fixed image {sv['image']!r}, which another project's build replaces")
+    for kind in ("volumes", "networks"):
+        for n, v in (c_raw.get(kind) or {}).items():
+            if isinstance(v, dict) and ("name" in v or v.get("external")):
+                probs.append(f"{kind} {n}: a fixed or external name is shared by every project")
+    expect("docker-compose.test.yml names no project, container, image, volume or network of its own "
+           "(COMPOSE_PROJECT_NAME names them)", probs)
+
+    # every host port: ${EVENTRIG_*_PORT:-default}, one variable per port
+    probs, port_vars = [], {}
+    for n, sv in services.items():
+        for p in sv.get("ports", []):
+            m = PORT_SPEC.match(str(p))
+            if not m:
+                probs.append(f"{n}: {p!r} is not \"127.0.0.1:${{EVENTRIG_..._PORT:-N}}:PORT\"")
+            elif m.group(1) in port_vars:
+                probs.append(f"{n}: {m.group(1)} also publishes {port_vars[m.group(1)][0]}")
+            else:
+                port_vars[m.group(1)] = (n, m.group(2))
+    expect("docker-compose.test.yml: every host port is chosen per run (${EVENTRIG_*_PORT:-default}, "
+           "one variable each)", probs)
+
+    # ci/compose.env.json reads the same variables with the same defaults
+    text = json.dumps(env_raw)
+    probs = []
+    refs = {}
+    for m in ENV_REF.finditer(text):
+        if m.group(1).startswith("EVENTRIG_") and m.group(1).endswith("_PORT"):
+            refs.setdefault(m.group(1), set()).add(m.group(2))
+    for var, (n, default) in sorted(port_vars.items()):
+        if var not in refs:
+            probs.append(f"{var} ({n}) is not read")
+        elif refs[var] != {default}:
+            probs.append(f"{var}: defaults {sorted(map(str, refs[var]))}, the Compose file's is {default}")
+    for var in sorted(set(refs) - set(port_vars)):
+        probs.append(f"{var} is read but the Compose file publishes no port with it")
+    fixed = sorted(set(re.findall(r"127\.0\.0\.1:\d+", text)))
+    if fixed:
+        probs.append(f"fixed addresses: {fixed}")
+    expect("ci/compose.env.json reads every port variable with the Compose file's default, "
+           "and no fixed port", probs)
+
+    # ci/compose-env.sh: the project name from the pipeline, a free port each
+    probs = []
+    out = {}
+    for environ, want in (({"CI_JOB_ID": "4242"}, "eventrig-4242"),
+                          ({"GITHUB_RUN_ID": "77", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "compose"},
+                           "eventrig-77-2-compose"),
+                          ({"BUILD_TAG": "jenkins-Team/Job-9"}, "eventrig-jenkins-team-job-9"),
+                          ({"COMPOSE_PROJECT_NAME": "mine", "CI_JOB_ID": "1"}, "mine")):
+        try:
+            out, err = compose_env_sh(environ)
+        except (OSError, subprocess.SubprocessError) as e:
+            out, err = None, e
+        if out is None:
+            probs.append(f"ci/compose-env.sh with {environ}: {err}")
+            continue
+        if out.get("COMPOSE_PROJECT_NAME") != want:
+            probs.append(f"with {environ}: COMPOSE_PROJECT_NAME={out.get('COMPOSE_PROJECT_NAME')}, not {want}")
+    if out:
+        ports = {k: v for k, v in out.items() if k != "COMPOSE_PROJECT_NAME"}
+        if set(ports) != set(port_vars):
+            probs.append(f"prints {sorted(ports)}, the Compose file's variables are {sorted(port_vars)}")
+        if not all(v.isdigit() and 1024 < int(v) < 65536 for v in ports.values()) or \
+                len(set(ports.values())) != len(ports):
+            probs.append(f"ports not distinct unprivileged numbers: {ports}")
+    expect("ci/compose-env.sh prints the pipeline's project name (CI_JOB_ID, GITHUB_RUN_ID, BUILD_TAG) "
+           "and a distinct free port for each port variable", probs)
+    return port_vars
+
+
+def check_run_ports(c_raw, env_raw, local, port_vars):
+    """the consistency checks of check_compose once more with the ports of
+    one run: each variable set to a port unlike its default"""
+    global CAPTURE
+    run = {var: str(41000 + i) for i, var in enumerate(sorted(port_vars))}
+    c = compose_interp(c_raw, run)
+    probs = []
+    for var, (n, _) in port_vars.items():
+        got = [hp for _, hp, _ in published(c["services"][n])]
+        if int(run[var]) not in got:
+            probs.append(f"{n}: {var}={run[var]} but published {got}")
+    CAPTURE = []
+    try:
+        check_compose(c, env_resolve(env_raw, run), local)
+    finally:
+        probs += CAPTURE
+        CAPTURE = None
+    expect("with one run's ports (" + ", ".join(f"{k}={v}" for k, v in sorted(run.items())) +
+           ") the Compose file and ci/compose.env.json still agree", probs)
 
 
 def check_dockerfile(path, binary):
@@ -474,7 +678,10 @@ def main():
     env = load_json("ci/compose.env.json")
     local = load_json("ci/local.env.json")
     if c is not None and env is not None and local is not None:
-        check_compose(c, env, local)
+        # the default ports (no variable set), then one run's
+        check_compose(compose_interp(c, {}), env_resolve(env, {}), local)
+        port_vars = check_per_run(c, env, local)
+        check_run_ports(c, env, local, port_vars)
     check_dockerfile(os.path.join(ROOT, "sut/Dockerfile"), os.path.join(ROOT, "sut/eventrig-sut"))
     if gh is not None:
         check_github(gh, "ci/compose.env.json")
