@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ci_files.sh: docker-compose.test.yml, ci/compose.env.json, sut/Dockerfile
-# and the CI templates (ci/github-actions.yml, ci/gitlab-ci.yml) checked
-# offline, with no Docker engine:
+# and the CI templates (ci/github-actions.yml, ci/github-actions-report.yml,
+# ci/gitlab-ci.yml) checked offline, with no Docker engine:
 # - each YAML file is validated against its published JSON schema, as
 #   vendored by check-jsonschema (PyPI): the Compose specification's schema,
 #   SchemaStore's GitHub workflow schema and GitLab's CI schema;
@@ -10,7 +10,11 @@
 #   that the templates run the suite and publish its JUnit file; that
 #   nothing in the Compose stack is fixed per Docker host (project name,
 #   images, host ports: ci/compose-env.sh picks them per run) and that the
-#   checks hold with one run's ports as with the defaults;
+#   checks hold with one run's ports as with the defaults; that JUnit
+#   publishing is skipped on pull requests from forks (the `if:` evaluated
+#   for each event) and done by the workflow_run template instead; that
+#   every action is at its current major; that the jobs cache the .deb
+#   files of ci/deps.sh and install only the package group they use;
 # - both checks are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
 #   report, ...).
@@ -47,7 +51,7 @@ schema() {
   "$CJS" --builtin-schema "vendor.$2" "$1" >"$T_TMP/cjs.out" 2>&1
 }
 for pair in docker-compose.test.yml:compose-spec ci/github-actions.yml:github-workflows \
-  ci/gitlab-ci.yml:gitlab-ci; do
+  ci/github-actions-report.yml:github-workflows ci/gitlab-ci.yml:gitlab-ci; do
   f=${pair%%:*} s=${pair#*:}
   if schema "$ER_ROOT/$f" "$s"; then
     ok "$f validates against the $s schema"
@@ -69,7 +73,7 @@ while IFS=$'\t' read -r status desc; do
     *) echo "# $status${desc:+ $desc}" ;;
   esac
 done <"$T_TMP/check.out"
-check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 27 -a "$rc" -le 1
+check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 37 -a "$rc" -le 1
 
 # --- the checks can fail: broken copies of the files ------------------------
 # copy ROOT's files into a fresh folder, then apply an edit
@@ -77,9 +81,10 @@ mkcopy() {
   local d=$T_TMP/copy-$1
   rm -rf "$d"
   mkdir -p "$d/ci" "$d/sut"
-  cp "$ER_ROOT/docker-compose.test.yml" "$d/"
+  cp "$ER_ROOT/docker-compose.test.yml" "$ER_ROOT/Makefile" "$d/"
   cp "$ER_ROOT/ci/compose.env.json" "$ER_ROOT/ci/local.env.json" "$ER_ROOT/ci/github-actions.yml" \
-    "$ER_ROOT/ci/gitlab-ci.yml" "$ER_ROOT/ci/compose-env.sh" "$d/ci/"
+    "$ER_ROOT/ci/github-actions-report.yml" "$ER_ROOT/ci/gitlab-ci.yml" "$ER_ROOT/ci/compose-env.sh" \
+    "$ER_ROOT/ci/deps.sh" "$d/ci/"
   cp "$ER_ROOT/sut/Dockerfile" "$d/sut/"
   ln -s "$ER_ROOT/sut/eventrig-sut" "$d/sut/eventrig-sut"
   ln -s "$ER_ROOT/scenarios" "$d/scenarios"
@@ -150,6 +155,56 @@ broken "compose job runs the proxy families" ci/github-actions.yml \
   "s/--filter '!tag:redis-outage,!tag:watch-conflicts'/--filter '!tag:redis-outage'/" "GitHub workflow"
 broken "GitHub publishes another file" ci/github-actions.yml \
   '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "JUnit published"
+# publishing: not on pull requests from forks, on pushes also after a failure
+broken "GitHub publishes on pull requests from forks" ci/github-actions.yml \
+  's/github.event.pull_request.head.repo.full_name == github.repository/true/' "skipped on pull requests from forks"
+broken "GitHub publishes only when the suite passed" ci/github-actions.yml \
+  's/always() \&\& (github.event_name/success() \&\& (github.event_name/' "JUnit published on pushes and branch"
+broken "GitHub: every job may write checks" ci/github-actions.yml \
+  '0,/^  contents: read$/s//  contents: read\n  checks: write/' "only publishing jobs may write checks"
+broken "report workflow runs for every workflow run" ci/github-actions-report.yml \
+  "s/github.event.workflow_run.event == 'pull_request' \&\&/true ||/" "publishes the reports of pull requests from forks"
+broken "report workflow checks out the pull request" ci/github-actions-report.yml \
+  '0,/^    steps:$/s//    steps:\n      - uses: actions\/checkout@v7/' "runs no code"
+broken "report workflow publishes on its own commit" ci/github-actions-report.yml \
+  '/commit: ${{ github.event.workflow_run.head_sha }}/d' "on the head commit"
+broken "report workflow leaves out the Compose job's report" ci/github-actions-report.yml \
+  '/artifact: eventrig-reports-compose/,+1d' "downloads each job's artifact"
+# action majors
+broken "an old checkout" ci/github-actions.yml 's/actions\/checkout@v7/actions\/checkout@v4/' "current major"
+broken "an old junit report action in the report workflow" ci/github-actions-report.yml \
+  's/mikepenz\/action-junit-report@v6/mikepenz\/action-junit-report@v4/' "current major"
+broken "an action nobody vetted" ci/github-actions-report.yml \
+  's/actions\/download-artifact@v8/dawidd6\/action-download-artifact@v8/' "a vetted one"
+# caching
+broken "GitHub caches another folder" ci/github-actions.yml \
+  '0,/path: .apt-archives\/\*.deb/s//path: ~\/.cache\/apt/' "caches the .deb files"
+broken "GitHub cache not keyed on ci/deps.sh" ci/github-actions.yml \
+  "0,/hashFiles('ci\/deps.sh')/s//hashFiles('Makefile')/" "caches the .deb files"
+broken "GitLab without the apt cache" ci/gitlab-ci.yml \
+  '/- .apt-archives\/\*.deb/d' "the container job caches"
+# package groups
+broken "GitHub suite job installs every group" ci/github-actions.yml \
+  's/--apt-archives .apt-archives demo/--apt-archives .apt-archives all/' "install only the group their job uses"
+broken "GitHub Compose job installs the demo group" ci/github-actions.yml \
+  's/--apt-archives .apt-archives build/--apt-archives .apt-archives demo/' "install only the group their job uses"
+broken "GitLab suite job runs make deps" ci/gitlab-ci.yml \
+  's/ci\/deps.sh --apt-archives .apt-archives demo/make deps/' "install only the group their job uses"
+broken "the test group without the JDK" ci/deps.sh \
+  '/^    test)/,/;;/{/group_pkgs kafka/d}' "groups nest"
+broken "make demo installs every group" Makefile 's/@ci\/deps.sh demo/@ci\/deps.sh all/' "make demo installs"
+broken "make test depends on deps again" Makefile 's/^test:$/test: deps/' "make test installs test"
+# one project and one set of ports per run
+broken "GitHub Compose job with a fixed project name" ci/github-actions.yml \
+  's/COMPOSE_PROJECT_NAME: eventrig-.*/COMPOSE_PROJECT_NAME: eventrig-test/' "project named after the run"
+broken "GitHub Compose job on the default ports" ci/github-actions.yml \
+  '/ci\/compose-env.sh >> "$GITHUB_ENV"/d' "host ports from ci/compose-env.sh"
+broken "GitHub Compose job keeps its images" ci/github-actions.yml \
+  's/down -v --rmi local/down -v/' "down -v --rmi local always"
+broken "GitLab Compose job with a fixed project name" ci/gitlab-ci.yml \
+  's/COMPOSE_PROJECT_NAME: eventrig-$CI_JOB_ID/COMPOSE_PROJECT_NAME: eventrig/' "project named after CI_JOB_ID"
+broken "GitLab Compose job does not export the ports" ci/gitlab-ci.yml \
+  '/set -a; . .\/compose.env; set +a/d' "host ports from ci/compose-env.sh"
 broken "GitLab without the JUnit report" ci/gitlab-ci.yml \
   's#junit: reports/junit.xml#junit: report.xml#' "artifacts:reports:junit"
 broken "GitLab artifacts only on success" ci/gitlab-ci.yml \
@@ -176,6 +231,8 @@ schema_rejects "depends_on with an unknown condition" docker-compose.test.yml co
   '0,/condition: service_healthy/s//condition: service_ready/'
 schema_rejects "a job without runs-on" ci/github-actions.yml github-workflows \
   '/runs-on: ubuntu-latest/d'
+schema_rejects "a permission level that does not exist" ci/github-actions-report.yml github-workflows \
+  's/      actions: read /      actions: readonly /'
 schema_rejects "artifacts:when with a bad value" ci/gitlab-ci.yml gitlab-ci \
   's/when: always/when: sometimes/'
 
