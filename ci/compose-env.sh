@@ -36,7 +36,7 @@ fi
 if [ -n "$name" ]; then
   # Compose: lower case letters, digits, dashes and underscores, starting
   # with a letter or digit
-  name=$(printf '%s' "$name" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_-' '-' | sed 's/^[^a-z0-9]*//')
+  name=$(printf '%s' "$name" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_-' '-' | sed 's/^[^a-z0-9]*//')
   echo "COMPOSE_PROJECT_NAME=$name"
 fi
 

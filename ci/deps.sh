@@ -31,7 +31,7 @@ group_pkgs() {
     test)
       group_pkgs demo
       group_pkgs kafka
-      echo redis-tools kcat python3 python3-venv clang-format ;;
+      echo redis-tools kcat curl python3 python3-venv clang-format ;;
     lint)
       group_pkgs build
       echo clang-format clang-tidy ;;
