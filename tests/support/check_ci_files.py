@@ -24,7 +24,20 @@ What it proves, without a Docker engine:
   holds the package of every library the service links, and curl;
 - the CI templates install, build, run the suite and publish the JUnit file
   the run writes; the Compose job filters out exactly the scenario families
-  that need fault proxies or service steps.
+  that need fault proxies or service steps;
+- GitHub: the publishing steps' `if:` (evaluated for a push, a branch pull
+  request and a fork's pull request, after a pass and after a failure)
+  publishes exactly where the token may write checks; only publishing jobs
+  ask for checks: write; ci/github-actions-report.yml publishes, from a
+  workflow_run, each job's artifact of a fork's run on its head commit and
+  runs no code; every action is a vetted one at its current major;
+- each container job caches the .deb files of its ci/deps.sh call, keyed
+  on ci/deps.sh; each job installs the one package group its commands use
+  (demo for the local stack, build against the Compose stack); the groups
+  nest; the Makefile's demo and test install demo and test;
+- the Compose jobs name the project after the pipeline's run or job id,
+  export ci/compose-env.sh's ports before `up` and `down -v --rmi local`
+  whatever happened.
 """
 import json
 import os
@@ -912,11 +925,13 @@ def check_github(w, rw, compose_env_rel):
         calls = deps_calls(runs)
         di = next((k for k, r in enumerate(runs) if deps_calls([r])), None)
         ci = next((k for k, u in enumerate(uses) if u.startswith("actions/checkout@")), None)
-        caches = [(k, s.get("with") or {}) for k, s in enumerate(steps) if s.get("uses", "").startswith("actions/cache@")]
+        caches = [(k, s.get("with") or {}) for k, s in enumerate(steps)
+                  if s.get("uses", "").startswith("actions/cache@")]
         archives = calls[0][1] if calls else None
         if not archives:
             cache_probs.append(f"{name}: ci/deps.sh without --apt-archives (nothing to cache)")
-        elif not any(ci is not None and ci < k < di and str(wi.get("path", "")).strip() == f"{archives.rstrip('/')}/*.deb"
+        elif not any(ci is not None and ci < k < di
+                     and str(wi.get("path", "")).strip() == f"{archives.rstrip('/')}/*.deb"
                      and "hashFiles('ci/deps.sh')" in str(wi.get("key", "")) for k, wi in caches):
             cache_probs.append(f"{name}: no actions/cache of {archives}/*.deb keyed on hashFiles('ci/deps.sh') "
                                "between the checkout and ci/deps.sh")
@@ -937,7 +952,8 @@ def check_github(w, rw, compose_env_rel):
                     not re.search(r"\$\{\{\s*github\.run_attempt\s*\}\}", pname):
                 compose_probs.append(f"{name}: COMPOSE_PROJECT_NAME {pname!r} is not made of github.run_id "
                                      "and github.run_attempt")
-            pe = next((k for k, r in enumerate(runs) if re.search(r"ci/compose-env\.sh\s*>>\s*\"?\$GITHUB_ENV", r)), None)
+            pe = next((k for k, r in enumerate(runs)
+                       if re.search(r"ci/compose-env\.sh\s*>>\s*\"?\$GITHUB_ENV", r)), None)
             if pe is None or upi is None or pe > upi:
                 compose_probs.append(f"{name}: no ci/compose-env.sh >> $GITHUB_ENV before docker compose up")
             downs = [(k, s.get("if", "")) for k, s in enumerate(steps)
@@ -1012,7 +1028,8 @@ def check_github_report(w, rw, publishers):
                 if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.id\s*\}\}", str(d.get("run-id", ""))):
                     probs.append(f"{jn}: downloads without run-id: github.event.workflow_run.id")
                 for p in pub:
-                    if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.head_sha\s*\}\}", str(p.get("commit", ""))):
+                    if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.head_sha\s*\}\}",
+                                        str(p.get("commit", ""))):
                         probs.append(f"{jn}: publishes without commit: github.event.workflow_run.head_sha")
                     rel = os.path.relpath(val(p.get("report_paths", "")), val(d.get("path", ".")))
                     seen[(val(d.get("name")), val(p.get("check_name")), rel)] = jn
