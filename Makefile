@@ -1,6 +1,7 @@
 # eventrig: `make` builds, `make test` runs every test, `make demo` runs the
 # bundled suite on the embedded default, `make deps` installs what is missing.
-# `make test` and `make demo` run `make deps` first.
+# `make test` and `make demo` first install what is missing of the package
+# groups they need (ci/deps.sh: demo for `make demo`, test for `make test`).
 
 PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto libxml-2.0
 CC        ?= cc
@@ -71,17 +72,21 @@ asan: build/asan/eventrig
 
 tests-build: build/asan/eventrig $(UNIT_BIN) $(ITEST_BIN) $(TEST_SUPPORT_BIN) sut
 
+# every package group (ci/deps.sh lists them); DEPS=GROUP... picks groups
+DEPS ?= all
 deps:
-	@ci/deps.sh
+	@ci/deps.sh $(DEPS)
 
 # every test: unit tests, integration tests, under ASan + UBSan
-test: deps
+test:
+	@ci/deps.sh test
 	@$(MAKE) --no-print-directory check
 
 check: tests-build eventrig
 	@tests/run.sh
 
-demo: deps
+demo:
+	@ci/deps.sh demo
 	@$(MAKE) --no-print-directory eventrig sut
 	@ci/demo.sh
 

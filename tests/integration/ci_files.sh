@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # ci_files.sh: docker-compose.test.yml, ci/compose.env.json, sut/Dockerfile
-# and the CI templates (ci/github-actions.yml, ci/gitlab-ci.yml) checked
-# offline, with no Docker engine:
+# and the CI templates (ci/github-actions.yml, ci/github-actions-report.yml,
+# ci/gitlab-ci.yml) checked offline, with no Docker engine:
 # - each YAML file is validated against its published JSON schema, as
 #   vendored by check-jsonschema (PyPI): the Compose specification's schema,
 #   SchemaStore's GitHub workflow schema and GitLab's CI schema;
 # - tests/support/check_ci_files.py parses them (PyYAML) and checks that
 #   ports, topics, group and instances agree with ci/compose.env.json, and
-#   that the templates run the suite and publish its JUnit file;
+#   that the templates run the suite and publish its JUnit file; that
+#   nothing in the Compose stack is fixed per Docker host (project name,
+#   images, host ports: ci/compose-env.sh picks them per run) and that the
+#   checks hold with one run's ports as with the defaults; that JUnit
+#   publishing is skipped on pull requests from forks (the `if:` evaluated
+#   for each event) and done by the workflow_run template instead; that
+#   every action is at its current major; that the jobs cache the .deb
+#   files of ci/deps.sh and install only the package group they use;
 # - both checks are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
 #   report, ...).
@@ -44,7 +51,7 @@ schema() {
   "$CJS" --builtin-schema "vendor.$2" "$1" >"$T_TMP/cjs.out" 2>&1
 }
 for pair in docker-compose.test.yml:compose-spec ci/github-actions.yml:github-workflows \
-  ci/gitlab-ci.yml:gitlab-ci; do
+  ci/github-actions-report.yml:github-workflows ci/gitlab-ci.yml:gitlab-ci; do
   f=${pair%%:*} s=${pair#*:}
   if schema "$ER_ROOT/$f" "$s"; then
     ok "$f validates against the $s schema"
@@ -66,7 +73,7 @@ while IFS=$'\t' read -r status desc; do
     *) echo "# $status${desc:+ $desc}" ;;
   esac
 done <"$T_TMP/check.out"
-check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 21 -a "$rc" -le 1
+check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 37 -a "$rc" -le 1
 
 # --- the checks can fail: broken copies of the files ------------------------
 # copy ROOT's files into a fresh folder, then apply an edit
@@ -74,9 +81,10 @@ mkcopy() {
   local d=$T_TMP/copy-$1
   rm -rf "$d"
   mkdir -p "$d/ci" "$d/sut"
-  cp "$ER_ROOT/docker-compose.test.yml" "$d/"
+  cp "$ER_ROOT/docker-compose.test.yml" "$ER_ROOT/Makefile" "$d/"
   cp "$ER_ROOT/ci/compose.env.json" "$ER_ROOT/ci/local.env.json" "$ER_ROOT/ci/github-actions.yml" \
-    "$ER_ROOT/ci/gitlab-ci.yml" "$d/ci/"
+    "$ER_ROOT/ci/github-actions-report.yml" "$ER_ROOT/ci/gitlab-ci.yml" "$ER_ROOT/ci/compose-env.sh" \
+    "$ER_ROOT/ci/deps.sh" "$d/ci/"
   cp "$ER_ROOT/sut/Dockerfile" "$d/sut/"
   ln -s "$ER_ROOT/sut/eventrig-sut" "$d/sut/eventrig-sut"
   ln -s "$ER_ROOT/scenarios" "$d/scenarios"
@@ -104,11 +112,29 @@ broken() {
 }
 
 broken "sut-2 published on another port" docker-compose.test.yml \
-  's/127.0.0.1:28082:8080/127.0.0.1:28092:8080/' "published ports = SUT_URL_N"
+  's/EVENTRIG_SUT2_PORT:-28082}:8080/EVENTRIG_SUT2_PORT:-28092}:8080/' "published ports = SUT_URL_N"
 broken "env redis port" ci/compose.env.json \
-  's#redis://127.0.0.1:26379/0#redis://127.0.0.1:6379/0#' "redis.url and postgres.dsn"
+  's#EVENTRIG_REDIS_PORT:-26379}/0#EVENTRIG_REDIS_PORT:-6379}/0#' "redis.url and postgres.dsn"
 broken "host listener advertised as localhost" docker-compose.test.yml \
-  's#HOST://127.0.0.1:29092#HOST://localhost:29092#' "kafka.bootstrap of ci/compose.env.json"
+  's#HOST://127.0.0.1:#HOST://localhost:#' "kafka.bootstrap of ci/compose.env.json"
+broken "host listener advertised on a fixed port" docker-compose.test.yml \
+  's#HOST://127.0.0.1:${EVENTRIG_KAFKA_PORT:-29092}#HOST://127.0.0.1:29092#' "with one run's ports"
+broken "a fixed project name" docker-compose.test.yml \
+  '0,/^services:/s//name: eventrig-test\nservices:/' "names no project"
+broken "the service built into a fixed image" docker-compose.test.yml \
+  '0,/^  build:/s//  image: eventrig-sut:test\n  build:/' "names no project, container, image"
+broken "redis published on a fixed port" docker-compose.test.yml \
+  's/127.0.0.1:${EVENTRIG_REDIS_PORT:-26379}:6379/127.0.0.1:26379:6379/' "every host port is chosen per run"
+broken "env reads the kafka port from another variable" ci/compose.env.json \
+  's/env.EVENTRIG_KAFKA_PORT:-29092/env.KAFKA_PORT:-29092/' "reads every port variable"
+broken "env with a fixed sut-3 address" ci/compose.env.json \
+  's#127.0.0.1:${env.EVENTRIG_SUT3_PORT:-28083}/metrics#127.0.0.1:28083/metrics#' "and no fixed port"
+broken "compose-env.sh ignores GitLab's job id" ci/compose-env.sh \
+  's/CI_JOB_ID:-/CI_JOB_IDX:-/' "pipeline's project name"
+broken "Compose environment without a state section" ci/compose.env.json \
+  's/"state": {/"state_off": {/' "ci/local.env.json's \"state\" section"
+broken "Compose environment fails on stale state, the local one warns" ci/compose.env.json \
+  's/"stale": "warn"/"stale": "fail"/' "ci/local.env.json's \"state\" section"
 broken "controller quorum on another port" docker-compose.test.yml \
   's/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9093/KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9094/' "KRaft combined mode"
 broken "a topic missing from the job" docker-compose.test.yml \
@@ -129,6 +155,56 @@ broken "compose job runs the proxy families" ci/github-actions.yml \
   "s/--filter '!tag:redis-outage,!tag:watch-conflicts'/--filter '!tag:redis-outage'/" "GitHub workflow"
 broken "GitHub publishes another file" ci/github-actions.yml \
   '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "JUnit published"
+# publishing: not on pull requests from forks, on pushes also after a failure
+broken "GitHub publishes on pull requests from forks" ci/github-actions.yml \
+  's/github.event.pull_request.head.repo.full_name == github.repository/true/' "skipped on pull requests from forks"
+broken "GitHub publishes only when the suite passed" ci/github-actions.yml \
+  's/always() \&\& (github.event_name/success() \&\& (github.event_name/' "JUnit published on pushes and branch"
+broken "GitHub: every job may write checks" ci/github-actions.yml \
+  '0,/^  contents: read$/s//  contents: read\n  checks: write/' "only publishing jobs may write checks"
+broken "report workflow runs for every workflow run" ci/github-actions-report.yml \
+  "s/github.event.workflow_run.event == 'pull_request' \&\&/true ||/" "publishes the reports of pull requests from forks"
+broken "report workflow checks out the pull request" ci/github-actions-report.yml \
+  '0,/^    steps:$/s//    steps:\n      - uses: actions\/checkout@v7/' "runs no code"
+broken "report workflow publishes on its own commit" ci/github-actions-report.yml \
+  '/commit: ${{ github.event.workflow_run.head_sha }}/d' "on the head commit"
+broken "report workflow leaves out the Compose job's report" ci/github-actions-report.yml \
+  '/artifact: eventrig-reports-compose/,+1d' "downloads each job's artifact"
+# action majors
+broken "an old checkout" ci/github-actions.yml 's/actions\/checkout@v7/actions\/checkout@v4/' "current major"
+broken "an old junit report action in the report workflow" ci/github-actions-report.yml \
+  's/mikepenz\/action-junit-report@v6/mikepenz\/action-junit-report@v4/' "current major"
+broken "an action nobody vetted" ci/github-actions-report.yml \
+  's/actions\/download-artifact@v8/dawidd6\/action-download-artifact@v8/' "a vetted one"
+# caching
+broken "GitHub caches another folder" ci/github-actions.yml \
+  '0,/path: .apt-archives\/\*.deb/s//path: ~\/.cache\/apt/' "caches the .deb files"
+broken "GitHub cache not keyed on ci/deps.sh" ci/github-actions.yml \
+  "0,/hashFiles('ci\/deps.sh')/s//hashFiles('Makefile')/" "caches the .deb files"
+broken "GitLab without the apt cache" ci/gitlab-ci.yml \
+  '/- .apt-archives\/\*.deb/d' "the container job caches"
+# package groups
+broken "GitHub suite job installs every group" ci/github-actions.yml \
+  's/--apt-archives .apt-archives demo/--apt-archives .apt-archives all/' "install only the group their job uses"
+broken "GitHub Compose job installs the demo group" ci/github-actions.yml \
+  's/--apt-archives .apt-archives build/--apt-archives .apt-archives demo/' "install only the group their job uses"
+broken "GitLab suite job runs make deps" ci/gitlab-ci.yml \
+  's/ci\/deps.sh --apt-archives .apt-archives demo/make deps/' "install only the group their job uses"
+broken "the test group without the JDK" ci/deps.sh \
+  '/^    test)/,/;;/{/group_pkgs kafka/d}' "groups nest"
+broken "make demo installs every group" Makefile 's/@ci\/deps.sh demo/@ci\/deps.sh all/' "make demo installs"
+broken "make test depends on deps again" Makefile 's/^test:$/test: deps/' "make test installs test"
+# one project and one set of ports per run
+broken "GitHub Compose job with a fixed project name" ci/github-actions.yml \
+  's/COMPOSE_PROJECT_NAME: eventrig-.*/COMPOSE_PROJECT_NAME: eventrig-test/' "project named after the run"
+broken "GitHub Compose job on the default ports" ci/github-actions.yml \
+  '/ci\/compose-env.sh >> "$GITHUB_ENV"/d' "host ports from ci/compose-env.sh"
+broken "GitHub Compose job keeps its images" ci/github-actions.yml \
+  's/down -v --rmi local/down -v/' "down -v --rmi local always"
+broken "GitLab Compose job with a fixed project name" ci/gitlab-ci.yml \
+  's/COMPOSE_PROJECT_NAME: eventrig-$CI_JOB_ID/COMPOSE_PROJECT_NAME: eventrig/' "project named after CI_JOB_ID"
+broken "GitLab Compose job does not export the ports" ci/gitlab-ci.yml \
+  '/set -a; . .\/compose.env; set +a/d' "host ports from ci/compose-env.sh"
 broken "GitLab without the JUnit report" ci/gitlab-ci.yml \
   's#junit: reports/junit.xml#junit: report.xml#' "artifacts:reports:junit"
 broken "GitLab artifacts only on success" ci/gitlab-ci.yml \
@@ -155,6 +231,8 @@ schema_rejects "depends_on with an unknown condition" docker-compose.test.yml co
   '0,/condition: service_healthy/s//condition: service_ready/'
 schema_rejects "a job without runs-on" ci/github-actions.yml github-workflows \
   '/runs-on: ubuntu-latest/d'
+schema_rejects "a permission level that does not exist" ci/github-actions-report.yml github-workflows \
+  's/      actions: read /      actions: readonly /'
 schema_rejects "artifacts:when with a bad value" ci/gitlab-ci.yml gitlab-ci \
   's/when: always/when: sometimes/'
 
@@ -172,6 +250,31 @@ if [ -n "$build_cmd" ] && (cd "$CTX" && bash -c "$build_cmd") >"$T_TMP/ctxbuild.
 else
   not_ok "the build stage's '${build_cmd:-RUN make ...}' builds eventrig-sut from the context alone"
   sed 's/^/# /' "$T_TMP/ctxbuild.log" | tail -10
+fi
+
+# the Compose environment's stale-state audit, on one run's ports: a Redis
+# and a broker (librdkafka's mock cluster) on ports handed out for this run,
+# an idempotency key left by "an earlier run": `eventrig audit` finds it on
+# EVENTRIG_REDIS_PORT and audits the group on EVENTRIG_KAFKA_PORT
+MOCK=$ER_ROOT/build/asan/support/mockbroker
+if [ ! -x "$MOCK" ] && ! (cd "$ER_ROOT" && make -s build/asan/support/mockbroker) >"$T_TMP/mock-build.log" 2>&1; then
+  not_ok "build/asan/support/mockbroker is built"
+  sed 's/^/# /' "$T_TMP/mock-build.log" | tail -5
+elif start_redis; then
+  "$MOCK" essay.content.provisioned.v1:3 >"$T_TMP/mock.out" 2>"$T_TMP/mock.err" &
+  T_PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$T_TMP/mock.out" ] && break; sleep 0.05; done
+  BS=$(head -n 1 "$T_TMP/mock.out")
+  redis-cli -p "$REDIS_PORT" set els:idempotency:v2:els:essay.content.provisioned.v1:old 1 EX 86400 >/dev/null
+  EVENTRIG_REDIS_PORT=$REDIS_PORT EVENTRIG_KAFKA_PORT=${BS##*:} \
+    "$EVENTRIG" audit --env "$ER_ROOT/ci/compose.env.json" >"$T_TMP/audit.out" 2>&1
+  rc=$?
+  check "eventrig audit --env ci/compose.env.json: stale key found on this run's Redis port (exit $rc)" \
+    bash -c '[ "$1" -eq 1 ] && grep -qx "idempotency keys in redis://127.0.0.1:$2/0:" "$3" &&
+      grep -q "els:idempotency:v2:els:essay.content.provisioned.v1:old" "$3"' _ "$rc" "$REDIS_PORT" "$T_TMP/audit.out"
+  check "eventrig audit --env ci/compose.env.json: group els-group audited on this run's broker port" \
+    bash -c 'grep -qx "consumer groups on $2:" "$1" && grep -q "consumer group els-group: lag 0" "$1"' _ "$T_TMP/audit.out" "$BS"
+  grep -q . "$T_TMP/audit.out" && [ "$rc" -ne 1 ] && sed 's/^/# /' "$T_TMP/audit.out" | head -10
 fi
 
 # the environment file is one eventrig accepts with the bundled suite

@@ -10,15 +10,34 @@ What it proves, without a Docker engine:
 - docker-compose.test.yml and ci/compose.env.json name the same ports,
   topics, consumer group and instances (published host ports = the ports in
   the environment's URLs; container ports = the ports the containers listen
-  on; the Kafka listeners advertise what eventrig and the services dial);
+  on; the Kafka listeners advertise what eventrig and the services dial),
+  with the default ports and with the ports of one run (Compose's
+  ${VAR:-default} and eventrig's ${env.VAR:-default} both interpolated);
+- nothing is fixed per Docker host: no project name, no container or image
+  name, every host port is ${EVENTRIG_*_PORT:-N}; ci/compose-env.sh prints
+  a project name from the pipeline's job id and a free port for each;
 - ci/compose.env.json starts nothing and declares what ci/local.env.json
-  declares (same vars, same topics), so the same scenarios run on both;
+  declares (same vars, same topics, same "state"), so the same scenarios run
+  on both, with the stale-state audit and failure verdicts;
 - every service has a health check and dependencies wait for health;
 - sut/Dockerfile builds with the packages sut/ needs and its runtime stage
   holds the package of every library the service links, and curl;
 - the CI templates install, build, run the suite and publish the JUnit file
   the run writes; the Compose job filters out exactly the scenario families
-  that need fault proxies or service steps.
+  that need fault proxies or service steps;
+- GitHub: the publishing steps' `if:` (evaluated for a push, a branch pull
+  request and a fork's pull request, after a pass and after a failure)
+  publishes exactly where the token may write checks; only publishing jobs
+  ask for checks: write; ci/github-actions-report.yml publishes, from a
+  workflow_run, each job's artifact of a fork's run on its head commit and
+  runs no code; every action is a vetted one at its current major;
+- each container job caches the .deb files of its ci/deps.sh call, keyed
+  on ci/deps.sh; each job installs the one package group its commands use
+  (demo for the local stack, build against the Compose stack); the groups
+  nest; the Makefile's demo and test install demo and test;
+- the Compose jobs name the project after the pipeline's run or job id,
+  export ci/compose-env.sh's ports before `up` and `down -v --rmi local`
+  whatever happened.
 """
 import json
 import os
@@ -32,10 +51,15 @@ import yaml
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "."
 FAILED = 0
+CAPTURE = None  # a list: report() collects failures there instead of printing
 
 
 def report(ok, desc, detail=()):
     global FAILED
+    if CAPTURE is not None:
+        if not ok:
+            CAPTURE.append(f"{desc}: {'; '.join(map(str, detail))}")
+        return
     print(("ok" if ok else "not ok") + "\t" + desc)
     if not ok:
         FAILED += 1
@@ -70,6 +94,73 @@ def load_json(rel):
     except (OSError, ValueError) as e:
         report(False, f"{rel} parses as JSON", [e])
         return None
+
+
+# Compose interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, $VAR, $$
+COMPOSE_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def compose_interp(value, environ):
+    """value (a loaded YAML document) with every string interpolated as
+    Compose does with the variables environ."""
+    if isinstance(value, dict):
+        return {k: compose_interp(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compose_interp(v, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, default = m.group(2), m.group(3) or ""
+        got = environ.get(name)
+        if op == ":-" and not got:
+            return default
+        if op == "-" and got is None:
+            return default
+        return got or ""
+    return COMPOSE_VAR.sub(sub, value)
+
+
+ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def env_resolve(doc, environ):
+    """an environment file with its ${env.NAME} and ${env.NAME:-default}
+    resolved as eventrig does: earlier vars first, then the process
+    environment environ, then the default. Other ${...} are left as they
+    are; state.idempotency_key is expanded per event, so it is left too."""
+    out = json.loads(json.dumps(doc))
+    seen = {}
+
+    def expand(v):
+        if isinstance(v, dict):
+            return {k: expand(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [expand(x) for x in v]
+        if not isinstance(v, str):
+            return v
+
+        def sub(m):
+            name, default = m.group(1), m.group(2)
+            if name in seen:
+                return seen[name]
+            if environ.get(name):
+                return environ[name]
+            return default if default is not None else m.group(0)
+        return ENV_REF.sub(sub, v)
+    for k, v in (out.get("vars") or {}).items():
+        seen[k] = out["vars"][k] = expand(v)
+    for k in list(out):
+        if k == "vars":
+            continue
+        if k == "state" and isinstance(out[k], dict):
+            out[k] = {sk: (sv if sk == "idempotency_key" else expand(sv)) for sk, sv in out[k].items()}
+        else:
+            out[k] = expand(out[k])
+    return out
 
 
 def host_port(url_or_addr):
@@ -182,11 +273,15 @@ def check_compose(c, env, local):
     if not host_lis:
         probs.append(f"no advertised listener is {bootstrap} (advertised: {ke.get('KAFKA_ADVERTISED_LISTENERS')})")
     else:
+        # the listener eventrig dials listens on a container port that is
+        # published as the host port the broker advertises
         n = host_lis[0]
-        if lis.get(n, (None, None))[1] != bp:
-            probs.append(f"listener {n} does not listen on {bp} in the container")
-        if host_port_for(k, bp) != bp:
-            probs.append(f"container port {bp} is not published as host port {bp} ({k.get('ports')})")
+        lp = lis.get(n, (None, None))[1]
+        if lp is None:
+            probs.append(f"advertised listener {n} is not a listener")
+        elif host_port_for(k, lp) != bp:
+            probs.append(f"listener {n} listens on container port {lp}, published as host port "
+                         f"{host_port_for(k, lp)}, but the broker advertises {bh}:{bp} ({k.get('ports')})")
     expect("kafka.bootstrap of ci/compose.env.json is advertised, listened on and published by the broker", probs)
     probs = []
     if ke.get("KAFKA_PROCESS_ROLES", "").replace(" ", "") not in ("broker,controller", "controller,broker"):
@@ -304,6 +399,128 @@ def check_compose(c, env, local):
     expect("the kafka-topics job creates exactly the environment's topics with its partition counts", probs)
 
 
+PORT_SPEC = re.compile(r"^127\.0\.0\.1:\$\{(EVENTRIG_[A-Z0-9_]+_PORT):-(\d+)\}:(\d+)$")
+
+
+def compose_env_sh(environ):
+    """runs ci/compose-env.sh with environ (and PATH); {NAME: value}"""
+    r = subprocess.run(["bash", os.path.join(ROOT, "ci/compose-env.sh")], capture_output=True, text=True,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **environ}, timeout=30)
+    if r.returncode != 0:
+        return None, f"exit {r.returncode}: {r.stderr.strip()}"
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line), None
+
+
+def check_per_run(c_raw, env_raw, local):
+    """nothing fixed per Docker host; the state section; and the port
+    checks of check_compose again with the ports of one run."""
+    # the stack that persists between runs is where stale idempotency keys
+    # pile up: the same stale-state audit and failure verdicts as locally
+    expect("ci/compose.env.json has ci/local.env.json's \"state\" section (stale-state audit, verdicts)",
+           [] if env_raw.get("state") and env_raw.get("state") == local.get("state")
+           else [f"compose env state {json.dumps(env_raw.get('state'))} != local {json.dumps(local.get('state'))}"])
+
+    services = c_raw.get("services") or {}
+    probs = []
+    if "name" in c_raw:
+        probs.append(f"top-level name: {c_raw['name']!r} (the pipeline names the project with "
+                     "COMPOSE_PROJECT_NAME; docker-compose v1 also rejects the key)")
+    for n, sv in services.items():
+        if "container_name" in sv:
+            probs.append(f"{n}: container_name {sv['container_name']!r} is one per Docker host")
+        if "build" in sv and "image" in sv and "COMPOSE_PROJECT_NAME" not in str(sv["image"]):
+            probs.append(f"{n}: builds into the fixed image {sv['image']!r}, which another project's build replaces")
+    for kind in ("volumes", "networks"):
+        for n, v in (c_raw.get(kind) or {}).items():
+            if isinstance(v, dict) and ("name" in v or v.get("external")):
+                probs.append(f"{kind} {n}: a fixed or external name is shared by every project")
+    expect("docker-compose.test.yml names no project, container, image, volume or network of its own "
+           "(COMPOSE_PROJECT_NAME names them)", probs)
+
+    # every host port: ${EVENTRIG_*_PORT:-default}, one variable per port
+    probs, port_vars = [], {}
+    for n, sv in services.items():
+        for p in sv.get("ports", []):
+            m = PORT_SPEC.match(str(p))
+            if not m:
+                probs.append(f"{n}: {p!r} is not \"127.0.0.1:${{EVENTRIG_..._PORT:-N}}:PORT\"")
+            elif m.group(1) in port_vars:
+                probs.append(f"{n}: {m.group(1)} also publishes {port_vars[m.group(1)][0]}")
+            else:
+                port_vars[m.group(1)] = (n, m.group(2))
+    expect("docker-compose.test.yml: every host port is chosen per run (${EVENTRIG_*_PORT:-default}, "
+           "one variable each)", probs)
+
+    # ci/compose.env.json reads the same variables with the same defaults
+    text = json.dumps(env_raw)
+    probs = []
+    refs = {}
+    for m in ENV_REF.finditer(text):
+        if m.group(1).startswith("EVENTRIG_") and m.group(1).endswith("_PORT"):
+            refs.setdefault(m.group(1), set()).add(m.group(2))
+    for var, (n, default) in sorted(port_vars.items()):
+        if var not in refs:
+            probs.append(f"{var} ({n}) is not read")
+        elif refs[var] != {default}:
+            probs.append(f"{var}: defaults {sorted(map(str, refs[var]))}, the Compose file's is {default}")
+    for var in sorted(set(refs) - set(port_vars)):
+        probs.append(f"{var} is read but the Compose file publishes no port with it")
+    fixed = sorted(set(re.findall(r"127\.0\.0\.1:\d+", text)))
+    if fixed:
+        probs.append(f"fixed addresses: {fixed}")
+    expect("ci/compose.env.json reads every port variable with the Compose file's default, "
+           "and no fixed port", probs)
+
+    # ci/compose-env.sh: the project name from the pipeline, a free port each
+    probs = []
+    out = {}
+    for environ, want in (({"CI_JOB_ID": "4242"}, "eventrig-4242"),
+                          ({"GITHUB_RUN_ID": "77", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "compose"},
+                           "eventrig-77-2-compose"),
+                          ({"BUILD_TAG": "jenkins-Team/Job-9"}, "eventrig-jenkins-team-job-9"),
+                          ({"COMPOSE_PROJECT_NAME": "mine", "CI_JOB_ID": "1"}, "mine")):
+        try:
+            out, err = compose_env_sh(environ)
+        except (OSError, subprocess.SubprocessError) as e:
+            out, err = None, e
+        if out is None:
+            probs.append(f"ci/compose-env.sh with {environ}: {err}")
+            continue
+        if out.get("COMPOSE_PROJECT_NAME") != want:
+            probs.append(f"with {environ}: COMPOSE_PROJECT_NAME={out.get('COMPOSE_PROJECT_NAME')}, not {want}")
+    if out:
+        ports = {k: v for k, v in out.items() if k != "COMPOSE_PROJECT_NAME"}
+        if set(ports) != set(port_vars):
+            probs.append(f"prints {sorted(ports)}, the Compose file's variables are {sorted(port_vars)}")
+        if not all(v.isdigit() and 1024 < int(v) < 65536 for v in ports.values()) or \
+                len(set(ports.values())) != len(ports):
+            probs.append(f"ports not distinct unprivileged numbers: {ports}")
+    expect("ci/compose-env.sh prints the pipeline's project name (CI_JOB_ID, GITHUB_RUN_ID, BUILD_TAG) "
+           "and a distinct free port for each port variable", probs)
+    return port_vars
+
+
+def check_run_ports(c_raw, env_raw, local, port_vars):
+    """the consistency checks of check_compose once more with the ports of
+    one run: each variable set to a port unlike its default"""
+    global CAPTURE
+    run = {var: str(41000 + i) for i, var in enumerate(sorted(port_vars))}
+    c = compose_interp(c_raw, run)
+    probs = []
+    for var, (n, _) in port_vars.items():
+        got = [hp for _, hp, _ in published(c["services"][n])]
+        if int(run[var]) not in got:
+            probs.append(f"{n}: {var}={run[var]} but published {got}")
+    CAPTURE = []
+    try:
+        check_compose(c, env_resolve(env_raw, run), local)
+    finally:
+        probs += CAPTURE
+        CAPTURE = None
+    expect("with one run's ports (" + ", ".join(f"{k}={v}" for k, v in sorted(run.items())) +
+           ") the Compose file and ci/compose.env.json still agree", probs)
+
+
 def check_dockerfile(path, binary):
     try:
         text = open(path, encoding="utf-8").read()
@@ -388,18 +605,284 @@ def proxy_families():
     return fams, all_fams
 
 
-def check_github(w, compose_env_rel):
-    jobs = w.get("jobs") or {}
+# --- GitHub expressions (the subset the templates use) -----------------------
+# Enough of https://docs.github.com/actions/learn-github-actions/expressions
+# to evaluate a step's or job's `if:` for a given event: && || ! == != ( ),
+# 'strings', true/false/null, numbers, context paths, and the status
+# functions. == and != compare strings case-insensitively, as GitHub does.
+EXPR_TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|!|\(|\)|,)|'((?:[^']|'')*)'|"
+                        r"([A-Za-z_][A-Za-z0-9_.\-\[\]*]*)|(-?\d+(?:\.\d+)?))")
+
+
+def gh_eval(expr, ctx, status="success"):
+    """value of the `if:` expression expr with contexts ctx (a dict of
+    dicts: github, env, matrix, ...) and the job's status so far."""
+    text = expr.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        text = text[3:-2]
+    if not re.search(r"\b(always|success|failure|cancelled)\s*\(", text):
+        text = f"success() && ({text})"   # GitHub's implicit status check
+    toks, pos = [], 0
+    while pos < len(text):
+        m = EXPR_TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise ValueError(f"cannot read {text[pos:]!r}")
+        pos = m.end()
+        if m.group(1):
+            toks.append(("op", m.group(1)))
+        elif m.group(2) is not None:
+            toks.append(("val", m.group(2).replace("''", "'")))
+        elif m.group(3):
+            toks.append(("name", m.group(3)))
+        else:
+            toks.append(("val", float(m.group(4))))
+    i = 0
+
+    def peek():
+        return toks[i] if i < len(toks) else (None, None)
+
+    def take():
+        nonlocal i
+        i += 1
+        return toks[i - 1]
+
+    def lookup(path):
+        cur = ctx
+        for part in path.split("."):
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        return cur
+
+    def primary():
+        kind, v = take()
+        if kind == "op" and v == "(":
+            x = orx()
+            take()
+            return x
+        if kind == "val":
+            return v
+        if kind == "name":
+            if v in ("true", "false", "null"):
+                return {"true": True, "false": False, "null": None}[v]
+            if peek() == ("op", "("):
+                take()
+                take()  # ')': the status functions take no argument
+                return {"always": True, "success": status == "success", "failure": status == "failure",
+                        "cancelled": status == "cancelled"}[v]
+            return lookup(v)
+        raise ValueError(f"unexpected {v!r}")
+
+    def norm(x):
+        return x.lower() if isinstance(x, str) else x
+
+    def cmp():
+        a = primary()
+        if peek() in (("op", "=="), ("op", "!=")):
+            op = take()[1]
+            b = primary()
+            return (norm(a) == norm(b)) == (op == "==")
+        return a
+
+    def unary():
+        if peek() == ("op", "!"):
+            take()
+            return not unary()
+        return cmp()
+
+    def andx():
+        x = unary()
+        while peek() == ("op", "&&"):
+            take()
+            y = unary()
+            x = x and y
+        return x
+
+    def orx():
+        x = andx()
+        while peek() == ("op", "||"):
+            take()
+            y = andx()
+            x = x or y
+        return x
+    out = orx()
+    if i != len(toks):
+        raise ValueError(f"trailing {toks[i:]}")
+    return bool(out) and out not in ("", 0)
+
+
+REPO = "owner/eventrig"
+GH_EVENTS = {   # name: (github context, may the token write checks)
+    "push": ({"event_name": "push", "repository": REPO, "event": {}}, True),
+    "workflow_dispatch": ({"event_name": "workflow_dispatch", "repository": REPO, "event": {}}, True),
+    "pull request from a branch": ({"event_name": "pull_request", "repository": REPO, "event": {
+        "pull_request": {"head": {"repo": {"full_name": REPO, "fork": False}}}}}, True),
+    "pull request from a fork": ({"event_name": "pull_request", "repository": REPO, "event": {
+        "pull_request": {"head": {"repo": {"full_name": "someone/eventrig", "fork": True}}}}}, False),
+}
+
+
+# --- action majors ------------------------------------------------------------
+# the current major of every action the templates use (December 2026);
+# an action not listed here is an action nobody vetted
+ACTION_MAJORS = {
+    "actions/checkout": 7,
+    "actions/cache": 6,
+    "actions/upload-artifact": 7,
+    "actions/download-artifact": 8,
+    "mikepenz/action-junit-report": 6,
+}
+
+
+def check_action_majors(workflows):
     probs = []
+    for rel, w in workflows.items():
+        for jn, j in (w.get("jobs") or {}).items():
+            for st in j.get("steps") or []:
+                u = st.get("uses")
+                if not u:
+                    continue
+                name, _, ref = u.partition("@")
+                m = re.fullmatch(r"v(\d+)(?:\.\d+){0,2}", ref)
+                if name not in ACTION_MAJORS:
+                    probs.append(f"{rel} {jn}: {u}: not a vetted action ({', '.join(ACTION_MAJORS)})")
+                elif not m:
+                    probs.append(f"{rel} {jn}: {u}: not a release tag vN")
+                elif int(m.group(1)) < ACTION_MAJORS[name]:
+                    probs.append(f"{rel} {jn}: {u}: the current major is v{ACTION_MAJORS[name]}")
+    expect("GitHub workflows: every action is a vetted one at its current major ("
+           + ", ".join(f"{k}@v{v}" for k, v in ACTION_MAJORS.items()) + ")", probs)
+
+
+# --- ci/deps.sh groups ----------------------------------------------------------
+DEPS_GROUPS = {}
+
+
+def deps_list(group):
+    """the packages of a ci/deps.sh group (None: not a group)"""
+    if group not in DEPS_GROUPS:
+        r = subprocess.run(["bash", os.path.join(ROOT, "ci/deps.sh"), "--list", group],
+                           capture_output=True, text=True, timeout=30)
+        DEPS_GROUPS[group] = set(r.stdout.split()) if r.returncode == 0 and r.stdout.strip() else None
+    return DEPS_GROUPS[group]
+
+
+def deps_calls(lines):
+    """[(groups, apt-archives dir or None)] of every ci/deps.sh call in
+    shell lines"""
+    out = []
+    for line in "\n".join(lines).replace("\\\n", " ").splitlines():
+        lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lex.whitespace_split = True
+        lex.commenters = "#"
+        try:
+            toks = list(lex)
+        except ValueError:
+            continue
+        cmds, cur = [], []
+        for t in toks + [";"]:
+            if t and set(t) <= set(";&|()"):
+                cmds.append(cur)
+                cur = []
+            else:
+                cur.append(t)
+        for words in cmds:
+            while words and words[0] in ("sudo", "-E", "env"):
+                words = words[1:]
+            if not words or not words[0].endswith("ci/deps.sh"):
+                continue
+            groups, archives, k = [], None, 1
+            while k < len(words):
+                if words[k] == "--apt-archives" and k + 1 < len(words):
+                    archives = words[k + 1]
+                    k += 1
+                elif not words[k].startswith("-"):
+                    groups.append(words[k])
+                k += 1
+            out.append((groups, archives))
+    return out
+
+
+def needed_groups(runs, compose_env_rel):
+    """the one ci/deps.sh group a job's commands need: demo to run the
+    suite on the local stack (eventrig starts Redis, Postgres and the
+    service), build to run it against a stack that is already there"""
+    envs = {run_args(r).get("--env") for r in runs if "./eventrig run" in r}
+    return {"demo"} if envs - {compose_env_rel} else {"build"}
+
+
+def check_deps_use(jobs_runs, compose_env_rel):
+    """jobs_runs: {label: [shell lines]}"""
+    probs = []
+    for g in ("build", "demo", "kafka", "test", "lint", "all"):
+        if deps_list(g) is None:
+            probs.append(f"ci/deps.sh --list {g} fails")
+    if not probs:
+        for small, big in (("build", "demo"), ("demo", "test"), ("kafka", "test"), ("build", "lint")):
+            if not deps_list(small) <= deps_list(big):
+                probs.append(f"group {big} lacks {sorted(deps_list(small) - deps_list(big))} of {small}")
+        everything = set().union(*(deps_list(g) for g in ("build", "demo", "kafka", "test", "lint")))
+        if deps_list("all") != everything:
+            probs.append("group all is not every group")
+    for label, runs in jobs_runs.items():
+        calls = deps_calls(runs)
+        if any(re.search(r"\bmake deps\b", r) for r in runs):
+            probs.append(f"{label}: make deps installs every group")
+        if len(calls) != 1:
+            probs.append(f"{label}: {len(calls)} ci/deps.sh calls")
+            continue
+        want = needed_groups(runs, compose_env_rel)
+        got = set(calls[0][0])
+        if got != want:
+            probs.append(f"{label}: installs ci/deps.sh {' '.join(sorted(got))}, its commands need {' '.join(want)}")
+        for g in got:
+            if deps_list(g) is None:
+                probs.append(f"{label}: {g} is not a ci/deps.sh group")
+    expect("ci/deps.sh groups nest (build in demo, demo and kafka in test, build in lint, all = every group); "
+           "CI templates install only the group their job uses (local stack: demo, Compose stack: build)", probs)
+
+
+def check_makefile():
+    probs = []
+    try:
+        text = open(os.path.join(ROOT, "Makefile"), encoding="utf-8").read()
+    except OSError as e:
+        report(False, "Makefile: make demo installs ci/deps.sh demo, make test installs test", [e])
+        return
+    for target, want in (("demo", ["demo"]), ("test", ["test"])):
+        m = re.search(rf"^{target}:[^\n]*\n((?:\t[^\n]*\n)+)", text, re.M)
+        recipe = m.group(1) if m else ""
+        head = text[m.start():text.index("\n", m.start())] if m else ""
+        calls = deps_calls(recipe.splitlines())
+        if not m:
+            probs.append(f"no {target} target")
+        elif re.search(r"\bdeps\b", head.split(":", 1)[1]):
+            probs.append(f"{target}: depends on deps (every group)")
+        elif [c[0] for c in calls] != [want]:
+            probs.append(f"{target}: installs {[c[0] for c in calls]}, not ci/deps.sh {' '.join(want)}")
+    expect("Makefile: make demo installs ci/deps.sh demo, make test installs test", probs)
+
+
+# --- GitHub -------------------------------------------------------------------
+def check_github(w, rw, compose_env_rel):
+    jobs = w.get("jobs") or {}
+    probs, publishers = [], {}
+    fork_probs, cache_probs, compose_probs = [], [], []
+    jobs_runs = {}
     suite_seen = compose_seen = False
+    if w.get("name") is None:
+        probs.append("the workflow has no name (ci/github-actions-report.yml follows it by name)")
+    perms = w.get("permissions")
+    if not isinstance(perms, dict) or any(v not in ("read", "none") for v in perms.values()):
+        fork_probs.append(f"top-level permissions {perms!r} are not read-only")
     for name, j in jobs.items():
-        st = steps_text(j.get("steps") or [])
+        steps = j.get("steps") or []
+        st = steps_text(steps)
         uses = [u for u, _, _, _ in st]
         runs = [r for _, r, _, _ in st]
+        jobs_runs[f"GitHub {name}"] = runs
         if not any(u.startswith("actions/checkout@") for u in uses):
             probs.append(f"{name}: no actions/checkout")
-        if not any(re.search(r"\bmake deps\b", r) for r in runs):
-            probs.append(f"{name}: does not run make deps")
         if not any(re.search(r"\bmake\b(?! deps)", r) for r in runs):
             probs.append(f"{name}: does not build with make")
         ev = [r for r in runs if "./eventrig run" in r]
@@ -410,22 +893,73 @@ def check_github(w, compose_env_rel):
         junit = a.get("--junit")
         if not os.path.isfile(os.path.join(ROOT, a.get("--env", "-"))):
             probs.append(f"{name}: --env {a.get('--env')} does not exist")
-        up = [(wi, i) for u, _, wi, i in st if u.startswith("actions/upload-artifact@")]
-        if not up or not junit or not any(
-                junit.startswith(wi.get("path", "").rstrip("/") + "/") and "always()" in i for wi, i in up):
+        up = [(s.get("with") or {}, s.get("if", "")) for s in steps
+              if s.get("uses", "").startswith("actions/upload-artifact@")]
+        up_ok = [wi for wi, i in up if junit and junit.startswith(wi.get("path", "").rstrip("/") + "/")
+                 and "always()" in i]
+        if not up_ok:
             probs.append(f"{name}: the report folder of {junit} is not uploaded with if: always()")
-        pub = [(wi, i) for u, _, wi, i in st if u.startswith("mikepenz/action-junit-report@")]
-        if not pub or not any(wi.get("report_paths") == junit and "always()" in i for wi, i in pub):
-            probs.append(f"{name}: {junit} is not published by a JUnit report action with if: always()")
+        pub = [s for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report@")]
+        pub_ok = [s for s in pub if (s.get("with") or {}).get("report_paths") == junit]
+        if not pub_ok:
+            probs.append(f"{name}: {junit} is not published by a JUnit report action")
+        for s in pub_ok:
+            publishers[name] = ((up_ok[0].get("name") if up_ok else None), s["with"].get("check_name"),
+                                os.path.relpath(junit, up_ok[0].get("path", "")) if up_ok and junit else None)
+            # publish where the token can write checks, even after a failure;
+            # never where it cannot (403, a red job)
+            for ev_name, (gh, writable) in GH_EVENTS.items():
+                for status in ("success", "failure"):
+                    try:
+                        got = gh_eval(s.get("if", ""), {"github": gh}, status)
+                    except (ValueError, KeyError, IndexError) as e:
+                        fork_probs.append(f"{name}: cannot evaluate if: {s.get('if')!r}: {e}")
+                        break
+                    if got != writable:
+                        fork_probs.append(f"{name}: publishes={got} on a {ev_name} after {status}, "
+                                          f"the token {'can' if writable else 'cannot'} write checks")
+            jp = j.get("permissions") or {}
+            if not isinstance(jp, dict) or jp.get("checks") != "write":
+                fork_probs.append(f"{name}: publishes without job permissions checks: write")
+        # the .deb files of its ci/deps.sh call are cached, keyed on ci/deps.sh
+        calls = deps_calls(runs)
+        di = next((k for k, r in enumerate(runs) if deps_calls([r])), None)
+        ci = next((k for k, u in enumerate(uses) if u.startswith("actions/checkout@")), None)
+        caches = [(k, s.get("with") or {}) for k, s in enumerate(steps)
+                  if s.get("uses", "").startswith("actions/cache@")]
+        archives = calls[0][1] if calls else None
+        if not archives:
+            cache_probs.append(f"{name}: ci/deps.sh without --apt-archives (nothing to cache)")
+        elif not any(ci is not None and ci < k < di
+                     and str(wi.get("path", "")).strip() == f"{archives.rstrip('/')}/*.deb"
+                     and "hashFiles('ci/deps.sh')" in str(wi.get("key", "")) for k, wi in caches):
+            cache_probs.append(f"{name}: no actions/cache of {archives}/*.deb keyed on hashFiles('ci/deps.sh') "
+                               "between the checkout and ci/deps.sh")
         if a.get("--env") == compose_env_rel:
             compose_seen = True
-            if not any("docker compose -f docker-compose.test.yml up" in r and "--wait" in r for r in runs):
+            upi = next((k for k, r in enumerate(runs) if "docker compose -f docker-compose.test.yml up" in r), None)
+            if upi is None or "--wait" not in runs[upi]:
                 probs.append(f"{name}: runs against the Compose stack without starting it (up --wait)")
             need, _ = proxy_families()
             filt = a.get("--filter", "")
             excl = {t[len("!tag:"):] for t in filt.split(",") if t.startswith("!tag:")}
             if excl != need:
                 probs.append(f"{name}: --filter excludes {sorted(excl)}, families needing proxies are {sorted(need)}")
+            # one project and one set of host ports per run
+            pname = str(((j.get("env") or {}).get("COMPOSE_PROJECT_NAME")) or
+                        ((w.get("env") or {}).get("COMPOSE_PROJECT_NAME")) or "")
+            if not re.search(r"\$\{\{\s*github\.run_id\s*\}\}", pname) or \
+                    not re.search(r"\$\{\{\s*github\.run_attempt\s*\}\}", pname):
+                compose_probs.append(f"{name}: COMPOSE_PROJECT_NAME {pname!r} is not made of github.run_id "
+                                     "and github.run_attempt")
+            pe = next((k for k, r in enumerate(runs)
+                       if re.search(r"ci/compose-env\.sh\s*>>\s*\"?\$GITHUB_ENV", r)), None)
+            if pe is None or upi is None or pe > upi:
+                compose_probs.append(f"{name}: no ci/compose-env.sh >> $GITHUB_ENV before docker compose up")
+            downs = [(k, s.get("if", "")) for k, s in enumerate(steps)
+                     if "docker compose -f docker-compose.test.yml down" in s.get("run", "")]
+            if not any("always()" in i and "-v" in runs[k].split() and "--rmi" in runs[k] for k, i in downs):
+                compose_probs.append(f"{name}: no 'docker compose ... down -v --rmi local' with if: always()")
         else:
             suite_seen = True
             if a.get("--filter"):
@@ -434,28 +968,97 @@ def check_github(w, compose_env_rel):
         probs.append("no job runs the whole suite on the local stack")
     if not compose_seen:
         probs.append(f"no job runs against the Compose stack ({compose_env_rel})")
-    perms = w.get("permissions") or {}
-    if perms.get("checks") != "write":
-        probs.append("permissions: checks: write missing (the JUnit action writes a check run)")
-    expect("GitHub workflow: checkout, make deps, make, the suite, reports uploaded and JUnit published", probs)
+    expect("GitHub workflow: checkout, make, the suite, reports uploaded and JUnit published", probs)
+    expect("GitHub workflow: JUnit published on pushes and branch pull requests (also after a failure), "
+           "skipped on pull requests from forks (read-only token); only publishing jobs may write checks",
+           fork_probs)
+    expect("GitHub workflow: each job caches the .deb files of its ci/deps.sh --apt-archives, "
+           "keyed on hashFiles('ci/deps.sh')", cache_probs)
+    expect("GitHub Compose job: project named after the run (github.run_id, run_attempt), host ports from "
+           "ci/compose-env.sh before up, down -v --rmi local always", compose_probs)
+    if rw is not None:
+        check_github_report(w, rw, publishers)
+    return jobs_runs
 
 
-def check_gitlab(g):
+def check_github_report(w, rw, publishers):
+    """ci/github-actions-report.yml: publishes, from a workflow_run, the
+    reports that the workflow w did not publish (pull requests from forks)"""
     probs = []
+    on = rw.get("on") or rw.get(True) or {}   # YAML 1.1 reads a bare on: as true
+    wr = on.get("workflow_run") if isinstance(on, dict) else None
+    if not isinstance(wr, dict) or w.get("name") not in (wr.get("workflows") or []) or \
+            "completed" not in (wr.get("types") or []):
+        probs.append(f"not triggered by workflow_run of {w.get('name')!r} completed ({on})")
+    perms = rw.get("permissions")
+    if not isinstance(perms, dict) or any(v not in ("read", "none") for v in perms.values()):
+        probs.append(f"top-level permissions {perms!r} are not read-only")
+    runs_of = {   # the triggering run: (event, head repository) -> publish here?
+        ("pull_request", "someone/eventrig"): True,
+        ("pull_request", REPO): False,
+        ("push", REPO): False,
+    }
+    seen = {}
+    for jn, j in (rw.get("jobs") or {}).items():
+        for (event, head), want in runs_of.items():
+            gh = {"repository": REPO, "event_name": "workflow_run", "event": {"workflow_run": {
+                "event": event, "head_repository": {"full_name": head}, "id": 1, "head_sha": "abc"}}}
+            try:
+                got = gh_eval(j.get("if", ""), {"github": gh})
+            except (ValueError, KeyError, IndexError) as e:
+                probs.append(f"{jn}: cannot evaluate if: {j.get('if')!r}: {e}")
+                break
+            if got != want:
+                probs.append(f"{jn}: runs={got} for a {event} run from {head}")
+        jp = j.get("permissions") or {}
+        if jp.get("checks") != "write" or jp.get("actions") != "read":
+            probs.append(f"{jn}: permissions {jp} lack checks: write and actions: read")
+        steps = j.get("steps") or []
+        for s in steps:
+            if s.get("run") or s.get("uses", "").startswith("actions/checkout@"):
+                probs.append(f"{jn}: {s.get('name') or s.get('uses') or 'a step'} checks out or runs code "
+                             "(it has a write token; the pull request's files are data)")
+        matrix = ((j.get("strategy") or {}).get("matrix") or {}).get("include") or [{}]
+        dl = [s.get("with") or {} for s in steps if s.get("uses", "").startswith("actions/download-artifact@")]
+        pub = [s.get("with") or {} for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report@")]
+        for mx in matrix:
+            def val(v):
+                return re.sub(r"\$\{\{\s*matrix\.([A-Za-z_]+)\s*\}\}", lambda m: str(mx.get(m.group(1), "")), str(v))
+            for d in dl:
+                if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.id\s*\}\}", str(d.get("run-id", ""))):
+                    probs.append(f"{jn}: downloads without run-id: github.event.workflow_run.id")
+                for p in pub:
+                    if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.head_sha\s*\}\}",
+                                        str(p.get("commit", ""))):
+                        probs.append(f"{jn}: publishes without commit: github.event.workflow_run.head_sha")
+                    rel = os.path.relpath(val(p.get("report_paths", "")), val(d.get("path", ".")))
+                    seen[(val(d.get("name")), val(p.get("check_name")), rel)] = jn
+    for job, key in publishers.items():
+        if key not in seen:
+            probs.append(f"{job}'s artifact {key[0]!r} ({key[2]}) is not published as {key[1]!r}")
+    expect("ci/github-actions-report.yml publishes the reports of pull requests from forks "
+           "(workflow_run: downloads each job's artifact, publishes it on the head commit, runs no code)", probs)
+
+
+# --- GitLab ---------------------------------------------------------------------
+def check_gitlab(g, compose_env_rel):
+    probs, cache_probs, compose_probs = [], [], []
+    jobs_runs = {}
     jobs = {n: j for n, j in g.items() if isinstance(j, dict) and ("script" in j)}
     if not jobs:
         probs.append("no job with a script")
+    compose_seen = False
     for name, j in jobs.items():
         script = list(j.get("before_script", [])) + list(j.get("script", []))
-        if j.get("image") != "debian:12":
+        jobs_runs[f"GitLab {name}"] = script
+        if "image" in j and j.get("image") != "debian:12":
             probs.append(f"{name}: image {j.get('image')!r} is not debian:12")
-        if not any(re.search(r"\bmake deps\b", s) for s in script):
-            probs.append(f"{name}: does not run make deps")
         ev = [s for s in script if "./eventrig run" in s]
         if len(ev) != 1:
             probs.append(f"{name}: {len(ev)} eventrig run lines")
             continue
-        junit = run_args(ev[0]).get("--junit")
+        a = run_args(ev[0])
+        junit = a.get("--junit")
         art = j.get("artifacts") or {}
         if art.get("when") != "always":
             probs.append(f"{name}: artifacts not kept when the suite fails (when: always)")
@@ -463,23 +1066,67 @@ def check_gitlab(g):
             probs.append(f"{name}: artifacts:reports:junit {art.get('reports')} is not {junit}")
         if not any(junit and junit.startswith(p.rstrip("/") + "/") for p in art.get("paths", [])):
             probs.append(f"{name}: artifacts:paths {art.get('paths')} does not keep {junit}'s folder")
-    expect("GitLab CI: debian:12, make deps, the suite, artifacts:reports:junit = the --junit file, when: always",
-           probs)
+        calls = deps_calls(script)
+        if "image" in j:
+            # a container job downloads its packages every time: cache them
+            archives = calls[0][1] if calls else None
+            cache = j.get("cache") or {}
+            files = ((cache.get("key") or {}).get("files") or []) if isinstance(cache.get("key"), dict) else []
+            if not archives:
+                cache_probs.append(f"{name}: ci/deps.sh without --apt-archives (nothing to cache)")
+            elif f"{archives.rstrip('/')}/*.deb" not in (cache.get("paths") or []) or "ci/deps.sh" not in files:
+                cache_probs.append(f"{name}: cache {cache} does not keep {archives}/*.deb keyed on ci/deps.sh")
+        if a.get("--env") == compose_env_rel:
+            compose_seen = True
+            need, _ = proxy_families()
+            excl = {t[len("!tag:"):] for t in a.get("--filter", "").split(",") if t.startswith("!tag:")}
+            if excl != need:
+                probs.append(f"{name}: --filter excludes {sorted(excl)}, families needing proxies are {sorted(need)}")
+            pname = str((j.get("variables") or {}).get("COMPOSE_PROJECT_NAME", ""))
+            if not re.search(r"\$\{?CI_JOB_ID\b", pname):
+                compose_probs.append(f"{name}: COMPOSE_PROJECT_NAME {pname!r} is not made of CI_JOB_ID")
+            upi = next((k for k, s in enumerate(script) if "docker compose -f docker-compose.test.yml up" in s), None)
+            pe = next((k for k, s in enumerate(script) if "ci/compose-env.sh" in s), None)
+            if upi is None or "--wait" not in script[upi]:
+                compose_probs.append(f"{name}: does not start the stack with up --wait")
+            elif pe is None or pe > upi or not any("set -a" in s and "compose.env" in s for s in script[pe:upi]):
+                compose_probs.append(f"{name}: the ports of ci/compose-env.sh are not exported before up")
+            after = j.get("after_script") or []
+            if not any("docker compose -f docker-compose.test.yml down" in s and " -v" in s and "--rmi" in s
+                       for s in after):
+                compose_probs.append(f"{name}: no 'docker compose ... down -v --rmi local' in after_script")
+            if not j.get("rules") or not j.get("tags"):
+                compose_probs.append(f"{name}: not limited to a runner with Docker (rules and tags)")
+    expect("GitLab CI: debian:12, the suite, artifacts:reports:junit = the --junit file, when: always", probs)
+    expect("GitLab CI: the container job caches the .deb files of its ci/deps.sh --apt-archives, "
+           "keyed on ci/deps.sh", cache_probs)
+    if compose_seen:
+        expect("GitLab Compose job: project named after CI_JOB_ID, host ports from ci/compose-env.sh before up, "
+               "down -v --rmi local in after_script", compose_probs)
+    return jobs_runs
 
 
 def main():
     c = load_yaml("docker-compose.test.yml")
     gh = load_yaml("ci/github-actions.yml")
+    ghr = load_yaml("ci/github-actions-report.yml")
     gl = load_yaml("ci/gitlab-ci.yml")
     env = load_json("ci/compose.env.json")
     local = load_json("ci/local.env.json")
     if c is not None and env is not None and local is not None:
-        check_compose(c, env, local)
+        # the default ports (no variable set), then one run's
+        check_compose(compose_interp(c, {}), env_resolve(env, {}), local)
+        port_vars = check_per_run(c, env, local)
+        check_run_ports(c, env, local, port_vars)
     check_dockerfile(os.path.join(ROOT, "sut/Dockerfile"), os.path.join(ROOT, "sut/eventrig-sut"))
+    jobs_runs = {}
     if gh is not None:
-        check_github(gh, "ci/compose.env.json")
+        jobs_runs.update(check_github(gh, ghr, "ci/compose.env.json"))
+        check_action_majors({"ci/github-actions.yml": gh, **({"ci/github-actions-report.yml": ghr} if ghr else {})})
     if gl is not None:
-        check_gitlab(gl)
+        jobs_runs.update(check_gitlab(gl, "ci/compose.env.json"))
+    check_deps_use(jobs_runs, "ci/compose.env.json")
+    check_makefile()
     return 1 if FAILED else 0
 
 
