@@ -16,7 +16,7 @@
  *                  "flush": false, "url": "..."}}
  *   SCAN MATCH + UNLINK in batches; never KEYS. "flush": true uses FLUSHDB
  *   and is refused unless the environment sets redis.allow_flush.
- *   batch is SCAN's COUNT (1 to 100000, default 500). Give either match
+ *   batch is SCAN's COUNT (1 to 100000, default 5000). Give either match
  *   or "flush": true. The log says how many keys each pattern deleted.
  *
  * {"redis.seed": {"keys": {"k": "v" | {"value": "v", "ttl": "1h"} |
@@ -67,7 +67,7 @@ static const er_keyspec_t seed_keys[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
-#define CLEAN_BATCH_DEFAULT 500
+#define CLEAN_BATCH_DEFAULT 5000
 #define CLEAN_BATCH_MAX 100000
 #define BRIEF 300 /* bytes of a value shown in a message */
 
