@@ -35,6 +35,9 @@ typedef struct er_step_rec {
   char *last_seen;  /* first line of what the last poll saw, or NULL */
 } er_step_rec_t;
 
+/* Frees the strings of n records and the array v. */
+void er_step_recs_free(er_step_rec_t *v, size_t n);
+
 typedef struct er_result {
   char *classname; /* from the scenario's folder */
   char *name;

@@ -84,17 +84,21 @@ static char *dup_or_null(const char *s, int *oom) {
   return d;
 }
 
+void er_step_recs_free(er_step_rec_t *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].phase);
+    free(v[i].name);
+    free(v[i].last_seen);
+  }
+  free(v);
+}
+
 static void result_free(er_result_t *r) {
   free(r->classname);
   free(r->name);
   free(r->file);
   free(r->relfile);
-  for (size_t i = 0; i < r->nsteps; i++) {
-    free(r->steps[i].phase);
-    free(r->steps[i].name);
-    free(r->steps[i].last_seen);
-  }
-  free(r->steps);
+  er_step_recs_free(r->steps, r->nsteps);
   free(r->message);
   free(r->failed_step);
   free(r->detail);

@@ -934,12 +934,7 @@ finish:
   sc.recs = NULL;
   sc.nrecs = 0;
 out:
-  for (size_t i = 0; i < sc.nrecs; i++) {
-    free(sc.recs[i].phase);
-    free(sc.recs[i].name);
-    free(sc.recs[i].last_seen);
-  }
-  free(sc.recs);
+  er_step_recs_free(sc.recs, sc.nrecs);
   free(message);
   branch_free(b);
   er_session_free(sc.scenario);
@@ -948,12 +943,7 @@ out:
 }
 
 static void result_free_fields(er_result_t *res) {
-  for (size_t i = 0; i < res->nsteps; i++) {
-    free(res->steps[i].phase);
-    free(res->steps[i].name);
-    free(res->steps[i].last_seen);
-  }
-  free(res->steps);
+  er_step_recs_free(res->steps, res->nsteps);
   free(res->message);
   free(res->failed_step);
   free(res->detail);

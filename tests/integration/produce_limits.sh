@@ -13,27 +13,24 @@ E=$D/produce.env.json
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 valid() { xmllint --noout --schema "$ER_XSD" "$1" 2>/dev/null; }
 
-t0=$(date +%s%N)
-"$EVENTRIG" run --env $E --junit "$T_TMP/step.xml" --report-dir "$T_TMP/r" $D/step-timeout.json >"$T_TMP/step.out" 2>&1
-rc=$?
-ms=$(ms_since $t0)
-diag "step timeout 2 s: exit $rc after ${ms} ms (run included)"
-check "step timeout: the produce fails (exit 1, got $rc)" [ $rc -eq 1 ]
-step_s=$(grep -oE "^FAIL  .*\(([0-9.]+)s\)" "$T_TMP/step.out" | grep -oE "[0-9.]+s\)$" | tr -d 's)')
-check "step timeout: the scenario took at most 3 s (${step_s}s: 2 s + 1 s)" \
-  python3 -c 'import sys; sys.exit(0 if sys.argv[1] and float(sys.argv[1]) <= 3.0 else 1)' "$step_s"
-check "step timeout: the failure says what happened" \
-  grep -qE "kafka.produce to 'produce.limits.v1': kafka: .*(deadline|purged)" "$T_TMP/step.out"
-
-t0=$(date +%s%N)
-"$EVENTRIG" run --env $E --junit "$T_TMP/scen.xml" --report-dir "$T_TMP/r" $D/scenario-timeout.json >"$T_TMP/scen.out" 2>&1
-rc=$?
-ms=$(ms_since $t0)
-diag "scenario timeout 5 s: exit $rc after ${ms} ms"
-check "scenario timeout: exit 1 (got $rc)" [ $rc -eq 1 ]
-scen_s=$(grep -oE "^FAIL  .*\(([0-9.]+)s\)" "$T_TMP/scen.out" | grep -oE "[0-9.]+s\)$" | tr -d 's)')
-check "scenario timeout: the scenario took at most 6 s (${scen_s}s: 5 s + 1 s)" \
-  python3 -c 'import sys; sys.exit(0 if sys.argv[1] and float(sys.argv[1]) <= 6.0 else 1)' "$scen_s"
+# deadline NAME FILE LIMIT_S: the produce of FILE fails, and its scenario
+# took at most LIMIT_S seconds (the deadline + 1 s)
+deadline() {
+  local name=$1 file=$2 limit=$3 t0 rc ms secs
+  t0=$(date +%s%N)
+  "$EVENTRIG" run --env $E --junit "$T_TMP/$name.xml" --report-dir "$T_TMP/r" "$file" >"$T_TMP/$name.out" 2>&1
+  rc=$?
+  ms=$(ms_since $t0)
+  diag "$name: exit $rc after ${ms} ms (run included)"
+  check "$name: the produce fails (exit 1, got $rc)" [ $rc -eq 1 ]
+  secs=$(grep -oE "^FAIL  .*\(([0-9.]+)s\)" "$T_TMP/$name.out" | grep -oE "[0-9.]+s\)$" | tr -d 's)')
+  check "$name: the scenario took at most $limit s (${secs}s)" \
+    python3 -c 'import sys; sys.exit(0 if sys.argv[1] and float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$secs" "$limit"
+  check "$name: the failure says what happened" \
+    grep -qE "kafka.produce to 'produce.limits.v1': kafka: .*(deadline|purged)" "$T_TMP/$name.out"
+}
+deadline "step timeout 2 s" $D/step-timeout.json 3.0
+deadline "scenario timeout 5 s" $D/scenario-timeout.json 6.0
 
 for sig in INT TERM; do
   J=$T_TMP/sig-$sig.xml
