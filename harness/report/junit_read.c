@@ -248,7 +248,8 @@ int er_junit_merge(const char *out_path, char *const *in, size_t nin,
     xmlFreeDoc(doc);
   }
   /* duplicates: the same testcase in two reports (or twice in one) */
-  qsort(m.v, m.n, sizeof *m.v, cmp_key);
+  if (m.n > 1)
+    qsort(m.v, m.n, sizeof *m.v, cmp_key);
   for (size_t i = 1; i < m.n; i++) {
     if (!strcmp(m.v[i - 1].key, m.v[i].key)) {
       char *k = er_strdup(m.v[i].key);
@@ -263,7 +264,8 @@ int er_junit_merge(const char *out_path, char *const *in, size_t nin,
       goto out;
     }
   }
-  qsort(m.v, m.n, sizeof *m.v, cmp_file);
+  if (m.n > 1)
+    qsort(m.v, m.n, sizeof *m.v, cmp_file);
   suites = xmlNewNode(NULL, (const xmlChar *)"testsuites");
   suite = suites ? xmlNewChild(suites, NULL, (const xmlChar *)"testsuite", NULL)
                  : NULL;

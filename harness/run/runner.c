@@ -412,7 +412,7 @@ static void progress_line(run_t *r, scen_t *sc, int64_t now, bool status) {
   progress_text(sc, &b, now);
   line = er_buf_steal(&b);
   if (line) {
-    size_t n = strlen(line);
+    size_t n;
     er_secret_redact(line);
     n = strlen(line);
     if (status) {
@@ -1312,7 +1312,6 @@ int er_run(const er_run_opts_t *o) {
   }
   if (code >= 0)
     goto out;
-  code = 0;
   r.base = er_tmpl_new();
   r.shared = er_session_new();
   if (!r.base || !r.shared) {
