@@ -14,7 +14,12 @@
 #   publishing is skipped on pull requests from forks (the `if:` evaluated
 #   for each event) and done by the workflow_run template instead; that
 #   every action is at its current major; that the jobs cache the .deb
-#   files of ci/deps.sh and install only the package group they use;
+#   files of ci/deps.sh and install only the package group they use; that
+#   the suite runs as shards (a GitHub matrix, GitLab's `parallel:`) whose
+#   count agrees with --shard's total, each keeping a report of its own,
+#   and that a merge job waits for all of them (also after a failure),
+#   merges every shard's report with `eventrig merge-reports` and publishes
+#   the merged file;
 # - both checks are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
 #   report, ...).
@@ -73,7 +78,7 @@ while IFS=$'\t' read -r status desc; do
     *) echo "# $status${desc:+ $desc}" ;;
   esac
 done <"$T_TMP/check.out"
-check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 37 -a "$rc" -le 1
+check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 41 -a "$rc" -le 1
 
 # --- the checks can fail: broken copies of the files ------------------------
 # copy ROOT's files into a fresh folder, then apply an edit
@@ -153,8 +158,8 @@ broken "runtime without curl" sut/Dockerfile \
   's/^      curl ca-certificates/      ca-certificates/' "runtime stage with curl"
 broken "compose job runs the proxy families" ci/github-actions.yml \
   "s/--filter '!tag:redis-outage,!tag:watch-conflicts'/--filter '!tag:redis-outage'/" "GitHub workflow"
-broken "GitHub publishes another file" ci/github-actions.yml \
-  '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "JUnit published"
+broken "GitHub publishes another file than the merged one" ci/github-actions.yml \
+  '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "uploads and publishes the merged report"
 # publishing: not on pull requests from forks, on pushes also after a failure
 broken "GitHub publishes on pull requests from forks" ci/github-actions.yml \
   's/github.event.pull_request.head.repo.full_name == github.repository/true/' "skipped on pull requests from forks"
@@ -169,7 +174,7 @@ broken "report workflow checks out the pull request" ci/github-actions-report.ym
 broken "report workflow publishes on its own commit" ci/github-actions-report.yml \
   '/commit: ${{ github.event.workflow_run.head_sha }}/d' "on the head commit"
 broken "report workflow leaves out the Compose job's report" ci/github-actions-report.yml \
-  '/artifact: eventrig-reports-compose/,+1d' "downloads each job's artifact"
+  '/artifact: eventrig-reports-compose/,+1d' "downloads each publishing job's artifact"
 # action majors
 broken "an old checkout" ci/github-actions.yml 's/actions\/checkout@v7/actions\/checkout@v4/' "current major"
 broken "an old junit report action in the report workflow" ci/github-actions-report.yml \
