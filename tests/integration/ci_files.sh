@@ -22,7 +22,8 @@
 #   the merged file;
 # - both checks are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
-#   report, ...).
+#   report, a matrix that disagrees with --shard's total, a merge job that
+#   leaves a shard out, ...).
 # check-jsonschema and PyYAML are installed from PyPI into a virtualenv in
 # build/ci-venv on first use (cached; pinned versions).
 . "$(dirname "$0")/../lib.sh"
@@ -216,6 +217,71 @@ broken "GitLab artifacts only on success" ci/gitlab-ci.yml \
   's/when: always/when: on_success/' "when: always"
 broken "YAML syntax error" ci/gitlab-ci.yml \
   's/^stages:/stages: [/' "ci/gitlab-ci.yml parses as YAML"
+
+# shards and the merge job, GitHub: the matrix, the shards' artifacts, the
+# merge job's needs, if, download, merge-reports, count, upload, publishing
+broken "GitHub matrix of three shards for --shard K/2" ci/github-actions.yml \
+  's/shard: \[1, 2\]/shard: [1, 2, 3]/' "the matrix lists 1..N once each"
+broken "GitHub shards run --shard K/3 in a matrix of two" ci/github-actions.yml \
+  's#--shard ${{ matrix.shard }}/2#--shard ${{ matrix.shard }}/3#' "the matrix lists 1..N once each"
+broken "GitHub shards cancelled by another's failure (fail-fast)" ci/github-actions.yml \
+  '/fail-fast: false/d' "fail-fast off"
+broken "GitHub shards upload under one artifact name" ci/github-actions.yml \
+  's/name: eventrig-reports-shard-${{ matrix.shard }}/name: eventrig-reports-shard/' "under an artifact name of its own"
+broken "GitHub shard publishes its own part" ci/github-actions.yml \
+  '0,/if-no-files-found: warn/s//if-no-files-found: warn\n      - uses: mikepenz\/action-junit-report@v6\n        with:\n          report_paths: reports\/junit.xml/' \
+  "publishes none"
+broken "GitHub merge job does not wait for the shards" ci/github-actions.yml \
+  '/^    needs: suite$/d' "needs every shard"
+broken "GitHub merge job only when every shard passed" ci/github-actions.yml \
+  '/^    if: ${{ !cancelled() }}$/d' "runs also after a failed one"
+broken "GitHub merge job without eventrig built" ci/github-actions.yml \
+  '/^  merge:/,/^  compose:/{/make -j2 eventrig/d}' "builds eventrig"
+broken "GitHub merge downloads the shards into one folder" ci/github-actions.yml \
+  's#^          path: shard-reports/#          path: shard-reports/\n          merge-multiple: true#' "into a folder of its own"
+broken "GitHub merge downloads the Compose job's report too" ci/github-actions.yml \
+  's/pattern: eventrig-reports-shard-\*/pattern: eventrig-reports-*/' "downloads each shard's artifact"
+broken "GitHub merges one shard's report" ci/github-actions.yml \
+  '0,/shard-reports\/\*\/junit.xml/s//shard-reports\/eventrig-reports-shard-1\/junit.xml/' "merges them all"
+broken "GitHub merge does not fail when a shard's report is missing" ci/github-actions.yml \
+  '/-eq 2 \]/d' "failing when one is missing"
+broken "GitHub merged report not uploaded after a failure" ci/github-actions.yml \
+  '/^  merge:/,/^  compose:/{s/^        if: always()$/        if: success()/}' "uploads and publishes the merged report"
+broken "report workflow publishes a shard's report" ci/github-actions-report.yml \
+  's/artifact: eventrig-reports-suite .*/artifact: eventrig-reports-shard-1/' "no shard's"
+broken "report workflow downloads an artifact nobody uploads" ci/github-actions-report.yml \
+  's/artifact: eventrig-reports-suite .*/artifact: eventrig-reports-local/' "downloads each publishing job's artifact"
+# GitLab: parallel and --shard, the nodes' reports, the merge job's stage,
+# needs, when, build, merge-reports, count, cache key
+broken "GitLab three nodes, the merge expects two" ci/gitlab-ci.yml \
+  's/parallel: 2/parallel: 3/' "failing when one is missing"
+broken "GitLab nodes all run part 1 of 2" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--shard 1/2 &#' "CI_NODE_INDEX/CI_NODE_TOTAL as --shard"
+broken "GitLab nodes run --shard K/3 with parallel: 2" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--shard $CI_NODE_INDEX/3 &#' "CI_NODE_INDEX/CI_NODE_TOTAL as --shard"
+broken "GitLab nodes write the same report path" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--junit reports/junit.xml#' "a report of its own"
+broken "GitLab nodes hand GitLab their own reports" ci/gitlab-ci.yml \
+  '0,/^      - reports\/$/s//      - reports\/\n    reports:\n      junit: reports\/junit-$CI_NODE_INDEX.xml/' \
+  "none exposed as artifacts:reports:junit"
+broken "GitLab merge job does not need the nodes" ci/gitlab-ci.yml \
+  '/^  needs:$/,/artifacts: true/d' "needs every node with its artifacts"
+broken "GitLab merge job without the nodes' artifacts" ci/gitlab-ci.yml \
+  's/artifacts: true/artifacts: false/' "needs every node with its artifacts"
+broken "GitLab merge job only when every node passed" ci/gitlab-ci.yml \
+  '/^  when: always$/d' "when: always"
+broken "GitLab merge job in the nodes' stage" ci/gitlab-ci.yml \
+  's/^  stage: report$/  stage: test/' "in a later stage"
+broken "GitLab merge job's stage not declared" ci/gitlab-ci.yml \
+  '/^  - report$/d' "declared stages"
+broken "GitLab merge job without eventrig built" ci/gitlab-ci.yml \
+  '/^eventrig-merge:/,/^eventrig-compose:/{/make -j2 eventrig/d}' "builds eventrig"
+broken "GitLab merges one node's report" ci/gitlab-ci.yml \
+  's#reports/junit.xml reports/junit-\*.xml#reports/junit.xml reports/junit-1.xml#' "merges every node's report"
+broken "GitLab merge does not fail when a node's report is missing" ci/gitlab-ci.yml \
+  '/-eq 2 \]/d' "failing when one is missing"
+broken "GitLab merge job shares the suite's cache key" ci/gitlab-ci.yml \
+  's/prefix: apt-debian12-build/prefix: apt-debian12/' "one key per package group"
 
 # schema_rejects NAME FILE SCHEMA SED-EXPR
 schema_rejects() {
