@@ -20,7 +20,11 @@
 #   and that a merge job waits for all of them (also after a failure),
 #   merges every shard's report with `eventrig merge-reports` and publishes
 #   the merged file;
-# - both checks are shown to fail on broken copies (a wrong port, an unknown
+# - each template's merge commands, read from the YAML, run with this
+#   eventrig on two shards' reports laid out as each platform's download
+#   lays them out: the merged report is the serial run's, and the job fails
+#   when a shard's report is missing;
+# - all of these are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
 #   report, a matrix that disagrees with --shard's total, a merge job that
 #   leaves a shard out, ...).
@@ -306,6 +310,105 @@ schema_rejects "a permission level that does not exist" ci/github-actions-report
   's/      actions: read /      actions: readonly /'
 schema_rejects "artifacts:when with a bad value" ci/gitlab-ci.yml gitlab-ci \
   's/when: always/when: sometimes/'
+
+# --- the templates' merge commands, run ---------------------------------------
+# The shards' reports (two shards of tests/data/shards, one scenario of
+# which fails) where each platform's download puts them: GitHub, a folder
+# per artifact; GitLab, every node's reports/ in one workspace (the nodes
+# take their part from CI_NODE_INDEX/CI_NODE_TOTAL). Then each template's
+# merge commands as written, read from the YAML and run with bash -eo
+# pipefail (as both platforms run them) and this eventrig as ./eventrig:
+# the merged report is the serial run's; without one shard's report the
+# job fails, after merging the rest.
+MR=$T_TMP/merge-run
+SD=$ER_ROOT/tests/data/shards
+SE=$ER_ROOT/tests/data/empty.env.json
+mkdir -p "$MR/base/github" "$MR/base/gitlab/reports"
+cases() { # JUNIT -> "name | status" lines in document order
+  "$PY" - "$1" <<'PY'
+import sys, xml.etree.ElementTree as E
+for t in E.parse(sys.argv[1]).iter("testcase"):
+    st = "pass"
+    for k in ("failure", "error", "skipped"):
+        if t.find(k) is not None: st = k
+    print(t.get("name"), "|", st)
+PY
+}
+"$EVENTRIG" run --env "$SE" --report-dir "$MR/r" --junit "$MR/serial.xml" "$SD" >"$MR/run.log" 2>&1
+cases "$MR/serial.xml" >"$MR/serial.txt" 2>/dev/null
+for k in 1 2; do
+  # the artifact names of ci/github-actions.yml's matrix
+  "$EVENTRIG" run --env "$SE" --report-dir "$MR/r" --shard $k/2 \
+    --junit "$MR/base/github/shard-reports/eventrig-reports-shard-$k/junit.xml" "$SD" >>"$MR/run.log" 2>&1
+  CI_NODE_INDEX=$k CI_NODE_TOTAL=2 "$EVENTRIG" run --env "$SE" --report-dir "$MR/r" \
+    --junit "$MR/base/gitlab/reports/junit-$k.xml" "$SD" >>"$MR/run.log" 2>&1
+done
+cases "$MR/base/github/shard-reports/eventrig-reports-shard-1/junit.xml" >"$MR/github.part.txt" 2>/dev/null
+cases "$MR/base/gitlab/reports/junit-1.xml" >"$MR/gitlab.part.txt" 2>/dev/null
+# merge_run ROOT PLATFORM [MISSING]: ROOT's merge commands for PLATFORM
+# (github, gitlab) run on a fresh copy of the shards' reports (without
+# shard 2's with MISSING); prints the exit status; the merged testcases in
+# $MR/PLATFORM.merged.txt, the output in $MR/PLATFORM.out
+merge_run() {
+  local w=$MR/work-$2
+  rm -rf "$w"
+  cp -r "$MR/base/$2" "$w"
+  if [ -n "${3:-}" ]; then
+    rm -rf "$w/shard-reports/eventrig-reports-shard-2" "$w/reports/junit-2.xml"
+  fi
+  ln -s "$EVENTRIG" "$w/eventrig"
+  "$PY" - "$1" "$2" >"$MR/$2.sh" <<'PY'
+import sys, yaml
+root, platform = sys.argv[1:]
+if platform == "github":
+    w = yaml.safe_load(open(f"{root}/ci/github-actions.yml"))
+    print(next((s["run"] for j in (w.get("jobs") or {}).values() for s in j.get("steps") or []
+                if "merge-reports" in s.get("run", "")), "false"))
+else:
+    g = yaml.safe_load(open(f"{root}/ci/gitlab-ci.yml"))
+    print("\n".join(next((j["script"] for j in g.values() if isinstance(j, dict)
+                          and "merge-reports" in "\n".join(j.get("script") or [])), ["false"])))
+PY
+  (cd "$w" && bash --noprofile --norc -eo pipefail "$MR/$2.sh") >"$MR/$2.out" 2>&1
+  echo $?
+  cases "$w/reports/junit.xml" >"$MR/$2.merged.txt" 2>/dev/null
+}
+if [ "$(grep -c . "$MR/serial.txt")" -ne 7 ] || [ ! -s "$MR/github.part.txt" ] || [ ! -s "$MR/gitlab.part.txt" ]; then
+  not_ok "the serial run and the two shards of tests/data/shards wrote their reports"
+  sed 's/^/# /' "$MR/run.log" | tail -5
+fi
+for p in github gitlab; do
+  rc=$(merge_run "$ER_ROOT" $p)
+  check "$p template's merge commands, run on two shards' reports: exit 0 (got $rc), the merged report is the serial run's (7 testcases, 1 failure, same order) and schema-valid" \
+    bash -c '[ "$1" -eq 0 ] && cmp -s "$2" "$3" && xmllint --noout --schema "$4" "$5" 2>/dev/null' _ \
+    "$rc" "$MR/$p.merged.txt" "$MR/serial.txt" "$ER_XSD" "$MR/work-$p/reports/junit.xml"
+  [ "$rc" -ne 0 ] && sed 's/^/# /' "$MR/$p.out" | tail -5
+  rc=$(merge_run "$ER_ROOT" $p missing)
+  check "$p template's merge commands without shard 2's report: the job fails (exit $rc) after merging shard 1's" \
+    bash -c '[ "$1" -ne 0 ] && cmp -s "$2" "$3" && grep -q "1 of 2" "$4"' _ \
+    "$rc" "$MR/$p.merged.txt" "$MR/$p.part.txt" "$MR/$p.out"
+done
+# and on broken copies: the merge step of each fails to merge both shards
+# merge_broken NAME PLATFORM FILE SED-EXPR
+merge_broken() {
+  local d rc
+  d=$(mkcopy "merge-$1")
+  sed -i -e "$4" "$d/$3"
+  if cmp -s "$ER_ROOT/$3" "$d/$3"; then
+    not_ok "merge commands of broken copy '$1': the edit changed $3"
+    return
+  fi
+  rc=$(merge_run "$d" "$2")
+  if [ "$rc" -ne 0 ] || ! cmp -s "$MR/$2.merged.txt" "$MR/serial.txt"; then
+    ok "merge commands of broken copy '$1', run: exit $rc, $(grep -c . "$MR/$2.merged.txt") of 7 testcases merged"
+  else
+    not_ok "merge commands of broken copy '$1', run: fail to merge both shards"
+  fi
+}
+merge_broken "GitHub merge step writes into a folder nobody made" github ci/github-actions.yml \
+  '/^          mkdir -p reports$/d;s#reports/junit.xml shard-reports#out/junit.xml shard-reports#'
+merge_broken "GitLab merge job merges one node's report" gitlab ci/gitlab-ci.yml \
+  's#reports/junit.xml reports/junit-\*.xml#reports/junit.xml reports/junit-1.xml#'
 
 # sut/Dockerfile's build stage, as far as this Debian 12 machine can show
 # it without an engine: the build context (sut/ less .dockerignore) holds no
