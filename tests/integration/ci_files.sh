@@ -14,10 +14,20 @@
 #   publishing is skipped on pull requests from forks (the `if:` evaluated
 #   for each event) and done by the workflow_run template instead; that
 #   every action is at its current major; that the jobs cache the .deb
-#   files of ci/deps.sh and install only the package group they use;
-# - both checks are shown to fail on broken copies (a wrong port, an unknown
+#   files of ci/deps.sh and install only the package group they use; that
+#   the suite runs as shards (a GitHub matrix, GitLab's `parallel:`) whose
+#   count agrees with --shard's total, each keeping a report of its own,
+#   and that a merge job waits for all of them (also after a failure),
+#   merges every shard's report with `eventrig merge-reports` and publishes
+#   the merged file;
+# - each template's merge commands, read from the YAML, run with this
+#   eventrig on two shards' reports laid out as each platform's download
+#   lays them out: the merged report is the serial run's, and the job fails
+#   when a shard's report is missing;
+# - all of these are shown to fail on broken copies (a wrong port, an unknown
 #   Compose key, a missing runtime library, a GitLab job without its JUnit
-#   report, ...).
+#   report, a matrix that disagrees with --shard's total, a merge job that
+#   leaves a shard out, ...).
 # check-jsonschema and PyYAML are installed from PyPI into a virtualenv in
 # build/ci-venv on first use (cached; pinned versions).
 . "$(dirname "$0")/../lib.sh"
@@ -73,7 +83,7 @@ while IFS=$'\t' read -r status desc; do
     *) echo "# $status${desc:+ $desc}" ;;
   esac
 done <"$T_TMP/check.out"
-check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 37 -a "$rc" -le 1
+check "check_ci_files.py ran all its checks (exit $rc, $n checks)" test "$n" -ge 41 -a "$rc" -le 1
 
 # --- the checks can fail: broken copies of the files ------------------------
 # copy ROOT's files into a fresh folder, then apply an edit
@@ -153,8 +163,8 @@ broken "runtime without curl" sut/Dockerfile \
   's/^      curl ca-certificates/      ca-certificates/' "runtime stage with curl"
 broken "compose job runs the proxy families" ci/github-actions.yml \
   "s/--filter '!tag:redis-outage,!tag:watch-conflicts'/--filter '!tag:redis-outage'/" "GitHub workflow"
-broken "GitHub publishes another file" ci/github-actions.yml \
-  '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "JUnit published"
+broken "GitHub publishes another file than the merged one" ci/github-actions.yml \
+  '0,/report_paths: reports\/junit.xml/s//report_paths: junit.xml/' "uploads and publishes the merged report"
 # publishing: not on pull requests from forks, on pushes also after a failure
 broken "GitHub publishes on pull requests from forks" ci/github-actions.yml \
   's/github.event.pull_request.head.repo.full_name == github.repository/true/' "skipped on pull requests from forks"
@@ -169,7 +179,7 @@ broken "report workflow checks out the pull request" ci/github-actions-report.ym
 broken "report workflow publishes on its own commit" ci/github-actions-report.yml \
   '/commit: ${{ github.event.workflow_run.head_sha }}/d' "on the head commit"
 broken "report workflow leaves out the Compose job's report" ci/github-actions-report.yml \
-  '/artifact: eventrig-reports-compose/,+1d' "downloads each job's artifact"
+  '/artifact: eventrig-reports-compose/,+1d' "downloads each publishing job's artifact"
 # action majors
 broken "an old checkout" ci/github-actions.yml 's/actions\/checkout@v7/actions\/checkout@v4/' "current major"
 broken "an old junit report action in the report workflow" ci/github-actions-report.yml \
@@ -212,6 +222,71 @@ broken "GitLab artifacts only on success" ci/gitlab-ci.yml \
 broken "YAML syntax error" ci/gitlab-ci.yml \
   's/^stages:/stages: [/' "ci/gitlab-ci.yml parses as YAML"
 
+# shards and the merge job, GitHub: the matrix, the shards' artifacts, the
+# merge job's needs, if, download, merge-reports, count, upload, publishing
+broken "GitHub matrix of three shards for --shard K/2" ci/github-actions.yml \
+  's/shard: \[1, 2\]/shard: [1, 2, 3]/' "the matrix lists 1..N once each"
+broken "GitHub shards run --shard K/3 in a matrix of two" ci/github-actions.yml \
+  's#--shard ${{ matrix.shard }}/2#--shard ${{ matrix.shard }}/3#' "the matrix lists 1..N once each"
+broken "GitHub shards cancelled by another's failure (fail-fast)" ci/github-actions.yml \
+  '/fail-fast: false/d' "fail-fast off"
+broken "GitHub shards upload under one artifact name" ci/github-actions.yml \
+  's/name: eventrig-reports-shard-${{ matrix.shard }}/name: eventrig-reports-shard/' "under an artifact name of its own"
+broken "GitHub shard publishes its own part" ci/github-actions.yml \
+  '0,/if-no-files-found: warn/s//if-no-files-found: warn\n      - uses: mikepenz\/action-junit-report@v6\n        with:\n          report_paths: reports\/junit.xml/' \
+  "publishes none"
+broken "GitHub merge job does not wait for the shards" ci/github-actions.yml \
+  '/^    needs: suite$/d' "needs every shard"
+broken "GitHub merge job only when every shard passed" ci/github-actions.yml \
+  '/^    if: ${{ !cancelled() }}$/d' "runs also after a failed one"
+broken "GitHub merge job without eventrig built" ci/github-actions.yml \
+  '/^  merge:/,/^  compose:/{/make -j2 eventrig/d}' "builds eventrig"
+broken "GitHub merge downloads the shards into one folder" ci/github-actions.yml \
+  's#^          path: shard-reports/#          path: shard-reports/\n          merge-multiple: true#' "into a folder of its own"
+broken "GitHub merge downloads the Compose job's report too" ci/github-actions.yml \
+  's/pattern: eventrig-reports-shard-\*/pattern: eventrig-reports-*/' "downloads each shard's artifact"
+broken "GitHub merges one shard's report" ci/github-actions.yml \
+  '0,/shard-reports\/\*\/junit.xml/s//shard-reports\/eventrig-reports-shard-1\/junit.xml/' "merges them all"
+broken "GitHub merge does not fail when a shard's report is missing" ci/github-actions.yml \
+  '/-eq 2 \]/d' "failing when one is missing"
+broken "GitHub merged report not uploaded after a failure" ci/github-actions.yml \
+  '/^  merge:/,/^  compose:/{s/^        if: always()$/        if: success()/}' "uploads and publishes the merged report"
+broken "report workflow publishes a shard's report" ci/github-actions-report.yml \
+  's/artifact: eventrig-reports-suite .*/artifact: eventrig-reports-shard-1/' "no shard's"
+broken "report workflow downloads an artifact nobody uploads" ci/github-actions-report.yml \
+  's/artifact: eventrig-reports-suite .*/artifact: eventrig-reports-local/' "downloads each publishing job's artifact"
+# GitLab: parallel and --shard, the nodes' reports, the merge job's stage,
+# needs, when, build, merge-reports, count, cache key
+broken "GitLab three nodes, the merge expects two" ci/gitlab-ci.yml \
+  's/parallel: 2/parallel: 3/' "failing when one is missing"
+broken "GitLab nodes all run part 1 of 2" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--shard 1/2 &#' "CI_NODE_INDEX/CI_NODE_TOTAL as --shard"
+broken "GitLab nodes run --shard K/3 with parallel: 2" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--shard $CI_NODE_INDEX/3 &#' "CI_NODE_INDEX/CI_NODE_TOTAL as --shard"
+broken "GitLab nodes write the same report path" ci/gitlab-ci.yml \
+  's#--junit reports/junit-$CI_NODE_INDEX.xml#--junit reports/junit.xml#' "a report of its own"
+broken "GitLab nodes hand GitLab their own reports" ci/gitlab-ci.yml \
+  '0,/^      - reports\/$/s//      - reports\/\n    reports:\n      junit: reports\/junit-$CI_NODE_INDEX.xml/' \
+  "none exposed as artifacts:reports:junit"
+broken "GitLab merge job does not need the nodes" ci/gitlab-ci.yml \
+  '/^  needs:$/,/artifacts: true/d' "needs every node with its artifacts"
+broken "GitLab merge job without the nodes' artifacts" ci/gitlab-ci.yml \
+  's/artifacts: true/artifacts: false/' "needs every node with its artifacts"
+broken "GitLab merge job only when every node passed" ci/gitlab-ci.yml \
+  '/^  when: always$/d' "when: always"
+broken "GitLab merge job in the nodes' stage" ci/gitlab-ci.yml \
+  's/^  stage: report$/  stage: test/' "in a later stage"
+broken "GitLab merge job's stage not declared" ci/gitlab-ci.yml \
+  '/^  - report$/d' "declared stages"
+broken "GitLab merge job without eventrig built" ci/gitlab-ci.yml \
+  '/^eventrig-merge:/,/^eventrig-compose:/{/make -j2 eventrig/d}' "builds eventrig"
+broken "GitLab merges one node's report" ci/gitlab-ci.yml \
+  's#reports/junit.xml reports/junit-\*.xml#reports/junit.xml reports/junit-1.xml#' "merges every node's report"
+broken "GitLab merge does not fail when a node's report is missing" ci/gitlab-ci.yml \
+  '/-eq 2 \]/d' "failing when one is missing"
+broken "GitLab merge job shares the suite's cache key" ci/gitlab-ci.yml \
+  's/prefix: apt-debian12-build/prefix: apt-debian12/' "one key per package group"
+
 # schema_rejects NAME FILE SCHEMA SED-EXPR
 schema_rejects() {
   local d
@@ -235,6 +310,105 @@ schema_rejects "a permission level that does not exist" ci/github-actions-report
   's/      actions: read /      actions: readonly /'
 schema_rejects "artifacts:when with a bad value" ci/gitlab-ci.yml gitlab-ci \
   's/when: always/when: sometimes/'
+
+# --- the templates' merge commands, run ---------------------------------------
+# The shards' reports (two shards of tests/data/shards, one scenario of
+# which fails) where each platform's download puts them: GitHub, a folder
+# per artifact; GitLab, every node's reports/ in one workspace (the nodes
+# take their part from CI_NODE_INDEX/CI_NODE_TOTAL). Then each template's
+# merge commands as written, read from the YAML and run with bash -eo
+# pipefail (as both platforms run them) and this eventrig as ./eventrig:
+# the merged report is the serial run's; without one shard's report the
+# job fails, after merging the rest.
+MR=$T_TMP/merge-run
+SD=$ER_ROOT/tests/data/shards
+SE=$ER_ROOT/tests/data/empty.env.json
+mkdir -p "$MR/base/github" "$MR/base/gitlab/reports"
+cases() { # JUNIT -> "name | status" lines in document order
+  "$PY" - "$1" <<'PY'
+import sys, xml.etree.ElementTree as E
+for t in E.parse(sys.argv[1]).iter("testcase"):
+    st = "pass"
+    for k in ("failure", "error", "skipped"):
+        if t.find(k) is not None: st = k
+    print(t.get("name"), "|", st)
+PY
+}
+"$EVENTRIG" run --env "$SE" --report-dir "$MR/r" --junit "$MR/serial.xml" "$SD" >"$MR/run.log" 2>&1
+cases "$MR/serial.xml" >"$MR/serial.txt" 2>/dev/null
+for k in 1 2; do
+  # the artifact names of ci/github-actions.yml's matrix
+  "$EVENTRIG" run --env "$SE" --report-dir "$MR/r" --shard $k/2 \
+    --junit "$MR/base/github/shard-reports/eventrig-reports-shard-$k/junit.xml" "$SD" >>"$MR/run.log" 2>&1
+  CI_NODE_INDEX=$k CI_NODE_TOTAL=2 "$EVENTRIG" run --env "$SE" --report-dir "$MR/r" \
+    --junit "$MR/base/gitlab/reports/junit-$k.xml" "$SD" >>"$MR/run.log" 2>&1
+done
+cases "$MR/base/github/shard-reports/eventrig-reports-shard-1/junit.xml" >"$MR/github.part.txt" 2>/dev/null
+cases "$MR/base/gitlab/reports/junit-1.xml" >"$MR/gitlab.part.txt" 2>/dev/null
+# merge_run ROOT PLATFORM [MISSING]: ROOT's merge commands for PLATFORM
+# (github, gitlab) run on a fresh copy of the shards' reports (without
+# shard 2's with MISSING); prints the exit status; the merged testcases in
+# $MR/PLATFORM.merged.txt, the output in $MR/PLATFORM.out
+merge_run() {
+  local w=$MR/work-$2
+  rm -rf "$w"
+  cp -r "$MR/base/$2" "$w"
+  if [ -n "${3:-}" ]; then
+    rm -rf "$w/shard-reports/eventrig-reports-shard-2" "$w/reports/junit-2.xml"
+  fi
+  ln -s "$EVENTRIG" "$w/eventrig"
+  "$PY" - "$1" "$2" >"$MR/$2.sh" <<'PY'
+import sys, yaml
+root, platform = sys.argv[1:]
+if platform == "github":
+    w = yaml.safe_load(open(f"{root}/ci/github-actions.yml"))
+    print(next((s["run"] for j in (w.get("jobs") or {}).values() for s in j.get("steps") or []
+                if "merge-reports" in s.get("run", "")), "false"))
+else:
+    g = yaml.safe_load(open(f"{root}/ci/gitlab-ci.yml"))
+    print("\n".join(next((j["script"] for j in g.values() if isinstance(j, dict)
+                          and "merge-reports" in "\n".join(j.get("script") or [])), ["false"])))
+PY
+  (cd "$w" && bash --noprofile --norc -eo pipefail "$MR/$2.sh") >"$MR/$2.out" 2>&1
+  echo $?
+  cases "$w/reports/junit.xml" >"$MR/$2.merged.txt" 2>/dev/null
+}
+if [ "$(grep -c . "$MR/serial.txt")" -ne 7 ] || [ ! -s "$MR/github.part.txt" ] || [ ! -s "$MR/gitlab.part.txt" ]; then
+  not_ok "the serial run and the two shards of tests/data/shards wrote their reports"
+  sed 's/^/# /' "$MR/run.log" | tail -5
+fi
+for p in github gitlab; do
+  rc=$(merge_run "$ER_ROOT" $p)
+  check "$p template's merge commands, run on two shards' reports: exit 0 (got $rc), the merged report is the serial run's (7 testcases, 1 failure, same order) and schema-valid" \
+    bash -c '[ "$1" -eq 0 ] && cmp -s "$2" "$3" && xmllint --noout --schema "$4" "$5" 2>/dev/null' _ \
+    "$rc" "$MR/$p.merged.txt" "$MR/serial.txt" "$ER_XSD" "$MR/work-$p/reports/junit.xml"
+  [ "$rc" -ne 0 ] && sed 's/^/# /' "$MR/$p.out" | tail -5
+  rc=$(merge_run "$ER_ROOT" $p missing)
+  check "$p template's merge commands without shard 2's report: the job fails (exit $rc) after merging shard 1's" \
+    bash -c '[ "$1" -ne 0 ] && cmp -s "$2" "$3" && grep -q "1 of 2" "$4"' _ \
+    "$rc" "$MR/$p.merged.txt" "$MR/$p.part.txt" "$MR/$p.out"
+done
+# and on broken copies: the merge step of each fails to merge both shards
+# merge_broken NAME PLATFORM FILE SED-EXPR
+merge_broken() {
+  local d rc
+  d=$(mkcopy "merge-$1")
+  sed -i -e "$4" "$d/$3"
+  if cmp -s "$ER_ROOT/$3" "$d/$3"; then
+    not_ok "merge commands of broken copy '$1': the edit changed $3"
+    return
+  fi
+  rc=$(merge_run "$d" "$2")
+  if [ "$rc" -ne 0 ] || ! cmp -s "$MR/$2.merged.txt" "$MR/serial.txt"; then
+    ok "merge commands of broken copy '$1', run: exit $rc, $(grep -c . "$MR/$2.merged.txt") of 7 testcases merged"
+  else
+    not_ok "merge commands of broken copy '$1', run: fail to merge both shards"
+  fi
+}
+merge_broken "GitHub merge step writes into a folder nobody made" github ci/github-actions.yml \
+  '/^          mkdir -p reports$/d;s#reports/junit.xml shard-reports#out/junit.xml shard-reports#'
+merge_broken "GitLab merge job merges one node's report" gitlab ci/gitlab-ci.yml \
+  's#reports/junit.xml reports/junit-\*.xml#reports/junit.xml reports/junit-1.xml#'
 
 # sut/Dockerfile's build stage, as far as this Debian 12 machine can show
 # it without an engine: the build context (sut/ less .dockerignore) holds no

@@ -25,16 +25,27 @@ What it proves, without a Docker engine:
 - the CI templates install, build, run the suite and publish the JUnit file
   the run writes; the Compose job filters out exactly the scenario families
   that need fault proxies or service steps;
+- shards: the GitHub matrix lists 1..N once each for --shard ${{ matrix.K }}/N
+  (fail-fast off), the GitLab job runs `parallel: N` with eventrig taking
+  CI_NODE_INDEX/CI_NODE_TOTAL for --shard; each shard keeps its report under
+  a name of its own (artifact name, reports/junit-$CI_NODE_INDEX.xml) and
+  publishes none; a merge job needs every shard, runs also after a failed
+  one, builds eventrig, finds every shard's report where the download puts
+  it, merges them all with `eventrig merge-reports` (and fails when one is
+  missing: its count is N), uploads and publishes the merged file (GitHub,
+  fork-safe) or hands it to GitLab as artifacts:reports:junit;
 - GitHub: the publishing steps' `if:` (evaluated for a push, a branch pull
   request and a fork's pull request, after a pass and after a failure)
   publishes exactly where the token may write checks; only publishing jobs
   ask for checks: write; ci/github-actions-report.yml publishes, from a
-  workflow_run, each job's artifact of a fork's run on its head commit and
-  runs no code; every action is a vetted one at its current major;
+  workflow_run, each publishing job's artifact of a fork's run (the merged
+  shards', no shard's) on its head commit and runs no code; every action is
+  a vetted one at its current major;
 - each container job caches the .deb files of its ci/deps.sh call, keyed
-  on ci/deps.sh; each job installs the one package group its commands use
-  (demo for the local stack, build against the Compose stack); the groups
-  nest; the Makefile's demo and test install demo and test;
+  on ci/deps.sh (GitLab: one key per package group); each job installs the
+  one package group its commands use (demo for the local stack, build to
+  merge reports and against the Compose stack); the groups nest; the
+  Makefile's demo and test install demo and test;
 - the Compose jobs name the project after the pipeline's run or job id,
   export ci/compose-env.sh's ports before `up` and `down -v --rmi local`
   whatever happened.
@@ -579,11 +590,13 @@ def steps_text(steps):
 
 
 def run_args(cmd):
-    """eventrig run's --env, --junit and --filter from a shell command."""
+    """eventrig run's --env, --junit, --filter and --shard from a shell command
+    (a GitHub expression ${{ ... }} kept as one word)."""
+    cmd = re.sub(r"\$\{\{(.*?)\}\}", lambda m: "${{" + m.group(1).replace(" ", "") + "}}", cmd)
     words = shlex.split(cmd)
     out = {}
     for i, w in enumerate(words):
-        if w in ("--env", "--junit", "--filter") and i + 1 < len(words):
+        if w in ("--env", "--junit", "--filter", "--shard") and i + 1 < len(words):
             out[w] = words[i + 1]
     return out
 
@@ -839,7 +852,8 @@ def check_deps_use(jobs_runs, compose_env_rel):
             if deps_list(g) is None:
                 probs.append(f"{label}: {g} is not a ci/deps.sh group")
     expect("ci/deps.sh groups nest (build in demo, demo and kafka in test, build in lint, all = every group); "
-           "CI templates install only the group their job uses (local stack: demo, Compose stack: build)", probs)
+           "CI templates install only the group their job uses (local stack: demo, merging reports and "
+           "Compose stack: build)", probs)
 
 
 def check_makefile():
@@ -863,47 +877,129 @@ def check_makefile():
     expect("Makefile: make demo installs ci/deps.sh demo, make test installs test", probs)
 
 
+# --- shards and merging (both platforms) ------------------------------------------
+MATRIX_REF = re.compile(r"\$\{\{\s*matrix\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+
+
+def matrix_subst(value, mx):
+    """value with every ${{ matrix.KEY }} replaced by mx's value"""
+    return MATRIX_REF.sub(lambda m: str(mx.get(m.group(1), "")), str(value))
+
+
+def gh_matrix(j):
+    """the combinations of a job's strategy.matrix ([{}] without one): the
+    product of its lists, or its include entries when it has no list
+    (the two forms the templates use)"""
+    mtx = (j.get("strategy") or {}).get("matrix")
+    if not isinstance(mtx, dict):
+        return [{}]
+    combos = [{}]
+    keys = [k for k in mtx if k not in ("include", "exclude")]
+    for k in keys:
+        vals = mtx[k] if isinstance(mtx[k], list) else [mtx[k]]
+        combos = [{**c, k: v} for c in combos for v in vals]
+    if not keys and mtx.get("include"):
+        combos = [dict(x) for x in mtx["include"]]
+    return combos
+
+
+def glob_match(pattern, name):
+    """does the shell (or artifact-name) glob pattern match name? * and ?
+    stop at /, as the shell's and minimatch's do"""
+    rx = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, name) is not None
+
+
+def merge_reports_args(lines):
+    """[(OUT, [IN...])] of every `eventrig merge-reports OUT IN...` in shell
+    lines, the globs left as written"""
+    out = []
+    for line in "\n".join(lines).replace("\\\n", " ").splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        for i, w in enumerate(words[:-1]):
+            if w.endswith("eventrig") and words[i + 1] == "merge-reports":
+                rest = []
+                for x in words[i + 2:]:
+                    if x in (";", "&&", "||", "|"):
+                        break
+                    rest.append(x)
+                out.append((rest[0] if rest else None, rest[1:]))
+    return out
+
+
+MAKE_CMD = re.compile(r"(?:^|[;&|(])\s*(?:sudo\s+)?make\b((?:[ \t]+[^\s;&|)]+)*)", re.M)
+
+
+def make_targets(lines):
+    """[targets] of every make command in shell lines ([] for the default
+    goal); a command, not the word in `apt-get install make ...`"""
+    text = "\n".join(lines).replace("\\\n", " ")
+    return [[w for w in m.group(1).split() if not w.startswith("-") and "=" not in w]
+            for m in MAKE_CMD.finditer(text)]
+
+
+def builds_eventrig(lines):
+    """does a make command in lines build eventrig (the default goal, all,
+    or eventrig)?"""
+    return any(not t or {"all", "eventrig"} & set(t) for t in make_targets(lines))
+
+
+def check_merged_inputs(label, merge_lines, out, ins, files, probs):
+    """merge-reports OUT IN... takes every file of files (the shards'
+    reports where the merge job finds them), not OUT itself, and the job
+    fails when fewer than len(files) reports were there"""
+    for f in files:
+        if not any(glob_match(os.path.normpath(i), f) for i in ins):
+            probs.append(f"{label}: merge-reports {' '.join(ins)} leaves out {f}")
+    if out and any(glob_match(os.path.normpath(i), os.path.normpath(out)) for i in ins):
+        probs.append(f"{label}: merge-reports writes {out}, which its inputs {' '.join(ins)} match")
+    text = "\n".join(merge_lines)
+    tail = text[text.find("merge-reports"):]
+    counts = {int(n) for n in re.findall(r"-eq\s+(\d+)", tail)}
+    if not counts:
+        probs.append(f"{label}: does not fail when fewer than {len(files)} shards wrote a report "
+                     f"(after merge-reports, a test that the number of reports is -eq {len(files)})")
+    elif counts != {len(files)}:
+        probs.append(f"{label}: expects {sorted(counts)} reports, there are {len(files)} shards")
+
+
 # --- GitHub -------------------------------------------------------------------
 def check_github(w, rw, compose_env_rel):
+    """w: ci/github-actions.yml, rw: ci/github-actions-report.yml. A job
+    that runs the suite either publishes its report itself or is a matrix
+    of shards (--shard ${{ matrix.K }}/N) whose reports a merge job (one
+    that runs eventrig merge-reports) merges and publishes."""
     jobs = w.get("jobs") or {}
     probs, publishers = [], {}
-    fork_probs, cache_probs, compose_probs = [], [], []
+    fork_probs, cache_probs, compose_probs, shard_probs, merge_probs = [], [], [], [], []
     jobs_runs = {}
     suite_seen = compose_seen = False
+    sharded = {}    # job: {"n": N, "artifacts": [artifact name of each shard], "rel": report in the artifact}
+    merges = []     # jobs that run eventrig merge-reports
+    uploads = {}    # artifact name (matrix expanded): job
+    publishing = set()
     if w.get("name") is None:
         probs.append("the workflow has no name (ci/github-actions-report.yml follows it by name)")
     perms = w.get("permissions")
     if not isinstance(perms, dict) or any(v not in ("read", "none") for v in perms.values()):
         fork_probs.append(f"top-level permissions {perms!r} are not read-only")
-    for name, j in jobs.items():
-        steps = j.get("steps") or []
-        st = steps_text(steps)
-        uses = [u for u, _, _, _ in st]
-        runs = [r for _, r, _, _ in st]
-        jobs_runs[f"GitHub {name}"] = runs
-        if not any(u.startswith("actions/checkout@") for u in uses):
-            probs.append(f"{name}: no actions/checkout")
-        if not any(re.search(r"\bmake\b(?! deps)", r) for r in runs):
-            probs.append(f"{name}: does not build with make")
-        ev = [r for r in runs if "./eventrig run" in r]
-        if len(ev) != 1:
-            probs.append(f"{name}: {len(ev)} eventrig run steps")
-            continue
-        a = run_args(ev[0])
-        junit = a.get("--junit")
-        if not os.path.isfile(os.path.join(ROOT, a.get("--env", "-"))):
-            probs.append(f"{name}: --env {a.get('--env')} does not exist")
+
+    def uploaded(steps, junit):
+        """the with: of the steps that upload junit's folder with if: always()"""
         up = [(s.get("with") or {}, s.get("if", "")) for s in steps
               if s.get("uses", "").startswith("actions/upload-artifact@")]
-        up_ok = [wi for wi, i in up if junit and junit.startswith(wi.get("path", "").rstrip("/") + "/")
-                 and "always()" in i]
-        if not up_ok:
-            probs.append(f"{name}: the report folder of {junit} is not uploaded with if: always()")
+        return [wi for wi, i in up if junit and junit.startswith(wi.get("path", "").rstrip("/") + "/")
+                and "always()" in i]
+
+    def publishes(name, j, steps, junit, up_ok):
+        """does the job publish junit? Its `if:` and permissions checked"""
         pub = [s for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report@")]
         pub_ok = [s for s in pub if (s.get("with") or {}).get("report_paths") == junit]
-        if not pub_ok:
-            probs.append(f"{name}: {junit} is not published by a JUnit report action")
         for s in pub_ok:
+            publishing.add(name)
             publishers[name] = ((up_ok[0].get("name") if up_ok else None), s["with"].get("check_name"),
                                 os.path.relpath(junit, up_ok[0].get("path", "")) if up_ok and junit else None)
             # publish where the token can write checks, even after a failure;
@@ -921,6 +1017,23 @@ def check_github(w, rw, compose_env_rel):
             jp = j.get("permissions") or {}
             if not isinstance(jp, dict) or jp.get("checks") != "write":
                 fork_probs.append(f"{name}: publishes without job permissions checks: write")
+        return bool(pub_ok)
+
+    for name, j in jobs.items():
+        steps = j.get("steps") or []
+        st = steps_text(steps)
+        uses = [u for u, _, _, _ in st]
+        runs = [r for _, r, _, _ in st]
+        jobs_runs[f"GitHub {name}"] = runs
+        mxs = gh_matrix(j)
+        for s in steps:
+            if s.get("uses", "").startswith("actions/upload-artifact@"):
+                for mx in mxs:
+                    uploads[matrix_subst((s.get("with") or {}).get("name", "artifact"), mx)] = name
+        if not any(u.startswith("actions/checkout@") for u in uses):
+            probs.append(f"{name}: no actions/checkout")
+        if not any(t != ["deps"] for t in make_targets(runs)):
+            probs.append(f"{name}: does not build with make")
         # the .deb files of its ci/deps.sh call are cached, keyed on ci/deps.sh
         calls = deps_calls(runs)
         di = next((k for k, r in enumerate(runs) if deps_calls([r])), None)
@@ -935,6 +1048,48 @@ def check_github(w, rw, compose_env_rel):
                      and "hashFiles('ci/deps.sh')" in str(wi.get("key", "")) for k, wi in caches):
             cache_probs.append(f"{name}: no actions/cache of {archives}/*.deb keyed on hashFiles('ci/deps.sh') "
                                "between the checkout and ci/deps.sh")
+        ev = [r for r in runs if "./eventrig run" in r]
+        if merge_reports_args(runs) and not ev:
+            merges.append(name)
+            continue
+        if len(ev) != 1:
+            probs.append(f"{name}: {len(ev)} eventrig run steps")
+            continue
+        a = run_args(ev[0])
+        junit = a.get("--junit")
+        if not os.path.isfile(os.path.join(ROOT, a.get("--env", "-"))):
+            probs.append(f"{name}: --env {a.get('--env')} does not exist")
+        up_ok = uploaded(steps, junit)
+        if not up_ok:
+            probs.append(f"{name}: the report folder of {junit} is not uploaded with if: always()")
+        if a.get("--shard") or (j.get("strategy") or {}).get("matrix"):
+            # a matrix of shards: each runs its part and uploads its report
+            # under a name of its own; a merge job publishes them as one
+            shard = a.get("--shard", "")
+            m = re.fullmatch(r"\$\{\{\s*matrix\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}/(\d+)", shard)
+            if not m:
+                shard_probs.append(f"{name}: --shard {shard!r} is not ${{{{ matrix.KEY }}}}/N")
+                continue
+            key, n = m.group(1), int(m.group(2))
+            vals = [str(mx.get(key)) for mx in mxs]
+            if sorted(vals) != sorted(str(k) for k in range(1, n + 1)):
+                shard_probs.append(f"{name}: the matrix runs --shard {', '.join(v + '/' + str(n) for v in vals)}, "
+                                   f"not 1/{n} .. {n}/{n} once each (matrix.{key} and the total must agree)")
+            if (j.get("strategy") or {}).get("fail-fast") is not False:
+                shard_probs.append(f"{name}: fail-fast is not false: a failing scenario fails its shard, "
+                                   "which cancels the others, and their reports are missing from the merge")
+            if up_ok:
+                names = [matrix_subst(up_ok[0].get("name", "artifact"), mx) for mx in mxs]
+                if len(set(names)) != len(names):
+                    shard_probs.append(f"{name}: the shards upload their reports as {sorted(set(names))}: "
+                                       "not one artifact name per shard (upload-artifact refuses a name twice)")
+                sharded[name] = {"n": n, "artifacts": names,
+                                 "rel": os.path.relpath(junit, up_ok[0].get("path", ""))}
+            if any(s.get("uses", "").startswith("mikepenz/action-junit-report@") for s in steps):
+                shard_probs.append(f"{name}: a shard publishes its own report, a part of the suite "
+                                   "(the merge job publishes the merged one)")
+        elif not publishes(name, j, steps, junit, up_ok):
+            probs.append(f"{name}: {junit} is not published by a JUnit report action")
         if a.get("--env") == compose_env_rel:
             compose_seen = True
             upi = next((k for k, r in enumerate(runs) if "docker compose -f docker-compose.test.yml up" in r), None)
@@ -964,11 +1119,98 @@ def check_github(w, rw, compose_env_rel):
             suite_seen = True
             if a.get("--filter"):
                 probs.append(f"{name}: the local stack job filters scenarios ({a['--filter']})")
+
+    # the merge jobs: after every shard, also a failed one; every shard's
+    # artifact in a folder of its own; merge-reports over all of them; the
+    # merged report uploaded and published like a job's own
+    shard_artifacts = {a: sj for sj, info in sharded.items() for a in info["artifacts"]}
+    merged = set()
+    for name in merges:
+        j = jobs[name]
+        steps = j.get("steps") or []
+        runs = [s.get("run", "") for s in steps]
+        needs = j.get("needs") or []
+        needs = [needs] if isinstance(needs, str) else list(needs)
+        for sj in sharded:
+            if sj in needs:
+                merged.add(sj)
+            else:
+                merge_probs.append(f"{name}: does not need {sj} (it would not wait for the shards)")
+        cond = j.get("if")
+        try:
+            after_failure = bool(cond) and gh_eval(str(cond), {"github": GH_EVENTS["push"][0]}, "failure")
+        except (ValueError, KeyError, IndexError) as e:
+            merge_probs.append(f"{name}: cannot evaluate if: {cond!r}: {e}")
+            after_failure = True
+        if not after_failure:
+            merge_probs.append(f"{name}: if: {cond!r} skips it when a shard failed (a failing scenario fails "
+                               "its shard): the report showing the failure would be neither merged nor published")
+        mi = next((k for k, r in enumerate(runs) if merge_reports_args([r])), None)
+        mk = next((k for k, r in enumerate(runs) if builds_eventrig([r])), None)
+        if mk is None or mi is None or mk > mi:
+            merge_probs.append(f"{name}: eventrig is not built (make eventrig) before merge-reports")
+        dls = [(k, s.get("with") or {}) for k, s in enumerate(steps)
+               if s.get("uses", "").startswith("actions/download-artifact@")]
+        files = []
+        for art, sj in shard_artifacts.items():
+            got = None
+            for k, d in dls:
+                path = str(d.get("path", "."))
+                if d.get("name"):
+                    if str(d["name"]) == art:
+                        got = os.path.join(path, sharded[sj]["rel"])
+                elif glob_match(str(d.get("pattern", "*")), art):
+                    if str(d.get("merge-multiple", "")).lower() == "true":
+                        merge_probs.append(f"{name}: merge-multiple: true extracts every shard's artifact into "
+                                           f"{path}: their {sharded[sj]['rel']} overwrite each other")
+                        got = os.path.join(path, sharded[sj]["rel"])
+                    else:
+                        got = os.path.join(path, art, sharded[sj]["rel"])
+                if got and mi is not None and k > mi:
+                    merge_probs.append(f"{name}: downloads {art} after merge-reports")
+                if got:
+                    break
+            if got is None:
+                merge_probs.append(f"{name}: does not download {art}")
+            else:
+                files.append(os.path.normpath(got))
+        for art, job in uploads.items():
+            if art not in shard_artifacts and any(
+                    glob_match(str(d.get("pattern", "*")), art) if not d.get("name") else d["name"] == art
+                    for _, d in dls):
+                merge_probs.append(f"{name}: also downloads {art} (job {job}), whose report is no shard's")
+        mr = merge_reports_args(runs)
+        if len(mr) != 1 or not mr[0][0] or not mr[0][1]:
+            merge_probs.append(f"{name}: {len(mr)} 'eventrig merge-reports OUT IN...' commands")
+            continue
+        out, ins = mr[0]
+        check_merged_inputs(name, [runs[mi]], out, ins, files, merge_probs)
+        up_ok = uploaded(steps, out)
+        if not up_ok:
+            merge_probs.append(f"{name}: the folder of the merged {out} is not uploaded with if: always()")
+        if not publishes(name, j, steps, out, up_ok):
+            merge_probs.append(f"{name}: the merged {out} is not published by a JUnit report action")
+    for sj in sharded:
+        if sj not in merged:
+            merge_probs.append(f"{sj}: no merge job needs its shards")
+    if not sharded:
+        shard_probs.append("no job is a matrix of shards (--shard ${{ matrix.K }}/N)")
+    if not merges:
+        merge_probs.append("no job runs eventrig merge-reports")
+    for name, j in jobs.items():
+        jp = j.get("permissions") or {}
+        if isinstance(jp, dict) and jp.get("checks") == "write" and name not in publishing:
+            fork_probs.append(f"{name}: asks for checks: write but publishes nothing")
     if not suite_seen:
         probs.append("no job runs the whole suite on the local stack")
     if not compose_seen:
         probs.append(f"no job runs against the Compose stack ({compose_env_rel})")
     expect("GitHub workflow: checkout, make, the suite, reports uploaded and JUnit published", probs)
+    expect("GitHub shards: the matrix lists 1..N once each for --shard ${{ matrix.K }}/N, fail-fast off, "
+           "each shard uploads its report under an artifact name of its own and publishes none", shard_probs)
+    expect("GitHub merge job: needs every shard, runs also after a failed one, builds eventrig, downloads each "
+           "shard's artifact into a folder of its own, merges them all with merge-reports (failing when one is "
+           "missing), uploads and publishes the merged report", merge_probs)
     expect("GitHub workflow: JUnit published on pushes and branch pull requests (also after a failure), "
            "skipped on pull requests from forks (read-only token); only publishing jobs may write checks",
            fork_probs)
@@ -977,13 +1219,14 @@ def check_github(w, rw, compose_env_rel):
     expect("GitHub Compose job: project named after the run (github.run_id, run_attempt), host ports from "
            "ci/compose-env.sh before up, down -v --rmi local always", compose_probs)
     if rw is not None:
-        check_github_report(w, rw, publishers)
+        check_github_report(w, rw, publishers, uploads, shard_artifacts)
     return jobs_runs
 
 
-def check_github_report(w, rw, publishers):
+def check_github_report(w, rw, publishers, uploads, shard_artifacts):
     """ci/github-actions-report.yml: publishes, from a workflow_run, the
-    reports that the workflow w did not publish (pull requests from forks)"""
+    reports that the workflow w did not publish (pull requests from forks):
+    each publishing job's artifact, and no shard's (a part of the suite)"""
     probs = []
     on = rw.get("on") or rw.get(True) or {}   # YAML 1.1 reads a bare on: as true
     wr = on.get("workflow_run") if isinstance(on, dict) else None
@@ -1018,42 +1261,93 @@ def check_github_report(w, rw, publishers):
             if s.get("run") or s.get("uses", "").startswith("actions/checkout@"):
                 probs.append(f"{jn}: {s.get('name') or s.get('uses') or 'a step'} checks out or runs code "
                              "(it has a write token; the pull request's files are data)")
-        matrix = ((j.get("strategy") or {}).get("matrix") or {}).get("include") or [{}]
         dl = [s.get("with") or {} for s in steps if s.get("uses", "").startswith("actions/download-artifact@")]
         pub = [s.get("with") or {} for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report@")]
-        for mx in matrix:
-            def val(v):
-                return re.sub(r"\$\{\{\s*matrix\.([A-Za-z_]+)\s*\}\}", lambda m: str(mx.get(m.group(1), "")), str(v))
+        for mx in gh_matrix(j):
             for d in dl:
                 if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.id\s*\}\}", str(d.get("run-id", ""))):
                     probs.append(f"{jn}: downloads without run-id: github.event.workflow_run.id")
+                art = matrix_subst(d.get("name"), mx)
+                if art in shard_artifacts:
+                    probs.append(f"{jn}: publishes {art}, one shard's part of the suite, as a check of its own")
+                elif art not in uploads:
+                    probs.append(f"{jn}: downloads {art}, which no job of {w.get('name')!r} uploads")
                 for p in pub:
                     if not re.fullmatch(r"\$\{\{\s*github\.event\.workflow_run\.head_sha\s*\}\}",
                                         str(p.get("commit", ""))):
                         probs.append(f"{jn}: publishes without commit: github.event.workflow_run.head_sha")
-                    rel = os.path.relpath(val(p.get("report_paths", "")), val(d.get("path", ".")))
-                    seen[(val(d.get("name")), val(p.get("check_name")), rel)] = jn
+                    rel = os.path.relpath(matrix_subst(p.get("report_paths", ""), mx),
+                                          matrix_subst(d.get("path", "."), mx))
+                    seen[(art, matrix_subst(p.get("check_name"), mx), rel)] = jn
     for job, key in publishers.items():
         if key not in seen:
             probs.append(f"{job}'s artifact {key[0]!r} ({key[2]}) is not published as {key[1]!r}")
     expect("ci/github-actions-report.yml publishes the reports of pull requests from forks "
-           "(workflow_run: downloads each job's artifact, publishes it on the head commit, runs no code)", probs)
+           "(workflow_run: downloads each publishing job's artifact, the merged shards' and no shard's, "
+           "publishes it on the head commit, runs no code)", probs)
 
 
 # --- GitLab ---------------------------------------------------------------------
+NODE_INDEX = re.compile(r"\$(?:\{CI_NODE_INDEX\}|CI_NODE_INDEX\b)")
+NODE_TOTAL = re.compile(r"\$(?:\{CI_NODE_TOTAL\}|CI_NODE_TOTAL\b)")
+
+
+def gl_needs(j):
+    """[(job, with its artifacts?)] of a job's needs"""
+    out = []
+    for n in j.get("needs") or []:
+        if isinstance(n, str):
+            out.append((n, True))
+        elif isinstance(n, dict) and n.get("job"):
+            out.append((n["job"], n.get("artifacts", True) is not False))
+    return out
+
+
+def gl_keeps(art, path):
+    """do artifacts:paths keep path (the file, or a folder above it)?"""
+    return any(path and (path == p or path.startswith(p.rstrip("/") + "/")) for p in art.get("paths") or [])
+
+
 def check_gitlab(g, compose_env_rel):
-    probs, cache_probs, compose_probs = [], [], []
+    """A job that runs the suite either hands GitLab its report itself or
+    runs as `parallel: N` shards (CI_NODE_INDEX/CI_NODE_TOTAL), whose
+    reports a merge job in a later stage merges and hands GitLab."""
+    probs, cache_probs, compose_probs, shard_probs, merge_probs = [], [], [], [], []
     jobs_runs = {}
     jobs = {n: j for n, j in g.items() if isinstance(j, dict) and ("script" in j)}
+    stages = g.get("stages") or ["build", "test", "deploy"]   # GitLab's default stages
+    stage_order = [".pre"] + list(stages) + [".post"]
     if not jobs:
         probs.append("no job with a script")
     compose_seen = False
+    sharded, merges, cache_keys = {}, [], {}
     for name, j in jobs.items():
         script = list(j.get("before_script", [])) + list(j.get("script", []))
         jobs_runs[f"GitLab {name}"] = script
         if "image" in j and j.get("image") != "debian:12":
             probs.append(f"{name}: image {j.get('image')!r} is not debian:12")
+        if j.get("stage", "test") not in stage_order:
+            probs.append(f"{name}: stage {j.get('stage')!r} is not one of stages: {stages}")
+        calls = deps_calls(script)
+        if "image" in j:
+            # a container job downloads its packages every time: cache them
+            archives = calls[0][1] if calls else None
+            cache = j.get("cache") or {}
+            key = cache.get("key")
+            files = (key.get("files") or []) if isinstance(key, dict) else []
+            if not archives:
+                cache_probs.append(f"{name}: ci/deps.sh without --apt-archives (nothing to cache)")
+            elif f"{archives.rstrip('/')}/*.deb" not in (cache.get("paths") or []) or "ci/deps.sh" not in files:
+                cache_probs.append(f"{name}: cache {cache} does not keep {archives}/*.deb keyed on ci/deps.sh")
+            else:
+                # jobs sharing a key share the cache: the last to finish saves
+                # its .deb files over the other's
+                ck = json.dumps(key, sort_keys=True)
+                cache_keys.setdefault(ck, {})[name] = " ".join(sorted(calls[0][0]))
         ev = [s for s in script if "./eventrig run" in s]
+        if merge_reports_args(script) and not ev:
+            merges.append(name)
+            continue
         if len(ev) != 1:
             probs.append(f"{name}: {len(ev)} eventrig run lines")
             continue
@@ -1062,20 +1356,30 @@ def check_gitlab(g, compose_env_rel):
         art = j.get("artifacts") or {}
         if art.get("when") != "always":
             probs.append(f"{name}: artifacts not kept when the suite fails (when: always)")
-        if (art.get("reports") or {}).get("junit") != junit:
+        if not gl_keeps(art, junit):
+            probs.append(f"{name}: artifacts:paths {art.get('paths')} does not keep {junit}")
+        par = j.get("parallel")
+        if par is not None:
+            # shards: GitLab sets CI_NODE_INDEX/CI_NODE_TOTAL, eventrig's --shard
+            if not isinstance(par, int) or par < 2:
+                shard_probs.append(f"{name}: parallel: {par!r} is not a number of shards")
+                continue
+            shard = a.get("--shard")
+            m = re.fullmatch(r"\$\{?CI_NODE_INDEX\}?/(\$\{?CI_NODE_TOTAL\}?|\d+)", shard or "")
+            if shard and (not m or (m.group(1).isdigit() and int(m.group(1)) != par)):
+                shard_probs.append(f"{name}: --shard {shard} with parallel: {par}: each node must run its own "
+                                   "part (no --shard: eventrig reads CI_NODE_INDEX/CI_NODE_TOTAL)")
+            files = [os.path.normpath(NODE_TOTAL.sub(str(par), NODE_INDEX.sub(str(k), junit or "")))
+                     for k in range(1, par + 1)]
+            if len(set(files)) != len(files):
+                shard_probs.append(f"{name}: every node writes {junit}: in the merge job their artifacts "
+                                   "overwrite each other (name it after $CI_NODE_INDEX)")
+            if (art.get("reports") or {}).get("junit"):
+                shard_probs.append(f"{name}: artifacts:reports:junit of each node: GitLab would count its "
+                                   "tests again beside the merged report")
+            sharded[name] = {"n": par, "files": files, "stage": j.get("stage", "test")}
+        elif (art.get("reports") or {}).get("junit") != junit:
             probs.append(f"{name}: artifacts:reports:junit {art.get('reports')} is not {junit}")
-        if not any(junit and junit.startswith(p.rstrip("/") + "/") for p in art.get("paths", [])):
-            probs.append(f"{name}: artifacts:paths {art.get('paths')} does not keep {junit}'s folder")
-        calls = deps_calls(script)
-        if "image" in j:
-            # a container job downloads its packages every time: cache them
-            archives = calls[0][1] if calls else None
-            cache = j.get("cache") or {}
-            files = ((cache.get("key") or {}).get("files") or []) if isinstance(cache.get("key"), dict) else []
-            if not archives:
-                cache_probs.append(f"{name}: ci/deps.sh without --apt-archives (nothing to cache)")
-            elif f"{archives.rstrip('/')}/*.deb" not in (cache.get("paths") or []) or "ci/deps.sh" not in files:
-                cache_probs.append(f"{name}: cache {cache} does not keep {archives}/*.deb keyed on ci/deps.sh")
         if a.get("--env") == compose_env_rel:
             compose_seen = True
             need, _ = proxy_families()
@@ -1097,9 +1401,65 @@ def check_gitlab(g, compose_env_rel):
                 compose_probs.append(f"{name}: no 'docker compose ... down -v --rmi local' in after_script")
             if not j.get("rules") or not j.get("tags"):
                 compose_probs.append(f"{name}: not limited to a runner with Docker (rules and tags)")
-    expect("GitLab CI: debian:12, the suite, artifacts:reports:junit = the --junit file, when: always", probs)
+    for ck, users in cache_keys.items():
+        if len(set(users.values())) > 1:
+            cache_probs.append(f"{', '.join(sorted(users))} install different groups "
+                               f"({', '.join(sorted(set(users.values())))}) under one cache key {ck}")
+
+    # the merge jobs: after every node, also a failed one, with their
+    # artifacts; merge-reports over all their reports; the merged report
+    # handed to GitLab
+    merged = set()
+    for name in merges:
+        j = jobs[name]
+        script = list(j.get("before_script", [])) + list(j.get("script", []))
+        needs = gl_needs(j)
+        stage = j.get("stage", "test")
+        for sj, info in sharded.items():
+            if (sj, True) in needs:
+                merged.add(sj)
+            else:
+                merge_probs.append(f"{name}: does not need {sj} with its artifacts (needs: {needs})")
+            if stage in stage_order and info["stage"] in stage_order and \
+                    stage_order.index(stage) <= stage_order.index(info["stage"]):
+                merge_probs.append(f"{name}: stage {stage} is not later than {sj}'s ({info['stage']})")
+        if j.get("when") != "always":
+            merge_probs.append(f"{name}: when: {j.get('when', 'on_success')}: skipped when a node failed "
+                               "(a failing scenario fails its node): the report showing it would not be merged")
+        mi = next((k for k, s in enumerate(script) if merge_reports_args([s])), None)
+        mk = next((k for k, s in enumerate(script) if builds_eventrig([s])), None)
+        if mk is None or mi is None or mk > mi:
+            merge_probs.append(f"{name}: eventrig is not built (make eventrig) before merge-reports")
+        mr = merge_reports_args(script)
+        if len(mr) != 1 or not mr[0][0] or not mr[0][1]:
+            merge_probs.append(f"{name}: {len(mr)} 'eventrig merge-reports OUT IN...' commands")
+            continue
+        out, ins = mr[0]
+        files = [f for info in sharded.values() for f in info["files"]]
+        check_merged_inputs(name, script[mi:], out, ins, files, merge_probs)
+        art = j.get("artifacts") or {}
+        if art.get("when") != "always":
+            merge_probs.append(f"{name}: artifacts not kept when a node failed (when: always)")
+        if (art.get("reports") or {}).get("junit") != out:
+            merge_probs.append(f"{name}: artifacts:reports:junit {art.get('reports')} is not the merged {out}")
+        if not gl_keeps(art, out):
+            merge_probs.append(f"{name}: artifacts:paths {art.get('paths')} does not keep {out}")
+    for sj in sharded:
+        if sj not in merged:
+            merge_probs.append(f"{sj}: no merge job needs its nodes")
+    if not sharded:
+        shard_probs.append("no job runs the suite as parallel: N shards")
+    if not merges:
+        merge_probs.append("no job runs eventrig merge-reports")
+    expect("GitLab CI: debian:12, declared stages, the suite, artifacts:reports:junit = the --junit file, "
+           "when: always", probs)
+    expect("GitLab shards: parallel: N runs the suite in N parts (CI_NODE_INDEX/CI_NODE_TOTAL as --shard), "
+           "each node keeps a report of its own, none exposed as artifacts:reports:junit", shard_probs)
+    expect("GitLab merge job: in a later stage, needs every node with its artifacts, when: always, builds "
+           "eventrig, merges every node's report (failing when one is missing), the merged file as "
+           "artifacts:reports:junit", merge_probs)
     expect("GitLab CI: the container job caches the .deb files of its ci/deps.sh --apt-archives, "
-           "keyed on ci/deps.sh", cache_probs)
+           "keyed on ci/deps.sh (one key per package group)", cache_probs)
     if compose_seen:
         expect("GitLab Compose job: project named after CI_JOB_ID, host ports from ci/compose-env.sh before up, "
                "down -v --rmi local in after_script", compose_probs)
