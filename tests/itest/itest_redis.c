@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"
@@ -60,6 +61,23 @@ void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((weak, alias("local_diag_error")));
 void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((weak, alias("local_diag_warn")));
+static void local_diag_matcher(er_diag_t *d, const char *path,
+                               const json_t *m) {
+  char msg[512], at[512], full[1100];
+  if (m && er_json_matcher_check_at(m, msg, sizeof msg, at, sizeof at) != 0) {
+    snprintf(full, sizeof full, "%s%s", path, at);
+    local_diag_error(d, full, "%s", msg);
+  }
+}
+static void local_diag_select(er_diag_t *d, const char *path, const char *sel) {
+  char msg[512];
+  if (er_select_check(sel, msg, sizeof msg))
+    local_diag_error(d, path, "%s", msg);
+}
+void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m)
+    __attribute__((weak, alias("local_diag_matcher")));
+void er_diag_select(er_diag_t *d, const char *path, const char *sel)
+    __attribute__((weak, alias("local_diag_select")));
 static bool diag_is_local(void) {
   return (void (*)(void))er_diag_error == (void (*)(void))local_diag_error;
 }
@@ -346,16 +364,16 @@ static void test_replies(void) {
   T_OK(step(&f, "redis",
             "{'command': ['HGETALL', 'h'], 'expect': {'f1': 'v1', 'f2': 3}}",
             2000) == ER_STEP_FAIL &&
-           has(&f.detail, "expected {\"f1\":\"v1\",\"f2\":3}, got "
+           has(&f.detail, "at /f2: expected 3, got \"2\"\nreply: "
                           "{\"f1\":\"v1\",\"f2\":\"2\"}"),
-       "an object mismatch shows both objects");
+       "an object mismatch names the field and shows the reply");
 
   /* capture */
   json_object_clear(f.caps);
   T_OK(step(&f, "redis",
             "{'command': ['LRANGE', 'l', 0, -1], 'capture': {'z': '/9'}}",
             2000) == ER_STEP_FAIL &&
-           has(&f.detail, "capture \"z\": nothing at /9 in the reply") &&
+           has(&f.detail, "capture \"z\": /9 is not in the reply") &&
            cap(&f, "z") == NULL,
        "a capture pointer that finds nothing fails the step");
   T_OK(step(&f, "redis", "{'command': ['GET', 'k'], 'capture': {'z': 'x'}}",
@@ -816,7 +834,7 @@ static void test_validate(void) {
            strstr(er_buf_cstr(&g_diags), "error /command/2:"),
        "redis: object and boolean command elements");
   T_OK(strstr(diags("redis", "{'command': ['GET'], 'capture': {'a/b': 'x'}}"),
-              "error /capture/a~1b: a capture is \"\""),
+              "error /capture/a~1b: \"x\" is neither a JSON pointer"),
        "redis: a capture that is not a pointer (path escaped)");
   T_OK(strstr(diags("redis", "{'command': ['GET'], 'url': 'redis://:pw@h:0'}"),
               "error /url: redis URL redis://:***@h:0: the port") &&
