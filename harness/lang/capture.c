@@ -113,8 +113,14 @@ const char *er_capture_check(const json_t *spec, unsigned has, char *msg,
     if (!known) {
       const char *dym =
           er_did_you_mean(k, g_keys, sizeof g_keys / sizeof g_keys[0]);
-      snprintf(msg, msgsz, "unknown key '%s' in a capture%s%s%s", k,
-               dym ? " (did you mean '" : "", dym ? dym : "", dym ? "'?)" : "");
+      if (dym)
+        snprintf(msg, msgsz,
+                 "unknown key '%s' in a capture (did you mean '%s'?)", k, dym);
+      else
+        snprintf(msg, msgsz,
+                 "unknown key '%s' in a capture (a source: path, text, "
+                 "header, key, status or all; and regex, group, flags)",
+                 k);
       return msg;
     }
   }

@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
+#include "base/jsonbig.h"
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
@@ -106,7 +107,7 @@ static json_t *J(const char *text) {
   for (char *p = s; *p; p++)
     if (*p == '\'')
       *p = '"';
-  v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+  v = er_json_loadb(s, strlen(s), JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!v)
     printf("# bad test JSON %s: %s\n", s, je.text);
   free(s);
@@ -408,6 +409,97 @@ static void test_replies(void) {
        "hold that does not hold shows the redis mismatch");
   fx_free(&f);
   (void)v;
+}
+
+/* Matchers and captures of issue 15 on real replies: regex groups and
+ * JSONPath into a value, text, big integers sent and compared exactly. */
+static void test_values(void) {
+  fx_t f;
+  char env[512];
+  char *s;
+  snprintf(env, sizeof env, "{'redis': {'url': '%s'}}", g_url);
+  fx_init(&f, env);
+  R_ok("SET v id=42;name=x");
+  R_ok("SET j {\"a\":[1,{\"b\":\"c\"}],\"n\":123456789012345678901234567890}");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'v'], 'expect': {'$and': [{'$contains': "
+            "'id='}, {'$contains': 'name='}, {'$not': {'$regex': 'ID', "
+            "'$flags': ''}}], '$regex': 'ID', '$flags': 'i'}, 'capture': "
+            "{'id': {'regex': 'id=([0-9]+)'}, 'all': {'text': true}, 'name': "
+            "{'regex': '(name)=([a-z]+)', 'group': 2}}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "id")), "42") &&
+           !strcmp(json_string_value(cap(&f, "all")), "id=42;name=x") &&
+           !strcmp(json_string_value(cap(&f, "name")), "x"),
+       "regex groups of a string reply; its text; two $contains with $and");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'v'], 'capture': {'id': {'regex': "
+            "'id=([a-z]+)'}}}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "capture \"id\": regex id=([a-z]+) does not match "
+                          "\"id=42;name=x\""),
+       "a regex that does not match fails the capture");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'j'], 'capture': {'b': '$.a[1].b', 'p': "
+            "'/a/0', 'n': '/n', 'raw': ''}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "b")), "c") &&
+           json_integer_value(cap(&f, "p")) == 1 &&
+           er_big_digits(cap(&f, "n")) &&
+           !strcmp(er_big_digits(cap(&f, "n")),
+                   "123456789012345678901234567890") &&
+           json_is_string(cap(&f, "raw")) && !er_big_digits(cap(&f, "raw")),
+       "JSONPath and pointers into a string reply that holds JSON (a big "
+       "integer exact); \"\" is the reply itself");
+  T_OK(step(&f, "redis",
+            "{'command': ['SET', 'big', 123456789012345678901234567890]}",
+            2000) == ER_STEP_OK &&
+           (s = R_str("GET big")) != NULL &&
+           !strcmp(s, "123456789012345678901234567890"),
+       "a big integer in a command is sent as its digits");
+  free(s);
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'big'], 'expect': {'$eq': "
+            "123456789012345678901234567890, '$gt': "
+            "123456789012345678901234567889, '$lt': 1e30}}",
+            2000) == ER_STEP_OK,
+       "a reply compared exactly with big integers");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'big'], 'expect': "
+            "123456789012345678901234567891}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "expected 123456789012345678901234567891, got "
+                          "\"123456789012345678901234567890\""),
+       "big integers one apart differ");
+  T_OK(step(&f, "redis.seed",
+            "{'keys': {'bs': 123456789012345678901234567890, 'bh': {'hash': "
+            "{'f': -123456789012345678901234567890}}}}",
+            2000) == ER_STEP_OK &&
+           (s = R_str("GET bs")) != NULL &&
+           !strcmp(s, "123456789012345678901234567890"),
+       "redis.seed writes a big integer exactly");
+  free(s);
+  T_OK(step(&f, "redis",
+            "{'command': ['HGETALL', 'bh'], 'expect': {'$subset': {'f': "
+            "-123456789012345678901234567890}}}",
+            2000) == ER_STEP_OK,
+       "and reads it back exactly");
+  R_ok("RPUSH lst a b c");
+  T_OK(step(&f, "redis",
+            "{'command': ['LRANGE', 'lst', 0, -1], 'expect': {'$count': 3, "
+            "'$each': {'$regex': '^[a-c]$'}, '$nth': [1, 'b'], '$nin': [[]]}, "
+            "'capture': {'last': '$[-1]', 'two': '$[0:2]'}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "last")), "c") &&
+           json_array_size(cap(&f, "two")) == 2,
+       "list operators on an array reply; JSONPath captures");
+  T_OK(step(&f, "redis",
+            "{'command': ['LRANGE', 'lst', 0, -1], 'expect': {'$each': "
+            "{'$ne': 'c'}}}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "at /2: expected anything but \"c\", got \"c\""),
+       "$each names the element that fails");
+  fx_free(&f);
 }
 
 static void test_urls(void) {
@@ -899,6 +991,7 @@ int main(void) {
   }
   test_validate();
   test_replies();
+  test_values();
   test_urls();
   test_auth();
   test_clean();
