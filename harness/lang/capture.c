@@ -64,7 +64,7 @@ static const char *check_regex(const json_t *spec, char *msg, size_t msgsz) {
     snprintf(msg, msgsz, "\"regex\" is a string (a POSIX extended regex)");
     return msg;
   }
-  if (flags && (!json_is_string(flags) || (cf = re_flags(flags)) < 0)) {
+  if (flags && (!json_is_string(flags) || re_flags(flags) < 0)) {
     snprintf(msg, msgsz, "\"flags\" is a string of i (ignore case) and m");
     return msg;
   }

@@ -334,14 +334,20 @@ static bool row_match_columns(const json_t *act, const json_t *exp,
     size_t c = 0, nc = json_array_size(cols);
     er_buf_t w = ER_BUF_INIT(512);
     bool ok;
-    while (c < nc && strcmp(json_string_value(json_array_get(cols, c)), k))
+    while (c < nc) {
+      const char *cn = json_string_value(json_array_get(cols, c));
+      if (cn && strcmp(cn, k) == 0)
+        break;
       c++;
+    }
     if (c == nc) {
       if (why) {
         er_buf_printf(why, "row %zu has no column \"%s\" (columns: ", ri, k);
         for (size_t j = 0; j < nc; j++)
           er_buf_printf(why, "%s%s", j ? ", " : "",
-                        json_string_value(json_array_get(cols, j)));
+                        json_string_value(json_array_get(cols, j))
+                            ? json_string_value(json_array_get(cols, j))
+                            : "?");
         er_buf_puts(why, ")");
       }
       er_buf_free(&w);
