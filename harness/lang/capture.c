@@ -162,13 +162,15 @@ const char *er_capture_check(const json_t *spec, unsigned has, char *msg,
     snprintf(msg, msgsz, "\"header\" takes a header name");
     return msg;
   }
+  if (check_regex(spec, msg, msgsz))
+    return msg;
   if (!first && !json_object_get(spec, "regex")) {
     snprintf(msg, msgsz,
              "a capture object needs a source (path, text, "
              "header, ...) or a regex");
     return msg;
   }
-  return check_regex(spec, msg, msgsz);
+  return NULL;
 }
 
 /* ---- taking ------------------------------------------------------------ */
