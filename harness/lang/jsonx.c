@@ -1167,7 +1167,8 @@ static bool run_match(const json_t *act, const json_t *exp, const char *where,
   memset(&m, 0, sizeof m);
   m.why = why;
   er_buf_init(&m.path, 64 * 1024);
-  er_buf_puts(&m.path, where ? where : "");
+  if (where && *where) /* scalars at the top allocate nothing */
+    er_buf_puts(&m.path, where);
   m.quiet = quiet == (size_t)-1 ? m.path.len : quiet;
   ok = match(&m, act, exp, list);
   er_buf_free(&m.path);
