@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
+
 #define NOTICE_CAP (8u * 1024u)
 #define CANCEL_GRACE_MS 1000 /* how long a cancelled statement may take */
 #define POLL_SLICE_MS 100    /* to notice an interrupt while waiting */
@@ -515,6 +517,8 @@ static json_t *numeric_json(const char *v, size_t len) {
     ll = strtoll(v, &end, 10);
     if (errno == 0 && (*end == '\0' || *end == '.'))
       return json_integer((json_int_t)ll);
+    if (!strchr(v, '.')) /* beyond 64 bits: exact (base/jsonbig.h) */
+      return er_big_from_text(v, len);
   }
   if (sig <= 15) {
     double d = strtod(v, NULL);
@@ -558,7 +562,7 @@ static json_t *cell_json(const PGresult *pr, int r, int c) {
     return json_boolean(v[0] == 't');
   case OID_JSON:
   case OID_JSONB: {
-    json_t *j = json_loadb(v, len, JSON_DECODE_ANY, NULL);
+    json_t *j = er_json_loadb(v, len, JSON_DECODE_ANY, NULL);
     return j ? j : text_json(v, len);
   }
   default:

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/jsonbig.h"
+
 extern char **environ;
 
 #define DEFAULT_READY_MS 30000
@@ -128,6 +130,8 @@ static char *join_path(const char *dir, const char *p) {
 
 /* A scalar JSON value as text (strings raw); NULL for others. */
 static char *scalar_text(const json_t *v) {
+  if (er_big_digits(v)) /* an integer beyond 64 bits */
+    return er_strdup(er_big_digits(v));
   if (json_is_string(v))
     return er_strdup(json_string_value(v));
   if (json_is_number(v) || json_is_boolean(v))

@@ -22,6 +22,8 @@
 
 #include <openssl/evp.h>
 
+#include "base/jsonbig.h"
+
 /* One UTF-8 character: its length, or 0 when invalid (util.h). */
 static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp) {
   long c;
@@ -331,8 +333,13 @@ static int dump(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
     break;
   }
   case JSON_STRING:
-    rc = dump_string(b, json_string_value(v), json_string_length(v), o->ascii,
-                     err);
+    if (er_big_digits(v)) /* an integer beyond 64 bits, as Python prints it */
+      rc = er_buf_puts(b, er_big_digits(v)) == 0
+               ? 0
+               : er_errf(err, ER_E_ENV, "out of memory");
+    else
+      rc = dump_string(b, json_string_value(v), json_string_length(v), o->ascii,
+                       err);
     break;
   case JSON_INTEGER:
     rc = er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) == 0

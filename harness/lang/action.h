@@ -58,6 +58,13 @@ void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A malformed matcher m at path (lang/jsonx.h): reported at the
+ * offending operator inside it, with "did you mean". Nothing when m is
+ * NULL or fine. */
+void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m);
+/* A selector sel (a key or value at path) that is neither a JSON pointer
+ * nor a valid JSONPath (lang/jsonpath.h): reported at the key. */
+void er_diag_select(er_diag_t *d, const char *path, const char *sel);
 
 /* ---- execution (run/exec.h) --------------------------------------------- */
 

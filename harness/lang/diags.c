@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
+
 void er_diags_vaddf(er_diags_t *d, const char *file, int line, int col,
                     er_diag_sev_t sev, const char *fmt, va_list ap) {
   er_buf_t b = ER_BUF_INIT(4096);
@@ -136,7 +138,8 @@ json_t *er_parse_json_text(const char *file, const char *text, size_t len,
   json_error_t e;
   json_t *doc;
   memset(&e, 0, sizeof e);
-  doc = json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
+  /* integers beyond 64 bits kept exactly (base/jsonbig.h) */
+  doc = er_json_loadb(text ? text : "", text ? len : 0, JSON_DECODE_ANY, &e);
   if (!doc)
     er_diags_addf(out, file, e.line > 0 ? e.line : 0, e.column, ER_DIAG_ERROR,
                   "JSON syntax error: %s", e.text[0] ? e.text : "invalid JSON");

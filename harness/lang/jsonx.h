@@ -3,18 +3,33 @@
  *
  * Matchers. Wherever a scenario states an expected value, it may give
  *  - a literal: the actual value must equal it (objects and arrays deeply;
- *    numbers numerically, 1 == 1.0; a numeric string such as a Redis reply
- *    "5" equals the number 5), or
+ *    numbers numerically and exactly, 1 == 1.0, integers beyond 64 bits
+ *    as decimal text (base/jsonbig.h); a numeric string such as a Redis
+ *    reply "5" equals the number 5), or
  *  - an operator object, all of whose keys start with '$':
  *      {"$eq": v} {"$ne": v} {"$gt": n} {"$gte": n} {"$lt": n} {"$lte": n}
  *      {"$exists": true|false}   (for pointers/fields that may be missing)
- *      {"$regex": "ERE"}         (POSIX extended, on strings)
+ *      {"$regex": "ERE"}         (POSIX extended, on strings), with
+ *        "$flags": "i" (ignore case) and/or "m" (^ $ at line ends)
  *      {"$contains": v}          (array has an element matching v; string
  *                                 has substring v; object has key v)
  *      {"$len": matcher}         (length of string, array or object)
- *      {"$in": [v, ...]}         (equals one of)
+ *      {"$in": [v, ...]} {"$nin": [v, ...]}  (matches one of / none of)
  *      {"$type": "string"|"number"|"integer"|"boolean"|"null"|"array"|"object"}
- *    Several operators in one object must all hold.
+ *      {"$set": [v, ...]}        (these elements in any order)
+ *      {"$subset": {..}|[..]}    (at least these keys / elements, deeply:
+ *                                 nested objects and arrays lenient too)
+ *      {"$not": m} {"$and": [m, ...]} {"$or": [m, ...]}
+ *      {"$count": m} {"$each": m} {"$all": m} {"$any": m} {"$nth": [i, m]}
+ *                                (on a list: a JSONPath's values, or an
+ *                                 array; $each/$all fail on none)
+ *      {"$isoDate": true}        (an RFC 3339 date-time or date)
+ *      {"$before": "now+5m"} {"$after": "2024-05-01T00:00:00Z"}
+ *      {"$uuid": true | 4}       (8-4-4-4-12 hex; a version digit)
+ *    Several operators in one object must all hold; several of one kind
+ *    go in {"$and": [...]}.
+ * A mismatch below the top names where: "at /items/1/tag: expected "b",
+ * got "c"".
  * Borrowed references are marked "borrowed"; otherwise the caller owns.
  */
 #ifndef ER_JSONX_H
@@ -46,9 +61,27 @@ bool er_json_is_matcher(const json_t *expected);
  * e.g. "expected >= 3, got 1". */
 bool er_json_match(const json_t *actual, const json_t *expected, er_buf_t *why);
 
-/* Validates a matcher's shape (unknown $operators, wrong operand types).
+/* er_json_match for a value found at JSON pointer where: a mismatch below
+ * it is named by its full pointer ("at /items/1/tag: ..."). */
+bool er_json_match_at(const json_t *actual, const json_t *expected,
+                      const char *where, er_buf_t *why);
+
+/* Matches the values a JSONPath selected: nodes (an array) with their
+ * JSON pointers paths (array of strings, may be NULL). The list operators
+ * ($count, $each/$all, $any, $nth) see nodes; everything else sees value
+ * (er_sel_value: NULL for none, the value for one, nodes for several). */
+bool er_json_match_list(const json_t *value, const json_t *nodes,
+                        const json_t *paths, const json_t *expected,
+                        er_buf_t *why);
+
+/* Validates a matcher's shape (unknown $operators with "did you mean",
+ * wrong operand types), literals with nested matchers included.
  * Returns 0 or -1 with a message in msg. */
 int er_json_matcher_check(const json_t *expected, char *msg, size_t msgsz);
+/* The same; on a problem, at gets the JSON pointer of the offending key
+ * inside expected ("/$and/1/$regex"; "" for expected itself). */
+int er_json_matcher_check_at(const json_t *expected, char *msg, size_t msgsz,
+                             char *at, size_t atsz);
 
 /* Compact one-line rendering for messages, cut to max bytes with "...".
  * Caller frees. Never NULL unless memory ran out. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
 #include "base/pyjson.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
@@ -664,7 +665,9 @@ static json_t *expand_text(er_tmpl_t *t, const char *s, size_t len,
     v = eval_expr(t, s, &e, err);
     if (!v)
       goto out;
-    if (json_is_string(v)) {
+    if (er_big_digits(v)) { /* an integer beyond 64 bits: its digits */
+      er_buf_puts(&out, er_big_digits(v));
+    } else if (json_is_string(v)) {
       er_buf_append(&out, json_string_value(v), json_string_length(v));
     } else {
       text = er_pyjson_compact(v, err);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
 #include "lang/jpos.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 
 /* er_diag_t: one action's argument object, for its validate(). */
@@ -34,6 +36,31 @@ static void diag_at(er_diag_t *d, er_diag_sev_t sev, const char *path,
   }
   /* "" is the action itself: point at its key ("sleep": ...) */
   er_diag_vat(d->c, sev, full ? full : d->prefix, *path == '\0', fmt, ap);
+  free(full);
+}
+
+/* A problem at path (relative to the action's arguments), at the key of
+ * the member when key is true. */
+static void diag_key(er_diag_t *d, const char *path, bool key, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+static void diag_key(er_diag_t *d, const char *path, bool key, const char *fmt,
+                     ...) {
+  char *full;
+  size_t pl, sl;
+  va_list ap;
+  if (!d)
+    return;
+  pl = strlen(d->prefix);
+  sl = strlen(path);
+  full = malloc(pl + sl + 1);
+  if (full) {
+    memcpy(full, d->prefix, pl);
+    memcpy(full + pl, path, sl + 1);
+  }
+  va_start(ap, fmt);
+  er_diag_vat(d->c, ER_DIAG_ERROR, full ? full : d->prefix, key || !*path, fmt,
+              ap);
+  va_end(ap);
   free(full);
 }
 
@@ -185,53 +212,38 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
  * offending $operator key when there is one). True if it reported. */
 static bool matcher_report(const er_diag_src_t *c, const json_t *v,
                            const char *ptr) {
-  char msg[512];
-  const char *k;
-  json_t *val;
-  if (er_json_matcher_check(v, msg, sizeof msg) == 0)
+  char msg[512], at[1024];
+  char *full;
+  if (er_json_matcher_check_at(v, msg, sizeof msg, at, sizeof at) == 0)
     return false;
-  if (er_json_is_matcher(v)) {
-    json_object_foreach((json_t *)v, k, val) {
-      char one[512];
-      json_t *single = json_object();
-      int bad;
-      if (!single)
-        break;
-      json_object_set(single, k, val);
-      bad = er_json_matcher_check(single, one, sizeof one);
-      json_decref(single);
-      if (bad) {
-        char *cp = er_jpos_child(ptr, k);
-        er_diag_err(c, cp ? cp : ptr, true, "%s", one);
-        free(cp);
-        return true;
-      }
-    }
-  } else if (json_is_object(v)) {
-    json_object_foreach((json_t *)v, k, val) {
-      char *cp = er_jpos_child(ptr, k);
-      bool done = false;
-      if (k[0] == '$' && k[1] != '{') {
-        er_diag_err(c, cp ? cp : ptr, true, "%s", msg);
-        done = true;
-      } else {
-        done = matcher_report(c, val, cp ? cp : ptr);
-      }
-      free(cp);
-      if (done)
-        return true;
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char *cp = er_jpos_child_index(ptr, i);
-      bool done = matcher_report(c, json_array_get(v, i), cp ? cp : ptr);
-      free(cp);
-      if (done)
-        return true;
-    }
+  full = malloc(strlen(ptr) + strlen(at) + 1);
+  if (full) {
+    strcpy(full, ptr);
+    strcat(full, at);
   }
-  er_diag_err(c, ptr, false, "%s", msg);
+  er_diag_err(c, full ? full : ptr, *at != '\0', "%s", msg);
+  free(full);
   return true;
+}
+
+void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m) {
+  char msg[512], at[1024];
+  char *full;
+  if (!m || er_json_matcher_check_at(m, msg, sizeof msg, at, sizeof at) == 0)
+    return;
+  full = malloc(strlen(path) + strlen(at) + 1);
+  if (full) {
+    strcpy(full, path);
+    strcat(full, at);
+  }
+  diag_key(d, full ? full : path, *at != '\0', "%s", msg);
+  free(full);
+}
+
+void er_diag_select(er_diag_t *d, const char *path, const char *sel) {
+  char msg[512];
+  if (er_select_check(sel, msg, sizeof msg))
+    diag_key(d, path, true, "%s", msg);
 }
 
 /* Checks one value against its key spec ks. name is the key, for
@@ -248,6 +260,13 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
     mask = ER_T_ANY;
   if (json_is_string(v) && is_single_expr(json_string_value(v)))
     return; /* its type is known only at run time */
+  if (er_big_digits(v) && (mask & ER_T_NUMBER) && !(mask & ER_T_STRING)) {
+    er_diag_err(c, ptr, false,
+                "'%s' is an integer beyond 64 bits; it must be at most "
+                "9223372036854775807",
+                name);
+    return;
+  }
   if (!(type_bit(v) & mask)) {
     char want[160];
     types_text(ks->types, want, sizeof want);

@@ -10,6 +10,7 @@
 #include "adapters/http.h"
 #include "adapters/redis.h"
 #include "adapters/services.h"
+#include "base/jsonbig.h"
 #include "base/promtext.h"
 #include "base/util.h"
 #include "lang/template.h"
@@ -208,7 +209,7 @@ static int key_probe(er_redis_t *rd, const char *key, int64_t deadline,
 static char *idem_key(const char *tmpl, const char *value, size_t len,
                       char *why, size_t whysz) {
   json_error_t je;
-  json_t *ev = value ? json_loadb(value, len, 0, &je) : NULL;
+  json_t *ev = value ? er_json_loadb(value, len, 0, &je) : NULL;
   er_tmpl_t *t = NULL;
   json_t *k = NULL;
   er_err_t err = {0};
@@ -996,7 +997,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
 
   if (in->dir && er_mkdirs(in->dir, &err) == 0) {
     char *t = er_strdup(er_buf_cstr(&full));
-    dumped = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    dumped = er_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (t) {
       er_secret_redact(t);
       slash_join(path, sizeof path, in->dir, "diagnostics.txt");

@@ -4,8 +4,9 @@
  *           "json": <any> | "body": "raw text", "timeout": "5s",
  *           "expect": {"status": <matcher>, "headers": {"Name": <matcher>},
  *                      "json": {"/pointer": <matcher>}, "body": <matcher>},
- *           "capture": {"name": "/json/pointer" | {"header": "Name"} |
- *                       {"status": true}}}}
+ *           "capture": {"name": "/json/pointer" | "$.json.path" |
+ *                       {"header": "Name"} | {"status": true} |
+ *                       {"text": true} | {"regex": "...", ...}}}}
  * Header names compare case-insensitively. A step without expect.status
  * expects a 2xx status.
  *
@@ -18,14 +19,16 @@
  * - headers values are strings (numbers and booleans are sent as text).
  * - timeout bounds the request (connect to last byte) within the step's
  *   own deadline. Redirects are not followed.
- * - expect.json: JSON pointer ("" = the whole body) -> matcher; the body
- *   must be JSON. expect.body: a matcher on the body as text
+ * - expect.json: JSON pointer ("" = the whole body) or JSONPath ("$..id")
+ *   -> matcher (lang/jsonpath.h: what a multi-valued path is matched
+ *   as); the body must be JSON (integers beyond 64 bits kept exactly).
+ * expect.body: a matcher on the body as text
  *   ({"$contains": "ok"}, {"$regex": "^OK"}, or the exact text).
  *   expect.headers: a missing header is a missing value, so
  *   {"$exists": false} checks absence.
- * - capture (only when every expectation holds): a JSON pointer string
- *   into the body, {"header": "Name"} (its value, a string), or
- *   {"status": true} (the status, an integer).
+ * - capture (only when every expectation holds): lang/capture.h, with the
+ *   body as the value, {"header": "Name"} (a string) and {"status": true}
+ *   (an integer) as sources.
  * - Outcomes: no response (connection refused, reset, timeout) ->
  *   ER_STEP_ERROR; an expectation not met -> ER_STEP_FAIL with the
  *   method, URL, status expected and seen, what differed and the first
@@ -42,6 +45,9 @@
 #include <strings.h>
 
 #include "adapters/http.h"
+#include "base/jsonbig.h"
+#include "lang/capture.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 
@@ -268,8 +274,8 @@ static json_t *body_json(const er_http_resp_t *r, parsed_t *p) {
   if (p->tried)
     return p->doc;
   p->tried = true;
-  p->doc = json_loadb(r->body.data ? r->body.data : "", r->body.len,
-                      JSON_DECODE_ANY, &je);
+  p->doc = er_json_loadb(r->body.data ? r->body.data : "", r->body.len,
+                         JSON_DECODE_ANY, &je);
   if (!p->doc) {
     if (r->body.truncated)
       snprintf(p->msg, sizeof p->msg,
@@ -384,6 +390,8 @@ static int build_args(call_t *c, const json_t *args) {
 /* A header value as text (in num when it is a number); NULL when it is
  * not a string, number or boolean. */
 static const char *header_value(const json_t *v, char *num, size_t n) {
+  if (er_big_digits(v))
+    return er_big_digits(v);
   if (json_is_string(v))
     return json_string_value(v);
   if (json_is_integer(v)) {
@@ -440,7 +448,7 @@ static int build_headers(call_t *c, bool *has_ctype) {
 static int build_body(call_t *c, bool has_ctype) {
   char **nl;
   if (c->jbody) {
-    c->body = json_dumps(c->jbody, JSON_COMPACT | JSON_ENCODE_ANY);
+    c->body = er_json_dumps(c->jbody, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!c->body)
       return ER_STEP_ERROR;
     c->body_len = strlen(c->body);
@@ -574,11 +582,16 @@ static void check_json(call_t *c) {
   }
   json_object_foreach((json_t *)c->want_json, ptr, m) {
     er_buf_t w = ER_BUF_INIT(1024);
-    if (!er_json_match(er_json_pointer(doc, ptr), m, &w)) {
+    er_sel_t sel;
+    char msg[512];
+    if (er_select(doc, ptr, &sel, msg, sizeof msg) != 0)
+      er_buf_puts(&w, msg);
+    if (w.len || !er_sel_match(&sel, m, &w)) {
       er_buf_printf(&c->why, "\n  json %s: %s", *ptr ? ptr : "\"\"",
                     er_buf_cstr(&w));
       c->ok = false;
     }
+    er_sel_free(&sel);
     er_buf_free(&w);
   }
 }
@@ -634,44 +647,26 @@ static void put_failure(call_t *c) {
 
 /* ---- run: capture ------------------------------------------------------ */
 
-/* The value spec captures (new reference), NULL with why when it is not
- * there; *fatal when spec is not a capture. */
-static json_t *capture_one(call_t *c, const char *name, const json_t *spec,
-                           bool *fatal) {
-  json_t *v = NULL;
-  if (json_is_string(spec)) {
-    json_t *doc = body_json(&c->resp, &c->parsed);
-    json_t *at = doc ? er_json_pointer(doc, json_string_value(spec)) : NULL;
-    if (!doc)
-      er_buf_printf(&c->why, "\n  capture %s: %s", name, c->parsed.msg);
-    else if (!at)
-      er_buf_printf(&c->why, "\n  capture %s: %s is not in the body", name,
-                    json_string_value(spec));
-    else
-      v = json_deep_copy(at);
-  } else if (json_is_string(json_object_get(spec, "header")) &&
-             json_object_size(spec) == 1) {
-    const char *hn = json_string_value(json_object_get(spec, "header"));
-    char *hv = er_http_header_get(&c->resp, hn);
-    if (hv && er_http_header_is_secret(hn))
-      secret_add_value(&c->sec, hv);
-    if (!hv)
-      er_buf_printf(&c->why, "\n  capture %s: no header %s in the response",
-                    name, hn);
-    else
-      v = json_string(hv);
-    free(hv);
-  } else if (json_is_true(json_object_get(spec, "status")) &&
-             json_object_size(spec) == 1) {
-    v = json_integer(c->resp.status);
-  } else {
-    er_buf_printf(&c->d,
-                  "http: capture \"%s\": give a JSON pointer string, "
-                  "{\"header\": \"Name\"} or {\"status\": true}",
-                  name);
-    *fatal = true;
-  }
-  return v;
+/* The sources of the captures (lang/capture.h). */
+static const json_t *cap_doc(void *ud, const char **why_not) {
+  call_t *c = ud;
+  json_t *doc = body_json(&c->resp, &c->parsed);
+  if (!doc)
+    *why_not = c->parsed.msg;
+  return doc;
+}
+
+static char *cap_header(void *ud, const char *name) {
+  call_t *c = ud;
+  char *hv = er_http_header_get(&c->resp, name);
+  if (hv && er_http_header_is_secret(name))
+    secret_add_value(&c->sec, hv);
+  return hv;
+}
+
+static json_t *cap_named(void *ud, const char *name) {
+  call_t *c = ud;
+  return strcmp(name, "status") == 0 ? json_integer(c->resp.status) : NULL;
 }
 
 /* The captures into c->caps (when every expectation holds); one not found
@@ -685,15 +680,31 @@ static int capture(call_t *c) {
   if (!c->caps)
     return ER_STEP_ERROR;
   json_object_foreach((json_t *)c->capture, name, spec) {
-    bool fatal = false;
-    json_t *v = capture_one(c, name, spec, &fatal);
-    if (fatal)
+    er_cap_src_t src = {ER_CAP_HEADER | ER_CAP_STATUS,
+                        "body",
+                        c,
+                        cap_doc,
+                        NULL,
+                        c->resp.body.data ? c->resp.body.data : "",
+                        c->resp.body.len,
+                        cap_header,
+                        cap_named};
+    er_buf_t w = ER_BUF_INIT(2048);
+    char msg[512];
+    json_t *v = NULL;
+    if (er_capture_check(spec, src.has, msg, sizeof msg)) {
+      er_buf_printf(&c->d, "http: capture \"%s\": %s", name, msg);
+      er_buf_free(&w);
       return ER_STEP_FATAL;
-    if (!v) {
-      c->ok = false;
-      continue;
     }
-    json_object_set_new(c->caps, name, v);
+    v = er_capture_take(spec, &src, &w);
+    if (!v) {
+      er_buf_printf(&c->why, "\n  capture %s: %s", name, er_buf_cstr(&w));
+      c->ok = false;
+    } else {
+      json_object_set_new(c->caps, name, v);
+    }
+    er_buf_free(&w);
   }
   return ER_STEP_OK;
 }
@@ -740,9 +751,7 @@ out:
 /* ---- validation -------------------------------------------------------- */
 
 static void check_matcher(const json_t *m, const char *path, er_diag_t *d) {
-  char msg[256];
-  if (m && er_json_matcher_check(m, msg, sizeof msg) != 0)
-    er_diag_error(d, path, "%s", msg);
+  er_diag_matcher(d, path, m);
 }
 
 static void validate(const json_t *args, er_diag_t *d) {
@@ -788,31 +797,23 @@ static void validate(const json_t *args, er_diag_t *d) {
     if (json_is_object(ej)) {
       json_object_foreach((json_t *)ej, k, v) {
         er_json_pointer_join(path, sizeof path, "/expect/json", k);
-        if (*k && *k != '/')
+        if (*k && *k != '/' && !er_jsonpath_is(k) && !strstr(k, "${"))
           er_diag_error(d, path,
                         "keys of expect.json are JSON pointers such as "
-                        "\"/items/0/id\" (\"\" = the whole body)");
+                        "\"/items/0/id\" (\"\" = the whole body) or "
+                        "JSONPaths such as \"$.items[*].id\"");
         else
-          check_matcher(v, path, d);
+          er_diag_select(d, path, k);
+        check_matcher(v, path, d);
       }
     }
   }
   if (json_is_object(capture)) {
     json_object_foreach((json_t *)capture, k, v) {
-      const char *p = json_string_value(v);
-      bool good;
+      char msg[512];
       er_json_pointer_join(path, sizeof path, "/capture", k);
-      if (p)
-        good = !*p || *p == '/';
-      else
-        good = json_object_size(v) == 1 &&
-               (json_is_string(json_object_get(v, "header")) ||
-                json_is_true(json_object_get(v, "status")));
-      if (!good)
-        er_diag_error(d, path,
-                      "a capture is a JSON pointer into the body "
-                      "(\"/id\"), {\"header\": \"Name\"} or "
-                      "{\"status\": true}");
+      if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_STATUS, msg, sizeof msg))
+        er_diag_error(d, path, "%s", msg);
     }
   }
 }

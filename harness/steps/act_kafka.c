@@ -31,11 +31,16 @@
  *   Waits for every delivery report; any failed delivery fails the step.
  *
  * {"kafka.expect": {"topic": "t", "key": <matcher>,
- *    "headers": {"h": <matcher>}, "where": {"/data/id": <matcher>},
+ *    "headers": {"h": <matcher>}, "where": {"/data/id" | "$..id": <matcher>},
  *    "count": 1 | {"$gte": 1}, "within": "10s", "then_quiet_for": "2s",
- *    "capture": {"name": "/pointer" | {"key": true} | {"header": "h"} |
- *                {"all": "/pointer"}}}}
+ *    "capture": {"name": "/pointer" | "$.path" | {"key": true} |
+ *                {"header": "h"} | {"text": true} | {"regex": ...} |
+ *                {"all": <capture>}}}}
  *   Counts messages after the start offsets that pass every filter.
+ *   where keys are JSON pointers or JSONPaths into the value (parsed as
+ *   JSON, integers beyond 64 bits kept exactly); captures: lang/capture.h,
+ *   the first matching message's value (its text when it is not JSON),
+ *   or with "all" an array over every matching message.
  *   count N (exact): passes once N matched and nothing more is there yet
  *   (fails at once past N); {"$gte"/"$gt": n} (default {"$gte": 1}): passes
  *   as soon as it holds; any other matcher is judged when `within` ends.
@@ -59,6 +64,9 @@
 #include <unistd.h>
 
 #include "adapters/kafka.h"
+#include "base/jsonbig.h"
+#include "lang/capture.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/diag.h"
@@ -593,9 +601,11 @@ static int start_offsets(er_exec_t *x, er_kafka_t *k, const char *topic,
 /* Text of a header value or key given as JSON: strings raw, others
  * compact JSON. Caller frees. */
 static char *as_text(const json_t *v) {
+  if (er_big_digits(v))
+    return er_strdup(er_big_digits(v));
   if (json_is_string(v))
     return er_strdup(json_string_value(v));
-  return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+  return er_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
 /* Bytes as a JSON string (bytes that are not UTF-8 shown as '?'). */
@@ -663,7 +673,7 @@ static char *envelope(const pgen_t *g) {
       e, "correlation_id",
       json_string(g->correlation_id ? g->correlation_id : corr));
   json_object_set(e, "data", (json_t *)(g->data ? g->data : json_null()));
-  s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  s = er_json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(e);
   return s;
 }
@@ -792,8 +802,8 @@ static int pgen_payload(er_exec_t *x, const json_t *a, pgen_t *g,
   if (env)
     return pgen_envelope(a, json_string_value(env), g, err);
   if (value) {
-    g->fixed =
-        json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER);
+    g->fixed = er_json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT |
+                                        JSON_PRESERVE_ORDER);
     if (!g->fixed)
       return er_errf(err, ER_E_ENV, "out of memory");
     g->fixed_len = strlen(g->fixed);
@@ -1050,10 +1060,18 @@ static bool record_matches(const er_kafka_record_t *rec, const json_t *parsed,
         er_buf_free(&r);
         break;
       }
-      if (!er_json_match(er_json_pointer(parsed, k), v, &r)) {
-        er_buf_printf(why, "%s%s: %s", ok ? "" : "; ", k,
-                      er_json_pointer(parsed, k) ? er_buf_cstr(&r) : "missing");
-        ok = false;
+      {
+        er_sel_t sel;
+        char msg[512];
+        if (er_select(parsed, k, &sel, msg, sizeof msg) != 0)
+          er_buf_puts(&r, msg);
+        if (r.len || !er_sel_match(&sel, v, &r)) {
+          er_buf_printf(why, "%s%s: %s", ok ? "" : "; ", k,
+                        er_sel_value(&sel) || sel.is_path ? er_buf_cstr(&r)
+                                                          : "missing");
+          ok = false;
+        }
+        er_sel_free(&sel);
       }
       er_buf_free(&r);
     }
@@ -1093,58 +1111,82 @@ typedef struct expect_state {
   er_buf_t capfail;
 } expect_state_t;
 
-/* Captures from a matching record. */
+/* The sources of a capture (lang/capture.h): one record. */
+typedef struct kcap {
+  const er_kafka_record_t *rec;
+  const json_t *parsed;
+} kcap_t;
+
+static const json_t *cap_doc(void *ud, const char **why_not) {
+  kcap_t *k = ud;
+  if (!k->parsed)
+    *why_not = k->rec->value ? "the value is not JSON" : "the value is null";
+  return k->parsed;
+}
+
+static char *cap_header(void *ud, const char *name) {
+  kcap_t *k = ud;
+  const void *hv = NULL;
+  size_t hl = 0;
+  char *out;
+  if (er_kafka_record_header_get(k->rec, name, &hv, &hl) != 0 || !hv)
+    return NULL;
+  out = malloc(hl + 1);
+  if (out) {
+    memcpy(out, hv, hl);
+    out[hl] = '\0';
+  }
+  return out;
+}
+
+static json_t *cap_named(void *ud, const char *name) {
+  kcap_t *k = ud;
+  if (strcmp(name, "key") != 0)
+    return NULL;
+  return k->rec->key ? jtext(k->rec->key, k->rec->key_len) : json_null();
+}
+
+/* Captures from a matching record: "all" ones from every one, the others
+ * from the first. */
 static void capture(expect_state_t *s, const json_t *spec,
                     const er_kafka_record_t *rec, const json_t *parsed) {
   const char *name;
   json_t *c;
+  kcap_t kc = {rec, parsed};
+  er_cap_src_t src = {ER_CAP_HEADER | ER_CAP_KEY,
+                      "value",
+                      &kc,
+                      cap_doc,
+                      NULL,
+                      rec->value ? rec->value : NULL,
+                      rec->value ? rec->value_len : 0,
+                      cap_header,
+                      cap_named};
   if (!spec)
     return;
   json_object_foreach((json_t *)spec, name, c) {
     json_t *all = json_is_object(c) ? json_object_get(c, "all") : NULL;
+    er_buf_t why = ER_BUF_INIT(2048);
+    json_t *got;
     if (all) {
       json_t *arr = json_object_get(s->alls, name);
-      json_t *got = parsed && json_is_string(all)
-                        ? er_json_pointer(parsed, json_string_value(all))
-                        : NULL;
       if (!arr) {
         arr = json_array();
         json_object_set_new(s->alls, name, arr);
       }
+      got = er_capture_take(all, &src, &why);
       if (got)
-        json_array_append(arr, got);
-      continue;
-    }
-    if (s->first_done)
-      continue;
-    if (json_is_string(c)) {
-      json_t *got =
-          parsed ? er_json_pointer(parsed, json_string_value(c)) : NULL;
-      if (!parsed && strcmp(json_string_value(c), "") == 0 && rec->value)
-        json_object_set_new(s->caps, name, jtext(rec->value, rec->value_len));
-      else if (got)
-        json_object_set(s->caps, name, got);
+        json_array_append_new(arr, got);
+    } else if (!s->first_done) {
+      got = er_capture_take(c, &src, &why);
+      if (got)
+        json_object_set_new(s->caps, name, got);
       else
         er_buf_printf(&s->capfail,
-                      "capture %s: %s not found in the first "
-                      "matching message\n",
-                      name, json_string_value(c));
-    } else if (json_is_true(json_object_get(c, "key"))) {
-      json_object_set_new(s->caps, name,
-                          rec->key ? jtext(rec->key, rec->key_len)
-                                   : json_null());
-    } else if (json_is_string(json_object_get(c, "header"))) {
-      const char *h = json_string_value(json_object_get(c, "header"));
-      const void *hv = NULL;
-      size_t hl = 0;
-      if (er_kafka_record_header_get(rec, h, &hv, &hl) == 0)
-        json_object_set_new(s->caps, name, hv ? jtext(hv, hl) : json_null());
-      else
-        er_buf_printf(&s->capfail,
-                      "capture %s: no header '%s' in the first "
-                      "matching message\n",
-                      name, h);
+                      "capture %s: %s in the first matching message\n", name,
+                      er_buf_cstr(&why));
     }
+    er_buf_free(&why);
   }
   s->first_done = true;
 }
@@ -1167,7 +1209,7 @@ static int expect_read(er_kafka_reader_t *r, const json_t *a, expect_state_t *s,
   }
   s->seen++;
   if (rec.value)
-    parsed = json_loadb(rec.value, rec.value_len, JSON_DECODE_ANY, NULL);
+    parsed = er_json_loadb(rec.value, rec.value_len, JSON_DECODE_ANY, NULL);
   m = record_matches(&rec, parsed, a, &why);
   if (s->seen <= SHOWN) {
     er_buf_puts(&s->list, "  ");
@@ -1431,7 +1473,7 @@ static void validate_expect(const json_t *a, er_diag_t *d) {
   const json_t *key = json_object_get(a, "key");
   const char *k;
   json_t *v;
-  char msg[256];
+  char msg[512];
   if (json_is_integer(count) && json_integer_value(count) < 0)
     er_diag_error(d, "/count", "count must be >= 0");
   if (json_is_object(count) &&
@@ -1441,42 +1483,33 @@ static void validate_expect(const json_t *a, er_diag_t *d) {
     er_diag_error(d, "/count",
                   "count must be a number or a matcher such as "
                   "{\"$gte\": 1}");
-  if (key && er_json_matcher_check(key, msg, sizeof msg) != 0)
-    er_diag_error(d, "/key", "%s", msg);
+  er_diag_matcher(d, "/key", key);
   if (where)
     json_object_foreach((json_t *)where, k, v) {
       char path[300];
-      snprintf(path, sizeof path, "/where/%s", k);
-      if (k[0] != '/' && k[0] != '\0')
+      er_json_pointer_join(path, sizeof path, "/where", k);
+      if (k[0] != '/' && k[0] != '\0' && !er_jsonpath_is(k) && !strstr(k, "${"))
         er_diag_error(d, path,
                       "where keys are JSON pointers such as "
-                      "\"/data/batch_id\"");
-      if (er_json_matcher_check(v, msg, sizeof msg) != 0)
-        er_diag_error(d, path, "%s", msg);
+                      "\"/data/batch_id\" or JSONPaths such as "
+                      "\"$.data.batch_id\"");
+      else
+        er_diag_select(d, path, k);
+      er_diag_matcher(d, path, v);
     }
   if (hdrs)
     json_object_foreach((json_t *)hdrs, k, v) {
       char path[300];
-      snprintf(path, sizeof path, "/headers/%s", k);
-      if (er_json_matcher_check(v, msg, sizeof msg) != 0)
-        er_diag_error(d, path, "%s", msg);
+      er_json_pointer_join(path, sizeof path, "/headers", k);
+      er_diag_matcher(d, path, v);
     }
   if (caps)
     json_object_foreach((json_t *)caps, k, v) {
       char path[300];
-      bool ok = false;
-      snprintf(path, sizeof path, "/capture/%s", k);
-      if (json_is_string(v))
-        ok = json_string_value(v)[0] == '/' || json_string_value(v)[0] == 0;
-      else if (json_is_object(v) && json_object_size(v) == 1)
-        ok = json_is_true(json_object_get(v, "key")) ||
-             json_is_string(json_object_get(v, "header")) ||
-             json_is_string(json_object_get(v, "all"));
-      if (!ok)
-        er_diag_error(d, path,
-                      "a capture is \"/pointer\" into the first matching "
-                      "value, {\"key\": true}, {\"header\": \"name\"} or "
-                      "{\"all\": \"/pointer\"}");
+      er_json_pointer_join(path, sizeof path, "/capture", k);
+      if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_KEY | ER_CAP_ALL, msg,
+                           sizeof msg))
+        er_diag_error(d, path, "%s", msg);
     }
 }
 

@@ -8,12 +8,14 @@
  * {"postgres.expect": {"query": "SELECT ...", "params": [..],
  *                      "equals": [[..], ..], "unordered": false,
  *                      "contains": [[..], ..], "count": <matcher>,
- *                      "empty": true, "capture": {"name": "/0/1"},
+ *                      "empty": true, "capture": {"name": "/0/1" |
+ *                      "/0/column" | "$[*].column" | {...}},
  *                      "dsn": "..."}}
  *   Rows are arrays of values typed from the column types (int -> integer,
  *   float/numeric -> number, bool -> boolean, json/jsonb -> parsed,
  *   NULL -> null, anything else -> string). Row cells in equals/contains
- *   may be matchers.
+ *   may be matchers. A row may also be an object {"column": <matcher>}:
+ *   the cells of those columns (by name), the others not checked.
  *
  * The DSN defaults to the environment's postgres.dsn.
  *
@@ -29,8 +31,10 @@
  *   rows for repeated entries), others may be too. count: a matcher on
  *   the number of rows (3, {"$gte": 1}). empty: true = no rows, false =
  *   at least one. A row may also be a matcher object on the whole row.
- *   capture: name -> JSON pointer into the rows array ("/0/0" = first
- *   row's first cell, "/0" = the whole first row, "" = every row);
+ *   capture (lang/capture.h): a JSON pointer or JSONPath into the rows
+ *   array ("/0/0" = first row's first cell, "/0" = the whole first row,
+ *   "" = every row); a path that finds nothing there is tried on the
+ *   rows as objects by column name ("/0/essay_id", "$[*].essay_id");
  *   taken only when the expectations hold.
  * - Outcomes: cannot connect / connection lost / deadline passed ->
  *   ER_STEP_ERROR (await keeps trying); an SQL error -> ER_STEP_FAIL with
@@ -43,6 +47,8 @@
 #include <string.h>
 
 #include "adapters/pg.h"
+#include "base/jsonbig.h"
+#include "lang/capture.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "run/safety.h"
@@ -157,8 +163,8 @@ static int params_from_json(const json_t *arr, params_t *p, er_buf_t *why) {
     char num[64];
     char *s = NULL;
     switch (json_typeof(v)) {
-    case JSON_STRING:
-      s = er_strdup(json_string_value(v));
+    case JSON_STRING: /* an integer beyond 64 bits as its digits */
+      s = er_strdup(er_big_digits(v) ? er_big_digits(v) : json_string_value(v));
       break;
     case JSON_INTEGER:
       snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -178,7 +184,7 @@ static int params_from_json(const json_t *arr, params_t *p, er_buf_t *why) {
       p->n++;
       continue;
     default: /* object, array: as JSON text (for json/jsonb columns) */
-      s = json_dumps(v, JSON_COMPACT);
+      s = er_json_dumps(v, JSON_COMPACT);
       break;
     }
     if (!s) {
@@ -317,13 +323,57 @@ static const char *col_name(const json_t *cols, size_t c, char buf[32]) {
   return buf;
 }
 
+/* A row given as an object: each named column's cell (the first column of
+ * that name) matches; the other columns are not checked. */
+static bool row_match_columns(const json_t *act, const json_t *exp,
+                              const json_t *cols, size_t ri, er_buf_t *why) {
+  const char *k;
+  json_t *m;
+  json_object_foreach((json_t *)exp, k, m) {
+    size_t c = 0, nc = json_array_size(cols);
+    er_buf_t w = ER_BUF_INIT(512);
+    bool ok;
+    while (c < nc) {
+      const char *cn = json_string_value(json_array_get(cols, c));
+      if (cn && strcmp(cn, k) == 0)
+        break;
+      c++;
+    }
+    if (c == nc) {
+      if (why) {
+        er_buf_printf(why, "row %zu has no column \"%s\" (columns: ", ri, k);
+        for (size_t j = 0; j < nc; j++)
+          er_buf_printf(why, "%s%s", j ? ", " : "",
+                        json_string_value(json_array_get(cols, j))
+                            ? json_string_value(json_array_get(cols, j))
+                            : "?");
+        er_buf_puts(why, ")");
+      }
+      er_buf_free(&w);
+      return false;
+    }
+    ok = er_json_match(json_array_get(act, c), m, why ? &w : NULL);
+    if (!ok && why)
+      er_buf_printf(why, "row %zu, column %s: %s", ri, k, er_buf_cstr(&w));
+    er_buf_free(&w);
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 /* Does actual row act satisfy expected row exp (an array of cells that
- * may be matchers, or a matcher on the whole row)? */
+ * may be matchers, an object of cells by column name, or a matcher on the
+ * whole row)? */
 static bool row_match(const json_t *act, const json_t *exp, const json_t *cols,
                       size_t ri, er_buf_t *why) {
   er_buf_t w = ER_BUF_INIT(512);
   bool ok = false;
   char cb[32];
+  if (json_is_object(exp) && !er_json_is_matcher(exp)) {
+    ok = row_match_columns(act, exp, cols, ri, why);
+    goto out;
+  }
   if (!json_is_array(exp)) {
     ok = er_json_match(act, exp, why ? &w : NULL);
     if (!ok && why)
@@ -612,11 +662,43 @@ static void expect_word_failure(er_exec_t *x, expect_t *e) {
   put_rows(x->detail, &e->res);
 }
 
+/* The sources of a capture (lang/capture.h): the rows, and the rows as
+ * objects by column name. */
+typedef struct pg_cap {
+  const er_pg_result_t *res;
+  json_t *objs; /* owned */
+} pg_cap_t;
+
+static const json_t *cap_doc(void *ud, const char **why_not) {
+  (void)why_not;
+  return ((pg_cap_t *)ud)->res->rows;
+}
+
+static const json_t *cap_alt(void *ud) {
+  pg_cap_t *pc = ud;
+  const json_t *rows = pc->res->rows, *cols = pc->res->columns;
+  if (pc->objs)
+    return pc->objs;
+  pc->objs = json_array();
+  for (size_t i = 0; pc->objs && i < json_array_size(rows); i++) {
+    json_t *o = json_object();
+    for (size_t c = 0; o && c < json_array_size(cols); c++) {
+      const char *n = json_string_value(json_array_get(cols, c));
+      if (n && !json_object_get(o, n))
+        json_object_set(o, n, json_array_get(json_array_get(rows, i), c));
+    }
+    json_array_append_new(pc->objs, o);
+  }
+  return pc->objs;
+}
+
 /* Takes the captures from the rows into x->captures, all or none. */
 static int expect_capture(er_exec_t *x, const expect_t *e) {
   const char *name;
-  json_t *ptr;
+  json_t *spec;
   json_t *caps = NULL; /* owned */
+  pg_cap_t pc = {&e->res, NULL};
+  er_cap_src_t src = {0, "rows", &pc, cap_doc, cap_alt, NULL, 0, NULL, NULL};
   int rc;
 
   if (!e->capture)
@@ -626,26 +708,28 @@ static int expect_capture(er_exec_t *x, const expect_t *e) {
     rc = ER_STEP_ERROR;
     goto out;
   }
-  json_object_foreach((json_t *)e->capture, name, ptr) {
+  json_object_foreach((json_t *)e->capture, name, spec) {
+    er_buf_t w = ER_BUF_INIT(2048);
+    char msg[512];
     json_t *v;
-    if (!json_is_string(ptr)) {
-      er_buf_printf(x->detail,
-                    "%s: capture \"%s\": give a JSON pointer into the rows "
-                    "such as \"/0/0\"",
-                    e->what, name);
+    if (er_capture_check(spec, 0, msg, sizeof msg)) {
+      er_buf_printf(x->detail, "%s: capture \"%s\": %s", e->what, name, msg);
+      er_buf_free(&w);
       rc = ER_STEP_FATAL;
       goto out;
     }
-    v = er_json_pointer(e->res.rows, json_string_value(ptr));
+    v = er_capture_take(spec, &src, &w);
     if (!v) {
-      er_buf_printf(x->detail, "%s: capture \"%s\": %s is not in the rows",
-                    e->what, name, json_string_value(ptr));
+      er_buf_printf(x->detail, "%s: capture \"%s\": %s", e->what, name,
+                    er_buf_cstr(&w));
+      er_buf_free(&w);
       put_query(x->detail, "query", e->sql, e->pj);
       put_rows(x->detail, &e->res);
       rc = ER_STEP_FAIL;
       goto out;
     }
-    if (json_object_set_new(caps, name, json_deep_copy(v)) != 0) {
+    er_buf_free(&w);
+    if (json_object_set_new(caps, name, v) != 0) {
       rc = ER_STEP_ERROR;
       goto out;
     }
@@ -654,6 +738,7 @@ static int expect_capture(er_exec_t *x, const expect_t *e) {
     json_object_update(x->captures, caps);
   rc = ER_STEP_OK;
 out:
+  json_decref(pc.objs);
   json_decref(caps);
   return rc;
 }
@@ -704,7 +789,7 @@ static int run_alias(er_exec_t *x, const json_t *args) {
 
 /* "/capture/" + name with ~ and / escaped (RFC 6901). */
 static void validate_rows(const json_t *rows, const char *key, er_diag_t *d) {
-  char path[128], msg[256];
+  char path[128];
   if (!json_is_array(rows))
     return; /* the key spec reports the type */
   for (size_t i = 0; i < json_array_size(rows); i++) {
@@ -712,14 +797,14 @@ static void validate_rows(const json_t *rows, const char *key, er_diag_t *d) {
     snprintf(path, sizeof path, "/%s/%zu", key, i);
     if (json_is_string(r))
       continue; /* "${row}" may expand to an array */
-    if (!json_is_array(r) && !er_json_is_matcher(r)) {
+    if (!json_is_array(r) && !json_is_object(r)) {
       er_diag_error(d, path,
-                    "a row is an array of cells such as [1, \"a\"] (or a "
-                    "matcher on the whole row)");
+                    "a row is an array of cells such as [1, \"a\"], an "
+                    "object of cells by column name such as {\"id\": 1} (or "
+                    "a matcher on the whole row)");
       continue;
     }
-    if (er_json_matcher_check(r, msg, sizeof msg) != 0)
-      er_diag_error(d, path, "%s", msg);
+    er_diag_matcher(d, path, r);
   }
 }
 
@@ -741,7 +826,7 @@ static void validate_exec(const json_t *args, er_diag_t *d) {
 static void validate_expect(const json_t *args, er_diag_t *d) {
   const json_t *count = json_object_get(args, "count");
   const json_t *capture = json_object_get(args, "capture");
-  char msg[256], path[256];
+  char msg[512], path[256];
   if (!json_object_get(args, "equals") && !json_object_get(args, "contains") &&
       !count && !json_object_get(args, "empty"))
     er_diag_error(d, "",
@@ -753,8 +838,7 @@ static void validate_expect(const json_t *args, er_diag_t *d) {
   validate_rows(json_object_get(args, "contains"), "contains", d);
   if (count) {
     if (er_json_is_matcher(count)) {
-      if (er_json_matcher_check(count, msg, sizeof msg) != 0)
-        er_diag_error(d, "/count", "%s", msg);
+      er_diag_matcher(d, "/count", count);
     } else if (!json_is_integer(count) && !json_is_string(count)) {
       er_diag_error(d, "/count",
                     "\"count\" is a number of rows or a matcher such as "
@@ -765,12 +849,9 @@ static void validate_expect(const json_t *args, er_diag_t *d) {
     const char *name;
     json_t *ptr;
     json_object_foreach((json_t *)capture, name, ptr) {
-      const char *p = json_string_value(ptr);
       er_json_pointer_join(path, sizeof path, "/capture", name);
-      if (!p || (*p && *p != '/'))
-        er_diag_error(d, path,
-                      "a capture is a JSON pointer into the rows such as "
-                      "\"/0/0\" (row 0, column 0)");
+      if (er_capture_check(ptr, 0, msg, sizeof msg))
+        er_diag_error(d, path, "%s", msg);
     }
   }
 }

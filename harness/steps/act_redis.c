@@ -1,7 +1,8 @@
 /* act_redis.c: the "redis", "redis.clean" and "redis.seed" steps.
  *
  * {"redis": {"command": ["HGET", "k", "f"], "expect": <matcher>,
- *            "capture": {"name": "" | "/pointer"}, "url": "redis://..."}}
+ *            "capture": {"name": "" | "/pointer" | "$.path" | {...}},
+ *            "url": "redis://..."}}
  *   The reply becomes JSON (bulk/status -> string, integer -> integer,
  *   nil -> null, array -> array; HGETALL / CONFIG GET replies become
  *   objects) and is matched against expect (see jsonx.h matchers).
@@ -9,8 +10,10 @@
  *   the object {"error": "ERR text"}, so expect can match it:
  *   "expect": {"error": {"$regex": "^WRONGTYPE"}}.
  *   Command elements are strings or numbers (numbers are sent as their
- *   decimal text). capture stores the whole reply ("") or the value at a
- *   JSON pointer into it ("/0") under the name, after expect held.
+ *   decimal text; integers beyond 64 bits too). capture (lang/capture.h)
+ *   stores the whole reply (""), the value at a JSON pointer or JSONPath
+ *   into it ("/0", "$[0]"; into a string reply that holds JSON too), or a
+ *   regex group of its text, under the name, after expect held.
  *
  * {"redis.clean": {"match": "els:*" | ["a:*", "b:*"], "batch": 500,
  *                  "flush": false, "url": "..."}}
@@ -40,6 +43,8 @@
 #include <strings.h>
 
 #include "adapters/redis.h"
+#include "base/jsonbig.h"
+#include "lang/capture.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "run/safety.h"
@@ -136,6 +141,10 @@ static int io_rc(const er_err_t *err) {
 static char *scalar_text(const json_t *v, size_t *len) {
   char tmp[64];
   char *s;
+  if (er_big_digits(v)) { /* an integer beyond 64 bits: its digits */
+    *len = strlen(er_big_digits(v));
+    return er_strdup(er_big_digits(v));
+  }
   if (json_is_string(v)) {
     *len = json_string_length(v);
     s = malloc(*len + 1);
@@ -310,7 +319,8 @@ static int redis_check_reply(er_exec_t *x, const redis_call_t *c) {
   if (c->expect) {
     if (!er_json_match(c->reply, c->expect, &why)) {
       er_buf_printf(x->detail, "redis %s: %s", c->cmdtxt, er_buf_cstr(&why));
-      if (er_json_is_matcher(c->expect))
+      if (er_json_is_matcher(c->expect) || json_is_object(c->expect) ||
+          json_is_array(c->expect))
         er_buf_printf(x->detail, "\nreply: %s", c->rtxt ? c->rtxt : "?");
       rc = ER_STEP_FAIL;
     }
@@ -323,34 +333,70 @@ static int redis_check_reply(er_exec_t *x, const redis_call_t *c) {
   return rc;
 }
 
+/* The sources of a capture (lang/capture.h): the reply; a string reply
+ * that holds JSON is also read as JSON by paths. */
+typedef struct redis_cap {
+  const json_t *reply;
+  json_t *parsed; /* owned */
+  bool tried;
+} redis_cap_t;
+
+static const json_t *cap_doc(void *ud, const char **why_not) {
+  (void)why_not;
+  return ((redis_cap_t *)ud)->reply;
+}
+
+static const json_t *cap_alt(void *ud) {
+  redis_cap_t *rc = ud;
+  if (!rc->tried && json_is_string(rc->reply)) {
+    json_t *v = er_json_from_text(json_string_value(rc->reply),
+                                  json_string_length(rc->reply));
+    rc->tried = true;
+    if (json_is_object(v) || json_is_array(v))
+      rc->parsed = v;
+    else
+      json_decref(v);
+  }
+  return rc->parsed;
+}
+
 /* Stores the captures from the reply in x->captures. */
 static int redis_capture(er_exec_t *x, const redis_call_t *c) {
   const char *name;
-  json_t *ptr;
+  json_t *spec;
+  redis_cap_t rc = {c->reply, NULL, false};
+  er_cap_src_t src = {0, "reply", &rc, cap_doc, cap_alt, NULL, 0, NULL, NULL};
+  int out = ER_STEP_OK;
   if (!c->capture)
     return ER_STEP_OK;
-  json_object_foreach((json_t *)c->capture, name, ptr) {
-    const char *p = json_string_value(ptr);
-    json_t *v;
-    if (!p || (p[0] != '\0' && p[0] != '/')) {
-      er_buf_printf(x->detail,
-                    "redis %s: capture \"%s\" must be \"\" (the whole "
-                    "reply) or a JSON pointer such as \"/0\"",
-                    c->cmdtxt, name);
-      return ER_STEP_FATAL;
-    }
-    v = er_json_pointer(c->reply, p);
-    if (!v) {
-      er_buf_printf(x->detail,
-                    "redis %s: capture \"%s\": nothing at %s in the reply "
-                    "%s",
-                    c->cmdtxt, name, p, c->rtxt ? c->rtxt : "?");
-      return ER_STEP_FAIL;
-    }
-    if (x->captures && json_object_set(x->captures, name, v) != 0)
-      return ER_STEP_ERROR;
+  if (json_is_string(c->reply) && !er_big_digits(c->reply)) {
+    src.text = json_string_value(c->reply);
+    src.text_len = json_string_length(c->reply);
   }
-  return ER_STEP_OK;
+  json_object_foreach((json_t *)c->capture, name, spec) {
+    er_buf_t why = ER_BUF_INIT(2048);
+    char msg[512];
+    json_t *v;
+    if (er_capture_check(spec, 0, msg, sizeof msg)) {
+      er_buf_printf(x->detail, "redis %s: capture \"%s\": %s", c->cmdtxt, name,
+                    msg);
+      out = ER_STEP_FATAL;
+    } else if ((v = er_capture_take(spec, &src, &why)) == NULL) {
+      er_buf_printf(x->detail, "redis %s: capture \"%s\": %s; the reply: %s",
+                    c->cmdtxt, name, er_buf_cstr(&why),
+                    c->rtxt ? c->rtxt : "?");
+      out = ER_STEP_FAIL;
+    } else if (x->captures && json_object_set_new(x->captures, name, v) != 0) {
+      out = ER_STEP_ERROR;
+    } else if (!x->captures) {
+      json_decref(v);
+    }
+    er_buf_free(&why);
+    if (out != ER_STEP_OK)
+      break;
+  }
+  json_decref(rc.parsed);
+  return out;
 }
 
 static int run_redis(er_exec_t *x, const json_t *args) {
@@ -432,14 +478,12 @@ static void validate_redis(const json_t *args, er_diag_t *d) {
     const char *name;
     json_t *v;
     json_object_foreach((json_t *)capture, name, v) {
-      const char *s = json_string_value(v);
-      if (!s || (s[0] != '\0' && s[0] != '/' && !has_template(s))) {
+      char msg[512];
+      if (er_capture_check(v, 0, msg, sizeof msg)) {
         er_buf_t p = ER_BUF_INIT(1024);
         er_buf_puts(&p, "/capture/");
         ptr_token(&p, name);
-        er_diag_error(d, er_buf_cstr(&p),
-                      "a capture is \"\" (the whole reply) or a JSON pointer "
-                      "into the reply such as \"/0\"");
+        er_diag_error(d, er_buf_cstr(&p), "%s", msg);
         er_buf_free(&p);
       }
     }
@@ -677,7 +721,7 @@ static int seed_string(er_exec_t *x, er_redis_t *r, const seed_t *s) {
   int rc = ER_STEP_FATAL, p;
 
   if (json_is_object(s->value) || json_is_array(s->value)) {
-    text = json_dumps(s->value, JSON_COMPACT | JSON_ENCODE_ANY);
+    text = er_json_dumps(s->value, JSON_COMPACT | JSON_ENCODE_ANY);
     tlen = text ? strlen(text) : 0;
   } else if (json_is_string(s->value) || json_is_number(s->value)) {
     text = scalar_text(s->value, &tlen);

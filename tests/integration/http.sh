@@ -8,3 +8,45 @@ python3 "$ER_ROOT/tests/support/testhttpd.py" "$HTTP_PORT" >"$T_TMP/httpd.log" 2
 T_PIDS+=($!)
 wait_port "$HTTP_PORT" 10 || { echo "not ok - testhttpd did not start"; cat "$T_TMP/httpd.log"; exit 1; }
 HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$BIN"
+rc=$?
+T_N=500 # after itest_http's own lines
+
+# ---- eventrig run: a scenario with integers beyond 64 bits, JSONPath,
+# logical operators and regex captures, end to end (issue 15) ----------------
+[ -x "$EVENTRIG" ] || { not_ok "$EVENTRIG is not built"; exit 1; }
+echo '{}' >"$T_TMP/empty.env.json"
+cat >"$T_TMP/big.json" <<'JSON'
+{ "name": "big integers, JSONPath and regex captures through templates",
+  "vars": { "order": { "id": 123456789012345678901234567890, "items": [ { "sku": "a", "n": 1 }, { "sku": "b", "n": 2 } ] } },
+  "steps": [
+    { "http": { "method": "POST", "url": "${env.HTTP_URL}/echo", "json": "${order}",
+                "expect": { "json": { "/json/id": 123456789012345678901234567890,
+                                      "$.json.items[?@.n > 1].sku": "b",
+                                      "$.json.items[*]": { "$count": 2, "$each": { "$subset": { "sku": { "$regex": "^[a-z]$" } } } },
+                                      "/headers/user-agent": { "$and": [ { "$contains": "event" }, { "$contains": "rig" } ] } } },
+                "capture": { "id": "$.json.id", "skus": "$..sku", "ua": { "header": "Content-Type", "regex": "^([a-z]+)/" } } } },
+    { "http": { "method": "POST", "url": "${env.HTTP_URL}/echo",
+                "headers": { "X-Id": "${id}" },
+                "json": { "same": "${id}", "text": "id=${id}", "skus": "${skus}", "kind": "${ua}" },
+                "expect": { "json": { "/json/same": { "$eq": 123456789012345678901234567890, "$type": "integer" },
+                                      "/json/text": "id=123456789012345678901234567890",
+                                      "/headers/x-id": "123456789012345678901234567890",
+                                      "/json/skus": ["a", "b"], "/json/kind": "application" } } } },
+    { "http": { "url": "${env.HTTP_URL}/text",
+                "capture": { "word": { "regex": "^hello ([a-z]+)$" }, "all": { "text": true } } } },
+    { "http": { "method": "POST", "url": "${env.HTTP_URL}/echo", "body": "${all}/${word}",
+                "expect": { "json": { "/body": "hello world/world" } } } }
+  ] }
+JSON
+out=$(HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$EVENTRIG" run --env "$T_TMP/empty.env.json" \
+  --report-dir "$T_TMP/r" "$T_TMP/big.json" 2>&1); code=$?
+check "a scenario with big integers, JSONPath and regex captures passes (exit $code)" test "$code" -eq 0
+[ "$code" -eq 0 ] || diag "$out"
+sed '/"vars"/s/678901234567890,/678901234567891,/' "$T_TMP/big.json" >"$T_TMP/big-off.json"
+out=$(HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$EVENTRIG" run --env "$T_TMP/empty.env.json" \
+  --report-dir "$T_TMP/r2" "$T_TMP/big-off.json" 2>&1); code=$?
+check "one digit off in a big integer fails it (exit $code)" test "$code" -eq 1
+check "and the failure names the field and both numbers" \
+  grep -q "json /json/id: expected 123456789012345678901234567890, got 123456789012345678901234567891" <<<"$out"
+[ "$T_FAILED" -eq 0 ] || diag "$out"
+[ "$rc" -eq 0 ] && [ "$T_FAILED" -eq 0 ]

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lang/jsonpath.h"
+#include "lang/jsonx.h"
 #include "run/exec.h"
 
 struct er_diag {
@@ -40,6 +42,24 @@ __attribute__((weak)) void er_diag_warn(er_diag_t *d, const char *path,
   d->warnings++;
   snprintf(d->paths + strlen(d->paths), sizeof d->paths - strlen(d->paths),
            "(%s)", path);
+}
+
+/* er_diag_matcher/er_diag_select as the loader has them, recorded through
+ * the stand-in above (the problem's place appended to the path). */
+__attribute__((weak)) void er_diag_matcher(er_diag_t *d, const char *path,
+                                           const json_t *m) {
+  char msg[512], at[512], full[1100];
+  if (!m || er_json_matcher_check_at(m, msg, sizeof msg, at, sizeof at) == 0)
+    return;
+  snprintf(full, sizeof full, "%s%s", path, at);
+  er_diag_error(d, full, "%s", msg);
+}
+
+__attribute__((weak)) void er_diag_select(er_diag_t *d, const char *path,
+                                          const char *sel) {
+  char msg[512];
+  if (er_select_check(sel, msg, sizeof msg))
+    er_diag_error(d, path, "%s", msg);
 }
 
 #endif

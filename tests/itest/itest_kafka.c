@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "adapters/kafka.h"
+#include "base/jsonbig.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/exec.h"
@@ -214,7 +215,7 @@ static void new_scenario(ctx_t *c) {
 static int step(ctx_t *c, const er_action_t *a, const char *args,
                 int64_t timeout_ms) {
   json_error_t je;
-  json_t *j = json_loads(args, 0, &je);
+  json_t *j = er_json_loadb(args, strlen(args), 0, &je);
   er_exec_t x;
   int rc;
   if (!j) {
@@ -315,6 +316,92 @@ static void test_kcat_to_expect(ctx_t *c) {
             5000) == ER_STEP_FAIL &&
            has(&c->detail, "header trace: expected \"xyz\", got \"abc\""),
        "a header mismatch is named with expected vs got");
+}
+
+/* Issue 15 on real messages: captures by regex from a text value, a key
+ * and a header, the whole text, "all" with a regex; JSONPath in where and
+ * captures; integers beyond 64 bits produced and matched exactly. */
+static void test_values(ctx_t *c) {
+  json_t *msgs, *v;
+  size_t i;
+  bool exact = false;
+  new_scenario(c);
+  T_OK(kcat_produce(c->bs, "vals",
+                    "k-7:order id=7 total=12\n"
+                    "k-8:{\"id\": 8, \"big\": 123456789012345678901234567890,"
+                    " \"items\": [{\"sku\": \"a\"}, {\"sku\": \"b\"}]}\n",
+                    "trace=t-123", NULL) == 0,
+       "kcat produced a text value and a JSON one");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"vals\", \"count\": 1, \"within\": \"10s\","
+            " \"key\": {\"$regex\": \"^K-7$\", \"$flags\": \"i\"},"
+            " \"capture\": {\"id\": {\"regex\": \"id=([0-9]+)\"},"
+            " \"txt\": {\"text\": true}, \"whole\": \"\","
+            " \"kn\": {\"key\": true, \"regex\": \"k-([0-9]+)\"},"
+            " \"tr\": {\"header\": \"trace\", \"regex\": \"t-(.*)\"}}}",
+            20000) == ER_STEP_OK,
+       "kafka.expect on a text value");
+  T_OK(!strcmp(json_string_value(json_object_get(c->caps, "id")), "7") &&
+           !strcmp(json_string_value(json_object_get(c->caps, "txt")),
+                   "order id=7 total=12") &&
+           !strcmp(json_string_value(json_object_get(c->caps, "whole")),
+                   "order id=7 total=12") &&
+           !strcmp(json_string_value(json_object_get(c->caps, "kn")), "7") &&
+           !strcmp(json_string_value(json_object_get(c->caps, "tr")), "123"),
+       "captures: a regex group of the value, the key and a header; the "
+       "whole text");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"vals\", \"count\": 1, \"within\": \"10s\","
+            " \"where\": {\"$.items[*].sku\": {\"$count\": 2, \"$any\": \"b\"},"
+            " \"$..sku\": [\"a\", \"b\"],"
+            " \"/big\": {\"$gt\": 123456789012345678901234567889}},"
+            " \"capture\": {\"skus\": \"$..sku\", \"big\": \"/big\","
+            " \"b\": \"$.items[?@.sku == 'b'].sku\"}}",
+            20000) == ER_STEP_OK,
+       "JSONPath keys in where; a big integer compared exactly");
+  v = json_object_get(c->caps, "big");
+  T_OK(json_array_size(json_object_get(c->caps, "skus")) == 2 &&
+           er_big_digits(v) &&
+           !strcmp(er_big_digits(v), "123456789012345678901234567890") &&
+           !strcmp(json_string_value(json_object_get(c->caps, "b")), "b"),
+       "JSONPath captures; a big integer captured exactly");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"vals\", \"count\": 2, \"within\": \"10s\","
+            " \"capture\": {\"ids\": {\"all\": {\"regex\": \"id\\\"?[=:] "
+            "?([0-9]+)\"}},"
+            " \"keys\": {\"all\": {\"key\": true}}}}",
+            20000) == ER_STEP_OK &&
+           json_array_size(json_object_get(c->caps, "ids")) == 2 &&
+           json_array_size(json_object_get(c->caps, "keys")) == 2,
+       "\"all\" with a regex and with the key collects from every message");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"vals\", \"count\": 1, \"within\": \"300ms\","
+            " \"where\": {\"$.items[*]\": {\"$each\": {\"sku\": \"a\"}}}}",
+            5000) == ER_STEP_FAIL &&
+           has(&c->detail, "$.items[*]: at /items/1/sku: expected \"a\", got "
+                           "\"b\""),
+       "a where mismatch names the place in the message");
+  T_OK(step(c, &er_act_kafka_produce,
+            "{\"topic\": \"vals\", \"key\": 98765432109876543210,"
+            " \"value\": {\"n\": 123456789012345678901234567891}}",
+            20000) == ER_STEP_OK,
+       "kafka.produce with big integers");
+  msgs = kcat_consume(c->bs, "vals");
+  json_array_foreach(msgs, i, v) {
+    const char *pl = json_string_value(json_object_get(v, "payload"));
+    const char *key = json_string_value(json_object_get(v, "key"));
+    if (pl && key && !strcmp(pl, "{\"n\":123456789012345678901234567891}") &&
+        !strcmp(key, "98765432109876543210"))
+      exact = true;
+  }
+  T_OK(exact, "kcat sees the big integers exactly, in the value and the key");
+  json_decref(msgs);
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topic\": \"vals\", \"count\": 1, \"within\": \"10s\","
+            " \"key\": 98765432109876543210,"
+            " \"where\": {\"/n\": 123456789012345678901234567891}}",
+            20000) == ER_STEP_OK,
+       "and kafka.expect matches them exactly");
 }
 
 /* The embedded broker keeps about 5 MB per partition: a failure says when
@@ -749,7 +836,8 @@ int main(void) {
                      "{\"name\": \"quiet\", \"partitions\": 2},"
                      "{\"name\": \"ba\", \"partitions\": 1},"
                      "{\"name\": \"work\", \"partitions\": 3},"
-                     "{\"name\": \"big\", \"partitions\": 1}]}}}",
+                     "{\"name\": \"big\", \"partitions\": 1},"
+                     "{\"name\": \"vals\", \"partitions\": 1}]}}}",
                      0, NULL);
   c.t = er_tmpl_new();
   c.shared = er_session_new();
@@ -768,6 +856,7 @@ int main(void) {
   k = er_target_kafka(c.shared);
 
   test_kcat_to_expect(&c);
+  test_values(&c);
   test_produce_to_kcat(&c);
   test_delivery_failure(&c, k);
   test_then_quiet_for(&c);

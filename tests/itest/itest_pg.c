@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "adapters/pg.h"
+#include "base/jsonbig.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"
@@ -63,7 +64,7 @@ static void ctx_free(ctx_t *c) {
 static int run_step(ctx_t *c, const er_action_t *a, int64_t timeout_ms,
                     const char *args_json) {
   json_error_t je;
-  json_t *args = json_loads(args_json, 0, &je);
+  json_t *args = er_json_loadb(args_json, strlen(args_json), 0, &je);
   int rc;
   if (!args) {
     printf("# bad test JSON: %s: %s\n", je.text, args_json);
@@ -223,8 +224,8 @@ static void test_types(const char *dsn) {
   T_STREQ(json_string_value(cell(&r, 0, 15)), "2024-01-02",
           "other types -> their text form");
   T_STREQ(json_string_value(cell(&r, 0, 16)), "NaN", "float NaN -> string");
-  T_STREQ(json_string_value(cell(&r, 0, 17)), "99999999999999999999",
-          "integral numeric beyond int64 -> string");
+  T_STREQ(er_big_digits(cell(&r, 0, 17)), "99999999999999999999",
+          "integral numeric beyond int64 -> an exact integer (jsonbig.h)");
   er_pg_result_free(&r);
 
   /* parameters: text, typed by the server */
@@ -720,6 +721,87 @@ static void test_expect(const char *dsn) {
   ctx_free(&c);
 }
 
+/* Rows by column name, captures by column name and JSONPath, integers
+ * beyond 64 bits in parameters and results (issue 15). */
+static void test_rows_by_name(const char *dsn) {
+  ctx_t c;
+  const char *q2 = "\"query\": \"SELECT id, name, meta FROM t WHERE id IN "
+                   "(1, 2) ORDER BY id\"";
+  char a[1024];
+  ctx_init(&c, dsn);
+#define ARGS(...) (snprintf(a, sizeof a, __VA_ARGS__), a)
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_OK,
+       ARGS("{%s, \"equals\": [{\"name\": \"ann\", \"id\": 1}, {\"id\": 2}]}",
+            q2));
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_OK,
+       ARGS("{%s, \"equals\": [{\"id\": 2}, [1, \"ann\", {\"$subset\": "
+            "{\"tag\": \"a\"}}]], \"unordered\": true, \"contains\": "
+            "[{\"meta\": {\"tag\": {\"$in\": [\"a\", \"b\"]}}}]}",
+            q2));
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_FAIL,
+       ARGS("{%s, \"equals\": [{\"id\": 1, \"name\": \"bob\"}, {\"id\": 2}]}",
+            q2));
+  T_OK(has(&c.detail, "why: row 0, column name: expected \"bob\", got "
+                      "\"ann\""),
+       "a row by column name names the column that differs");
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_FAIL,
+       ARGS("{%s, \"contains\": [{\"nam\": \"ann\"}]}", q2));
+  T_OK(has(&c.detail, "no row matches {\"nam\":\"ann\"}"),
+       "a column that is not there matches no row");
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_FAIL,
+       ARGS("{%s, \"equals\": [{\"nam\": \"ann\"}, {\"id\": 2}]}", q2));
+  T_OK(has(&c.detail, "row 0 has no column \"nam\" (columns: id, name, meta)"),
+       "and the ordered comparison lists the columns there are");
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_FAIL,
+       ARGS("{%s, \"equals\": [[1, \"ann\", {\"tag\": \"b\"}], {\"id\": 2}]}",
+            q2));
+  T_OK(has(&c.detail, "why: row 0, column meta: at /tag: expected \"b\", got "
+                      "\"a\""),
+       "a mismatch inside a json cell names its place");
+  json_object_clear(c.caps);
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_OK,
+       ARGS("{%s, \"count\": 2, \"capture\": {\"n0\": \"/0/name\", "
+            "\"names\": \"$[*].name\", \"tag\": \"$[0].meta.tag\", "
+            "\"bob\": \"$[?@.id == 2].name\", \"cell\": \"/1/1\", "
+            "\"initial\": {\"path\": \"/1/name\", \"regex\": \"^(.)\"}}}",
+            q2));
+  T_STREQ(json_string_value(json_object_get(c.caps, "n0")), "ann",
+          "capture a cell by column name");
+  T_OK(json_array_size(json_object_get(c.caps, "names")) == 2,
+       "capture a column of every row with JSONPath");
+  T_STREQ(json_string_value(json_object_get(c.caps, "tag")), "a",
+          "capture into a json cell by column name");
+  T_STREQ(json_string_value(json_object_get(c.caps, "bob")), "bob",
+          "capture with a filter on a column");
+  T_STREQ(json_string_value(json_object_get(c.caps, "cell")), "bob",
+          "positional pointers still work");
+  T_STREQ(json_string_value(json_object_get(c.caps, "initial")), "b",
+          "a regex group of a cell");
+  /* integers beyond 64 bits: parameters sent and numerics read exactly */
+  json_object_clear(c.caps);
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_OK,
+       "{\"query\": \"SELECT $1::numeric + 1 AS n, $2::numeric AS m\","
+       " \"params\": [123456789012345678901234567890, -98765432109876543210],"
+       " \"equals\": [{\"n\": 123456789012345678901234567891, \"m\":"
+       " {\"$lt\": -98765432109876543209, \"$type\": \"integer\"}}],"
+       " \"capture\": {\"n\": \"/0/n\"}}");
+  T_STREQ(er_big_digits(json_object_get(c.caps, "n")),
+          "123456789012345678901234567891",
+          "a numeric beyond 64 bits compared and captured exactly");
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_FAIL,
+       "{\"query\": \"SELECT 123456789012345678901234567890::numeric AS n\","
+       " \"equals\": [[123456789012345678901234567891]]}");
+  T_OK(has(&c.detail, "expected 123456789012345678901234567891, got "
+                      "123456789012345678901234567890"),
+       "big integers one apart differ");
+  STEP(&c, &er_act_pg_expect, 5000, ER_STEP_OK,
+       "{\"query\": \"SELECT $1::jsonb AS j\","
+       " \"params\": [{\"id\": 123456789012345678901234567890}],"
+       " \"equals\": [{\"j\": {\"id\": 123456789012345678901234567890}}]}");
+#undef ARGS
+  ctx_free(&c);
+}
+
 static void test_validate(void) {
   struct {
     const er_action_t *a;
@@ -741,9 +823,9 @@ static void test_validate(void) {
        "[/equals/2]"},
       {&er_act_pg_expect,
        "{\"query\": \"q\", \"contains\": [[{\"$gt\": \"x\"}]]}", 1,
-       "[/contains/0]"},
+       "[/contains/0/0/$gt]"},
       {&er_act_pg_expect, "{\"query\": \"q\", \"count\": {\"$gtee\": 1}}", 1,
-       "[/count]"},
+       "[/count/$gtee]"},
       {&er_act_pg_expect, "{\"query\": \"q\", \"count\": true}", 1, "[/count]"},
       {&er_act_pg_expect,
        "{\"query\": \"q\", \"empty\": true, \"capture\": {\"a/b\": \"0/0\","
@@ -849,6 +931,7 @@ int main(void) {
   test_notices(dsn);
   test_exec(dsn);
   test_expect(dsn);
+  test_rows_by_name(dsn);
   test_deadline(dsn);
   test_reconnect(dsn);
   test_read_only(dsn);

@@ -20,6 +20,8 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
+#include "base/jsonbig.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "run/exec.h"
 #include "tap.h"
@@ -60,6 +62,23 @@ void er_diag_error(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((weak, alias("local_diag_error")));
 void er_diag_warn(er_diag_t *d, const char *path, const char *fmt, ...)
     __attribute__((weak, alias("local_diag_warn")));
+static void local_diag_matcher(er_diag_t *d, const char *path,
+                               const json_t *m) {
+  char msg[512], at[512], full[1100];
+  if (m && er_json_matcher_check_at(m, msg, sizeof msg, at, sizeof at) != 0) {
+    snprintf(full, sizeof full, "%s%s", path, at);
+    local_diag_error(d, full, "%s", msg);
+  }
+}
+static void local_diag_select(er_diag_t *d, const char *path, const char *sel) {
+  char msg[512];
+  if (er_select_check(sel, msg, sizeof msg))
+    local_diag_error(d, path, "%s", msg);
+}
+void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m)
+    __attribute__((weak, alias("local_diag_matcher")));
+void er_diag_select(er_diag_t *d, const char *path, const char *sel)
+    __attribute__((weak, alias("local_diag_select")));
 static bool diag_is_local(void) {
   return (void (*)(void))er_diag_error == (void (*)(void))local_diag_error;
 }
@@ -88,7 +107,7 @@ static json_t *J(const char *text) {
   for (char *p = s; *p; p++)
     if (*p == '\'')
       *p = '"';
-  v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+  v = er_json_loadb(s, strlen(s), JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!v)
     printf("# bad test JSON %s: %s\n", s, je.text);
   free(s);
@@ -346,16 +365,16 @@ static void test_replies(void) {
   T_OK(step(&f, "redis",
             "{'command': ['HGETALL', 'h'], 'expect': {'f1': 'v1', 'f2': 3}}",
             2000) == ER_STEP_FAIL &&
-           has(&f.detail, "expected {\"f1\":\"v1\",\"f2\":3}, got "
+           has(&f.detail, "at /f2: expected 3, got \"2\"\nreply: "
                           "{\"f1\":\"v1\",\"f2\":\"2\"}"),
-       "an object mismatch shows both objects");
+       "an object mismatch names the field and shows the reply");
 
   /* capture */
   json_object_clear(f.caps);
   T_OK(step(&f, "redis",
             "{'command': ['LRANGE', 'l', 0, -1], 'capture': {'z': '/9'}}",
             2000) == ER_STEP_FAIL &&
-           has(&f.detail, "capture \"z\": nothing at /9 in the reply") &&
+           has(&f.detail, "capture \"z\": /9 is not in the reply") &&
            cap(&f, "z") == NULL,
        "a capture pointer that finds nothing fails the step");
   T_OK(step(&f, "redis", "{'command': ['GET', 'k'], 'capture': {'z': 'x'}}",
@@ -390,6 +409,97 @@ static void test_replies(void) {
        "hold that does not hold shows the redis mismatch");
   fx_free(&f);
   (void)v;
+}
+
+/* Matchers and captures of issue 15 on real replies: regex groups and
+ * JSONPath into a value, text, big integers sent and compared exactly. */
+static void test_values(void) {
+  fx_t f;
+  char env[512];
+  char *s;
+  snprintf(env, sizeof env, "{'redis': {'url': '%s'}}", g_url);
+  fx_init(&f, env);
+  R_ok("SET v id=42;name=x");
+  R_ok("SET j {\"a\":[1,{\"b\":\"c\"}],\"n\":123456789012345678901234567890}");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'v'], 'expect': {'$and': [{'$contains': "
+            "'id='}, {'$contains': 'name='}, {'$not': {'$regex': 'ID', "
+            "'$flags': ''}}], '$regex': 'ID', '$flags': 'i'}, 'capture': "
+            "{'id': {'regex': 'id=([0-9]+)'}, 'all': {'text': true}, 'name': "
+            "{'regex': '(name)=([a-z]+)', 'group': 2}}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "id")), "42") &&
+           !strcmp(json_string_value(cap(&f, "all")), "id=42;name=x") &&
+           !strcmp(json_string_value(cap(&f, "name")), "x"),
+       "regex groups of a string reply; its text; two $contains with $and");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'v'], 'capture': {'id': {'regex': "
+            "'id=([a-z]+)'}}}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "capture \"id\": regex id=([a-z]+) does not match "
+                          "\"id=42;name=x\""),
+       "a regex that does not match fails the capture");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'j'], 'capture': {'b': '$.a[1].b', 'p': "
+            "'/a/0', 'n': '/n', 'raw': ''}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "b")), "c") &&
+           json_integer_value(cap(&f, "p")) == 1 &&
+           er_big_digits(cap(&f, "n")) &&
+           !strcmp(er_big_digits(cap(&f, "n")),
+                   "123456789012345678901234567890") &&
+           json_is_string(cap(&f, "raw")) && !er_big_digits(cap(&f, "raw")),
+       "JSONPath and pointers into a string reply that holds JSON (a big "
+       "integer exact); \"\" is the reply itself");
+  T_OK(step(&f, "redis",
+            "{'command': ['SET', 'big', 123456789012345678901234567890]}",
+            2000) == ER_STEP_OK &&
+           (s = R_str("GET big")) != NULL &&
+           !strcmp(s, "123456789012345678901234567890"),
+       "a big integer in a command is sent as its digits");
+  free(s);
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'big'], 'expect': {'$eq': "
+            "123456789012345678901234567890, '$gt': "
+            "123456789012345678901234567889, '$lt': 1e30}}",
+            2000) == ER_STEP_OK,
+       "a reply compared exactly with big integers");
+  T_OK(step(&f, "redis",
+            "{'command': ['GET', 'big'], 'expect': "
+            "123456789012345678901234567891}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "expected 123456789012345678901234567891, got "
+                          "\"123456789012345678901234567890\""),
+       "big integers one apart differ");
+  T_OK(step(&f, "redis.seed",
+            "{'keys': {'bs': 123456789012345678901234567890, 'bh': {'hash': "
+            "{'f': -123456789012345678901234567890}}}}",
+            2000) == ER_STEP_OK &&
+           (s = R_str("GET bs")) != NULL &&
+           !strcmp(s, "123456789012345678901234567890"),
+       "redis.seed writes a big integer exactly");
+  free(s);
+  T_OK(step(&f, "redis",
+            "{'command': ['HGETALL', 'bh'], 'expect': {'$subset': {'f': "
+            "-123456789012345678901234567890}}}",
+            2000) == ER_STEP_OK,
+       "and reads it back exactly");
+  R_ok("RPUSH lst a b c");
+  T_OK(step(&f, "redis",
+            "{'command': ['LRANGE', 'lst', 0, -1], 'expect': {'$count': 3, "
+            "'$each': {'$regex': '^[a-c]$'}, '$nth': [1, 'b'], '$nin': [[]]}, "
+            "'capture': {'last': '$[-1]', 'two': '$[0:2]'}}",
+            2000) == ER_STEP_OK &&
+           !strcmp(json_string_value(cap(&f, "last")), "c") &&
+           json_array_size(cap(&f, "two")) == 2,
+       "list operators on an array reply; JSONPath captures");
+  T_OK(step(&f, "redis",
+            "{'command': ['LRANGE', 'lst', 0, -1], 'expect': {'$each': "
+            "{'$ne': 'c'}}}",
+            2000) == ER_STEP_FAIL &&
+           has(&f.detail, "at /2: expected anything but \"c\", got \"c\""),
+       "$each names the element that fails");
+  fx_free(&f);
 }
 
 static void test_urls(void) {
@@ -816,7 +926,7 @@ static void test_validate(void) {
            strstr(er_buf_cstr(&g_diags), "error /command/2:"),
        "redis: object and boolean command elements");
   T_OK(strstr(diags("redis", "{'command': ['GET'], 'capture': {'a/b': 'x'}}"),
-              "error /capture/a~1b: a capture is \"\""),
+              "error /capture/a~1b: \"x\" is neither a JSON pointer"),
        "redis: a capture that is not a pointer (path escaped)");
   T_OK(strstr(diags("redis", "{'command': ['GET'], 'url': 'redis://:pw@h:0'}"),
               "error /url: redis URL redis://:***@h:0: the port") &&
@@ -881,6 +991,7 @@ int main(void) {
   }
   test_validate();
   test_replies();
+  test_values();
   test_urls();
   test_auth();
   test_clean();
