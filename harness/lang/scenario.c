@@ -20,12 +20,15 @@
 #include <unistd.h>
 
 #include "lang/diags.h"
+#include "lang/doc.h"
+#include "lang/fixture.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "lang/validate.h"
 
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
+#define DATA_MAX_BYTES (64u * 1024u * 1024u) /* a data fixture checked */
 #define DEFAULT_TIMEOUT_MS 60000
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -59,6 +62,42 @@ static bool names_has(const names_t *ns, const char *s) {
 static void names_free(names_t *ns) {
   free(ns->v);
   memset(ns, 0, sizeof *ns);
+}
+
+/* ---- files a file names -------------------------------------------------- */
+
+/* One file being validated: where the files it names are found. */
+typedef struct lfile {
+  const char *dir; /* its folder */
+  char *root;      /* the fixtures root for it (fixture.h), or NULL */
+} lfile_t;
+
+/* er_diag_src_t.file_ref: the file must be found; a data file must
+ * parse (its problems are reported in it, with where it was used). */
+static void file_ref(const er_diag_src_t *c, const char *ptr, const char *name,
+                     unsigned types) {
+  const lfile_t *lf = c->ud;
+  er_err_t err = {0};
+  char *p = er_fixture_find(lf->dir, lf->root, name, &err);
+  if (!p) {
+    er_diag_err(c, ptr, false, "%s", err.msg);
+    return;
+  }
+  if (types & ER_T_DATA) {
+    int line, col;
+    char *used = NULL;
+    const char *saved = c->out->suffix;
+    json_t *d;
+    er_diag_pos(c, ptr, false, &line, &col);
+    if (asprintf(&used, "(used at %s:%d:%d)", c->file, line, col) < 0)
+      used = NULL;
+    c->out->suffix = used ? used : saved;
+    d = er_doc_load(p, DATA_MAX_BYTES, NULL, c->out);
+    c->out->suffix = saved;
+    json_decref(d);
+    free(used);
+  }
+  free(p);
 }
 
 /* ---- top level --------------------------------------------------------- */
@@ -606,7 +645,14 @@ static char *dir_of(const char *path) {
 }
 
 er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
+  return er_scenario_load_opts(path, NULL, diags);
+}
+
+er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
+                                     er_diags_t *diags) {
   er_scenario_t *s = NULL;
+  lfile_t lf = {NULL, NULL};
+  char *dir = NULL;
   char *text = NULL;
   size_t len = 0;
   json_t *doc = NULL;
@@ -626,13 +672,17 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
     er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
     goto out;
   }
-  doc = er_parse_json_text(path, text, len, diags);
-  if (!doc)
-    goto out;
   /* steps' and their actions' positions (level 3: "/steps/3/http") for
    * every load; the full map only when a problem lies deeper (diags.c) */
-  pos = er_jpos_build_depth(text, len, 3);
-  c = (er_diag_src_t){path, pos, diags, text, len, &full};
+  doc = er_doc_parse(path, text, len, 3, &pos, diags);
+  if (!doc)
+    goto out;
+  dir = dir_of(path);
+  lf.dir = dir;
+  lf.root = er_fixture_root(o ? o->fixtures : NULL, dir);
+  c = (er_diag_src_t){
+      path, pos,   diags,    er_doc_kind(path) == ER_DOC_JSON ? text : NULL,
+      len,  &full, file_ref, &lf};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a scenario file must hold a JSON object, not %s",
@@ -708,11 +758,13 @@ oom:
   er_scenario_free(s);
   s = NULL;
 out:
-  er_diags_sort_from(diags, from);
+  er_diags_sort_main(diags, from, path);
   er_jpos_free(pos);
   er_jpos_free(full);
   json_decref(doc);
   free(text);
+  free(dir);
+  free(lf.root);
   return s;
 }
 
@@ -766,6 +818,17 @@ static char *join_path(const char *dir, const char *name) {
   return p;
 }
 
+/* *.json, *.yaml, *.yml, but not environment files (*.env.json, ...)
+ * nor step files (*.step.json, ...) */
+static bool is_scenario_name(const char *name) {
+  const char *dot = strrchr(name, '.');
+  size_t stem = dot ? (size_t)(dot - name) : strlen(name);
+  if (!er_doc_is_scenario_name(name))
+    return false;
+  return !((stem >= 4 && !strncmp(name + stem - 4, ".env", 4)) ||
+           (stem >= 5 && !strncmp(name + stem - 5, ".step", 5)));
+}
+
 static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
                        er_err_t *err) {
   DIR *d = NULL;
@@ -802,8 +865,7 @@ static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
       free(p);
       if (r != 0)
         goto out;
-    } else if (S_ISREG(st.st_mode) && er_str_has_suffix(de->d_name, ".json") &&
-               !er_str_has_suffix(de->d_name, ".env.json")) {
+    } else if (S_ISREG(st.st_mode) && is_scenario_name(de->d_name)) {
       if (strlist_push(out, p) != 0) {
         er_errf(err, ER_E_INPUT, "out of memory");
         goto out;

@@ -52,14 +52,24 @@ typedef struct er_scenario {
   er_steplist_t setup, steps, teardown;
 } er_scenario_t;
 
+/* What loading needs from outside the file. */
+typedef struct er_load_opts {
+  const char *fixtures; /* the environment's fixtures root (absolute), or
+                           NULL: the nearest fixtures/ folder (fixture.h) */
+} er_load_opts_t;
+
 /* Loads and validates one file. All problems go to diags. Returns NULL
- * when the file has errors (warnings alone do not stop it). */
+ * when the file has errors (warnings alone do not stop it). o may be
+ * NULL. */
+er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
+                                     er_diags_t *diags);
 er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags);
 void er_scenario_free(er_scenario_t *s);
 
 /* Expands PATH arguments (files, or folders searched recursively for
- * *.json, sorted) into a list of files. Caller frees each string and the
- * array. */
+ * *.json, *.yaml and *.yml, sorted; environment files *.env.* and step
+ * files *.step.* are not scenarios) into a list of files. Caller frees
+ * each string and the array. */
 int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
                         size_t *nfiles_out, er_err_t *err);
 

@@ -270,6 +270,7 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
   }
   if (ks->types & ER_T_MATCHER)
     matcher_report(c, v, ptr);
+
   if ((ks->types & ER_T_CHECK) && json_is_object(v))
     validate_wrapped(c, name, v, ptr, NULL);
   if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
@@ -407,6 +408,24 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
                 checks);
 }
 
+/* The files an action's arguments name (ER_T_FILE, ER_T_DATA), checked
+ * by the loader after the action's own validation: a missing fixture is
+ * not a wrong shape, so it does not hide the action's other problems. */
+static void check_file_refs(const er_diag_src_t *c, const er_action_t *a,
+                            const json_t *args, const char *ptr) {
+  if (!c->file_ref || !json_is_object(args))
+    return;
+  for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
+    const char *name = json_string_value(json_object_get(args, ks->name));
+    char *cp;
+    if (!(ks->types & (ER_T_FILE | ER_T_DATA)) || !name || strstr(name, "${"))
+      continue;
+    cp = er_jpos_child(ptr, ks->name);
+    c->file_ref(c, cp ? cp : ptr, name, ks->types);
+    free(cp);
+  }
+}
+
 static void validate_action(const er_diag_src_t *c, const er_action_t *a,
                             const json_t *args, const char *ptr) {
   size_t before = c->out->errors;
@@ -429,6 +448,7 @@ static void validate_action(const er_diag_src_t *c, const er_action_t *a,
     er_diag_t d = {c, ptr};
     er_diag_warn(&d, "", "'%s' is discouraged", a->name);
   }
+  check_file_refs(c, a, args, ptr);
 }
 
 static const er_keyspec_t g_step_common[] = {
@@ -492,7 +512,7 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
 void er_validate_keys(const char *file, const char *text, const json_t *doc,
                       const er_keyspec_t *spec, er_diags_t *out) {
   er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
-  er_diag_src_t c = {file, pos, out, NULL, 0, NULL};
+  er_diag_src_t c = {file, pos, out, NULL, 0, NULL, NULL, NULL};
   size_t from = out->n;
   if (!doc)
     ; /* not parsed: er_parse_json_text reported why */

@@ -152,8 +152,15 @@ void er_session_free(er_session_t *s);
 /* A string from the environment: env[section][key], or NULL. Borrowed. */
 const char *er_exec_env_str(const er_exec_t *x, const char *section,
                             const char *key);
-/* path relative to the scenario's folder (absolute paths unchanged).
- * Caller frees. */
-char *er_exec_path(const er_exec_t *x, const char *path);
+/* A file a step names (lang/fixture.h): found in the folder of the file
+ * the step is written in (x->base_dir), then under the fixtures root (the
+ * environment's "fixtures", else the nearest fixtures/ folder). Caller
+ * frees; NULL with err (ER_E_INPUT) saying where it looked. */
+char *er_exec_file(const er_exec_t *x, const char *name, er_err_t *err);
+/* The values of a data file (JSON, YAML, JSON Lines: lang/doc.h) a step
+ * names, templated in the step's scope (x->tmpl), so each message of a
+ * JSON Lines file gets its own ${uuid}. New reference, or NULL with err
+ * naming the file (and the line of a JSON Lines file). */
+json_t *er_exec_data(er_exec_t *x, const char *name, er_err_t *err);
 
 #endif

@@ -131,12 +131,14 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
   er_scenario_t **v = NULL;
   size_t n = 0;
   int rc = -1;
+  char *fixtures = NULL;
+  er_load_opts_t lo = {NULL};
 
   if (er_scenario_collect(o->paths, o->npaths, &files, &nfiles, err) != 0)
     goto out;
   if (nfiles == 0) {
     er_errf(err, ER_E_INPUT,
-            "no scenario files (*.json) found in the given "
+            "no scenario files (*.json, *.yaml, *.yml) found in the given "
             "paths");
     goto out;
   }
@@ -145,13 +147,17 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
     er_errf(err, ER_E_ENV, "out of memory");
     goto out;
   }
+  /* the fixtures root the environment names, before it is loaded */
+  fixtures = o->env_path ? er_env_peek_fixtures(o->env_path) : NULL;
+  lo.fixtures = fixtures;
   for (size_t i = 0; i < nfiles; i++) {
-    er_scenario_t *s = er_scenario_load(files[i], diags);
+    er_scenario_t *s = er_scenario_load_opts(files[i], &lo, diags);
     if (s)
       v[n++] = s;
   }
   rc = diags->errors ? -1 : 0;
 out:
+  free(fixtures);
   for (size_t i = 0; i < nfiles; i++)
     free(files[i]);
   free(files);

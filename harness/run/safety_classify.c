@@ -10,6 +10,7 @@
 
 #include "adapters/pg.h"
 #include "adapters/redis.h"
+#include "lang/fixture.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 #include "run/safety.h"
@@ -406,13 +407,12 @@ static const char *step_sql(const json_t *args, const char *key,
   *text = NULL;
   if (!sql && file && !strstr(file, "${")) {
     er_err_t err = {0};
-    char path[4096];
-    if (file[0] == '/' || !base_dir)
-      snprintf(path, sizeof path, "%s", file);
-    else
-      snprintf(path, sizeof path, "%s/%s", base_dir, file);
-    *text = er_read_file(path, SQL_FILE_CAP, NULL, &err);
+    char *root = er_fixture_root(NULL, base_dir);
+    char *path = er_fixture_find(base_dir, root, file, &err);
+    *text = path ? er_read_file(path, SQL_FILE_CAP, NULL, &err) : NULL;
     sql = *text;
+    free(path);
+    free(root);
   }
   return sql;
 }
