@@ -83,6 +83,11 @@ typedef struct er_action {
   bool raw_args;            /* run() gets the arguments untemplated
                                (groups template their nested steps one
                                by one, as they run) */
+  bool whole_step;          /* run() gets the step object itself,
+                               untemplated, and the action's value is
+                               not an object of arguments: `use`, whose
+                               value is a step file's path and whose
+                               inputs are the step's "with" */
   /* optional extra validation; args are the raw (untemplated) JSON */
   void (*validate)(const json_t *args, er_diag_t *d);
   /* run once; args are templated. Returns ER_STEP_* (run/exec.h). */

@@ -1,11 +1,16 @@
 /* fixture.c: where the files a scenario names are found (fixture.h). */
 #include "lang/fixture.h"
 
+#include "lang/action.h"
+#include "lang/doc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define DATA_MAX_BYTES (64u * 1024u * 1024u) /* a data fixture checked */
 
 static char *join(const char *dir, const char *name) {
   char *p = NULL;
@@ -96,4 +101,33 @@ char *er_fixture_find(const char *dir, const char *root, const char *name,
             name, dir && *dir ? dir : ".");
   }
   return NULL;
+}
+
+void er_fixture_ref(const er_diag_src_t *c, const char *ptr, const char *name,
+                    unsigned types) {
+  const er_fixture_dir_t *fd = c->ud;
+  er_err_t err = {0};
+  char *p = er_fixture_find(fd->dir, fd->root, name, &err);
+  if (!p) {
+    er_diag_err(c, ptr, false, "%s", err.msg);
+    return;
+  }
+  if (types & ER_T_DATA) {
+    int line, col;
+    char *used = NULL;
+    const char *saved = c->out->suffix;
+    json_t *d;
+    er_diag_pos(c, ptr, false, &line, &col);
+    /* "(used at a.json:4:7)", or "(used at a.json:4:7, used at ...)" */
+    if (asprintf(&used, "(used at %s:%d:%d%s%s", c->file, line, col,
+                 saved && saved[0] == '(' ? ", " : ")",
+                 saved && saved[0] == '(' ? saved + 1 : "") < 0)
+      used = NULL;
+    c->out->suffix = used ? used : saved;
+    d = er_doc_load(p, DATA_MAX_BYTES, NULL, c->out);
+    c->out->suffix = saved;
+    json_decref(d);
+    free(used);
+  }
+  free(p);
 }

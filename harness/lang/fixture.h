@@ -11,6 +11,7 @@
 #define ER_FIXTURE_H
 
 #include "base/util.h"
+#include "lang/diags.h"
 
 /* The fixtures root for a file in dir: root (absolute, from the
  * environment) when given, else the nearest "fixtures" folder at or above
@@ -22,5 +23,20 @@ char *er_fixture_root(const char *root, const char *dir);
  * when the file is in neither. Caller frees. */
 char *er_fixture_find(const char *dir, const char *root, const char *name,
                       er_err_t *err);
+
+/* Where the files one file names are found: its folder and the fixtures
+ * root for it (er_fixture_root). Borrowed strings. */
+typedef struct er_fixture_dir {
+  const char *dir;
+  char *root;
+} er_fixture_dir_t;
+
+/* er_diag_src_t.file_ref for a file validated with ud an
+ * er_fixture_dir_t: the named file must be found; a data file (ER_T_DATA)
+ * must parse, its problems reported in it with where it is used
+ * ("(used at a.json:4:7)", and where that file is used when the source's
+ * problems carry such a suffix already). */
+void er_fixture_ref(const er_diag_src_t *c, const char *ptr, const char *name,
+                    unsigned types);
 
 #endif

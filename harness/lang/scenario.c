@@ -24,81 +24,12 @@
 #include "lang/fixture.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
+#include "lang/refs.h"
 #include "lang/template.h"
 #include "lang/validate.h"
 
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
-#define DATA_MAX_BYTES (64u * 1024u * 1024u) /* a data fixture checked */
 #define DEFAULT_TIMEOUT_MS 60000
-
-/* ---- small helpers ----------------------------------------------------- */
-
-/* A list of borrowed names. */
-typedef struct names {
-  const char **v;
-  size_t n, alloc;
-} names_t;
-
-static int names_add(names_t *ns, const char *s) {
-  if (ns->n == ns->alloc) {
-    size_t na = ns->alloc ? ns->alloc * 2 : 16;
-    const char **nv = realloc(ns->v, na * sizeof *nv);
-    if (!nv)
-      return -1;
-    ns->v = nv;
-    ns->alloc = na;
-  }
-  ns->v[ns->n++] = s;
-  return 0;
-}
-
-static bool names_has(const names_t *ns, const char *s) {
-  for (size_t i = 0; i < ns->n; i++)
-    if (strcmp(ns->v[i], s) == 0)
-      return true;
-  return false;
-}
-
-static void names_free(names_t *ns) {
-  free(ns->v);
-  memset(ns, 0, sizeof *ns);
-}
-
-/* ---- files a file names -------------------------------------------------- */
-
-/* One file being validated: where the files it names are found. */
-typedef struct lfile {
-  const char *dir; /* its folder */
-  char *root;      /* the fixtures root for it (fixture.h), or NULL */
-} lfile_t;
-
-/* er_diag_src_t.file_ref: the file must be found; a data file must
- * parse (its problems are reported in it, with where it was used). */
-static void file_ref(const er_diag_src_t *c, const char *ptr, const char *name,
-                     unsigned types) {
-  const lfile_t *lf = c->ud;
-  er_err_t err = {0};
-  char *p = er_fixture_find(lf->dir, lf->root, name, &err);
-  if (!p) {
-    er_diag_err(c, ptr, false, "%s", err.msg);
-    return;
-  }
-  if (types & ER_T_DATA) {
-    int line, col;
-    char *used = NULL;
-    const char *saved = c->out->suffix;
-    json_t *d;
-    er_diag_pos(c, ptr, false, &line, &col);
-    if (asprintf(&used, "(used at %s:%d:%d)", c->file, line, col) < 0)
-      used = NULL;
-    c->out->suffix = used ? used : saved;
-    d = er_doc_load(p, DATA_MAX_BYTES, NULL, c->out);
-    c->out->suffix = saved;
-    json_decref(d);
-    free(used);
-  }
-  free(p);
-}
 
 /* ---- top level --------------------------------------------------------- */
 
@@ -115,312 +46,35 @@ static const er_keyspec_t g_top[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
-/* ---- ${...} references ------------------------------------------------- */
-
-typedef struct refscan {
-  const er_diag_src_t *c;
-  names_t *defined;
-  const names_t *later; /* captured by later steps */
-  const json_t *vars;   /* the scenario's vars object, or NULL */
-} refscan_t;
-
-typedef struct refs {
-  char roots[16][128];
-  size_t n;
-} refs_t;
-
-static void ref_cb(void *ud, const char *root, size_t off) {
-  refs_t *r = ud;
-  (void)off;
-  for (size_t i = 0; i < r->n; i++)
-    if (strcmp(r->roots[i], root) == 0)
-      return;
-  if (r->n < 16)
-    snprintf(r->roots[r->n++], sizeof r->roots[0], "%s", root);
-}
-
-/* Builtins worth suggesting for a misspelt name (those template.c does
- * not know are dropped by er_tmpl_is_builtin). */
-static const char *const g_builtin_guess[] = {"uuid", "now", "run", "env"};
-
-static void check_string(refscan_t *rs, const char *s, const char *ptr,
-                         bool key) {
-  refs_t r;
-  char msg[256];
-  size_t bad = 0;
-  r.n = 0;
-  if (!strstr(s, "${"))
-    return;
-  if (er_tmpl_scan(s, ref_cb, &r, msg, sizeof msg, &bad) != 0)
-    er_diag_err(rs->c, ptr, key, "%s", msg);
-  for (size_t i = 0; i < r.n; i++) {
-    const char *name = r.roots[i];
-    if (er_tmpl_is_builtin(name) || names_has(rs->defined, name))
-      continue;
-    if (json_object_get(rs->vars, name)) {
-      er_diag_err(
-          rs->c, ptr, key,
-          "variable '%s' is used before it is defined (a var can use only "
-          "the vars above it)",
-          name);
-    } else if (names_has(rs->later, name)) {
-      er_diag_err(rs->c, ptr, key,
-                  "variable '%s' is used before the step that captures it",
-                  name);
-    } else {
-      names_t cands = {NULL, 0, 0};
-      char dym[160];
-      bool ok = true;
-      for (size_t j = 0; j < rs->defined->n && ok; j++)
-        ok = names_add(&cands, rs->defined->v[j]) == 0;
-      for (size_t j = 0; j < sizeof g_builtin_guess / sizeof *g_builtin_guess;
-           j++)
-        if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
-          ok = names_add(&cands, g_builtin_guess[j]) == 0;
-      er_dym_text(name, cands.v, cands.n, dym, sizeof dym);
-      er_diag_err(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
-      names_free(&cands);
-    }
-  }
-}
-
-/* Every string under v (values and keys). */
-static void check_refs(refscan_t *rs, const json_t *v, const char *ptr) {
-  if (json_is_string(v)) {
-    check_string(rs, json_string_value(v), ptr, false);
-  } else if (json_is_object(v)) {
-    const char *k;
-    json_t *el;
-    json_object_foreach((json_t *)v, k, el) {
-      char *cp = er_jpos_child(ptr, k);
-      check_string(rs, k, cp ? cp : ptr, true);
-      check_refs(rs, el, cp ? cp : ptr);
-      free(cp);
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char *cp = er_jpos_child_index(ptr, i);
-      check_refs(rs, json_array_get(v, i), cp ? cp : ptr);
-      free(cp);
-    }
-  }
-}
-
-static void step_captures(const json_t *step, names_t *out);
-
-/* A step's strings, in execution order: the nested steps of a group see
- * the captures of the nested steps before them. */
-static void check_step_refs(refscan_t *rs, const json_t *step,
-                            const char *ptr) {
-  const char *k;
-  json_t *v;
-  if (!json_is_object(step)) {
-    check_refs(rs, step, ptr);
-    return;
-  }
-  json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a = er_action_find(k);
-    char *cp = er_jpos_child(ptr, k);
-    const char *here = cp ? cp : ptr;
-    check_string(rs, k, here, true);
-    if (a && a->raw_args && json_is_object(v)) {
-      const char *ak;
-      json_t *av;
-      json_object_foreach(v, ak, av) {
-        const er_keyspec_t *ks = er_keyspec_find(a->keys, ak);
-        char *ap = er_jpos_child(here, ak);
-        const char *ahere = ap ? ap : here;
-        if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
-          for (size_t i = 0; i < json_array_size(av); i++) {
-            char *sp = er_jpos_child_index(ahere, i);
-            check_step_refs(rs, json_array_get(av, i), sp ? sp : ahere);
-            step_captures(json_array_get(av, i), rs->defined);
-            free(sp);
-          }
-        } else {
-          check_string(rs, ak, ahere, true);
-          check_refs(rs, av, ahere);
-        }
-        free(ap);
-      }
-    } else {
-      check_refs(rs, v, here);
-    }
-    free(cp);
-  }
-}
-
-/* Names an action's arguments capture: its "capture" object, the wrapped
- * check's, and those of nested steps. */
-static void action_captures(const er_action_t *a, const json_t *args,
-                            names_t *out) {
-  const char *k;
-  json_t *v;
-  json_t *cap;
-  if (!json_is_object(args))
-    return;
-  cap = json_object_get(args, "capture");
-  if (json_is_object(cap) && er_keyspec_find(a->keys, "capture")) {
-    json_object_foreach(cap, k, v) {
-      if (!names_has(out, k))
-        names_add(out, k);
-    }
-  }
-  json_object_foreach((json_t *)args, k, v) {
-    const er_keyspec_t *ks = er_keyspec_find(a->keys, k);
-    if (ks && (ks->types & ER_T_STEPS) && json_is_array(v)) {
-      for (size_t i = 0; i < json_array_size(v); i++)
-        step_captures(json_array_get(v, i), out);
-    } else if (ks && (ks->types & ER_T_CHECK) && json_is_object(v)) {
-      const char *ik;
-      json_t *iv;
-      json_object_foreach(v, ik, iv) {
-        const er_action_t *ia = er_action_find(ik);
-        if (ia)
-          action_captures(ia, iv, out);
-      }
-    } else if (!ks && a->wraps_check) {
-      const er_action_t *ia = er_action_find(k);
-      if (ia)
-        action_captures(ia, v, out);
-    }
-  }
-}
-
-static void step_captures(const json_t *step, names_t *out) {
-  const char *k;
-  json_t *v;
-  if (!json_is_object(step))
-    return;
-  json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a = er_action_find(k);
-    if (a)
-      action_captures(a, v, out);
-  }
-}
-
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
-/* ---- how big typed vars grow -------------------------------------------- */
-
-/* Expanded values are bounded as template.c bounds them at run time. */
-#define VARS_EXPANDED_MAX (8u * 1024u * 1024u)
-
-typedef struct vsize {
-  const json_t *vars;
-  size_t *sz;   /* estimated expanded size of each var before this one */
-  size_t n;     /* vars sized so far */
-  size_t extra; /* what the refs of the string being sized add */
-} vsize_t;
-
-static size_t sat_add(size_t a, size_t b) {
-  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
-}
-
-static void vsize_ref(void *ud, const char *root, size_t off) {
-  vsize_t *vs = ud;
-  size_t i = 0;
-  const char *k;
-  json_t *v;
-  (void)off;
-  json_object_foreach((json_t *)vs->vars, k, v) {
-    if (i >= vs->n)
-      break;
-    if (strcmp(k, root) == 0) {
-      vs->extra = sat_add(vs->extra, vs->sz[i]);
-      break;
-    }
-    i++;
-  }
-}
-
-/* An upper bound of the compact JSON size of v once expanded: each
- * ${var} of an earlier var counts that var's whole size. */
-static size_t vsize_of(vsize_t *vs, const json_t *v) {
-  size_t n = 2;
-  if (json_is_string(v)) {
-    const char *s = json_string_value(v);
-    char msg[64];
-    size_t bad;
-    vs->extra = 0;
-    if (strstr(s, "${"))
-      er_tmpl_scan(s, vsize_ref, vs, msg, sizeof msg, &bad);
-    return sat_add(json_string_length(v) + 2, vs->extra);
-  }
-  if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++)
-      n = sat_add(n, sat_add(vsize_of(vs, json_array_get(v, i)), 1));
-    return n;
-  }
-  if (json_is_object(v)) {
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
-      json_t *ks = json_string(k);
-      n = sat_add(n, sat_add(ks ? vsize_of(vs, ks) : strlen(k), 1));
-      n = sat_add(n, sat_add(vsize_of(vs, x), 1));
-      json_decref(ks);
-    }
-    return n;
-  }
-  return 8;
-}
-
-/* A var whose expansion would pass VARS_EXPANDED_MAX (a typed var that
- * doubles the one before it, 22 times) is an error at its name, found
- * without expanding anything. */
-static void check_vars_size(const er_diag_src_t *c, const json_t *vars) {
-  vsize_t vs = {vars, NULL, 0, 0};
-  const char *k;
-  json_t *v;
-  if (!json_is_object(vars) || !json_object_size(vars))
-    return;
-  vs.sz = calloc(json_object_size(vars), sizeof *vs.sz);
-  if (!vs.sz)
-    return;
-  json_object_foreach((json_t *)vars, k, v) {
-    size_t n = vsize_of(&vs, v);
-    vs.sz[vs.n++] = n;
-    if (n > VARS_EXPANDED_MAX) {
-      char *cp = er_jpos_child("/vars", k);
-      er_diag_err(
-          c, cp ? cp : "/vars", true,
-          "var '%s' expands to more than %u bytes (each ${...} of a var "
-          "above copies all of it); build it from smaller parts",
-          k, (unsigned)VARS_EXPANDED_MAX);
-      free(cp);
-      break; /* the vars below that use it say nothing new */
-    }
-  }
-  free(vs.sz);
-}
-
 /* The ${...} pass over a whole scenario document. */
-static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
-  names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
-  names_t none = {NULL, 0, 0};
+static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
+                                er_use_outputs_fn use_outputs, void *ud) {
+  er_names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
   const json_t *vars = json_object_get(doc, "vars");
   const char *k;
   json_t *v;
-  refscan_t rs = {c, &defined, &none, json_is_object(vars) ? vars : NULL};
+  er_refscan_t rs = {
+      c, &defined, NULL, json_is_object(vars) ? vars : NULL, use_outputs, ud};
 
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
-      step_captures(json_array_get(list, i), &all_caps);
+      er_refs_captures(&rs, json_array_get(list, i), &all_caps);
   }
 
   /* vars: each sees the ones before it */
   if (json_is_object(vars)) {
     json_object_foreach((json_t *)vars, k, v) {
       char *cp = er_jpos_child("/vars", k);
-      check_string(&rs, k, cp ? cp : "/vars", true);
-      check_refs(&rs, v, cp ? cp : "/vars");
+      er_refs_string(&rs, k, cp ? cp : "/vars", true);
+      er_refs_value(&rs, v, cp ? cp : "/vars");
       free(cp);
-      if (!names_has(&defined, k))
-        names_add(&defined, k);
+      if (!er_names_has(&defined, k))
+        er_names_add(&defined, k);
     }
-    check_vars_size(c, vars);
+    er_refs_vars_size(c, vars, "/vars");
   }
   /* other top-level keys see every var */
   json_object_foreach((json_t *)doc, k, v) {
@@ -430,9 +84,9 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
       if (strcmp(k, g_lists[l]) == 0)
         is_list = true;
     cp = er_jpos_child("", k);
-    check_string(&rs, k, cp ? cp : "", true);
+    er_refs_string(&rs, k, cp ? cp : "", true);
     if (strcmp(k, "vars") != 0 && !(is_list && json_is_array(v)))
-      check_refs(&rs, v, cp ? cp : "");
+      er_refs_value(&rs, v, cp ? cp : "");
     free(cp);
   }
   /* steps see the captures of earlier steps: setup, then steps;
@@ -440,26 +94,19 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
   rs.later = &all_caps;
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
+    char base[32];
     if (!json_is_array(list))
       continue;
     if (l == 2) {
       for (size_t j = 0; j < all_caps.n; j++)
-        if (!names_has(&defined, all_caps.v[j]))
-          names_add(&defined, all_caps.v[j]);
+        if (!er_names_has(&defined, all_caps.v[j]))
+          er_names_add(&defined, all_caps.v[j]);
     }
-    for (size_t i = 0; i < json_array_size(list); i++) {
-      const json_t *step = json_array_get(list, i);
-      char base[32];
-      char *cp;
-      snprintf(base, sizeof base, "/%s", g_lists[l]);
-      cp = er_jpos_child_index(base, i);
-      check_step_refs(&rs, step, cp ? cp : base);
-      free(cp);
-      step_captures(step, &defined);
-    }
+    snprintf(base, sizeof base, "/%s", g_lists[l]);
+    er_refs_steps(&rs, list, base);
   }
-  names_free(&defined);
-  names_free(&all_caps);
+  er_names_free(&defined);
+  er_names_free(&all_caps);
 }
 
 /* ---- building the plan ------------------------------------------------- */
@@ -486,6 +133,7 @@ void er_scenario_free(er_scenario_t *s) {
   steplist_free(&s->setup);
   steplist_free(&s->steps);
   steplist_free(&s->teardown);
+  er_uses_free(s->uses);
   json_decref(s->doc);
   free(s);
 }
@@ -521,6 +169,9 @@ static int build_steps(const json_t *arr, const char *listname,
     }
     if (!st->action)
       return -1;
+    st->step = step;
+    if (st->action->whole_step)
+      st->args = (json_t *)step;
     if (json_is_string(json_object_get(step, "name"))) {
       st->name = er_strdup(json_string_value(json_object_get(step, "name")));
     } else {
@@ -651,8 +302,9 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
 er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
                                      er_diags_t *diags) {
   er_scenario_t *s = NULL;
-  lfile_t lf = {NULL, NULL};
-  char *dir = NULL;
+  er_fixture_dir_t lf = {NULL, NULL};
+  char *dir = NULL, *real = NULL;
+  er_uses_t *uses = NULL;
   char *text = NULL;
   size_t len = 0;
   json_t *doc = NULL;
@@ -680,9 +332,14 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
   dir = dir_of(path);
   lf.dir = dir;
   lf.root = er_fixture_root(o ? o->fixtures : NULL, dir);
-  c = (er_diag_src_t){
-      path, pos,   diags,    er_doc_kind(path) == ER_DOC_JSON ? text : NULL,
-      len,  &full, file_ref, &lf};
+  c = (er_diag_src_t){path,
+                      pos,
+                      diags,
+                      er_doc_kind(path) == ER_DOC_JSON ? text : NULL,
+                      len,
+                      &full,
+                      er_fixture_ref,
+                      &lf};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a scenario file must hold a JSON object, not %s",
@@ -707,7 +364,20 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
   if (json_is_array(v) && json_array_size(v) == 0)
     er_diag_err(&c, "/steps", false,
                 "'steps' is empty: a scenario needs at least one step");
-  check_scenario_refs(&c, doc);
+  uses = er_uses_new();
+  real = realpath(path, NULL);
+  if (!uses)
+    goto oom;
+  {
+    er_use_site_t root = {path, real, 0, 0, NULL};
+    for (size_t l = 0; l < 3; l++) {
+      char lp[32];
+      snprintf(lp, sizeof lp, "/%s", g_lists[l]);
+      er_uses_load(uses, &c, json_object_get(doc, g_lists[l]), lp, dir,
+                   o ? o->fixtures : NULL, &root);
+    }
+  }
+  check_scenario_refs(&c, doc, er_uses_outputs, uses);
 
   if (diags->errors != errs)
     goto out;
@@ -730,6 +400,8 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
   }
   s->doc = doc;
   doc = NULL;
+  s->uses = uses;
+  uses = NULL;
   s->tags = json_object_get(s->doc, "tags");
   if (!s->tags) {
     s->tags = json_array();
@@ -764,8 +436,37 @@ out:
   json_decref(doc);
   free(text);
   free(dir);
+  free(real);
   free(lf.root);
+  er_uses_free(uses);
   return s;
+}
+
+const er_stepfile_t *er_scenario_use(const er_scenario_t *s,
+                                     const json_t *step) {
+  return s ? er_uses_find(s->uses, step) : NULL;
+}
+
+int er_scenario_locate(const er_scenario_t *s, const json_t *node,
+                       const char **file, int *line, int *col) {
+  char *ptr = er_json_path_of(s->doc, node);
+  const er_stepfile_t *sf = NULL;
+  er_jpos_t *pos;
+  int rc = -1;
+  *line = *col = 0;
+  *file = s->file;
+  if (!ptr) {
+    sf = er_uses_holding(s->uses, node, &ptr);
+    if (!sf)
+      return -1;
+    *file = sf->file;
+  }
+  pos = er_doc_positions(*file, SCENARIO_MAX_BYTES);
+  if (pos && er_jpos_find(pos, ptr, false, line, col) >= 0)
+    rc = 0;
+  er_jpos_free(pos);
+  free(ptr);
+  return rc;
 }
 
 /* ---- collecting files -------------------------------------------------- */

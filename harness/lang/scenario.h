@@ -21,11 +21,13 @@
 #include "base/util.h"
 #include "lang/action.h"
 #include "lang/diags.h"
+#include "lang/uses.h"
 
 typedef struct er_step {
   char *name; /* "name" key, or "<action> #<n>" */
   const er_action_t *action;
   json_t *args;       /* borrowed from the scenario's doc */
+  const json_t *step; /* the step object itself (borrowed) */
   int64_t timeout_ms; /* 0 = bounded by the scenario only */
   char *path;         /* JSON pointer in the file: "/steps/2" */
   int line, col;
@@ -50,6 +52,7 @@ typedef struct er_scenario {
   json_t *vars; /* borrowed from doc; object (maybe empty) */
   int64_t timeout_ms;
   er_steplist_t setup, steps, teardown;
+  er_uses_t *uses; /* the step files its `use` steps call (uses.h) */
 } er_scenario_t;
 
 /* What loading needs from outside the file. */
@@ -72,6 +75,17 @@ void er_scenario_free(er_scenario_t *s);
  * each string and the array. */
 int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
                         size_t *nfiles_out, er_err_t *err);
+
+/* The step file a `use` step (the step object, in the scenario or in a
+ * step file it uses) calls, or NULL. */
+const er_stepfile_t *er_scenario_use(const er_scenario_t *s,
+                                     const json_t *step);
+
+/* Where node (a value of the scenario's document, or of a step file it
+ * uses) is written: *file (borrowed) and line:col. Reads the file again,
+ * so meant for failures. Returns 0, or -1 when node is not found. */
+int er_scenario_locate(const er_scenario_t *s, const json_t *node,
+                       const char **file, int *line, int *col);
 
 /* --filter EXPR: a comma-separated list of terms, any of which may match;
  * a term is "tag:NAME", "name:SUBSTRING", "!term" to exclude, or a bare

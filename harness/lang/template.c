@@ -51,6 +51,15 @@ int er_tmpl_is_builtin(const char *root) {
 
 static int name_char(int c) { return isalnum(c) || c == '_' || c == '-'; }
 
+int er_tmpl_name_ok(const char *name) {
+  if (!name || !*name)
+    return 0;
+  for (const char *p = name; *p; p++)
+    if (!name_char((unsigned char)*p))
+      return 0;
+  return 1;
+}
+
 /* ---- parsing ---------------------------------------------------------- */
 
 typedef struct {

@@ -71,6 +71,10 @@ typedef void (*er_tmpl_ref_cb)(void *ud, const char *root, size_t off);
 int er_tmpl_scan(const char *s, er_tmpl_ref_cb cb, void *ud, char *msg,
                  size_t msgsz, size_t *bad_off);
 
+/* True when name is one name segment: letters, digits, '_' and '-' (a
+ * var, an input, an output). */
+int er_tmpl_name_ok(const char *name);
+
 /* Names that are always defined (uuid, now, run, env, ...). */
 int er_tmpl_is_builtin(const char *root);
 

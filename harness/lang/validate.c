@@ -429,6 +429,12 @@ static void check_file_refs(const er_diag_src_t *c, const er_action_t *a,
 static void validate_action(const er_diag_src_t *c, const er_action_t *a,
                             const json_t *args, const char *ptr) {
   size_t before = c->out->errors;
+  if (a->whole_step) { /* `use`: a step file's name; the loader does the rest */
+    if (!json_is_string(args))
+      er_diag_err(c, ptr, false, "'%s' names a step file (a string), not %s",
+                  a->name, er_validate_type_noun(args));
+    return;
+  }
   if (!json_is_object(args)) {
     er_diag_err(c, ptr, false, "'%s' takes an object of arguments, not %s",
                 a->name, er_validate_type_noun(args));
@@ -454,6 +460,7 @@ static void validate_action(const er_diag_src_t *c, const er_action_t *a,
 static const er_keyspec_t g_step_common[] = {
     {"name", ER_T_STRING, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"with", ER_T_OBJECT, false, NULL, NULL}, /* the inputs of a `use` */
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -506,6 +513,15 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
     char acts[1024];
     action_list(false, acts, sizeof acts);
     er_diag_err(c, ptr, false, "step has no action (one of: %s)", acts);
+  }
+  if (json_object_get(step, "with") &&
+      !(first && er_action_find(first)->whole_step)) {
+    char *cp = er_jpos_child(ptr, "with");
+    er_diag_err(c, cp ? cp : ptr, true,
+                "'with' gives the inputs of a 'use' step (a step file); "
+                "this step has %s%s%s",
+                first ? "'" : "no 'use'", first ? first : "", first ? "'" : "");
+    free(cp);
   }
 }
 

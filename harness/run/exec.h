@@ -77,6 +77,17 @@ struct er_group_ops {
   void (*branch_join)(er_exec_t *x, er_exec_t *b, bool failed);
   /* Sets a name in the branch's template scope (steals value). */
   void (*set_var)(er_exec_t *x, const char *name, json_t *value);
+  /* The step file a `use` step (the step object) calls, or NULL. */
+  const struct er_stepfile *(*use_file)(er_exec_t *x, const json_t *step);
+  /* A call of a step file (lang/uses.h): runs on x's connections, in a
+   * scope of its own holding only the run-wide names (env, run.id,
+   * ports, ...); its relative file names are found from dir; label
+   * prefixes its steps in the log and in where a failure happened. NULL
+   * if memory ran out or calls nest deeper than ER_USE_DEPTH_MAX. */
+  er_exec_t *(*call_new)(er_exec_t *x, const char *label, const char *dir);
+  /* Ends a call: its log into x's, where it failed and its detail into
+   * x's when failed is true; its captures stay inside. Frees c. */
+  void (*call_join)(er_exec_t *x, er_exec_t *c, bool failed);
 };
 
 /* Outcomes of run(). */

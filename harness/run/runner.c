@@ -67,8 +67,13 @@ typedef struct branch {
   er_buf_t detail;
   json_t *captured;  /* names captured in this branch (to hand back) */
   char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
-  int failed_line;   /* the line of the innermost step that failed */
+  int failed_line;   /* the line of the innermost step that failed (in
+                        the scenario's file) */
   char *label;
+  const char *dir;       /* where the steps' files are found: a step
+                            file's folder in a call, else the scenario's */
+  bool session_borrowed; /* a call runs on its caller's connections */
+  int calls;             /* how many step files deep */
 } branch_t;
 
 static const er_group_ops_t g_group_ops;
@@ -98,7 +103,8 @@ static branch_t *branch_new(scen_t *sc, er_tmpl_t *t, const char *label) {
 static void branch_free(branch_t *b) {
   if (!b)
     return;
-  er_session_free(b->session);
+  if (!b->session_borrowed)
+    er_session_free(b->session);
   er_tmpl_free(b->t);
   json_decref(b->captured);
   er_buf_free(&b->log);
@@ -208,7 +214,7 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
   x->shared = b->sc->r->shared;
   x->scenario = b->sc->scenario;
   x->tmpl = b->t;
-  x->base_dir = b->sc->s->dir;
+  x->base_dir = b->dir ? b->dir : b->sc->s->dir;
   x->deadline_ms = deadline;
   x->log = &b->log;
   x->captures = caps;
@@ -230,6 +236,8 @@ static void note_failure(branch_t *b, const char *before, const char *where,
     er_buf_printf(&m, "%s > %s", where, b->failed_step);
     free(b->failed_step);
     b->failed_step = er_buf_steal(&m);
+    if (b->failed_line <= 0) /* the innermost step was in a step file */
+      b->failed_line = line;
   }
 }
 
@@ -254,7 +262,7 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   er_buf_printf(&b->log, "[%+.3fs] %s%s%s %zu: %s\n",
                 (double)(t0 - b->sc->started_ms) / 1000.0, b->label,
                 *b->label ? " " : "", phase, idx + 1, st->name);
-  if (st->action->raw_args) {
+  if (st->action->raw_args || st->action->whole_step) {
     args = json_incref(st->args);
   } else {
     args = er_tmpl_expand(b->t, st->args, &err);
@@ -290,16 +298,21 @@ out:
                 took);
   if (rc != ER_STEP_OK) {
     char where[1024];
+    const char *file = b->sc->s->file;
+    int line = st->line, col = st->col;
     if (b->detail.len)
       er_buf_printf(&b->log, "  %s\n", er_buf_cstr(&b->detail));
-    if (st->line > 0)
+    /* a nested step's place is looked up now, on the failure path */
+    if (line <= 0 && st->step)
+      er_scenario_locate(b->sc->s, st->step, &file, &line, &col);
+    if (line > 0)
       snprintf(where, sizeof where, "%s%s%s %zu '%s' (%s:%d:%d)", b->label,
-               *b->label ? " " : "", phase, idx + 1, st->name, b->sc->s->file,
-               st->line, st->col);
+               *b->label ? " " : "", phase, idx + 1, st->name, file, line, col);
     else
       snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
                *b->label ? " " : "", phase, idx + 1, st->name);
-    note_failure(b, failed_before, where, st->line);
+    /* the report's line is one of the scenario's own file */
+    note_failure(b, failed_before, where, file == b->sc->s->file ? line : 0);
   }
   json_decref(args);
   json_decref(caps);
@@ -513,11 +526,12 @@ static int op_run_steps(er_exec_t *x, const json_t *steps, const char *label) {
     json_t *v;
     char name[256];
     memset(&st, 0, sizeof st);
+    st.step = step;
     json_object_foreach((json_t *)step, k, v) {
       const er_action_t *a = er_action_find(k);
       if (a) {
         st.action = a;
-        st.args = v;
+        st.args = a->whole_step ? (json_t *)step : v;
       } else if (!strcmp(k, "timeout") && json_is_string(v)) {
         er_parse_duration(json_string_value(v), &st.timeout_ms);
       }
@@ -566,6 +580,8 @@ static er_exec_t *op_branch_new(er_exec_t *x, const char *label) {
     json_decref(caps);
     return NULL;
   }
+  b->dir = parent->dir;
+  b->calls = parent->calls;
   exec_init(bx, b, x->deadline_ms, caps);
   bx->polling = x->polling;
   return bx;
@@ -600,11 +616,76 @@ static void op_set_var(er_exec_t *x, const char *name, json_t *value) {
   er_tmpl_set(b->t, name, value);
 }
 
+static const struct er_stepfile *op_use_file(er_exec_t *x, const json_t *step) {
+  branch_t *b = x->rt;
+  return er_scenario_use(b->sc->s, step);
+}
+
+/* A call of a step file: the branch's connections, a scope of the
+ * run-wide names only, its own log and detail. */
+static er_exec_t *op_call_new(er_exec_t *x, const char *label,
+                              const char *dir) {
+  branch_t *parent = x->rt;
+  er_buf_t lab = ER_BUF_INIT(512);
+  branch_t *b;
+  er_exec_t *cx;
+  json_t *caps;
+  if (parent->calls >= ER_USE_DEPTH_MAX)
+    return NULL;
+  cx = calloc(1, sizeof *cx);
+  caps = json_object();
+  if (!cx || !caps) {
+    free(cx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_buf_printf(&lab, "%s%s%s", parent->label, *parent->label ? " " : "",
+                label);
+  b = branch_new(parent->sc, er_tmpl_clone(parent->sc->r->base),
+                 er_buf_cstr(&lab));
+  er_buf_free(&lab);
+  if (!b) {
+    free(cx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_session_free(b->session);
+  b->session = parent->session;
+  b->session_borrowed = true;
+  b->dir = dir;
+  b->calls = parent->calls + 1;
+  exec_init(cx, b, x->deadline_ms, caps);
+  cx->polling = x->polling;
+  return cx;
+}
+
+static void op_call_join(er_exec_t *x, er_exec_t *cx, bool failed) {
+  branch_t *parent = x->rt;
+  branch_t *b = cx->rt;
+  er_buf_append(&parent->log, b->log.data ? b->log.data : "", b->log.len);
+  if (failed) {
+    if (x->detail->len)
+      er_buf_puts(x->detail, "\n");
+    er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
+                  b->detail.len);
+    if (!parent->failed_step && b->failed_step) {
+      parent->failed_step = er_strdup(b->failed_step);
+      parent->failed_line = 0; /* a line of the step file, not the scenario */
+    }
+  }
+  json_decref(cx->captures);
+  branch_free(b);
+  free(cx);
+}
+
 static const er_group_ops_t g_group_ops = {
     .run_steps = op_run_steps,
     .branch_new = op_branch_new,
     .branch_join = op_branch_join,
     .set_var = op_set_var,
+    .use_file = op_use_file,
+    .call_new = op_call_new,
+    .call_join = op_call_join,
 };
 
 /* Sets the scenario's vars in order, each may use the ones before. */

@@ -21,6 +21,8 @@ check "pass/: every scenario passes (exit 0)" [ $rc -eq 0 ] || diag "$out"
 check "pass/: the JUnit report validates" xsd_ok "$J"
 check "fixtures: SQL, Redis seed, JSON Lines and HTTP bodies from files" \
   grep -q "^PASS  fixtures: SQL, Redis seed" <<<"$out"
+check "use: a step file's inputs, outputs, nesting and scope" \
+  grep -q "^PASS  use: a step file with inputs and outputs" <<<"$out"
 check "no child process left" no_children_left
 
 # --- fail/: each fails for its own reason, said where -----------------------
@@ -30,6 +32,22 @@ check "fail/: exit 1" [ $rc -eq 1 ] || diag "$out"
 check "fail/: the JUnit report validates" xsd_ok "$J"
 check "a fixture line naming an unknown var: the fixture's file:line in the message" \
   grep -qF "bad-var.jsonl:2: at /x: \${nope}: unknown name 'nope'" <<<"$out"
+check "a step failing inside a step file: the call, then the step at its file:line:col" \
+  grep -qF "step: step 2 'call it' (tests/data/lang/fail/use-inside.json:5:5) > fails.step.json step 2 'a value that is not there' (tests/data/lang/fixtures/steps/fails.step.json:5:5)" <<<"$out"
+check "... and the JUnit line is the call's, in the scenario's own file" \
+  bash -c '[ "$(xmllint --xpath "string(//testcase[@name=\"fails: a step inside a step file\"]/@line)" "$1")" = 5 ]' _ "$J"
 check "no child process left after the failing run" no_children_left
+
+# --- validation: problems inside step files, at their place -----------------
+err=$("$EVENTRIG" validate tests/data/bad/use-inside.json 2>&1); rc=$?
+check "validate: a step file with problems exits 2" [ $rc -eq 2 ]
+check "validate: a problem inside a step file at its file:line:col, with where it is used" \
+  grep -qF "tests/data/fixtures/steps/broken.step.json:5:63: error: unknown key 'stauts' in 'expect' (did you mean 'status'?) (used at tests/data/bad/use-inside.json:4:5)" <<<"$err"
+err=$("$EVENTRIG" validate tests/data/bad/use-cycle.json 2>&1); rc=$?
+check "validate: a cycle of step files exits 2 and shows the cycle" \
+  bash -c '[ "$1" -eq 2 ] && grep -qF "(use-cycle.json > cycle-a.step.json > cycle-b.step.json > cycle-a.step.json)" <<<"$2"' _ $rc "$err"
+out=$("$EVENTRIG" run --dry-run --env $D/env.json $D/pass/use.json 2>&1); rc=$?
+check "dry run: the steps of a step file are shown under the call, at their place" \
+  bash -c '[ "$1" -eq 0 ] && grep -qF "      - redis.seed {\"keys\":{\"\${full}\":\"\${value}\"},\"ttl\":\"\${ttl}\"}  [tests/data/lang/fixtures/steps/remember.step.json:10:5]" <<<"$2"' _ $rc "$out"
 
 t_done
