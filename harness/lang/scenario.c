@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,14 @@
 
 /* ---- top level --------------------------------------------------------- */
 
+static const er_keyspec_t g_case[] = {
+    {"name", ER_T_STRING, true, NULL, NULL},
+    {"vars", ER_T_OBJECT, false, NULL, NULL},
+    {"tags", ER_T_ARRAY, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
 static const er_keyspec_t g_top[] = {
     {"name", ER_T_STRING, true, NULL, NULL},
     {"description", ER_T_STRING, false, NULL, NULL},
@@ -43,6 +52,7 @@ static const er_keyspec_t g_top[] = {
     {"setup", ER_T_STEPS, false, NULL, NULL},
     {"steps", ER_T_STEPS, true, NULL, NULL},
     {"teardown", ER_T_STEPS, false, NULL, NULL},
+    {"cases", ER_T_ARRAY, false, NULL, g_case},
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -50,6 +60,7 @@ static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
 /* The ${...} pass over a whole scenario document. */
 static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
+                                const er_names_t *case_vars,
                                 er_use_outputs_fn use_outputs, void *ud) {
   er_names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
   const json_t *vars = json_object_get(doc, "vars");
@@ -63,6 +74,9 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
       er_refs_captures(&rs, json_array_get(list, i), &all_caps);
   }
+  /* a case's vars are set before the file's */
+  for (size_t i = 0; i < case_vars->n; i++)
+    er_names_add(&defined, case_vars->v[i]);
 
   /* vars: each sees the ones before it */
   if (json_is_object(vars)) {
@@ -85,7 +99,8 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
         is_list = true;
     cp = er_jpos_child("", k);
     er_refs_string(&rs, k, cp ? cp : "", true);
-    if (strcmp(k, "vars") != 0 && !(is_list && json_is_array(v)))
+    if (strcmp(k, "vars") != 0 && strcmp(k, "cases") != 0 &&
+        !(is_list && json_is_array(v)))
       er_refs_value(&rs, v, cp ? cp : "");
     free(cp);
   }
@@ -134,6 +149,8 @@ void er_scenario_free(er_scenario_t *s) {
   steplist_free(&s->steps);
   steplist_free(&s->teardown);
   er_uses_free(s->uses);
+  free(s->case_name);
+  json_decref(s->own);
   json_decref(s->doc);
   free(s);
 }
@@ -299,21 +316,213 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   return er_scenario_load_opts(path, NULL, diags);
 }
 
+/* ---- cases --------------------------------------------------------------- */
+
+static const char *case_name(const json_t *kase) {
+  return json_string_value(json_object_get(kase, "name"));
+}
+
+/* A table of cases: names unique and non-empty, each case's vars using
+ * only builtins and the row's earlier vars, and every var some row sets
+ * set by every row unless "vars" gives it a default. The names rows set
+ * go to *set (borrowed). */
+static void check_cases(const er_diag_src_t *c, const json_t *doc,
+                        er_names_t *set) {
+  const json_t *cases = json_object_get(doc, "cases");
+  const json_t *vars = json_object_get(doc, "vars");
+  if (!json_is_array(cases))
+    return;
+  if (json_array_size(cases) == 0)
+    er_diag_err(c, "/cases", false,
+                "'cases' is empty: give at least one case, or leave it out");
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    const json_t *kase = json_array_get(cases, i);
+    const json_t *cv = json_object_get(kase, "vars");
+    const json_t *tags = json_object_get(kase, "tags");
+    const char *name = case_name(kase);
+    char *cp = er_jpos_child_index("/cases", i);
+    char *np = cp ? er_jpos_child(cp, "name") : NULL;
+    char *vp = cp ? er_jpos_child(cp, "vars") : NULL;
+    er_names_t row = {NULL, 0, 0};
+    er_refscan_t rs = {c, &row, NULL, NULL, NULL, NULL};
+    const char *k;
+    json_t *v;
+    if (name && !*name)
+      er_diag_err(c, np ? np : "/cases", false,
+                  "a case's name must not be empty");
+    for (size_t j = 0; name && *name && j < i; j++) {
+      const char *other = case_name(json_array_get(cases, j));
+      if (other && !strcmp(other, name)) {
+        char *op = er_jpos_child_index("/cases", j);
+        char *onp = op ? er_jpos_child(op, "name") : NULL;
+        int line, col;
+        er_diag_pos(c, onp ? onp : "/cases", false, &line, &col);
+        er_diag_err(c, np ? np : "/cases", false,
+                    "case name '%s' is used twice (first at line %d): each "
+                    "case is a testcase of its own, named from it",
+                    name, line);
+        free(onp);
+        free(op);
+        break;
+      }
+    }
+    for (size_t j = 0; json_is_array(tags) && j < json_array_size(tags); j++)
+      if (!json_is_string(json_array_get(tags, j))) {
+        char *tp = cp ? er_jpos_child(cp, "tags") : NULL;
+        char *ep = tp ? er_jpos_child_index(tp, j) : NULL;
+        er_diag_err(c, ep ? ep : "/cases", false,
+                    "a tag must be a string, not %s",
+                    er_validate_type_noun(json_array_get(tags, j)));
+        free(ep);
+        free(tp);
+      }
+    json_object_foreach((json_t *)(json_is_object(cv) ? cv : NULL), k, v) {
+      char *kp = er_jpos_child(vp ? vp : "/cases", k);
+      if (!er_tmpl_name_ok(k))
+        er_diag_err(c, kp ? kp : "/cases", true,
+                    "var name '%s' may hold only letters, digits, '_' and "
+                    "'-'",
+                    k);
+      er_refs_value(&rs, v, kp ? kp : "/cases");
+      er_names_add(&row, k);
+      if (!er_names_has(set, k) && er_tmpl_name_ok(k))
+        er_names_add(set, k);
+      free(kp);
+    }
+    er_names_free(&row);
+    free(vp);
+    free(np);
+    free(cp);
+  }
+  /* a var some row sets: every row sets it, or "vars" defaults it */
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    const json_t *kase = json_array_get(cases, i);
+    const json_t *cv = json_object_get(kase, "vars");
+    for (size_t n = 0; json_is_object(kase) && n < set->n; n++) {
+      char *cp, label[160];
+      const char *nm = case_name(kase);
+      if (json_object_get(cv, set->v[n]) || json_object_get(vars, set->v[n]))
+        continue;
+      if (nm && *nm)
+        snprintf(label, sizeof label, "case '%s'", nm);
+      else
+        snprintf(label, sizeof label, "case %zu", i + 1);
+      cp = er_jpos_child_index("/cases", i);
+      er_diag_err(c, cp ? cp : "/cases", false,
+                  "%s does not set '%s', which other cases set (set it "
+                  "here, or give a default in \"vars\")",
+                  label, set->v[n]);
+      free(cp);
+    }
+  }
+}
+
+/* One scenario of a file: the file's own, or one case of its table
+ * (kase); shares doc and uses. NULL when memory ran out. */
+static er_scenario_t *build(const char *path, json_t *doc, const er_jpos_t *pos,
+                            er_uses_t *uses, const json_t *kase) {
+  er_scenario_t *s = calloc(1, sizeof *s);
+  const json_t *v;
+  const char *k;
+  json_t *x;
+  if (!s)
+    return NULL;
+  s->doc = json_incref(doc);
+  s->uses = er_uses_ref(uses);
+  s->own = json_object();
+  s->file = er_strdup(path);
+  s->dir = dir_of(path);
+  s->relfile = make_relfile(path);
+  s->classname = s->relfile ? make_classname(s->relfile) : NULL;
+  if (!s->own || !s->file || !s->dir || !s->relfile || !s->classname)
+    goto oom;
+  v = json_object_get(doc, "name");
+  if (kase) {
+    s->case_name = er_strdup(case_name(kase));
+    if (!s->case_name ||
+        asprintf(&s->name, "%s [%s]", json_string_value(v), s->case_name) < 0)
+      s->name = NULL;
+  } else {
+    s->name = er_strdup(json_string_value(v));
+  }
+  if (!s->name)
+    goto oom;
+  v = kase && json_object_get(kase, "skip") ? json_object_get(kase, "skip")
+                                            : json_object_get(doc, "skip");
+  if (json_is_string(v) || json_is_true(v)) {
+    s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
+    if (!s->skip)
+      goto oom;
+  }
+  /* tags: the file's, then the case's */
+  s->tags = json_array();
+  if (!s->tags || json_object_set_new(s->own, "tags", s->tags) != 0)
+    goto oom;
+  json_array_extend(s->tags, json_object_get(doc, "tags"));
+  if (kase && json_is_array(json_object_get(kase, "tags")))
+    json_array_extend(s->tags, json_object_get(kase, "tags"));
+  /* vars: the case's first, then the file's it does not set */
+  s->vars = json_object();
+  if (!s->vars || json_object_set_new(s->own, "vars", s->vars) != 0)
+    goto oom;
+  json_object_foreach(json_object_get(kase, "vars"), k, x) {
+    json_object_set(s->vars, k, x);
+  }
+  json_object_foreach(json_object_get(doc, "vars"), k, x) {
+    if (!json_object_get(s->vars, k))
+      json_object_set(s->vars, k, x);
+  }
+  s->timeout_ms =
+      duration_or(json_object_get(doc, "timeout"), DEFAULT_TIMEOUT_MS);
+  if (build_steps(json_object_get(doc, "setup"), "setup", pos, &s->setup) !=
+          0 ||
+      build_steps(json_object_get(doc, "steps"), "steps", pos, &s->steps) !=
+          0 ||
+      build_steps(json_object_get(doc, "teardown"), "teardown", pos,
+                  &s->teardown) != 0)
+    goto oom;
+  return s;
+oom:
+  er_scenario_free(s);
+  return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------------
+ */
+
 er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
                                      er_diags_t *diags) {
-  er_scenario_t *s = NULL;
+  er_scenario_t **v = NULL, *first = NULL;
+  size_t n = 0;
+  if (er_scenario_load_all(path, o, diags, &v, &n) == 0 && n > 0) {
+    first = v[0];
+    for (size_t i = 1; i < n; i++)
+      er_scenario_free(v[i]);
+  }
+  free(v);
+  return first;
+}
+
+int er_scenario_load_all(const char *path, const er_load_opts_t *o,
+                         er_diags_t *diags, er_scenario_t ***out,
+                         size_t *nout) {
   er_fixture_dir_t lf = {NULL, NULL};
   char *dir = NULL, *real = NULL;
   er_uses_t *uses = NULL;
   char *text = NULL;
-  size_t len = 0;
+  size_t len = 0, n = 0;
   json_t *doc = NULL;
   er_jpos_t *pos = NULL, *full = NULL;
   er_err_t err;
   size_t from = diags->n, errs = diags->errors;
   er_diag_src_t c;
-  const json_t *v;
+  const json_t *v, *cases;
+  er_names_t case_vars = {NULL, 0, 0};
+  er_scenario_t **sv = NULL;
+  int rc = -1;
 
+  *out = NULL;
+  *nout = 0;
   er_err_clear(&err);
   text = er_read_file(path, SCENARIO_MAX_BYTES, &len, &err);
   if (!text) {
@@ -377,59 +586,36 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
                    o ? o->fixtures : NULL, &root);
     }
   }
-  check_scenario_refs(&c, doc, er_uses_outputs, uses);
+  check_cases(&c, doc, &case_vars);
+  check_scenario_refs(&c, doc, &case_vars, er_uses_outputs, uses);
 
   if (diags->errors != errs)
     goto out;
 
-  s = calloc(1, sizeof *s);
-  if (!s)
+  cases = json_object_get(doc, "cases");
+  n = json_is_array(cases) ? json_array_size(cases) : 1;
+  sv = calloc(n, sizeof *sv);
+  if (!sv)
     goto oom;
-  s->file = er_strdup(path);
-  s->dir = dir_of(path);
-  s->relfile = make_relfile(path);
-  s->classname = s->relfile ? make_classname(s->relfile) : NULL;
-  s->name = er_strdup(json_string_value(json_object_get(doc, "name")));
-  if (!s->file || !s->dir || !s->relfile || !s->classname || !s->name)
-    goto oom;
-  v = json_object_get(doc, "skip");
-  if (json_is_string(v) || json_is_true(v)) {
-    s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
-    if (!s->skip)
+  for (size_t i = 0; i < n; i++) {
+    sv[i] =
+        build(path, doc, pos, uses, cases ? json_array_get(cases, i) : NULL);
+    if (!sv[i])
       goto oom;
   }
-  s->doc = doc;
-  doc = NULL;
-  s->uses = uses;
-  uses = NULL;
-  s->tags = json_object_get(s->doc, "tags");
-  if (!s->tags) {
-    s->tags = json_array();
-    if (!s->tags || json_object_set_new(s->doc, "tags", s->tags) != 0)
-      goto oom;
-  }
-  s->vars = json_object_get(s->doc, "vars");
-  if (!s->vars) {
-    s->vars = json_object();
-    if (!s->vars || json_object_set_new(s->doc, "vars", s->vars) != 0)
-      goto oom;
-  }
-  s->timeout_ms =
-      duration_or(json_object_get(s->doc, "timeout"), DEFAULT_TIMEOUT_MS);
-  if (build_steps(json_object_get(s->doc, "setup"), "setup", pos, &s->setup) !=
-          0 ||
-      build_steps(json_object_get(s->doc, "steps"), "steps", pos, &s->steps) !=
-          0 ||
-      build_steps(json_object_get(s->doc, "teardown"), "teardown", pos,
-                  &s->teardown) != 0)
-    goto oom;
+  *out = sv;
+  *nout = n;
+  sv = NULL;
+  rc = 0;
   goto out;
 
 oom:
   er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
-  er_scenario_free(s);
-  s = NULL;
 out:
+  for (size_t i = 0; sv && i < n; i++)
+    er_scenario_free(sv[i]);
+  free(sv);
+  er_names_free(&case_vars);
   er_diags_sort_main(diags, from, path);
   er_jpos_free(pos);
   er_jpos_free(full);
@@ -439,7 +625,7 @@ out:
   free(real);
   free(lf.root);
   er_uses_free(uses);
-  return s;
+  return rc;
 }
 
 const er_stepfile_t *er_scenario_use(const er_scenario_t *s,
@@ -552,6 +738,8 @@ static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
     char *p;
     if (de->d_name[0] == '.')
       continue; /* hidden, ".", ".." */
+    if (!strcmp(de->d_name, "fixtures"))
+      continue; /* data scenarios read (fixture.h), not scenarios */
     p = join_path(dir, de->d_name);
     if (!p) {
       er_errf(err, ER_E_INPUT, "out of memory");
@@ -647,6 +835,8 @@ static bool term_matches(const er_scenario_t *s, const char *t) {
   }
   if (strncmp(t, "name:", 5) == 0)
     return s->name && strcasestr(s->name, t + 5) != NULL;
+  if (strncmp(t, "case:", 5) == 0) /* a row of a table, by its name */
+    return s->case_name && strcasecmp(s->case_name, t + 5) == 0;
   return (s->name && strcasestr(s->name, t)) ||
          (s->file && strcasestr(s->file, t));
 }

@@ -1,9 +1,10 @@
 /* scenario.h: loading and validating scenario files into plans.
  *
- * A scenario file is one JSON object:
+ * A scenario file is one JSON (or YAML) object:
  *   name (string, required), description (string), tags ([string]),
  *   vars ({name: any}), timeout (duration, default 60s),
- *   skip (string reason or true), setup / steps / teardown ([step]).
+ *   skip (string reason or true), setup / steps / teardown ([step]),
+ *   cases ([{name, vars, tags, skip}]: a table, one scenario per case).
  * A step is an object with optional common keys "name" (string) and
  * "timeout" (duration) and exactly one action key (action.h table).
  *
@@ -45,11 +46,14 @@ typedef struct er_scenario {
                       directory): "scenarios/happy-path/three.json" */
   char *classname; /* relfile's folder, dots for slashes:
                       "scenarios.happy-path" */
-  char *name;
-  char *skip;   /* NULL, or the reason it is skipped */
-  json_t *doc;  /* owned */
-  json_t *tags; /* borrowed from doc; array (maybe empty) */
-  json_t *vars; /* borrowed from doc; object (maybe empty) */
+  char *name;      /* "name", or "name [case]" for a case of a table */
+  char *case_name; /* the case's name, or NULL */
+  char *skip;      /* NULL, or the reason it is skipped */
+  json_t *doc;     /* owned (shared by the cases of one file) */
+  json_t *own;     /* owned: holds tags and vars */
+  json_t *tags;    /* array (maybe empty): the file's, then the case's */
+  json_t *vars;    /* object (maybe empty): the case's vars, then the
+                      file's it does not set */
   int64_t timeout_ms;
   er_steplist_t setup, steps, teardown;
   er_uses_t *uses; /* the step files its `use` steps call (uses.h) */
@@ -67,11 +71,18 @@ typedef struct er_load_opts {
 er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
                                      er_diags_t *diags);
 er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags);
+/* The same for every scenario of the file: one, or one for each case of
+ * its table ("cases"), in order. Returns 0 with *out (caller frees each
+ * with er_scenario_free, and the array), or -1 when the file has errors.
+ * er_scenario_load(_opts) gives the first (the file's first case). */
+int er_scenario_load_all(const char *path, const er_load_opts_t *o,
+                         er_diags_t *diags, er_scenario_t ***out, size_t *nout);
 void er_scenario_free(er_scenario_t *s);
 
 /* Expands PATH arguments (files, or folders searched recursively for
- * *.json, *.yaml and *.yml, sorted; environment files *.env.* and step
- * files *.step.* are not scenarios) into a list of files. Caller frees
+ * *.json, *.yaml and *.yml, sorted; environment files *.env.*, step
+ * files *.step.* and folders named fixtures are not scenarios) into a
+ * list of files. Caller frees
  * each string and the array. */
 int er_scenario_collect(char *const *paths, size_t n, char ***files_out,
                         size_t *nfiles_out, er_err_t *err);
@@ -88,8 +99,9 @@ int er_scenario_locate(const er_scenario_t *s, const json_t *node,
                        const char **file, int *line, int *col);
 
 /* --filter EXPR: a comma-separated list of terms, any of which may match;
- * a term is "tag:NAME", "name:SUBSTRING", "!term" to exclude, or a bare
- * substring of the name or file. */
+ * a term is "tag:NAME", "name:SUBSTRING", "case:NAME" (a case of a table,
+ * its whole name, any case), "!term" to exclude, or a bare substring of
+ * the name (with the case's: "name [case]") or file. */
 bool er_scenario_matches(const er_scenario_t *s, const char *filter);
 
 #endif

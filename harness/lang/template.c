@@ -35,8 +35,8 @@ struct er_tmpl {
 };
 
 static const char *const g_builtins[] = {
-    "uuid", "now",   "run",     "env",      "kafka",
-    "port", "proxy", "service", "instance", "repeat",
+    "uuid",  "now",     "run",      "env",    "kafka",   "port",
+    "proxy", "service", "instance", "repeat", "foreach",
 };
 
 /* Names er_tmpl_set refuses: they are computed, never stored. */

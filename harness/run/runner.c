@@ -157,9 +157,21 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
   fixtures = o->env_path ? er_env_peek_fixtures(o->env_path) : NULL;
   lo.fixtures = fixtures;
   for (size_t i = 0; i < nfiles; i++) {
-    er_scenario_t *s = er_scenario_load_opts(files[i], &lo, diags);
-    if (s)
-      v[n++] = s;
+    er_scenario_t **one = NULL;
+    size_t k = 0;
+    if (er_scenario_load_all(files[i], &lo, diags, &one, &k) == 0 && k) {
+      /* a table of cases gives several scenarios */
+      er_scenario_t **nv = realloc(v, (n + k + nfiles) * sizeof *nv);
+      if (!nv) {
+        for (size_t j = 0; j < k; j++)
+          er_scenario_free(one[j]);
+      } else {
+        v = nv;
+        for (size_t j = 0; j < k; j++)
+          v[n++] = one[j];
+      }
+    }
+    free(one);
   }
   rc = diags->errors ? -1 : 0;
 out:
@@ -745,6 +757,9 @@ static void diagnose(scen_t *sc, branch_t *b) {
            base ? base + 1 : src);
   if (er_str_has_suffix(both, ".json"))
     both[strlen(both) - 5] = '\0';
+  if (sc->s->case_name) /* each case of a table has its own */
+    snprintf(both + strlen(both), sizeof both - strlen(both), "-%s",
+             sc->s->case_name);
   for (const char *p = both; *p && n + 1 < sizeof slug; p++) {
     char c = *p;
     if (c >= 'A' && c <= 'Z')

@@ -3,7 +3,7 @@
 # read by steps, reusable step files, tables of cases, foreach, conditions,
 # URL encoding and YAML files, run against real Redis, Postgres, an HTTP
 # server and the embedded Kafka broker that eventrig starts itself
-# (tests/data/lang/env.json); and the validation of each construct, every
+# (tests/data/lang/lang.env.json); and the validation of each construct, every
 # problem at its file:line:col.
 source "$(dirname "$0")/../lib.sh"
 cd "$ER_ROOT"
@@ -16,18 +16,35 @@ tc_count() { xmllint --xpath "count(//testcase$2)" "$1"; }
 
 # --- everything in pass/ passes ---------------------------------------------
 J=$T_TMP/pass.xml
-out=$("$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
+out=$("$EVENTRIG" run --env $D/lang.env.json --junit "$J" --report-dir "$T_TMP/reports" $D/pass 2>&1); rc=$?
 check "pass/: every scenario passes (exit 0)" [ $rc -eq 0 ] || diag "$out"
 check "pass/: the JUnit report validates" xsd_ok "$J"
 check "fixtures: SQL, Redis seed, JSON Lines and HTTP bodies from files" \
   grep -q "^PASS  fixtures: SQL, Redis seed" <<<"$out"
 check "use: a step file's inputs, outputs, nesting and scope" \
   grep -q "^PASS  use: a step file with inputs and outputs" <<<"$out"
+check "cases: one testcase per row, named from it" \
+  bash -c 'grep -q "^PASS  cases \[small\]" <<<"$1" && grep -q "^PASS  cases \[big\]" <<<"$1"' _ "$out"
+check "cases: a row's own skip" grep -q "^SKIP  cases \[not today\] - a row skipped on purpose" <<<"$out"
+check "cases: the JUnit report has the rows as testcases (one skipped)" \
+  bash -c '[ "$(xmllint --xpath "count(//testcase[starts-with(@name,\"cases [\")])" "$1")" = 3 ] && [ "$(xmllint --xpath "count(//testcase[@name=\"cases [not today]\"]/skipped)" "$1")" = 1 ]' _ "$J"
 check "no child process left" no_children_left
+
+# --- --filter selects rows -------------------------------------------------
+out=$("$EVENTRIG" list --filter 'case:big' $D/pass); rc=$?
+check "list --filter case:big: that row only" \
+  bash -c '[ "$1" -eq 0 ] && [ "$(wc -l <<<"$2")" -eq 1 ] && grep -q "cases \[big\]" <<<"$2"' _ $rc "$out"
+out=$("$EVENTRIG" list --filter 'name:[small]' $D/pass); rc=$?
+check "list --filter name:[small]: a row by its full name" \
+  bash -c '[ "$1" -eq 0 ] && [ "$(wc -l <<<"$2")" -eq 1 ] && grep -q "cases \[small\]" <<<"$2"' _ $rc "$out"
+J=$T_TMP/rows.xml
+out=$("$EVENTRIG" run --env $D/lang.env.json --junit "$J" --report-dir "$T_TMP/reports" --filter 'case:big,tag:small' $D/pass/cases.json 2>&1); rc=$?
+check "run --filter case:big,tag:small: two rows run, the third is filtered out" \
+  bash -c '[ "$1" -eq 0 ] && [ "$(grep -c "^PASS" <<<"$2")" -eq 2 ] && grep -q "^SKIP  cases \[not today\]" <<<"$2"' _ $rc "$out"
 
 # --- fail/: each fails for its own reason, said where -----------------------
 J=$T_TMP/fail.xml
-out=$("$EVENTRIG" run --env $D/env.json --junit "$J" --report-dir "$T_TMP/reports" $D/fail 2>&1); rc=$?
+out=$("$EVENTRIG" run --env $D/lang.env.json --junit "$J" --report-dir "$T_TMP/reports" $D/fail 2>&1); rc=$?
 check "fail/: exit 1" [ $rc -eq 1 ] || diag "$out"
 check "fail/: the JUnit report validates" xsd_ok "$J"
 check "a fixture line naming an unknown var: the fixture's file:line in the message" \
@@ -36,6 +53,8 @@ check "a step failing inside a step file: the call, then the step at its file:li
   grep -qF "step: step 2 'call it' (tests/data/lang/fail/use-inside.json:5:5) > fails.step.json step 2 'a value that is not there' (tests/data/lang/fixtures/steps/fails.step.json:5:5)" <<<"$out"
 check "... and the JUnit line is the call's, in the scenario's own file" \
   bash -c '[ "$(xmllint --xpath "string(//testcase[@name=\"fails: a step inside a step file\"]/@line)" "$1")" = 5 ]' _ "$J"
+check "a failing row fails alone, named from the row" \
+  bash -c 'grep -q "^PASS  fails: one row of a table \[fine\]" <<<"$1" && grep -q "^FAIL  fails: one row of a table \[wrong on purpose\]" <<<"$1"' _ "$out"
 check "no child process left after the failing run" no_children_left
 
 # --- validation: problems inside step files, at their place -----------------
@@ -46,7 +65,7 @@ check "validate: a problem inside a step file at its file:line:col, with where i
 err=$("$EVENTRIG" validate tests/data/bad/use-cycle.json 2>&1); rc=$?
 check "validate: a cycle of step files exits 2 and shows the cycle" \
   bash -c '[ "$1" -eq 2 ] && grep -qF "(use-cycle.json > cycle-a.step.json > cycle-b.step.json > cycle-a.step.json)" <<<"$2"' _ $rc "$err"
-out=$("$EVENTRIG" run --dry-run --env $D/env.json $D/pass/use.json 2>&1); rc=$?
+out=$("$EVENTRIG" run --dry-run --env $D/lang.env.json $D/pass/use.json 2>&1); rc=$?
 check "dry run: the steps of a step file are shown under the call, at their place" \
   bash -c '[ "$1" -eq 0 ] && grep -qF "      - redis.seed {\"keys\":{\"\${full}\":\"\${value}\"},\"ttl\":\"\${ttl}\"}  [tests/data/lang/fixtures/steps/remember.step.json:10:5]" <<<"$2"' _ $rc "$out"
 
