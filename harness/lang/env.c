@@ -1127,6 +1127,7 @@ int er_env_set_placeholders(const json_t *raw, er_tmpl_t *t) {
   }
   bad |= er_tmpl_set(t, "kafka.bootstrap",
                      v ? v : json_string("<kafka.bootstrap>"));
+  bad |= er_tmpl_set(t, "kafka.embedded", json_boolean(!json_is_string(bs)));
   json_array_foreach(px, i, p) {
     const char *name = json_string_value(json_object_get(p, "name"));
     if (!name)

@@ -34,11 +34,18 @@
 
 /* ---- top level --------------------------------------------------------- */
 
+/* {"skip": {"if": <condition>, "reason": "..."}} */
+static const er_keyspec_t g_skip[] = {
+    {"if", ER_T_ANY | ER_T_COND, true, NULL, NULL},
+    {"reason", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
 static const er_keyspec_t g_case[] = {
     {"name", ER_T_STRING, true, NULL, NULL},
     {"vars", ER_T_OBJECT, false, NULL, NULL},
     {"tags", ER_T_ARRAY, false, NULL, NULL},
-    {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL | ER_T_OBJECT, false, g_skip, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -48,7 +55,7 @@ static const er_keyspec_t g_top[] = {
     {"tags", ER_T_ARRAY, false, NULL, NULL},
     {"vars", ER_T_OBJECT, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
-    {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL | ER_T_OBJECT, false, g_skip, NULL},
     {"setup", ER_T_STEPS, false, NULL, NULL},
     {"steps", ER_T_STEPS, true, NULL, NULL},
     {"teardown", ER_T_STEPS, false, NULL, NULL},
@@ -57,6 +64,50 @@ static const er_keyspec_t g_top[] = {
 };
 
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
+
+/* A conditional skip is decided before the scenario starts: it may use
+ * only the run's names (env, run, kafka, port, ...). */
+typedef struct skipref {
+  const er_diag_src_t *c;
+  const char *ptr;
+} skipref_t;
+
+static void skip_ref_cb(void *ud, const char *root, size_t off) {
+  const skipref_t *sr = ud;
+  (void)off;
+  if (!er_tmpl_is_builtin(root))
+    er_diag_err(sr->c, sr->ptr, false,
+                "'skip' is decided before the scenario starts: it may use "
+                "the run's names (env, run, kafka, port, ...), not '%s'",
+                root);
+}
+
+static void check_skip_refs(const er_diag_src_t *c, const json_t *v,
+                            const char *ptr) {
+  if (json_is_string(v)) {
+    skipref_t sr = {c, ptr};
+    char msg[256];
+    size_t bad;
+    if (strstr(json_string_value(v), "${") &&
+        er_tmpl_scan(json_string_value(v), skip_ref_cb, &sr, msg, sizeof msg,
+                     &bad) != 0)
+      er_diag_err(c, ptr, false, "%s", msg);
+  } else if (json_is_object(v) || json_is_array(v)) {
+    size_t i;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)(json_is_object(v) ? v : NULL), k, x) {
+      char *cp = er_jpos_child(ptr, k);
+      check_skip_refs(c, x, cp ? cp : ptr);
+      free(cp);
+    }
+    json_array_foreach((json_t *)(json_is_array(v) ? v : NULL), i, x) {
+      char *cp = er_jpos_child_index(ptr, i);
+      check_skip_refs(c, x, cp ? cp : ptr);
+      free(cp);
+    }
+  }
+}
 
 /* The ${...} pass over a whole scenario document. */
 static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
@@ -99,8 +150,10 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
         is_list = true;
     cp = er_jpos_child("", k);
     er_refs_string(&rs, k, cp ? cp : "", true);
-    if (strcmp(k, "vars") != 0 && strcmp(k, "cases") != 0 &&
-        !(is_list && json_is_array(v)))
+    if (!strcmp(k, "skip"))
+      check_skip_refs(c, json_object_get(v, "if"), "/skip/if");
+    else if (strcmp(k, "vars") != 0 && strcmp(k, "cases") != 0 &&
+             !(is_list && json_is_array(v)))
       er_refs_value(&rs, v, cp ? cp : "");
     free(cp);
   }
@@ -150,6 +203,7 @@ void er_scenario_free(er_scenario_t *s) {
   steplist_free(&s->teardown);
   er_uses_free(s->uses);
   free(s->case_name);
+  free(s->skip_reason);
   json_decref(s->own);
   json_decref(s->doc);
   free(s);
@@ -389,6 +443,14 @@ static void check_cases(const er_diag_src_t *c, const json_t *doc,
         er_names_add(set, k);
       free(kp);
     }
+    if (json_is_object(json_object_get(kase, "skip"))) {
+      char *sp = cp ? er_jpos_child(cp, "skip") : NULL;
+      char *ip = sp ? er_jpos_child(sp, "if") : NULL;
+      check_skip_refs(c, json_object_get(json_object_get(kase, "skip"), "if"),
+                      ip ? ip : "/cases");
+      free(ip);
+      free(sp);
+    }
     er_names_free(&row);
     free(vp);
     free(np);
@@ -452,6 +514,14 @@ static er_scenario_t *build(const char *path, json_t *doc, const er_jpos_t *pos,
   if (json_is_string(v) || json_is_true(v)) {
     s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
     if (!s->skip)
+      goto oom;
+  } else if (json_is_object(v)) { /* decided when the run starts */
+    const json_t *r = json_object_get(v, "reason");
+    s->skip_if = json_object_get(v, "if");
+    s->skip_reason = er_strdup(json_is_string(r) ? json_string_value(r)
+                                                 : "skipped (its condition "
+                                                   "holds)");
+    if (!s->skip_reason)
       goto oom;
   }
   /* tags: the file's, then the case's */

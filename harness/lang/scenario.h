@@ -3,10 +3,13 @@
  * A scenario file is one JSON (or YAML) object:
  *   name (string, required), description (string), tags ([string]),
  *   vars ({name: any}), timeout (duration, default 60s),
- *   skip (string reason or true), setup / steps / teardown ([step]),
+ *   skip (string reason, true, or {"if": <condition>, "reason": "..."}
+ *   decided when the run starts), setup / steps / teardown ([step]),
  *   cases ([{name, vars, tags, skip}]: a table, one scenario per case).
- * A step is an object with optional common keys "name" (string) and
- * "timeout" (duration) and exactly one action key (action.h table).
+ * A step is an object with optional common keys "name" (string),
+ * "timeout" (duration), "if" (a condition, cond.h: the step runs only
+ * when it holds) and "with" (the inputs of a `use`), and exactly one
+ * action key (action.h table).
  *
  * Validation reports every problem of a file (and er_diags_t, diags.h,
  * collects them across files) with file:line:col: the structure against
@@ -40,20 +43,23 @@ typedef struct er_steplist {
 } er_steplist_t;
 
 typedef struct er_scenario {
-  char *file;      /* as given */
-  char *dir;       /* its folder */
-  char *relfile;   /* relative to the repository root (or the current
-                      directory): "scenarios/happy-path/three.json" */
-  char *classname; /* relfile's folder, dots for slashes:
-                      "scenarios.happy-path" */
-  char *name;      /* "name", or "name [case]" for a case of a table */
-  char *case_name; /* the case's name, or NULL */
-  char *skip;      /* NULL, or the reason it is skipped */
-  json_t *doc;     /* owned (shared by the cases of one file) */
-  json_t *own;     /* owned: holds tags and vars */
-  json_t *tags;    /* array (maybe empty): the file's, then the case's */
-  json_t *vars;    /* object (maybe empty): the case's vars, then the
-                      file's it does not set */
+  char *file;            /* as given */
+  char *dir;             /* its folder */
+  char *relfile;         /* relative to the repository root (or the current
+                            directory): "scenarios/happy-path/three.json" */
+  char *classname;       /* relfile's folder, dots for slashes:
+                            "scenarios.happy-path" */
+  char *name;            /* "name", or "name [case]" for a case of a table */
+  char *case_name;       /* the case's name, or NULL */
+  char *skip;            /* NULL, or the reason it is skipped */
+  const json_t *skip_if; /* {"skip": {"if": C}}: decided when the run starts
+                            with the run's names (cond.h); NULL: none */
+  char *skip_reason;     /* the reason given with skip_if */
+  json_t *doc;           /* owned (shared by the cases of one file) */
+  json_t *own;           /* owned: holds tags and vars */
+  json_t *tags;          /* array (maybe empty): the file's, then the case's */
+  json_t *vars;          /* object (maybe empty): the case's vars, then the
+                            file's it does not set */
   int64_t timeout_ms;
   er_steplist_t setup, steps, teardown;
   er_uses_t *uses; /* the step files its `use` steps call (uses.h) */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang/cond.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 
@@ -246,13 +247,18 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
     mask |= ER_T_ARRAY;
   if (mask == 0)
     mask = ER_T_ANY;
-  if (json_is_string(v) && is_single_expr(json_string_value(v)))
+  if (json_is_string(v) && is_single_expr(json_string_value(v)) &&
+      !(ks->types & ER_T_COND))
     return; /* its type is known only at run time */
   if (!(type_bit(v) & mask)) {
     char want[160];
     types_text(ks->types, want, sizeof want);
     er_diag_err(c, ptr, false, "'%s' must be %s, not %s", name, want,
                 er_validate_type_noun(v));
+    return;
+  }
+  if (ks->types & ER_T_COND) {
+    er_cond_check(c, v, ptr);
     return;
   }
   if ((ks->types & ER_T_DURATION) && json_is_string(v)) {
@@ -460,7 +466,8 @@ static void validate_action(const er_diag_src_t *c, const er_action_t *a,
 static const er_keyspec_t g_step_common[] = {
     {"name", ER_T_STRING, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
-    {"with", ER_T_OBJECT, false, NULL, NULL}, /* the inputs of a `use` */
+    {"with", ER_T_OBJECT, false, NULL, NULL},        /* the inputs of a `use` */
+    {"if", ER_T_ANY | ER_T_COND, false, NULL, NULL}, /* cond.h */
     {NULL, 0, false, NULL, NULL},
 };
 

@@ -12,6 +12,7 @@
 #include "adapters/services.h"
 #include "base/redact.h"
 #include "base/util.h"
+#include "lang/cond.h"
 #include "lang/env.h"
 #include "lang/jsonx.h"
 #include "lang/scenario.h"
@@ -253,6 +254,30 @@ static void note_failure(branch_t *b, const char *before, const char *where,
   }
 }
 
+/* A step's "if" (cond.h), in the branch's scope: *skipped when it does
+ * not hold. ER_STEP_OK, or ER_STEP_FATAL with detail (a template error). */
+static int step_condition(branch_t *b, const er_step_t *st, bool *skipped) {
+  const json_t *cond = st->step ? json_object_get(st->step, "if") : NULL;
+  er_buf_t why = ER_BUF_INIT(2048);
+  er_err_t err = {0};
+  bool holds = true;
+  *skipped = false;
+  if (!cond)
+    return ER_STEP_OK;
+  if (er_cond_eval(b->t, cond, &holds, &why, &err) != 0) {
+    er_buf_printf(&b->detail, "if: %s", err.msg);
+    er_buf_free(&why);
+    return ER_STEP_FATAL;
+  }
+  if (!holds) {
+    *skipped = true;
+    er_buf_printf(&b->log, "  not run: its condition does not hold (%s)\n",
+                  er_buf_cstr(&why));
+  }
+  er_buf_free(&why);
+  return ER_STEP_OK;
+}
+
 /* Returns ER_STEP_* for one step. deadline is the phase's deadline. */
 static int run_step(branch_t *b, const er_step_t *st, const char *phase,
                     size_t idx, int64_t deadline) {
@@ -265,6 +290,7 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   int64_t t0 = er_now_ms();
   int64_t dl = deadline;
   char took[32];
+  bool skipped = false;
 
   er_buf_reset(&b->detail);
   if (!caps)
@@ -274,6 +300,10 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   er_buf_printf(&b->log, "[%+.3fs] %s%s%s %zu: %s\n",
                 (double)(t0 - b->sc->started_ms) / 1000.0, b->label,
                 *b->label ? " " : "", phase, idx + 1, st->name);
+  rc = step_condition(b, st, &skipped);
+  if (rc != ER_STEP_OK || skipped)
+    goto out;
+  rc = ER_STEP_FATAL;
   if (st->action->raw_args || st->action->whole_step) {
     args = json_incref(st->args);
   } else {
@@ -304,7 +334,8 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
 out:
   er_fmt_duration(er_now_ms() - t0, took);
   er_buf_printf(&b->log, "  -> %s (%s)\n",
-                rc == ER_STEP_OK     ? "ok"
+                skipped              ? "skipped"
+                : rc == ER_STEP_OK   ? "ok"
                 : rc == ER_STEP_FAIL ? "FAILED"
                                      : "ERROR",
                 took);
@@ -878,6 +909,37 @@ out:
   er_session_free(sc.scenario);
 }
 
+/* {"skip": {"if": ...}}, decided now with the run's names: true when the
+ * scenario is skipped (res says why) or the condition could not be
+ * evaluated (res is an error). */
+static bool skip_holds(run_t *r, const er_scenario_t *s, er_result_t *res) {
+  er_tmpl_t *t = er_tmpl_clone(r->base);
+  er_buf_t why = ER_BUF_INIT(2048);
+  er_err_t err = {0};
+  bool holds = false;
+  if (!t) {
+    er_errf(&err, ER_E_ENV, "out of memory");
+  } else if (er_cond_eval(t, s->skip_if, &holds, &why, &err) == 0) {
+    if (holds) {
+      er_buf_t m = ER_BUF_INIT(4096);
+      er_buf_printf(&m, "%s (%s)", s->skip_reason ? s->skip_reason : "skipped",
+                    er_buf_cstr(&why));
+      res->status = ER_RES_SKIP;
+      res->message = er_buf_steal(&m);
+    }
+    er_buf_free(&why);
+    er_tmpl_free(t);
+    return holds;
+  }
+  res->status = ER_RES_ERROR;
+  res->failed_step = er_strdup("skip");
+  res->message = er_strdup(err.msg);
+  res->detail = er_strdup(err.msg);
+  er_buf_free(&why);
+  er_tmpl_free(t);
+  return true;
+}
+
 static void result_free_fields(er_result_t *res) {
   free(res->message);
   free(res->failed_step);
@@ -1110,6 +1172,9 @@ int er_run(const er_run_opts_t *o) {
       res.message = er_strdup(s->skip                      ? s->skip
                               : o->fail_fast && failed > 0 ? "--fail-fast"
                                                            : "filtered out");
+    } else if (s->skip_if && skip_holds(&r, s, &res)) {
+      if (res.status == ER_RES_ERROR)
+        failed++;
     } else {
       er_console_scenario_start(&r.con, s->name);
       run_scenario(&r, s, &res);
@@ -1190,7 +1255,12 @@ int er_list(const er_run_opts_t *o) {
       continue;
     }
     fprintf(o->out, "%s\t%s\t%s%s%s\n", s->file, s->name, tags ? tags : "[]",
-            s->skip ? "\tskip: " : "", s->skip ? s->skip : "");
+            s->skip      ? "\tskip: "
+            : s->skip_if ? "\tskip if it holds: "
+                         : "",
+            s->skip      ? s->skip
+            : s->skip_if ? s->skip_reason
+                         : "");
     free(tags);
   }
 out:

@@ -9,6 +9,8 @@
  *    "create_topics": false}
  *   plus "timeout": "15s" (either form): how long pre-flight and the
  *   recording of offsets at a scenario's start may wait for the broker.
+ *   ${kafka.embedded} is true with the embedded broker, false with a real
+ *   cluster (a scenario's {"skip": {"if": "${kafka.embedded}"}}).
  *   The embedded broker starts in run_begin and ${kafka.bootstrap} names
  *   it; a real cluster is reached in preflight (its settings may use
  *   templates). Declared topics must exist before the first scenario:
@@ -248,8 +250,9 @@ static int begin_embedded(const json_t *kc, const json_t *emb, kmod_t *m,
                               m->topics[i].replication,
                               er_now_ms() + m->timeout_ms, err) != 0)
       return -1;
-  if (t && er_tmpl_set(t, "kafka.bootstrap",
-                       json_string(er_kafka_bootstrap(m->k))) != 0)
+  if (t && (er_tmpl_set(t, "kafka.bootstrap",
+                        json_string(er_kafka_bootstrap(m->k))) != 0 ||
+            er_tmpl_set(t, "kafka.embedded", json_true()) != 0))
     return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
   return 0;
 }
@@ -277,6 +280,8 @@ static int begin_real(const json_t *kc, kmod_t *m, er_tmpl_t *t,
   if (t) {
     er_err_t e2 = {0};
     json_t *v = er_tmpl_expand_str(t, json_string_value(bs), &e2);
+    if (er_tmpl_set(t, "kafka.embedded", json_false()) != 0)
+      return er_errf(err, ER_E_ENV, "kafka: could not set kafka.embedded");
     /* when it cannot be expanded yet, ${kafka.bootstrap} stays unset */
     if (v && er_tmpl_set(t, "kafka.bootstrap", v) != 0)
       return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");

@@ -28,6 +28,14 @@ check "cases: one testcase per row, named from it" \
 check "cases: a row's own skip" grep -q "^SKIP  cases \[not today\] - a row skipped on purpose" <<<"$out"
 check "cases: the JUnit report has the rows as testcases (one skipped)" \
   bash -c '[ "$(xmllint --xpath "count(//testcase[starts-with(@name,\"cases [\")])" "$1")" = 3 ] && [ "$(xmllint --xpath "count(//testcase[@name=\"cases [not today]\"]/skipped)" "$1")" = 1 ]' _ "$J"
+check "if: only the steps whose condition holds ran (a var, a comparison, a matcher, not/all/any, a capture, a group, a step file, in a loop)" \
+  grep -q "^PASS  conditions: steps and groups" <<<"$out"
+check "skip if: with the embedded broker, a scenario for a real one is skipped, saying why" \
+  grep -qF 'SKIP  skip: only with a real broker - needs a real Kafka broker (${kafka.embedded} is true)' <<<"$out"
+check "skip if: the opposite runs, and a row's own condition skips that row" \
+  bash -c 'grep -q "^PASS  skip: not with a real broker (runs on the embedded one) \[always\]" <<<"$1" && grep -q "^SKIP  skip: not with a real broker (runs on the embedded one) \[only when LANG_RUN_ME is set\]" <<<"$1"' _ "$out"
+check "a step not run says why in the log" \
+  bash -c 'xmllint --xpath "string(//testcase[@name=\"conditions: steps and groups that run only when something holds\"]/system-out)" "$1" | grep -qF "not run: its condition does not hold (\${flags.off} is \"false\" (false))"' _ "$J"
 check "no child process left" no_children_left
 
 # --- --filter selects rows -------------------------------------------------
@@ -41,6 +49,9 @@ J=$T_TMP/rows.xml
 out=$("$EVENTRIG" run --env $D/lang.env.json --junit "$J" --report-dir "$T_TMP/reports" --filter 'case:big,tag:small' $D/pass/cases.json 2>&1); rc=$?
 check "run --filter case:big,tag:small: two rows run, the third is filtered out" \
   bash -c '[ "$1" -eq 0 ] && [ "$(grep -c "^PASS" <<<"$2")" -eq 2 ] && grep -q "^SKIP  cases \[not today\]" <<<"$2"' _ $rc "$out"
+LANG_RUN_ME=1 "$EVENTRIG" run --env $D/lang.env.json --junit "$T_TMP/envrow.xml" --report-dir "$T_TMP/reports" --filter 'case:only when LANG_RUN_ME is set' $D/pass/skip-real-broker-not.json >"$T_TMP/envrow.out" 2>&1; rc=$?
+check "skip if on the environment: with LANG_RUN_ME set, that row runs" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "^PASS  skip: not with a real broker (runs on the embedded one) \[only when LANG_RUN_ME is set\]" "$2"' _ $rc "$T_TMP/envrow.out"
 
 # --- fail/: each fails for its own reason, said where -----------------------
 J=$T_TMP/fail.xml
@@ -53,6 +64,8 @@ check "a step failing inside a step file: the call, then the step at its file:li
   grep -qF "step: step 2 'call it' (tests/data/lang/fail/use-inside.json:5:5) > fails.step.json step 2 'a value that is not there' (tests/data/lang/fixtures/steps/fails.step.json:5:5)" <<<"$out"
 check "... and the JUnit line is the call's, in the scenario's own file" \
   bash -c '[ "$(xmllint --xpath "string(//testcase[@name=\"fails: a step inside a step file\"]/@line)" "$1")" = 5 ]' _ "$J"
+check "a condition naming an unset environment variable is an error at its step" \
+  grep -qF "if: \${env.LANG_SURELY_UNSET}: environment variable 'LANG_SURELY_UNSET' is not set" <<<"$out"
 check "a failing row fails alone, named from the row" \
   bash -c 'grep -q "^PASS  fails: one row of a table \[fine\]" <<<"$1" && grep -q "^FAIL  fails: one row of a table \[wrong on purpose\]" <<<"$1"' _ "$out"
 check "no child process left after the failing run" no_children_left
