@@ -152,6 +152,9 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
     er_refs_string(&rs, k, cp ? cp : "", true);
     if (!strcmp(k, "skip"))
       check_skip_refs(c, json_object_get(v, "if"), "/skip/if");
+    else if (!strcmp(k, "name") || !strcmp(k, "description") ||
+             !strcmp(k, "tags"))
+      ; /* text shown as it is, never templated: a ${ in prose is prose */
     else if (strcmp(k, "vars") != 0 && strcmp(k, "cases") != 0 &&
              !(is_list && json_is_array(v)))
       er_refs_value(&rs, v, cp ? cp : "");

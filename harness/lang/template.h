@@ -11,6 +11,9 @@
  *   ${event_id(name)}  lowercase hex SHA-256 of the Python json.dumps
  *                      (sort_keys=True) of the value of name (pyjson.h)
  *   ${sha256(name)}    hex SHA-256 of a string value
+ *   ${urlencode(name)} a string (number, boolean) percent-encoded for a URL
+ *                      path segment or query value (RFC 3986 unreserved
+ *                      characters kept: A-Z a-z 0-9 - . _ ~)
  *   $${                a literal "${" (read left to right: "$$${x}" is
  *                      "$" followed by the literal "${x}")
  *   ${name:-text}      text when name is undefined (and for env vars

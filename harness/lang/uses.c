@@ -1,5 +1,6 @@
 /* uses.c: step files and the `use` steps that call them (see uses.h). */
 #include "lang/uses.h"
+#include "lang/uses_tab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,19 +15,6 @@
 #include "lang/validate.h"
 
 #define STEPFILE_MAX_BYTES (8u * 1024u * 1024u)
-
-typedef struct call {
-  const json_t *step;
-  const er_stepfile_t *sf;
-} call_t;
-
-struct er_uses {
-  int refs;
-  er_stepfile_t **files;
-  size_t nfiles, afiles;
-  call_t *calls;
-  size_t ncalls, acalls;
-};
 
 static const er_keyspec_t g_input[] = {
     {"type", ER_T_STRING, false, NULL, NULL},
@@ -48,155 +36,6 @@ static const er_keyspec_t g_stepfile[] = {
 static const char *const g_types[] = {"string", "integer", "number", "boolean",
                                       "array",  "object",  "any"};
 #define NTYPES (sizeof g_types / sizeof g_types[0])
-
-er_uses_t *er_uses_new(void) {
-  er_uses_t *u = calloc(1, sizeof *u);
-  if (u)
-    u->refs = 1;
-  return u;
-}
-
-er_uses_t *er_uses_ref(er_uses_t *u) {
-  if (u)
-    u->refs++;
-  return u;
-}
-
-void er_uses_free(er_uses_t *u) {
-  if (!u || --u->refs > 0)
-    return;
-  for (size_t i = 0; i < u->nfiles; i++) {
-    free(u->files[i]->file);
-    free(u->files[i]->dir);
-    free(u->files[i]->real);
-    json_decref(u->files[i]->doc);
-    free(u->files[i]);
-  }
-  free(u->files);
-  free(u->calls);
-  free(u);
-}
-
-const er_stepfile_t *er_uses_find(const er_uses_t *u, const json_t *step) {
-  for (size_t i = 0; u && i < u->ncalls; i++)
-    if (u->calls[i].step == step)
-      return u->calls[i].sf;
-  return NULL;
-}
-
-const json_t *er_uses_outputs(void *ud, const json_t *step) {
-  const er_stepfile_t *sf = er_uses_find(ud, step);
-  return sf ? sf->outputs : NULL;
-}
-
-/* ---- paths of nodes ------------------------------------------------------ */
-
-static bool path_of(const json_t *v, const json_t *node, er_buf_t *b) {
-  size_t mark = b->len;
-  if (v == node)
-    return true;
-  if (json_is_object(v)) {
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
-      er_jpos_append_token(b, k);
-      if (path_of(x, node, b))
-        return true;
-      b->len = mark;
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      er_buf_printf(b, "/%zu", i);
-      if (path_of(json_array_get(v, i), node, b))
-        return true;
-      b->len = mark;
-    }
-  }
-  return false;
-}
-
-char *er_json_path_of(const json_t *root, const json_t *node) {
-  er_buf_t b = ER_BUF_INIT(1u << 20);
-  char *out;
-  if (!path_of(root, node, &b)) {
-    er_buf_free(&b);
-    return NULL;
-  }
-  er_buf_cstr(&b);
-  out = b.len ? er_buf_steal(&b) : er_strdup("");
-  er_buf_free(&b);
-  return out;
-}
-
-const er_stepfile_t *er_uses_holding(const er_uses_t *u, const json_t *node,
-                                     char **ptr) {
-  for (size_t i = 0; u && i < u->nfiles; i++) {
-    char *p = er_json_path_of(u->files[i]->doc, node);
-    if (p) {
-      *ptr = p;
-      return u->files[i];
-    }
-  }
-  return NULL;
-}
-
-/* ---- registry ------------------------------------------------------------ */
-
-static int add_call(er_uses_t *u, const json_t *step, const er_stepfile_t *sf) {
-  if (u->ncalls == u->acalls) {
-    size_t na = u->acalls ? u->acalls * 2 : 8;
-    call_t *nv = realloc(u->calls, na * sizeof *nv);
-    if (!nv)
-      return -1;
-    u->calls = nv;
-    u->acalls = na;
-  }
-  u->calls[u->ncalls++] = (call_t){step, sf};
-  return 0;
-}
-
-static er_stepfile_t *add_file(er_uses_t *u, const char *file,
-                               const char *real) {
-  er_stepfile_t *sf;
-  char *slash;
-  if (u->nfiles == u->afiles) {
-    size_t na = u->afiles ? u->afiles * 2 : 4;
-    er_stepfile_t **nv = realloc(u->files, na * sizeof *nv);
-    if (!nv)
-      return NULL;
-    u->files = nv;
-    u->afiles = na;
-  }
-  sf = calloc(1, sizeof *sf);
-  if (!sf)
-    return NULL;
-  sf->file = er_strdup(file);
-  sf->real = er_strdup(real);
-  sf->dir = er_strdup(file);
-  if (!sf->file || !sf->real || !sf->dir) {
-    free(sf->file);
-    free(sf->real);
-    free(sf->dir);
-    free(sf);
-    return NULL;
-  }
-  slash = strrchr(sf->dir, '/');
-  if (slash == sf->dir)
-    sf->dir[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    strcpy(sf->dir, ".");
-  u->files[u->nfiles++] = sf;
-  return sf;
-}
-
-static er_stepfile_t *file_by_real(const er_uses_t *u, const char *real) {
-  for (size_t i = 0; i < u->nfiles; i++)
-    if (!strcmp(u->files[i]->real, real))
-      return u->files[i];
-  return NULL;
-}
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -383,7 +222,7 @@ static er_stepfile_t *load_file(er_uses_t *u, er_diags_t *diags,
   doc = er_doc_load(path, STEPFILE_MAX_BYTES, &pos, diags);
   if (!doc)
     goto out;
-  sf = add_file(u, path, real);
+  sf = er_uses_add_file(u, path, real);
   if (!sf) {
     json_decref(doc);
     er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
@@ -539,13 +378,13 @@ static void use_step(er_uses_t *u, const er_diag_src_t *c, const json_t *step,
     er_buf_free(&b);
     goto out;
   }
-  sf = file_by_real(u, real);
+  sf = er_uses_by_real(u, real);
   if (!sf)
     sf = load_file(u, c->out, path, real, fixtures, &here);
   if (!sf)
     goto out;
   check_call(c, step, ptr, sf);
-  if (add_call(u, step, sf) != 0)
+  if (er_uses_add_call(u, step, sf) != 0)
     er_diags_addf(c->out, c->file, 0, 0, ER_DIAG_ERROR, "out of memory");
 out:
   free(real);

@@ -517,7 +517,7 @@ static void visit_steps(walk_t *w, const json_t *arr, const char *base,
 
 /* The steps of the step file a `use` step calls, in that file. */
 static void visit_call(walk_t *w, const json_t *step, int depth) {
-  const er_stepfile_t *sf = er_scenario_use(w->s, step);
+  const er_stepfile_t *sf = er_uses_find(w->s->uses, step);
   walk_t in;
   if (!sf || depth > 64)
     return;

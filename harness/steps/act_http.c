@@ -614,7 +614,16 @@ static int do_request(er_exec_t *x, call_t *c) {
     }
   }
   if (er_http_perform(h, &c->req, &c->resp, &err) != 0) {
+    bool raw = false; /* a character a URL must not hold as it is */
+    for (const unsigned char *p = (const unsigned char *)c->url; p && *p; p++)
+      raw = raw || *p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' ||
+            *p == '>' || *p == '\\' || *p == '^' || *p == '`' || *p == '{' ||
+            *p == '|' || *p == '}';
     er_buf_printf(&c->d, "http %s %s: %s", c->method, c->shown_url, err.msg);
+    if (err.code == ER_E_INPUT && raw)
+      er_buf_puts(&c->d, " (a value put into the URL with spaces or other "
+                         "characters a URL cannot hold must be encoded: "
+                         "${urlencode(name)}, or give it in \"query\")");
     log_line(x, &c->sec, "http %s %s: %s", c->method, c->shown_url, err.msg);
     return step_rc(err.code);
   }
@@ -861,9 +870,12 @@ static void validate(const json_t *args, er_diag_t *d) {
     for (size_t i = 0; i < 4; i++) {
       if (!json_object_get(args, bodies[i]))
         continue;
-      if (first)
-        er_diag_error(d, "", "give one body: \"%s\" or \"%s\", not both", first,
+      if (first) {
+        char bp[32];
+        snprintf(bp, sizeof bp, "/%s", bodies[i]);
+        er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
                       bodies[i]);
+      }
       first = bodies[i];
     }
   }

@@ -36,6 +36,8 @@ check "skip if: the opposite runs, and a row's own condition skips that row" \
   bash -c 'grep -q "^PASS  skip: not with a real broker (runs on the embedded one) \[always\]" <<<"$1" && grep -q "^SKIP  skip: not with a real broker (runs on the embedded one) \[only when LANG_RUN_ME is set\]" <<<"$1"' _ "$out"
 check "a step not run says why in the log" \
   bash -c 'xmllint --xpath "string(//testcase[@name=\"conditions: steps and groups that run only when something holds\"]/system-out)" "$1" | grep -qF "not run: its condition does not hold (\${flags.off} is \"false\" (false))"' _ "$J"
+check "urls: \${urlencode(...)}, a query the step encodes, \${ in a description, tags and step names is prose" \
+  grep -q "^PASS  urls: encoded values" <<<"$out"
 check "no child process left" no_children_left
 
 # --- --filter selects rows -------------------------------------------------
@@ -66,6 +68,8 @@ check "... and the JUnit line is the call's, in the scenario's own file" \
   bash -c '[ "$(xmllint --xpath "string(//testcase[@name=\"fails: a step inside a step file\"]/@line)" "$1")" = 5 ]' _ "$J"
 check "a condition naming an unset environment variable is an error at its step" \
   grep -qF "if: \${env.LANG_SURELY_UNSET}: environment variable 'LANG_SURELY_UNSET' is not set" <<<"$out"
+check "a value with a space put into a URL as it is: the error says how to encode it" \
+  grep -qF 'malformed URL: Bad query (a value put into the URL with spaces or other characters a URL cannot hold must be encoded: ${urlencode(name)}, or give it in "query")' <<<"$out"
 check "a failing row fails alone, named from the row" \
   bash -c 'grep -q "^PASS  fails: one row of a table \[fine\]" <<<"$1" && grep -q "^FAIL  fails: one row of a table \[wrong on purpose\]" <<<"$1"' _ "$out"
 check "no child process left after the failing run" no_children_left
