@@ -2,7 +2,7 @@
 # bundled suite on the embedded default, `make deps` installs what is missing.
 # `make test` and `make demo` run `make deps` first.
 
-PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto
+PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto yaml-0.1
 CC        ?= cc
 # recursive (=) so pkg-config runs only when a recipe needs it, after deps
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

@@ -6,6 +6,7 @@ pkgs=(
   build-essential pkg-config
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev
   libpq-dev libssl-dev libmicrohttpd-dev
+  libyaml-dev
   redis-server redis-tools postgresql kcat libxml2-utils python3
   python3-venv
   clang clang-format clang-tidy

@@ -214,7 +214,7 @@ static int eval_at(er_tmpl_t *t, const json_t *cond, bool *holds, er_buf_t *why,
                      "or any");
     *holds = all;
     for (size_t i = 0; i < json_array_size(list); i++) {
-      bool one;
+      bool one = false;
       er_buf_t part = ER_BUF_INIT(4096);
       if (eval_at(t, json_array_get(list, i), &one, why ? &part : NULL, err,
                   depth + 1) != 0) {

@@ -815,11 +815,11 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
     diag_add(diags, path, 0, 0, m);
     goto fail;
   }
-  e->raw = er_parse_json_text(path, e->text, len, diags);
+  /* JSON or YAML by the name (doc.h), every position kept */
+  e->raw = er_doc_parse(path, e->text, len, 1 << 20, &e->pos, diags);
   if (!e->raw)
     goto fail;
-  er_validate_keys(path, e->text, e->raw, k_env, diags);
-  e->pos = er_jpos_build(e->text, len);
+  er_validate_keys_pos(path, e->pos, e->raw, k_env, diags);
   c.pos = e->pos;
   if (json_is_object(e->raw)) {
     check_ports(&c, json_object_get(e->raw, "ports"));

@@ -667,7 +667,7 @@ int er_scenario_load_all(const char *path, const er_load_opts_t *o,
 
   cases = json_object_get(doc, "cases");
   n = json_is_array(cases) ? json_array_size(cases) : 1;
-  sv = calloc(n, sizeof *sv);
+  sv = calloc(n, sizeof(er_scenario_t *));
   if (!sv)
     goto oom;
   for (size_t i = 0; i < n; i++) {

@@ -119,7 +119,7 @@ er_stepfile_t *er_uses_add_file(er_uses_t *u, const char *file,
   char *slash;
   if (u->nfiles == u->afiles) {
     size_t na = u->afiles ? u->afiles * 2 : 4;
-    er_stepfile_t **nv = realloc(u->files, na * sizeof *nv);
+    er_stepfile_t **nv = realloc(u->files, na * sizeof(er_stepfile_t *));
     if (!nv)
       return NULL;
     u->files = nv;

@@ -532,9 +532,9 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
   }
 }
 
-void er_validate_keys(const char *file, const char *text, const json_t *doc,
-                      const er_keyspec_t *spec, er_diags_t *out) {
-  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
+void er_validate_keys_pos(const char *file, const er_jpos_t *pos,
+                          const json_t *doc, const er_keyspec_t *spec,
+                          er_diags_t *out) {
   er_diag_src_t c = {file, pos, out, NULL, 0, NULL, NULL, NULL};
   size_t from = out->n;
   if (!doc)
@@ -545,5 +545,11 @@ void er_validate_keys(const char *file, const char *text, const json_t *doc,
   else
     er_validate_obj(&c, doc, "", spec, NULL);
   er_diags_sort_from(out, from);
+}
+
+void er_validate_keys(const char *file, const char *text, const json_t *doc,
+                      const er_keyspec_t *spec, er_diags_t *out) {
+  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
+  er_validate_keys_pos(file, pos, doc, spec, out);
   er_jpos_free(pos);
 }

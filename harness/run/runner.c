@@ -162,7 +162,8 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
     size_t k = 0;
     if (er_scenario_load_all(files[i], &lo, diags, &one, &k) == 0 && k) {
       /* a table of cases gives several scenarios */
-      er_scenario_t **nv = realloc(v, (n + k + nfiles) * sizeof *nv);
+      er_scenario_t **nv =
+          realloc(v, (n + k + nfiles) * sizeof(er_scenario_t *));
       if (!nv) {
         for (size_t j = 0; j < k; j++)
           er_scenario_free(one[j]);
@@ -303,7 +304,6 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   rc = step_condition(b, st, &skipped);
   if (rc != ER_STEP_OK || skipped)
     goto out;
-  rc = ER_STEP_FATAL;
   if (st->action->raw_args || st->action->whole_step) {
     args = json_incref(st->args);
   } else {
@@ -786,8 +786,10 @@ static void diagnose(scen_t *sc, branch_t *b) {
            : sc->s->dir ? sc->s->dir
                         : "",
            base ? base + 1 : src);
-  if (er_str_has_suffix(both, ".json"))
-    both[strlen(both) - 5] = '\0';
+  if (strrchr(both, '.') &&
+      (er_str_has_suffix(both, ".json") || er_str_has_suffix(both, ".yaml") ||
+       er_str_has_suffix(both, ".yml")))
+    *strrchr(both, '.') = '\0';
   if (sc->s->case_name) /* each case of a table has its own */
     snprintf(both + strlen(both), sizeof both - strlen(both), "-%s",
              sc->s->case_name);

@@ -430,8 +430,12 @@ static er_safe_kind_t classify_redis(const char *name, const json_t *args,
       free(b);
     }
   } else if (!strcmp(name, "redis.seed")) {
-    snprintf(what, whatsz, "writes %zu key(s)",
-             json_object_size(json_object_get(args, "keys")));
+    const char *f = json_string_value(json_object_get(args, "keys_file"));
+    if (f)
+      snprintf(what, whatsz, "writes the keys of %s", f);
+    else
+      snprintf(what, whatsz, "writes %zu key(s)",
+               json_object_size(json_object_get(args, "keys")));
   } else if (!strcmp(name, "redis.contend")) {
     const char *c0 =
         json_string_value(json_array_get(json_object_get(args, "command"), 0));

@@ -38,7 +38,23 @@ check "a step not run says why in the log" \
   bash -c 'xmllint --xpath "string(//testcase[@name=\"conditions: steps and groups that run only when something holds\"]/system-out)" "$1" | grep -qF "not run: its condition does not hold (\${flags.off} is \"false\" (false))"' _ "$J"
 check "urls: \${urlencode(...)}, a query the step encodes, \${ in a description, tags and step names is prose" \
   grep -q "^PASS  urls: encoded values" <<<"$out"
+check "yaml: a YAML scenario with a YAML step file, fixtures and a table of cases" \
+  bash -c 'grep -q "^PASS  yaml: a scenario, a step file, fixtures and a table, all in YAML \[one time\]" <<<"$1" && grep -q "^PASS  yaml: .* \[three times\]" <<<"$1"' _ "$out"
 check "no child process left" no_children_left
+
+# --- a YAML environment file --------------------------------------------------
+out=$("$EVENTRIG" run --env $D/lang.env.yaml --junit "$T_TMP/yenv.xml" --report-dir "$T_TMP/reports" $D/pass/yaml.yaml $D/pass/fixtures.json 2>&1); rc=$?
+check "the same environment in YAML runs the same scenarios" \
+  bash -c '[ "$1" -eq 0 ] && [ "$(grep -c "^PASS" <<<"$2")" -eq 3 ]' _ $rc "$out" || diag "$out"
+err=$(printf 'ports: [a]\nredis:\n  url: redis://x/0\n  alow_flush: no\n' >"$T_TMP/bad.env.yaml"; "$EVENTRIG" validate --env "$T_TMP/bad.env.yaml" $D/pass/urls.json 2>&1); rc=$?
+check "a YAML environment's problems at file:line:col, with did-you-mean and the YAML 1.1 trap" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "bad.env.yaml:4:3: error: unknown key .alow_flush. in .redis. (did you mean .allow_flush.?)" <<<"$2" && grep -q "bad.env.yaml:4:15: error: .no. is ambiguous" <<<"$2"' _ $rc "$err"
+
+mkdir -p "$T_TMP/proj/sub"
+printf 'redis:\n  url: 5\n' >"$T_TMP/proj/eventrig.env.yaml"
+err=$(cd "$T_TMP/proj/sub" && "$EVENTRIG" validate "$ER_ROOT/$D/pass/urls.json" 2>&1); rc=$?
+check "without --env, the nearest eventrig.env.yaml is found (and checked)" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "eventrig.env.yaml:2:8: error: .url. must be a string, not an integer" <<<"$2"' _ $rc "$err"
 
 # --- --filter selects rows -------------------------------------------------
 out=$("$EVENTRIG" list --filter 'case:big' $D/pass); rc=$?
@@ -70,6 +86,8 @@ check "a condition naming an unset environment variable is an error at its step"
   grep -qF "if: \${env.LANG_SURELY_UNSET}: environment variable 'LANG_SURELY_UNSET' is not set" <<<"$out"
 check "a value with a space put into a URL as it is: the error says how to encode it" \
   grep -qF 'malformed URL: Bad query (a value put into the URL with spaces or other characters a URL cannot hold must be encoded: ${urlencode(name)}, or give it in "query")' <<<"$out"
+check "a failing YAML step: its line:col in the YAML file" \
+  grep -qF "step: step 2 'a value that is not there' (tests/data/lang/fail/yaml-step.yaml:4:5)" <<<"$out"
 check "a failing row fails alone, named from the row" \
   bash -c 'grep -q "^PASS  fails: one row of a table \[fine\]" <<<"$1" && grep -q "^FAIL  fails: one row of a table \[wrong on purpose\]" <<<"$1"' _ "$out"
 check "no child process left after the failing run" no_children_left
@@ -79,6 +97,9 @@ err=$("$EVENTRIG" validate tests/data/bad/use-inside.json 2>&1); rc=$?
 check "validate: a step file with problems exits 2" [ $rc -eq 2 ]
 check "validate: a problem inside a step file at its file:line:col, with where it is used" \
   grep -qF "tests/data/fixtures/steps/broken.step.json:5:63: error: unknown key 'stauts' in 'expect' (did you mean 'status'?) (used at tests/data/bad/use-inside.json:4:5)" <<<"$err"
+err=$("$EVENTRIG" validate tests/data/bad/yaml-errors.yaml 2>&1); rc=$?
+check "validate: a YAML scenario's problems at their file:line:col" \
+  bash -c '[ "$1" -eq 2 ] && grep -qF "tests/data/bad/yaml-errors.yaml:12:9: error: unknown key '"'"'stauts'"'"' in '"'"'expect'"'"' (did you mean '"'"'status'"'"'?)" <<<"$2"' _ $rc "$err"
 err=$("$EVENTRIG" validate tests/data/bad/use-cycle.json 2>&1); rc=$?
 check "validate: a cycle of step files exits 2 and shows the cycle" \
   bash -c '[ "$1" -eq 2 ] && grep -qF "(use-cycle.json > cycle-a.step.json > cycle-b.step.json > cycle-a.step.json)" <<<"$2"' _ $rc "$err"

@@ -166,6 +166,129 @@ static void test_url_encode(void) {
   er_buf_free(&b);
 }
 
+/* Parses YAML text; the JSON it gives (compact, keys in order) into out,
+ * the problems into probs. */
+static void yaml_to(const char *text, char *out, size_t outsz, char *probs,
+                    size_t probsz, er_jpos_t **pos) {
+  er_diags_t d = {0};
+  json_t *v = er_doc_parse("t.yaml", text, strlen(text), 0, pos, &d);
+  char *j = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  char *p = diags_text(&d);
+  snprintf(out, outsz, "%s", j ? j : "(none)");
+  snprintf(probs, probsz, "%s", p ? p : "");
+  free(j);
+  free(p);
+  json_decref(v);
+  er_diags_free(&d);
+}
+
+static void test_yaml(void) {
+  char out[2048], probs[4096];
+  er_jpos_t *pos = NULL;
+  int line, col;
+  yaml_to("name: a\n"
+          "n: 3\n"
+          "r: 1.5\n"
+          "e: 1e3\n"
+          "hex: 0x1F\n"
+          "oct: 0o17\n"
+          "zero: 0\n"
+          "neg: -4\n"
+          "t: true\n"
+          "f: False\n"
+          "nil: ~\n"
+          "empty:\n"
+          "q: \"0123\"\n"
+          "s: 'yes'\n"
+          "tag: !!str 017\n"
+          "dur: 5s\n"
+          "time: 12:30\n"
+          "on: x\n"
+          "list: [1, \"a\", {k: v}]\n"
+          "block: |\n"
+          "  line one\n"
+          "  line two\n"
+          "fold: >-\n"
+          "  a\n"
+          "  b\n"
+          "tmpl: ${batch}\n",
+          out, sizeof out, probs, sizeof probs, &pos);
+  T_STREQ(out,
+          "{\"name\":\"a\",\"n\":3,\"r\":1.5,\"e\":1000.0,\"hex\":31,"
+          "\"oct\":15,\"zero\":0,\"neg\":-4,\"t\":true,\"f\":false,"
+          "\"nil\":null,\"empty\":null,\"q\":\"0123\",\"s\":\"yes\","
+          "\"tag\":\"017\",\"dur\":\"5s\",\"time\":\"12:30\",\"on\":\"x\","
+          "\"list\":[1,\"a\",{\"k\":\"v\"}],\"block\":\"line one\\nline "
+          "two\\n\",\"fold\":\"a b\",\"tmpl\":\"${batch}\"}",
+          "YAML 1.2 core: numbers, booleans, null, strings, keys are text");
+  T_STREQ(probs, "", "no problems");
+  T_OK(er_jpos_find(pos, "/list/2/k", false, &line, &col) == 0 && line == 19 &&
+           col == 20,
+       "a nested value's line:col (%d:%d)", line, col);
+  T_OK(er_jpos_find(pos, "/list/2/k", true, &line, &col) == 0 && line == 19 &&
+           col == 17,
+       "its key's (%d:%d)", line, col);
+  T_OK(er_jpos_find(pos, "/block", false, &line, &col) == 0 && line == 20 &&
+           col == 8,
+       "a literal block at its indicator (%d:%d)", line, col);
+  er_jpos_free(pos);
+  pos = NULL;
+
+  yaml_to("a: yes\nb: 0123\nc: .inf\nd: Off\ne: 007.5\n", out, sizeof out,
+          probs, sizeof probs, NULL);
+  T_STREQ(probs,
+          "t.yaml:1:4: error: 'yes' is ambiguous: YAML 1.1 reads it as a "
+          "boolean, YAML 1.2 as the string \"yes\"; write true or false, or "
+          "quote it\n"
+          "t.yaml:2:4: error: '0123' is ambiguous: YAML 1.1 reads a leading 0 "
+          "as octal, YAML 1.2 as decimal; write the number without the 0, or "
+          "\"0123\" for text\n"
+          "t.yaml:3:4: error: '.inf': JSON has no infinity or NaN\n"
+          "t.yaml:4:4: error: 'Off' is ambiguous: YAML 1.1 reads it as a "
+          "boolean, YAML 1.2 as the string \"Off\"; write true or false, or "
+          "quote it\n"
+          "t.yaml:5:4: error: '007.5' is ambiguous (a leading 0); write it "
+          "without the 0, or quote it\n",
+          "the YAML 1.1 traps: each reported at its place, all of them");
+
+  yaml_to("a: 1\nb:\n  c: 2\na: 3\n", out, sizeof out, probs, sizeof probs,
+          NULL);
+  T_STREQ(probs, "t.yaml:4:1: error: duplicate key 'a' (first at line 1)\n",
+          "a duplicate key");
+  yaml_to("base: &b {x: 1}\ncopy: *b\nmerged:\n  <<: *b\n  y: 2\n", out,
+          sizeof out, probs, sizeof probs, NULL);
+  T_STREQ(probs,
+          "t.yaml:4:3: error: merge keys (<<) are not supported: share "
+          "values with vars, a step file or a fixture\n",
+          "an alias is its anchor's value; merge keys are refused");
+  yaml_to("base: &b {x: 1}\ncopy: *b\n", out, sizeof out, probs, sizeof probs,
+          NULL);
+  T_STREQ(out, "{\"base\":{\"x\":1},\"copy\":{\"x\":1}}", "an alias");
+  yaml_to("a: &r [1, *r]\n", out, sizeof out, probs, sizeof probs, NULL);
+  T_OK(strstr(probs,
+              "t.yaml:1:11: error: alias '*r' has no anchor before it") != NULL,
+       "an alias inside its own anchor (%s)", probs);
+  yaml_to("a: 1\n---\nb: 2\n", out, sizeof out, probs, sizeof probs, NULL);
+  T_STREQ(probs,
+          "t.yaml:2:1: error: a second YAML document (---): one document "
+          "per file\n",
+          "one document per file");
+  yaml_to("a: [1, 2\nb: 3\n", out, sizeof out, probs, sizeof probs, NULL);
+  T_OK(!strcmp(out, "(none)") &&
+           !strncmp(probs, "t.yaml:2:2: error: YAML syntax error: ", 38),
+       "a syntax error at the parser's mark (%s)", probs);
+  yaml_to("", out, sizeof out, probs, sizeof probs, NULL);
+  T_STREQ(probs, "t.yaml:1:1: error: the file is empty (no YAML document)\n",
+          "an empty file");
+  yaml_to("a: !!int '12'\nb: !!float 2\nc: !foo x\nd: !!bool yes\n", out,
+          sizeof out, probs, sizeof probs, NULL);
+  T_OK(
+      strstr(out, "\"a\":12,\"b\":2.0") &&
+          strstr(probs, "t.yaml:3:4: error: unknown tag '!foo'") &&
+          strstr(probs, "t.yaml:4:4: error: !!bool 'yes': write true or false"),
+      "tags: !!int, !!float, unknown, !!bool (%s | %s)", out, probs);
+}
+
 int main(void) {
   const char *root = getenv("ER_ROOT");
   if (root && chdir(root) != 0) {
@@ -177,5 +300,6 @@ int main(void) {
   test_load_err();
   test_fixture_find();
   test_url_encode();
+  test_yaml();
   return t_done();
 }

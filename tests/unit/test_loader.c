@@ -82,6 +82,7 @@ static void test_bad_files(void) {
     char *exp_path = malloc(strlen(files[i]) + 16);
     char *raw, *want, *got;
     strcpy(exp_path, files[i]);
+    /* NAME.json or NAME.yaml: the same length */
     strcpy(exp_path + strlen(exp_path) - strlen(".json"), ".expected");
     raw = slurp(exp_path);
     T_OK(raw != NULL, "%s exists", exp_path);
