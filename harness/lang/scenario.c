@@ -563,6 +563,15 @@ oom:
 /* ---- loading ---------------------------------------------------------------
  */
 
+/* NAME.step.json, NAME.step.yaml, NAME.step.yml */
+static bool is_step_file(const char *path) {
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t stem = dot ? (size_t)(dot - base) : strlen(base);
+  return er_doc_is_scenario_name(base) && stem >= 5 &&
+         !strncmp(base + stem - 5, ".step", 5);
+}
+
 er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
                                      er_diags_t *diags) {
   er_scenario_t **v = NULL, *first = NULL;
@@ -596,6 +605,8 @@ int er_scenario_load_all(const char *path, const er_load_opts_t *o,
 
   *out = NULL;
   *nout = 0;
+  if (is_step_file(path)) /* checked on its own; it holds no scenario */
+    return er_uses_check_file(path, o ? o->fixtures : NULL, diags);
   er_err_clear(&err);
   text = er_read_file(path, SCENARIO_MAX_BYTES, &len, &err);
   if (!text) {

@@ -80,7 +80,9 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags);
 /* The same for every scenario of the file: one, or one for each case of
  * its table ("cases"), in order. Returns 0 with *out (caller frees each
  * with er_scenario_free, and the array), or -1 when the file has errors.
- * er_scenario_load(_opts) gives the first (the file's first case). */
+ * er_scenario_load(_opts) gives the first (the file's first case). A step
+ * file (NAME.step.json, .yaml: uses.h) named as a path is checked on its
+ * own and gives no scenario (0 with *nout = 0, or -1). */
 int er_scenario_load_all(const char *path, const er_load_opts_t *o,
                          er_diags_t *diags, er_scenario_t ***out, size_t *nout);
 void er_scenario_free(er_scenario_t *s);

@@ -424,3 +424,20 @@ void er_uses_load(er_uses_t *u, const er_diag_src_t *c, const json_t *steps,
     free(sp);
   }
 }
+
+int er_uses_check_file(const char *path, const char *fixtures,
+                       er_diags_t *diags) {
+  er_uses_t *u = er_uses_new();
+  char *real = realpath(path, NULL);
+  size_t from = diags->n, errors = diags->errors;
+  if (!u || !real) {
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s",
+                  u ? "cannot resolve the path" : "out of memory");
+  } else {
+    load_file(u, diags, path, real, fixtures, NULL);
+  }
+  er_diags_sort_main(diags, from, path);
+  free(real);
+  er_uses_free(u);
+  return diags->errors == errors ? 0 : -1;
+}

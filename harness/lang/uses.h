@@ -66,6 +66,11 @@ void er_uses_load(er_uses_t *u, const er_diag_src_t *c, const json_t *steps,
                   const char *ptr, const char *dir, const char *fixtures,
                   const er_use_site_t *at);
 
+/* Checks the step file at path on its own (eventrig validate x.step.json):
+ * every problem to diags. Returns 0, or -1 when it has errors. */
+int er_uses_check_file(const char *path, const char *fixtures,
+                       er_diags_t *diags);
+
 /* The step file a `use` step (the step object) calls, or NULL. */
 const er_stepfile_t *er_uses_find(const er_uses_t *u, const json_t *step);
 

@@ -130,9 +130,11 @@ static void make_run_id(char out[64]) {
   snprintf(out, 64, "%s-%.6s", ts, rnd);
 }
 
-/* Loads every scenario named by the paths. Returns 0 when all loaded. */
-static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
-                    er_diags_t *diags, er_err_t *err) {
+/* Loads every scenario named by the paths. Returns 0 when all loaded
+ * (and, with need_one, there is at least one: step files are checked,
+ * not run). */
+static int load_all(const er_run_opts_t *o, bool need_one, er_scenario_t ***out,
+                    size_t *nout, er_diags_t *diags, er_err_t *err) {
   char **files = NULL;
   size_t nfiles = 0;
   er_scenario_t **v = NULL;
@@ -176,6 +178,10 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
     free(one);
   }
   rc = diags->errors ? -1 : 0;
+  if (rc == 0 && n == 0 && need_one) /* only step files: nothing to run */
+    rc = er_errf(err, ER_E_INPUT,
+                 "no scenario in the given paths (step files are checked, "
+                 "not run: a scenario runs them with \"use\")");
 out:
   free(fixtures);
   for (size_t i = 0; i < nfiles; i++)
@@ -1089,7 +1095,7 @@ int er_run(const er_run_opts_t *o) {
   er_rfc3339_now(r.results.timestamp);
   r.results.started_ms = er_now_ms();
 
-  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, true, &sv, &ns, &diags, &err) != 0) {
     load_diags_print(&r, &diags);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);
@@ -1219,7 +1225,7 @@ int er_validate(const er_run_opts_t *o) {
 
   er_console_init(&con, o->out);
   con.color = er_color_decide((er_color_t)o->color, o->err);
-  load_all(o, &sv, &ns, &diags, &err);
+  load_all(o, false, &sv, &ns, &diags, &err);
   if (o->env_path) {
     er_env_t *e = er_env_load(o->env_path, &diags);
     er_env_free(e);
@@ -1242,7 +1248,7 @@ int er_list(const er_run_opts_t *o) {
   er_err_t err = {0};
   int code = 0;
 
-  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, false, &sv, &ns, &diags, &err) != 0) {
     er_diags_print(&diags, o->err, false);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);

@@ -103,6 +103,15 @@ check "validate: a YAML scenario's problems at their file:line:col" \
 err=$("$EVENTRIG" validate tests/data/bad/use-cycle.json 2>&1); rc=$?
 check "validate: a cycle of step files exits 2 and shows the cycle" \
   bash -c '[ "$1" -eq 2 ] && grep -qF "(use-cycle.json > cycle-a.step.json > cycle-b.step.json > cycle-a.step.json)" <<<"$2"' _ $rc "$err"
+out=$("$EVENTRIG" validate fixtures/steps/register-batch.step.json 2>&1); rc=$?
+check "validate a step file on its own: the bundled one is valid" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "^0 scenario(s) valid, 0 error(s)" <<<"$2"' _ $rc "$out"
+err=$("$EVENTRIG" validate tests/data/fixtures/steps/broken.step.json 2>&1); rc=$?
+check "validate a step file on its own: its problems, at their place" \
+  bash -c '[ "$1" -eq 2 ] && grep -qF "tests/data/fixtures/steps/broken.step.json:6:37: error: undefined variable '"'"'nn'"'"' (did you mean '"'"'n'"'"'?)" <<<"$2"' _ $rc "$err"
+err=$("$EVENTRIG" run --env ci/local.env.json fixtures/steps/register-batch.step.json 2>&1); rc=$?
+check "run on a step file alone: exit 2, nothing to run" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "no scenario in the given paths (step files are checked, not run" <<<"$2"' _ $rc "$err"
 out=$("$EVENTRIG" run --dry-run --env $D/lang.env.json $D/pass/use.json 2>&1); rc=$?
 check "dry run: the steps of a step file are shown under the call, at their place" \
   bash -c '[ "$1" -eq 0 ] && grep -qF "      - redis.seed {\"keys\":{\"\${full}\":\"\${value}\"},\"ttl\":\"\${ttl}\"}  [tests/data/lang/fixtures/steps/remember.step.json:10:5]" <<<"$2"' _ $rc "$out"
