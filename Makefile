@@ -3,7 +3,7 @@
 # `make test` and `make demo` first install what is missing of the package
 # groups they need (ci/deps.sh: demo for `make demo`, test for `make test`).
 
-PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto libxml-2.0
+PKGS      := rdkafka hiredis libcurl jansson libpq libcrypto libxml-2.0 yaml-0.1
 CC        ?= cc
 # recursive (=) so pkg-config runs only when a recipe needs it, after deps
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

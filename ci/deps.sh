@@ -22,7 +22,7 @@ group_pkgs() {
     build)
       echo build-essential pkg-config
       echo librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev
-      echo libpq-dev libssl-dev libmicrohttpd-dev libxml2-dev ;;
+      echo libpq-dev libssl-dev libmicrohttpd-dev libxml2-dev libyaml-dev ;;
     demo)
       group_pkgs build
       echo redis-server postgresql libxml2-utils ;;

@@ -10,7 +10,7 @@ if ! clang-format --dry-run --Werror $files; then
   echo "lint: clang-format would change the files above (run 'make format')"
   rc=1
 fi
-cflags="-std=c11 -D_GNU_SOURCE -Iharness $(pkg-config --cflags rdkafka hiredis libcurl jansson libpq libcrypto libmicrohttpd libxml-2.0)"
+cflags="-std=c11 -D_GNU_SOURCE -Iharness $(pkg-config --cflags rdkafka hiredis libcurl jansson libpq libcrypto libmicrohttpd libxml-2.0 yaml-0.1)"
 for f in harness/*/*.c sut/*.c; do
   [ -f "$f" ] || continue
   clang-tidy --quiet "$f" -- $cflags >/tmp/eventrig-tidy.$$ 2>&1 || { cat /tmp/eventrig-tidy.$$; rc=1; }

@@ -135,7 +135,7 @@ static char *scalar_text(const json_t *v) {
   if (json_is_string(v))
     return er_strdup(json_string_value(v));
   if (json_is_number(v) || json_is_boolean(v))
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return er_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   return NULL;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/jsonbig.h"
 #include "base/util.h"
 
 /* ---- finding passwords ---------------------------------------------------
@@ -213,7 +214,7 @@ static int add_secret_members(const json_t *o) {
     if (json_is_string(v)) {
       rc |= er_secret_add(json_string_value(v));
     } else if (json_is_number(v)) {
-      char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+      char *d = er_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
       rc |= d ? er_secret_add(d) : -1;
       free(d);
     }

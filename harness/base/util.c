@@ -598,3 +598,25 @@ int er_free_port(er_err_t *err) {
   close(fd);
   return port;
 }
+
+int er_url_encode(er_buf_t *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char e[3];
+    int rc;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      rc = er_buf_append(b, &s[i], 1);
+    } else {
+      e[0] = '%';
+      e[1] = hex[c >> 4];
+      e[2] = hex[c & 15];
+      rc = er_buf_append(b, e, 3);
+    }
+    if (rc != 0)
+      return -1;
+  }
+  return 0;
+}

@@ -142,6 +142,10 @@ bool er_str_has_prefix(const char *s, const char *prefix);
 bool er_str_has_suffix(const char *s, const char *suffix);
 /* Value of a hex digit (either case), or -1. */
 int er_hexval(int c);
+/* Appends s[0..n) to b percent-encoded for a URL query or path segment:
+ * every byte but RFC 3986's unreserved A-Z a-z 0-9 - . _ ~ as %XX
+ * (uppercase hex; a space is %20). Returns 0, or -1 if memory ran out. */
+int er_url_encode(er_buf_t *b, const char *s, size_t n);
 
 /* ---- secrets -------------------------------------------------------------
  * Process-wide list of secret values (a global on purpose: every output of

@@ -38,8 +38,9 @@ static const char *const g_usage =
     "Options of run:\n"
     "  -e, --env FILE        environment file: servers, services to start,\n"
     "                        what may be cleaned (default: $EVENTRIG_ENV,\n"
-    "                        else eventrig.env.json in the current folder\n"
-    "                        or the nearest parent that has one)\n"
+    "                        else eventrig.env.json (.yaml, .yml) in the\n"
+    "                        current folder or the nearest parent that\n"
+    "                        has one)\n"
     "      --junit PATH      JUnit XML report (default: REPORT_DIR/junit.xml)\n"
     "      --html FILE       also a self-contained HTML report: each\n"
     "                        scenario's steps on a timeline, failures with\n"
@@ -99,10 +100,13 @@ static void install_signals(void) {
   signal(SIGPIPE, SIG_IGN);
 }
 
-#define DEFAULT_ENV_NAME "eventrig.env.json"
+/* looked for in this order in each folder */
+static const char *const g_default_env[] = {
+    "eventrig.env.json", "eventrig.env.yaml", "eventrig.env.yml"};
 
 /* The environment file to use without --env: $EVENTRIG_ENV, else the
- * nearest eventrig.env.json from the current folder up. Returns 0 with
+ * nearest eventrig.env.json (.yaml, .yml) from the current folder up.
+ * Returns 0 with
  * its path in out, or -1 (out: the folder the search started from). */
 static int find_default_env(char *out, size_t outsz) {
   const char *ev = getenv("EVENTRIG_ENV");
@@ -114,16 +118,19 @@ static int find_default_env(char *out, size_t outsz) {
     return 0;
   }
   snprintf(out, outsz, "%s", dir ? dir : ".");
-  for (char *d = dir; d && *d;) {
+  for (char *d = dir; d && *d && rc != 0;) {
     char cand[4096];
     char *slash;
-    snprintf(cand, sizeof cand, "%s/%s", strcmp(d, "/") ? d : "",
-             DEFAULT_ENV_NAME);
-    if (access(cand, R_OK) == 0) {
-      snprintf(out, outsz, "%s", cand);
-      rc = 0;
-      break;
+    for (size_t i = 0; i < 3 && rc != 0; i++) {
+      snprintf(cand, sizeof cand, "%s/%s", strcmp(d, "/") ? d : "",
+               g_default_env[i]);
+      if (access(cand, R_OK) == 0) {
+        snprintf(out, outsz, "%s", cand);
+        rc = 0;
+      }
     }
+    if (rc == 0)
+      break;
     slash = strrchr(d, '/');
     if (!slash || !strcmp(d, "/"))
       break;
@@ -332,7 +339,7 @@ int main(int argc, char **argv) {
     else if (fr < 0 && strcmp(cmd, "validate") != 0) {
       fprintf(stderr,
               "eventrig: no environment file: give --env FILE, set "
-              "EVENTRIG_ENV, or put an " DEFAULT_ENV_NAME
+              "EVENTRIG_ENV, or put an eventrig.env.json (or .yaml)"
               " in this folder or a parent (searched from %s)\nTry "
               "'eventrig --help'.\n",
               found);

@@ -38,6 +38,15 @@ enum {
   ER_T_MATCHER = 1 << 9,  /* an expected value: literal or {"$op": ..} */
   ER_T_CHECK = 1 << 10,   /* an object holding exactly one check action */
   ER_T_STEPS = 1 << 11,   /* an array of steps (groups: parallel, repeat) */
+  /* a file the step reads (fixture.h finds it: the naming file's folder,
+   * then the fixtures root); the loader checks that it exists */
+  ER_T_FILE = 1 << 12,
+  /* the same for a data file (JSON, YAML or JSON Lines, doc.h), whose
+   * values are templated when the step runs; the loader parses it */
+  ER_T_DATA = 1 << 13,
+  ER_T_COND = 1 << 14, /* a condition (cond.h) */
+  /* a name the action binds for its nested steps (foreach's "as") */
+  ER_T_BIND = 1 << 15,
 };
 
 typedef struct er_keyspec {
@@ -81,6 +90,11 @@ typedef struct er_action {
   bool raw_args;            /* run() gets the arguments untemplated
                                (groups template their nested steps one
                                by one, as they run) */
+  bool whole_step;          /* run() gets the step object itself,
+                               untemplated, and the action's value is
+                               not an object of arguments: `use`, whose
+                               value is a step file's path and whose
+                               inputs are the step's "with" */
   /* optional extra validation; args are the raw (untemplated) JSON */
   void (*validate)(const json_t *args, er_diag_t *d);
   /* run once; args are templated. Returns ER_STEP_* (run/exec.h). */

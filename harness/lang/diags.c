@@ -28,7 +28,8 @@ void er_diags_vaddf(er_diags_t *d, const char *file, int line, int col,
     d->items = ni;
     d->alloc = na;
   }
-  if (er_buf_vprintf(&b, fmt, ap) != 0) {
+  if (er_buf_vprintf(&b, fmt, ap) != 0 ||
+      (d->suffix && er_buf_printf(&b, " %s", d->suffix) != 0)) {
     er_buf_free(&b);
     return;
   }
@@ -56,17 +57,44 @@ void er_diags_addf(er_diags_t *d, const char *file, int line, int col,
 
 /* Stable sort of items [from, n) by line, then column (insertion sort:
  * one file has few problems). */
+static void sort_range(er_diags_t *d, size_t a, size_t b);
+
 void er_diags_sort_from(er_diags_t *d, size_t from) {
-  for (size_t i = from + 1; i < d->n; i++) {
+  sort_range(d, from, d->n);
+}
+
+/* Stable sort of items [a, b) by line, then column. */
+static void sort_range(er_diags_t *d, size_t a, size_t b) {
+  for (size_t i = a + 1; i < b; i++) {
     er_diag_item_t it = d->items[i];
     size_t j = i;
-    while (j > from && (d->items[j - 1].line > it.line ||
-                        (d->items[j - 1].line == it.line &&
-                         d->items[j - 1].col > it.col))) {
+    while (j > a && (d->items[j - 1].line > it.line ||
+                     (d->items[j - 1].line == it.line &&
+                      d->items[j - 1].col > it.col))) {
       d->items[j] = d->items[j - 1];
       j--;
     }
     d->items[j] = it;
+  }
+}
+
+void er_diags_sort_main(er_diags_t *d, size_t from, const char *main_file) {
+  size_t w = from;
+  bool main_done = main_file == NULL;
+  /* the main file's problems first, then each other file's, in the order
+   * the files first appear; each file's by position */
+  while (w < d->n) {
+    const char *f = main_done ? d->items[w].file : main_file;
+    size_t start = w;
+    for (size_t j = w; j < d->n; j++) {
+      if (strcmp(d->items[j].file, f) == 0) {
+        er_diag_item_t it = d->items[j];
+        memmove(&d->items[w + 1], &d->items[w], (j - w) * sizeof it);
+        d->items[w++] = it;
+      }
+    }
+    sort_range(d, start, w);
+    main_done = true;
   }
 }
 
@@ -103,17 +131,23 @@ void er_diags_print(const er_diags_t *d, FILE *f, bool color) {
             d->errors + d->warnings - d->n, d->n);
 }
 
-void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
-                 bool key, const char *fmt, va_list ap) {
-  int line = 0, col = 0;
+void er_diag_pos(const er_diag_src_t *s, const char *ptr, bool key, int *line,
+                 int *col) {
+  *line = *col = 0;
   /* the shallow map when it knows ptr itself, else the full one */
-  if (er_jpos_find(s->pos, ptr ? ptr : "", key, &line, &col) != 0 && s->full &&
+  if (er_jpos_find(s->pos, ptr ? ptr : "", key, line, col) != 0 && s->full &&
       s->text) {
     if (!*s->full)
       *s->full = er_jpos_build(s->text, s->len);
     if (*s->full)
-      er_jpos_find(*s->full, ptr ? ptr : "", key, &line, &col);
+      er_jpos_find(*s->full, ptr ? ptr : "", key, line, col);
   }
+}
+
+void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
+                 bool key, const char *fmt, va_list ap) {
+  int line = 0, col = 0;
+  er_diag_pos(s, ptr, key, &line, &col);
   er_diags_vaddf(s->out, s->file, line, col, sev, fmt, ap);
 }
 

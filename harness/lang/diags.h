@@ -38,6 +38,9 @@ typedef struct er_diags {
   er_diag_item_t *items;
   size_t n, alloc;
   size_t errors, warnings;
+  /* while set, appended to every message added: where a file used by
+   * another one was used ("(used at scenarios/a.json:12:5)"); borrowed */
+  const char *suffix;
 } er_diags_t;
 
 void er_diags_free(er_diags_t *d);
@@ -49,6 +52,9 @@ void er_diags_vaddf(er_diags_t *d, const char *file, int line, int col,
                     er_diag_sev_t sev, const char *fmt, va_list ap);
 /* Sorts the problems from index `from` on by line and column (stable). */
 void er_diags_sort_from(er_diags_t *d, size_t from);
+/* The same grouped by file: main_file's first, then each other file's
+ * (files it uses) in the order they first appear. */
+void er_diags_sort_main(er_diags_t *d, size_t from, const char *main_file);
 /* Prints "file:line:col: error: message" lines to f, colour if asked. */
 void er_diags_print(const er_diags_t *d, FILE *f, bool color);
 
@@ -57,14 +63,21 @@ void er_diags_print(const er_diags_t *d, FILE *f, bool color);
  * Optionally text/len and full: the first problem builds the full
  * position map of text into *full (the loader frees it), so that a valid
  * file costs only the shallow pos (er_jpos_build_depth). */
-typedef struct er_diag_src {
+typedef struct er_diag_src er_diag_src_t;
+struct er_diag_src {
   const char *file;
   const er_jpos_t *pos;
   er_diags_t *out;
   const char *text;
   size_t len;
   er_jpos_t **full;
-} er_diag_src_t;
+  /* optional: called by validation for a value naming a file (a key spec
+   * with ER_T_FILE or ER_T_DATA, action.h) at pointer ptr; the loader
+   * finds and checks the file. ud is the loader's. */
+  void (*file_ref)(const er_diag_src_t *s, const char *ptr, const char *name,
+                   unsigned types);
+  void *ud;
+};
 
 /* A problem at JSON pointer ptr of the document: at the member's key when
  * key is true (array elements and the root have none: their value), else
@@ -74,6 +87,9 @@ void er_diag_at(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
     __attribute__((format(printf, 5, 6)));
 void er_diag_vat(const er_diag_src_t *s, er_diag_sev_t sev, const char *ptr,
                  bool key, const char *fmt, va_list ap);
+/* Where JSON pointer ptr of the document is (0:0 when unknown). */
+void er_diag_pos(const er_diag_src_t *s, const char *ptr, bool key, int *line,
+                 int *col);
 /* er_diag_at with ER_DIAG_ERROR, the loaders' usual case. */
 void er_diag_err(const er_diag_src_t *s, const char *ptr, bool key,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/jsonbig.h"
 #include "base/redact.h"
+#include "lang/doc.h"
 #include "lang/jpos.h"
 #include "lang/validate.h"
 
@@ -34,6 +37,7 @@ struct er_env {
   json_t *ports;      /* {name: port} */
   json_t *vars;       /* expanded vars, consulted by ${env.NAME} */
   json_t *resolved;   /* NULL until er_env_resolve succeeds */
+  char *fixtures;     /* the fixtures root, absolute, or NULL */
   bool resolve_tried; /* er_env_resolve is called once */
 };
 
@@ -128,6 +132,7 @@ static const er_keyspec_t k_env[] = {
     {"state", ER_T_OBJECT, false, k_state, NULL},
     {"secrets", ER_T_ARRAY, false, NULL, NULL}, /* names of secret vars */
     {"secret_headers", ER_T_ARRAY, false, NULL, NULL}, /* header names */
+    {"fixtures", ER_T_STRING, false, NULL, NULL}, /* fixtures root folder */
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -271,7 +276,7 @@ static void record_secrets(er_env_t *e, json_t *resolved, er_diags_t *diags) {
     if (json_is_string(v)) {
       rc |= er_secret_add(json_string_value(v));
     } else if (v) {
-      char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+      char *d = er_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
       rc |= d ? er_secret_add(d) : -1;
       free(d);
     } else if (n && getenv(n)) {
@@ -654,6 +659,64 @@ static char *base_dir_of(const char *abs) {
   return d;
 }
 
+/* The fixtures root named by "fixtures" (fixture.h), relative to base as
+ * other paths are; NULL when the file names none. Caller frees. */
+static char *fixtures_abs(const json_t *raw, const char *base) {
+  const char *f = json_string_value(json_object_get(raw, "fixtures"));
+  char *p = NULL;
+  if (!f)
+    return NULL;
+  if (f[0] == '/')
+    return er_strdup(f);
+  if (asprintf(&p, "%s/%s", base, f) < 0)
+    return NULL;
+  return p;
+}
+
+/* "fixtures" is a plain folder name (scenarios are loaded, and their
+ * files looked for, before any template could be expanded). */
+static int check_fixtures(er_env_t *e, ctx_t *c) {
+  const char *f = json_string_value(json_object_get(e->raw, "fixtures"));
+  struct stat st;
+  if (!f)
+    return 0;
+  if (strstr(f, "${")) {
+    er_diag_err(c, "/fixtures", false,
+                "'fixtures' is a folder name, not a template: it is needed "
+                "before anything is expanded");
+    return -1;
+  }
+  e->fixtures = fixtures_abs(e->raw, e->base_dir);
+  if (!e->fixtures)
+    return -1;
+  if (stat(e->fixtures, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    er_diag_err(c, "/fixtures", false,
+                "fixtures folder '%s' not found (relative paths are relative "
+                "to %s)",
+                f, e->base_dir);
+    return -1;
+  }
+  return 0;
+}
+
+char *er_env_peek_fixtures(const char *path) {
+  er_diags_t d = {0};
+  json_t *raw = path ? er_doc_load(path, ENV_MAX_BYTES, NULL, &d) : NULL;
+  char *abs = raw ? realpath(path, NULL) : NULL;
+  char *base = abs ? base_dir_of(abs) : NULL;
+  char *out = NULL;
+  const char *f = json_string_value(json_object_get(raw, "fixtures"));
+  if (base && f && !strstr(f, "${"))
+    out = fixtures_abs(raw, base);
+  free(base);
+  free(abs);
+  json_decref(raw);
+  er_diags_free(&d);
+  return out;
+}
+
+const char *er_env_fixtures(const er_env_t *e) { return e->fixtures; }
+
 /* ---- load ---------------------------------------------------------------- */
 
 /* A free port for name, distinct from those allocated already; an error
@@ -723,7 +786,7 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
   er_err_t err = {0};
   char *abs = NULL;
   size_t len = 0, from = diags->n, errors0 = diags->errors;
-  ctx_t c = {NULL, NULL, diags, NULL, 0, NULL};
+  ctx_t c = {NULL, NULL, diags, NULL, 0, NULL, NULL, NULL};
 
   e = calloc(1, sizeof *e);
   if (!e)
@@ -753,11 +816,11 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
     diag_add(diags, path, 0, 0, m);
     goto fail;
   }
-  e->raw = er_parse_json_text(path, e->text, len, diags);
+  /* JSON or YAML by the name (doc.h), every position kept */
+  e->raw = er_doc_parse(path, e->text, len, 1 << 20, &e->pos, diags);
   if (!e->raw)
     goto fail;
-  er_validate_keys(path, e->text, e->raw, k_env, diags);
-  e->pos = er_jpos_build(e->text, len);
+  er_validate_keys_pos(path, e->pos, e->raw, k_env, diags);
   c.pos = e->pos;
   if (json_is_object(e->raw)) {
     check_ports(&c, json_object_get(e->raw, "ports"));
@@ -778,6 +841,8 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
   }
   e->base_dir = base_dir_of(abs);
   if (!e->base_dir)
+    goto fail;
+  if (check_fixtures(e, &c) != 0)
     goto fail;
   if (alloc_ports(e, &c) != 0)
     goto fail;
@@ -847,7 +912,7 @@ static json_t *expand_at(ctx_t *c, er_tmpl_t *t, const json_t *v,
         else if (json_is_string(kx))
           key = er_strdup(json_string_value(kx));
         else
-          key = json_dumps(kx, JSON_COMPACT | JSON_ENCODE_ANY);
+          key = er_json_dumps(kx, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(kx);
         if (!key) {
           json_decref(x);
@@ -945,7 +1010,7 @@ static json_t *expand_services(er_env_t *e, ctx_t *c, er_tmpl_t *t,
 }
 
 int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
-  ctx_t c = {e->file, e->pos, diags, NULL, 0, NULL};
+  ctx_t c = {e->file, e->pos, diags, NULL, 0, NULL, NULL, NULL};
   size_t from = diags->n, errors0 = diags->errors;
   json_t *resolved = NULL;
   const json_t *rawvars = json_object_get(e->raw, "vars");
@@ -981,6 +1046,8 @@ int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
     json_t *x;
     if (strcmp(k, "vars") == 0) {
       x = json_incref(e->vars);
+    } else if (strcmp(k, "fixtures") == 0) {
+      x = json_string(e->fixtures ? e->fixtures : "");
     } else if (strcmp(k, "ports") == 0) {
       x = json_deep_copy(v);
     } else if (strcmp(k, "services") == 0 && json_is_array(v)) {
@@ -1029,6 +1096,7 @@ void er_env_free(er_env_t *e) {
   free(e->text);
   er_jpos_free(e->pos);
   free(e->base_dir);
+  free(e->fixtures);
   json_decref(e->raw);
   json_decref(e->ports);
   json_decref(e->vars);
@@ -1060,6 +1128,7 @@ int er_env_set_placeholders(const json_t *raw, er_tmpl_t *t) {
   }
   bad |= er_tmpl_set(t, "kafka.bootstrap",
                      v ? v : json_string("<kafka.bootstrap>"));
+  bad |= er_tmpl_set(t, "kafka.embedded", json_boolean(!json_is_string(bs)));
   json_array_foreach(px, i, p) {
     const char *name = json_string_value(json_object_get(p, "name"));
     if (!name)

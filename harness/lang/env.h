@@ -18,6 +18,8 @@
  *             "stale": "warn" | "fail"},
  *   "secrets": ["API_TOKEN"],               names of secret vars (of
  *                                           "vars" or the process env)
+ *   "fixtures": "fixtures",                 the fixtures root (fixture.h),
+ *                                           relative like other paths
  *   "secret_headers": ["X-Tenant-Key"],     HTTP headers whose values are
  *                                           shown as *** (names or globs;
  *                                           Authorization, X-Api-Key,
@@ -111,5 +113,12 @@ const json_t *er_env_json(const er_env_t *e);
 const char *er_env_base_dir(const er_env_t *e);
 /* The port allocated for a name of "ports", or -1. */
 int er_env_port(const er_env_t *e, const char *name);
+/* The fixtures root the file names ("fixtures", fixture.h), absolute, or
+ * NULL. Borrowed. The resolved JSON holds it as "fixtures" too. */
+const char *er_env_fixtures(const er_env_t *e);
+/* The same read from the file at path without loading it (scenarios are
+ * loaded before the environment): NULL when it names none or cannot be
+ * read (er_env_load reports why). Caller frees. */
+char *er_env_peek_fixtures(const char *path);
 
 #endif

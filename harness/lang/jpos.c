@@ -486,6 +486,15 @@ er_jpos_t *er_jpos_build_depth(const char *text, size_t len, int max_depth) {
   return p;
 }
 
+er_jpos_t *er_jpos_new(void) { return calloc(1, sizeof(er_jpos_t)); }
+
+int er_jpos_add(er_jpos_t *p, const char *pointer, int kline, int kcol,
+                int vline, int vcol) {
+  if (!p || !pointer)
+    return -1;
+  return add_entry(p, pointer, kline, kcol, vline, vcol) == SIZE_MAX ? -1 : 0;
+}
+
 void er_jpos_free(er_jpos_t *p) {
   if (!p)
     return;

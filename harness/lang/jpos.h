@@ -30,6 +30,15 @@ er_jpos_t *er_jpos_build(const char *text, size_t len);
  * positions); diags.h builds the full one when a problem needs it. */
 er_jpos_t *er_jpos_build_depth(const char *text, size_t len, int max_depth);
 void er_jpos_free(er_jpos_t *p);
+/* An empty map, for documents whose positions come from elsewhere (a
+ * YAML parser's node marks): er_jpos_add records each value. NULL when
+ * memory ran out. */
+er_jpos_t *er_jpos_new(void);
+/* Records the value at pointer: its key at kline:kcol (0:0 when it has
+ * none) and the value at vline:vcol. A pointer recorded again replaces
+ * the earlier entry. Returns 0, or -1 when memory ran out. */
+int er_jpos_add(er_jpos_t *p, const char *pointer, int kline, int kcol,
+                int vline, int vcol);
 
 /* Position of the value at pointer (key = false), or of the key string of
  * the object member at pointer (key = true; array elements and the root

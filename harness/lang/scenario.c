@@ -16,52 +16,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lang/diags.h"
+#include "lang/doc.h"
+#include "lang/fixture.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
+#include "lang/refs.h"
 #include "lang/template.h"
 #include "lang/validate.h"
 
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
 #define DEFAULT_TIMEOUT_MS 60000
 
-/* ---- small helpers ----------------------------------------------------- */
-
-/* A list of borrowed names. */
-typedef struct names {
-  const char **v;
-  size_t n, alloc;
-} names_t;
-
-static int names_add(names_t *ns, const char *s) {
-  if (ns->n == ns->alloc) {
-    size_t na = ns->alloc ? ns->alloc * 2 : 16;
-    const char **nv = realloc(ns->v, na * sizeof *nv);
-    if (!nv)
-      return -1;
-    ns->v = nv;
-    ns->alloc = na;
-  }
-  ns->v[ns->n++] = s;
-  return 0;
-}
-
-static bool names_has(const names_t *ns, const char *s) {
-  for (size_t i = 0; i < ns->n; i++)
-    if (strcmp(ns->v[i], s) == 0)
-      return true;
-  return false;
-}
-
-static void names_free(names_t *ns) {
-  free(ns->v);
-  memset(ns, 0, sizeof *ns);
-}
-
 /* ---- top level --------------------------------------------------------- */
+
+/* {"skip": {"if": <condition>, "reason": "..."}} */
+static const er_keyspec_t g_skip[] = {
+    {"if", ER_T_ANY | ER_T_COND, true, NULL, NULL},
+    {"reason", ER_T_STRING, false, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t g_case[] = {
+    {"name", ER_T_STRING, true, NULL, NULL},
+    {"vars", ER_T_OBJECT, false, NULL, NULL},
+    {"tags", ER_T_ARRAY, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL | ER_T_OBJECT, false, g_skip, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
 
 static const er_keyspec_t g_top[] = {
     {"name", ER_T_STRING, true, NULL, NULL},
@@ -69,320 +55,92 @@ static const er_keyspec_t g_top[] = {
     {"tags", ER_T_ARRAY, false, NULL, NULL},
     {"vars", ER_T_OBJECT, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
-    {"skip", ER_T_STRING | ER_T_BOOL, false, NULL, NULL},
+    {"skip", ER_T_STRING | ER_T_BOOL | ER_T_OBJECT, false, g_skip, NULL},
     {"exclusive", ER_T_BOOL, false, NULL, NULL}, /* run/schedule.h */
     {"setup", ER_T_STEPS, false, NULL, NULL},
     {"steps", ER_T_STEPS, true, NULL, NULL},
     {"teardown", ER_T_STEPS, false, NULL, NULL},
+    {"cases", ER_T_ARRAY, false, NULL, g_case},
     {NULL, 0, false, NULL, NULL},
 };
 
-/* ---- ${...} references ------------------------------------------------- */
-
-typedef struct refscan {
-  const er_diag_src_t *c;
-  names_t *defined;
-  const names_t *later; /* captured by later steps */
-  const json_t *vars;   /* the scenario's vars object, or NULL */
-} refscan_t;
-
-typedef struct refs {
-  char roots[16][128];
-  size_t n;
-} refs_t;
-
-static void ref_cb(void *ud, const char *root, size_t off) {
-  refs_t *r = ud;
-  (void)off;
-  for (size_t i = 0; i < r->n; i++)
-    if (strcmp(r->roots[i], root) == 0)
-      return;
-  if (r->n < 16)
-    snprintf(r->roots[r->n++], sizeof r->roots[0], "%s", root);
-}
-
-/* Builtins worth suggesting for a misspelt name (those template.c does
- * not know are dropped by er_tmpl_is_builtin). */
-static const char *const g_builtin_guess[] = {"uuid", "now", "run", "env"};
-
-static void check_string(refscan_t *rs, const char *s, const char *ptr,
-                         bool key) {
-  refs_t r;
-  char msg[256];
-  size_t bad = 0;
-  r.n = 0;
-  if (!strstr(s, "${"))
-    return;
-  if (er_tmpl_scan(s, ref_cb, &r, msg, sizeof msg, &bad) != 0)
-    er_diag_err(rs->c, ptr, key, "%s", msg);
-  for (size_t i = 0; i < r.n; i++) {
-    const char *name = r.roots[i];
-    if (er_tmpl_is_builtin(name) || names_has(rs->defined, name))
-      continue;
-    if (json_object_get(rs->vars, name)) {
-      er_diag_err(
-          rs->c, ptr, key,
-          "variable '%s' is used before it is defined (a var can use only "
-          "the vars above it)",
-          name);
-    } else if (names_has(rs->later, name)) {
-      er_diag_err(rs->c, ptr, key,
-                  "variable '%s' is used before the step that captures it",
-                  name);
-    } else {
-      names_t cands = {NULL, 0, 0};
-      char dym[160];
-      bool ok = true;
-      for (size_t j = 0; j < rs->defined->n && ok; j++)
-        ok = names_add(&cands, rs->defined->v[j]) == 0;
-      for (size_t j = 0; j < sizeof g_builtin_guess / sizeof *g_builtin_guess;
-           j++)
-        if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
-          ok = names_add(&cands, g_builtin_guess[j]) == 0;
-      er_dym_text(name, cands.v, cands.n, dym, sizeof dym);
-      er_diag_err(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
-      names_free(&cands);
-    }
-  }
-}
-
-/* Every string under v (values and keys). */
-static void check_refs(refscan_t *rs, const json_t *v, const char *ptr) {
-  if (json_is_string(v)) {
-    check_string(rs, json_string_value(v), ptr, false);
-  } else if (json_is_object(v)) {
-    const char *k;
-    json_t *el;
-    json_object_foreach((json_t *)v, k, el) {
-      char *cp = er_jpos_child(ptr, k);
-      check_string(rs, k, cp ? cp : ptr, true);
-      check_refs(rs, el, cp ? cp : ptr);
-      free(cp);
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char *cp = er_jpos_child_index(ptr, i);
-      check_refs(rs, json_array_get(v, i), cp ? cp : ptr);
-      free(cp);
-    }
-  }
-}
-
-static void step_captures(const json_t *step, names_t *out);
-
-/* A step's strings, in execution order: the nested steps of a group see
- * the captures of the nested steps before them. */
-static void check_step_refs(refscan_t *rs, const json_t *step,
-                            const char *ptr) {
-  const char *k;
-  json_t *v;
-  if (!json_is_object(step)) {
-    check_refs(rs, step, ptr);
-    return;
-  }
-  json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a = er_action_find(k);
-    char *cp = er_jpos_child(ptr, k);
-    const char *here = cp ? cp : ptr;
-    check_string(rs, k, here, true);
-    if (a && a->raw_args && json_is_object(v)) {
-      const char *ak;
-      json_t *av;
-      json_object_foreach(v, ak, av) {
-        const er_keyspec_t *ks = er_keyspec_find(a->keys, ak);
-        char *ap = er_jpos_child(here, ak);
-        const char *ahere = ap ? ap : here;
-        if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
-          for (size_t i = 0; i < json_array_size(av); i++) {
-            char *sp = er_jpos_child_index(ahere, i);
-            check_step_refs(rs, json_array_get(av, i), sp ? sp : ahere);
-            step_captures(json_array_get(av, i), rs->defined);
-            free(sp);
-          }
-        } else {
-          check_string(rs, ak, ahere, true);
-          check_refs(rs, av, ahere);
-        }
-        free(ap);
-      }
-    } else {
-      check_refs(rs, v, here);
-    }
-    free(cp);
-  }
-}
-
-/* Names an action's arguments capture: its "capture" object, the wrapped
- * check's, and those of nested steps. */
-static void action_captures(const er_action_t *a, const json_t *args,
-                            names_t *out) {
-  const char *k;
-  json_t *v;
-  json_t *cap;
-  if (!json_is_object(args))
-    return;
-  cap = json_object_get(args, "capture");
-  if (json_is_object(cap) && er_keyspec_find(a->keys, "capture")) {
-    json_object_foreach(cap, k, v) {
-      if (!names_has(out, k))
-        names_add(out, k);
-    }
-  }
-  json_object_foreach((json_t *)args, k, v) {
-    const er_keyspec_t *ks = er_keyspec_find(a->keys, k);
-    if (ks && (ks->types & ER_T_STEPS) && json_is_array(v)) {
-      for (size_t i = 0; i < json_array_size(v); i++)
-        step_captures(json_array_get(v, i), out);
-    } else if (ks && (ks->types & ER_T_CHECK) && json_is_object(v)) {
-      const char *ik;
-      json_t *iv;
-      json_object_foreach(v, ik, iv) {
-        const er_action_t *ia = er_action_find(ik);
-        if (ia)
-          action_captures(ia, iv, out);
-      }
-    } else if (!ks && a->wraps_check) {
-      const er_action_t *ia = er_action_find(k);
-      if (ia)
-        action_captures(ia, v, out);
-    }
-  }
-}
-
-static void step_captures(const json_t *step, names_t *out) {
-  const char *k;
-  json_t *v;
-  if (!json_is_object(step))
-    return;
-  json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a = er_action_find(k);
-    if (a)
-      action_captures(a, v, out);
-  }
-}
-
 static const char *const g_lists[] = {"setup", "steps", "teardown"};
 
-/* ---- how big typed vars grow -------------------------------------------- */
+/* A conditional skip is decided before the scenario starts: it may use
+ * only the run's names (env, run, kafka, port, ...). */
+typedef struct skipref {
+  const er_diag_src_t *c;
+  const char *ptr;
+} skipref_t;
 
-/* Expanded values are bounded as template.c bounds them at run time. */
-#define VARS_EXPANDED_MAX (8u * 1024u * 1024u)
-
-typedef struct vsize {
-  const json_t *vars;
-  size_t *sz;   /* estimated expanded size of each var before this one */
-  size_t n;     /* vars sized so far */
-  size_t extra; /* what the refs of the string being sized add */
-} vsize_t;
-
-static size_t sat_add(size_t a, size_t b) {
-  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
-}
-
-static void vsize_ref(void *ud, const char *root, size_t off) {
-  vsize_t *vs = ud;
-  size_t i = 0;
-  const char *k;
-  json_t *v;
+static void skip_ref_cb(void *ud, const char *root, size_t off) {
+  const skipref_t *sr = ud;
   (void)off;
-  json_object_foreach((json_t *)vs->vars, k, v) {
-    if (i >= vs->n)
-      break;
-    if (strcmp(k, root) == 0) {
-      vs->extra = sat_add(vs->extra, vs->sz[i]);
-      break;
-    }
-    i++;
-  }
+  if (!er_tmpl_is_builtin(root))
+    er_diag_err(sr->c, sr->ptr, false,
+                "'skip' is decided before the scenario starts: it may use "
+                "the run's names (env, run, kafka, port, ...), not '%s'",
+                root);
 }
 
-/* An upper bound of the compact JSON size of v once expanded: each
- * ${var} of an earlier var counts that var's whole size. */
-static size_t vsize_of(vsize_t *vs, const json_t *v) {
-  size_t n = 2;
+static void check_skip_refs(const er_diag_src_t *c, const json_t *v,
+                            const char *ptr) {
   if (json_is_string(v)) {
-    const char *s = json_string_value(v);
-    char msg[64];
+    skipref_t sr = {c, ptr};
+    char msg[256];
     size_t bad;
-    vs->extra = 0;
-    if (strstr(s, "${"))
-      er_tmpl_scan(s, vsize_ref, vs, msg, sizeof msg, &bad);
-    return sat_add(json_string_length(v) + 2, vs->extra);
-  }
-  if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++)
-      n = sat_add(n, sat_add(vsize_of(vs, json_array_get(v, i)), 1));
-    return n;
-  }
-  if (json_is_object(v)) {
+    if (strstr(json_string_value(v), "${") &&
+        er_tmpl_scan(json_string_value(v), skip_ref_cb, &sr, msg, sizeof msg,
+                     &bad) != 0)
+      er_diag_err(c, ptr, false, "%s", msg);
+  } else if (json_is_object(v) || json_is_array(v)) {
+    size_t i;
     const char *k;
     json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
-      json_t *ks = json_string(k);
-      n = sat_add(n, sat_add(ks ? vsize_of(vs, ks) : strlen(k), 1));
-      n = sat_add(n, sat_add(vsize_of(vs, x), 1));
-      json_decref(ks);
-    }
-    return n;
-  }
-  return 8;
-}
-
-/* A var whose expansion would pass VARS_EXPANDED_MAX (a typed var that
- * doubles the one before it, 22 times) is an error at its name, found
- * without expanding anything. */
-static void check_vars_size(const er_diag_src_t *c, const json_t *vars) {
-  vsize_t vs = {vars, NULL, 0, 0};
-  const char *k;
-  json_t *v;
-  if (!json_is_object(vars) || !json_object_size(vars))
-    return;
-  vs.sz = calloc(json_object_size(vars), sizeof *vs.sz);
-  if (!vs.sz)
-    return;
-  json_object_foreach((json_t *)vars, k, v) {
-    size_t n = vsize_of(&vs, v);
-    vs.sz[vs.n++] = n;
-    if (n > VARS_EXPANDED_MAX) {
-      char *cp = er_jpos_child("/vars", k);
-      er_diag_err(
-          c, cp ? cp : "/vars", true,
-          "var '%s' expands to more than %u bytes (each ${...} of a var "
-          "above copies all of it); build it from smaller parts",
-          k, (unsigned)VARS_EXPANDED_MAX);
+    json_object_foreach((json_t *)(json_is_object(v) ? v : NULL), k, x) {
+      char *cp = er_jpos_child(ptr, k);
+      check_skip_refs(c, x, cp ? cp : ptr);
       free(cp);
-      break; /* the vars below that use it say nothing new */
+    }
+    json_array_foreach((json_t *)(json_is_array(v) ? v : NULL), i, x) {
+      char *cp = er_jpos_child_index(ptr, i);
+      check_skip_refs(c, x, cp ? cp : ptr);
+      free(cp);
     }
   }
-  free(vs.sz);
 }
 
 /* The ${...} pass over a whole scenario document. */
-static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
-  names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
-  names_t none = {NULL, 0, 0};
+static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
+                                const er_names_t *case_vars,
+                                er_use_outputs_fn use_outputs, void *ud) {
+  er_names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
   const json_t *vars = json_object_get(doc, "vars");
   const char *k;
   json_t *v;
-  refscan_t rs = {c, &defined, &none, json_is_object(vars) ? vars : NULL};
+  er_refscan_t rs = {
+      c, &defined, NULL, json_is_object(vars) ? vars : NULL, use_outputs, ud};
 
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
-      step_captures(json_array_get(list, i), &all_caps);
+      er_refs_captures(&rs, json_array_get(list, i), &all_caps);
   }
+  /* a case's vars are set before the file's */
+  for (size_t i = 0; i < case_vars->n; i++)
+    er_names_add(&defined, case_vars->v[i]);
 
   /* vars: each sees the ones before it */
   if (json_is_object(vars)) {
     json_object_foreach((json_t *)vars, k, v) {
       char *cp = er_jpos_child("/vars", k);
-      check_string(&rs, k, cp ? cp : "/vars", true);
-      check_refs(&rs, v, cp ? cp : "/vars");
+      er_refs_string(&rs, k, cp ? cp : "/vars", true);
+      er_refs_value(&rs, v, cp ? cp : "/vars");
       free(cp);
-      if (!names_has(&defined, k))
-        names_add(&defined, k);
+      if (!er_names_has(&defined, k))
+        er_names_add(&defined, k);
     }
-    check_vars_size(c, vars);
+    er_refs_vars_size(c, vars, "/vars");
   }
   /* other top-level keys see every var */
   json_object_foreach((json_t *)doc, k, v) {
@@ -392,9 +150,15 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
       if (strcmp(k, g_lists[l]) == 0)
         is_list = true;
     cp = er_jpos_child("", k);
-    check_string(&rs, k, cp ? cp : "", true);
-    if (strcmp(k, "vars") != 0 && !(is_list && json_is_array(v)))
-      check_refs(&rs, v, cp ? cp : "");
+    er_refs_string(&rs, k, cp ? cp : "", true);
+    if (!strcmp(k, "skip"))
+      check_skip_refs(c, json_object_get(v, "if"), "/skip/if");
+    else if (!strcmp(k, "name") || !strcmp(k, "description") ||
+             !strcmp(k, "tags"))
+      ; /* text shown as it is, never templated: a ${ in prose is prose */
+    else if (strcmp(k, "vars") != 0 && strcmp(k, "cases") != 0 &&
+             !(is_list && json_is_array(v)))
+      er_refs_value(&rs, v, cp ? cp : "");
     free(cp);
   }
   /* steps see the captures of earlier steps: setup, then steps;
@@ -402,26 +166,19 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc) {
   rs.later = &all_caps;
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
+    char base[32];
     if (!json_is_array(list))
       continue;
     if (l == 2) {
       for (size_t j = 0; j < all_caps.n; j++)
-        if (!names_has(&defined, all_caps.v[j]))
-          names_add(&defined, all_caps.v[j]);
+        if (!er_names_has(&defined, all_caps.v[j]))
+          er_names_add(&defined, all_caps.v[j]);
     }
-    for (size_t i = 0; i < json_array_size(list); i++) {
-      const json_t *step = json_array_get(list, i);
-      char base[32];
-      char *cp;
-      snprintf(base, sizeof base, "/%s", g_lists[l]);
-      cp = er_jpos_child_index(base, i);
-      check_step_refs(&rs, step, cp ? cp : base);
-      free(cp);
-      step_captures(step, &defined);
-    }
+    snprintf(base, sizeof base, "/%s", g_lists[l]);
+    er_refs_steps(&rs, list, base);
   }
-  names_free(&defined);
-  names_free(&all_caps);
+  er_names_free(&defined);
+  er_names_free(&all_caps);
 }
 
 /* ---- building the plan ------------------------------------------------- */
@@ -448,6 +205,10 @@ void er_scenario_free(er_scenario_t *s) {
   steplist_free(&s->setup);
   steplist_free(&s->steps);
   steplist_free(&s->teardown);
+  er_uses_free(s->uses);
+  free(s->case_name);
+  free(s->skip_reason);
+  json_decref(s->own);
   json_decref(s->doc);
   free(s);
 }
@@ -483,6 +244,9 @@ static int build_steps(const json_t *arr, const char *listname,
     }
     if (!st->action)
       return -1;
+    st->step = step;
+    if (st->action->whole_step)
+      st->args = (json_t *)step;
     if (json_is_string(json_object_get(step, "name"))) {
       st->name = er_strdup(json_string_value(json_object_get(step, "name")));
     } else {
@@ -607,16 +371,245 @@ static char *dir_of(const char *path) {
 }
 
 er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
-  er_scenario_t *s = NULL;
+  return er_scenario_load_opts(path, NULL, diags);
+}
+
+/* ---- cases --------------------------------------------------------------- */
+
+static const char *case_name(const json_t *kase) {
+  return json_string_value(json_object_get(kase, "name"));
+}
+
+/* A table of cases: names unique and non-empty, each case's vars using
+ * only builtins and the row's earlier vars, and every var some row sets
+ * set by every row unless "vars" gives it a default. The names rows set
+ * go to *set (borrowed). */
+static void check_cases(const er_diag_src_t *c, const json_t *doc,
+                        er_names_t *set) {
+  const json_t *cases = json_object_get(doc, "cases");
+  const json_t *vars = json_object_get(doc, "vars");
+  if (!json_is_array(cases))
+    return;
+  if (json_array_size(cases) == 0)
+    er_diag_err(c, "/cases", false,
+                "'cases' is empty: give at least one case, or leave it out");
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    const json_t *kase = json_array_get(cases, i);
+    const json_t *cv = json_object_get(kase, "vars");
+    const json_t *tags = json_object_get(kase, "tags");
+    const char *name = case_name(kase);
+    char *cp = er_jpos_child_index("/cases", i);
+    char *np = cp ? er_jpos_child(cp, "name") : NULL;
+    char *vp = cp ? er_jpos_child(cp, "vars") : NULL;
+    er_names_t row = {NULL, 0, 0};
+    er_refscan_t rs = {c, &row, NULL, NULL, NULL, NULL};
+    const char *k;
+    json_t *v;
+    if (name && !*name)
+      er_diag_err(c, np ? np : "/cases", false,
+                  "a case's name must not be empty");
+    for (size_t j = 0; name && *name && j < i; j++) {
+      const char *other = case_name(json_array_get(cases, j));
+      if (other && !strcmp(other, name)) {
+        char *op = er_jpos_child_index("/cases", j);
+        char *onp = op ? er_jpos_child(op, "name") : NULL;
+        int line, col;
+        er_diag_pos(c, onp ? onp : "/cases", false, &line, &col);
+        er_diag_err(c, np ? np : "/cases", false,
+                    "case name '%s' is used twice (first at line %d): each "
+                    "case is a testcase of its own, named from it",
+                    name, line);
+        free(onp);
+        free(op);
+        break;
+      }
+    }
+    for (size_t j = 0; json_is_array(tags) && j < json_array_size(tags); j++)
+      if (!json_is_string(json_array_get(tags, j))) {
+        char *tp = cp ? er_jpos_child(cp, "tags") : NULL;
+        char *ep = tp ? er_jpos_child_index(tp, j) : NULL;
+        er_diag_err(c, ep ? ep : "/cases", false,
+                    "a tag must be a string, not %s",
+                    er_validate_type_noun(json_array_get(tags, j)));
+        free(ep);
+        free(tp);
+      }
+    json_object_foreach((json_t *)(json_is_object(cv) ? cv : NULL), k, v) {
+      char *kp = er_jpos_child(vp ? vp : "/cases", k);
+      if (!er_tmpl_name_ok(k))
+        er_diag_err(c, kp ? kp : "/cases", true,
+                    "var name '%s' may hold only letters, digits, '_' and "
+                    "'-'",
+                    k);
+      er_refs_value(&rs, v, kp ? kp : "/cases");
+      er_names_add(&row, k);
+      if (!er_names_has(set, k) && er_tmpl_name_ok(k))
+        er_names_add(set, k);
+      free(kp);
+    }
+    if (json_is_object(json_object_get(kase, "skip"))) {
+      char *sp = cp ? er_jpos_child(cp, "skip") : NULL;
+      char *ip = sp ? er_jpos_child(sp, "if") : NULL;
+      check_skip_refs(c, json_object_get(json_object_get(kase, "skip"), "if"),
+                      ip ? ip : "/cases");
+      free(ip);
+      free(sp);
+    }
+    er_names_free(&row);
+    free(vp);
+    free(np);
+    free(cp);
+  }
+  /* a var some row sets: every row sets it, or "vars" defaults it */
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    const json_t *kase = json_array_get(cases, i);
+    const json_t *cv = json_object_get(kase, "vars");
+    for (size_t n = 0; json_is_object(kase) && n < set->n; n++) {
+      char *cp, label[160];
+      const char *nm = case_name(kase);
+      if (json_object_get(cv, set->v[n]) || json_object_get(vars, set->v[n]))
+        continue;
+      if (nm && *nm)
+        snprintf(label, sizeof label, "case '%s'", nm);
+      else
+        snprintf(label, sizeof label, "case %zu", i + 1);
+      cp = er_jpos_child_index("/cases", i);
+      er_diag_err(c, cp ? cp : "/cases", false,
+                  "%s does not set '%s', which other cases set (set it "
+                  "here, or give a default in \"vars\")",
+                  label, set->v[n]);
+      free(cp);
+    }
+  }
+}
+
+/* One scenario of a file: the file's own, or one case of its table
+ * (kase); shares doc and uses. NULL when memory ran out. */
+static er_scenario_t *build(const char *path, json_t *doc, const er_jpos_t *pos,
+                            er_uses_t *uses, const json_t *kase) {
+  er_scenario_t *s = calloc(1, sizeof *s);
+  const json_t *v;
+  const char *k;
+  json_t *x;
+  if (!s)
+    return NULL;
+  s->doc = json_incref(doc);
+  s->uses = er_uses_ref(uses);
+  s->own = json_object();
+  s->file = er_strdup(path);
+  s->dir = dir_of(path);
+  s->relfile = make_relfile(path);
+  s->classname = s->relfile ? make_classname(s->relfile) : NULL;
+  if (!s->own || !s->file || !s->dir || !s->relfile || !s->classname)
+    goto oom;
+  v = json_object_get(doc, "name");
+  if (kase) {
+    s->case_name = er_strdup(case_name(kase));
+    if (!s->case_name ||
+        asprintf(&s->name, "%s [%s]", json_string_value(v), s->case_name) < 0)
+      s->name = NULL;
+  } else {
+    s->name = er_strdup(json_string_value(v));
+  }
+  if (!s->name)
+    goto oom;
+  v = kase && json_object_get(kase, "skip") ? json_object_get(kase, "skip")
+                                            : json_object_get(doc, "skip");
+  if (json_is_string(v) || json_is_true(v)) {
+    s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
+    if (!s->skip)
+      goto oom;
+  } else if (json_is_object(v)) { /* decided when the run starts */
+    const json_t *r = json_object_get(v, "reason");
+    s->skip_if = json_object_get(v, "if");
+    s->skip_reason = er_strdup(json_is_string(r) ? json_string_value(r)
+                                                 : "skipped (its condition "
+                                                   "holds)");
+    if (!s->skip_reason)
+      goto oom;
+  }
+  /* tags: the file's, then the case's */
+  s->tags = json_array();
+  if (!s->tags || json_object_set_new(s->own, "tags", s->tags) != 0)
+    goto oom;
+  json_array_extend(s->tags, json_object_get(doc, "tags"));
+  if (kase && json_is_array(json_object_get(kase, "tags")))
+    json_array_extend(s->tags, json_object_get(kase, "tags"));
+  /* vars: the case's first, then the file's it does not set */
+  s->vars = json_object();
+  if (!s->vars || json_object_set_new(s->own, "vars", s->vars) != 0)
+    goto oom;
+  json_object_foreach(json_object_get(kase, "vars"), k, x) {
+    json_object_set(s->vars, k, x);
+  }
+  json_object_foreach(json_object_get(doc, "vars"), k, x) {
+    if (!json_object_get(s->vars, k))
+      json_object_set(s->vars, k, x);
+  }
+  v = json_object_get(doc, "exclusive");
+  s->exclusive = json_is_boolean(v) ? json_is_true(v) : -1;
+  s->timeout_ms =
+      duration_or(json_object_get(doc, "timeout"), DEFAULT_TIMEOUT_MS);
+  if (build_steps(json_object_get(doc, "setup"), "setup", pos, &s->setup) !=
+          0 ||
+      build_steps(json_object_get(doc, "steps"), "steps", pos, &s->steps) !=
+          0 ||
+      build_steps(json_object_get(doc, "teardown"), "teardown", pos,
+                  &s->teardown) != 0)
+    goto oom;
+  return s;
+oom:
+  er_scenario_free(s);
+  return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------------
+ */
+
+/* NAME.step.json, NAME.step.yaml, NAME.step.yml */
+static bool is_step_file(const char *path) {
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t stem = dot ? (size_t)(dot - base) : strlen(base);
+  return er_doc_is_scenario_name(base) && stem >= 5 &&
+         !strncmp(base + stem - 5, ".step", 5);
+}
+
+er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
+                                     er_diags_t *diags) {
+  er_scenario_t **v = NULL, *first = NULL;
+  size_t n = 0;
+  if (er_scenario_load_all(path, o, diags, &v, &n) == 0 && n > 0) {
+    first = v[0];
+    for (size_t i = 1; i < n; i++)
+      er_scenario_free(v[i]);
+  }
+  free(v);
+  return first;
+}
+
+int er_scenario_load_all(const char *path, const er_load_opts_t *o,
+                         er_diags_t *diags, er_scenario_t ***out,
+                         size_t *nout) {
+  er_fixture_dir_t lf = {NULL, NULL};
+  char *dir = NULL, *real = NULL;
+  er_uses_t *uses = NULL;
   char *text = NULL;
-  size_t len = 0;
+  size_t len = 0, n = 0;
   json_t *doc = NULL;
   er_jpos_t *pos = NULL, *full = NULL;
   er_err_t err;
   size_t from = diags->n, errs = diags->errors;
   er_diag_src_t c;
-  const json_t *v;
+  const json_t *v, *cases;
+  er_names_t case_vars = {NULL, 0, 0};
+  er_scenario_t **sv = NULL;
+  int rc = -1;
 
+  *out = NULL;
+  *nout = 0;
+  if (is_step_file(path)) /* checked on its own; it holds no scenario */
+    return er_uses_check_file(path, o ? o->fixtures : NULL, diags);
   er_err_clear(&err);
   text = er_read_file(path, SCENARIO_MAX_BYTES, &len, &err);
   if (!text) {
@@ -627,13 +620,22 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
     er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
     goto out;
   }
-  doc = er_parse_json_text(path, text, len, diags);
-  if (!doc)
-    goto out;
   /* steps' and their actions' positions (level 3: "/steps/3/http") for
    * every load; the full map only when a problem lies deeper (diags.c) */
-  pos = er_jpos_build_depth(text, len, 3);
-  c = (er_diag_src_t){path, pos, diags, text, len, &full};
+  doc = er_doc_parse(path, text, len, 3, &pos, diags);
+  if (!doc)
+    goto out;
+  dir = dir_of(path);
+  lf.dir = dir;
+  lf.root = er_fixture_root(o ? o->fixtures : NULL, dir);
+  c = (er_diag_src_t){path,
+                      pos,
+                      diags,
+                      er_doc_kind(path) == ER_DOC_JSON ? text : NULL,
+                      len,
+                      &full,
+                      er_fixture_ref,
+                      &lf};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a scenario file must hold a JSON object, not %s",
@@ -658,65 +660,86 @@ er_scenario_t *er_scenario_load(const char *path, er_diags_t *diags) {
   if (json_is_array(v) && json_array_size(v) == 0)
     er_diag_err(&c, "/steps", false,
                 "'steps' is empty: a scenario needs at least one step");
-  check_scenario_refs(&c, doc);
+  uses = er_uses_new();
+  real = realpath(path, NULL);
+  if (!uses)
+    goto oom;
+  {
+    er_use_site_t root = {path, real, 0, 0, NULL};
+    for (size_t l = 0; l < 3; l++) {
+      char lp[32];
+      snprintf(lp, sizeof lp, "/%s", g_lists[l]);
+      er_uses_load(uses, &c, json_object_get(doc, g_lists[l]), lp, dir,
+                   o ? o->fixtures : NULL, &root);
+    }
+  }
+  check_cases(&c, doc, &case_vars);
+  check_scenario_refs(&c, doc, &case_vars, er_uses_outputs, uses);
 
   if (diags->errors != errs)
     goto out;
 
-  s = calloc(1, sizeof *s);
-  if (!s)
+  cases = json_object_get(doc, "cases");
+  n = json_is_array(cases) ? json_array_size(cases) : 1;
+  sv = calloc(n, sizeof(er_scenario_t *));
+  if (!sv)
     goto oom;
-  s->file = er_strdup(path);
-  s->dir = dir_of(path);
-  s->relfile = make_relfile(path);
-  s->classname = s->relfile ? make_classname(s->relfile) : NULL;
-  s->name = er_strdup(json_string_value(json_object_get(doc, "name")));
-  if (!s->file || !s->dir || !s->relfile || !s->classname || !s->name)
-    goto oom;
-  v = json_object_get(doc, "skip");
-  if (json_is_string(v) || json_is_true(v)) {
-    s->skip = er_strdup(json_is_string(v) ? json_string_value(v) : "skipped");
-    if (!s->skip)
+  for (size_t i = 0; i < n; i++) {
+    sv[i] =
+        build(path, doc, pos, uses, cases ? json_array_get(cases, i) : NULL);
+    if (!sv[i])
       goto oom;
   }
-  s->doc = doc;
-  doc = NULL;
-  s->tags = json_object_get(s->doc, "tags");
-  if (!s->tags) {
-    s->tags = json_array();
-    if (!s->tags || json_object_set_new(s->doc, "tags", s->tags) != 0)
-      goto oom;
-  }
-  s->vars = json_object_get(s->doc, "vars");
-  if (!s->vars) {
-    s->vars = json_object();
-    if (!s->vars || json_object_set_new(s->doc, "vars", s->vars) != 0)
-      goto oom;
-  }
-  v = json_object_get(s->doc, "exclusive");
-  s->exclusive = json_is_boolean(v) ? json_is_true(v) : -1;
-  s->timeout_ms =
-      duration_or(json_object_get(s->doc, "timeout"), DEFAULT_TIMEOUT_MS);
-  if (build_steps(json_object_get(s->doc, "setup"), "setup", pos, &s->setup) !=
-          0 ||
-      build_steps(json_object_get(s->doc, "steps"), "steps", pos, &s->steps) !=
-          0 ||
-      build_steps(json_object_get(s->doc, "teardown"), "teardown", pos,
-                  &s->teardown) != 0)
-    goto oom;
+  *out = sv;
+  *nout = n;
+  sv = NULL;
+  rc = 0;
   goto out;
 
 oom:
   er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
-  er_scenario_free(s);
-  s = NULL;
 out:
-  er_diags_sort_from(diags, from);
+  for (size_t i = 0; sv && i < n; i++)
+    er_scenario_free(sv[i]);
+  free(sv);
+  er_names_free(&case_vars);
+  er_diags_sort_main(diags, from, path);
   er_jpos_free(pos);
   er_jpos_free(full);
   json_decref(doc);
   free(text);
-  return s;
+  free(dir);
+  free(real);
+  free(lf.root);
+  er_uses_free(uses);
+  return rc;
+}
+
+const er_stepfile_t *er_scenario_use(const er_scenario_t *s,
+                                     const json_t *step) {
+  return s ? er_uses_find(s->uses, step) : NULL;
+}
+
+int er_scenario_locate(const er_scenario_t *s, const json_t *node,
+                       const char **file, int *line, int *col) {
+  char *ptr = er_json_path_of(s->doc, node);
+  const er_stepfile_t *sf = NULL;
+  er_jpos_t *pos;
+  int rc = -1;
+  *line = *col = 0;
+  *file = s->file;
+  if (!ptr) {
+    sf = er_uses_holding(s->uses, node, &ptr);
+    if (!sf)
+      return -1;
+    *file = sf->file;
+  }
+  pos = er_doc_positions(*file, SCENARIO_MAX_BYTES);
+  if (pos && er_jpos_find(pos, ptr, false, line, col) >= 0)
+    rc = 0;
+  er_jpos_free(pos);
+  free(ptr);
+  return rc;
 }
 
 /* ---- collecting files -------------------------------------------------- */
@@ -769,6 +792,17 @@ static char *join_path(const char *dir, const char *name) {
   return p;
 }
 
+/* *.json, *.yaml, *.yml, but not environment files (*.env.json, ...)
+ * nor step files (*.step.json, ...) */
+static bool is_scenario_name(const char *name) {
+  const char *dot = strrchr(name, '.');
+  size_t stem = dot ? (size_t)(dot - name) : strlen(name);
+  if (!er_doc_is_scenario_name(name))
+    return false;
+  return !((stem >= 4 && !strncmp(name + stem - 4, ".env", 4)) ||
+           (stem >= 5 && !strncmp(name + stem - 5, ".step", 5)));
+}
+
 static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
                        er_err_t *err) {
   DIR *d = NULL;
@@ -791,6 +825,8 @@ static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
     char *p;
     if (de->d_name[0] == '.')
       continue; /* hidden, ".", ".." */
+    if (!strcmp(de->d_name, "fixtures"))
+      continue; /* data scenarios read (fixture.h), not scenarios */
     p = join_path(dir, de->d_name);
     if (!p) {
       er_errf(err, ER_E_INPUT, "out of memory");
@@ -805,8 +841,7 @@ static int collect_dir(const char *dir, const dirid_t *up, strlist_t *out,
       free(p);
       if (r != 0)
         goto out;
-    } else if (S_ISREG(st.st_mode) && er_str_has_suffix(de->d_name, ".json") &&
-               !er_str_has_suffix(de->d_name, ".env.json")) {
+    } else if (S_ISREG(st.st_mode) && is_scenario_name(de->d_name)) {
       if (strlist_push(out, p) != 0) {
         er_errf(err, ER_E_INPUT, "out of memory");
         goto out;
@@ -887,6 +922,8 @@ static bool term_matches(const er_scenario_t *s, const char *t) {
   }
   if (strncmp(t, "name:", 5) == 0)
     return s->name && strcasestr(s->name, t + 5) != NULL;
+  if (strncmp(t, "case:", 5) == 0) /* a row of a table, by its name */
+    return s->case_name && strcasecmp(s->case_name, t + 5) == 0;
   return (s->name && strcasestr(s->name, t)) ||
          (s->file && strcasestr(s->file, t));
 }

@@ -9,7 +9,7 @@
  *                        used when the name is undefined, or for env vars
  *                        also when the variable is set but empty (shell
  *                        semantics of ${VAR:-default})
- *   fn(path)             fn is event_id or sha256
+ *   fn(path)             fn is event_id, sha256 or urlencode
  * followed by "}".
  */
 #include <ctype.h>
@@ -36,8 +36,8 @@ struct er_tmpl {
 };
 
 static const char *const g_builtins[] = {
-    "uuid", "now",   "run",     "env",      "kafka",
-    "port", "proxy", "service", "instance", "repeat",
+    "uuid",  "now",     "run",      "env",    "kafka",   "port",
+    "proxy", "service", "instance", "repeat", "foreach",
 };
 
 /* Names er_tmpl_set refuses: they are computed, never stored. */
@@ -51,6 +51,15 @@ int er_tmpl_is_builtin(const char *root) {
 }
 
 static int name_char(int c) { return isalnum(c) || c == '_' || c == '-'; }
+
+int er_tmpl_name_ok(const char *name) {
+  if (!name || !*name)
+    return 0;
+  for (const char *p = name; *p; p++)
+    if (!name_char((unsigned char)*p))
+      return 0;
+  return 1;
+}
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -92,8 +101,10 @@ static int parse_expr(const char *s, size_t start, expr_t *e, char *msg,
     /* the function is named by the root, as the scanner always did */
     while (r < n && s[i + r] != '.')
       r++;
-    if (!path_is(s + i, r, "event_id") && !path_is(s + i, r, "sha256")) {
-      snprintf(msg, msgsz, "unknown function '%.*s' (known: event_id, sha256)",
+    if (!path_is(s + i, r, "event_id") && !path_is(s + i, r, "sha256") &&
+        !path_is(s + i, r, "urlencode")) {
+      snprintf(msg, msgsz,
+               "unknown function '%.*s' (known: event_id, sha256, urlencode)",
                (int)(r < 127 ? r : 127), s + i);
       return -1;
     }
@@ -542,6 +553,47 @@ out:
   return out;
 }
 
+/* ${urlencode(name)}: a string, number or boolean as percent-encoded
+ * text (RFC 3986: all but A-Z a-z 0-9 - . _ ~). */
+static json_t *urlencode_value(const json_t *v, const char *s, const expr_t *e,
+                               const where_t *w, er_err_t *err) {
+  er_buf_t out = ER_BUF_INIT(ER_TMPL_CAP);
+  er_buf_t msg = ER_BUF_INIT(2048);
+  json_t *res = NULL;
+  char num[64];
+  const char *text = NULL;
+  if (json_is_string(v)) {
+    text = json_string_value(v);
+  } else if (json_is_integer(v)) {
+    snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    text = num;
+  } else if (json_is_real(v)) {
+    snprintf(num, sizeof num, "%.17g", json_real_value(v));
+    text = num;
+  } else if (json_is_boolean(v)) {
+    text = json_is_true(v) ? "true" : "false";
+  }
+  if (!text) {
+    er_buf_printf(&msg,
+                  "urlencode needs a string, a number or a boolean; '%.*s' is "
+                  "%s",
+                  (int)e->path_n, s + e->path_off, er_json_type_noun(v));
+    expr_err(err, w, &msg);
+  } else if (er_url_encode(&out, text,
+                           json_is_string(v) ? json_string_length(v)
+                                             : strlen(text)) != 0 ||
+             out.truncated) {
+    er_errf(err, ER_E_INPUT, "urlencode: the encoded text is too long");
+  } else {
+    res = json_stringn(out.data ? out.data : "", out.len);
+    if (!res)
+      er_errf(err, ER_E_ENV, "out of memory");
+  }
+  er_buf_free(&out);
+  er_buf_free(&msg);
+  return res;
+}
+
 /* Evaluates a parsed expression: new reference or NULL with err set. */
 static json_t *eval_expr(er_tmpl_t *t, const char *s, const expr_t *e,
                          er_err_t *err) {
@@ -555,6 +607,10 @@ static json_t *eval_expr(er_tmpl_t *t, const char *s, const expr_t *e,
 
   if (!v || e->fn_n == 0)
     return v;
+  if (path_is(s + e->start + 2, e->fn_n, "urlencode")) {
+    out = urlencode_value(v, s, e, &w, err);
+    goto out;
+  }
   if (path_is(s + e->start + 2, e->fn_n, "event_id")) {
     if (er_event_id(v, hex, &inner) != 0) {
       er_buf_printf(&msg, "%s", inner.msg);

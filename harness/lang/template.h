@@ -11,6 +11,9 @@
  *   ${event_id(name)}  lowercase hex SHA-256 of the Python json.dumps
  *                      (sort_keys=True) of the value of name (pyjson.h)
  *   ${sha256(name)}    hex SHA-256 of a string value
+ *   ${urlencode(name)} a string (number, boolean) percent-encoded for a URL
+ *                      path segment or query value (RFC 3986 unreserved
+ *                      characters kept: A-Z a-z 0-9 - . _ ~)
  *   $${                a literal "${" (read left to right: "$$${x}" is
  *                      "$" followed by the literal "${x}")
  *   ${name:-text}      text when name is undefined (and for env vars
@@ -70,6 +73,10 @@ json_t *er_tmpl_expand(er_tmpl_t *t, const json_t *v, er_err_t *err);
 typedef void (*er_tmpl_ref_cb)(void *ud, const char *root, size_t off);
 int er_tmpl_scan(const char *s, er_tmpl_ref_cb cb, void *ud, char *msg,
                  size_t msgsz, size_t *bad_off);
+
+/* True when name is one name segment: letters, digits, '_' and '-' (a
+ * var, an input, an output). */
+int er_tmpl_name_ok(const char *name);
 
 /* Names that are always defined (uuid, now, run, env, ...). */
 int er_tmpl_is_builtin(const char *root);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/jsonbig.h"
+#include "lang/cond.h"
 #include "lang/jpos.h"
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
@@ -258,7 +259,8 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
     mask |= ER_T_ARRAY;
   if (mask == 0)
     mask = ER_T_ANY;
-  if (json_is_string(v) && is_single_expr(json_string_value(v)))
+  if (json_is_string(v) && is_single_expr(json_string_value(v)) &&
+      !(ks->types & ER_T_COND))
     return; /* its type is known only at run time */
   if (er_big_digits(v) && (mask & ER_T_NUMBER) && !(mask & ER_T_STRING)) {
     er_diag_err(c, ptr, false,
@@ -272,6 +274,10 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
     types_text(ks->types, want, sizeof want);
     er_diag_err(c, ptr, false, "'%s' must be %s, not %s", name, want,
                 er_validate_type_noun(v));
+    return;
+  }
+  if (ks->types & ER_T_COND) {
+    er_cond_check(c, v, ptr);
     return;
   }
   if ((ks->types & ER_T_DURATION) && json_is_string(v)) {
@@ -289,6 +295,7 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
   }
   if (ks->types & ER_T_MATCHER)
     matcher_report(c, v, ptr);
+
   if ((ks->types & ER_T_CHECK) && json_is_object(v))
     validate_wrapped(c, name, v, ptr, NULL);
   if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
@@ -426,9 +433,33 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
                 checks);
 }
 
+/* The files an action's arguments name (ER_T_FILE, ER_T_DATA), checked
+ * by the loader after the action's own validation: a missing fixture is
+ * not a wrong shape, so it does not hide the action's other problems. */
+static void check_file_refs(const er_diag_src_t *c, const er_action_t *a,
+                            const json_t *args, const char *ptr) {
+  if (!c->file_ref || !json_is_object(args))
+    return;
+  for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
+    const char *name = json_string_value(json_object_get(args, ks->name));
+    char *cp;
+    if (!(ks->types & (ER_T_FILE | ER_T_DATA)) || !name || strstr(name, "${"))
+      continue;
+    cp = er_jpos_child(ptr, ks->name);
+    c->file_ref(c, cp ? cp : ptr, name, ks->types);
+    free(cp);
+  }
+}
+
 static void validate_action(const er_diag_src_t *c, const er_action_t *a,
                             const json_t *args, const char *ptr) {
   size_t before = c->out->errors;
+  if (a->whole_step) { /* `use`: a step file's name; the loader does the rest */
+    if (!json_is_string(args))
+      er_diag_err(c, ptr, false, "'%s' names a step file (a string), not %s",
+                  a->name, er_validate_type_noun(args));
+    return;
+  }
   if (!json_is_object(args)) {
     er_diag_err(c, ptr, false, "'%s' takes an object of arguments, not %s",
                 a->name, er_validate_type_noun(args));
@@ -448,11 +479,14 @@ static void validate_action(const er_diag_src_t *c, const er_action_t *a,
     er_diag_t d = {c, ptr};
     er_diag_warn(&d, "", "'%s' is discouraged", a->name);
   }
+  check_file_refs(c, a, args, ptr);
 }
 
 static const er_keyspec_t g_step_common[] = {
     {"name", ER_T_STRING, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"with", ER_T_OBJECT, false, NULL, NULL},        /* the inputs of a `use` */
+    {"if", ER_T_ANY | ER_T_COND, false, NULL, NULL}, /* cond.h */
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -506,12 +540,21 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
     action_list(false, acts, sizeof acts);
     er_diag_err(c, ptr, false, "step has no action (one of: %s)", acts);
   }
+  if (json_object_get(step, "with") &&
+      !(first && er_action_find(first)->whole_step)) {
+    char *cp = er_jpos_child(ptr, "with");
+    er_diag_err(c, cp ? cp : ptr, true,
+                "'with' gives the inputs of a 'use' step (a step file); "
+                "this step has %s%s%s",
+                first ? "'" : "no 'use'", first ? first : "", first ? "'" : "");
+    free(cp);
+  }
 }
 
-void er_validate_keys(const char *file, const char *text, const json_t *doc,
-                      const er_keyspec_t *spec, er_diags_t *out) {
-  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
-  er_diag_src_t c = {file, pos, out, NULL, 0, NULL};
+void er_validate_keys_pos(const char *file, const er_jpos_t *pos,
+                          const json_t *doc, const er_keyspec_t *spec,
+                          er_diags_t *out) {
+  er_diag_src_t c = {file, pos, out, NULL, 0, NULL, NULL, NULL};
   size_t from = out->n;
   if (!doc)
     ; /* not parsed: er_parse_json_text reported why */
@@ -521,5 +564,11 @@ void er_validate_keys(const char *file, const char *text, const json_t *doc,
   else
     er_validate_obj(&c, doc, "", spec, NULL);
   er_diags_sort_from(out, from);
+}
+
+void er_validate_keys(const char *file, const char *text, const json_t *doc,
+                      const er_keyspec_t *spec, er_diags_t *out) {
+  er_jpos_t *pos = text ? er_jpos_build(text, strlen(text)) : NULL;
+  er_validate_keys_pos(file, pos, doc, spec, out);
   er_jpos_free(pos);
 }

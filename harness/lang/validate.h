@@ -28,6 +28,11 @@ void er_validate_obj(const er_diag_src_t *c, const json_t *obj, const char *ptr,
 void er_validate_keys(const char *file, const char *text, const json_t *doc,
                       const er_keyspec_t *spec, er_diags_t *out);
 
+/* The same with the document's position map (a YAML file's, doc.h). */
+void er_validate_keys_pos(const char *file, const er_jpos_t *pos,
+                          const json_t *doc, const er_keyspec_t *spec,
+                          er_diags_t *out);
+
 /* The spec of key k, or NULL. */
 const er_keyspec_t *er_keyspec_find(const er_keyspec_t *spec, const char *k);
 /* " (did you mean 'x'?)" for the candidate closest to word, or "", into

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
 #include "adapters/http.h"
 #include "adapters/pg.h"
 #include "adapters/redis.h"
@@ -25,7 +26,8 @@
 typedef struct dctx {
   const er_run_opts_t *o;
   const json_t *env;
-  er_tmpl_t *ts; /* run names + the scenario's vars */
+  er_tmpl_t *ts;   /* run names + the scenario's vars */
+  er_tmpl_t *base; /* run names only (for the steps of step files) */
   const char *section;
   size_t destructive, refused; /* writing steps; refused by the env */
   size_t reading;              /* steps that may only read elsewhere */
@@ -64,7 +66,7 @@ static json_t *expand_partial(er_tmpl_t *t, const char *s) {
       if (json_is_string(v)) {
         er_buf_puts(&b, json_string_value(v));
       } else if (v) {
-        char *j = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *j = er_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         er_buf_puts(&b, j ? j : "?");
         free(j);
       } else {
@@ -283,8 +285,7 @@ static void print_decision(dctx_t *c, const er_action_t *a, const json_t *args,
   json_decref(x);
 }
 
-static void visit(void *ud, const er_scenario_t *s, const char *section,
-                  const char *path, int line, int col, int depth,
+static void visit(void *ud, const er_scenario_t *s, const er_safety_at_t *at,
                   const er_action_t *a, const json_t *args) {
   dctx_t *c = ud;
   char indent[64], what[256];
@@ -293,12 +294,16 @@ static void visit(void *ud, const er_scenario_t *s, const char *section,
   char *txt;
   er_safe_kind_t kind;
   er_safe_mode_t mode;
-  int n = 4 + 2 * (depth < 20 ? depth : 20);
-  (void)path;
+  int n = 4 + 2 * (at->depth < 20 ? at->depth : 20);
+  /* inside a step file the scenario's vars are not its names */
+  er_tmpl_t *saved = c->ts;
+  (void)s;
+  if (at->in_call)
+    c->ts = c->base;
 
-  if (c->section != section) {
-    fprintf(c->o->out, "  %s:\n", section);
-    c->section = section;
+  if (c->section != at->section) {
+    fprintf(c->o->out, "  %s:\n", at->section);
+    c->section = at->section;
   }
   memset(indent, ' ', (size_t)n);
   indent[n] = '\0';
@@ -307,16 +312,17 @@ static void visit(void *ud, const er_scenario_t *s, const char *section,
   if (txt)
     er_secret_redact(txt);
   fprintf(c->o->out, "%s- %s %s  [%s:%d:%d]\n", indent, a->name,
-          txt ? txt : "?", s->file, line, col);
+          txt ? txt : "?", at->file, at->line, at->col);
   free(txt);
   json_decref(x);
   /* classified on the expanded arguments, so `what` shows known values */
   x = expand_known_json(c->ts, args);
-  kind = er_safety_classify(a, x ? x : args, s->dir, what, sizeof what, &targ,
+  kind = er_safety_classify(a, x ? x : args, at->dir, what, sizeof what, &targ,
                             &mode);
   if (kind != ER_SAFE_NONE)
     print_decision(c, a, x ? x : args, kind, mode, what, targ, indent);
   json_decref(x);
+  c->ts = saved;
 }
 
 static er_tmpl_t *scenario_names(er_tmpl_t *t, const er_scenario_t *s) {
@@ -353,6 +359,7 @@ int er_dry_run(const er_run_opts_t *o, const er_plan_t *plan, er_tmpl_t *t) {
     goto out;
   }
   c.env = er_env_json(e);
+  c.base = t;
   fprintf(o->out,
           "dry run: %zu scenario(s), environment %s; nothing is started or "
           "contacted\n",

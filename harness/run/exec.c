@@ -5,6 +5,12 @@
 
 #include "run/exec.h"
 
+#include "lang/doc.h"
+#include "lang/fixture.h"
+#include "lang/template.h"
+
+#define DATA_FILE_CAP (64u * 1024u * 1024u) /* largest data fixture read */
+
 typedef struct slot {
   char *name;
   void *obj;
@@ -119,14 +125,52 @@ const char *er_exec_env_str(const er_exec_t *x, const char *section,
   return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-char *er_exec_path(const er_exec_t *x, const char *path) {
-  char *out;
-  size_t n;
-  if (path[0] == '/' || !x->base_dir || !*x->base_dir)
-    return er_strdup(path);
-  n = strlen(x->base_dir) + strlen(path) + 2;
-  out = malloc(n);
-  if (out)
-    snprintf(out, n, "%s/%s", x->base_dir, path);
+char *er_exec_file(const er_exec_t *x, const char *name, er_err_t *err) {
+  const char *envroot = json_string_value(json_object_get(x->env, "fixtures"));
+  char *root, *p;
+  if (!name)
+    return NULL;
+  root = er_fixture_root(envroot && *envroot ? envroot : NULL, x->base_dir);
+  p = er_fixture_find(x->base_dir, root, name, err);
+  free(root);
+  return p;
+}
+
+json_t *er_exec_data(er_exec_t *x, const char *name, er_err_t *err) {
+  er_err_t in = {0};
+  char *path = er_exec_file(x, name, err);
+  json_t *raw, *out = NULL;
+  er_jpos_t *pos = NULL;
+  if (!path)
+    return NULL;
+  raw = er_doc_load_err(path, DATA_FILE_CAP, &pos, err);
+  if (!raw)
+    goto out;
+  if (er_doc_kind(path) == ER_DOC_JSONL && json_is_array(raw)) {
+    /* line by line, so that an error names its line */
+    out = json_array();
+    for (size_t i = 0; out && i < json_array_size(raw); i++) {
+      json_t *v = er_tmpl_expand(x->tmpl, json_array_get(raw, i), &in);
+      if (!v) {
+        char ptr[32];
+        int line = 0, col = 0;
+        snprintf(ptr, sizeof ptr, "/%zu", i);
+        er_jpos_find(pos, ptr, false, &line, &col);
+        er_errf(err, in.code, "%s:%d: %s", path, line, in.msg);
+        json_decref(out);
+        out = NULL;
+        goto out;
+      }
+      json_array_append_new(out, v);
+    }
+  } else {
+    out = er_tmpl_expand(x->tmpl, raw, &in);
+    if (!out)
+      er_errf(err, in.code, "%s: %s", path, in.msg);
+  }
+out:
+  er_jpos_free(pos);
+  json_decref(raw);
+  free(path);
   return out;
 }

@@ -77,6 +77,17 @@ struct er_group_ops {
   void (*branch_join)(er_exec_t *x, er_exec_t *b, bool failed);
   /* Sets a name in the branch's template scope (steals value). */
   void (*set_var)(er_exec_t *x, const char *name, json_t *value);
+  /* The step file a `use` step (the step object) calls, or NULL. */
+  const struct er_stepfile *(*use_file)(er_exec_t *x, const json_t *step);
+  /* A call of a step file (lang/uses.h): runs on x's connections, in a
+   * scope of its own holding only the run-wide names (env, run.id,
+   * ports, ...); its relative file names are found from dir; label
+   * prefixes its steps in the log and in where a failure happened. NULL
+   * if memory ran out or calls nest deeper than ER_USE_DEPTH_MAX. */
+  er_exec_t *(*call_new)(er_exec_t *x, const char *label, const char *dir);
+  /* Ends a call: its log into x's, where it failed and its detail into
+   * x's when failed is true; its captures stay inside. Frees c. */
+  void (*call_join)(er_exec_t *x, er_exec_t *c, bool failed);
 };
 
 /* Outcomes of run(). */
@@ -152,8 +163,15 @@ void er_session_free(er_session_t *s);
 /* A string from the environment: env[section][key], or NULL. Borrowed. */
 const char *er_exec_env_str(const er_exec_t *x, const char *section,
                             const char *key);
-/* path relative to the scenario's folder (absolute paths unchanged).
- * Caller frees. */
-char *er_exec_path(const er_exec_t *x, const char *path);
+/* A file a step names (lang/fixture.h): found in the folder of the file
+ * the step is written in (x->base_dir), then under the fixtures root (the
+ * environment's "fixtures", else the nearest fixtures/ folder). Caller
+ * frees; NULL with err (ER_E_INPUT) saying where it looked. */
+char *er_exec_file(const er_exec_t *x, const char *name, er_err_t *err);
+/* The values of a data file (JSON, YAML, JSON Lines: lang/doc.h) a step
+ * names, templated in the step's scope (x->tmpl), so each message of a
+ * JSON Lines file gets its own ${uuid}. New reference, or NULL with err
+ * naming the file (and the line of a JSON Lines file). */
+json_t *er_exec_data(er_exec_t *x, const char *name, er_err_t *err);
 
 #endif

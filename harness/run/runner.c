@@ -12,6 +12,7 @@
 #include "adapters/services.h"
 #include "base/redact.h"
 #include "base/util.h"
+#include "lang/cond.h"
 #include "lang/env.h"
 #include "lang/jsonx.h"
 #include "lang/scenario.h"
@@ -75,8 +76,13 @@ typedef struct branch {
   er_buf_t detail;
   json_t *captured;  /* names captured in this branch (to hand back) */
   char *failed_step; /* where it failed: "step 3 'x' (file:l:c)" */
-  int failed_line;   /* the line of the innermost step that failed */
+  int failed_line;   /* the line of the innermost step that failed (in
+                        the scenario's file) */
   char *label;
+  const char *dir;       /* where the steps' files are found: a step
+                            file's folder in a call, else the scenario's */
+  bool session_borrowed; /* a call runs on its caller's connections */
+  int calls;             /* how many step files deep */
 } branch_t;
 
 static const er_group_ops_t g_group_ops;
@@ -106,7 +112,8 @@ static branch_t *branch_new(scen_t *sc, er_tmpl_t *t, const char *label) {
 static void branch_free(branch_t *b) {
   if (!b)
     return;
-  er_session_free(b->session);
+  if (!b->session_borrowed)
+    er_session_free(b->session);
   er_tmpl_free(b->t);
   json_decref(b->captured);
   er_buf_free(&b->log);
@@ -131,20 +138,24 @@ static void make_run_id(char out[64]) {
   snprintf(out, 64, "%s-%.6s", ts, rnd);
 }
 
-/* Loads every scenario named by the paths. Returns 0 when all loaded. */
-static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
-                    er_diags_t *diags, er_err_t *err) {
+/* Loads every scenario named by the paths. Returns 0 when all loaded
+ * (and, with need_one, there is at least one: step files are checked,
+ * not run). */
+static int load_all(const er_run_opts_t *o, bool need_one, er_scenario_t ***out,
+                    size_t *nout, er_diags_t *diags, er_err_t *err) {
   char **files = NULL;
   size_t nfiles = 0;
   er_scenario_t **v = NULL;
   size_t n = 0;
   int rc = -1;
+  char *fixtures = NULL;
+  er_load_opts_t lo = {NULL};
 
   if (er_scenario_collect(o->paths, o->npaths, &files, &nfiles, err) != 0)
     goto out;
   if (nfiles == 0) {
     er_errf(err, ER_E_INPUT,
-            "no scenario files (*.json) found in the given "
+            "no scenario files (*.json, *.yaml, *.yml) found in the given "
             "paths");
     goto out;
   }
@@ -153,13 +164,34 @@ static int load_all(const er_run_opts_t *o, er_scenario_t ***out, size_t *nout,
     er_errf(err, ER_E_ENV, "out of memory");
     goto out;
   }
+  /* the fixtures root the environment names, before it is loaded */
+  fixtures = o->env_path ? er_env_peek_fixtures(o->env_path) : NULL;
+  lo.fixtures = fixtures;
   for (size_t i = 0; i < nfiles; i++) {
-    er_scenario_t *s = er_scenario_load(files[i], diags);
-    if (s)
-      v[n++] = s;
+    er_scenario_t **one = NULL;
+    size_t k = 0;
+    if (er_scenario_load_all(files[i], &lo, diags, &one, &k) == 0 && k) {
+      /* a table of cases gives several scenarios */
+      er_scenario_t **nv =
+          realloc(v, (n + k + nfiles) * sizeof(er_scenario_t *));
+      if (!nv) {
+        for (size_t j = 0; j < k; j++)
+          er_scenario_free(one[j]);
+      } else {
+        v = nv;
+        for (size_t j = 0; j < k; j++)
+          v[n++] = one[j];
+      }
+    }
+    free(one);
   }
   rc = diags->errors ? -1 : 0;
+  if (rc == 0 && n == 0 && need_one) /* only step files: nothing to run */
+    rc = er_errf(err, ER_E_INPUT,
+                 "no scenario in the given paths (step files are checked, "
+                 "not run: a scenario runs them with \"use\")");
 out:
+  free(fixtures);
   for (size_t i = 0; i < nfiles; i++)
     free(files[i]);
   free(files);
@@ -270,7 +302,7 @@ static void exec_init(er_exec_t *x, branch_t *b, int64_t deadline,
   x->shared = b->sc->r->shared;
   x->scenario = b->sc->scenario;
   x->tmpl = b->t;
-  x->base_dir = b->sc->s->dir;
+  x->base_dir = b->dir ? b->dir : b->sc->s->dir;
   x->deadline_ms = deadline;
   x->log = &b->log;
   x->captures = caps;
@@ -292,7 +324,33 @@ static void note_failure(branch_t *b, const char *before, const char *where,
     er_buf_printf(&m, "%s > %s", where, b->failed_step);
     free(b->failed_step);
     b->failed_step = er_buf_steal(&m);
+    if (b->failed_line <= 0) /* the innermost step was in a step file */
+      b->failed_line = line;
   }
+}
+
+/* A step's "if" (cond.h), in the branch's scope: *skipped when it does
+ * not hold. ER_STEP_OK, or ER_STEP_FATAL with detail (a template error). */
+static int step_condition(branch_t *b, const er_step_t *st, bool *skipped) {
+  const json_t *cond = st->step ? json_object_get(st->step, "if") : NULL;
+  er_buf_t why = ER_BUF_INIT(2048);
+  er_err_t err = {0};
+  bool holds = true;
+  *skipped = false;
+  if (!cond)
+    return ER_STEP_OK;
+  if (er_cond_eval(b->t, cond, &holds, &why, &err) != 0) {
+    er_buf_printf(&b->detail, "if: %s", err.msg);
+    er_buf_free(&why);
+    return ER_STEP_FATAL;
+  }
+  if (!holds) {
+    *skipped = true;
+    er_buf_printf(&b->log, "  not run: its condition does not hold (%s)\n",
+                  er_buf_cstr(&why));
+  }
+  er_buf_free(&why);
+  return ER_STEP_OK;
 }
 
 /* Returns ER_STEP_* for one step. deadline is the phase's deadline. */
@@ -307,6 +365,7 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   int64_t t0 = er_now_ms();
   int64_t dl = deadline;
   char took[32];
+  bool skipped = false;
 
   er_buf_reset(&b->detail);
   if (!caps)
@@ -316,7 +375,10 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
   er_buf_printf(&b->log, "[%+.3fs] %s%s%s %zu: %s\n",
                 (double)(t0 - b->sc->started_ms) / 1000.0, b->label,
                 *b->label ? " " : "", phase, idx + 1, st->name);
-  if (st->action->raw_args) {
+  rc = step_condition(b, st, &skipped);
+  if (rc != ER_STEP_OK || skipped)
+    goto out;
+  if (st->action->raw_args || st->action->whole_step) {
     args = json_incref(st->args);
   } else {
     args = er_tmpl_expand(b->t, st->args, &err);
@@ -346,22 +408,28 @@ static int run_step(branch_t *b, const er_step_t *st, const char *phase,
 out:
   er_fmt_duration(er_now_ms() - t0, took);
   er_buf_printf(&b->log, "  -> %s (%s)\n",
-                rc == ER_STEP_OK     ? "ok"
+                skipped              ? "skipped"
+                : rc == ER_STEP_OK   ? "ok"
                 : rc == ER_STEP_FAIL ? "FAILED"
                                      : "ERROR",
                 took);
   if (rc != ER_STEP_OK) {
     char where[1024];
+    const char *file = b->sc->s->file;
+    int line = st->line, col = st->col;
     if (b->detail.len)
       er_buf_printf(&b->log, "  %s\n", er_buf_cstr(&b->detail));
-    if (st->line > 0)
+    /* a nested step's place is looked up now, on the failure path */
+    if (line <= 0 && st->step)
+      er_scenario_locate(b->sc->s, st->step, &file, &line, &col);
+    if (line > 0)
       snprintf(where, sizeof where, "%s%s%s %zu '%s' (%s:%d:%d)", b->label,
-               *b->label ? " " : "", phase, idx + 1, st->name, b->sc->s->file,
-               st->line, st->col);
+               *b->label ? " " : "", phase, idx + 1, st->name, file, line, col);
     else
       snprintf(where, sizeof where, "%s%s%s %zu '%s'", b->label,
                *b->label ? " " : "", phase, idx + 1, st->name);
-    note_failure(b, failed_before, where, st->line);
+    /* the report's line is one of the scenario's own file */
+    note_failure(b, failed_before, where, file == b->sc->s->file ? line : 0);
   }
   json_decref(args);
   json_decref(caps);
@@ -664,11 +732,12 @@ static int op_run_steps(er_exec_t *x, const json_t *steps, const char *label) {
     json_t *v;
     char name[256];
     memset(&st, 0, sizeof st);
+    st.step = step;
     json_object_foreach((json_t *)step, k, v) {
       const er_action_t *a = er_action_find(k);
       if (a) {
         st.action = a;
-        st.args = v;
+        st.args = a->whole_step ? (json_t *)step : v;
       } else if (!strcmp(k, "timeout") && json_is_string(v)) {
         er_parse_duration(json_string_value(v), &st.timeout_ms);
       }
@@ -717,6 +786,8 @@ static er_exec_t *op_branch_new(er_exec_t *x, const char *label) {
     json_decref(caps);
     return NULL;
   }
+  b->dir = parent->dir;
+  b->calls = parent->calls;
   exec_init(bx, b, x->deadline_ms, caps);
   bx->polling = x->polling;
   return bx;
@@ -751,11 +822,76 @@ static void op_set_var(er_exec_t *x, const char *name, json_t *value) {
   er_tmpl_set(b->t, name, value);
 }
 
+static const struct er_stepfile *op_use_file(er_exec_t *x, const json_t *step) {
+  branch_t *b = x->rt;
+  return er_scenario_use(b->sc->s, step);
+}
+
+/* A call of a step file: the branch's connections, a scope of the
+ * run-wide names only, its own log and detail. */
+static er_exec_t *op_call_new(er_exec_t *x, const char *label,
+                              const char *dir) {
+  branch_t *parent = x->rt;
+  er_buf_t lab = ER_BUF_INIT(512);
+  branch_t *b;
+  er_exec_t *cx;
+  json_t *caps;
+  if (parent->calls >= ER_USE_DEPTH_MAX)
+    return NULL;
+  cx = calloc(1, sizeof *cx);
+  caps = json_object();
+  if (!cx || !caps) {
+    free(cx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_buf_printf(&lab, "%s%s%s", parent->label, *parent->label ? " " : "",
+                label);
+  b = branch_new(parent->sc, er_tmpl_clone(parent->sc->r->base),
+                 er_buf_cstr(&lab));
+  er_buf_free(&lab);
+  if (!b) {
+    free(cx);
+    json_decref(caps);
+    return NULL;
+  }
+  er_session_free(b->session);
+  b->session = parent->session;
+  b->session_borrowed = true;
+  b->dir = dir;
+  b->calls = parent->calls + 1;
+  exec_init(cx, b, x->deadline_ms, caps);
+  cx->polling = x->polling;
+  return cx;
+}
+
+static void op_call_join(er_exec_t *x, er_exec_t *cx, bool failed) {
+  branch_t *parent = x->rt;
+  branch_t *b = cx->rt;
+  er_buf_append(&parent->log, b->log.data ? b->log.data : "", b->log.len);
+  if (failed) {
+    if (x->detail->len)
+      er_buf_puts(x->detail, "\n");
+    er_buf_append(x->detail, b->detail.data ? b->detail.data : "",
+                  b->detail.len);
+    if (!parent->failed_step && b->failed_step) {
+      parent->failed_step = er_strdup(b->failed_step);
+      parent->failed_line = 0; /* a line of the step file, not the scenario */
+    }
+  }
+  json_decref(cx->captures);
+  branch_free(b);
+  free(cx);
+}
+
 static const er_group_ops_t g_group_ops = {
     .run_steps = op_run_steps,
     .branch_new = op_branch_new,
     .branch_join = op_branch_join,
     .set_var = op_set_var,
+    .use_file = op_use_file,
+    .call_new = op_call_new,
+    .call_join = op_call_join,
 };
 
 /* Sets the scenario's vars in order, each may use the ones before. */
@@ -813,8 +949,13 @@ static void diagnose(scen_t *sc, branch_t *b) {
            : sc->s->dir ? sc->s->dir
                         : "",
            base ? base + 1 : src);
-  if (er_str_has_suffix(both, ".json"))
-    both[strlen(both) - 5] = '\0';
+  if (strrchr(both, '.') &&
+      (er_str_has_suffix(both, ".json") || er_str_has_suffix(both, ".yaml") ||
+       er_str_has_suffix(both, ".yml")))
+    *strrchr(both, '.') = '\0';
+  if (sc->s->case_name) /* each case of a table has its own */
+    snprintf(both + strlen(both), sizeof both - strlen(both), "-%s",
+             sc->s->case_name);
   for (const char *p = both; *p && n + 1 < sizeof slug; p++) {
     char c = *p;
     if (c >= 'A' && c <= 'Z')
@@ -940,6 +1081,37 @@ out:
   er_session_free(sc.scenario);
   progress_live(&sc, false);
   pthread_mutex_destroy(&sc.prog.mu);
+}
+
+/* {"skip": {"if": ...}}, decided now with the run's names: true when the
+ * scenario is skipped (res says why) or the condition could not be
+ * evaluated (res is an error). */
+static bool skip_holds(run_t *r, const er_scenario_t *s, er_result_t *res) {
+  er_tmpl_t *t = er_tmpl_clone(r->base);
+  er_buf_t why = ER_BUF_INIT(2048);
+  er_err_t err = {0};
+  bool holds = false;
+  if (!t) {
+    er_errf(&err, ER_E_ENV, "out of memory");
+  } else if (er_cond_eval(t, s->skip_if, &holds, &why, &err) == 0) {
+    if (holds) {
+      er_buf_t m = ER_BUF_INIT(4096);
+      er_buf_printf(&m, "%s (%s)", s->skip_reason ? s->skip_reason : "skipped",
+                    er_buf_cstr(&why));
+      res->status = ER_RES_SKIP;
+      res->message = er_buf_steal(&m);
+    }
+    er_buf_free(&why);
+    er_tmpl_free(t);
+    return holds;
+  }
+  res->status = ER_RES_ERROR;
+  res->failed_step = er_strdup("skip");
+  res->message = er_strdup(err.msg);
+  res->detail = er_strdup(err.msg);
+  er_buf_free(&why);
+  er_tmpl_free(t);
+  return true;
 }
 
 static void result_free_fields(er_result_t *res) {
@@ -1105,6 +1277,19 @@ static const char *skip_reason(const run_t *r, const er_scenario_t *s,
   return NULL;
 }
 
+/* True when s is not run: res is a skipped result (or an error when its
+ * skip condition could not be evaluated). */
+static bool not_run(run_t *r, const er_scenario_t *s, size_t failed,
+                    er_result_t *res) {
+  const char *why = skip_reason(r, s, failed);
+  if (why) {
+    res->status = ER_RES_SKIP;
+    res->message = er_strdup(why);
+    return true;
+  }
+  return s->skip_if && skip_holds(r, s, res);
+}
+
 /* Prints, records and writes one result, then frees its fields. */
 static void result_done(run_t *r, er_result_t *res) {
   pthread_mutex_lock(&r->prog.mu);
@@ -1129,13 +1314,12 @@ static size_t run_serial(run_t *r, er_scenario_t **sv, size_t ns) {
   for (size_t i = 0; i < ns; i++) {
     er_result_t res;
     const er_scenario_t *s = sv[i];
-    const char *why = skip_reason(r, s, failed);
     result_start(&res, s);
     if (er_interrupted())
       break;
-    if (why) {
-      res.status = ER_RES_SKIP;
-      res.message = er_strdup(why);
+    if (not_run(r, s, failed, &res)) {
+      if (res.status == ER_RES_ERROR)
+        failed++;
     } else {
       scenario_start_line(r, s->name);
       run_scenario(r, s, &res);
@@ -1178,11 +1362,10 @@ static void *sched_worker(void *arg) {
   while (q->next < q->ns && !er_interrupted()) {
     size_t i = q->order[q->next];
     const er_scenario_t *s = q->sv[i];
-    const char *why = skip_reason(q->r, s, q->failed);
     result_start(&q->res[i], s);
-    if (why) {
-      q->res[i].status = ER_RES_SKIP;
-      q->res[i].message = er_strdup(why);
+    if (not_run(q->r, s, q->failed, &q->res[i])) {
+      if (q->res[i].status == ER_RES_ERROR)
+        q->failed++;
       q->done[i] = true;
       q->next++;
       report_ready(q);
@@ -1293,7 +1476,7 @@ int er_run(const er_run_opts_t *o) {
   er_rfc3339_now(r.results.timestamp);
   r.results.started_ms = er_now_ms();
 
-  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, true, &sv, &ns, &diags, &err) != 0) {
     load_diags_print(&r, &diags);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);
@@ -1403,7 +1586,7 @@ int er_validate(const er_run_opts_t *o) {
 
   er_console_init(&con, o->out);
   con.color = er_color_decide((er_color_t)o->color, o->err);
-  load_all(o, &sv, &ns, &diags, &err);
+  load_all(o, false, &sv, &ns, &diags, &err);
   if (o->env_path) {
     er_env_t *e = er_env_load(o->env_path, &diags);
     er_env_free(e);
@@ -1426,7 +1609,7 @@ int er_list(const er_run_opts_t *o) {
   er_err_t err = {0};
   int code = 0;
 
-  if (load_all(o, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, false, &sv, &ns, &diags, &err) != 0) {
     er_diags_print(&diags, o->err, false);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);
@@ -1441,7 +1624,12 @@ int er_list(const er_run_opts_t *o) {
       continue;
     }
     fprintf(o->out, "%s\t%s\t%s%s%s\n", s->file, s->name, tags ? tags : "[]",
-            s->skip ? "\tskip: " : "", s->skip ? s->skip : "");
+            s->skip      ? "\tskip: "
+            : s->skip_if ? "\tskip if it holds: "
+                         : "",
+            s->skip      ? s->skip
+            : s->skip_if ? s->skip_reason
+                         : "");
     free(tags);
   }
 out:

@@ -703,6 +703,7 @@ typedef struct pf {
 /* the step being checked */
 typedef struct pstep {
   const er_scenario_t *s;
+  const char *file; /* where the step is written */
   int line, col;
   const er_action_t *a;
   const json_t *args;
@@ -738,8 +739,8 @@ static void add_fix(pf_t *p, const char *fix) {
 static void refuse(pf_t *p, const pstep_t *ps, const char *target,
                    const char *why, const char *fix) {
   p->refused++;
-  er_buf_printf(&p->list, "\n  %s:%d:%d: %s (%s) on %s: %s", ps->s->file,
-                ps->line, ps->col, ps->a->name, ps->what, target, why);
+  er_buf_printf(&p->list, "\n  %s:%d:%d: %s (%s) on %s: %s", ps->file, ps->line,
+                ps->col, ps->a->name, ps->what, target, why);
   add_fix(p, fix);
 }
 
@@ -886,7 +887,7 @@ static void pf_redis(pf_t *p, pstep_t *ps, er_safe_mode_t mode,
     er_errf(&p->err, ER_E_ENV,
             "safety: cannot check that %s is a test target (for %s at "
             "%s:%d:%d): %s",
-            shown, ps->a->name, ps->s->file, ps->line, ps->col, e.msg);
+            shown, ps->a->name, ps->file, ps->line, ps->col, e.msg);
   } else if (d == 0) {
     if (rwhy[0])
       er_buf_printf(&why, "; there a step may only read, and %s", rwhy);
@@ -914,47 +915,49 @@ static void pf_pg(pf_t *p, pstep_t *ps, const char *dsn) {
     er_errf(&p->err, ER_E_ENV,
             "safety: cannot check that %s is a test target (for %s at "
             "%s:%d:%d): %s",
-            shown, ps->a->name, ps->s->file, ps->line, ps->col, e.msg);
+            shown, ps->a->name, ps->file, ps->line, ps->col, e.msg);
   else if (d == 0)
     refuse(p, ps, shown, er_buf_cstr(&why), er_buf_cstr(&fix));
   er_buf_free(&why);
   er_buf_free(&fix);
 }
 
-static void pf_visit(void *ud, const er_scenario_t *s, const char *section,
-                     const char *path, int line, int col, int depth,
+static void pf_visit(void *ud, const er_scenario_t *s, const er_safety_at_t *at,
                      const er_action_t *a, const json_t *args) {
   pf_t *p = ud;
-  pstep_t ps = {s, line, col, a, args, ""};
+  pstep_t ps = {s, at->file, at->line, at->col, a, args, ""};
   const char *targ = NULL;
   er_safe_mode_t mode;
-  er_safe_kind_t kind = er_safety_classify(a, args, s->dir, ps.what,
+  er_safe_kind_t kind = er_safety_classify(a, args, at->dir, ps.what,
                                            sizeof ps.what, &targ, &mode);
   char *url;
-  (void)section;
-  (void)path;
-  (void)depth;
+  er_tmpl_t *saved = p->ts;
 
   if (kind == ER_SAFE_NONE || p->err.code)
     return;
+  /* inside a step file the scenario's vars are not its names */
+  if (at->in_call)
+    p->ts = p->st->t;
   if (kind == ER_SAFE_KAFKA) {
     pf_kafka(p, &ps);
-    return;
+    goto out;
   }
   if (mode == ER_SAFE_READ_TX)
-    return; /* the server decides, in a read-only transaction */
+    goto out; /* the server decides, in a read-only transaction */
   if (!targ)
     targ = json_string_value(json_object_get(
         json_object_get(p->env, kind == ER_SAFE_REDIS ? "redis" : "postgres"),
         kind == ER_SAFE_REDIS ? "url" : "dsn"));
   url = expand_known(p->ts, targ);
   if (!url)
-    return; /* known at run time: the step's own guard checks it */
+    goto out; /* known at run time: the step's own guard checks it */
   if (kind == ER_SAFE_REDIS)
     pf_redis(p, &ps, mode, url);
   else
     pf_pg(p, &ps, url);
   free(url);
+out:
+  p->ts = saved;
 }
 
 /* a clone of the run's names with the scenario's vars set where they

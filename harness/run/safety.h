@@ -134,13 +134,22 @@ er_safe_kind_t er_safety_classify(const er_action_t *a, const json_t *args,
 
 /* ---- the plan walk ------------------------------------------------------- */
 
-/* Called for every step of a scenario, nested ones too (depth 0 for the
- * steps of setup / steps / teardown). section is "setup", "steps" or
- * "teardown"; path the JSON pointer of the step object; args the raw
- * arguments (borrowed). */
+/* Where a visited step is written. */
+typedef struct er_safety_at {
+  const char *section; /* "setup", "steps" or "teardown" */
+  const char *path;    /* the JSON pointer of the step object in file */
+  const char *file;    /* the scenario's, or a step file's it uses */
+  const char *dir;     /* where the files the step names are found */
+  int line, col;
+  int depth;    /* 0 for the steps of setup / steps / teardown */
+  bool in_call; /* inside a step file: the scenario's vars do not apply */
+} er_safety_at_t;
+
+/* Called for every step of a scenario, nested ones too, and the steps of
+ * the step files its `use` steps call; args the raw arguments (borrowed;
+ * the step object itself for `use`). */
 typedef void (*er_safety_visit_fn)(void *ud, const er_scenario_t *s,
-                                   const char *section, const char *path,
-                                   int line, int col, int depth,
+                                   const er_safety_at_t *at,
                                    const er_action_t *a, const json_t *args);
 void er_safety_walk(const er_scenario_t *s, er_safety_visit_fn fn, void *ud);
 

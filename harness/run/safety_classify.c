@@ -10,6 +10,8 @@
 
 #include "adapters/pg.h"
 #include "adapters/redis.h"
+#include "lang/doc.h"
+#include "lang/fixture.h"
 #include "lang/jpos.h"
 #include "lang/jsonx.h"
 #include "run/safety.h"
@@ -406,13 +408,12 @@ static const char *step_sql(const json_t *args, const char *key,
   *text = NULL;
   if (!sql && file && !strstr(file, "${")) {
     er_err_t err = {0};
-    char path[4096];
-    if (file[0] == '/' || !base_dir)
-      snprintf(path, sizeof path, "%s", file);
-    else
-      snprintf(path, sizeof path, "%s/%s", base_dir, file);
-    *text = er_read_file(path, SQL_FILE_CAP, NULL, &err);
+    char *root = er_fixture_root(NULL, base_dir);
+    char *path = er_fixture_find(base_dir, root, file, &err);
+    *text = path ? er_read_file(path, SQL_FILE_CAP, NULL, &err) : NULL;
     sql = *text;
+    free(path);
+    free(root);
   }
   return sql;
 }
@@ -429,8 +430,12 @@ static er_safe_kind_t classify_redis(const char *name, const json_t *args,
       free(b);
     }
   } else if (!strcmp(name, "redis.seed")) {
-    snprintf(what, whatsz, "writes %zu key(s)",
-             json_object_size(json_object_get(args, "keys")));
+    const char *f = json_string_value(json_object_get(args, "keys_file"));
+    if (f)
+      snprintf(what, whatsz, "writes the keys of %s", f);
+    else
+      snprintf(what, whatsz, "writes %zu key(s)",
+               json_object_size(json_object_get(args, "keys")));
   } else if (!strcmp(name, "redis.contend")) {
     const char *c0 =
         json_string_value(json_array_get(json_object_get(args, "command"), 0));
@@ -505,20 +510,41 @@ er_safe_kind_t er_safety_classify(const er_action_t *a, const json_t *args,
 
 typedef struct walk {
   const er_scenario_t *s;
-  er_jpos_t *pos;
-  const char *section;
+  er_jpos_t *pos; /* of the file being walked */
+  er_safety_at_t at;
   er_safety_visit_fn fn;
   void *ud;
 } walk_t;
 
-static void visit_step(walk_t *w, const json_t *step, const char *path,
-                       int depth);
+static void visit_steps(walk_t *w, const json_t *arr, const char *base,
+                        int depth);
+
+/* The steps of the step file a `use` step calls, in that file. */
+static void visit_call(walk_t *w, const json_t *step, int depth) {
+  const er_stepfile_t *sf = er_uses_find(w->s->uses, step);
+  walk_t in;
+  if (!sf || depth > 64)
+    return;
+  in = *w;
+  in.pos = er_doc_positions(sf->file, SCEN_FILE_CAP);
+  in.at.file = sf->file;
+  in.at.dir = sf->dir;
+  in.at.in_call = true;
+  visit_steps(&in, sf->steps, "/steps", depth);
+  er_jpos_free(in.pos);
+}
 
 static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
                          const char *path, const char *argpath, int depth) {
-  int line = 0, col = 0;
-  er_jpos_find(w->pos, path, false, &line, &col);
-  w->fn(w->ud, w->s, w->section, path, line, col, depth, a, args);
+  er_safety_at_t at = w->at;
+  at.path = path;
+  at.depth = depth;
+  er_jpos_find(w->pos, path, false, &at.line, &at.col);
+  w->fn(w->ud, w->s, &at, a, args);
+  if (a->whole_step) {
+    visit_call(w, args, depth + 1);
+    return;
+  }
   if (!json_is_object(args))
     return;
   for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
@@ -527,12 +553,8 @@ static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
     if (!(ks->types & ER_T_STEPS) || !json_is_array(arr))
       continue;
     kp = er_jpos_child(argpath, ks->name);
-    for (size_t i = 0; kp && i < json_array_size(arr); i++) {
-      char *cp = er_jpos_child_index(kp, i);
-      if (cp)
-        visit_step(w, json_array_get(arr, i), cp, depth + 1);
-      free(cp);
-    }
+    if (kp)
+      visit_steps(w, arr, kp, depth + 1);
     free(kp);
   }
   if (a->wraps_check) {
@@ -562,35 +584,44 @@ static void visit_step(walk_t *w, const json_t *step, const char *path,
   if (!json_is_object(step))
     return;
   json_object_foreach((json_t *)step, k, v) {
-    const er_action_t *a;
+    const er_action_t *a = er_action_find(k);
     char *ap;
-    if (!strcmp(k, "name") || !strcmp(k, "timeout"))
-      continue;
-    a = er_action_find(k);
     if (!a)
       continue;
     ap = er_jpos_child(path, k);
     if (ap)
-      visit_action(w, a, v, path, ap, depth);
+      visit_action(w, a, a->whole_step ? step : v, path, ap, depth);
     free(ap);
+  }
+}
+
+static void visit_steps(walk_t *w, const json_t *arr, const char *base,
+                        int depth) {
+  for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr); i++) {
+    char *cp = er_jpos_child_index(base, i);
+    if (cp)
+      visit_step(w, json_array_get(arr, i), cp, depth);
+    free(cp);
   }
 }
 
 void er_safety_walk(const er_scenario_t *s, er_safety_visit_fn fn, void *ud) {
   static const char *const names[] = {"setup", "steps", "teardown"};
   const er_steplist_t *lists[3];
-  walk_t w = {s, NULL, NULL, fn, ud};
-  size_t len = 0;
-  er_err_t err = {0};
-  char *text = er_read_file(s->file, SCEN_FILE_CAP, &len, &err);
+  walk_t w;
 
+  memset(&w, 0, sizeof w);
+  w.s = s;
+  w.fn = fn;
+  w.ud = ud;
+  w.at.file = s->file;
+  w.at.dir = s->dir;
   lists[0] = &s->setup;
   lists[1] = &s->steps;
   lists[2] = &s->teardown;
-  if (text)
-    w.pos = er_jpos_build(text, len);
+  w.pos = er_doc_positions(s->file, SCEN_FILE_CAP);
   for (int l = 0; l < 3; l++) {
-    w.section = names[l];
+    w.at.section = names[l];
     for (size_t i = 0; i < lists[l]->n; i++) {
       const er_step_t *st = &lists[l]->v[i];
       char *ap = er_jpos_child(st->path, st->action->name);
@@ -600,5 +631,4 @@ void er_safety_walk(const er_scenario_t *s, er_safety_visit_fn fn, void *ud) {
     }
   }
   er_jpos_free(w.pos);
-  free(text);
 }

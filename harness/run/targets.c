@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "base/jsonbig.h"
+
 #define KEY "target.kafka"
 
 typedef struct kref {
@@ -48,7 +50,7 @@ er_kafka_t *er_target_kafka_from_env(const json_t *kc, er_err_t *err) {
       if (json_is_string(v)) {
         props[2 * i + 1] = json_string_value(v);
       } else if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)) {
-        owned[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        owned[i] = er_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         props[2 * i + 1] = owned[i];
       } else {
         er_errf(err, ER_E_INPUT,

@@ -12,12 +12,21 @@
  *   thread is up; waits for all, fails if any fails (all failures are
  *   reported). Captures of the branches are visible after the step. The
  *   log records when each branch started and ended, so overlap can be seen.
+ * {"foreach": {"in": [..] | "${list}", "as": "essay", "steps": [...]}}
+ * {"foreach": {"in_file": "events/essays.jsonl", "as": "essay", ...}}
+ *   runs its steps once for each element of an array (a literal, a var,
+ *   a capture, or a data file: the lines of a JSON Lines file, or a JSON
+ *   or YAML file holding an array), the element bound to the name `as`
+ *   and ${foreach.index} = 1, 2, ...; stops at a failure. An empty array
+ *   runs nothing.
  * Nested steps are templated as they run, not before. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang/jsonx.h"
+#include "lang/template.h"
 #include "run/exec.h"
 
 #define MAX_BRANCHES 64
@@ -30,6 +39,14 @@ static const er_keyspec_t group_keys[] = {
 static const er_keyspec_t repeat_keys[] = {
     {"count", ER_T_INT, false, NULL, NULL},
     {"for", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"steps", ER_T_STEPS, true, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t foreach_keys[] = {
+    {"in", ER_T_ANY, false, NULL, NULL},
+    {"in_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
+    {"as", ER_T_STRING | ER_T_BIND, true, NULL, NULL},
     {"steps", ER_T_STEPS, true, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
 };
@@ -79,6 +96,62 @@ static int run_repeat(er_exec_t *x, const json_t *args) {
   }
   if (rc == ER_STEP_OK)
     er_exec_log(x, "repeated %lld time(s)", i - 1);
+  return rc;
+}
+
+static void validate_foreach(const json_t *args, er_diag_t *d) {
+  const json_t *in = json_object_get(args, "in");
+  const char *as = json_string_value(json_object_get(args, "as"));
+  if (!in == !json_object_get(args, "in_file"))
+    er_diag_error(d, "",
+                  "foreach needs exactly one of \"in\" (an array, or a "
+                  "${...} of one) and \"in_file\" (a data file)");
+  if (in && !json_is_array(in) &&
+      !(json_is_string(in) && strstr(json_string_value(in), "${")))
+    er_diag_error(d, "/in",
+                  "\"in\" is an array, or a ${...} that gives one, not %s",
+                  er_json_type_noun(in));
+  if (as && (!er_tmpl_name_ok(as) || er_tmpl_is_builtin(as)))
+    er_diag_error(d, "/as",
+                  "\"as\" names the element: '%s' cannot (letters, digits, "
+                  "'_' and '-'; not a builtin such as env or run)",
+                  as);
+}
+
+static int run_foreach(er_exec_t *x, const json_t *args) {
+  const json_t *steps = json_object_get(args, "steps");
+  const json_t *in = json_object_get(args, "in");
+  const char *file = json_string_value(json_object_get(args, "in_file"));
+  const char *as = json_string_value(json_object_get(args, "as"));
+  er_err_t err = {0};
+  json_t *items;
+  size_t i;
+  int rc = ER_STEP_OK;
+
+  items =
+      file ? er_exec_data(x, file, &err) : er_tmpl_expand(x->tmpl, in, &err);
+  if (!items) {
+    er_buf_printf(x->detail, "foreach: %s", err.msg);
+    return ER_STEP_FATAL;
+  }
+  if (!json_is_array(items) || !as) {
+    er_buf_printf(x->detail, "foreach: %s gives %s, not an array",
+                  file ? file : "\"in\"", er_json_type_noun(items));
+    json_decref(items);
+    return ER_STEP_FATAL;
+  }
+  for (i = 0; i < json_array_size(items); i++) {
+    char label[64];
+    snprintf(label, sizeof label, "foreach %zu", i + 1);
+    x->group->set_var(x, as, json_incref(json_array_get(items, i)));
+    x->group->set_var(x, "foreach.index", json_integer((json_int_t)i + 1));
+    rc = x->group->run_steps(x, steps, label);
+    if (rc != ER_STEP_OK)
+      break;
+  }
+  if (rc == ER_STEP_OK)
+    er_exec_log(x, "foreach: %zu element(s)", i);
+  json_decref(items);
   return rc;
 }
 
@@ -223,6 +296,11 @@ const er_action_t er_act_repeat = {.name = "repeat",
                                    .raw_args = true,
                                    .validate = validate_repeat,
                                    .run = run_repeat};
+const er_action_t er_act_foreach = {.name = "foreach",
+                                    .keys = foreach_keys,
+                                    .raw_args = true,
+                                    .validate = validate_foreach,
+                                    .run = run_foreach};
 const er_action_t er_act_parallel = {.name = "parallel",
                                      .keys = parallel_keys,
                                      .raw_args = true,

@@ -1,7 +1,10 @@
 /* act_http.c: the "http" step.
  *
  * {"http": {"method": "POST", "url": "...", "headers": {"K": "v"},
- *           "json": <any> | "body": "raw text", "timeout": "5s",
+ *           "query": {"q": "a b", "page": 2, "tag": ["x", "y"]},
+ *           "json": <any> | "body": "raw text" |
+ *           "json_file": "bodies/x.json" | "body_file": "bodies/x.txt",
+ *           "timeout": "5s",
  *           "expect": {"status": <matcher>, "headers": {"Name": <matcher>},
  *                      "json": {"/pointer": <matcher>}, "body": <matcher>},
  *           "capture": {"name": "/json/pointer" | "$.json.path" |
@@ -16,6 +19,11 @@
  * - json is serialised compactly and sent with "Content-Type:
  *   application/json"; body is sent as is with "Content-Type: text/plain;
  *   charset=utf-8"; a Content-Type in headers wins. Not both json and body.
+ * - json_file / body_file: the same from a file (lang/fixture.h finds
+ *   it), templated in the step's scope as it runs.
+ * - query: parameters appended to the url, names and values
+ *   percent-encoded (RFC 3986: all but A-Z a-z 0-9 - . _ ~); an array
+ *   repeats the name; null gives the name alone.
  * - headers values are strings (numbers and booleans are sent as text).
  * - timeout bounds the request (connect to last byte) within the step's
  *   own deadline. Redirects are not followed.
@@ -49,6 +57,7 @@
 #include "lang/capture.h"
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
+#include "lang/template.h"
 #include "run/exec.h"
 
 #define DETAIL_BODY 2048 /* bytes of the response body in a detail */
@@ -67,8 +76,11 @@ static const er_keyspec_t keys[] = {
     {"method", ER_T_STRING, false, NULL, NULL},
     {"url", ER_T_STRING, true, NULL, NULL},
     {"headers", ER_T_OBJECT, false, NULL, NULL},
+    {"query", ER_T_OBJECT, false, NULL, NULL},
     {"json", ER_T_ANY, false, NULL, NULL},
     {"body", ER_T_STRING, false, NULL, NULL},
+    {"json_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
+    {"body_file", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
     {"expect", ER_T_OBJECT, false, expect_keys, NULL},
     {"capture", ER_T_OBJECT, false, NULL, NULL},
@@ -303,6 +315,8 @@ typedef struct call {
   char method[32], shown_url[URL_SHOWN];
   char **lines; /* request header lines, each owned */
   size_t nlines;
+  char *url_q;       /* url with the query's parameters, owned */
+  json_t *file_body; /* json_file / body_file, templated, owned */
   char *body;
   size_t body_len;
   bool ok; /* every expectation holds (and every capture was found) */
@@ -334,6 +348,8 @@ static void call_init(call_t *c, const json_t *args) {
 }
 
 static void call_free(call_t *c) {
+  free(c->url_q);
+  json_decref(c->file_body);
   json_decref(c->caps);
   json_decref(c->parsed.doc);
   er_http_resp_free(&c->resp);
@@ -382,6 +398,86 @@ static int build_args(call_t *c, const json_t *args) {
       (c->capture && !json_is_object(c->capture))) {
     er_buf_puts(&c->d, "http: headers, expect, expect.headers, expect.json and "
                        "capture are objects");
+    return ER_STEP_FATAL;
+  }
+  return ER_STEP_OK;
+}
+
+static const char *header_value(const json_t *v, char *num, size_t n);
+
+/* "query": each parameter percent-encoded onto the URL ("?" or "&"); an
+ * array value repeats the name. ER_STEP_OK, or ER_STEP_FATAL with
+ * detail. */
+static int build_query(call_t *c, const json_t *query) {
+  er_buf_t u = ER_BUF_INIT(1u << 20);
+  const char *k;
+  json_t *v;
+  bool first = !strchr(c->url, '?');
+  er_buf_puts(&u, c->url);
+  json_object_foreach((json_t *)query, k, v) {
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    for (size_t i = 0; i < n; i++) {
+      char num[64];
+      const json_t *one = json_is_array(v) ? json_array_get(v, i) : v;
+      const char *val = header_value(one, num, sizeof num);
+      if (!val && !json_is_null(one)) {
+        er_buf_printf(&c->d,
+                      "http: query parameter \"%s\" is a string, a number, "
+                      "a boolean or an array of them",
+                      k);
+        er_buf_free(&u);
+        return ER_STEP_FATAL;
+      }
+      er_buf_puts(&u, first ? "?" : "&");
+      first = false;
+      er_url_encode(&u, k, strlen(k));
+      if (val) {
+        er_buf_puts(&u, "=");
+        er_url_encode(&u, val, strlen(val));
+      }
+    }
+  }
+  c->url_q = er_buf_steal(&u);
+  er_buf_free(&u);
+  if (!c->url_q)
+    return ER_STEP_ERROR;
+  c->url = c->url_q;
+  er_http_redact_url(c->url, c->shown_url, sizeof c->shown_url);
+  return ER_STEP_OK;
+}
+
+/* json_file / body_file: the file's content templated in the step's
+ * scope (a data file's values; a text file's text). */
+static int load_body_file(er_exec_t *x, call_t *c, const json_t *args) {
+  const char *jf = json_string_value(json_object_get(args, "json_file"));
+  const char *bf = json_string_value(json_object_get(args, "body_file"));
+  er_err_t err = {0};
+  if (jf) {
+    c->file_body = er_exec_data(x, jf, &err);
+    c->jbody = c->file_body;
+  } else if (bf) {
+    char *path = er_exec_file(x, bf, &err);
+    char *text = path ? er_read_file(path, 16u << 20, NULL, &err) : NULL;
+    json_t *v = text ? er_tmpl_expand_str(x->tmpl, text, &err) : NULL;
+    if (v && !json_is_string(v)) { /* the file is one ${...} of a value */
+      char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      json_decref(v);
+      v = t ? json_string(t) : NULL;
+      free(t);
+    }
+    c->file_body = v;
+    c->tbody = v;
+    if (!v && !err.code)
+      er_errf(&err, ER_E_ENV, "out of memory");
+    else if (!v && path)
+      er_buf_printf(&c->d, "http: %s: ", path);
+    free(text);
+    free(path);
+  } else {
+    return ER_STEP_OK;
+  }
+  if (!c->file_body) {
+    er_buf_printf(&c->d, "http: %s", err.msg);
     return ER_STEP_FATAL;
   }
   return ER_STEP_OK;
@@ -477,7 +573,12 @@ static int build_body(call_t *c, bool has_ctype) {
  * another ER_STEP_* with detail (none when memory ran out). */
 static int build(er_exec_t *x, call_t *c, const json_t *args) {
   bool has_ctype = false;
+  const json_t *query = json_object_get(args, "query");
   int rc = build_args(c, args);
+  if (rc == ER_STEP_OK && json_is_object(query))
+    rc = build_query(c, query);
+  if (rc == ER_STEP_OK)
+    rc = load_body_file(x, c, args);
   if (rc == ER_STEP_OK)
     rc = build_headers(c, &has_ctype);
   if (rc == ER_STEP_OK)
@@ -521,7 +622,16 @@ static int do_request(er_exec_t *x, call_t *c) {
     }
   }
   if (er_http_perform(h, &c->req, &c->resp, &err) != 0) {
+    bool raw = false; /* a character a URL must not hold as it is */
+    for (const unsigned char *p = (const unsigned char *)c->url; p && *p; p++)
+      raw = raw || *p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' ||
+            *p == '>' || *p == '\\' || *p == '^' || *p == '`' || *p == '{' ||
+            *p == '|' || *p == '}';
     er_buf_printf(&c->d, "http %s %s: %s", c->method, c->shown_url, err.msg);
+    if (err.code == ER_E_INPUT && raw)
+      er_buf_puts(&c->d, " (a value put into the URL with spaces or other "
+                         "characters a URL cannot hold must be encoded: "
+                         "${urlencode(name)}, or give it in \"query\")");
     log_line(x, &c->sec, "http %s %s: %s", c->method, c->shown_url, err.msg);
     return step_rc(err.code);
   }
@@ -763,8 +873,21 @@ static void validate(const json_t *args, er_diag_t *d) {
   json_t *v;
   char path[512];
 
-  if (json_object_get(args, "json") && json_object_get(args, "body"))
-    er_diag_error(d, "/body", "give \"json\" or \"body\", not both");
+  {
+    const char *const bodies[] = {"json", "body", "json_file", "body_file"};
+    const char *first = NULL;
+    for (size_t i = 0; i < 4; i++) {
+      if (!json_object_get(args, bodies[i]))
+        continue;
+      if (first) {
+        char bp[32];
+        snprintf(bp, sizeof bp, "/%s", bodies[i]);
+        er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
+                      bodies[i]);
+      }
+      first = bodies[i];
+    }
+  }
   if (json_is_string(method) && !strstr(json_string_value(method), "${")) {
     const char *m = json_string_value(method);
     bool tok = *m != '\0';

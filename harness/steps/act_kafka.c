@@ -9,6 +9,8 @@
  *    "create_topics": false}
  *   plus "timeout": "15s" (either form): how long pre-flight and the
  *   recording of offsets at a scenario's start may wait for the broker.
+ *   ${kafka.embedded} is true with the embedded broker, false with a real
+ *   cluster (a scenario's {"skip": {"if": "${kafka.embedded}"}}).
  *   The embedded broker starts in run_begin and ${kafka.bootstrap} names
  *   it; a real cluster is reached in preflight (its settings may use
  *   templates). Declared topics must exist before the first scenario:
@@ -24,11 +26,16 @@
  *
  * {"kafka.produce": {"topic": "t", "key": "k", "headers": {"h": "v"},
  *    "value": <JSON> | "text": "raw" | "file": "payload.bin" |
- *    "envelope": "fresh" | "fixed", "data": {...}, "event_type": "...",
- *    "source_service": "eventrig", "correlation_id": "...",
- *    "partition": 2 | "key" | "spread", "count": 1, "concurrency": N,
- *    "rate": 1000}}
+ *    "value_file": "events/x.jsonl" |
+ *    "envelope": "fresh" | "fixed", "data": {...} | "data_file": "x.jsonl",
+ *    "event_type": "...", "source_service": "eventrig",
+ *    "correlation_id": "...", "partition": 2 | "key" | "spread",
+ *    "count": 1, "concurrency": N, "rate": 1000}}
  *   Waits for every delivery report; any failed delivery fails the step.
+ *   value_file / data_file: a data file (lang/doc.h) templated in the
+ *   step's scope: a JSON Lines file is one message a line (in order, the
+ *   whole file count times), a JSON or YAML file one message; data_file
+ *   gives each message's envelope data. file is sent as it is.
  *
  * {"kafka.expect": {"topic": "t", "key": <matcher>,
  *    "headers": {"h": <matcher>}, "where": {"/data/id" | "$..id": <matcher>},
@@ -67,6 +74,7 @@
 #include "base/jsonbig.h"
 #include "lang/capture.h"
 #include "lang/jsonpath.h"
+#include "lang/doc.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/diag.h"
@@ -250,8 +258,9 @@ static int begin_embedded(const json_t *kc, const json_t *emb, kmod_t *m,
                               m->topics[i].replication,
                               er_now_ms() + m->timeout_ms, err) != 0)
       return -1;
-  if (t && er_tmpl_set(t, "kafka.bootstrap",
-                       json_string(er_kafka_bootstrap(m->k))) != 0)
+  if (t && (er_tmpl_set(t, "kafka.bootstrap",
+                        json_string(er_kafka_bootstrap(m->k))) != 0 ||
+            er_tmpl_set(t, "kafka.embedded", json_true()) != 0))
     return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
   return 0;
 }
@@ -279,6 +288,8 @@ static int begin_real(const json_t *kc, kmod_t *m, er_tmpl_t *t,
   if (t) {
     er_err_t e2 = {0};
     json_t *v = er_tmpl_expand_str(t, json_string_value(bs), &e2);
+    if (er_tmpl_set(t, "kafka.embedded", json_false()) != 0)
+      return er_errf(err, ER_E_ENV, "kafka: could not set kafka.embedded");
     /* when it cannot be expanded yet, ${kafka.bootstrap} stays unset */
     if (v && er_tmpl_set(t, "kafka.bootstrap", v) != 0)
       return er_errf(err, ER_E_ENV, "kafka: could not set kafka.bootstrap");
@@ -623,9 +634,11 @@ static const er_keyspec_t produce_keys[] = {
     {"headers", ER_T_OBJECT, false, NULL, NULL},
     {"value", ER_T_ANY, false, NULL, NULL},
     {"text", ER_T_STRING, false, NULL, NULL},
-    {"file", ER_T_STRING, false, NULL, NULL},
+    {"file", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
+    {"value_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
     {"envelope", ER_T_STRING, false, NULL, NULL},
     {"data", ER_T_ANY, false, NULL, NULL},
+    {"data_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
     {"event_type", ER_T_STRING, false, NULL, NULL},
     {"source_service", ER_T_STRING, false, NULL, NULL},
     {"correlation_id", ER_T_STRING, false, NULL, NULL},
@@ -653,6 +666,11 @@ typedef struct pgen {
   const json_t *data;
   const char *event_type, *source_service, *correlation_id;
   char *cur; /* fresh envelope of the current message */
+  /* from value_file / data_file: the messages (a JSON Lines file has
+   * one a line), sent in order, count times over */
+  json_t *many; /* values or envelopes' data, templated */
+  char **texts; /* value_file, fixed envelope: each message's bytes */
+  size_t nmany;
 } pgen_t;
 
 static char *envelope(const pgen_t *g) {
@@ -680,12 +698,18 @@ static char *envelope(const pgen_t *g) {
 
 static int pgen_next(void *ud, size_t i, er_kafka_msg_t *m, er_err_t *err) {
   pgen_t *g = ud;
-  (void)i;
   m->key = g->key;
   m->key_len = g->key_len;
   m->headers = g->hdrs;
   m->nheaders = g->nhdrs;
   m->partition = g->partition;
+  if (g->nmany && g->envelope != ENV_FRESH) {
+    m->value = g->texts[i % g->nmany];
+    m->value_len = strlen(m->value);
+    return 0;
+  }
+  if (g->nmany)
+    g->data = json_array_get(g->many, i % g->nmany);
   if (g->envelope == ENV_FRESH) {
     free(g->cur);
     g->cur = envelope(g);
@@ -701,6 +725,10 @@ static int pgen_next(void *ud, size_t i, er_kafka_msg_t *m, er_err_t *err) {
 }
 
 static void pgen_free(pgen_t *g) {
+  for (size_t i = 0; g->texts && i < g->nmany; i++)
+    free(g->texts[i]);
+  free(g->texts);
+  json_decref(g->many);
   free(g->key);
   for (size_t i = 0; i < g->nhdrs; i++)
     free(g->hdr_text[i]);
@@ -792,6 +820,40 @@ static int pgen_envelope(const json_t *a, const char *mode, pgen_t *g,
   return 0;
 }
 
+/* The messages of value_file / data_file: a JSON Lines file's lines, or
+ * a JSON or YAML file's one value; with a fixed envelope or without one,
+ * the bytes of each are made once. */
+static int pgen_many(er_exec_t *x, const char *file, pgen_t *g, er_err_t *err) {
+  json_t *v = er_exec_data(x, file, err);
+  if (!v)
+    return -1;
+  if (er_doc_kind(file) == ER_DOC_JSONL) {
+    g->many = v;
+  } else {
+    g->many = json_array();
+    if (!g->many || json_array_append_new(g->many, v) != 0)
+      return er_errf(err, ER_E_ENV, "out of memory");
+  }
+  g->nmany = json_array_size(g->many);
+  if (g->nmany == 0)
+    return er_errf(err, ER_E_INPUT, "%s holds no message", file);
+  if (g->envelope == ENV_FRESH)
+    return 0;
+  g->texts = calloc(g->nmany, sizeof *g->texts);
+  if (!g->texts)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  for (size_t i = 0; i < g->nmany; i++) {
+    g->data = json_array_get(g->many, i);
+    g->texts[i] = g->envelope == ENV_FIXED
+                      ? envelope(g)
+                      : er_json_dumps(g->data, JSON_ENCODE_ANY | JSON_COMPACT |
+                                                JSON_PRESERVE_ORDER);
+    if (!g->texts[i])
+      return er_errf(err, ER_E_ENV, "out of memory");
+  }
+  return 0;
+}
+
 /* The payload: an envelope, value, text, file or null. */
 static int pgen_payload(er_exec_t *x, const json_t *a, pgen_t *g,
                         er_err_t *err) {
@@ -799,8 +861,19 @@ static int pgen_payload(er_exec_t *x, const json_t *a, pgen_t *g,
   const json_t *value = json_object_get(a, "value");
   const json_t *text = json_object_get(a, "text");
   const json_t *file = json_object_get(a, "file");
+  const char *vfile = json_string_value(json_object_get(a, "value_file"));
+  const char *dfile = json_string_value(json_object_get(a, "data_file"));
+  if (env && dfile) {
+    if (pgen_envelope(a, json_string_value(env), g, err) != 0)
+      return -1;
+    free(g->fixed); /* one envelope per message of the file instead */
+    g->fixed = NULL;
+    return pgen_many(x, dfile, g, err);
+  }
   if (env)
     return pgen_envelope(a, json_string_value(env), g, err);
+  if (vfile)
+    return pgen_many(x, vfile, g, err);
   if (value) {
     g->fixed = er_json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT |
                                         JSON_PRESERVE_ORDER);
@@ -813,9 +886,9 @@ static int pgen_payload(er_exec_t *x, const json_t *a, pgen_t *g,
       return er_errf(err, ER_E_ENV, "out of memory");
     g->fixed_len = strlen(g->fixed);
   } else if (file) {
-    char *path = er_exec_path(x, json_string_value(file));
+    char *path = er_exec_file(x, json_string_value(file), err);
     if (!path)
-      return er_errf(err, ER_E_ENV, "out of memory");
+      return -1;
     g->fixed = er_read_file(path, 16u * 1024u * 1024u, &g->fixed_len, err);
     free(path);
     if (!g->fixed) {
@@ -840,10 +913,18 @@ static int pgen_init(er_exec_t *x, const json_t *a, pgen_t *g, er_err_t *err) {
 
 /* Records the produce for failure diagnostics (diag.h): the first
  * message's value names the event. */
-static int diag_begin(er_exec_t *x, const char *topic, const pgen_t *g) {
-  char *tmp = g->envelope == ENV_FRESH ? envelope(g) : NULL;
-  const char *v = tmp ? tmp : g->null_value ? NULL : g->fixed;
-  size_t len = tmp ? strlen(tmp) : g->fixed_len;
+static int diag_begin(er_exec_t *x, const char *topic, pgen_t *g) {
+  char *tmp;
+  const char *v;
+  size_t len;
+  if (g->nmany)
+    g->data = json_array_get(g->many, 0);
+  tmp = g->envelope == ENV_FRESH ? envelope(g) : NULL;
+  v = tmp                    ? tmp
+      : g->nmany && g->texts ? g->texts[0]
+      : g->null_value        ? NULL
+                             : g->fixed;
+  len = tmp ? strlen(tmp) : v && g->nmany ? strlen(v) : g->fixed_len;
   int h = er_diag_produce_begin(x, topic, g->key, v, len);
   free(tmp);
   return h;
@@ -889,6 +970,8 @@ static int run_produce(er_exec_t *x, const json_t *a) {
     return rc;
   if (pgen_init(x, a, &g, &err) != 0)
     goto fail;
+  if (g.nmany)
+    o.count *= g.nmany; /* the file's messages, count times over */
   dh = diag_begin(x, topic, &g);
   /* the topic's start offsets are recorded before anything is sent to it */
   if (start_offsets(x, km->k, topic, &start, &n, &err) != 0)
@@ -935,12 +1018,18 @@ static void validate_produce(const json_t *a, er_diag_t *d) {
   int payloads = 0;
   const json_t *env = json_object_get(a, "envelope");
   const json_t *part = json_object_get(a, "partition");
-  const char *const names[] = {"value", "text", "file", "envelope"};
-  for (size_t i = 0; i < 4; i++)
+  const char *const names[] = {"value", "text", "file", "value_file",
+                               "envelope"};
+  for (size_t i = 0; i < 5; i++)
     if (json_object_get(a, names[i]))
       payloads++;
   if (payloads > 1)
-    er_diag_error(d, "", "give one of value, text, file or envelope");
+    er_diag_error(d, "",
+                  "give one of value, text, file, value_file or envelope");
+  if (json_object_get(a, "data") && json_object_get(a, "data_file"))
+    er_diag_error(d, "/data_file",
+                  "give one of data and data_file (the envelope's data, or "
+                  "a file of them)");
   if (json_is_string(env) && strstr(json_string_value(env), "${") == NULL &&
       strcmp(json_string_value(env), "fresh") != 0 &&
       strcmp(json_string_value(env), "fresh-per-message") != 0 &&
@@ -948,15 +1037,15 @@ static void validate_produce(const json_t *a, er_diag_t *d) {
     er_diag_error(d, "/envelope", "envelope must be \"fresh\" or \"fixed\"");
   if (!env) {
     const char *const envkeys[] = {"data", "event_type", "source_service",
-                                   "correlation_id"};
-    for (size_t i = 0; i < 4; i++)
+                                   "correlation_id", "data_file"};
+    for (size_t i = 0; i < 5; i++)
       if (json_object_get(a, envkeys[i])) {
         char path[64];
         snprintf(path, sizeof path, "/%s", envkeys[i]);
         er_diag_error(d, path,
                       "%s belongs to an envelope: add \"envelope\": "
-                      "\"fresh\" or \"fixed\" (or put it in value)",
-                      envkeys[i]);
+                      "\"fresh\" or \"fixed\" (or put it in %s)",
+                      envkeys[i], i == 4 ? "value_file" : "value");
       }
   }
   if (json_is_string(part) && strstr(json_string_value(part), "${") == NULL &&

@@ -20,7 +20,8 @@
  * The DSN defaults to the environment's postgres.dsn.
  *
  * Details:
- * - exec: exactly one of sql / file (relative to the scenario's folder);
+ * - exec: exactly one of sql / file (found in the scenario's folder, then
+ *   under the fixtures root: lang/fixture.h; not templated);
  *   params only with sql ($1, $2, ...; strings, numbers, booleans, null;
  *   objects and arrays are sent as JSON text). The text of a file or of
  *   sql without params may hold several statements; they run as one
@@ -62,7 +63,7 @@
 
 static const er_keyspec_t exec_keys[] = {
     {"sql", ER_T_STRING, false, NULL, NULL},
-    {"file", ER_T_STRING, false, NULL, NULL},
+    {"file", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
     {"params", ER_T_ARRAY, false, NULL, NULL},
     {"dsn", ER_T_STRING, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
@@ -262,7 +263,7 @@ static int run_exec(er_exec_t *x, const json_t *args) {
     goto out;
   }
   if (file) {
-    path = er_exec_path(x, file);
+    path = er_exec_file(x, file, &err);
     text = path ? er_read_file(path, SQL_FILE_CAP, NULL, &err) : NULL;
     if (!text) {
       er_buf_printf(x->detail, "postgres.exec: cannot read %s: %s",

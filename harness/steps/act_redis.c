@@ -66,7 +66,8 @@ static const er_keyspec_t clean_keys[] = {
 };
 
 static const er_keyspec_t seed_keys[] = {
-    {"keys", ER_T_OBJECT, true, NULL, NULL},
+    {"keys", ER_T_OBJECT, false, NULL, NULL},
+    {"keys_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
     {"ttl", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
     {"url", ER_T_STRING, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
@@ -870,20 +871,15 @@ static int seed_key(er_exec_t *x, er_redis_t *r, const char *key,
   return s.coll ? seed_collection(x, r, &s) : seed_string(x, r, &s);
 }
 
-static int run_seed(er_exec_t *x, const json_t *args) {
-  const json_t *keys = json_object_get(args, "keys");
-  const json_t *jttl = json_object_get(args, "ttl");
+/* Writes every key of keys (an object of seeds). */
+static int seed_keys_in(er_exec_t *x, const json_t *args, const json_t *keys,
+                        const json_t *jttl, size_t *n) {
   int64_t ttl = 0;
   er_redis_t *r;
   const char *k;
   json_t *spec;
   int rc = ER_STEP_FATAL;
-  size_t n = 0;
 
-  if (!json_is_object(keys)) {
-    er_buf_puts(x->detail, "redis.seed: \"keys\" must be an object");
-    return ER_STEP_FATAL;
-  }
   if (jttl &&
       (!json_is_string(jttl) ||
        er_parse_duration(json_string_value(jttl), &ttl) != 0 || ttl <= 0)) {
@@ -900,10 +896,39 @@ static int run_seed(er_exec_t *x, const json_t *args) {
     rc = seed_key(x, r, k, spec, ttl);
     if (rc != ER_STEP_OK)
       return rc;
-    n++;
+    (*n)++;
   }
-  er_exec_log(x, "redis.seed: wrote %zu key(s)", n);
   return ER_STEP_OK;
+}
+
+static int run_seed(er_exec_t *x, const json_t *args) {
+  const json_t *keys = json_object_get(args, "keys");
+  const char *file = json_string_value(json_object_get(args, "keys_file"));
+  const json_t *jttl = json_object_get(args, "ttl");
+  json_t *loaded = NULL;
+  int rc;
+  size_t n = 0;
+
+  if (file) {
+    er_err_t err = {0};
+    keys = loaded = er_exec_data(x, file, &err);
+    if (!loaded) {
+      er_buf_printf(x->detail, "redis.seed: %s", err.msg);
+      return ER_STEP_FATAL;
+    }
+  }
+  if (!json_is_object(keys)) {
+    er_buf_printf(x->detail, "redis.seed: %s must be an object of keys",
+                  file ? file : "\"keys\"");
+    json_decref(loaded);
+    return ER_STEP_FATAL;
+  }
+  rc = seed_keys_in(x, args, keys, jttl, &n);
+  json_decref(loaded);
+  if (rc == ER_STEP_OK)
+    er_exec_log(x, "redis.seed: wrote %zu key(s)%s%s", n, file ? " from " : "",
+                file ? file : "");
+  return rc;
 }
 
 static void validate_scalars(er_diag_t *d, const char *base, const json_t *v,
@@ -942,6 +967,11 @@ static void validate_seed(const json_t *args, er_diag_t *d) {
   json_t *spec;
   er_buf_t base = ER_BUF_INIT(2048), p = ER_BUF_INIT(2048);
   int64_t ms;
+
+  if (!keys == !json_object_get(args, "keys_file"))
+    er_diag_error(d, "",
+                  "give exactly one of \"keys\" and \"keys_file\" (a JSON "
+                  "or YAML file holding the keys)");
 
   if (json_is_string(ttl) && !has_template(json_string_value(ttl)) &&
       er_parse_duration(json_string_value(ttl), &ms) == 0 && ms <= 0)

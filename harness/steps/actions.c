@@ -28,6 +28,8 @@ extern const er_action_t er_act_service_kill;
 extern const er_action_t er_act_service_start;
 extern const er_action_t er_act_service_restart;
 extern const er_action_t er_act_redis_contend;
+extern const er_action_t er_act_use;
+extern const er_action_t er_act_foreach;
 extern const er_module_t er_mod_kafka;
 extern const er_module_t er_mod_proxy;
 extern const er_module_t er_mod_services;
@@ -43,6 +45,7 @@ static const er_action_t *const g_actions[] = {
     &er_act_kafka_drained, &er_act_kafka_reset,     &er_act_fault,
     &er_act_metrics,       &er_act_service_stop,    &er_act_service_kill,
     &er_act_service_start, &er_act_service_restart, &er_act_redis_contend,
+    &er_act_use,           &er_act_foreach,
 };
 
 const er_action_t *er_action_find(const char *name) {

@@ -460,7 +460,7 @@ else
 fi
 # the families left for the Compose stack are not empty
 "$EVENTRIG" list --filter '!tag:redis-outage,!tag:watch-conflicts' "$ER_ROOT/scenarios" >"$T_TMP/list.out" 2>&1
-check "the Compose filter leaves happy-path, duplicate-storms and stale-keys (5 scenarios)" \
-  bash -c '[ "$(grep -c . "$1")" -eq 5 ] && grep -q happy-path "$1" && grep -q duplicate-storms "$1" && grep -q stale-keys "$1"' _ "$T_TMP/list.out"
+check "the Compose filter leaves happy-path, duplicate-storms and stale-keys (8 scenarios: batch-sizes is 3 cases)" \
+  bash -c '[ "$(grep -c . "$1")" -eq 8 ] && grep -q happy-path "$1" && grep -q duplicate-storms "$1" && grep -q stale-keys "$1"' _ "$T_TMP/list.out"
 
 t_done

@@ -30,8 +30,10 @@ check "validate: a misspelt key exits 2" [ $rc -eq 2 ]
 check "validate: names file:line:col and the intended key" \
   grep -q "^tests/data/bad/nested-key-misspelt.json:7:21: error: unknown key 'stauts' .*did you mean 'status'" <<<"$err"
 err=$("$EVENTRIG" validate tests/data/bad 2>&1); rc=$?
-nbad=$(ls tests/data/bad/*.json | wc -l)
-nfiles=$(grep -oE "^tests/data/bad/[^:]+\.json" <<<"$err" | sort -u | wc -l)
+nbad=$(ls tests/data/bad/*.json tests/data/bad/*.yaml | wc -l)
+# a file is named at the start of its problems' lines, or (for problems in
+# a step file or fixture it uses) in "(used at tests/data/bad/x.json:..."
+nfiles=$(grep -oE "tests/data/bad/[^:]+\.(json|yaml)" <<<"$err" | sort -u | wc -l)
 check "validate: every bad file reported, not just the first ($nfiles of $nbad)" [ "$nfiles" -eq "$nbad" ]
 check "validate: a folder of bad files exits 2" [ $rc -eq 2 ]
 out=$("$EVENTRIG" validate examples scenarios 2>&1); rc=$?

@@ -60,7 +60,7 @@ sys.exit(0 if any(l.startswith("verdict: ") and sys.argv[2] in l for x in t for 
 }
 
 # (a) spop-outside-multi: every EXEC aborted, the happy path gets no row
-run spop spop-outside-multi "$T_TMP/diag.env.json" scenarios/happy-path
+run spop spop-outside-multi "$T_TMP/diag.env.json" scenarios/happy-path/three-essays.json
 verdict spop happy-path-three-essays "EXEC aborted on every attempt (watch conflicts +"
 check "spop: the consumer group's lag is shown" grep -qE "group els-group on essay.content.provisioned.v1: committed \[.*\], end \[.*\], lag [0-9]+ -> [0-9]+ 1s later" "$T_TMP/spop.out"
 check "spop: the watch-conflict counter delta is shown" grep -qE "sut_watch_conflicts_total \+[1-9]" "$T_TMP/spop.out"

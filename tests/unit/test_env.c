@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lang/env.h"
@@ -275,6 +276,62 @@ static void test_paths(void) {
   er_diags_free(&d);
 }
 
+/* "fixtures": a folder relative like other paths, resolved absolute;
+ * missing or templated: an error at its value */
+static void test_fixtures(void) {
+  char dir[] = "/tmp/er_envfx_XXXXXX", p[512], want[PATH_MAX + 16];
+  er_diags_t d = {0};
+  er_tmpl_t *t = er_tmpl_new();
+  er_env_t *e;
+  char *peek, *all;
+  FILE *f;
+  T_OK(mkdtemp(dir) != NULL, "mkdtemp");
+  snprintf(p, sizeof p, "%s/fx", dir);
+  mkdir(p, 0755);
+  snprintf(p, sizeof p, "%s/a.env.json", dir);
+  f = fopen(p, "w");
+  fputs("{\"fixtures\": \"fx\"}", f);
+  fclose(f);
+  e = er_env_load(p, &d);
+  T_OK(e && realpath(dir, want), "loads");
+  strcat(want, "/fx");
+  T_STREQ(e ? er_env_fixtures(e) : NULL, want, "resolved absolute");
+  T_OK(e && er_env_resolve(e, t, &d) == 0 &&
+           !strcmp(
+               json_string_value(json_object_get(er_env_json(e), "fixtures")),
+               want),
+       "the resolved JSON holds it");
+  peek = er_env_peek_fixtures(p);
+  T_STREQ(peek, want, "peeked before loading, the same");
+  free(peek);
+  er_tmpl_set_env_vars(t, NULL);
+  er_env_free(e);
+  f = fopen(p, "w");
+  fputs("{\n  \"fixtures\": \"nope\"\n}", f);
+  fclose(f);
+  e = er_env_load(p, &d);
+  all = diag_text(&d);
+  T_OK(e == NULL && strstr(all, "a.env.json:2:15: fixtures folder 'nope' not "
+                                "found (relative paths are relative to "),
+       "a missing folder: an error at its value");
+  free(all);
+  er_diags_free(&d);
+  f = fopen(p, "w");
+  fputs("{\"fixtures\": \"${env.X}\"}", f);
+  fclose(f);
+  e = er_env_load(p, &d);
+  all = diag_text(&d);
+  T_OK(e == NULL && strstr(all, "'fixtures' is a folder name, not a template"),
+       "a template: refused");
+  free(all);
+  er_diags_free(&d);
+  er_tmpl_free(t);
+  unlink(p);
+  snprintf(p, sizeof p, "%s/fx", dir);
+  rmdir(p);
+  rmdir(dir);
+}
+
 int main(void) {
   const char *root = getenv("ER_ROOT");
   if (root && chdir(root) != 0)
@@ -284,5 +341,6 @@ int main(void) {
   test_resolve();
   test_unresolved();
   test_paths();
+  test_fixtures();
   return t_done();
 }

@@ -82,6 +82,7 @@ static void test_bad_files(void) {
     char *exp_path = malloc(strlen(files[i]) + 16);
     char *raw, *want, *got;
     strcpy(exp_path, files[i]);
+    /* NAME.json or NAME.yaml: the same length */
     strcpy(exp_path + strlen(exp_path) - strlen(".json"), ".expected");
     raw = slurp(exp_path);
     T_OK(raw != NULL, "%s exists", exp_path);
@@ -543,6 +544,49 @@ static void test_mutations(void) {
   rmdir(dir);
 }
 
+/* A table of cases: one scenario per row, named from it, with the row's
+ * vars first, the file's tags then the row's, the row's skip. */
+static void test_cases(void) {
+  er_diags_t d = {0};
+  er_scenario_t **v = NULL;
+  size_t n = 0;
+  char *vars;
+  T_OK(er_scenario_load_all("tests/data/lang/pass/cases.json", NULL, &d, &v,
+                            &n) == 0 &&
+           n == 3,
+       "three rows, three scenarios (%zu)", n);
+  if (n != 3) {
+    er_diags_free(&d);
+    return;
+  }
+  T_STREQ(v[0]->name, "cases [small]", "named from the row");
+  T_STREQ(v[2]->case_name, "not today", "case_name");
+  vars = json_dumps(v[1]->vars, JSON_COMPACT);
+  T_STREQ(vars,
+          "{\"n\":3,\"words\":[\"x\",\"y\",\"z\"],\"suffix\":\"!\",\"k\":"
+          "\"lang:${run.id}:${uuid}\"}",
+          "the row's vars first, then the file's it does not set");
+  free(vars);
+  vars = json_dumps(v[0]->tags, JSON_COMPACT);
+  T_STREQ(vars, "[\"cases\",\"small\"]", "the file's tags, then the row's");
+  free(vars);
+  T_OK(v[0]->skip == NULL && v[2]->skip &&
+           !strcmp(v[2]->skip, "a row skipped on purpose"),
+       "a row's own skip");
+  T_OK(v[0]->doc == v[1]->doc && v[0]->steps.n == 9 && v[1]->steps.n == 9,
+       "the rows share the document, each has its steps");
+  T_OK(er_scenario_matches(v[1], "case:big") &&
+           !er_scenario_matches(v[0], "case:big") &&
+           er_scenario_matches(v[0], "case:SMALL") &&
+           er_scenario_matches(v[0], "name:[small]") &&
+           !er_scenario_matches(v[1], "name:[small]"),
+       "--filter case:NAME and name:[row]");
+  for (size_t i = 0; i < n; i++)
+    er_scenario_free(v[i]);
+  free(v);
+  er_diags_free(&d);
+}
+
 static const er_keyspec_t ready_keys[] = {
     {"tcp", ER_T_STRING, false, NULL, NULL},
     {"http", ER_T_STRING, false, NULL, NULL},
@@ -647,6 +691,7 @@ int main(void) {
   test_defaults();
   test_collect();
   test_matches();
+  test_cases();
   test_validate_keys();
   test_mutations();
   return t_done();

@@ -286,15 +286,15 @@ typedef struct seen {
   int n;
 } seen_t;
 
-static void collect(void *ud, const er_scenario_t *s, const char *section,
-                    const char *path, int line, int col, int depth,
+static void collect(void *ud, const er_scenario_t *s, const er_safety_at_t *at,
                     const er_action_t *a, const json_t *args) {
   seen_t *v = ud;
-  (void)s;
   (void)args;
   if (v->n < 16)
-    snprintf(v->lines[v->n++], 160, "%s %s %d:%d d%d %s", section, a->name,
-             line, col, depth, path);
+    snprintf(v->lines[v->n++], 160, "%s %s %d:%d d%d %s%s%s", at->section,
+             a->name, at->line, at->col, at->depth, at->path,
+             at->file != s->file ? " in " : "",
+             at->file != s->file ? at->file : "");
 }
 
 static void test_walk(void) {
@@ -317,6 +317,22 @@ static void test_walk(void) {
   er_safety_walk(s1, collect, &v);
   T_STREQ(v.lines[3], "steps redis 9:7 d1 /steps/1/group/steps/0",
           "a step inside a group: file position and depth");
+  er_scenario_free(s1);
+  s1 = er_scenario_load("tests/data/lang/pass/use.json", &d);
+  T_OK(s1 != NULL, "a scenario with use steps loads");
+  if (!s1)
+    goto out;
+  memset(&v, 0, sizeof v);
+  er_safety_walk(s1, collect, &v);
+  T_STREQ(v.lines[0], "steps use 6:5 d0 /steps/0", "the use step itself");
+  T_STREQ(v.lines[1],
+          "steps redis.seed 10:5 d1 /steps/0 in "
+          "tests/data/lang/fixtures/steps/remember.step.json",
+          "then the steps of the step file it calls, at their place there");
+  T_STREQ(v.lines[4],
+          "steps http 4:5 d2 /steps/0 in "
+          "tests/data/lang/fixtures/steps/echo.step.json",
+          "and of the one that one calls");
 out:
   er_scenario_free(s);
   er_scenario_free(s1);

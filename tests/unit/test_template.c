@@ -217,6 +217,29 @@ static void test_hashes(er_tmpl_t *t) {
   (void)err;
 }
 
+/* ${urlencode(name)}: a value made safe for a URL path segment or query */
+static void test_urlencode(er_tmpl_t *t) {
+  int code = 0;
+  er_tmpl_set(t, "q", json_string("a b&c=d/é?"));
+  er_tmpl_set(t, "num", json_integer(42));
+  er_tmpl_set(t, "obj", json_pack("{s:s}", "name", "x y"));
+  T_STREQ(xs(t, "http://h/search?q=${urlencode(q)}&n=${urlencode(num)}"),
+          "http://h/search?q=a%20b%26c%3Dd%2F%C3%A9%3F&n=42",
+          "a string and a number, percent-encoded");
+  T_STREQ(xs(t, "/v1/users/${urlencode(obj.name)}"), "/v1/users/x%20y",
+          "a path into a value");
+  T_STREQ(xs(t, "${urlencode(q)}"), "a%20b%26c%3Dd%2F%C3%A9%3F",
+          "alone: still a string");
+  T_STREQ(xerr(t, "${urlencode(obj)}", &code),
+          "${urlencode(obj)}: urlencode needs a string, a number or a "
+          "boolean; 'obj' is an object",
+          "an object is an error");
+  T_STREQ(xerr(t, "${urlencod(q)}", &code),
+          "unknown function 'urlencod' (known: event_id, sha256, urlencode) "
+          "at offset 0 of \"${urlencod(q)}\"",
+          "an unknown function names the known ones");
+}
+
 /* One expansion copies at most 8 MB of values (typed or interpolated). */
 static void test_budget(void) {
   er_tmpl_t *t = er_tmpl_new();
@@ -282,7 +305,8 @@ static void test_errors(er_tmpl_t *t) {
           "empty or malformed ${...} expression at offset 0 of \"${}\"",
           "empty expression");
   T_STREQ(xerr(t, "${lower(batch)}", &code),
-          "unknown function 'lower' (known: event_id, sha256) at offset 0 of "
+          "unknown function 'lower' (known: event_id, sha256, urlencode) at "
+          "offset 0 of "
           "\"${lower(batch)}\"",
           "unknown function");
   T_STREQ(xerr(t, "${a..b}", &code),
@@ -408,7 +432,7 @@ static void test_scan(void) {
            strcmp(msg, "unterminated ${ (missing '}')") == 0,
        "scan: unterminated at offset 8 (%zu, %s)", bad, msg);
   rc = er_tmpl_scan("${f(x)}", NULL, NULL, msg, sizeof msg, &bad);
-  T_STREQ(msg, "unknown function 'f' (known: event_id, sha256)",
+  T_STREQ(msg, "unknown function 'f' (known: event_id, sha256, urlencode)",
           "scan: unknown function");
   T_OK(er_tmpl_is_builtin("run") && er_tmpl_is_builtin("uuid") &&
            !er_tmpl_is_builtin("batch"),
@@ -447,6 +471,7 @@ int main(void) {
   test_env(t);
   test_hashes(t);
   test_errors(t);
+  test_urlencode(t);
   test_expand_tree(t);
   test_budget();
   test_scan();
