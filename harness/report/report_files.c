@@ -155,7 +155,8 @@ int er_json_report_write(const er_results_t *rs, const char *path,
                          er_err_t *err) {
   size_t counts[4] = {0};
   json_t *doc = results_json(rs, counts);
-  char *text = doc ? er_json_dumps(doc, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;
+  char *text =
+      doc ? er_json_dumps(doc, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;
   int rc = -1;
   if (!text)
     er_errf(err, ER_E_ENV, "JSON report: out of memory");

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/jsonbig.h"
 #include "adapters/http.h"
 #include "adapters/pg.h"
 #include "adapters/redis.h"
+#include "base/jsonbig.h"
 #include "lang/env.h"
 #include "lang/jsonx.h"
 #include "lang/scenario.h"

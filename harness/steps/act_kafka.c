@@ -73,8 +73,8 @@
 #include "adapters/kafka.h"
 #include "base/jsonbig.h"
 #include "lang/capture.h"
-#include "lang/jsonpath.h"
 #include "lang/doc.h"
+#include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/diag.h"
@@ -847,7 +847,7 @@ static int pgen_many(er_exec_t *x, const char *file, pgen_t *g, er_err_t *err) {
     g->texts[i] = g->envelope == ENV_FIXED
                       ? envelope(g)
                       : er_json_dumps(g->data, JSON_ENCODE_ANY | JSON_COMPACT |
-                                                JSON_PRESERVE_ORDER);
+                                                   JSON_PRESERVE_ORDER);
     if (!g->texts[i])
       return er_errf(err, ER_E_ENV, "out of memory");
   }
