@@ -5,8 +5,11 @@
  * Outcome of one event:
  * - processed (assigned, or recorded as excess): offset committed;
  * - duplicate (idempotency key existed): counted, offset committed;
- * - malformed (not an envelope with data.batch_id/text_storage_id): logged,
- *   offset committed (a poison message must not stall the partition);
+ * - malformed (not JSON, not an envelope with a data object, or data
+ *   without a string batch_id, text_storage_id or file_name): its value is
+ *   published unchanged to the dead-letter topic (same key, header "error"
+ *   with the reason), counted, offset committed: a poison message must not
+ *   stall its partition;
  * - infrastructure failure in steps 2-6 (Redis or Postgres error): the
  *   idempotency key is deleted, the offset is NOT committed, the consumer
  *   seeks back to the event and retries it after a backoff (100 ms doubling
@@ -27,6 +30,8 @@
 #define TOPIC_READY "batch.essays.ready.v1"
 #define TOPIC_ASSIGNED "essay.slot.assigned.v1"
 #define TOPIC_EXCESS "essay.excess.content.v1"
+#define TOPIC_DLQ "essay.content.provisioned.dlq.v1"
+#define N_OUT_TOPICS 4
 #define SOURCE_SERVICE "essay-lifecycle-service"
 #define IDEMPOTENCY_TTL_S 86400
 #define MAX_EXEC_ATTEMPTS 50
@@ -43,7 +48,7 @@ struct consumer {
   rd_kafka_t *prod;        /* the producer of the published events */
   /* handles of the published topics, made at start so that their metadata
    * is fetched before the first event needs it */
-  rd_kafka_topic_t *out_topics[3];
+  rd_kafka_topic_t *out_topics[N_OUT_TOPICS];
   rconn_t *redis; /* SUT_REDIS_URL: slots and assignments */
   rconn_t *guard; /* SUT_IDEMPOTENCY_REDIS_URL: step 1 only */
   pgconn_t *pg;
@@ -68,6 +73,7 @@ typedef struct event {
 /* What steps 2-6 did, for the outcome log line. */
 typedef struct outcome {
   char text[512];
+  bool dropped; /* the pg-fail-drop mutant gave the event up */
 } outcome_t;
 
 /* ---------------------------------------------------------------- kafka */
@@ -274,8 +280,9 @@ static const char *str_member(const json_t *obj, const char *name) {
   return json_string_value(v);
 }
 
-/* Parses the envelope and computes the idempotency key. Returns 0, or -1
- * with why filled for a malformed event. */
+/* Parses the envelope and computes the idempotency key. Returns 0; -1
+ * with why filled for a malformed event; -2 with why filled when the
+ * service itself failed (out of memory: retried, never dead-lettered). */
 static int parse_event(consumer_t *c, const rd_kafka_message_t *m, event_t *e,
                        char *why, size_t whylen) {
   json_error_t jerr;
@@ -306,6 +313,10 @@ static int parse_event(consumer_t *c, const rd_kafka_message_t *m, event_t *e,
              "non-empty strings");
     return -1;
   }
+  if (!json_is_string(json_object_get(data, "file_name"))) {
+    snprintf(why, whylen, "data.file_name must be a string");
+    return -1;
+  }
   e->correlation_id = str_member(e->envelope, "correlation_id");
   /* the envelope's event_type is the topic name by contract; the topic is
    * the fallback when it is missing */
@@ -318,13 +329,20 @@ static int parse_event(consumer_t *c, const rd_kafka_message_t *m, event_t *e,
   const json_t *hashed = c->cfg->bug == BUG_ENVELOPE_HASH ? e->envelope : data;
   if (pyjson_hash(hashed, hash) < 0) {
     snprintf(why, whylen, "cannot hash the event");
-    return -1;
+    return -2;
   }
-  if (asprintf(&e->key, "%s:idempotency:v2:els:%s:%s", c->cfg->key_prefix,
-               etype, hash) < 0) {
+  /* the key-collision mutant leaves the service and the event type out,
+   * so equal data under another type, or another service's key, looks
+   * processed */
+  int n =
+      c->cfg->bug == BUG_KEY_COLLISION
+          ? asprintf(&e->key, "%s:idempotency:v2:%s", c->cfg->key_prefix, hash)
+          : asprintf(&e->key, "%s:idempotency:v2:els:%s:%s", c->cfg->key_prefix,
+                     etype, hash);
+  if (n < 0) {
     e->key = NULL;
     snprintf(why, whylen, "out of memory");
-    return -1;
+    return -2;
   }
   return 0;
 }
@@ -585,6 +603,8 @@ static int record_excess(consumer_t *c, const event_t *e, const char *reason,
   }
   PQclear(r);
   atomic_fetch_add(&c->m->excess_content, 1);
+  if (c->cfg->bug == BUG_EXCESS_SILENT) /* the mutant: recorded, not told */
+    return 0;
   /* the row is recorded: a failure to queue the event is logged only (a
    * retry would record a second row) */
   publish(c, e, TOPIC_EXCESS,
@@ -616,7 +636,8 @@ static int check_ready(consumer_t *c, const event_t *e, long expected,
   if (rows == NULL)
     goto pgfail;
   int n = PQntuples(rows);
-  if (n < expected) {
+  /* the ready-early mutant is off by one: one essay may still be missing */
+  if (n < (c->cfg->bug == BUG_READY_EARLY ? expected - 1 : expected)) {
     rc = 0;
     goto out;
   }
@@ -719,6 +740,14 @@ static int process(consumer_t *c, const event_t *e, outcome_t *o, char *why,
                   4, params4);
   if (r == NULL) {
     snprintf(why, whylen, "postgres: %s", pgconn_error(c->pg));
+    if (c->cfg->bug == BUG_PG_FAIL_DROP) {
+      /* the mutant: the failure is logged, the event given up */
+      snprintf(o->text, sizeof o->text,
+               "slot %s assigned but its row failed (%.200s): event dropped",
+               ar.slot, why);
+      o->dropped = true;
+      rc = 0;
+    }
     goto out;
   }
   PQclear(r);
@@ -743,6 +772,37 @@ out:
   return rc;
 }
 
+/* A malformed event: its value, unchanged, to the dead-letter topic with
+ * the same key and a header "error" holding why on one line; counted once
+ * the publication is confirmed (or left queued after DELIVERY_WAIT_MS, as
+ * every publication). Returns 0 (commit), or -1 when the publication could
+ * not even be queued (the event is retried, never skipped). */
+static int dead_letter(consumer_t *c, const event_t *e, const char *why) {
+  const rd_kafka_message_t *m = e->msg;
+  char reason[512];
+  size_t j = 0;
+  for (const char *p = why; *p && j + 1 < sizeof reason; p++)
+    reason[j++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+  reason[j] = '\0';
+  rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+  rd_kafka_header_add(h, "error", -1, reason, -1);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      c->prod, RD_KAFKA_V_TOPIC(TOPIC_DLQ), RD_KAFKA_V_KEY(m->key, m->key_len),
+      RD_KAFKA_V_VALUE(m->payload, m->len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+      RD_KAFKA_V_END);
+  if (err) { /* the headers stay ours when producev fails */
+    rd_kafka_headers_destroy(h);
+    sut_log("%s: malformed (%s); cannot queue it to %s: %s; will retry",
+            e->where, reason, TOPIC_DLQ, rd_kafka_err2str(err));
+    return -1;
+  }
+  await_delivery(c, e);
+  atomic_fetch_add(&c->m->malformed, 1);
+  sut_log("%s: malformed event sent to %s: %s", e->where, TOPIC_DLQ, reason);
+  return 0;
+}
+
 /* One event, steps 1-7. Returns 0 when the offset may be committed, -1
  * when the event must be retried (infrastructure failure). */
 static int handle(consumer_t *c, const rd_kafka_message_t *m) {
@@ -751,9 +811,22 @@ static int handle(consumer_t *c, const rd_kafka_message_t *m) {
   char why[512];
   int rc = 0;
   memset(&e, 0, sizeof e);
-  o.text[0] = '\0';
-  if (parse_event(c, m, &e, why, sizeof why) < 0) {
-    sut_log("%s: malformed event skipped: %s", e.where, why);
+  memset(&o, 0, sizeof o);
+  int parsed = parse_event(c, m, &e, why, sizeof why);
+  if (parsed == -2) {
+    sut_log("%s: cannot read the event: %s; will retry", e.where, why);
+    rc = -1;
+    goto out;
+  }
+  if (parsed < 0) {
+    if (c->cfg->bug == BUG_POISON_STALL) {
+      /* the mutant: a malformed event is retried like a failure, forever,
+       * and everything behind it on its partition waits */
+      sut_log("%s: malformed event (%s): will retry", e.where, why);
+      rc = -1;
+      goto out;
+    }
+    rc = dead_letter(c, &e, why);
     goto out;
   }
   /* step 1: the idempotency guard, on its own Redis */
@@ -803,6 +876,10 @@ static int handle(consumer_t *c, const rd_kafka_message_t *m) {
     goto out;
   }
   await_delivery(c, &e);
+  if (o.dropped) { /* the pg-fail-drop mutant: committed, never done */
+    sut_log("%s: batch %s, text %s: %s", e.where, e.batch_id, e.tsid, o.text);
+    goto out;
+  }
   atomic_fetch_add(&c->m->events_processed, 1);
   if (bypassed)
     atomic_fetch_add(&c->m->redis_failopen, 1);
@@ -812,6 +889,15 @@ out:
   free(e.key);
   json_decref(e.envelope);
   return rc;
+}
+
+/* Step 7: commits the event's offset (synchronously). */
+static void commit(consumer_t *c, const rd_kafka_message_t *m) {
+  rd_kafka_resp_err_t cerr = rd_kafka_commit_message(c->rk, m, 0);
+  if (cerr)
+    sut_log("kafka: commit of %s[%d]@%lld failed: %s",
+            rd_kafka_topic_name(m->rkt), (int)m->partition,
+            (long long)m->offset, rd_kafka_err2str(cerr));
 }
 
 /* Sets the partition's position back to the failed event, so that the
@@ -853,8 +939,9 @@ consumer_t *consumer_new(const sut_config_t *cfg, sut_metrics_t *m, char *err,
       (c->prod = make_client(cfg, RD_KAFKA_PRODUCER, err, errlen)) == NULL)
     goto fail;
   rd_kafka_poll_set_consumer(c->rk); /* callbacks served by consumer_poll */
-  static const char *const out[] = {TOPIC_ASSIGNED, TOPIC_READY, TOPIC_EXCESS};
-  for (size_t i = 0; i < 3; i++) {
+  static const char *const out[N_OUT_TOPICS] = {TOPIC_ASSIGNED, TOPIC_READY,
+                                                TOPIC_EXCESS, TOPIC_DLQ};
+  for (size_t i = 0; i < N_OUT_TOPICS; i++) {
     c->out_topics[i] = rd_kafka_topic_new(c->prod, out[i], NULL);
     if (c->out_topics[i] == NULL) {
       snprintf(err, errlen, "kafka: topic %s: %s", out[i],
@@ -901,13 +988,15 @@ void consumer_run(consumer_t *c) {
       rd_kafka_message_destroy(m);
       continue;
     }
+    /* the commit-before-process mutant commits step 7 first: killed now,
+     * the event is lost */
+    if (c->cfg->bug == BUG_COMMIT_BEFORE_PROCESS)
+      commit(c, m);
     if (handle(c, m) == 0) {
-      /* step 7 */
-      rd_kafka_resp_err_t cerr = rd_kafka_commit_message(c->rk, m, 0);
-      if (cerr)
-        sut_log("kafka: commit of %s[%d]@%lld failed: %s",
-                rd_kafka_topic_name(m->rkt), (int)m->partition,
-                (long long)m->offset, rd_kafka_err2str(cerr));
+      /* step 7 (never, for the no-commit mutant) */
+      if (c->cfg->bug != BUG_COMMIT_BEFORE_PROCESS &&
+          c->cfg->bug != BUG_NO_COMMIT)
+        commit(c, m);
       backoff = 0;
     } else {
       seek_back(c, m);
@@ -950,7 +1039,7 @@ void consumer_close(consumer_t *c) {
     return;
   if (c->rk)
     close_consumer(c->rk);
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < N_OUT_TOPICS; i++)
     if (c->out_topics[i])
       rd_kafka_topic_destroy(c->out_topics[i]);
   if (c->prod) {

@@ -320,6 +320,9 @@ static enum MHD_Result do_metrics(http_t *h, struct MHD_Connection *conn) {
   metric(&b, "sut_excess_content_total",
          "Excess content recorded (unknown_batch or no_slots).", inst,
          atomic_load(&m->excess_content));
+  metric(&b, "sut_malformed_total",
+         "Malformed events published to the dead-letter topic.", inst,
+         atomic_load(&m->malformed));
   enum MHD_Result rc =
       b.failed ? respond(conn, 500, "text/plain", "out of memory\n", 14)
                : respond(conn, 200, "text/plain; version=0.0.4", sbuf_cstr(&b),

@@ -4,7 +4,7 @@
  *   POST /v1/batches           201 / 409 / 400 (503 when Redis or Postgres
  *                              fails; a retry then works)
  *   GET  /v1/batches/{id}      200 / 404
- *   GET  /metrics              Prometheus text, the five counters
+ *   GET  /metrics              Prometheus text, the six counters
  * Requests that touch Redis or Postgres share one connection to each,
  * taken in turn under a mutex.
  */

@@ -58,8 +58,10 @@ static int load_config(sut_config_t *cfg, char *err, size_t errlen) {
     snprintf(err, errlen,
              "unknown SUT_BUG value \"%s\" (known: spop-outside-multi, "
              "no-idempotency, envelope-hash, fail-closed, no-watch, "
-             "no-retry, ready-unguarded, keep-key-on-error, no-ttl; empty = "
-             "correct service)",
+             "no-retry, ready-unguarded, keep-key-on-error, no-ttl, "
+             "commit-before-process, no-commit, poison-stall, key-collision, "
+             "pg-fail-drop, ready-early, excess-silent; empty = correct "
+             "service)",
              bug);
     return -1;
   }
@@ -93,6 +95,7 @@ int main(void) {
   atomic_init(&metrics.watch_conflicts, 0);
   atomic_init(&metrics.redis_failopen, 0);
   atomic_init(&metrics.excess_content, 0);
+  atomic_init(&metrics.malformed, 0);
   sut_log_init(cfg.instance);
 
   struct sigaction sa;

@@ -31,6 +31,14 @@ typedef enum {
   BUG_READY_UNGUARDED,    /* ready event without the guarded UPDATE */
   BUG_KEEP_KEY_ON_ERROR,  /* idempotency key kept on infrastructure error */
   BUG_NO_TTL,             /* idempotency key without TTL */
+  /* round 2: the consumer's side */
+  BUG_COMMIT_BEFORE_PROCESS, /* offset committed before steps 1-6 */
+  BUG_NO_COMMIT,             /* offsets never committed */
+  BUG_POISON_STALL,          /* a malformed event retried forever */
+  BUG_KEY_COLLISION,         /* idempotency key without the event type */
+  BUG_PG_FAIL_DROP,          /* essay_states INSERT failure: commit, go on */
+  BUG_READY_EARLY,           /* ready event with one essay still missing */
+  BUG_EXCESS_SILENT,         /* excess recorded, its event not published */
 } sut_bug_t;
 
 /* Returns the bug for a SUT_BUG value ("" or NULL = BUG_NONE), or -1. */
@@ -52,7 +60,7 @@ typedef struct sut_config {
   sut_bug_t bug;
 } sut_config_t;
 
-/* The five counters of GET /metrics. Written by the consumer thread, read
+/* The six counters of GET /metrics. Written by the consumer thread, read
  * by HTTP threads, hence atomic. */
 typedef struct sut_metrics {
   atomic_ullong events_processed; /* events that went through steps 2-7 */
@@ -60,6 +68,7 @@ typedef struct sut_metrics {
   atomic_ullong watch_conflicts; /* EXEC returned nil */
   atomic_ullong redis_failopen;  /* processed with the guard bypassed */
   atomic_ullong excess_content;  /* excess_content rows recorded */
+  atomic_ullong malformed;       /* malformed events sent to the DLQ */
 } sut_metrics_t;
 
 /* Set by the SIGTERM/SIGINT handler (main.c), polled by every loop. A

@@ -18,6 +18,13 @@ static const char *const bug_names[] = {
     [BUG_READY_UNGUARDED] = "ready-unguarded",
     [BUG_KEEP_KEY_ON_ERROR] = "keep-key-on-error",
     [BUG_NO_TTL] = "no-ttl",
+    [BUG_COMMIT_BEFORE_PROCESS] = "commit-before-process",
+    [BUG_NO_COMMIT] = "no-commit",
+    [BUG_POISON_STALL] = "poison-stall",
+    [BUG_KEY_COLLISION] = "key-collision",
+    [BUG_PG_FAIL_DROP] = "pg-fail-drop",
+    [BUG_READY_EARLY] = "ready-early",
+    [BUG_EXCESS_SILENT] = "excess-silent",
 };
 
 int sut_bug_parse(const char *name) {

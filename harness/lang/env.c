@@ -79,6 +79,21 @@ static const er_keyspec_t k_state_metrics[] = {
     {NULL, 0, false, NULL, NULL},
 };
 
+/* the service's output events read back by failure diagnostics */
+static const er_keyspec_t k_state_assignments[] = {
+    {"topic", ER_T_STRING, true, NULL, NULL},
+    {"slot", ER_T_STRING, true, NULL, NULL}, /* JSON pointers */
+    {"item", ER_T_STRING, true, NULL, NULL},
+    {NULL, 0, false, NULL, NULL},
+};
+
+static const er_keyspec_t k_state_completion[] = {
+    {"topic", ER_T_STRING, true, NULL, NULL},
+    {"items", ER_T_STRING, true, NULL, NULL},     /* JSON pointer */
+    {"expected", ER_T_STRING, false, NULL, NULL}, /* SQL, $1 = message key */
+    {NULL, 0, false, NULL, NULL},
+};
+
 /* "state": where stale state hides (audit, diagnostics).
  * idempotency_key is a template expanded per produced event (with
  * ${event...}), so it is kept unexpanded in the resolved JSON. */
@@ -89,6 +104,8 @@ static const er_keyspec_t k_state[] = {
     {"stale", ER_T_STRING, false, NULL, NULL},           /* warn | fail */
     /* counters sampled for failure diagnostics (diag.h) */
     {"metrics", ER_T_OBJECT, false, k_state_metrics, NULL},
+    {"assignments", ER_T_OBJECT, false, k_state_assignments, NULL},
+    {"completion", ER_T_OBJECT, false, k_state_completion, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 

@@ -8,11 +8,13 @@
 #include <time.h>
 
 #include "adapters/http.h"
+#include "adapters/pg.h"
 #include "adapters/redis.h"
 #include "adapters/services.h"
 #include "base/jsonbig.h"
 #include "base/promtext.h"
 #include "base/util.h"
+#include "lang/jsonx.h"
 #include "lang/template.h"
 #include "run/targets.h"
 
@@ -24,6 +26,12 @@
 #define TEXT_CAP (256u * 1024u)
 #define WM_CACHE 16    /* topics whose watermarks are kept */
 #define BRIEF_ITEMS 10 /* produces and keys listed in the text */
+#define HEAD_BYTES 48  /* start of a produced value kept for the text */
+#define NOTES 8        /* services and faults noted per scenario */
+#define OUT_RECORDS 5000
+#define OUT_BYTES (2u * 1024u * 1024u)
+#define COMPLETION_KEYS 16 /* keys whose expected count is queried */
+#define COLLIDE_KEYS 3     /* absent keys whose hash is looked for */
 
 /* process-wide: guards the lazy creation of the record in a scenario
  * session and the record itself (see diag.h) */
@@ -37,7 +45,9 @@ typedef struct prod {
   int32_t part[ER_KAFKA_DR_KEEP];
   int64_t off[ER_KAFKA_DR_KEEP];
   char *error;
-  int ik; /* index into keys, -1 */
+  int ik;     /* index into keys, -1 */
+  char *head; /* the first bytes of the (first) value, printable */
+  char *item; /* state.assignments.item of the value, or NULL */
 } prod_t;
 
 typedef struct ikey {
@@ -57,6 +67,19 @@ typedef struct rec {
   bool redis_down;  /* a check could not reach Redis: skip the others */
   json_t *metrics0; /* baseline: {url: {counter: value}}; NULL: none */
   er_redis_t *redis;
+  /* end offsets of the output topics (state.assignments, .completion) at
+   * the first produce: [0] assignments, [1] completion */
+  int64_t *out_start[2];
+  int out_n[2];
+  bool out_set[2];
+  char *kills[NOTES], *services[NOTES], *faults[NOTES];
+  size_t nkills, nservices, nfaults;
+  bool rows_seen;   /* a postgres expectation passed with rows */
+  char *rows_query; /* ... the last one */
+  char *exp_topic;  /* a kafka.expect failed on this topic */
+  long exp_matched, exp_seen;
+  bool exp_exceeded;
+  long long contend_writes;
 } rec_t;
 
 static void rec_free(void *v) {
@@ -67,6 +90,8 @@ static void rec_free(void *v) {
     free(r->p[i].topic);
     free(r->p[i].key);
     free(r->p[i].error);
+    free(r->p[i].head);
+    free(r->p[i].item);
   }
   for (size_t i = 0; i < r->nk; i++) {
     free(r->k[i].key);
@@ -76,6 +101,16 @@ static void rec_free(void *v) {
     free(r->read[i]);
   json_decref(r->metrics0);
   er_redis_free(r->redis);
+  for (int i = 0; i < 2; i++)
+    free(r->out_start[i]);
+  for (size_t i = 0; i < r->nkills; i++)
+    free(r->kills[i]);
+  for (size_t i = 0; i < r->nservices; i++)
+    free(r->services[i]);
+  for (size_t i = 0; i < r->nfaults; i++)
+    free(r->faults[i]);
+  free(r->rows_query);
+  free(r->exp_topic);
   free(r);
 }
 
@@ -242,6 +277,58 @@ out:
   return out;
 }
 
+/* The first bytes of a value, printable (other bytes as '?'). */
+static char *value_head(const char *value, size_t len) {
+  size_t n = len < HEAD_BYTES ? len : HEAD_BYTES, j = 0;
+  char *h = value ? malloc(n + 4) : NULL;
+  if (!h)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)value[i];
+    h[j++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+  }
+  if (len > n) {
+    memcpy(h + j, "...", 3);
+    j += 3;
+  }
+  h[j] = '\0';
+  return h;
+}
+
+/* state.assignments.item (a JSON pointer) of a JSON value, as text; NULL
+ * when not configured, not JSON or not a string. */
+static char *value_item(const json_t *env, const char *value, size_t len) {
+  const char *ptr = json_string_value(
+      json_object_get(json_object_get(state_of(env), "assignments"), "item"));
+  json_error_t je;
+  json_t *v = ptr && value ? json_loadb(value, len, 0, &je) : NULL;
+  const char *it = json_string_value(er_json_pointer(v, ptr));
+  char *out = it ? er_strdup(it) : NULL;
+  json_decref(v);
+  return out;
+}
+
+/* The end offsets of the output topics now (for reading them back on
+ * failure); out_set stays false for a topic not configured or not read. */
+static void outputs_start(const er_exec_t *x, int64_t *start[2], int n[2],
+                          bool set[2], int64_t deadline) {
+  static const char *const which[2] = {"assignments", "completion"};
+  er_kafka_t *k = x->shared ? er_target_kafka(x->shared) : NULL;
+  for (int i = 0; i < 2; i++) {
+    const char *topic = json_string_value(
+        json_object_get(json_object_get(state_of(x->env), which[i]), "topic"));
+    er_err_t err = {0};
+    set[i] = false;
+    start[i] = NULL;
+    n[i] = 0;
+    if (!k || !topic)
+      continue;
+    if (er_kafka_watermarks(k, topic, NULL, &start[i], &n[i], deadline, &err) ==
+        0)
+      set[i] = true;
+  }
+}
+
 int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
                           const char *value, size_t len) {
   const char *tmpl =
@@ -251,20 +338,27 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
   prod_t *p;
   int h = -1;
   char why[300] = "";
-  char *ik = NULL;
+  char *ik = NULL, *head = NULL, *item = NULL;
   json_t *m0 = NULL;
+  int64_t *ostart[2] = {NULL, NULL};
+  int on[2] = {0, 0};
+  bool oset[2] = {false, false};
   bool first;
 
   /* no HTTP and no template work under the lock: parallel branches
    * produce at once (only the key check shares the Redis connection) */
   if (tmpl)
     ik = idem_key(tmpl, value, len, why, sizeof why);
+  head = value_head(value, len);
+  item = value_item(x->env, value, len);
   pthread_mutex_lock(&g_lock);
   r = rec_get(x);
   first = r && r->np == 0 && !r->metrics0;
   pthread_mutex_unlock(&g_lock);
-  if (first) /* the counters' baseline, at the scenario's first produce */
+  if (first) { /* the baselines, at the scenario's first produce */
     m0 = metrics_sample(x->env, deadline);
+    outputs_start(x, ostart, on, oset, deadline);
+  }
   pthread_mutex_lock(&g_lock);
   if (!r || r->np >= MAX_PRODUCES)
     goto out;
@@ -272,11 +366,21 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
     r->metrics0 = m0;
     m0 = NULL;
   }
+  for (int i = 0; i < 2; i++)
+    if (oset[i] && !r->out_set[i]) {
+      r->out_start[i] = ostart[i];
+      r->out_n[i] = on[i];
+      r->out_set[i] = true;
+      ostart[i] = NULL;
+    }
   p = &r->p[r->np];
   memset(p, 0, sizeof *p);
   p->topic = er_strdup(topic ? topic : "?");
   p->key = key ? er_strdup(key) : NULL;
   p->ik = -1;
+  p->head = head;
+  p->item = item;
+  head = item = NULL;
   h = (int)r->np++;
   if (!ik)
     goto out;
@@ -309,6 +413,10 @@ out:
   pthread_mutex_unlock(&g_lock);
   json_decref(m0);
   free(ik);
+  free(head);
+  free(item);
+  free(ostart[0]);
+  free(ostart[1]);
   return h;
 }
 
@@ -359,8 +467,212 @@ void er_diag_note_topic(er_exec_t *x, const char *topic) {
   pthread_mutex_unlock(&g_lock);
 }
 
+/* Appends a copy of text to a list of at most NOTES (under g_lock). */
+static void note_add(char **v, size_t *n, const char *text) {
+  if (*n < NOTES && text) {
+    v[*n] = er_strdup(text);
+    if (v[*n])
+      (*n)++;
+  }
+}
+
+void er_diag_note_service(er_exec_t *x, const char *op, const char *name) {
+  rec_t *r;
+  char line[300];
+  if (!op || !name)
+    return;
+  snprintf(line, sizeof line, "%s %s", op, name);
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r) {
+    note_add(r->services, &r->nservices, line);
+    if (strcmp(op, "kill") == 0)
+      note_add(r->kills, &r->nkills, name);
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
+void er_diag_note_fault(er_exec_t *x, const char *proxy, const char *action) {
+  rec_t *r;
+  char line[300];
+  if (!proxy || !action || strcmp(action, "heal") == 0)
+    return;
+  snprintf(line, sizeof line, "proxy '%s' %s", proxy, action);
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r)
+    note_add(r->faults, &r->nfaults, line);
+  pthread_mutex_unlock(&g_lock);
+}
+
+void er_diag_note_rows(er_exec_t *x, const char *query) {
+  rec_t *r;
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r) {
+    char *q = query ? er_strdup(query) : NULL;
+    r->rows_seen = true;
+    if (q) {
+      free(r->rows_query);
+      r->rows_query = q;
+    }
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
+void er_diag_note_contend(er_exec_t *x, long long writes) {
+  rec_t *r;
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r && writes > 0)
+    r->contend_writes += writes;
+  pthread_mutex_unlock(&g_lock);
+}
+
+void er_diag_note_expect(er_exec_t *x, const char *topic, long matched,
+                         long seen, bool exceeded) {
+  rec_t *r;
+  pthread_mutex_lock(&g_lock);
+  r = rec_get(x);
+  if (r && topic) {
+    char *t = er_strdup(topic);
+    if (t) {
+      free(r->exp_topic);
+      r->exp_topic = t;
+      r->exp_matched = matched;
+      r->exp_seen = seen;
+      r->exp_exceeded = exceeded;
+    }
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
 /* ---- the verdict ----------------------------------------------------------
  */
+
+/* The rules of the consumer's side that come before a general stall:
+ * offsets not committed, a partition stalled behind one event. */
+static int verdict_offsets(const er_diag_ev_t *e, char *out, size_t outsz) {
+  bool idle = !e->counters_known2 || !e->counters_moving;
+  if (e->lag_known && e->lag > 0 && !e->lag_moving && idle &&
+      e->never_committed && e->has_processed && e->processed > 0) {
+    snprintf(out, outsz,
+             "lag %lld never reaches 0 while the service is idle: it "
+             "processed events but the group has no committed offset, its "
+             "offsets are not committed",
+             (long long)e->lag);
+    return 1;
+  }
+  if (e->stuck && e->lag_known && !e->lag_moving && e->has_processed &&
+      e->processed > 0) {
+    snprintf(out, outsz,
+             "a partition stalled behind one event: its committed offset "
+             "stays on a message this scenario produced while %lld later "
+             "message(s) wait and the service processes other events",
+             (long long)e->stuck_waiting);
+    return 1;
+  }
+  return 0;
+}
+
+/* The service's output events: completion twice or too early, a slot
+ * given to two items. */
+static int verdict_outputs(const er_diag_ev_t *e, char *out, size_t outsz) {
+  const char *t = e->completion_topic ? e->completion_topic : "completion";
+  if (e->completion_max > 1) {
+    snprintf(out, outsz,
+             "%s published %d times for one key: readiness is not guarded "
+             "(published more than once)",
+             t, e->completion_max);
+    return 1;
+  }
+  if (e->completion_expected > 0 &&
+      e->completion_items < e->completion_expected) {
+    snprintf(out, outsz,
+             "%s published with %ld of %ld item(s): readiness published "
+             "before the count was complete",
+             t, e->completion_items, e->completion_expected);
+    return 1;
+  }
+  if (e->slots_twice > 0) {
+    snprintf(out, outsz,
+             "a slot assigned twice: one assignment id given to two "
+             "different items%s: the assignment is not atomic",
+             e->no_row || e->rows_short ? ", so a row is missing" : "");
+    return 1;
+  }
+  return 0;
+}
+
+/* Rows missing although every event was consumed: why. */
+static int verdict_rows(const er_diag_ev_t *e, const char *cons, bool dup,
+                        char *out, size_t outsz) {
+  const char *rows = e->no_row ? "no row" : "a row missing";
+  if (e->kills > 0 && e->keys_absent > 0 && e->lost_max <= 1) {
+    snprintf(out, outsz,
+             "%s but %s after a service instance was killed: %d event(s) "
+             "with neither row nor idempotency key, at most one per "
+             "partition: committed before it was processed, lost in the "
+             "crash",
+             cons, rows, e->keys_absent);
+    return 1;
+  }
+  if (e->keys_before > 0 && e->keys_absent == 0 && dup) {
+    snprintf(out, outsz,
+             "%s but %s: skipped as a duplicate, its "
+             "idempotency key existed before this scenario produced the "
+             "event (stale key)",
+             cons, rows);
+    return 1;
+  }
+  if (e->keys_after > 0 && e->keys_absent == 0 && dup) {
+    snprintf(out, outsz,
+             "%s but %s: skipped as a duplicate, its "
+             "idempotency key was written after this scenario produced the "
+             "event and kept (a failed attempt kept it)",
+             cons, rows);
+    return 1;
+  }
+  if (e->keys_absent > 0 && e->colliding_key && e->has_duplicates &&
+      e->duplicates > 0) {
+    snprintf(out, outsz,
+             "%s but %s: skipped as a duplicate though its own idempotency "
+             "key does not exist; the same event hash is under another name "
+             "(%s): the keys collide",
+             cons, rows, e->colliding_key);
+    return 1;
+  }
+  if (e->keys_after > 0 && e->keys_absent == 0 && e->has_duplicates &&
+      e->duplicates <= 0 && e->has_processed &&
+      e->processed < (double)e->delivered) {
+    snprintf(out, outsz,
+             "%s but %s, neither processed nor skipped as a duplicate, its "
+             "idempotency key written and kept%s%s%s: committed after a "
+             "failed attempt instead of retried (the event was dropped)",
+             cons, rows, e->fault ? " (while " : "", e->fault ? e->fault : "",
+             e->fault ? ")" : "");
+    return 1;
+  }
+  if (e->keys > 0 && e->keys_absent == e->keys && e->metrics_known &&
+      e->has_processed && e->processed <= 0 &&
+      (!e->has_duplicates || e->duplicates <= 0)) {
+    snprintf(out, outsz,
+             "%s but %s, no event processed and no idempotency "
+             "key: the event was dropped",
+             cons, rows);
+    return 1;
+  }
+  if (e->keys_absent > 0 && e->metrics_known && e->has_processed &&
+      e->has_duplicates &&
+      e->processed + e->duplicates < (double)e->delivered) {
+    snprintf(out, outsz,
+             "%s but %s: %d event(s) with neither row nor idempotency key, "
+             "never processed: dropped",
+             cons, rows, e->keys_absent);
+    return 1;
+  }
+  return 0;
+}
 
 int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   /* the service counted every delivered message as processed or skipped,
@@ -375,7 +687,6 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
                            "offset commit is pending)";
   /* skipped as a duplicate: the counter says so (when it is known) */
   bool dup = !e->has_duplicates || e->duplicates > 0;
-  const char *rows = e->no_row ? "no row" : "a row missing";
   if (e->missing_topic) {
     snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
     return 1;
@@ -403,36 +714,27 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
                (long long)e->lag);
     return 1;
   }
+  /* a forced race that never made an EXEC abort: nothing is watched */
+  if (e->contend_writes > 0 && e->metrics_known && e->has_exec_aborted &&
+      e->exec_aborted <= 0 && e->has_processed && e->processed > 0) {
+    snprintf(out, outsz,
+             "no EXEC aborted (watch conflicts +0) while redis.contend kept "
+             "writing to the keys the service works on: its transaction does "
+             "not WATCH them (no optimistic locking)");
+    return 1;
+  }
+  if (verdict_offsets(e, out, outsz))
+    return 1;
   if (stalled) {
     snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
              (long long)e->lag);
     return 1;
   }
-  if ((e->no_row || e->rows_short) && consumed && e->keys_before > 0 && dup) {
-    snprintf(out, outsz,
-             "%s but %s: skipped as a duplicate, its "
-             "idempotency key existed before this scenario produced the "
-             "event (stale key)",
-             cons, rows);
+  if (verdict_outputs(e, out, outsz))
     return 1;
-  }
-  if ((e->no_row || e->rows_short) && consumed && e->keys_after > 0 && dup) {
-    snprintf(out, outsz,
-             "%s but %s: skipped as a duplicate, its "
-             "idempotency key was written after this scenario produced the "
-             "event and kept (a failed attempt kept it)",
-             cons, rows);
+  if ((e->no_row || e->rows_short) && consumed &&
+      verdict_rows(e, cons, dup, out, outsz))
     return 1;
-  }
-  if ((e->no_row || e->rows_short) && consumed && e->keys > 0 &&
-      e->keys_absent == e->keys && e->metrics_known && e->has_processed &&
-      e->processed <= 0 && (!e->has_duplicates || e->duplicates <= 0)) {
-    snprintf(out, outsz,
-             "%s but %s, no event processed and no idempotency "
-             "key: the event was dropped",
-             cons, rows);
-    return 1;
-  }
   if (e->max_copies > 1 && e->metrics_known && e->has_processed &&
       e->has_duplicates && e->processed > 1 && e->duplicates <= 0) {
     snprintf(out, outsz,
@@ -443,10 +745,28 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
   }
   if (e->keys > 0 && e->keys_absent == e->keys && consumed &&
       e->metrics_known && e->has_processed && e->processed > 0) {
+    if (e->colliding_key)
+      snprintf(out, outsz,
+               "processed (+%.0f) but no idempotency key under the expected "
+               "name; the same event hash is under another name (%s): the "
+               "service writes another key, one that collides",
+               e->processed, e->colliding_key);
+    else
+      snprintf(out, outsz,
+               "processed (+%.0f) but no idempotency key under the expected "
+               "name: the service writes another key",
+               e->processed);
+    return 1;
+  }
+  if (e->expect_topic && !e->expect_exceeded && e->expect_matched == 0 &&
+      e->rows_seen) {
     snprintf(out, outsz,
-             "processed (+%.0f) but no idempotency key under the expected "
-             "name: the service writes another key",
-             e->processed);
+             "an expected event is missing: no message on '%s' matched%s "
+             "while the row exists (an earlier postgres check saw it): the "
+             "state is written but the event is not published",
+             e->expect_topic,
+             e->expect_seen == 0 ? " (none at all since the scenario started)"
+                                 : "");
     return 1;
   }
   if (e->keys_no_ttl > 0) {
@@ -478,6 +798,22 @@ static bool why_short(const char *d) {
   return false;
 }
 
+/* "[0]" or "[0, 0, ...]" up to the end of the line: a row of counts that
+ * are all 0 */
+static bool zeros_row(const char *p) {
+  if (*p++ != '[')
+    return false;
+  for (;;) {
+    if (*p++ != '0')
+      return false;
+    if (*p == ']')
+      return p[1] == '\0' || p[1] == '\n';
+    if (strncmp(p, ", ", 2) != 0)
+      return false;
+    p += 2;
+  }
+}
+
 int er_diag_detail_rows_missing(const char *d) {
   const char *s;
   if (!d || !strstr(d, "rows do not match") || !strstr(d, "postgres"))
@@ -491,7 +827,7 @@ int er_diag_detail_rows_missing(const char *d) {
       if (nl) {
         while (*nl == '\n' || *nl == ' ')
           nl++;
-        if (strncmp(nl, "[0]", 3) == 0 && (nl[3] == '\0' || nl[3] == '\n'))
+        if (zeros_row(nl))
           return 2;
       }
     }
@@ -557,6 +893,302 @@ static void slash_join(char *out, size_t n, const char *dir, const char *f) {
   snprintf(out, n, "%s/%s", dir, f);
 }
 
+/* Looks for a partition of topic whose committed offset did not move
+ * between l1 and l2 and sits on a message this scenario produced (one of
+ * the first delivery reports of a produce), with later messages behind
+ * it. Fills ev->stuck* and *head (the message's first bytes). */
+static void find_stuck(const rec_t *r, const char *topic,
+                       const er_kafka_lag_t *l1, const er_kafka_lag_t *l2,
+                       er_diag_ev_t *ev, const char **head) {
+  for (int p = 0; r && p < l1->n && p < l2->n; p++) {
+    int64_t pos;
+    if (l1->committed[p] != l2->committed[p])
+      continue;
+    pos = l2->committed[p] >= 0 ? l2->committed[p] : l2->lo[p];
+    if (l2->end[p] - pos < 2)
+      continue;
+    for (size_t j = 0; j < r->np; j++) {
+      const prod_t *q = &r->p[j];
+      if (strcmp(q->topic, topic) != 0)
+        continue;
+      for (size_t d = 0; d < q->ndr && d < ER_KAFKA_DR_KEEP; d++)
+        if (q->part[d] == p && q->off[d] == pos) {
+          ev->stuck = true;
+          ev->stuck_partition = p;
+          ev->stuck_offset = pos;
+          ev->stuck_waiting = l2->end[p] - pos - 1;
+          *head = q->head;
+          return;
+        }
+    }
+  }
+}
+
+/* processed + duplicates summed over the URLs sampled in both a and b;
+ * false when none is. */
+static bool counters_pair(const json_t *mcfg, const json_t *a, const json_t *b,
+                          double *va, double *vb) {
+  const char *url;
+  json_t *v;
+  bool any = false;
+  *va = *vb = 0;
+  json_object_foreach((json_t *)b, url, v) {
+    for (int c = 1; c < 3; c++) {
+      const char *name =
+          json_string_value(json_object_get(mcfg, k_counters[c]));
+      const json_t *x = json_object_get(json_object_get(a, url), name);
+      const json_t *y = json_object_get(v, name);
+      if (name && json_is_number(x) && json_is_number(y)) {
+        *va += json_number_value(x);
+        *vb += json_number_value(y);
+        any = true;
+      }
+    }
+  }
+  return any;
+}
+
+/* Keys holding the event hash (the last ':' part) of key under another
+ * name: the first one found, with its TTL, into *found (caller frees) as
+ * the name with the hash written "<hash>". */
+static void find_colliding(er_redis_t *rd, const char *key, int64_t deadline,
+                           char **found, int64_t *pttl) {
+  const char *hash = strrchr(key, ':');
+  char pattern[160];
+  er_redis_scan_ttl_t sc;
+  er_err_t err = {0};
+  *found = NULL;
+  if (!rd || !hash || strlen(hash + 1) < 16 || strlen(hash + 1) > 128)
+    return;
+  hash++;
+  snprintf(pattern, sizeof pattern, "*%s*", hash);
+  memset(&sc, 0, sizeof sc);
+  if (er_redis_scan_pttl(rd, pattern, 1000, 200000, 8,
+                         min64(deadline, er_now_ms() + 1000),
+                         min64(deadline, er_now_ms() + 1500), &sc, &err) == 0) {
+    for (size_t i = 0; i < sc.nkeys && !*found; i++) {
+      const char *at = strstr(sc.keys[i].key, hash);
+      er_buf_t b = ER_BUF_INIT(1024);
+      if (strcmp(sc.keys[i].key, key) == 0 || !at)
+        continue;
+      er_buf_printf(&b, "%.*s<hash>%s", (int)(at - sc.keys[i].key),
+                    sc.keys[i].key, at + strlen(hash));
+      *found = er_buf_steal(&b);
+      *pttl = sc.keys[i].pttl;
+      er_buf_free(&b);
+    }
+  }
+  er_redis_scan_ttl_free(&sc);
+}
+
+/* One integer from a query with one parameter (the completion's expected
+ * count); -1 when it cannot be had. */
+static long query_long(er_pg_t *pg, const char *sql, const char *param,
+                       int64_t deadline) {
+  er_pg_result_t res;
+  er_err_t err = {0};
+  const char *params[1] = {param};
+  long v = -1;
+  memset(&res, 0, sizeof res);
+  if (pg && er_pg_query(pg, sql, params, 1, deadline, &res, &err) == 0) {
+    const json_t *c = json_array_get(json_array_get(res.rows, 0), 0);
+    if (json_is_integer(c))
+      v = (long)json_integer_value(c);
+    else if (json_is_string(c))
+      v = strtol(json_string_value(c), NULL, 10);
+  }
+  er_pg_result_free(&res);
+  return v;
+}
+
+/* Reads the service's output events since the scenario's first produce:
+ * state.assignments (a slot id given to two items; produced items with no
+ * assignment event) and state.completion (events per key, their items
+ * against the expected count, or against the slots assigned for that key
+ * when no query is given). Evidence into ev, text into b, JSON into doc.
+ * Strings put into ev are kept alive in keep. */
+static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
+                         int64_t deadline, er_diag_ev_t *ev, er_buf_t *b,
+                         json_t *doc, json_t *keep) {
+  const json_t *st = state_of(in->env);
+  const json_t *ac = json_object_get(st, "assignments");
+  const json_t *cc = json_object_get(st, "completion");
+  json_t *slots = json_object(), *twice = json_object(), *items = json_object(),
+         *perkey = json_object(); /* key -> {slot: true} */
+  er_err_t err = {0};
+  if (!r || !k || !slots || !twice || !items || !perkey)
+    goto out;
+  if (r->out_set[0] && !past(deadline)) {
+    const char *topic = json_string_value(json_object_get(ac, "topic"));
+    const char *sp = json_string_value(json_object_get(ac, "slot"));
+    const char *ip = json_string_value(json_object_get(ac, "item"));
+    er_kafka_copies_t cp;
+    json_t *o = json_object(), *jt = json_array();
+    size_t events = 0, without = 0, produced = 0;
+    memset(&cp, 0, sizeof cp);
+    er_kafka_read_to_end(k, topic, r->out_start[0], r->out_n[0], OUT_RECORDS,
+                         OUT_BYTES, &cp, min64(deadline, er_now_ms() + 2000),
+                         &err);
+    er_err_clear(&err);
+    for (size_t i = 0; i < cp.n; i++) {
+      json_error_t je;
+      json_t *v = cp.v[i].value
+                      ? json_loadb(cp.v[i].value, cp.v[i].value_len, 0, &je)
+                      : NULL;
+      const char *slot = json_string_value(er_json_pointer(v, sp));
+      const char *item = json_string_value(er_json_pointer(v, ip));
+      const char *had;
+      if (slot && item) {
+        events++;
+        had = json_string_value(json_object_get(slots, slot));
+        if (!had) {
+          json_object_set_new(slots, slot, json_string(item));
+        } else if (strcmp(had, item) != 0 && !json_object_get(twice, slot)) {
+          json_object_set_new(twice, slot, json_pack("[s,s]", had, item));
+          ev->slots_twice++;
+        }
+        json_object_set_new(items, item, json_true());
+        if (cp.v[i].key) {
+          json_t *ks = json_object_get(perkey, cp.v[i].key);
+          if (!ks) {
+            ks = json_object();
+            json_object_set_new(perkey, cp.v[i].key, ks);
+          }
+          json_object_set_new(ks, slot, json_true());
+        }
+      }
+      json_decref(v);
+    }
+    {
+      json_t *seen = json_object();
+      for (size_t j = 0; j < r->np; j++) {
+        const char *it = r->p[j].item;
+        if (!it || json_object_get(seen, it))
+          continue;
+        json_object_set_new(seen, it, json_true());
+        produced++;
+        if (!json_object_get(items, it))
+          without++;
+      }
+      json_decref(seen);
+    }
+    ev->items_unassigned = (int)without;
+    er_buf_printf(b,
+                  "\nassignments on %s since the first produce: %zu event(s), "
+                  "%zu id(s); given to two items: %d",
+                  topic, events, json_object_size(slots), ev->slots_twice);
+    {
+      const char *sl;
+      json_t *pair;
+      int shown = 0;
+      json_object_foreach(twice, sl, pair) {
+        if (shown++ < 3)
+          er_buf_printf(b, " (%s: %s, %s)", sl,
+                        json_string_value(json_array_get(pair, 0)),
+                        json_string_value(json_array_get(pair, 1)));
+        json_array_append_new(jt,
+                              json_pack("{s:s,s:O}", "id", sl, "items", pair));
+      }
+    }
+    er_buf_printf(b, "; produced items without one: %zu of %zu", without,
+                  produced);
+    if (cp.dropped)
+      er_buf_printf(b, " (%zu event(s) past the cap not read)", cp.dropped);
+    json_object_set_new(o, "topic", json_string(topic));
+    json_object_set_new(o, "events", json_integer((json_int_t)events));
+    json_object_set_new(o, "twice", jt);
+    json_object_set_new(o, "items_without", json_integer((json_int_t)without));
+    json_object_set_new(doc, "assignments", o);
+    er_kafka_copies_free(&cp);
+  }
+  if (r->out_set[1] && !past(deadline)) {
+    const char *topic = json_string_value(json_object_get(cc, "topic"));
+    const char *ip = json_string_value(json_object_get(cc, "items"));
+    const char *sql = json_string_value(json_object_get(cc, "expected"));
+    const char *dsn = json_string_value(
+        json_object_get(json_object_get(in->env, "postgres"), "dsn"));
+    er_kafka_copies_t cp;
+    json_t *count = json_object(), *last = json_object(), *arr = json_array();
+    er_pg_t *pg = NULL;
+    const char *key;
+    json_t *n;
+    size_t asked = 0;
+    memset(&cp, 0, sizeof cp);
+    er_kafka_read_to_end(k, topic, r->out_start[1], r->out_n[1], OUT_RECORDS,
+                         OUT_BYTES, &cp, min64(deadline, er_now_ms() + 2000),
+                         &err);
+    er_err_clear(&err);
+    for (size_t i = 0; i < cp.n; i++) {
+      json_error_t je;
+      json_t *v = cp.v[i].value
+                      ? json_loadb(cp.v[i].value, cp.v[i].value_len, 0, &je)
+                      : NULL;
+      const json_t *its = er_json_pointer(v, ip);
+      const char *kk = cp.v[i].key ? cp.v[i].key : "";
+      json_int_t c = json_integer_value(json_object_get(count, kk));
+      json_object_set_new(count, kk, json_integer(c + 1));
+      if (c + 1 > ev->completion_max)
+        ev->completion_max = (int)(c + 1);
+      if (json_is_array(its))
+        json_object_set_new(last, kk,
+                            json_integer((json_int_t)json_array_size(its)));
+      json_decref(v);
+    }
+    if (sql && dsn)
+      pg = er_pg_new(dsn, &err);
+    er_err_clear(&err);
+    json_object_foreach(count, key, n) {
+      const json_t *li = json_object_get(last, key);
+      long items_n = json_is_integer(li) ? (long)json_integer_value(li) : -1;
+      long expected = -1;
+      json_t *o = json_object();
+      if (pg && asked < COMPLETION_KEYS && !past(deadline)) {
+        asked++;
+        expected =
+            query_long(pg, sql, key, min64(deadline, er_now_ms() + 1000));
+      } else if (!sql) {
+        expected = (long)json_object_size(json_object_get(perkey, key));
+      }
+      er_buf_printf(b, "\ncompletion on %s, key %s: %lld event(s)", topic, key,
+                    (long long)json_integer_value(n));
+      if (items_n >= 0)
+        er_buf_printf(b, ", %ld item(s)", items_n);
+      if (expected > 0)
+        er_buf_printf(b, " of %ld %s", expected, sql ? "expected" : "assigned");
+      json_object_set_new(o, "key", json_string(key));
+      json_object_set(o, "events", n);
+      if (items_n >= 0)
+        json_object_set_new(o, "items", json_integer(items_n));
+      if (expected >= 0)
+        json_object_set_new(o, "expected", json_integer(expected));
+      json_array_append_new(arr, o);
+      if (items_n >= 0 && expected > 0 && items_n < expected &&
+          ev->completion_expected == 0) {
+        ev->completion_items = items_n;
+        ev->completion_expected = expected;
+      }
+    }
+    if (json_object_size(count) == 0)
+      er_buf_printf(b, "\ncompletion on %s: none since the first produce",
+                    topic);
+    {
+      json_t *t = json_string(topic);
+      json_array_append_new(keep, t);
+      ev->completion_topic = json_string_value(t);
+    }
+    json_object_set_new(doc, "completion", arr);
+    er_pg_free(pg);
+    json_decref(count);
+    json_decref(last);
+    er_kafka_copies_free(&cp);
+  }
+out:
+  json_decref(slots);
+  json_decref(twice);
+  json_decref(items);
+  json_decref(perkey);
+}
+
 char *er_diag_collect(const er_diag_in_t *in) {
   int64_t t0 = er_now_ms();
   int64_t deadline = t0 + (in->budget_ms > 0 ? in->budget_ms : 8000);
@@ -569,7 +1201,10 @@ char *er_diag_collect(const er_diag_in_t *in) {
   rec_t *r = NULL;
   json_t *doc = json_object(), *jprod = json_array(), *jgroups = json_array(),
          *jkeys = json_array(), *jsvcs = json_array(), *jmet = NULL,
-         *jread = json_array(), *m1 = NULL;
+         *jread = json_array(), *m1 = NULL, *mmid = NULL, *keep = json_array();
+  const char *stuck_head = NULL;
+  char *colliding = NULL;
+  int64_t colliding_pttl = -2;
   er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP),
            sink = ER_BUF_INIT(4096); /* what is not listed */
   er_diag_ev_t ev;
@@ -581,7 +1216,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   size_t i;
 
   memset(&ev, 0, sizeof ev);
-  if (!doc || !jprod || !jgroups || !jkeys || !jsvcs || !jread)
+  if (!doc || !jprod || !jgroups || !jkeys || !jsvcs || !jread || !keep)
     goto out;
   pthread_mutex_lock(&g_lock);
   r = in->scenario ? er_session_get(in->scenario, "diag") : NULL;
@@ -731,6 +1366,10 @@ char *er_diag_collect(const er_diag_in_t *in) {
                              min64(deadline, er_now_ms() + 1500), &err) == 0;
       er_err_clear(&err);
     }
+    /* the service's counters at the start of the lag interval: are they
+     * moving (busy) or not (idle)? */
+    if (ng && json_is_object(mcfg) && !past(deadline))
+      mmid = metrics_sample(in->env, min64(deadline, er_now_ms() + 1000));
     if (ng && deadline - er_now_ms() > 2500)
       er_sleep_ms(1000); /* the lag interval; ends early on Ctrl-C */
     for (size_t g = 0; g < ng && !past(deadline); g++) {
@@ -785,11 +1424,20 @@ char *er_diag_collect(const er_diag_in_t *in) {
         /* lag counts for the verdict only on a topic the scenario used */
         for (size_t j = 0; r && j < r->np; j++)
           if (strcmp(r->p[j].topic, s->topic) == 0) {
-            if (!ev.lag_known)
+            bool none = true;
+            if (!ev.lag_known) {
               ev.lag_moving = false;
+              ev.never_committed = true;
+            }
             ev.lag_known = true;
             ev.lag += l->total;
             ev.lag_moving = ev.lag_moving || moving;
+            for (int p = 0; p < l->n; p++)
+              if (l->committed[p] >= 0)
+                none = false;
+            ev.never_committed = ev.never_committed && none;
+            if (s->ok2 && !ev.stuck)
+              find_stuck(r, s->topic, &s->l1, &s->l2, &ev, &stuck_head);
             break;
           }
       }
@@ -801,6 +1449,8 @@ char *er_diag_collect(const er_diag_in_t *in) {
   }
 
   /* 3. idempotency keys */
+  int lost[64];
+  memset(lost, 0, sizeof lost);
   for (i = 0; r && i < r->nk; i++) {
     ikey_t *ik = &r->k[i];
     er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
@@ -835,8 +1485,22 @@ char *er_diag_collect(const er_diag_in_t *in) {
         ev.keys_no_ttl++;
       if (ex && ik->before == 0)
         ev.keys_after++;
-      if (!ex)
+      if (!ex) {
         ev.keys_absent++;
+        /* on which partition the event went: at most one lost per
+         * partition is what a crash can do */
+        for (size_t j = 0; j < r->np; j++)
+          if (r->p[j].ik == (int)i && r->p[j].ndr > 0 && r->p[j].part[0] >= 0 &&
+              r->p[j].part[0] < 64) {
+            if (++lost[r->p[j].part[0]] > ev.lost_max)
+              ev.lost_max = lost[r->p[j].part[0]];
+            break;
+          }
+        if (!colliding && (int)ev.keys_absent <= COLLIDE_KEYS &&
+            !past(deadline))
+          find_colliding(rec_redis(r, in->env), ik->key, deadline, &colliding,
+                         &colliding_pttl);
+      }
     } else {
       json_object_set_new(o, "exists", json_string("unknown"));
       json_object_set_new(o, "error", json_string(why));
@@ -861,6 +1525,17 @@ char *er_diag_collect(const er_diag_in_t *in) {
   if (r && r->nk > BRIEF_ITEMS)
     er_buf_printf(&brief, "\nidempotency keys: ... %zu more (diagnostics.json)",
                   r->nk - BRIEF_ITEMS);
+  if (colliding) {
+    er_buf_printf(&brief,
+                  "\na key with the same event hash under another name: %s",
+                  colliding);
+    if (colliding_pttl >= 0)
+      er_buf_printf(&brief, " (TTL %.1fs)", (double)colliding_pttl / 1000.0);
+    else if (colliding_pttl == -1)
+      er_buf_puts(&brief, " (no TTL)");
+    json_object_set_new(doc, "colliding_key", json_string(colliding));
+    ev.colliding_key = colliding;
+  }
 
   /* 4. counters */
   if (json_is_object(mcfg) && !past(deadline)) {
@@ -881,7 +1556,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
         double a = mval(r ? r->metrics0 : NULL, url, name, &ok);
         double b = mval(m1, url, name, &ok);
         if (ok) {
-          d += b - a;
+          d += b >= a ? b - a : b; /* lower: the service restarted */
           any = true;
         }
       }
@@ -903,6 +1578,14 @@ char *er_diag_collect(const er_diag_in_t *in) {
       }
     }
     ev.metrics_known = ev.has_exec_aborted || ev.has_processed;
+    if (mmid) {
+      double va, vb;
+      ev.counters_known2 = counters_pair(mcfg, mmid, m1, &va, &vb);
+      ev.counters_moving = ev.counters_known2 && va != vb;
+      if (ev.counters_known2)
+        er_buf_printf(&brief, "; processed + skipped %s over the lag interval",
+                      ev.counters_moving ? "moving" : "not moving (idle)");
+    }
   }
 
   /* 5. the failing step */
@@ -912,6 +1595,62 @@ char *er_diag_collect(const er_diag_in_t *in) {
     ev.rows_short = rm == 1;
   }
   ev.missing_topic = missing;
+
+  /* 5b. what the scenario's steps did, and the service's output events */
+  if (stuck_head || ev.stuck) {
+    er_buf_printf(&brief,
+                  "\npartition %d stalled at offset %lld, %lld later "
+                  "message(s) waiting; the message there (produced by this "
+                  "scenario): %s",
+                  ev.stuck_partition, (long long)ev.stuck_offset,
+                  (long long)ev.stuck_waiting, stuck_head ? stuck_head : "?");
+    json_object_set_new(doc, "stalled_partition",
+                        json_pack("{s:i,s:I,s:I,s:s}", "partition",
+                                  ev.stuck_partition, "offset",
+                                  (json_int_t)ev.stuck_offset, "waiting",
+                                  (json_int_t)ev.stuck_waiting, "value",
+                                  stuck_head ? stuck_head : ""));
+  }
+  if (r) {
+    ev.kills = (int)r->nkills;
+    ev.killed = r->nkills ? r->kills[0] : NULL;
+    /* the first fault that breaks a connection (latency only slows) */
+    for (size_t j = 0; j < r->nfaults && !ev.fault; j++)
+      if (!strstr(r->faults[j], " latency"))
+        ev.fault = r->faults[j];
+    ev.rows_seen = r->rows_seen;
+    ev.contend_writes = r->contend_writes;
+    if (r->contend_writes > 0)
+      er_buf_printf(&brief, "\nredis.contend wrote %lld time(s)",
+                    r->contend_writes);
+    if (r->exp_topic) {
+      ev.expect_topic = r->exp_topic;
+      ev.expect_matched = r->exp_matched;
+      ev.expect_seen = r->exp_seen;
+      ev.expect_exceeded = r->exp_exceeded;
+    }
+    if (r->nservices) {
+      json_t *a = json_array();
+      er_buf_puts(&brief, "\nservice steps:");
+      for (size_t j = 0; j < r->nservices; j++) {
+        er_buf_printf(&brief, "%s %s", j ? ";" : "", r->services[j]);
+        json_array_append_new(a, json_string(r->services[j]));
+      }
+      json_object_set_new(doc, "service_steps", a);
+    }
+    if (r->nfaults) {
+      json_t *a = json_array();
+      er_buf_puts(&brief, "\nfaults applied:");
+      for (size_t j = 0; j < r->nfaults; j++) {
+        er_buf_printf(&brief, "%s %s", j ? ";" : "", r->faults[j]);
+        json_array_append_new(a, json_string(r->faults[j]));
+      }
+      json_object_set_new(doc, "faults", a);
+    }
+    if (r->rows_seen && r->rows_query)
+      json_object_set_new(doc, "rows_seen_by", json_string(r->rows_query));
+  }
+  read_outputs(in, r, k, deadline, &ev, &brief, doc, keep);
 
   /* 6. services */
   {
@@ -1031,6 +1770,9 @@ out:
   json_decref(jread);
   json_decref(jmet);
   json_decref(m1);
+  json_decref(mmid);
+  json_decref(keep);
+  free(colliding);
   er_buf_free(&full);
   er_buf_free(&brief);
   er_buf_free(&sink);

@@ -41,6 +41,7 @@
 
 #include "adapters/redis.h"
 #include "lang/jsonx.h"
+#include "run/diag.h"
 #include "run/exec.h"
 #include "run/safety.h"
 
@@ -446,6 +447,7 @@ static json_t *collect(er_exec_t *x, const contend_t *c, const worker_t *w,
               "key(s) in %s (%s)",
               nconn, *total, c->nkeys, tk, er_buf_cstr(&summary));
   er_buf_free(&summary);
+  er_diag_note_contend(x, *total);
   return result;
 }
 

@@ -55,6 +55,7 @@
 #include "adapters/proxy.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
+#include "run/diag.h"
 #include "run/exec.h"
 
 #define SHARED_KEY "proxy"
@@ -578,6 +579,7 @@ static int run_fault(er_exec_t *x, const json_t *args) {
     return err.code == ER_E_INPUT ? ER_STEP_FATAL : ER_STEP_ERROR;
   }
   fault_log(x, &f);
+  er_diag_note_fault(x, f.name, f.action);
   return ER_STEP_OK;
 }
 

@@ -1465,6 +1465,7 @@ static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many,
                   "of %zu message(s) produced after the scenario started "
                   "(waited %s)\n",
                   e->topic, ctext, s->matched, s->seen, wtext);
+  er_diag_note_expect(x, e->topic, (long)s->matched, (long)s->seen, too_many);
   if (s->seen) {
     if (s->seen > SHOWN)
       er_buf_printf(x->detail, "the first %d of %zu messages seen:\n%s", SHOWN,
@@ -1522,8 +1523,10 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     q = expect_quiet(&e, quiet, &err);
     if (q < 0)
       goto error;
-    if (q > 0)
+    if (q > 0) {
+      er_diag_note_expect(x, e.topic, (long)e.s.matched, (long)e.s.seen, true);
       goto fail;
+    }
   }
   if (passed && e.s.capfail.len) {
     er_buf_printf(x->detail, "kafka.expect on '%s': %s", e.topic,

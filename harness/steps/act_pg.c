@@ -51,6 +51,7 @@
 #include "base/jsonbig.h"
 #include "lang/capture.h"
 #include "lang/jsonx.h"
+#include "run/diag.h"
 #include "run/exec.h"
 #include "run/safety.h"
 
@@ -744,6 +745,23 @@ out:
   return rc;
 }
 
+/* Rows that show state exists: more than one row, or one row that is not
+ * all zeros (a count of 0 is no state). */
+static bool saw_rows(const er_pg_result_t *res) {
+  const json_t *row = json_array_get(res->rows, 0);
+  size_t i;
+  const json_t *c;
+  if (res->total_rows == 0)
+    return false;
+  if (res->total_rows > 1)
+    return true;
+  json_array_foreach(row, i, c) {
+    if (!json_is_integer(c) || json_integer_value(c) != 0)
+      return true;
+  }
+  return false;
+}
+
 static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
   expect_t e = {.what = what,
                 .params = {NULL, 0},
@@ -765,6 +783,8 @@ static int run_expect_as(er_exec_t *x, const json_t *args, const char *what) {
   rc = expect_capture(x, &e);
   if (rc != ER_STEP_OK)
     goto out;
+  if (saw_rows(&e.res))
+    er_diag_note_rows(x, e.sql);
   if (!x->polling) {
     log_notices(x, e.pg);
     er_exec_log(x, "%s: %zu row(s) as expected (%s)", what, e.res.total_rows,

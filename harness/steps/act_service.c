@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "adapters/services.h"
+#include "run/diag.h"
 #include "run/exec.h"
 
 #include "base/util.h"
@@ -83,6 +84,8 @@ static int run_op(er_exec_t *x, const json_t *args, er_svc_op_t op) {
     line += len + (nl ? 1 : 0);
   }
   er_buf_free(&report);
+  if (op != ER_SVC_OP_START)
+    er_diag_note_service(x, er_svc_op_name(op), name);
   if (rc == 0)
     return ER_STEP_OK;
   er_buf_printf(x->detail, "service.%s '%s': %s", er_svc_op_name(op), name,

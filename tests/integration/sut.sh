@@ -4,7 +4,8 @@
 # Postgres, and librdkafka's mock cluster in a process of its own
 # (build/asan/support/mockbroker). First the correct service, contract item
 # by contract item, including Redis and Postgres outages; then mutants
-# (SUT_BUG), each showing its defect directly. Every wait has a deadline.
+# (SUT_BUG), each showing its defect directly (the seven of round 2, the
+# consumer's side, included). Every wait has a deadline.
 # Log lines of the service are used only to know that a failure happened;
 # the verdicts come from Redis, Postgres, Kafka and HTTP.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -17,6 +18,7 @@ IN=essay.content.provisioned.v1
 READY=batch.essays.ready.v1
 ASSIGNED=essay.slot.assigned.v1
 EXCESS=essay.excess.content.v1
+DLQ=essay.content.provisioned.dlq.v1
 
 if ! make -s -C sut eventrig-sut-asan >"$T_TMP/build.log" 2>&1; then
   cat "$T_TMP/build.log"; not_ok "build sut/eventrig-sut-asan"; exit 1
@@ -64,7 +66,7 @@ broker_up() {
     wait_until 10 not_running "$BROKER_PID" || { diag "old broker did not stop"; return 1; }
   fi
   : >"$T_TMP/broker.out"
-  "$MOCK" "$IN:3" "$READY:1" "$ASSIGNED:3" "$EXCESS:1" >"$T_TMP/broker.out" 2>"$T_TMP/broker.err" &
+  "$MOCK" "$IN:3" "$READY:1" "$ASSIGNED:3" "$EXCESS:1" "$DLQ:1" >"$T_TMP/broker.out" 2>"$T_TMP/broker.err" &
   BROKER_PID=$!
   T_PIDS+=($BROKER_PID)
   wait_until 30 test -s "$T_TMP/broker.out" || return 1
@@ -125,6 +127,23 @@ produce() { produce_raw "$1" "$(envelope "$2" ${3+"$3"})"; }
 consume() {
   timeout 20 kcat -C -b "$BOOT" -t "$1" -o beginning -e -q -f '%k\t%s\n' >"$T_TMP/$1.out" 2>/dev/null
   echo "$T_TMP/$1.out"
+}
+# dlq_eq EXPECTED: the dead-letter topic holds exactly these messages,
+# one "key<TAB>error header<TAB>value" line each; the error header is
+# compared with "*" (any one-line reason)
+dlq_eq() {
+  timeout 20 kcat -C -b "$BOOT" -t "$DLQ" -o beginning -e -q -f '%k\t%h\t%s\n' >"$T_TMP/dlq.out" 2>/dev/null
+  python3 - "$T_TMP/dlq.out" "$1" <<'PY'
+import sys
+got = [l.rstrip("\n").split("\t", 2) for l in open(sys.argv[1]) if l.strip()]
+want = [l.split("\t", 2) for l in sys.argv[2].split("\n") if l]
+ok = len(got) == len(want)
+for g, w in zip(got, want):
+    hdr = g[1]
+    ok = ok and g[0] == w[0] and g[2] == w[2] and hdr.startswith("error=") and \
+        len(hdr) > len("error=") and "\n" not in hdr
+sys.exit(0 if ok else 1)
+PY
 }
 # ev_count_eq TOPIC N BATCH [FIELD=VALUE...]
 ev_count_eq() { [ "$(python3 "$EVQ" count "$(consume "$1")" "${@:3}")" = "$2" ]; }
@@ -252,6 +271,11 @@ check "register b2 (4 slots)" test "$HTTP_CODE" = 201
 # same key as b2's events: same partition, so they come first
 produce_raw b2 'this is not json'
 produce_raw b2 '{"event_id":"x","data":{"batch_id":"b2"}}'
+produce_raw b2 '{"event_id":"y","data":{"batch_id":"b2","text_storage_id":"tx"}}'
+check "3 malformed events (not JSON, no text_storage_id, no file_name): on the dead-letter topic unchanged, same key, an error header" \
+  wait_until 15 dlq_eq $'b2\t*\tthis is not json\nb2\t*\t{"event_id":"x","data":{"batch_id":"b2"}}\nb2\t*\t{"event_id":"y","data":{"batch_id":"b2","text_storage_id":"tx"}}'
+check "... counted in sut_malformed_total, none processed" \
+  eval 'wait_until 5 metric_eq sut_malformed_total 3 && rows_eq b2 0'
 
 # the main Redis down while two events arrive (one partition: the second
 # must wait for the first, neither may be skipped)
@@ -264,7 +288,7 @@ check "main Redis down: the service keeps running, /healthz ok" eval 'kill -0 "$
 check "main Redis down: no row yet, the second event not attempted out of order" \
   eval 'rows_eq b2 0 && [ "$(infra_failures b2 t2)" = 0 ]'
 redis_up main "$RPORT"
-check "main Redis back on its port: both events processed (malformed ones skipped, none lost)" wait_until 20 rows_eq b2 2
+check "main Redis back on its port: both events processed (none lost)" wait_until 20 rows_eq b2 2
 check "... their assignments are in Redis" test "$(rcli HLEN els:batch:b2:assignments)" = 2
 check "... their idempotency keys are set once more" \
   test "$(gcli EXISTS "$(idem_key "$(essay b2 t1)")" "$(idem_key "$(essay b2 t2)")")" = 2
@@ -316,14 +340,14 @@ check "b3: exactly one ready event" wait_until 10 ev_count_eq "$READY" 1 b3
 M=$(curl -s --max-time 5 "$SUT_URL/metrics")
 m_ok=1
 for n in sut_events_processed_total sut_duplicates_skipped_total sut_watch_conflicts_total \
-  sut_redis_failopen_total sut_excess_content_total; do
+  sut_redis_failopen_total sut_excess_content_total sut_malformed_total; do
   grep -q "^# HELP $n " <<<"$M" && grep -q "^# TYPE $n counter$" <<<"$M" &&
     grep -q "^$n{instance=\"els-a\"} [0-9]*$" <<<"$M" || { diag "metric $n missing or malformed"; m_ok=0; }
 done
-check "/metrics: the five counters with HELP, TYPE and instance=\"els-a\"" test $m_ok = 1
+check "/metrics: the six counters with HELP, TYPE and instance=\"els-a\"" test $m_ok = 1
 # processed: b1 x3, nobatch, b1/t4, b2 x4, b1/t1 again (fail-open), b3
-check "metrics: processed 11, duplicates 3, conflicts 0, fail-open 2, excess 2" \
-  test "$(metric sut_events_processed_total) $(metric sut_duplicates_skipped_total) $(metric sut_watch_conflicts_total) $(metric sut_redis_failopen_total) $(metric sut_excess_content_total)" = "11 3 0 2 2"
+check "metrics: processed 11, duplicates 3, conflicts 0, fail-open 2, excess 2, malformed 3" \
+  test "$(metric sut_events_processed_total) $(metric sut_duplicates_skipped_total) $(metric sut_watch_conflicts_total) $(metric sut_redis_failopen_total) $(metric sut_excess_content_total) $(metric sut_malformed_total)" = "11 3 0 2 2 3"
 t0=$(now_ms)
 if check "SIGTERM: clean exit (status 0) within 10 s" sut_down; then
   diag "shutdown took $(($(now_ms) - t0)) ms"
@@ -417,6 +441,93 @@ produce mr "$(essay mr e1)"
 check "ready-unguarded: a re-sent event (guard down) publishes a second ready event" \
   wait_until 15 ev_count_eq "$READY" 2 mr
 check "ready-unguarded: clean exit" sut_down
+
+# round 2: the consumer's side
+dup_ge() { [ "$(metric sut_duplicates_skipped_total)" -ge "$1" ]; }
+
+mutant_up mc commit-before-process && register mc 1 || not_ok "commit-before-process: start"
+redis_down main "$RPORT"
+produce mc "$(essay mc e1)"
+wait_until 20 infra_failures_ge mc e1 1
+kill -KILL "$SUT_PID"
+wait "$SUT_PID" 2>/dev/null
+redis_up main "$RPORT"
+sut_up mc SUT_BUG=commit-before-process || not_ok "commit-before-process: restart"
+produce mc "$(essay mc e2)"
+check "commit-before-process: killed while the event waited for Redis, the restarted instance goes on after it" \
+  wait_until 30 eval '[ "$(pgq "SELECT text_storage_id FROM essay_states WHERE batch_id = '"'mc'"'")" = e2 ]'
+check "commit-before-process: the first event is lost (committed before it was processed)" \
+  eval 'rows_eq mc 1 && [ "$(metric sut_events_processed_total)" = 1 ]'
+check "commit-before-process: clean exit" sut_down
+
+mutant_up mo no-commit && register mo 1 || not_ok "no-commit: start"
+produce mo "$(essay mo e1)"
+wait_until 30 rows_eq mo 1
+sut_down || not_ok "no-commit: stop"
+sut_up mo SUT_BUG=no-commit || not_ok "no-commit: restart"
+check "no-commit: a restarted instance of the group reads the processed event again (skipped as a duplicate)" \
+  wait_until 30 metric_eq sut_duplicates_skipped_total 1
+check "no-commit: clean exit" sut_down
+
+mutant_up mp poison-stall && register mp 1 || not_ok "poison-stall: start"
+produce_raw mp 'not json at all'
+produce mp "$(essay mp e1)"
+check "poison-stall: the malformed event is retried again and again" \
+  wait_until 20 eval '[ "$(grep -c "malformed event (.*): will retry" "$SUT_LOG")" -ge 3 ]'
+check "poison-stall: the good event behind it on the partition waits (no row), nothing dead-lettered" \
+  eval 'rows_eq mp 0 && metric_eq sut_malformed_total 0 && dlq_eq ""'
+check "poison-stall: clean exit" sut_down
+
+mutant_up my key-collision && register my 1 || not_ok "key-collision: start"
+HASH=$(idem_key "$(essay my e1)")
+HASH=${HASH##*:}
+gcli SET "els:idempotency:v2:$HASH" 1 >/dev/null
+produce my "$(essay my e1)"
+check "key-collision: a key with the event's hash under another name makes the event a duplicate" \
+  wait_until 15 metric_eq sut_duplicates_skipped_total 1
+check "key-collision: no row, and the contract's key was never written" \
+  eval 'rows_eq my 0 && [ "$(gcli EXISTS "$(idem_key "$(essay my e1)")")" = 0 ]'
+check "key-collision: clean exit" sut_down
+
+mutant_up md pg-fail-drop && register md 1 || not_ok "pg-fail-drop: start"
+pgq "ALTER TABLE essay_states RENAME TO essay_states_away"
+produce md "$(essay md e1)"
+check "pg-fail-drop: the failed INSERT drops the event" wait_until 20 grep -q "event dropped" "$SUT_LOG"
+pgq "ALTER TABLE essay_states_away RENAME TO essay_states"
+produce md "$(essay md e2)"
+check "pg-fail-drop: the next event is processed (an excess: the slot went to the lost one)" \
+  wait_until 20 excess_is md e2 no_slots
+check "pg-fail-drop: the first essay has its slot in Redis but no row, its key stays" \
+  eval 'rows_eq md 0 && [ "$(rcli HLEN els:batch:md:assignments)" = 1 ] && [ "$(gcli EXISTS "$(idem_key "$(essay md e1)")")" = 1 ] && metric_eq sut_duplicates_skipped_total 0'
+check "pg-fail-drop: clean exit" sut_down
+
+# ready_ids_eq BATCH N: the batch's (one) ready event lists N essay ids
+ready_ids_eq() {
+  python3 - "$(consume "$READY")" "$1" "$2" <<'PY'
+import json, sys
+ids = [json.loads(l.split("\t", 1)[1])["data"]["essay_ids"] for l in open(sys.argv[1]) if l.strip()
+       and json.loads(l.split("\t", 1)[1])["data"]["batch_id"] == sys.argv[2]]
+sys.exit(0 if len(ids) == 1 and len(ids[0]) == int(sys.argv[3]) else 1)
+PY
+}
+mutant_up mq ready-early && register mq 3 || not_ok "ready-early: start"
+produce mq "$(essay mq e1)"
+produce mq "$(essay mq e2)"
+check "ready-early: the ready event comes with two of the three essays" \
+  eval 'wait_until 20 ev_count_eq "$READY" 1 mq && ready_ids_eq mq 2 && rows_eq mq 2'
+produce mq "$(essay mq e3)"
+wait_until 20 rows_eq mq 3
+check "ready-early: and no other one once the third arrives" ev_count_eq "$READY" 1 mq
+check "ready-early: clean exit" sut_down
+
+mutant_up mx excess-silent || not_ok "excess-silent: start"
+produce mx "$(essay mx e1)"
+check "excess-silent: the excess is recorded (row, counter)" \
+  eval 'wait_until 20 excess_is mx e1 unknown_batch && wait_until 5 metric_eq sut_excess_content_total 1'
+produce mx "$(essay mx e2)"
+wait_until 20 excess_is mx e2 unknown_batch
+check "excess-silent: but no essay.excess.content.v1 is published" ev_count_eq "$EXCESS" 0 mx
+check "excess-silent: clean exit" sut_down
 
 # configuration errors
 rc=0

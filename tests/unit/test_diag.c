@@ -190,6 +190,190 @@ int main(void) {
   T_STREQ(verdict(&e, &fit), "no known pattern",
           "duplicates skipped, key there: no verdict");
 
+  /* a forced race without any WATCH conflict */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.processed = 24;
+  e.contend_writes = 5000;
+  T_STREQ(verdict(&e, &fit),
+          "no EXEC aborted (watch conflicts +0) while redis.contend kept "
+          "writing to the keys the service works on: its transaction does not "
+          "WATCH them (no optimistic locking)",
+          "contended, no conflict");
+  e.exec_aborted = 3;
+  T_OK(strstr(verdict(&e, &fit), "WATCH them") == NULL,
+       "conflicts counted: not this");
+
+  /* ---- the consumer's side ---- */
+
+  /* offsets never committed: lag not moving, the service idle */
+  memset(&e, 0, sizeof e);
+  e.lag_known = true;
+  e.lag = 18;
+  e.never_committed = true;
+  e.metrics_known = e.has_processed = e.has_duplicates = true;
+  e.processed = 18;
+  e.counters_known2 = true;
+  T_STREQ(verdict(&e, &fit),
+          "lag 18 never reaches 0 while the service is idle: it processed "
+          "events but the group has no committed offset, its offsets are not "
+          "committed",
+          "no commit");
+  e.counters_moving = true;
+  T_OK(strstr(verdict(&e, &fit), "not committed") == NULL,
+       "counters still moving: busy catching up, not this");
+  e.counters_moving = false;
+  e.never_committed = false;
+  T_OK(strstr(verdict(&e, &fit), "not committed") == NULL,
+       "some offsets committed: not this");
+  e.never_committed = true;
+  e.processed = 0;
+  e.duplicates = 1;
+  e.delivered = 1;
+  T_OK(strstr(verdict(&e, &fit), "not committed") == NULL,
+       "nothing processed, one skipped (a young group whose first commit "
+       "failed in a rebalance): not this");
+
+  /* a partition stalled behind one event */
+  memset(&e, 0, sizeof e);
+  e.lag_known = true;
+  e.lag = 4;
+  e.stuck = true;
+  e.stuck_waiting = 4;
+  e.metrics_known = e.has_processed = e.has_duplicates = true;
+  e.processed = 1;
+  e.delivered = 6;
+  T_STREQ(verdict(&e, &fit),
+          "a partition stalled behind one event: its committed offset stays "
+          "on a message this scenario produced while 4 later message(s) wait "
+          "and the service processes other events",
+          "poison stall");
+  e.processed = 0;
+  T_STREQ(verdict(&e, &fit), "on the topic, lag 4 not moving: consumer stalled",
+          "nothing processed at all (an outage): a plain stall");
+
+  /* completion published twice, or early */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.completion_topic = "batch.essays.ready.v1";
+  e.completion_max = 2;
+  T_STREQ(verdict(&e, &fit),
+          "batch.essays.ready.v1 published 2 times for one key: readiness is "
+          "not guarded (published more than once)",
+          "completion twice");
+  e.completion_max = 1;
+  e.completion_items = 2;
+  e.completion_expected = 3;
+  T_STREQ(verdict(&e, &fit),
+          "batch.essays.ready.v1 published with 2 of 3 item(s): readiness "
+          "published before the count was complete",
+          "completion early");
+  e.completion_items = 3;
+  T_STREQ(verdict(&e, &fit), "no known pattern", "complete: nothing");
+
+  /* a slot assigned twice */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.rows_short = true;
+  e.slots_twice = 1;
+  T_STREQ(verdict(&e, &fit),
+          "a slot assigned twice: one assignment id given to two different "
+          "items, so a row is missing: the assignment is not atomic",
+          "slot twice");
+  T_OK(fit == 1, "slot twice: 1");
+
+  /* lost in a crash: a kill, one event per partition without key or row */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.rows_short = true;
+  e.keys = 18;
+  e.keys_after = 17;
+  e.keys_absent = 1;
+  e.lost_max = 1;
+  e.kills = 1;
+  e.killed = "sut-1";
+  e.duplicates = 9; /* redeliveries after the rebalance */
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but a row missing after a service instance was "
+          "killed: 1 event(s) with neither row nor idempotency key, at most "
+          "one per partition: committed before it was processed, lost in the "
+          "crash",
+          "crash");
+  e.kills = 0;
+  T_OK(strstr(verdict(&e, &fit), "crash") == NULL, "no kill: not a crash");
+  /* many per partition: dropped, not a crash */
+  e.kills = 1;
+  e.keys_absent = 15;
+  e.keys_after = 3;
+  e.lost_max = 5;
+  e.processed = 3;
+  e.duplicates = 0;
+  e.delivered = 18;
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but a row missing: 15 event(s) with neither row "
+          "nor idempotency key, never processed: dropped",
+          "five lost on a partition: dropped, not the crash");
+
+  /* colliding key */
+  e = consumed_no_row();
+  e.keys_absent = 1;
+  e.duplicates = 1;
+  e.colliding_key = "els:idempotency:v2:<hash>";
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but no row: skipped as a duplicate though its own "
+          "idempotency key does not exist; the same event hash is under "
+          "another name (els:idempotency:v2:<hash>): the keys collide",
+          "collision");
+  e.duplicates = 0;
+  T_OK(strstr(verdict(&e, &fit), "collide") == NULL,
+       "not skipped: no collision verdict");
+  /* processed, key written under the colliding name */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.keys_absent = 1;
+  e.processed = 1;
+  e.colliding_key = "els:idempotency:v2:<hash>";
+  T_STREQ(verdict(&e, &fit),
+          "processed (+1) but no idempotency key under the expected name; the "
+          "same event hash is under another name (els:idempotency:v2:<hash>): "
+          "the service writes another key, one that collides",
+          "key under the colliding name");
+
+  /* committed after a failed attempt */
+  e = consumed_no_row();
+  e.keys_after = 1;
+  e.delivered = 1;
+  e.fault = "proxy 'pg' down";
+  T_STREQ(verdict(&e, &fit),
+          "consumed (lag 0) but no row, neither processed nor skipped as a "
+          "duplicate, its idempotency key written and kept (while proxy 'pg' "
+          "down): committed after a failed attempt instead of retried (the "
+          "event was dropped)",
+          "committed after a failure");
+  e.processed = 1;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "processed: not dropped (the row is missing for another reason)");
+
+  /* an expected event missing while its row exists */
+  e = consumed_no_row();
+  e.no_row = false;
+  e.expect_topic = "essay.excess.content.v1";
+  e.expect_matched = 0;
+  e.rows_seen = true;
+  T_STREQ(verdict(&e, &fit),
+          "an expected event is missing: no message on "
+          "'essay.excess.content.v1' matched (none at all since the scenario "
+          "started) while the row exists (an earlier postgres check saw it): "
+          "the state is written but the event is not published",
+          "event missing");
+  e.rows_seen = false;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "no postgres check saw a row: nothing said");
+  e.rows_seen = true;
+  e.expect_exceeded = true;
+  T_STREQ(verdict(&e, &fit), "no known pattern",
+          "too many, not missing: nothing said");
+
   /* reading the postgres detail */
   T_OK(er_diag_detail_rows_missing(
            "postgres did not hold within 30s\nlast seen: postgres: rows do "
@@ -215,6 +399,15 @@ int main(void) {
            "postgres: rows do not match\n  seen 1 row(s) (columns: count):\n"
            "    [0, 1]") == 0,
        "a row [0, 1] is a row");
+  T_OK(er_diag_detail_rows_missing(
+           "postgres: rows do not match\n  why: row 0, column count: "
+           "expected 3, got 0\n  seen 1 row(s) (columns: count, count):\n"
+           "    [0, 0]") == 2,
+       "a row of two counts of 0: no row");
+  T_OK(er_diag_detail_rows_missing(
+           "postgres: rows do not match\n  seen 1 row(s) (columns: a, b):\n"
+           "    [0, 10]") == 0,
+       "[0, 10] is a row");
   T_OK(er_diag_detail_rows_missing(
            "redis: expected 1, got 0\n  seen 0 row(s)") == 0,
        "not a postgres expectation");
