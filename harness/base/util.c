@@ -376,6 +376,17 @@ out:
   return rc;
 }
 
+bool er_path_up(char *d) {
+  char *slash = d ? strrchr(d, '/') : NULL;
+  if (!slash || !strcmp(d, "/"))
+    return false;
+  if (slash == d)
+    d[1] = '\0';
+  else
+    *slash = '\0';
+  return true;
+}
+
 int er_mkdirs(const char *path, er_err_t *err) {
   char tmp[4096];
   size_t n = strlen(path);

@@ -130,6 +130,10 @@ int er_write_file_atomic(const char *path, const char *data, size_t len,
                          er_err_t *err);
 /* mkdir -p */
 int er_mkdirs(const char *path, er_err_t *err);
+/* Cuts the absolute folder path d (in place) to its parent ("/a/b" ->
+ * "/a", "/a" -> "/"). Returns false when d is "/" (or not absolute):
+ * there is nothing above it. For searches from a folder upwards. */
+bool er_path_up(char *d);
 
 /* Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
  * Returns the port, or -1 with err (ER_E_ENV). */

@@ -120,7 +120,6 @@ static int find_default_env(char *out, size_t outsz) {
   snprintf(out, outsz, "%s", dir ? dir : ".");
   for (char *d = dir; d && *d && rc != 0;) {
     char cand[4096];
-    char *slash;
     for (size_t i = 0; i < 3 && rc != 0; i++) {
       snprintf(cand, sizeof cand, "%s/%s", strcmp(d, "/") ? d : "",
                g_default_env[i]);
@@ -129,15 +128,8 @@ static int find_default_env(char *out, size_t outsz) {
         rc = 0;
       }
     }
-    if (rc == 0)
+    if (rc == 0 || !er_path_up(d))
       break;
-    slash = strrchr(d, '/');
-    if (!slash || !strcmp(d, "/"))
-      break;
-    if (slash == d)
-      d[1] = '\0';
-    else
-      *slash = '\0';
   }
   free(dir);
   return rc;

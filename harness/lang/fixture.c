@@ -39,19 +39,13 @@ char *er_fixture_root(const char *root, const char *dir) {
   d = realpath(dir && *dir ? dir : ".", NULL);
   while (d) {
     char *f = join(*d ? d : "/", "fixtures");
-    char *slash;
     if (is_dir(f)) {
       free(d);
       return f;
     }
     free(f);
-    slash = strrchr(d, '/');
-    if (!slash || !strcmp(d, "/"))
+    if (!er_path_up(d))
       break;
-    if (slash == d)
-      d[1] = '\0';
-    else
-      *slash = '\0';
   }
   free(d);
   return NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
 #include "lang/action.h"
 #include "lang/doc.h"
 #include "lang/fixture.h"
@@ -81,15 +82,16 @@ static bool type_known(const char *t) {
   return false;
 }
 
-static bool type_fits(const char *t, const json_t *v) {
+bool er_uses_type_fits(const char *t, const json_t *v) {
+  bool big = er_big_digits(v) != NULL; /* an integer beyond 64 bits */
   if (!t || !strcmp(t, "any"))
     return true;
   if (!strcmp(t, "string"))
-    return json_is_string(v);
+    return json_is_string(v) && !big;
   if (!strcmp(t, "integer"))
-    return json_is_integer(v);
+    return json_is_integer(v) || big;
   if (!strcmp(t, "number"))
-    return json_is_number(v);
+    return json_is_number(v) || big;
   if (!strcmp(t, "boolean"))
     return json_is_boolean(v);
   if (!strcmp(t, "array"))
@@ -136,7 +138,7 @@ static void check_inputs_spec(const er_diag_src_t *c, const json_t *inputs) {
                   json_string_value(t), dym);
     } else if (d && json_is_string(t) && !single_expr(d) &&
                !(json_is_string(d) && strstr(json_string_value(d), "${")) &&
-               !type_fits(json_string_value(t), d)) {
+               !er_uses_type_fits(json_string_value(t), d)) {
       er_diag_err(c, dp ? dp : "/inputs", false,
                   "the default of '%s' is %s, not %s %s", k,
                   er_validate_type_noun(d),
@@ -302,7 +304,7 @@ static void check_call(const er_diag_src_t *c, const json_t *step,
       if (t && !single_expr(v) &&
           !(json_is_string(v) && strstr(json_string_value(v), "${") &&
             !strcmp(t, "string")) &&
-          !type_fits(t, v))
+          !er_uses_type_fits(t, v))
         er_diag_err(c, p, false, "input '%s' of '%s' is %s %s, not %s", k, base,
                     strchr("aeiou", t[0]) ? "an" : "a", t,
                     er_validate_type_noun(v));

@@ -44,6 +44,11 @@ typedef struct er_stepfile {
  * scenarios of one file (cases): reference counted. */
 typedef struct er_uses er_uses_t;
 
+/* Whether v has the input type t ("string", "integer", "number",
+ * "boolean", "array", "object", "any"; NULL: any). An integer beyond 64
+ * bits (base/jsonbig.h) is an integer and a number, not a string. */
+bool er_uses_type_fits(const char *t, const json_t *v);
+
 er_uses_t *er_uses_new(void);
 er_uses_t *er_uses_ref(er_uses_t *u);
 void er_uses_free(er_uses_t *u);

@@ -17,24 +17,6 @@
 #include "lang/uses.h"
 #include "run/exec.h"
 
-static bool fits(const char *t, const json_t *v) {
-  if (!t || !strcmp(t, "any"))
-    return true;
-  if (!strcmp(t, "string"))
-    return json_is_string(v);
-  if (!strcmp(t, "integer"))
-    return json_is_integer(v);
-  if (!strcmp(t, "number"))
-    return json_is_number(v);
-  if (!strcmp(t, "boolean"))
-    return json_is_boolean(v);
-  if (!strcmp(t, "array"))
-    return json_is_array(v);
-  if (!strcmp(t, "object"))
-    return json_is_object(v);
-  return true;
-}
-
 /* The inputs and vars of the call into cx's scope. ER_STEP_OK, or
  * ER_STEP_FATAL with detail in x. */
 static int set_inputs(er_exec_t *x, er_exec_t *cx, const er_stepfile_t *sf,
@@ -45,7 +27,7 @@ static int set_inputs(er_exec_t *x, er_exec_t *cx, const er_stepfile_t *sf,
   json_object_foreach((json_t *)sf->inputs, k, spec) {
     const char *t = json_string_value(json_object_get(spec, "type"));
     v = json_object_get(given, k);
-    if (v && !fits(t, v)) {
+    if (v && !er_uses_type_fits(t, v)) {
       er_buf_printf(x->detail, "use %s: input '%s' must be %s %s, got %s", base,
                     k, t && strchr("aeiou", t[0]) ? "an" : "a", t,
                     er_json_type_noun(v));
