@@ -19,6 +19,9 @@ make --no-print-directory eventrig >/dev/null
 TMP=$(mktemp -d /tmp/eventrig-validate.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 src=(scenarios/*/*.json)
+# the step files and data the scenarios name, found as the nearest
+# fixtures/ folder above the copies
+cp -r fixtures "$TMP/fixtures"
 for ((i = 0; i < FILES; i++)); do
   s=${src[$((i % ${#src[@]}))]}
   mkdir -p "$TMP/s/d$((i / 100))"
