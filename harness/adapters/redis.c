@@ -650,6 +650,53 @@ static redisReply *scan_page(er_redis_t *r, char cursor[32],
   return (*rep)->element[1];
 }
 
+/* One SCAN page and the UNLINK of its keys in one script on the server,
+ * so the key names never cross the connection (about half the time of
+ * sending them back as UNLINK arguments on a large clean); UNLINK in
+ * chunks of 1000 (Lua's unpack has a stack limit). */
+static const char g_scan_unlink_lua[] =
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', "
+    "ARGV[3]) "
+    "local k, n = r[2], 0 "
+    "for i = 1, #k, 1000 do "
+    "n = n + redis.call('UNLINK', unpack(k, i, math.min(i + 999, #k))) "
+    "end "
+    "return {r[1], n}";
+
+/* 1: one page done (cursor advanced, *n keys deleted); 0: the server
+ * runs no such script (scripting off, an ACL, a proxy): the caller goes
+ * on without it; -1: failed (err). */
+static int lua_page(er_redis_t *r, char cursor[32], const char *pattern,
+                    const char *count, int64_t deadline_ms, long long *n,
+                    er_err_t *err) {
+  const char *argv[6] = {"EVAL", g_scan_unlink_lua, "0",
+                         cursor, pattern,           count};
+  redisReply *rep = NULL;
+  int rc = -1;
+  if (call(r, 6, argv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+    goto out;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    rc = 0;
+    goto out;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+      rep->element[0]->type != REDIS_REPLY_STRING ||
+      rep->element[0]->len >= 32 ||
+      rep->element[1]->type != REDIS_REPLY_INTEGER) {
+    er_errf(err, ER_E_ENV, "%s: unexpected reply to SCAN", r->url.redacted);
+    drop(r);
+    goto out;
+  }
+  memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+  cursor[rep->element[0]->len] = '\0';
+  *n = rep->element[1]->integer;
+  rc = 1;
+out:
+  if (rep)
+    freeReplyObject(rep);
+  return rc;
+}
+
 int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
                          int64_t deadline_ms, long long *deleted,
                          er_err_t *err) {
@@ -662,6 +709,19 @@ int er_redis_scan_unlink(er_redis_t *r, const char *pattern, int batch,
   if (batch < 1)
     batch = 1;
   snprintf(count, sizeof count, "%d", batch);
+  for (;;) { /* on the server while it runs the script */
+    long long n = 0;
+    int lr = lua_page(r, cursor, pattern, count, deadline_ms, &n, err);
+    if (lr < 0)
+      goto out;
+    if (lr == 0)
+      break; /* from this cursor on, SCAN and UNLINK from here */
+    *deleted += n;
+    if (strcmp(cursor, "0") == 0) {
+      rc = 0;
+      goto out;
+    }
+  }
   do {
     redisReply *keys =
         scan_page(r, cursor, pattern, count, deadline_ms, &rep, err);

@@ -97,7 +97,9 @@ int er_redis_command(er_redis_t *r, int argc, const char *const *argv,
                      er_err_t *err);
 
 /* Deletes every key matching the glob pattern: SCAN cursor MATCH pattern
- * COUNT batch, then UNLINK of each batch found; never KEYS. Adds the
+ * COUNT batch, then UNLINK of each batch found; never KEYS. Each page
+ * runs as one script on the server (EVAL: the SCAN and the UNLINK of its
+ * keys), or, where the server refuses scripts, as the two commands. Adds the
  * number of keys actually deleted to *deleted (also on failure, for the
  * batches done). Returns 0, or -1 with err (an error reply counts as
  * ER_E_ENV here). */

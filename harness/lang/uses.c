@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/jsonbig.h"
 #include "lang/action.h"
 #include "lang/doc.h"
 #include "lang/fixture.h"
@@ -80,25 +79,6 @@ static bool type_known(const char *t) {
     if (!strcmp(g_types[i], t))
       return true;
   return false;
-}
-
-bool er_uses_type_fits(const char *t, const json_t *v) {
-  bool big = er_big_digits(v) != NULL; /* an integer beyond 64 bits */
-  if (!t || !strcmp(t, "any"))
-    return true;
-  if (!strcmp(t, "string"))
-    return json_is_string(v) && !big;
-  if (!strcmp(t, "integer"))
-    return json_is_integer(v) || big;
-  if (!strcmp(t, "number"))
-    return json_is_number(v) || big;
-  if (!strcmp(t, "boolean"))
-    return json_is_boolean(v);
-  if (!strcmp(t, "array"))
-    return json_is_array(v);
-  if (!strcmp(t, "object"))
-    return json_is_object(v);
-  return true;
 }
 
 /* A string that is exactly one ${...}: its type is known only at run

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonbig.h"
 #include "lang/jpos.h"
 #include "lang/uses_tab.h"
 
@@ -154,4 +155,23 @@ er_stepfile_t *er_uses_by_real(const er_uses_t *u, const char *real) {
     if (!strcmp(u->files[i]->real, real))
       return u->files[i];
   return NULL;
+}
+
+bool er_uses_type_fits(const char *t, const json_t *v) {
+  bool big = er_big_digits(v) != NULL; /* an integer beyond 64 bits */
+  if (!t || !strcmp(t, "any"))
+    return true;
+  if (!strcmp(t, "string"))
+    return json_is_string(v) && !big;
+  if (!strcmp(t, "integer"))
+    return json_is_integer(v) || big;
+  if (!strcmp(t, "number"))
+    return json_is_number(v) || big;
+  if (!strcmp(t, "boolean"))
+    return json_is_boolean(v);
+  if (!strcmp(t, "array"))
+    return json_is_array(v);
+  if (!strcmp(t, "object"))
+    return json_is_object(v);
+  return true;
 }
