@@ -639,6 +639,32 @@ static void test_clean(void) {
            has(&f.log, "deleted 0 key(s) matching \"none:*\"") &&
            R_int("DBSIZE") == 302,
        "several patterns, one log line each");
+  {
+    /* a server where this user may not run scripts: SCAN and UNLINK from
+     * the client instead, the same keys gone */
+    fx_t g;
+    char genv[512];
+    char *st;
+    R_ok("ACL SETUSER noscript on >pw ~* &* +@all -eval");
+    snprintf(genv, sizeof genv,
+             "{'redis': {'url': 'redis://noscript:pw@%s:%d/0'}}", g_host,
+             g_port);
+    fx_init(&g, genv);
+    fill("c:", 700);
+    R_ok("CONFIG RESETSTAT");
+    T_OK(step(&g, "redis.clean", "{'match': 'c:*', 'batch': 100}", 20000) ==
+                 ER_STEP_OK &&
+             has(&g.log, "deleted 700 key(s) matching \"c:*\"") &&
+             R_int("DBSIZE") == 302,
+         "scripts refused (ACL -eval): the same clean without them");
+    st = R_str("INFO commandstats");
+    T_OK(st && stat_calls(st, "unlink") >= 7,
+         "... by UNLINK from the client (%lld calls)",
+         st ? stat_calls(st, "unlink") : -1);
+    free(st);
+    fx_free(&g);
+    R_ok("ACL DELUSER noscript");
+  }
 
   T_OK(step(&f, "redis.clean", "{'flush': true}", 5000) == ER_STEP_FATAL &&
            has(&f.detail, "refused") &&
