@@ -7,7 +7,26 @@ HTTP_PORT=$(free_port)
 python3 "$ER_ROOT/tests/support/testhttpd.py" "$HTTP_PORT" >"$T_TMP/httpd.log" 2>&1 &
 T_PIDS+=($!)
 wait_port "$HTTP_PORT" 10 || { echo "not ok - testhttpd did not start"; cat "$T_TMP/httpd.log"; exit 1; }
-HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$BIN"
+
+# an HTTPS instance: a test CA, a server certificate for 127.0.0.1 and a
+# client certificate (CN eventrig-client) it accepts
+C=$T_TMP/certs
+mkdir -p "$C"
+(
+  cd "$C" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=eventrig test CA" &&
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext &&
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=eventrig-client" &&
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+) >"$T_TMP/openssl.log" 2>&1 || { echo "not ok - openssl could not make the test certificates"; cat "$T_TMP/openssl.log"; exit 1; }
+HTTPS_PORT=$(free_port)
+python3 "$ER_ROOT/tests/support/testhttpd.py" "$HTTPS_PORT" "$C/server.pem" "$C/server.key" "$C/ca.pem" >"$T_TMP/httpsd.log" 2>&1 &
+T_PIDS+=($!)
+wait_port "$HTTPS_PORT" 10 || { echo "not ok - testhttpd (TLS) did not start"; cat "$T_TMP/httpsd.log"; exit 1; }
+HTTP_URL="http://127.0.0.1:$HTTP_PORT" HTTPS_URL="https://127.0.0.1:$HTTPS_PORT" CERT_DIR="$C" \
+  FILE_DIR="$T_TMP" "$BIN"
 rc=$?
 T_N=500 # after itest_http's own lines
 
