@@ -68,4 +68,47 @@ check "one digit off in a big integer fails it (exit $code)" test "$code" -eq 1
 check "and the failure names the field and both numbers" \
   grep -q "json /json/id: expected 123456789012345678901234567890, got 123456789012345678901234567891" <<<"$out"
 [ "$T_FAILED" -eq 0 ] || diag "$out"
+
+# ---- await: attempts, a fixed interval, until (issue 15) -------------------
+# /counter counts its calls: the polls of an await against it are counted
+run_sc() { # NAME JSON: runs a scenario; $out and $code
+  printf '%s\n' "$2" >"$T_TMP/$1.json"
+  out=$(HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$EVENTRIG" run --env "$T_TMP/empty.env.json" \
+    --report-dir "$T_TMP/r-$1" "$T_TMP/$1.json" 2>&1)
+  code=$?
+}
+count_is() { # N: the counter has counted N calls
+  run_sc "count$1" '{ "name": "count", "steps": [
+    { "http": { "url": "${env.HTTP_URL}/counter?peek=1", "expect": { "json": { "/count": '"$1"' } } } } ] }'
+  [ "$code" -eq 0 ] || diag "$out"
+  [ "$code" -eq 0 ]
+}
+t0=$(date +%s%N)
+run_sc attempts '{ "name": "attempts", "steps": [
+  { "http": { "url": "${env.HTTP_URL}/counter?reset=1" } },
+  { "await": { "within": "20s", "interval": "200ms", "attempts": 4,
+               "http": { "url": "${env.HTTP_URL}/counter", "expect": { "json": { "/count": 100 } } } } } ] }'
+took=$((($(date +%s%N) - t0) / 1000000))
+check "await with attempts 4 against a check that never holds fails (exit $code)" test "$code" -eq 1
+check "and says it stopped after 4 attempts" grep -q "http did not hold after 4 attempts" <<<"$out"
+[ "$code" -eq 1 ] || diag "$out"
+check "the side-effecting endpoint was called exactly 4 times" count_is 4
+check "a fixed interval of 200ms: 3 waits of 200ms, no backoff from 10ms (${took}ms)" test "$took" -ge 600
+run_sc until '{ "name": "until", "steps": [
+  { "http": { "url": "${env.HTTP_URL}/counter?reset=1" } },
+  { "await": { "within": "20s", "interval": "50ms", "attempts": 10,
+               "http": { "url": "${env.HTTP_URL}/counter", "expect": { "json": { "/count": 100 } } },
+               "until": { "http": { "url": "${env.HTTP_URL}/counter?peek=1",
+                                    "expect": { "json": { "/count": { "$gte": 2 } } } } } } } ] }'
+check "await stops early when until holds (exit $code)" test "$code" -eq 1
+check "and says so" grep -q "stopped after 2 poll(s) .* because the until check (http) held" <<<"$out"
+[ "$T_FAILED" -eq 0 ] || diag "$out"
+check "the endpoint was polled twice, not 10 times" count_is 2
+run_sc backoff '{ "name": "attempts pass", "steps": [
+  { "http": { "url": "${env.HTTP_URL}/counter?reset=1" } },
+  { "await": { "within": "20s", "attempts": 5,
+               "http": { "url": "${env.HTTP_URL}/counter", "expect": { "json": { "/count": 3 } } } } } ] }'
+check "an await that holds at the 3rd of 5 attempts passes (exit $code)" test "$code" -eq 0
+check "after exactly 3 calls" count_is 3
+[ "$T_FAILED" -eq 0 ] || diag "$out"
 [ "$rc" -eq 0 ] && [ "$T_FAILED" -eq 0 ]

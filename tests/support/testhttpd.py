@@ -21,7 +21,8 @@ Endpoints (any method unless said otherwise):
                  200, sets cookie N=V (Path=/)
   /slow?ms=N     sleeps N ms, then 200 "slow"
   /counter       200, {"count": n}, n counting calls since start (or since
-                 /counter?reset=1, which answers {"count": 0})
+                 /counter?reset=1, which answers {"count": 0});
+                 /counter?peek=1 answers the count without counting
   /text          200, text/plain "hello world"
   /big?kb=N      200, N KiB of 'x'
   /binary        200, application/octet-stream, bytes 0..255
@@ -131,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
             with _lock:
                 if q.get("reset"):
                     _counter = 0
+                elif q.get("peek"):
+                    pass
                 else:
                     _counter += 1
                 n = _counter
