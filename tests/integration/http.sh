@@ -69,6 +69,40 @@ check "and the failure names the field and both numbers" \
   grep -q "json /json/id: expected 123456789012345678901234567890, got 123456789012345678901234567891" <<<"$out"
 [ "$T_FAILED" -eq 0 ] || diag "$out"
 
+# ---- the http options through eventrig run: files found next to the
+# scenario, the cookie jar across steps, redirects, metadata (issue 15) ------
+mkdir -p "$T_TMP/opts/files"
+printf 'hello world' >"$T_TMP/opts/files/hello.txt"
+printf 'part one\n' >"$T_TMP/opts/files/part.txt"
+cat >"$T_TMP/opts/options.json" <<'JSON'
+{ "name": "http options end to end",
+  "steps": [
+    { "http": { "url": "${env.HTTP_URL}/cookie?name=sid&value=s-42",
+                "expect": { "cookies": { "sid": { "value": "s-42", "path": "/" } } } } },
+    { "http": { "method": "POST", "url": "${env.HTTP_URL}/echo",
+                "multipart": { "doc": { "file": "files/part.txt", "type": "text/plain" }, "n": 1 },
+                "expect": { "json": { "/headers/cookie": "sid=s-42",
+                                      "/body": { "$contains": "filename=\"part.txt\"" } } } } },
+    { "http": { "method": "POST", "url": "${env.HTTP_URL}/echo", "form": { "q": "a b" },
+                "expect": { "json": { "/body": "q=a%20b" }, "duration": { "$lt": "5s" } } } },
+    { "http": { "url": "${env.HTTP_URL}/redirect?n=2&to=/text", "follow_redirects": 5,
+                "expect": { "redirects": 2, "url": { "$regex": "/text$" }, "http_version": "1.1",
+                            "body_file": "files/hello.txt" } } }
+  ] }
+JSON
+out=$("$EVENTRIG" validate "$T_TMP/opts/options.json" 2>&1); code=$?
+check "the options scenario is valid (exit $code)" test "$code" -eq 0
+[ "$code" -eq 0 ] || diag "$out"
+out=$(HTTP_URL="http://127.0.0.1:$HTTP_PORT" "$EVENTRIG" run --env "$T_TMP/empty.env.json" \
+  --report-dir "$T_TMP/r-opts" "$T_TMP/opts/options.json" 2>&1); code=$?
+check "form, multipart with a file, cookies, redirects and body_file pass end to end (exit $code)" test "$code" -eq 0
+[ "$code" -eq 0 ] || diag "$out"
+sed 's/files\/hello.txt/files\/nope.txt/' "$T_TMP/opts/options.json" >"$T_TMP/opts/missing.json"
+out=$("$EVENTRIG" validate "$T_TMP/opts/missing.json" 2>&1); code=$?
+check "expect.body_file naming a missing file: exit 2 at file:line:col (exit $code)" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "missing.json:[0-9]*:[0-9]*: error: file .files/nope.txt. not found" <<<"$2"' _ "$code" "$out"
+[ "$T_FAILED" -eq 0 ] || diag "$out"
+
 # ---- await: attempts, a fixed interval, until (issue 15) -------------------
 # /counter counts its calls: the polls of an await against it are counted
 run_sc() { # NAME JSON: runs a scenario; $out and $code
