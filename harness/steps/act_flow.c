@@ -223,8 +223,21 @@ out:
 
 static void validate_await(const json_t *args, er_diag_t *d) {
   const json_t *n = json_object_get(args, "attempts");
+  const json_t *until = json_object_get(args, "until");
+  const char *k;
+  json_t *v;
   if (json_is_integer(n) && json_integer_value(n) < 1)
     er_diag_error(d, "/attempts", "attempts is 1 or more");
+  json_object_foreach((json_t *)until, k, v) {
+    if (json_is_object(v) && json_object_get(v, "capture")) {
+      char at[300], path[320];
+      er_json_pointer_join(at, sizeof at, "/until", k);
+      er_json_pointer_join(path, sizeof path, at, "capture");
+      er_diag_error(d, path,
+                    "the until check captures nothing (it only stops the "
+                    "polling): capture in the polled check");
+    }
+  }
 }
 
 static int run_hold(er_exec_t *x, const json_t *args) {

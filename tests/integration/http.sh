@@ -145,4 +145,12 @@ run_sc backoff '{ "name": "attempts pass", "steps": [
 check "an await that holds at the 3rd of 5 attempts passes (exit $code)" test "$code" -eq 0
 check "after exactly 3 calls" count_is 3
 [ "$T_FAILED" -eq 0 ] || diag "$out"
+printf '%s\n' '{ "name": "dry run of until", "steps": [
+  { "await": { "within": "5s", "attempts": 3, "http": { "url": "${env.HTTP_URL}/x" },
+               "until": { "http": { "url": "http://bob:pw-SECRET-1@127.0.0.1:1/y",
+                                    "headers": { "Authorization": "Bearer tok-SECRET-2" } } } } } ] }' >"$T_TMP/dry.json"
+out=$("$EVENTRIG" run --dry-run --env "$T_TMP/empty.env.json" "$T_TMP/dry.json" 2>&1); code=$?
+check "dry run: the until check is named, its URL password and token not shown (exit $code)" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "\"until\":\"<a check: http>\"" <<<"$2" && ! grep -q SECRET <<<"$2"' _ "$code" "$out"
+[ "$T_FAILED" -eq 0 ] || diag "$out"
 [ "$rc" -eq 0 ] && [ "$T_FAILED" -eq 0 ]
