@@ -1486,50 +1486,47 @@ static void validate_expect_meta(const json_t *expect, er_diag_t *d) {
   validate_cookies(json_object_get(expect, "cookies"), d);
 }
 
-static void validate(const json_t *args, er_diag_t *d) {
+/* One body at most; form and multipart shapes; the request options. */
+static void validate_bodies(const json_t *args, er_diag_t *d) {
+  const char *const bodies[] = {"json", "body",      "json_file",  "body_file",
+                                "form", "multipart", "body_base64"};
+  const char *first = NULL;
+  const json_t *fr = json_object_get(args, "follow_redirects");
+  const json_t *b64 = json_object_get(args, "body_base64");
+  for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+    if (!json_object_get(args, bodies[i]))
+      continue;
+    if (first) {
+      char bp[32];
+      snprintf(bp, sizeof bp, "/%s", bodies[i]);
+      er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
+                    bodies[i]);
+    }
+    first = bodies[i];
+  }
+  validate_form(args, d);
+  if (json_is_integer(fr) && json_integer_value(fr) < 0)
+    er_diag_error(d, "/follow_redirects",
+                  "follow_redirects is true, false or a maximum count (0 "
+                  "or more)");
+  if (json_is_string(b64) && !strstr(json_string_value(b64), "${")) {
+    size_t n;
+    char *bytes = base64_decode(json_string_value(b64), &n);
+    if (!bytes)
+      er_diag_error(d, "/body_base64", "body_base64 is not base64");
+    free(bytes);
+  }
+  if (json_object_get(args, "key") && !json_object_get(args, "cert"))
+    er_diag_error(d, "/key", "a client \"key\" goes with a \"cert\"");
+}
+
+/* The method and the request headers. */
+static void validate_request(const json_t *args, er_diag_t *d) {
   const json_t *method = json_object_get(args, "method");
   const json_t *hdrs = json_object_get(args, "headers");
-  const json_t *expect = json_object_get(args, "expect");
-  const json_t *capture = json_object_get(args, "capture");
   const char *k;
   json_t *v;
   char path[512];
-
-  {
-    const char *const bodies[] = {"json",       "body", "json_file",
-                                  "body_file",  "form", "multipart",
-                                  "body_base64"};
-    const char *first = NULL;
-    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
-      if (!json_object_get(args, bodies[i]))
-        continue;
-      if (first) {
-        char bp[32];
-        snprintf(bp, sizeof bp, "/%s", bodies[i]);
-        er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
-                      bodies[i]);
-      }
-      first = bodies[i];
-    }
-  }
-  validate_form(args, d);
-  {
-    const json_t *fr = json_object_get(args, "follow_redirects");
-    const json_t *b64 = json_object_get(args, "body_base64");
-    size_t n;
-    if (json_is_integer(fr) && json_integer_value(fr) < 0)
-      er_diag_error(d, "/follow_redirects",
-                    "follow_redirects is true, false or a maximum count (0 "
-                    "or more)");
-    if (json_is_string(b64) && !strstr(json_string_value(b64), "${")) {
-      char *bytes = base64_decode(json_string_value(b64), &n);
-      if (!bytes)
-        er_diag_error(d, "/body_base64", "body_base64 is not base64");
-      free(bytes);
-    }
-    if (json_object_get(args, "key") && !json_object_get(args, "cert"))
-      er_diag_error(d, "/key", "a client \"key\" goes with a \"cert\"");
-  }
   if (json_is_string(method) && !strstr(json_string_value(method), "${")) {
     const char *m = json_string_value(method);
     bool tok = *m != '\0';
@@ -1539,48 +1536,57 @@ static void validate(const json_t *args, er_diag_t *d) {
     if (!tok)
       er_diag_error(d, "/method", "\"%s\" is not an HTTP method", m);
   }
-  if (json_is_object(hdrs)) {
-    json_object_foreach((json_t *)hdrs, k, v) {
-      er_json_pointer_join(path, sizeof path, "/headers", k);
-      if (!*k || strpbrk(k, ": \t\r\n"))
-        er_diag_error(d, path, "\"%s\" is not a header name", k);
-      else if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
-        er_diag_error(d, path, "a header value is a string");
-    }
+  json_object_foreach((json_t *)hdrs, k, v) {
+    er_json_pointer_join(path, sizeof path, "/headers", k);
+    if (!*k || strpbrk(k, ": \t\r\n"))
+      er_diag_error(d, path, "\"%s\" is not a header name", k);
+    else if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
+      er_diag_error(d, path, "a header value is a string");
   }
-  if (json_is_object(expect)) {
-    const json_t *eh = json_object_get(expect, "headers");
-    const json_t *ej = json_object_get(expect, "json");
-    check_matcher(json_object_get(expect, "status"), "/expect/status", d);
-    validate_expect_meta(expect, d);
-    check_matcher(json_object_get(expect, "body"), "/expect/body", d);
-    if (json_is_object(eh)) {
-      json_object_foreach((json_t *)eh, k, v) {
-        er_json_pointer_join(path, sizeof path, "/expect/headers", k);
-        check_matcher(v, path, d);
-      }
-    }
-    if (json_is_object(ej)) {
-      json_object_foreach((json_t *)ej, k, v) {
-        er_json_pointer_join(path, sizeof path, "/expect/json", k);
-        if (*k && *k != '/' && !er_jsonpath_is(k) && !strstr(k, "${"))
-          er_diag_error(d, path,
-                        "keys of expect.json are JSON pointers such as "
-                        "\"/items/0/id\" (\"\" = the whole body) or "
-                        "JSONPaths such as \"$.items[*].id\"");
-        else
-          er_diag_select(d, path, k);
-        check_matcher(v, path, d);
-      }
-    }
+}
+
+/* expect: matchers, pointers and paths, the metadata checks. */
+static void validate_expect(const json_t *expect, er_diag_t *d) {
+  const json_t *eh = json_object_get(expect, "headers");
+  const json_t *ej = json_object_get(expect, "json");
+  const char *k;
+  json_t *v;
+  char path[512];
+  check_matcher(json_object_get(expect, "status"), "/expect/status", d);
+  validate_expect_meta(expect, d);
+  check_matcher(json_object_get(expect, "body"), "/expect/body", d);
+  json_object_foreach((json_t *)eh, k, v) {
+    er_json_pointer_join(path, sizeof path, "/expect/headers", k);
+    check_matcher(v, path, d);
   }
-  if (json_is_object(capture)) {
-    json_object_foreach((json_t *)capture, k, v) {
-      char msg[512];
-      er_json_pointer_join(path, sizeof path, "/capture", k);
-      if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_STATUS, msg, sizeof msg))
-        er_diag_error(d, path, "%s", msg);
-    }
+  json_object_foreach((json_t *)ej, k, v) {
+    er_json_pointer_join(path, sizeof path, "/expect/json", k);
+    if (*k && *k != '/' && !er_jsonpath_is(k) && !strstr(k, "${"))
+      er_diag_error(d, path,
+                    "keys of expect.json are JSON pointers such as "
+                    "\"/items/0/id\" (\"\" = the whole body) or "
+                    "JSONPaths such as \"$.items[*].id\"");
+    else
+      er_diag_select(d, path, k);
+    check_matcher(v, path, d);
+  }
+}
+
+static void validate(const json_t *args, er_diag_t *d) {
+  const json_t *expect = json_object_get(args, "expect");
+  const json_t *capture = json_object_get(args, "capture");
+  const char *k;
+  json_t *v;
+  char path[512];
+  validate_bodies(args, d);
+  validate_request(args, d);
+  if (json_is_object(expect))
+    validate_expect(expect, d);
+  json_object_foreach((json_t *)capture, k, v) {
+    char msg[512];
+    er_json_pointer_join(path, sizeof path, "/capture", k);
+    if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_STATUS, msg, sizeof msg))
+      er_diag_error(d, path, "%s", msg);
   }
 }
 
