@@ -241,6 +241,22 @@ void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m) {
   free(full);
 }
 
+void er_diag_file(er_diag_t *d, const char *path, const char *name) {
+  char *full;
+  size_t pl, sl;
+  if (!d || !d->c->file_ref || !name || strstr(name, "${"))
+    return;
+  pl = strlen(d->prefix);
+  sl = strlen(path);
+  full = malloc(pl + sl + 1);
+  if (!full)
+    return;
+  memcpy(full, d->prefix, pl);
+  memcpy(full + pl, path, sl + 1);
+  d->c->file_ref(d->c, full, name, ER_T_FILE);
+  free(full);
+}
+
 void er_diag_select(er_diag_t *d, const char *path, const char *sel) {
   char msg[512];
   if (er_select_check(sel, msg, sizeof msg))

@@ -1366,6 +1366,8 @@ static void validate_part(const json_t *v, const char *path, er_diag_t *d) {
                     k);
     else if (strcmp(k, "value") != 0 && !json_is_string(pv))
       er_diag_error(d, kp, "\"%s\" is a string", k);
+    else if (strcmp(k, "file") == 0)
+      er_diag_file(d, kp, json_string_value(pv));
   }
 }
 
