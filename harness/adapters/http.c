@@ -14,6 +14,7 @@
 
 struct er_http {
   CURL *curl;
+  CURLSH *jar; /* the cookie jar, made on first use */
 };
 
 /* ---- global init ------------------------------------------------------- */
@@ -53,6 +54,8 @@ void er_http_free(er_http_t *h) {
     return;
   if (h->curl)
     curl_easy_cleanup(h->curl);
+  if (h->jar)
+    curl_share_cleanup(h->jar);
   free(h);
 }
 
@@ -67,6 +70,7 @@ void er_http_resp_free(er_http_resp_t *r) {
   }
   free(r->hdr);
   er_buf_free(&r->body);
+  free(r->url);
   memset(r, 0, sizeof *r);
 }
 
@@ -122,6 +126,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     /* a new response (after 100 Continue, say): its headers only */
     headers_clear(r);
     x->hdr_bytes = 0;
+    x->hdr_alloc = 0; /* headers_clear freed the array */
     return len;
   }
   if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n'))
@@ -202,6 +207,19 @@ char *er_http_header_get(const er_http_resp_t *r, const char *name) {
   return er_buf_steal(&b);
 }
 
+size_t er_http_header_values(const er_http_resp_t *r, const char *name,
+                             const char **vals, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->nhdr; i++) {
+    if (strcasecmp(r->hdr[i].name, name) != 0)
+      continue;
+    if (n < max)
+      vals[n] = r->hdr[i].value;
+    n++;
+  }
+  return n;
+}
+
 bool er_http_header_is_secret(const char *name) {
   return er_redact_header_is_secret(name);
 }
@@ -264,11 +282,101 @@ static int check_url(const char *url, er_err_t *err) {
   return rc;
 }
 
+/* The request's body: none (HEAD), multipart parts, bytes or none. */
+static int set_body(CURL *c, const er_http_req_t *req, const char *method,
+                    curl_mime **mime) {
+  if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req->nparts) {
+    *mime = curl_mime_init(c);
+    if (!*mime)
+      return -1;
+    for (size_t i = 0; i < req->nparts; i++) {
+      const er_http_part_t *p = &req->parts[i];
+      curl_mimepart *mp = curl_mime_addpart(*mime);
+      if (!mp || curl_mime_name(mp, p->name) != CURLE_OK ||
+          curl_mime_data(mp, p->data ? p->data : "", p->len) != CURLE_OK ||
+          (p->filename && curl_mime_filename(mp, p->filename) != CURLE_OK) ||
+          (p->type && curl_mime_type(mp, p->type) != CURLE_OK))
+        return -1;
+    }
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, *mime);
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  } else if (req->body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  } else if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  } else if (strcmp(method, "POST") == 0) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+  } else {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  }
+  return 0;
+}
+
+/* Redirects, the cookie jar and TLS. -1 when memory ran out. */
+static int set_session(er_http_t *h, const er_http_req_t *req) {
+  CURL *c = h->curl;
+  if (req->max_redirects > 0) {
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, req->max_redirects);
+  } else {
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  }
+  if (req->cookies) {
+    if (!h->jar) {
+      h->jar = curl_share_init();
+      if (!h->jar || curl_share_setopt(h->jar, CURLSHOPT_SHARE,
+                                       CURL_LOCK_DATA_COOKIE) != CURLSHE_OK)
+        return -1;
+    }
+    curl_easy_setopt(c, CURLOPT_SHARE, h->jar);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, ""); /* the engine, no file */
+  } else {
+    curl_easy_setopt(c, CURLOPT_SHARE, NULL); /* neither sent nor kept */
+  }
+  if (req->insecure) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (req->ca)
+    curl_easy_setopt(c, CURLOPT_CAINFO, req->ca);
+  if (req->cert)
+    curl_easy_setopt(c, CURLOPT_SSLCERT, req->cert);
+  if (req->key)
+    curl_easy_setopt(c, CURLOPT_SSLKEY, req->key);
+  return 0;
+}
+
+/* The final URL, the redirects followed and the HTTP version. */
+static int get_meta(CURL *c, er_http_resp_t *resp) {
+  char *u = NULL;
+  long ver = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+  curl_easy_getinfo(c, CURLINFO_REDIRECT_COUNT, &resp->redirects);
+  curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &ver);
+  snprintf(resp->http_version, sizeof resp->http_version, "%s",
+           ver == CURL_HTTP_VERSION_1_0   ? "1.0"
+           : ver == CURL_HTTP_VERSION_1_1 ? "1.1"
+           : ver == CURL_HTTP_VERSION_2_0 ? "2"
+           : ver == CURL_HTTP_VERSION_3   ? "3"
+                                          : "");
+  curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &u);
+  resp->url = er_strdup(u ? u : "");
+  return resp->url ? 0 : -1;
+}
+
 int er_http_perform(er_http_t *h, const er_http_req_t *req,
                     er_http_resp_t *resp, er_err_t *err) {
   CURL *c = h->curl;
   const char *method = req->method ? req->method : "GET";
   struct curl_slist *hl = NULL, *tmp;
+  curl_mime *mime = NULL;
   char errbuf[CURL_ERROR_SIZE];
   xfer_t x;
   int64_t left = req->deadline_ms - er_now_ms();
@@ -305,7 +413,9 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
   curl_easy_setopt(c, CURLOPT_URL, req->url);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  if (set_session(h, req) != 0)
+    goto oom;
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -317,21 +427,8 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "eventrig");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (req->body) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
-    if (strcmp(method, "POST") != 0)
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  } else if (strcmp(method, "GET") == 0) {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  } else if (strcmp(method, "POST") == 0) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-  } else {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  }
+  if (set_body(c, req, method, &mime) != 0)
+    goto oom;
 
   rc = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_TOTAL_TIME_T, &total_us);
@@ -340,11 +437,14 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
     goto oom;
   switch (rc) {
   case CURLE_OK:
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (get_meta(c, resp) != 0)
+      goto oom;
     ret = 0;
     break;
   case CURLE_URL_MALFORMAT:
   case CURLE_BAD_FUNCTION_ARGUMENT:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
     er_errf(err, ER_E_INPUT, "http: %s%s%s", curl_easy_strerror(rc),
             errbuf[0] ? ": " : "", errbuf);
     break;
@@ -375,6 +475,12 @@ out:
   curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+  /* the list of cookie files ("" each time) outlives curl_easy_reset in
+   * libcurl 7.x: empty it (the jar's cookies are in the share) */
+  if (req->cookies)
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, NULL);
+  curl_mime_free(mime);
   curl_slist_free_all(hl);
   return ret;
 }

@@ -1,9 +1,10 @@
 /* http.h: the HTTP adapter (libcurl). Knows nothing of scenarios.
  *
  * One er_http_t wraps one curl easy handle, kept per branch so that
- * connections are reused between requests. A request is bounded by its
- * deadline (connect and transfer); redirects are not followed (a test
- * states what it expects, 3xx included).
+ * connections are reused between requests, and its cookie jar (libcurl's
+ * cookie engine, in memory for the handle's life). A request is bounded
+ * by its deadline (connect and transfer); redirects are followed only
+ * when the request says so (max_redirects).
  *
  * libcurl's global state: er_http_new() initialises it once per process
  * with pthread_once (curl_global_init is not thread-safe itself), so no
@@ -17,7 +18,8 @@
  * Errors: er_http_perform returns 0 when a response arrived (any status),
  * or -1 with err->code
  *   ER_E_ENV   could not connect, connection reset, deadline passed
- *   ER_E_INPUT malformed URL, unsupported scheme, bad method
+ *   ER_E_INPUT malformed URL, unsupported scheme, bad method, a CA,
+ *              client certificate or key file curl cannot use
  *   ER_E_INTR  interrupted
  */
 #ifndef ER_HTTP_H
@@ -35,6 +37,15 @@
 
 typedef struct er_http er_http_t;
 
+/* One part of a multipart/form-data body (RFC 7578). All borrowed. */
+typedef struct er_http_part {
+  const char *name;
+  const char *data; /* len bytes */
+  size_t len;
+  const char *filename; /* NULL: a field; else a file part of that name */
+  const char *type;     /* the part's Content-Type, or NULL */
+} er_http_part_t;
+
 typedef struct er_http_req {
   const char *method;         /* "GET" when NULL; any token (HEAD: no body) */
   const char *url;            /* http:// or https:// */
@@ -42,7 +53,18 @@ typedef struct er_http_req {
   size_t nheaders;
   const char *body; /* NULL: no body; else body_len bytes (borrowed) */
   size_t body_len;
+  const er_http_part_t *parts; /* nparts > 0: a multipart/form-data body
+                                  (body is ignored); borrowed */
+  size_t nparts;
   int64_t deadline_ms; /* er_now_ms() clock */
+  long max_redirects;  /* 0: not followed; N: up to N followed (more is
+                          an ER_E_ENV error) */
+  bool cookies;        /* use the handle's cookie jar: send its cookies,
+                          keep the Set-Cookie of the responses */
+  bool insecure;       /* TLS: verify neither the peer nor its name */
+  const char *ca;      /* TLS: a PEM CA bundle file, or NULL (system's) */
+  const char *cert;    /* TLS: a PEM client certificate file, or NULL */
+  const char *key;     /* TLS: its PEM private key file, or NULL */
 } er_http_req_t;
 
 typedef struct er_http_header {
@@ -60,6 +82,9 @@ typedef struct er_http_resp {
   er_buf_t body;          /* owned, capped at ER_HTTP_BODY_CAP; body.truncated
                              says it was cut */
   int64_t elapsed_ms;     /* request start to last byte */
+  char *url;              /* owned: the final URL (after redirects) */
+  long redirects;         /* redirects followed */
+  char http_version[8];   /* "1.0", "1.1", "2", "3" ("" unknown) */
 } er_http_resp_t;
 
 /* Process-wide libcurl initialisation (pthread_once); safe to call from
@@ -80,6 +105,12 @@ void er_http_resp_free(er_http_resp_t *resp);
 /* The value of header name (case-insensitive); several headers of the
  * same name are joined with ", ". NULL when absent. Caller frees. */
 char *er_http_header_get(const er_http_resp_t *resp, const char *name);
+
+/* The values of header name (case-insensitive), each its own (Set-Cookie
+ * dates hold commas): returns how many there are and puts the first max
+ * of them in vals (borrowed from resp). */
+size_t er_http_header_values(const er_http_resp_t *resp, const char *name,
+                             const char **vals, size_t max);
 
 /* Whether the value of header name is secret: er_redact_header_is_secret
  * (Authorization, Cookie, X-Api-Key, *-Token, ..., the environment's

@@ -1392,6 +1392,16 @@ static int reader_assign(er_kafka_reader_t *r, int64_t deadline_ms,
   return 0;
 }
 
+int er_kafka_reader_start(er_kafka_reader_t *r, int64_t deadline_ms,
+                          er_err_t *err) {
+  if (r->nparts > 0)
+    return 0;
+  if (reader_assign(r, deadline_ms, err) != 0)
+    return -1;
+  r->next_look_ms = er_now_ms() + 250;
+  return 0;
+}
+
 int er_kafka_reader_next(er_kafka_reader_t *r, int64_t deadline_ms,
                          er_kafka_record_t *rec, er_err_t *err) {
   if (r->cur) {

@@ -225,6 +225,12 @@ typedef struct er_kafka_record {
 er_kafka_reader_t *er_kafka_reader_new(er_kafka_t *k, const char *topic,
                                        const int64_t *start, int nstart,
                                        er_err_t *err);
+/* Assigns the reader its topic's partitions now, waiting for the broker
+ * until deadline_ms, when the topic exists (else, as without this call,
+ * er_kafka_reader_next looks for it again every 250 ms). For readers read
+ * in turn with short deadlines. 0, or -1 with err. */
+int er_kafka_reader_start(er_kafka_reader_t *r, int64_t deadline_ms,
+                          er_err_t *err);
 /* Next record: 1 (rec valid until the next call or free), 0 when the
  * deadline passed without one, -1 on error. */
 int er_kafka_reader_next(er_kafka_reader_t *r, int64_t deadline_ms,

@@ -74,6 +74,10 @@ void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m);
 /* A selector sel (a key or value at path) that is neither a JSON pointer
  * nor a valid JSONPath (lang/jsonpath.h): reported at the key. */
 void er_diag_select(er_diag_t *d, const char *path, const char *sel);
+/* A file named at path (a value the key specs cannot reach, e.g. inside
+ * a free-form object) that the step reads: looked for as ER_T_FILE keys
+ * are (lang/fixture.h), a problem reported there. */
+void er_diag_file(er_diag_t *d, const char *path, const char *name);
 
 /* ---- execution (run/exec.h) --------------------------------------------- */
 

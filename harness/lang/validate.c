@@ -241,6 +241,22 @@ void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m) {
   free(full);
 }
 
+void er_diag_file(er_diag_t *d, const char *path, const char *name) {
+  char *full;
+  size_t pl, sl;
+  if (!d || !d->c->file_ref || !name || strstr(name, "${"))
+    return;
+  pl = strlen(d->prefix);
+  sl = strlen(path);
+  full = malloc(pl + sl + 1);
+  if (!full)
+    return;
+  memcpy(full, d->prefix, pl);
+  memcpy(full + pl, path, sl + 1);
+  d->c->file_ref(d->c, full, name, ER_T_FILE);
+  free(full);
+}
+
 void er_diag_select(er_diag_t *d, const char *path, const char *sel) {
   char msg[512];
   if (er_select_check(sel, msg, sizeof msg))
@@ -436,19 +452,32 @@ static void validate_wrapped(const er_diag_src_t *c, const char *what,
 /* The files an action's arguments name (ER_T_FILE, ER_T_DATA), checked
  * by the loader after the action's own validation: a missing fixture is
  * not a wrong shape, so it does not hide the action's other problems. */
-static void check_file_refs(const er_diag_src_t *c, const er_action_t *a,
-                            const json_t *args, const char *ptr) {
-  if (!c->file_ref || !json_is_object(args))
-    return;
-  for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
-    const char *name = json_string_value(json_object_get(args, ks->name));
+/* The files named by keys of args (ER_T_FILE, ER_T_DATA), in objects with
+ * fixed keys too ("expect": {"body_file": ...}). */
+static void file_refs_in(const er_diag_src_t *c, const er_keyspec_t *keys,
+                         const json_t *args, const char *ptr) {
+  for (const er_keyspec_t *ks = keys; ks && ks->name; ks++) {
+    const json_t *v = json_object_get(args, ks->name);
+    const char *name = json_string_value(v);
     char *cp;
+    if (ks->sub && json_is_object(v)) {
+      cp = er_jpos_child(ptr, ks->name);
+      file_refs_in(c, ks->sub, v, cp ? cp : ptr);
+      free(cp);
+    }
     if (!(ks->types & (ER_T_FILE | ER_T_DATA)) || !name || strstr(name, "${"))
       continue;
     cp = er_jpos_child(ptr, ks->name);
     c->file_ref(c, cp ? cp : ptr, name, ks->types);
     free(cp);
   }
+}
+
+static void check_file_refs(const er_diag_src_t *c, const er_action_t *a,
+                            const json_t *args, const char *ptr) {
+  if (!c->file_ref || !json_is_object(args))
+    return;
+  file_refs_in(c, a->keys, args, ptr);
 }
 
 static void validate_action(const er_diag_src_t *c, const er_action_t *a,

@@ -170,6 +170,17 @@ static json_t *shown_args(dctx_t *c, const er_action_t *a, const json_t *args) {
       char buf[48];
       snprintf(buf, sizeof buf, "<%zu step(s) below>", n);
       json_object_set_new(x, ks->name, json_string(buf));
+    } else if ((ks->types & ER_T_CHECK) &&
+               json_is_object(json_object_get(x, ks->name))) {
+      /* await's until: named, not shown (its URL and headers unredacted) */
+      const char *ik;
+      json_t *iv;
+      char buf[96] = "<a check>";
+      json_object_foreach(json_object_get(x, ks->name), ik, iv) {
+        if (er_action_find(ik))
+          snprintf(buf, sizeof buf, "<a check: %s>", ik);
+      }
+      json_object_set_new(x, ks->name, json_string(buf));
     }
   if (a->wraps_check) {
     const char *k;

@@ -1,9 +1,13 @@
 /* act_flow.c: "await", "hold" and "sleep".
  *
- * {"await": {"within": "10s", "interval": "250ms", <check>: {...}}}
+ * {"await": {"within": "10s", "interval": "250ms", "attempts": 5,
+ *            "until": {<check>: {...}}, <check>: {...}}}
  *   polls the check until it holds or `within` passes: first poll at
- *   once, then after 10 ms, backing off by 1.5x up to `interval`
- *   (default 250ms).
+ *   once, then, without `interval`, after 10 ms, backing off by 1.5x up
+ *   to 250 ms; with `interval`, every `interval` (no backoff).
+ *   `attempts` caps the polls (within still bounds them). `until` is a
+ *   check run after each poll that did not hold: when it holds, the await
+ *   fails at once (a state that will not change: "failed", ...).
  * {"hold": {"for": "2s", "interval": "100ms", <check>: {...}}}
  *   the check must hold at every poll for the whole duration, including
  *   a last poll at its end.
@@ -22,8 +26,12 @@
 static const er_keyspec_t await_keys[] = {
     {"within", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
     {"interval", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"attempts", ER_T_INT, false, NULL, NULL},
+    {"until", ER_T_CHECK, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
 };
+
+static const er_keyspec_t no_keys[] = {{NULL, 0, false, NULL, NULL}};
 
 static const er_keyspec_t hold_keys[] = {
     {"for", ER_T_STRING | ER_T_DURATION, true, NULL, NULL},
@@ -71,78 +79,165 @@ static int poll_once(er_exec_t *x, const er_action_t *a, const json_t *iargs,
   return a->run(&sub, iargs);
 }
 
-static int run_await(er_exec_t *x, const json_t *args) {
-  const json_t *iargs = NULL;
-  const er_action_t *a = inner_check(args, await_keys, &iargs);
-  int64_t within = er_json_duration(args, "within", 0);
-  int64_t cap = er_json_duration(args, "interval", 250);
-  int64_t start = er_now_ms();
-  int64_t deadline = start + within;
-  int64_t wait = 10;
-  int polls = 0, rc = ER_STEP_FAIL;
-  er_buf_t detail = ER_BUF_INIT(16 * 1024);
-  er_buf_t prev = ER_BUF_INIT(16 * 1024);
-  json_t *caps = json_object();
-  char wtxt[32];
+/* One await: its check and the retry controls. */
+typedef struct await {
+  const er_action_t *a, *ua; /* the check, the until check (or NULL) */
+  const json_t *iargs, *uargs;
+  int64_t within, start, deadline, interval;
+  bool fixed;         /* a given interval: no backoff */
+  long long attempts; /* 0: no cap */
+  int polls;
+  bool capped, stopped; /* by attempts, by until */
+} await_t;
 
-  if (!a || !caps) {
-    er_buf_puts(x->detail, "await: no check to poll");
-    rc = ER_STEP_FATAL;
-    goto out;
+/* After a poll that did not hold: the until check. ER_STEP_OK when it
+ * holds (stop), ER_STEP_FATAL with its detail in detail, else
+ * ER_STEP_FAIL. */
+static int poll_until(er_exec_t *x, await_t *w, er_buf_t *detail) {
+  er_buf_t ud = ER_BUF_INIT(16 * 1024);
+  json_t *caps = json_object();
+  int rc = caps ? poll_once(x, w->ua, w->uargs, w->deadline, &ud, caps)
+                : ER_STEP_ERROR;
+  if (rc == ER_STEP_FATAL) {
+    er_buf_reset(detail);
+    er_buf_append(detail, ud.data ? ud.data : "", ud.len);
   }
-  if (deadline > x->deadline_ms)
-    deadline = x->deadline_ms;
+  er_buf_free(&ud);
+  json_decref(caps);
+  return rc == ER_STEP_OK || rc == ER_STEP_FATAL ? rc : ER_STEP_FAIL;
+}
+
+/* Polls until the check holds, fails for good, or a bound is reached.
+ * The last poll's detail in detail, its captures in caps. */
+static int poll_loop(er_exec_t *x, await_t *w, er_buf_t *detail, json_t *caps) {
+  er_buf_t prev = ER_BUF_INIT(16 * 1024);
+  int64_t wait = w->fixed ? w->interval : 10;
+  int rc;
   for (;;) {
     int64_t left;
-    polls++;
-    rc = poll_once(x, a, iargs, deadline, &detail, caps);
-    er_progress_note(x, polls, er_buf_cstr(&detail));
+    w->polls++;
+    rc = poll_once(x, w->a, w->iargs, w->deadline, detail, caps);
+    er_progress_note(x, w->polls, er_buf_cstr(detail));
     if (rc == ER_STEP_OK || rc == ER_STEP_FATAL)
       break;
     /* a poll cut off by the deadline says only that; keep the mismatch
      * seen before it, which is what the user needs */
-    if (rc == ER_STEP_ERROR && er_now_ms() >= deadline && prev.len) {
-      er_buf_reset(&detail);
-      er_buf_append(&detail, prev.data, prev.len);
+    if (rc == ER_STEP_ERROR && er_now_ms() >= w->deadline && prev.len) {
+      er_buf_reset(detail);
+      er_buf_append(detail, prev.data, prev.len);
     }
     er_buf_reset(&prev);
-    er_buf_append(&prev, detail.data ? detail.data : "", detail.len);
-    left = deadline - er_now_ms();
+    er_buf_append(&prev, detail->data ? detail->data : "", detail->len);
+    if (w->attempts && w->polls >= w->attempts) {
+      w->capped = true;
+      break;
+    }
+    if (w->ua) {
+      int urc = poll_until(x, w, detail);
+      w->stopped = urc == ER_STEP_OK;
+      if (urc != ER_STEP_FAIL) {
+        rc = urc == ER_STEP_FATAL ? urc : rc;
+        break;
+      }
+    }
+    left = w->deadline - er_now_ms();
     if (er_interrupted() || left <= MIN_POLL_MS)
       break;
     /* the last poll starts early enough to have time to answer */
     er_sleep_ms(wait < left - MIN_POLL_MS ? wait : left - MIN_POLL_MS);
-    wait = wait * 3 / 2;
-    if (wait > cap)
-      wait = cap;
+    if (!w->fixed)
+      wait = wait * 3 / 2 > w->interval ? w->interval : wait * 3 / 2;
   }
-  er_fmt_duration(er_now_ms() - start, wtxt);
+  er_buf_free(&prev);
+  return rc;
+}
+
+/* The failure detail of an await that did not hold. */
+static void await_failure(er_exec_t *x, const await_t *w, const char *took,
+                          er_buf_t *detail) {
+  char within_txt[32];
+  er_fmt_duration(w->within, within_txt);
+  if (w->stopped && w->ua)
+    er_buf_printf(x->detail,
+                  "%s did not hold; stopped after %d poll(s) (%s) because "
+                  "the until check (%s) held\n",
+                  w->a->name, w->polls, took, w->ua->name);
+  else if (w->capped)
+    er_buf_printf(x->detail,
+                  "%s did not hold after %d attempts (%s, limit %s)\n",
+                  w->a->name, w->polls, took, within_txt);
+  else if (er_interrupted() && er_now_ms() < w->deadline)
+    er_buf_printf(x->detail,
+                  "await interrupted after %s (limit %s, %d polls of %s)\n",
+                  took, within_txt, w->polls, w->a->name);
+  else
+    er_buf_printf(x->detail, "%s did not hold within %s (%d polls%s)\n",
+                  w->a->name, within_txt, w->polls,
+                  w->deadline < w->start + w->within
+                      ? ", cut short by the scenario timeout"
+                      : "");
+  er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(detail));
+}
+
+static int run_await(er_exec_t *x, const json_t *args) {
+  await_t w;
+  const json_t *until = json_object_get(args, "until");
+  er_buf_t detail = ER_BUF_INIT(16 * 1024);
+  json_t *caps = json_object();
+  char took[32];
+  int rc = ER_STEP_FAIL;
+
+  memset(&w, 0, sizeof w);
+  w.a = inner_check(args, await_keys, &w.iargs);
+  w.ua = until ? inner_check(until, no_keys, &w.uargs) : NULL;
+  w.within = er_json_duration(args, "within", 0);
+  w.fixed = json_object_get(args, "interval") != NULL;
+  w.interval = er_json_duration(args, "interval", 250);
+  w.attempts = json_integer_value(json_object_get(args, "attempts"));
+  w.start = er_now_ms();
+  w.deadline = w.start + w.within;
+  if (!w.a || !caps || (until && !w.ua)) {
+    er_buf_puts(x->detail, w.a && caps ? "await: until holds no check"
+                                       : "await: no check to poll");
+    rc = ER_STEP_FATAL;
+    goto out;
+  }
+  if (w.deadline > x->deadline_ms)
+    w.deadline = x->deadline_ms;
+  rc = poll_loop(x, &w, &detail, caps);
+  er_fmt_duration(er_now_ms() - w.start, took);
   if (rc == ER_STEP_OK) {
     json_object_update(x->captures, caps);
-    er_exec_log(x, "%s held after %d poll(s), %s", a->name, polls, wtxt);
+    er_exec_log(x, "%s held after %d poll(s), %s", w.a->name, w.polls, took);
   } else if (rc != ER_STEP_FATAL) {
-    char within_txt[32];
-    er_fmt_duration(within, within_txt);
-    if (er_interrupted() && er_now_ms() < deadline)
-      er_buf_printf(x->detail,
-                    "await interrupted after %s (limit %s, %d polls of %s)\n",
-                    wtxt, within_txt, polls, a->name);
-    else
-      er_buf_printf(x->detail, "%s did not hold within %s (%d polls%s)\n",
-                    a->name, within_txt, polls,
-                    deadline < start + within ? ", cut short by the scenario "
-                                                "timeout"
-                                              : "");
-    er_buf_printf(x->detail, "last seen: %s", er_buf_cstr(&detail));
+    await_failure(x, &w, took, &detail);
     rc = ER_STEP_FAIL;
   } else {
     er_buf_puts(x->detail, er_buf_cstr(&detail));
   }
 out:
   er_buf_free(&detail);
-  er_buf_free(&prev);
   json_decref(caps);
   return rc;
+}
+
+static void validate_await(const json_t *args, er_diag_t *d) {
+  const json_t *n = json_object_get(args, "attempts");
+  const json_t *until = json_object_get(args, "until");
+  const char *k;
+  json_t *v;
+  if (json_is_integer(n) && json_integer_value(n) < 1)
+    er_diag_error(d, "/attempts", "attempts is 1 or more");
+  json_object_foreach((json_t *)until, k, v) {
+    if (json_is_object(v) && json_object_get(v, "capture")) {
+      char at[300], path[320];
+      er_json_pointer_join(at, sizeof at, "/until", k);
+      er_json_pointer_join(path, sizeof path, at, "capture");
+      er_diag_error(d, path,
+                    "the until check captures nothing (it only stops the "
+                    "polling): capture in the polled check");
+    }
+  }
 }
 
 static int run_hold(er_exec_t *x, const json_t *args) {
@@ -229,8 +324,11 @@ static void validate_sleep(const json_t *args, er_diag_t *d) {
                "something holds) or hold (stays true) instead");
 }
 
-const er_action_t er_act_await = {
-    .name = "await", .keys = await_keys, .wraps_check = true, .run = run_await};
+const er_action_t er_act_await = {.name = "await",
+                                  .keys = await_keys,
+                                  .wraps_check = true,
+                                  .validate = validate_await,
+                                  .run = run_await};
 const er_action_t er_act_hold = {
     .name = "hold", .keys = hold_keys, .wraps_check = true, .run = run_hold};
 const er_action_t er_act_sleep = {.name = "sleep",

@@ -3,10 +3,18 @@
  * {"http": {"method": "POST", "url": "...", "headers": {"K": "v"},
  *           "query": {"q": "a b", "page": 2, "tag": ["x", "y"]},
  *           "json": <any> | "body": "raw text" |
- *           "json_file": "bodies/x.json" | "body_file": "bodies/x.txt",
- *           "timeout": "5s",
+ *           "json_file": "bodies/x.json" | "body_file": "bodies/x.txt" |
+ *           "form": {"k": "v"} | "multipart": {"k": "v" | {"file": "x"}} |
+ *           "body_base64": "AQL//g==",
+ *           "timeout": "5s", "follow_redirects": true | 5, "cookies": true,
+ *           "insecure": false, "ca": "ca.pem", "cert": "c.pem", "key": "k.pem",
  *           "expect": {"status": <matcher>, "headers": {"Name": <matcher>},
- *                      "json": {"/pointer": <matcher>}, "body": <matcher>},
+ *                      "json": {"/pointer": <matcher>}, "body": <matcher>,
+ *                      "body_file": "x.bin", "sha256": "<hex>",
+ *                      "duration": {"$lt": "500ms"}, "http_version": "1.1",
+ *                      "url": <matcher>, "redirects": <matcher>,
+ *                      "cookies": {"name": <matcher> | {"path": <matcher>,
+ *                                  "secure": true, ...}}},
  *           "capture": {"name": "/json/pointer" | "$.json.path" |
  *                       {"header": "Name"} | {"status": true} |
  *                       {"text": true} | {"regex": "...", ...}}}}
@@ -25,8 +33,18 @@
  *   percent-encoded (RFC 3986: all but A-Z a-z 0-9 - . _ ~); an array
  *   repeats the name; null gives the name alone.
  * - headers values are strings (numbers and booleans are sent as text).
+ * - form: urlencoded (application/x-www-form-urlencoded), as query;
+ *   multipart: curl's MIME parts (a value, {"value", "type"} or {"file",
+ *   "filename", "type"}: the file's bytes); body_base64: the bytes
+ *   (application/octet-stream). One body per step.
  * - timeout bounds the request (connect to last byte) within the step's
- *   own deadline. Redirects are not followed.
+ *   own deadline. Redirects are followed only with follow_redirects
+ *   (true: up to MAX_REDIRECTS). cookies (default true): the session's
+ *   jar (adapters/http.h) is used. insecure/ca/cert/key: TLS.
+ * - expect.headers: a repeated header is an array of its values, one a
+ *   string. duration: milliseconds, duration strings in the matcher
+ *   converted; cookies: the Set-Cookie headers parsed (cookie_parse);
+ *   body_file: the same bytes; sha256: the body's hash.
  * - expect.json: JSON pointer ("" = the whole body) or JSONPath ("$..id")
  *   -> matcher (lang/jsonpath.h: what a multi-valued path is matched
  *   as); the body must be JSON (integers beyond 64 bits kept exactly).
@@ -54,6 +72,7 @@
 
 #include "adapters/http.h"
 #include "base/jsonbig.h"
+#include "base/pyjson.h"
 #include "lang/capture.h"
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
@@ -63,12 +82,21 @@
 #define DETAIL_BODY 2048 /* bytes of the response body in a detail */
 #define MAX_SECRETS 16
 #define URL_SHOWN 2048
+#define FILE_CAP (16u << 20) /* bytes read of a file a step names */
+#define MAX_REDIRECTS 30     /* "follow_redirects": true */
 
 static const er_keyspec_t expect_keys[] = {
     {"status", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
     {"headers", ER_T_OBJECT, false, NULL, NULL},
     {"json", ER_T_OBJECT, false, NULL, NULL},
     {"body", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"body_file", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
+    {"sha256", ER_T_STRING, false, NULL, NULL},
+    {"duration", ER_T_ANY, false, NULL, NULL}, /* durations: validate() */
+    {"http_version", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"url", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"redirects", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
+    {"cookies", ER_T_OBJECT, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -81,7 +109,16 @@ static const er_keyspec_t keys[] = {
     {"body", ER_T_STRING, false, NULL, NULL},
     {"json_file", ER_T_STRING | ER_T_DATA, false, NULL, NULL},
     {"body_file", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
+    {"body_base64", ER_T_STRING, false, NULL, NULL},
+    {"form", ER_T_OBJECT, false, NULL, NULL},
+    {"multipart", ER_T_OBJECT, false, NULL, NULL},
     {"timeout", ER_T_STRING | ER_T_DURATION, false, NULL, NULL},
+    {"follow_redirects", ER_T_BOOL | ER_T_INT, false, NULL, NULL},
+    {"cookies", ER_T_BOOL, false, NULL, NULL},
+    {"insecure", ER_T_BOOL, false, NULL, NULL},
+    {"ca", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
+    {"cert", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
+    {"key", ER_T_STRING | ER_T_FILE, false, NULL, NULL},
     {"expect", ER_T_OBJECT, false, expect_keys, NULL},
     {"capture", ER_T_OBJECT, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL},
@@ -312,6 +349,12 @@ typedef struct call {
   const char *url;
   const json_t *hdrs, *jbody, *tbody, *tmo, *capture;
   const json_t *want_status, *want_headers, *want_json, *want_body;
+  const json_t *want_version, *want_url, *want_redirects, *want_cookies;
+  const json_t *want_sha256;
+  json_t *want_duration; /* in milliseconds, owned */
+  char *want_file;       /* expect.body_file's bytes, owned */
+  size_t want_file_len;
+  char *want_file_name; /* its path, owned */
   char method[32], shown_url[URL_SHOWN];
   char **lines; /* request header lines, each owned */
   size_t nlines;
@@ -319,6 +362,10 @@ typedef struct call {
   json_t *file_body; /* json_file / body_file, templated, owned */
   char *body;
   size_t body_len;
+  er_http_part_t *parts; /* multipart; names and data in own */
+  size_t nparts;
+  char **own; /* strings the request borrows, each owned */
+  size_t nown;
   bool ok; /* every expectation holds (and every capture was found) */
   er_http_req_t req;
   er_http_resp_t resp;
@@ -342,6 +389,11 @@ static void call_init(call_t *c, const json_t *args) {
   c->want_headers = json_object_get(expect, "headers");
   c->want_json = json_object_get(expect, "json");
   c->want_body = json_object_get(expect, "body");
+  c->want_version = json_object_get(expect, "http_version");
+  c->want_url = json_object_get(expect, "url");
+  c->want_redirects = json_object_get(expect, "redirects");
+  c->want_cookies = json_object_get(expect, "cookies");
+  c->want_sha256 = json_object_get(expect, "sha256");
   c->ok = true;
   er_buf_init(&c->why, 16 * 1024);
   er_buf_init(&c->d, 32 * 1024);
@@ -357,6 +409,13 @@ static void call_free(call_t *c) {
     free(c->lines[i]);
   free(c->lines);
   free(c->body);
+  free(c->parts);
+  for (size_t i = 0; i < c->nown; i++)
+    free(c->own[i]);
+  free(c->own);
+  json_decref(c->want_duration);
+  free(c->want_file);
+  free(c->want_file_name);
   secrets_free(&c->sec);
   er_buf_free(&c->why);
   er_buf_free(&c->d);
@@ -405,16 +464,15 @@ static int build_args(call_t *c, const json_t *args) {
 
 static const char *header_value(const json_t *v, char *num, size_t n);
 
-/* "query": each parameter percent-encoded onto the URL ("?" or "&"); an
- * array value repeats the name. ER_STEP_OK, or ER_STEP_FATAL with
- * detail. */
-static int build_query(call_t *c, const json_t *query) {
-  er_buf_t u = ER_BUF_INIT(1u << 20);
+/* Parameters name=value percent-encoded onto u, each after sep ("&",
+ * the first after first_sep); an array value repeats the name, null
+ * gives the name alone. ER_STEP_OK, or ER_STEP_FATAL with detail naming
+ * what ("query parameter", "form field"). */
+static int encode_params(call_t *c, er_buf_t *u, const json_t *map,
+                         const char *first_sep, const char *what) {
   const char *k;
   json_t *v;
-  bool first = !strchr(c->url, '?');
-  er_buf_puts(&u, c->url);
-  json_object_foreach((json_t *)query, k, v) {
+  json_object_foreach((json_t *)map, k, v) {
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     for (size_t i = 0; i < n; i++) {
       char num[64];
@@ -422,27 +480,285 @@ static int build_query(call_t *c, const json_t *query) {
       const char *val = header_value(one, num, sizeof num);
       if (!val && !json_is_null(one)) {
         er_buf_printf(&c->d,
-                      "http: query parameter \"%s\" is a string, a number, "
+                      "http: %s \"%s\" is a string, a number, "
                       "a boolean or an array of them",
-                      k);
-        er_buf_free(&u);
+                      what, k);
         return ER_STEP_FATAL;
       }
-      er_buf_puts(&u, first ? "?" : "&");
-      first = false;
-      er_url_encode(&u, k, strlen(k));
+      er_buf_puts(u, first_sep ? first_sep : "&");
+      first_sep = NULL;
+      er_url_encode(u, k, strlen(k));
       if (val) {
-        er_buf_puts(&u, "=");
-        er_url_encode(&u, val, strlen(val));
+        er_buf_puts(u, "=");
+        er_url_encode(u, val, strlen(val));
       }
     }
   }
-  c->url_q = er_buf_steal(&u);
+  return ER_STEP_OK;
+}
+
+/* "query": each parameter percent-encoded onto the URL ("?" or "&").
+ * ER_STEP_OK, or ER_STEP_FATAL with detail. */
+static int build_query(call_t *c, const json_t *query) {
+  er_buf_t u = ER_BUF_INIT(1u << 20);
+  int rc;
+  er_buf_puts(&u, c->url);
+  rc = encode_params(c, &u, query, strchr(c->url, '?') ? "&" : "?",
+                     "query parameter");
+  if (rc == ER_STEP_OK) {
+    c->url_q = er_buf_steal(&u);
+    rc = c->url_q ? ER_STEP_OK : ER_STEP_ERROR;
+  }
   er_buf_free(&u);
-  if (!c->url_q)
-    return ER_STEP_ERROR;
+  if (rc != ER_STEP_OK)
+    return rc;
   c->url = c->url_q;
   er_http_redact_url(c->url, c->shown_url, sizeof c->shown_url);
+  return ER_STEP_OK;
+}
+
+/* Keeps p (may be NULL: memory ran out) until call_free; returns it. */
+static char *keep(call_t *c, char *p) {
+  char **n;
+  if (!p)
+    return NULL;
+  n = realloc(c->own, (c->nown + 1) * sizeof *n);
+  if (!n) {
+    free(p);
+    return NULL;
+  }
+  c->own = n;
+  c->own[c->nown++] = p;
+  return p;
+}
+
+static int b64val(unsigned char ch) {
+  if (ch >= 'A' && ch <= 'Z')
+    return ch - 'A';
+  if (ch >= 'a' && ch <= 'z')
+    return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9')
+    return ch - '0' + 52;
+  if (ch == '+' || ch == '-')
+    return 62;
+  if (ch == '/' || ch == '_')
+    return 63;
+  return -1;
+}
+
+/* Standard or URL-safe base64 (whitespace and padding ignored) into a new
+ * buffer of *len bytes; NULL when s is not base64 (or memory ran out). */
+static char *base64_decode(const char *s, size_t *len) {
+  size_t n = strlen(s), o = 0;
+  unsigned acc = 0;
+  int bits = 0;
+  char *out = malloc(n / 4 * 3 + 3);
+  if (!out)
+    return NULL;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    int v = b64val(*p);
+    if (*p == '=' || isspace(*p))
+      continue;
+    if (v < 0) {
+      free(out);
+      return NULL;
+    }
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  *len = o;
+  return out;
+}
+
+/* "form": the fields urlencoded (application/x-www-form-urlencoded);
+ * "body_base64": the bytes it decodes to. ER_STEP_OK, or another
+ * ER_STEP_* with detail. */
+static int build_form_b64(call_t *c, const json_t *args) {
+  const json_t *form = json_object_get(args, "form");
+  const json_t *b64 = json_object_get(args, "body_base64");
+  if (json_is_object(form)) {
+    er_buf_t b = ER_BUF_INIT(FILE_CAP);
+    int rc = encode_params(c, &b, form, "", "form field");
+    if (rc == ER_STEP_OK) {
+      c->body_len = b.len;
+      c->body = er_buf_steal(&b);
+      rc = c->body ? ER_STEP_OK : ER_STEP_ERROR;
+    }
+    er_buf_free(&b);
+    return rc;
+  }
+  if (json_is_string(b64)) {
+    c->body = base64_decode(json_string_value(b64), &c->body_len);
+    if (!c->body) {
+      er_buf_puts(&c->d, "http: \"body_base64\" is not base64");
+      return ER_STEP_FATAL;
+    }
+  }
+  return ER_STEP_OK;
+}
+
+/* The bytes of a file a step names; NULL with detail ("http: what: ..."). */
+static char *read_named(er_exec_t *x, call_t *c, const char *what,
+                        const char *name, size_t *len, char **path_out) {
+  er_err_t err = {0, ""};
+  char *path = er_exec_file(x, name, &err);
+  char *data = path ? er_read_file(path, FILE_CAP, len, &err) : NULL;
+  if (!data)
+    er_buf_printf(&c->d, "http: %s: %s", what, err.msg);
+  if (path_out && data)
+    *path_out = path;
+  else
+    free(path);
+  return data;
+}
+
+/* One multipart part from a value: a field (a string, number or boolean,
+ * or {"value": v, "type": t}) or a file ({"file": "name", "filename":
+ * "x", "type": t}). ER_STEP_OK, or another ER_STEP_* with detail. */
+static int build_part(er_exec_t *x, call_t *c, const char *name,
+                      const json_t *v) {
+  er_http_part_t *p = &c->parts[c->nparts];
+  const json_t *val = json_is_object(v) ? json_object_get(v, "value") : v;
+  const char *file = json_string_value(json_object_get(v, "file"));
+  const char *fname = json_string_value(json_object_get(v, "filename"));
+  char num[64];
+  memset(p, 0, sizeof *p);
+  p->name = name;
+  p->type = json_string_value(json_object_get(v, "type"));
+  if (file) {
+    char *path = NULL, *data = read_named(x, c, name, file, &p->len, &path);
+    if (!data)
+      return ER_STEP_FATAL;
+    p->data = keep(c, data);
+    keep(c, path);
+    p->filename = fname                ? fname
+                  : strrchr(file, '/') ? strrchr(file, '/') + 1
+                                       : file;
+    if (!p->data || !path)
+      return ER_STEP_ERROR;
+  } else {
+    p->data = header_value(val, num, sizeof num);
+    if (!p->data) {
+      er_buf_printf(&c->d,
+                    "http: multipart part \"%s\" is a string, a number, a "
+                    "boolean, {\"value\": ...} or {\"file\": ...}",
+                    name);
+      return ER_STEP_FATAL;
+    }
+    p->data = keep(c, er_strdup(p->data));
+    if (!p->data)
+      return ER_STEP_ERROR;
+    p->len = strlen(p->data);
+    p->filename = fname;
+  }
+  c->nparts++;
+  return ER_STEP_OK;
+}
+
+/* "multipart": a part per name (an array gives several of one name). */
+static int build_multipart(er_exec_t *x, call_t *c, const json_t *mp) {
+  const char *k;
+  json_t *v;
+  size_t n = 0;
+  json_object_foreach((json_t *)mp, k, v) n +=
+      json_is_array(v) ? json_array_size(v) : 1;
+  c->parts = calloc(n + 1, sizeof *c->parts);
+  if (!c->parts)
+    return ER_STEP_ERROR;
+  json_object_foreach((json_t *)mp, k, v) {
+    size_t m = json_is_array(v) ? json_array_size(v) : 1;
+    for (size_t i = 0; i < m; i++) {
+      int rc = build_part(x, c, k, json_is_array(v) ? json_array_get(v, i) : v);
+      if (rc != ER_STEP_OK)
+        return rc;
+    }
+  }
+  c->req.parts = c->parts;
+  c->req.nparts = c->nparts;
+  return ER_STEP_OK;
+}
+
+/* follow_redirects, cookies and the TLS options into c->req. */
+static int build_options(er_exec_t *x, call_t *c, const json_t *args) {
+  const json_t *fr = json_object_get(args, "follow_redirects");
+  const json_t *ck = json_object_get(args, "cookies");
+  const char *const files[] = {"ca", "cert", "key"};
+  const char **dst[] = {&c->req.ca, &c->req.cert, &c->req.key};
+  if (json_is_true(fr))
+    c->req.max_redirects = MAX_REDIRECTS;
+  else if (json_is_integer(fr) && json_integer_value(fr) > 0)
+    c->req.max_redirects = (long)json_integer_value(fr);
+  c->req.cookies = !json_is_false(ck);
+  c->req.insecure = json_is_true(json_object_get(args, "insecure"));
+  for (size_t i = 0; i < 3; i++) {
+    const char *name = json_string_value(json_object_get(args, files[i]));
+    er_err_t err = {0, ""};
+    if (!name)
+      continue;
+    *dst[i] = keep(c, er_exec_file(x, name, &err));
+    if (!*dst[i]) {
+      er_buf_printf(&c->d, "http: %s: %s", files[i],
+                    err.code ? err.msg : "out of memory");
+      return err.code ? ER_STEP_FATAL : ER_STEP_ERROR;
+    }
+  }
+  return ER_STEP_OK;
+}
+
+/* A matcher with every duration string ("500ms") as milliseconds. */
+static json_t *durations_ms(const json_t *m, bool *bad) {
+  const char *k;
+  json_t *v, *out;
+  int64_t ms;
+  if (json_is_string(m)) {
+    if (er_parse_duration(json_string_value(m), &ms) == 0)
+      return json_integer(ms);
+    *bad = true;
+  }
+  if (json_is_array(m)) {
+    out = json_array();
+    for (size_t i = 0; out && i < json_array_size(m); i++)
+      json_array_append_new(out, durations_ms(json_array_get(m, i), bad));
+    return out;
+  }
+  if (!json_is_object(m))
+    return json_deep_copy(m);
+  out = json_object();
+  json_object_foreach((json_t *)m, k, v) {
+    if (strcmp(k, "$type") == 0 || strcmp(k, "$regex") == 0)
+      json_object_set_new(out, k, json_deep_copy(v));
+    else
+      json_object_set_new(out, k, durations_ms(v, bad));
+  }
+  return out;
+}
+
+/* expect.duration in milliseconds and expect.body_file's bytes. */
+static int build_expect(er_exec_t *x, call_t *c, const json_t *args) {
+  const json_t *expect = json_object_get(args, "expect");
+  const json_t *dur = json_object_get(expect, "duration");
+  const char *bf = json_string_value(json_object_get(expect, "body_file"));
+  if (dur) {
+    bool bad = false;
+    c->want_duration = durations_ms(dur, &bad);
+    if (bad) {
+      er_buf_puts(&c->d, "http: expect.duration: its values are durations "
+                         "such as \"500ms\" or milliseconds");
+      return ER_STEP_FATAL;
+    }
+    if (!c->want_duration)
+      return ER_STEP_ERROR;
+  }
+  if (bf) {
+    c->want_file = read_named(x, c, "expect.body_file", bf, &c->want_file_len,
+                              &c->want_file_name);
+    if (!c->want_file)
+      return ER_STEP_FATAL;
+  }
   return ER_STEP_OK;
 }
 
@@ -539,16 +855,24 @@ static int build_headers(call_t *c, bool *has_ctype) {
   return ER_STEP_OK;
 }
 
-/* The body and, unless the headers have one, its Content-Type.
+/* The body and, unless the headers have one, its Content-Type (form and
+ * body_base64 made theirs already; multipart's is curl's).
  * ER_STEP_OK or ER_STEP_ERROR. */
-static int build_body(call_t *c, bool has_ctype) {
+static int build_body(call_t *c, const json_t *args, bool has_ctype) {
+  const char *ctype = "Content-Type: text/plain; charset=utf-8";
   char **nl;
-  if (c->jbody) {
+  if (json_object_get(args, "form"))
+    ctype = "Content-Type: application/x-www-form-urlencoded";
+  else if (json_object_get(args, "body_base64"))
+    ctype = "Content-Type: application/octet-stream";
+  else if (c->jbody)
+    ctype = "Content-Type: application/json";
+  if (!c->body && c->jbody) {
     c->body = er_json_dumps(c->jbody, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!c->body)
       return ER_STEP_ERROR;
     c->body_len = strlen(c->body);
-  } else if (c->tbody) {
+  } else if (!c->body && c->tbody) {
     c->body = er_strdup(json_string_value(c->tbody));
     c->body_len = json_string_length(c->tbody);
     if (!c->body)
@@ -560,9 +884,7 @@ static int build_body(call_t *c, bool has_ctype) {
   if (!nl)
     return ER_STEP_ERROR;
   c->lines = nl;
-  c->lines[c->nlines] =
-      er_strdup(c->jbody ? "Content-Type: application/json"
-                         : "Content-Type: text/plain; charset=utf-8");
+  c->lines[c->nlines] = er_strdup(ctype);
   if (!c->lines[c->nlines])
     return ER_STEP_ERROR;
   c->nlines++;
@@ -580,9 +902,17 @@ static int build(er_exec_t *x, call_t *c, const json_t *args) {
   if (rc == ER_STEP_OK)
     rc = load_body_file(x, c, args);
   if (rc == ER_STEP_OK)
+    rc = build_form_b64(c, args);
+  if (rc == ER_STEP_OK && json_is_object(json_object_get(args, "multipart")))
+    rc = build_multipart(x, c, json_object_get(args, "multipart"));
+  if (rc == ER_STEP_OK)
     rc = build_headers(c, &has_ctype);
   if (rc == ER_STEP_OK)
-    rc = build_body(c, has_ctype);
+    rc = build_body(c, args, has_ctype);
+  if (rc == ER_STEP_OK)
+    rc = build_options(x, c, args);
+  if (rc == ER_STEP_OK)
+    rc = build_expect(x, c, args);
   if (rc != ER_STEP_OK)
     return rc;
   c->req.method = c->method;
@@ -658,24 +988,166 @@ static void check_status(call_t *c) {
   json_decref(status_j);
 }
 
+/* A header's values: NULL when absent, a string when there is one, an
+ * array of strings when it is repeated (Set-Cookie). */
+static json_t *header_json(call_t *c, const char *name) {
+  const char *vals[ER_HTTP_MAX_HEADERS];
+  size_t n = er_http_header_values(&c->resp, name, vals, ER_HTTP_MAX_HEADERS);
+  json_t *arr;
+  for (size_t i = 0; i < n; i++)
+    if (er_http_header_is_secret(name)) /* Set-Cookie */
+      secret_add_value(&c->sec, vals[i]);
+  if (n <= 1)
+    return n ? json_string(vals[0]) : NULL;
+  arr = json_array();
+  for (size_t i = 0; arr && i < n; i++)
+    json_array_append_new(arr, json_string(vals[i]));
+  return arr;
+}
+
 static void check_headers(call_t *c) {
   const char *k;
   json_t *m;
   if (!c->want_headers)
     return;
   json_object_foreach((json_t *)c->want_headers, k, m) {
-    char *v = er_http_header_get(&c->resp, k);
-    json_t *vj = v ? json_string(v) : NULL;
+    json_t *vj = header_json(c, k);
     er_buf_t w = ER_BUF_INIT(1024);
-    if (v && er_http_header_is_secret(k)) /* Set-Cookie */
-      secret_add_value(&c->sec, v);
     if (!er_json_match(vj, m, &w)) {
       er_buf_printf(&c->why, "\n  header %s: %s", k, er_buf_cstr(&w));
       c->ok = false;
     }
     er_buf_free(&w);
     json_decref(vj);
-    free(v);
+  }
+}
+
+/* One check of a value (new reference, NULL: missing) against want. */
+static void check_one(call_t *c, const char *what, json_t *v,
+                      const json_t *want) {
+  er_buf_t w = ER_BUF_INIT(1024);
+  if (want && !er_json_match(v, want, &w)) {
+    er_buf_printf(&c->why, "\n  %s: %s", what, er_buf_cstr(&w));
+    c->ok = false;
+  }
+  er_buf_free(&w);
+  json_decref(v);
+}
+
+/* duration (ms), http_version, url (final) and redirects (followed). */
+static void check_meta(call_t *c) {
+  check_one(c, "duration (ms)", json_integer(c->resp.elapsed_ms),
+            c->want_duration);
+  check_one(c, "http_version", json_string(c->resp.http_version),
+            c->want_version);
+  check_one(c, "url", json_string(c->resp.url ? c->resp.url : ""), c->want_url);
+  check_one(c, "redirects", json_integer(c->resp.redirects), c->want_redirects);
+}
+
+/* A Set-Cookie value as {"name", "value", "path", "domain", "expires",
+ * "max_age", "samesite", "secure", "httponly"} (absent attributes
+ * missing; secure and httponly always there). */
+static json_t *cookie_parse(const char *sc) {
+  json_t *o = json_object();
+  const char *p = sc;
+  bool first = true;
+  json_object_set_new(o, "secure", json_false());
+  json_object_set_new(o, "httponly", json_false());
+  while (o && *p) {
+    size_t n = strcspn(p, ";"), kn;
+    const char *eq;
+    char key[32];
+    while (*p == ' ' && n) {
+      p++;
+      n--;
+    }
+    eq = memchr(p, '=', n);
+    kn = eq ? (size_t)(eq - p) : n;
+    while (kn && p[kn - 1] == ' ')
+      kn--;
+    if (first) {
+      json_object_set_new(o, "name", json_stringn(p, kn));
+      json_object_set_new(o, "value",
+                          json_stringn(eq ? eq + 1 : "", eq ? n - kn - 1 : 0));
+    } else if (kn < sizeof key) {
+      for (size_t i = 0; i < kn; i++)
+        key[i] = p[i] == '-' ? '_' : (char)tolower((unsigned char)p[i]);
+      key[kn] = '\0';
+      if (!strcmp(key, "secure") || !strcmp(key, "httponly"))
+        json_object_set_new(o, key, json_true());
+      else if (eq)
+        json_object_set_new(o, key,
+                            json_stringn(eq + 1, n - (size_t)(eq + 1 - p)));
+    }
+    first = false;
+    p += n + (p[n] == ';');
+  }
+  return o;
+}
+
+/* expect.cookies: {"name": <matcher on the value> | {"value": m, "path":
+ * m, "secure": m, ...}} against the response's Set-Cookie headers (the
+ * last of a name wins). */
+static void check_cookies(call_t *c) {
+  const char *vals[ER_HTTP_MAX_HEADERS];
+  size_t n =
+      er_http_header_values(&c->resp, "Set-Cookie", vals, ER_HTTP_MAX_HEADERS);
+  json_t *jar = json_object(), *want;
+  const char *name;
+  if (!c->want_cookies || !jar) {
+    json_decref(jar);
+    return;
+  }
+  for (size_t i = 0; i < n && i < ER_HTTP_MAX_HEADERS; i++) {
+    json_t *ck = cookie_parse(vals[i]);
+    const char *nm = json_string_value(json_object_get(ck, "name"));
+    const json_t *cv = json_object_get(ck, "value");
+    secret_add(&c->sec, json_string_value(cv), json_string_length(cv));
+    if (nm)
+      json_object_set(jar, nm, ck);
+    json_decref(ck);
+  }
+  json_object_foreach((json_t *)c->want_cookies, name, want) {
+    json_t *ck = json_object_get(jar, name), *attr;
+    const char *an;
+    char what[300];
+    if (!json_is_object(want) || er_json_is_matcher(want)) {
+      snprintf(what, sizeof what, "cookie %s", name);
+      check_one(c, what, json_incref(json_object_get(ck, "value")), want);
+      continue;
+    }
+    json_object_foreach(want, an, attr) {
+      snprintf(what, sizeof what, "cookie %s %s", name, an);
+      check_one(c, what, json_incref(json_object_get(ck, an)), attr);
+    }
+  }
+  json_decref(jar);
+}
+
+/* expect.body_file (the same bytes) and expect.sha256 (hex, any case). */
+static void check_body_bytes(call_t *c) {
+  const er_buf_t *b = &c->resp.body;
+  if (c->want_file &&
+      (b->len != c->want_file_len ||
+       (b->len && memcmp(b->data, c->want_file, b->len) != 0))) {
+    size_t at = 0;
+    while (at < b->len && at < c->want_file_len &&
+           b->data[at] == c->want_file[at])
+      at++;
+    er_buf_printf(&c->why,
+                  "\n  body_file: the body (%zu bytes) differs from %s "
+                  "(%zu bytes) from byte %zu",
+                  b->len, c->want_file_name, c->want_file_len, at);
+    c->ok = false;
+  }
+  if (json_is_string(c->want_sha256)) {
+    char hex[65];
+    er_sha256_hex(b->data ? b->data : "", b->len, hex);
+    if (strcasecmp(hex, json_string_value(c->want_sha256)) != 0) {
+      er_buf_printf(&c->why, "\n  sha256: expected %s, got %s",
+                    json_string_value(c->want_sha256), hex);
+      c->ok = false;
+    }
   }
 }
 
@@ -725,6 +1197,9 @@ static void check(call_t *c) {
   check_headers(c);
   check_json(c);
   check_body(c);
+  check_body_bytes(c);
+  check_meta(c);
+  check_cookies(c);
 }
 
 /* The failure detail: what was sent, what differed and the body. */
@@ -864,30 +1339,196 @@ static void check_matcher(const json_t *m, const char *path, er_diag_t *d) {
   er_diag_matcher(d, path, m);
 }
 
-static void validate(const json_t *args, er_diag_t *d) {
-  const json_t *method = json_object_get(args, "method");
-  const json_t *hdrs = json_object_get(args, "headers");
-  const json_t *expect = json_object_get(args, "expect");
-  const json_t *capture = json_object_get(args, "capture");
+static void validate_part(const json_t *v, const char *path, er_diag_t *d) {
+  static const char *const keys_ok[] = {"value", "file", "filename", "type"};
+  const char *k;
+  json_t *pv;
+  if (json_is_string(v) || json_is_number(v) || json_is_boolean(v))
+    return;
+  if (!json_is_object(v) ||
+      !json_object_get(v, "value") == !json_object_get(v, "file")) {
+    er_diag_error(d, path,
+                  "a multipart part is a string, a number, a boolean, "
+                  "{\"value\": ..., \"type\": ...} or {\"file\": "
+                  "\"name\", \"filename\": ..., \"type\": ...}");
+    return;
+  }
+  json_object_foreach((json_t *)v, k, pv) {
+    char kp[600];
+    bool known = false;
+    er_json_pointer_join(kp, sizeof kp, path, k);
+    for (size_t i = 0; i < 4; i++)
+      known = known || !strcmp(k, keys_ok[i]);
+    if (!known)
+      er_diag_error(d, kp,
+                    "unknown key '%s' in a multipart part (value, file, "
+                    "filename, type)",
+                    k);
+    else if (strcmp(k, "value") != 0 && !json_is_string(pv))
+      er_diag_error(d, kp, "\"%s\" is a string", k);
+    else if (strcmp(k, "file") == 0)
+      er_diag_file(d, kp, json_string_value(pv));
+  }
+}
+
+/* form and multipart: their values' shapes. */
+static void validate_form(const json_t *args, er_diag_t *d) {
+  const json_t *form = json_object_get(args, "form");
+  const json_t *mp = json_object_get(args, "multipart");
   const char *k;
   json_t *v;
   char path[512];
-
-  {
-    const char *const bodies[] = {"json", "body", "json_file", "body_file"};
-    const char *first = NULL;
-    for (size_t i = 0; i < 4; i++) {
-      if (!json_object_get(args, bodies[i]))
-        continue;
-      if (first) {
-        char bp[32];
-        snprintf(bp, sizeof bp, "/%s", bodies[i]);
-        er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
-                      bodies[i]);
-      }
-      first = bodies[i];
+  json_object_foreach((json_t *)form, k, v) {
+    bool ok = !json_is_object(v);
+    for (size_t i = 0; ok && json_is_array(v) && i < json_array_size(v); i++)
+      ok = !json_is_object(json_array_get(v, i)) &&
+           !json_is_array(json_array_get(v, i));
+    er_json_pointer_join(path, sizeof path, "/form", k);
+    if (!ok)
+      er_diag_error(d, path,
+                    "a form field is a string, a number, a boolean, "
+                    "null or an array of them");
+  }
+  json_object_foreach((json_t *)mp, k, v) {
+    er_json_pointer_join(path, sizeof path, "/multipart", k);
+    if (!json_is_array(v)) {
+      validate_part(v, path, d);
+      continue;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char ip[600];
+      snprintf(ip, sizeof ip, "%s/%zu", path, i);
+      validate_part(json_array_get(v, i), ip, d);
     }
   }
+}
+
+/* Every string in a duration matcher is a duration. */
+static void validate_duration(const json_t *m, const char *path, er_diag_t *d) {
+  const char *k;
+  json_t *v;
+  int64_t ms;
+  if (json_is_string(m) && !strstr(json_string_value(m), "${") &&
+      er_parse_duration(json_string_value(m), &ms) != 0)
+    er_diag_error(d, path,
+                  "\"%s\" is not a duration (such as \"500ms\" or \"2s\")",
+                  json_string_value(m));
+  for (size_t i = 0; json_is_array(m) && i < json_array_size(m); i++) {
+    char ip[600];
+    snprintf(ip, sizeof ip, "%s/%zu", path, i);
+    validate_duration(json_array_get(m, i), ip, d);
+  }
+  json_object_foreach((json_t *)m, k, v) {
+    char kp[600];
+    er_json_pointer_join(kp, sizeof kp, path, k);
+    if (strcmp(k, "$type") != 0 && strcmp(k, "$regex") != 0)
+      validate_duration(v, kp, d);
+  }
+}
+
+/* expect.cookies: per name a matcher on the value or an object of
+ * attributes. */
+static void validate_cookies(const json_t *ck, er_diag_t *d) {
+  static const char *const attrs[] = {"value",   "path",     "domain",
+                                      "expires", "max_age",  "samesite",
+                                      "secure",  "httponly", NULL};
+  const char *name, *a;
+  json_t *want, *m;
+  char path[512], ap[600];
+  json_object_foreach((json_t *)ck, name, want) {
+    er_json_pointer_join(path, sizeof path, "/expect/cookies", name);
+    if (!json_is_object(want) || er_json_is_matcher(want)) {
+      er_diag_matcher(d, path, want);
+      continue;
+    }
+    json_object_foreach(want, a, m) {
+      bool known = false;
+      er_json_pointer_join(ap, sizeof ap, path, a);
+      for (size_t i = 0; attrs[i]; i++)
+        known = known || !strcmp(a, attrs[i]);
+      if (!known)
+        er_diag_error(d, ap,
+                      "unknown cookie attribute '%s' (value, path, domain, "
+                      "expires, max_age, samesite, secure, httponly)",
+                      a);
+      else
+        er_diag_matcher(d, ap, m);
+    }
+  }
+}
+
+/* The response metadata checks of expect. */
+static void validate_expect_meta(const json_t *expect, er_diag_t *d) {
+  const json_t *sha = json_object_get(expect, "sha256");
+  const json_t *fr = json_object_get(expect, "redirects");
+  check_matcher(json_object_get(expect, "http_version"), "/expect/http_version",
+                d);
+  check_matcher(json_object_get(expect, "url"), "/expect/url", d);
+  check_matcher(fr, "/expect/redirects", d);
+  if (json_object_get(expect, "duration")) {
+    bool bad = false;
+    json_t *ms = durations_ms(json_object_get(expect, "duration"), &bad);
+    validate_duration(json_object_get(expect, "duration"), "/expect/duration",
+                      d);
+    if (!bad)
+      check_matcher(ms, "/expect/duration", d);
+    json_decref(ms);
+  }
+  if (json_is_string(sha) && !strstr(json_string_value(sha), "${")) {
+    const char *h = json_string_value(sha);
+    bool ok = strlen(h) == 64;
+    for (const char *p = h; ok && *p; p++)
+      ok = isxdigit((unsigned char)*p);
+    if (!ok)
+      er_diag_error(d, "/expect/sha256", "sha256 is 64 hex digits");
+  }
+  if (json_object_get(expect, "body_file") && json_object_get(expect, "body"))
+    er_diag_error(d, "/expect/body_file",
+                  "give \"body\" or \"body_file\", not both");
+  validate_cookies(json_object_get(expect, "cookies"), d);
+}
+
+/* One body at most; form and multipart shapes; the request options. */
+static void validate_bodies(const json_t *args, er_diag_t *d) {
+  const char *const bodies[] = {"json", "body",      "json_file",  "body_file",
+                                "form", "multipart", "body_base64"};
+  const char *first = NULL;
+  const json_t *fr = json_object_get(args, "follow_redirects");
+  const json_t *b64 = json_object_get(args, "body_base64");
+  for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+    if (!json_object_get(args, bodies[i]))
+      continue;
+    if (first) {
+      char bp[32];
+      snprintf(bp, sizeof bp, "/%s", bodies[i]);
+      er_diag_error(d, bp, "give one body: \"%s\" or \"%s\", not both", first,
+                    bodies[i]);
+    }
+    first = bodies[i];
+  }
+  validate_form(args, d);
+  if (json_is_integer(fr) && json_integer_value(fr) < 0)
+    er_diag_error(d, "/follow_redirects",
+                  "follow_redirects is true, false or a maximum count (0 "
+                  "or more)");
+  if (json_is_string(b64) && !strstr(json_string_value(b64), "${")) {
+    size_t n;
+    char *bytes = base64_decode(json_string_value(b64), &n);
+    if (!bytes)
+      er_diag_error(d, "/body_base64", "body_base64 is not base64");
+    free(bytes);
+  }
+  if (json_object_get(args, "key") && !json_object_get(args, "cert"))
+    er_diag_error(d, "/key", "a client \"key\" goes with a \"cert\"");
+}
+
+/* The method and the request headers. */
+static void validate_request(const json_t *args, er_diag_t *d) {
+  const json_t *method = json_object_get(args, "method");
+  const json_t *hdrs = json_object_get(args, "headers");
+  const char *k;
+  json_t *v;
+  char path[512];
   if (json_is_string(method) && !strstr(json_string_value(method), "${")) {
     const char *m = json_string_value(method);
     bool tok = *m != '\0';
@@ -897,47 +1538,57 @@ static void validate(const json_t *args, er_diag_t *d) {
     if (!tok)
       er_diag_error(d, "/method", "\"%s\" is not an HTTP method", m);
   }
-  if (json_is_object(hdrs)) {
-    json_object_foreach((json_t *)hdrs, k, v) {
-      er_json_pointer_join(path, sizeof path, "/headers", k);
-      if (!*k || strpbrk(k, ": \t\r\n"))
-        er_diag_error(d, path, "\"%s\" is not a header name", k);
-      else if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
-        er_diag_error(d, path, "a header value is a string");
-    }
+  json_object_foreach((json_t *)hdrs, k, v) {
+    er_json_pointer_join(path, sizeof path, "/headers", k);
+    if (!*k || strpbrk(k, ": \t\r\n"))
+      er_diag_error(d, path, "\"%s\" is not a header name", k);
+    else if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
+      er_diag_error(d, path, "a header value is a string");
   }
-  if (json_is_object(expect)) {
-    const json_t *eh = json_object_get(expect, "headers");
-    const json_t *ej = json_object_get(expect, "json");
-    check_matcher(json_object_get(expect, "status"), "/expect/status", d);
-    check_matcher(json_object_get(expect, "body"), "/expect/body", d);
-    if (json_is_object(eh)) {
-      json_object_foreach((json_t *)eh, k, v) {
-        er_json_pointer_join(path, sizeof path, "/expect/headers", k);
-        check_matcher(v, path, d);
-      }
-    }
-    if (json_is_object(ej)) {
-      json_object_foreach((json_t *)ej, k, v) {
-        er_json_pointer_join(path, sizeof path, "/expect/json", k);
-        if (*k && *k != '/' && !er_jsonpath_is(k) && !strstr(k, "${"))
-          er_diag_error(d, path,
-                        "keys of expect.json are JSON pointers such as "
-                        "\"/items/0/id\" (\"\" = the whole body) or "
-                        "JSONPaths such as \"$.items[*].id\"");
-        else
-          er_diag_select(d, path, k);
-        check_matcher(v, path, d);
-      }
-    }
+}
+
+/* expect: matchers, pointers and paths, the metadata checks. */
+static void validate_expect(const json_t *expect, er_diag_t *d) {
+  const json_t *eh = json_object_get(expect, "headers");
+  const json_t *ej = json_object_get(expect, "json");
+  const char *k;
+  json_t *v;
+  char path[512];
+  check_matcher(json_object_get(expect, "status"), "/expect/status", d);
+  validate_expect_meta(expect, d);
+  check_matcher(json_object_get(expect, "body"), "/expect/body", d);
+  json_object_foreach((json_t *)eh, k, v) {
+    er_json_pointer_join(path, sizeof path, "/expect/headers", k);
+    check_matcher(v, path, d);
   }
-  if (json_is_object(capture)) {
-    json_object_foreach((json_t *)capture, k, v) {
-      char msg[512];
-      er_json_pointer_join(path, sizeof path, "/capture", k);
-      if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_STATUS, msg, sizeof msg))
-        er_diag_error(d, path, "%s", msg);
-    }
+  json_object_foreach((json_t *)ej, k, v) {
+    er_json_pointer_join(path, sizeof path, "/expect/json", k);
+    if (*k && *k != '/' && !er_jsonpath_is(k) && !strstr(k, "${"))
+      er_diag_error(d, path,
+                    "keys of expect.json are JSON pointers such as "
+                    "\"/items/0/id\" (\"\" = the whole body) or "
+                    "JSONPaths such as \"$.items[*].id\"");
+    else
+      er_diag_select(d, path, k);
+    check_matcher(v, path, d);
+  }
+}
+
+static void validate(const json_t *args, er_diag_t *d) {
+  const json_t *expect = json_object_get(args, "expect");
+  const json_t *capture = json_object_get(args, "capture");
+  const char *k;
+  json_t *v;
+  char path[512];
+  validate_bodies(args, d);
+  validate_request(args, d);
+  if (json_is_object(expect))
+    validate_expect(expect, d);
+  json_object_foreach((json_t *)capture, k, v) {
+    char msg[512];
+    er_json_pointer_join(path, sizeof path, "/capture", k);
+    if (er_capture_check(v, ER_CAP_HEADER | ER_CAP_STATUS, msg, sizeof msg))
+      er_diag_error(d, path, "%s", msg);
   }
 }
 

@@ -37,13 +37,15 @@
  *   whole file count times), a JSON or YAML file one message; data_file
  *   gives each message's envelope data. file is sent as it is.
  *
- * {"kafka.expect": {"topic": "t", "key": <matcher>,
+ * {"kafka.expect": {"topic": "t" | "topics": ["a", "b"], "key": <matcher>,
  *    "headers": {"h": <matcher>}, "where": {"/data/id" | "$..id": <matcher>},
  *    "count": 1 | {"$gte": 1}, "within": "10s", "then_quiet_for": "2s",
  *    "capture": {"name": "/pointer" | "$.path" | {"key": true} |
  *                {"header": "h"} | {"text": true} | {"regex": ...} |
  *                {"all": <capture>}}}}
- *   Counts messages after the start offsets that pass every filter.
+ *   Counts messages after the start offsets that pass every filter (on
+ *   every topic of "topics": read in turn, each message listed with its
+ *   topic in a failure).
  *   where keys are JSON pointers or JSONPaths into the value (parsed as
  *   JSON, integers beyond 64 bits kept exactly); captures: lang/capture.h,
  *   the first matching message's value (its text when it is not JSON),
@@ -1070,7 +1072,8 @@ static void validate_produce(const json_t *a, er_diag_t *d) {
  */
 
 static const er_keyspec_t expect_keys[] = {
-    {"topic", ER_T_STRING, true, NULL, NULL},
+    {"topic", ER_T_STRING, false, NULL, NULL},
+    {"topics", ER_T_ARRAY, false, NULL, NULL},
     {"key", ER_T_ANY | ER_T_MATCHER, false, NULL, NULL},
     {"headers", ER_T_OBJECT, false, NULL, NULL},
     {"where", ER_T_OBJECT, false, NULL, NULL},
@@ -1283,9 +1286,9 @@ static void capture(expect_state_t *s, const json_t *spec,
 /* Reads one record (or nothing until deadline); evaluates it. Returns 1 when
  * a record was read and matched, 0 when read and not matched or nothing
  * came, -1 on error. *got tells whether a record was read. */
-static int expect_read(er_kafka_reader_t *r, const json_t *a, expect_state_t *s,
-                       int64_t deadline, bool *got, er_buf_t *late,
-                       er_err_t *err) {
+static int expect_read(er_kafka_reader_t *r, const char *tname, const json_t *a,
+                       expect_state_t *s, int64_t deadline, bool *got,
+                       er_buf_t *late, er_err_t *err) {
   er_kafka_record_t rec;
   json_t *parsed = NULL;
   er_buf_t why = ER_BUF_INIT(2048);
@@ -1302,6 +1305,8 @@ static int expect_read(er_kafka_reader_t *r, const json_t *a, expect_state_t *s,
   m = record_matches(&rec, parsed, a, &why);
   if (s->seen <= SHOWN) {
     er_buf_puts(&s->list, "  ");
+    if (tname)
+      er_buf_printf(&s->list, "%s ", tname);
     describe(&s->list, &rec, parsed);
     er_buf_printf(&s->list, " -> %s\n", m ? "matched" : er_buf_cstr(&why));
   }
@@ -1310,6 +1315,8 @@ static int expect_read(er_kafka_reader_t *r, const json_t *a, expect_state_t *s,
     capture(s, json_object_get(a, "capture"), &rec, parsed);
     if (late) {
       er_buf_puts(late, "  ");
+      if (tname)
+        er_buf_printf(late, "%s ", tname);
       describe(late, &rec, parsed);
       er_buf_puts(late, "\n");
     }
@@ -1353,13 +1360,40 @@ static void note_dropped(er_exec_t *x, er_kafka_t *k, const char *topic,
 typedef struct expect_run {
   er_exec_t *x;
   const json_t *a;
-  const char *topic;
+  const char *topic;   /* for messages: "t", or "a', 'b" for several */
+  const char **topics; /* ntopics names (borrowed), owned array */
+  size_t ntopics;
   const json_t *count; /* the step's, or the default (run_expect owns it) */
   int kind;            /* COUNT_* */
   int64_t t0;
-  er_kafka_reader_t *r; /* owned */
+  er_kafka_reader_t **r; /* one per topic, owned */
+  int64_t **start;       /* each topic's start offsets, owned */
+  int *nstart;
+  size_t cur; /* the reader read next */
+  er_buf_t label;
   expect_state_t s;
 } expect_run_t;
+
+/* Reads one record from the topics in turn (each of several waits at
+ * most 20 ms before the next is tried); see expect_read. */
+static int expect_next(expect_run_t *e, int64_t deadline, bool *got,
+                       er_buf_t *late, er_err_t *err) {
+  size_t i = e->cur;
+  int64_t slice = er_now_ms() + 20;
+  if (e->ntopics == 1)
+    return expect_read(e->r[0], NULL, e->a, &e->s, deadline, got, late, err);
+  e->cur = (e->cur + 1) % e->ntopics;
+  return expect_read(e->r[i], e->topics[i], e->a, &e->s,
+                     slice < deadline ? slice : deadline, got, late, err);
+}
+
+/* Nothing more is there right now on any topic. */
+static bool expect_at_end(const expect_run_t *e) {
+  for (size_t i = 0; i < e->ntopics; i++)
+    if (!er_kafka_reader_at_end(e->r[i]))
+      return false;
+  return true;
+}
 
 /* Reads until the count is reached (or within ends). Returns 1 when it
  * passed, 0 when not (*too_many: past an exact count), -1 on error. */
@@ -1368,8 +1402,8 @@ static int expect_until_count(expect_run_t *e, int64_t wdeadline,
   bool got;
   for (;;) {
     int64_t slice = er_now_ms() + 100;
-    int m = expect_read(e->r, e->a, &e->s,
-                        slice < wdeadline ? slice : wdeadline, &got, NULL, err);
+    int m =
+        expect_next(e, slice < wdeadline ? slice : wdeadline, &got, NULL, err);
     if (m < 0)
       return -1;
     if (e->kind == COUNT_EXACT &&
@@ -1381,7 +1415,7 @@ static int expect_until_count(expect_run_t *e, int64_t wdeadline,
       return 1;
     if (e->kind == COUNT_EXACT &&
         e->s.matched == (size_t)json_integer_value(e->count) && !got &&
-        er_kafka_reader_at_end(e->r))
+        expect_at_end(e))
       return 1; /* the count, and nothing more is there now */
     if (er_now_ms() >= wdeadline || er_interrupted())
       return count_holds(e->count, e->s.matched) ? 1 : 0;
@@ -1409,7 +1443,7 @@ static int expect_quiet(expect_run_t *e, int64_t quiet, er_err_t *err) {
     goto out;
   }
   while (er_now_ms() < qend && !er_interrupted()) {
-    if (expect_read(e->r, e->a, &e->s, qend, &got, &late, err) < 0) {
+    if (expect_next(e, qend, &got, &late, err) < 0) {
       rc = -1;
       goto out;
     }
@@ -1444,8 +1478,7 @@ static void expect_passed(expect_run_t *e) {
 }
 
 /* Failed: say what was seen (and what the broker no longer has). */
-static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many,
-                          const int64_t *start, int n) {
+static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many) {
   er_exec_t *x = e->x;
   expect_state_t *s = &e->s;
   char *cbrief = er_json_brief(e->count, 60);
@@ -1465,7 +1498,8 @@ static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many,
                   "of %zu message(s) produced after the scenario started "
                   "(waited %s)\n",
                   e->topic, ctext, s->matched, s->seen, wtext);
-  er_diag_note_expect(x, e->topic, (long)s->matched, (long)s->seen, too_many);
+  er_diag_note_expect(x, e->topics[0], (long)s->matched, (long)s->seen,
+                      too_many);
   if (s->seen) {
     if (s->seen > SHOWN)
       er_buf_printf(x->detail, "the first %d of %zu messages seen:\n%s", SHOWN,
@@ -1475,7 +1509,66 @@ static void expect_failed(expect_run_t *e, er_kafka_t *k, bool too_many,
     if (s->seen > SHOWN)
       er_buf_printf(x->detail, "  ... and %zu more\n", s->seen - SHOWN);
   }
-  note_dropped(x, k, e->topic, start, n);
+  for (size_t i = 0; i < e->ntopics; i++)
+    note_dropped(x, k, e->topics[i], e->start[i], e->nstart[i]);
+}
+
+/* The topics of the step ("topic" or "topics") and the label naming them
+ * in messages. -1 when memory ran out. */
+static int expect_topics(expect_run_t *e) {
+  const json_t *ta = json_object_get(e->a, "topics");
+  size_t n = ta ? json_array_size(ta) : 1;
+  e->topics = calloc(n + 1, sizeof *e->topics);
+  e->r = calloc(n + 1, sizeof(er_kafka_reader_t *));
+  e->start = calloc(n + 1, sizeof *e->start);
+  e->nstart = calloc(n + 1, sizeof *e->nstart);
+  if (!e->topics || !e->r || !e->start || !e->nstart)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    const char *t = ta ? json_string_value(json_array_get(ta, i))
+                       : json_string_value(json_object_get(e->a, "topic"));
+    if (!t)
+      continue;
+    er_buf_puts(&e->label, e->ntopics ? "', '" : "");
+    er_buf_puts(&e->label, t);
+    e->topics[e->ntopics++] = t;
+  }
+  e->topic = er_buf_cstr(&e->label);
+  return 0;
+}
+
+/* A reader from each topic's start offsets. -1 with err. */
+static int expect_readers(expect_run_t *e, er_kafka_t *k, er_err_t *err) {
+  for (size_t i = 0; i < e->ntopics; i++) {
+    er_diag_note_topic(e->x, e->topics[i]);
+    if (start_offsets(e->x, k, e->topics[i], &e->start[i], &e->nstart[i],
+                      err) != 0)
+      return -1;
+    e->r[i] =
+        er_kafka_reader_new(k, e->topics[i], e->start[i], e->nstart[i], err);
+    if (!e->r[i])
+      return -1;
+  }
+  /* several are read in turn, 20 ms each: assign them first */
+  for (size_t i = 0; e->ntopics > 1 && i < e->ntopics; i++) {
+    int64_t dl = er_now_ms() + 5000;
+    if (er_kafka_reader_start(
+            e->r[i], dl < e->x->deadline_ms ? dl : e->x->deadline_ms, err) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void expect_run_free(expect_run_t *e) {
+  for (size_t i = 0; e->r && i < e->ntopics; i++) {
+    er_kafka_reader_free(e->r[i]);
+    free(e->start[i]);
+  }
+  free(e->r);
+  free(e->start);
+  free(e->nstart);
+  free(e->topics);
+  er_buf_free(&e->label);
 }
 
 static int run_expect(er_exec_t *x, const json_t *a) {
@@ -1484,8 +1577,7 @@ static int run_expect(er_exec_t *x, const json_t *a) {
   int64_t within = er_json_duration(a, "within", 10000);
   int64_t quiet = er_json_duration(a, "then_quiet_for", -1);
   int64_t wdeadline;
-  int64_t *start = NULL;
-  int n = 0, rc = ER_STEP_FAIL, passed, q;
+  int rc = ER_STEP_FAIL, passed, q;
   er_err_t err = {0};
   expect_run_t e;
   bool too_many = false;
@@ -1493,7 +1585,7 @@ static int run_expect(er_exec_t *x, const json_t *a) {
   memset(&e, 0, sizeof e);
   e.x = x;
   e.a = a;
-  e.topic = json_string_value(json_object_get(a, "topic"));
+  er_buf_init(&e.label, 4096);
   e.count = json_object_get(a, "count");
   e.kind = count_kind(e.count);
   e.t0 = er_now_ms();
@@ -1501,20 +1593,18 @@ static int run_expect(er_exec_t *x, const json_t *a) {
   er_buf_init(&e.s.capfail, 2048);
   e.s.caps = json_object();
   e.s.alls = json_object();
-  if (!km) {
-    rc = ER_STEP_ERROR;
+  if (!km || expect_topics(&e) != 0 || e.ntopics == 0) {
+    er_buf_puts(x->detail, km ? "kafka.expect: no topic (or out of memory)"
+                              : "kafka.expect: no kafka module");
+    rc = km ? ER_STEP_FATAL : ER_STEP_ERROR;
     goto out;
   }
-  er_diag_note_topic(x, e.topic);
   if (!e.count) {
     dflt_count = json_pack("{s:i}", "$gte", 1);
     e.count = dflt_count;
   }
   wdeadline = e.t0 + within < x->deadline_ms ? e.t0 + within : x->deadline_ms;
-  if (start_offsets(x, km->k, e.topic, &start, &n, &err) != 0)
-    goto error;
-  e.r = er_kafka_reader_new(km->k, e.topic, start, n, &err);
-  if (!e.r)
+  if (expect_readers(&e, km->k, &err) != 0)
     goto error;
   passed = expect_until_count(&e, wdeadline, &too_many, &err);
   if (passed < 0)
@@ -1524,7 +1614,8 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     if (q < 0)
       goto error;
     if (q > 0) {
-      er_diag_note_expect(x, e.topic, (long)e.s.matched, (long)e.s.seen, true);
+      er_diag_note_expect(x, e.topics[0], (long)e.s.matched, (long)e.s.seen,
+                          true);
       goto fail;
     }
   }
@@ -1538,7 +1629,7 @@ static int run_expect(er_exec_t *x, const json_t *a) {
     rc = ER_STEP_OK;
     goto out;
   }
-  expect_failed(&e, km->k, too_many, start, n);
+  expect_failed(&e, km->k, too_many);
 fail:
   rc = ER_STEP_FAIL;
   goto out;
@@ -1547,8 +1638,7 @@ error:
                 err.msg);
   rc = step_rc(&err);
 out:
-  er_kafka_reader_free(e.r);
-  free(start);
+  expect_run_free(&e);
   json_decref(dflt_count);
   json_decref(e.s.caps);
   json_decref(e.s.alls);
@@ -1565,7 +1655,25 @@ static void validate_expect(const json_t *a, er_diag_t *d) {
   const json_t *key = json_object_get(a, "key");
   const char *k;
   json_t *v;
+  const json_t *ta = json_object_get(a, "topics");
   char msg[512];
+  if (!json_object_get(a, "topic") == !ta)
+    er_diag_error(d, "",
+                  "give the topic to read, \"topic\": \"t\", or the "
+                  "topics, \"topics\": [\"a\", \"b\"] (one of them)");
+  if (ta && json_array_size(ta) == 0)
+    er_diag_error(d, "/topics", "topics names at least one topic");
+  for (size_t i = 0; i < json_array_size(ta); i++) {
+    const json_t *t = json_array_get(ta, i);
+    char path[64];
+    snprintf(path, sizeof path, "/topics/%zu", i);
+    if (!json_is_string(t) || !*json_string_value(t))
+      er_diag_error(d, path, "a topic name is a non-empty string");
+    for (size_t j = 0; j < i && json_is_string(t); j++)
+      if (json_equal(t, json_array_get(ta, j)))
+        er_diag_error(d, path, "topic \"%s\" is named twice",
+                      json_string_value(t));
+  }
   if (json_is_integer(count) && json_integer_value(count) < 0)
     er_diag_error(d, "/count", "count must be >= 0");
   if (json_is_object(count) &&

@@ -55,6 +55,14 @@ __attribute__((weak)) void er_diag_matcher(er_diag_t *d, const char *path,
   er_diag_error(d, full, "%s", msg);
 }
 
+/* files are not looked for here */
+__attribute__((weak)) void er_diag_file(er_diag_t *d, const char *path,
+                                        const char *name) {
+  (void)d;
+  (void)path;
+  (void)name;
+}
+
 __attribute__((weak)) void er_diag_select(er_diag_t *d, const char *path,
                                           const char *sel) {
   char msg[512];

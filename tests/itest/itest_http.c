@@ -1,6 +1,9 @@
 /* itest_http.c: the HTTP adapter (http.c) and the "http" step
  * (act_http.c) against tests/support/testhttpd.py, started by
- * tests/integration/http.sh. Environment: HTTP_URL (http://127.0.0.1:PORT).
+ * tests/integration/http.sh. Environment: HTTP_URL (http://127.0.0.1:PORT),
+ * HTTPS_URL (the same server over TLS, asking for a client certificate),
+ * CERT_DIR (its ca.pem, client.pem, client.key) and FILE_DIR (a folder
+ * for files the tests write).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,7 +33,10 @@ typedef struct ctx {
   er_session_t *s;
 } ctx_t;
 
-static const char *g_url; /* http://127.0.0.1:PORT */
+static const char *g_url;   /* http://127.0.0.1:PORT */
+static const char *g_https; /* https://127.0.0.1:PORT */
+static const char *g_certs; /* CERT_DIR */
+static const char *g_files; /* FILE_DIR */
 
 static void ctx_init(ctx_t *c) {
   memset(c, 0, sizeof *c);
@@ -92,6 +98,45 @@ static void show(const char *label, er_buf_t *b) {
     int n = e ? (int)(e - p) : (int)strlen(p);
     printf("#     %.*s\n", n, p);
     p += n + (e ? 1 : 0);
+  }
+}
+
+/* run_step with args written with ' for " and %S% for the HTTPS URL,
+ * %C% for CERT_DIR, %F% for FILE_DIR. */
+static int run_stepq(ctx_t *c, int64_t timeout_ms, const char *src) {
+  er_buf_t t = ER_BUF_INIT(64 * 1024);
+  int rc;
+  for (const char *p = src; *p; p++) {
+    if (*p == '\'')
+      er_buf_puts(&t, "\"");
+    else if (!strncmp(p, "%S%", 3) || !strncmp(p, "%C%", 3) ||
+             !strncmp(p, "%F%", 3)) {
+      er_buf_puts(&t, p[1] == 'S' ? g_https : p[1] == 'C' ? g_certs : g_files);
+      p += 2;
+    } else
+      er_buf_append(&t, p, 1);
+  }
+  rc = run_step(c, timeout_ms, er_buf_cstr(&t));
+  er_buf_free(&t);
+  return rc;
+}
+
+#define STEPQ(c, ms, rcwant, args)                                             \
+  do {                                                                         \
+    int rc_ = run_stepq((c), (ms), (args));                                    \
+    T_OK(rc_ == (rcwant), "http -> %d (got %d): %.90s", (rcwant), rc_, args);  \
+    if (rc_ != (rcwant))                                                       \
+      show("detail", &(c)->detail);                                            \
+  } while (0)
+
+static void write_file(const char *name, const char *data, size_t len) {
+  char path[1024];
+  FILE *f;
+  snprintf(path, sizeof path, "%s/%s", g_files, name);
+  f = fopen(path, "wb");
+  if (f) {
+    fwrite(data, 1, len, f);
+    fclose(f);
   }
 }
 
@@ -275,7 +320,7 @@ static void test_expect_headers_json_body(void) {
   STEP(&c, 5000, ER_STEP_OK,
        "{\"url\": \"@/json\", \"expect\": {\"headers\": {\"x-custom\":"
        " \"Value\", \"CONTENT-TYPE\": {\"$regex\": \"json$\"}, \"X-Multi\":"
-       " \"one, two\", \"X-Missing\": {\"$exists\": false}}}}");
+       " [\"one\", \"two\"], \"X-Missing\": {\"$exists\": false}}}}");
   STEP(&c, 5000, ER_STEP_FAIL,
        "{\"url\": \"@/json\", \"expect\": {\"headers\": {\"X-Custom\":"
        " \"Other\", \"X-Gone\": \"x\"}}}");
@@ -514,6 +559,177 @@ static void test_paths_and_captures(void) {
   ctx_free(&c);
 }
 
+/* form, multipart, body_base64 (issue 15). */
+static void test_request_bodies(void) {
+  ctx_t c;
+  ctx_init(&c);
+  write_file("up.txt", "file content\n", 13);
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'method': 'POST', 'url': '@/echo', 'form': {'a': 'x y&z', 'n': 2,"
+        " 't': ['p', 'q'], 'e': null}, 'expect': {'json': {"
+        " '/body': 'a=x%20y%26z&n=2&t=p&t=q&e',"
+        " '/headers/content-type': 'application/x-www-form-urlencoded'}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'method': 'POST', 'url': '@/echo', 'multipart': {'field': 'v1',"
+        " 'n': 7, 'doc': {'file': '%F%/up.txt', 'type': 'text/plain'},"
+        " 'meta': {'value': '{}', 'type': 'application/json'}},"
+        " 'expect': {'json': {"
+        " '/headers/content-type': {'$regex': '^multipart/form-data; "
+        "boundary='},"
+        " '/body': {'$and': ["
+        "   {'$regex': 'name=\\\"field\\\"\\r\\n\\r\\nv1\\r\\n'},"
+        "   {'$regex': 'name=\\\"n\\\"\\r\\n\\r\\n7\\r\\n'},"
+        "   {'$regex': 'name=\\\"doc\\\"; "
+        "filename=\\\"up.txt\\\"\\r\\nContent-Type: "
+        "text/plain\\r\\n\\r\\nfile content\\n\\r\\n'},"
+        "   {'$regex': 'name=\\\"meta\\\"\\r\\nContent-Type: "
+        "application/json'}]}}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'method': 'PUT', 'url': '@/echo', 'multipart': {'doc': {'file':"
+        " '%F%/up.txt', 'filename': 'renamed.bin'}}, 'expect': {'json': {"
+        " '/method': 'PUT', '/body': {'$contains': "
+        "'filename=\\\"renamed.bin\\\"'}}}}");
+  STEPQ(&c, 5000, ER_STEP_FATAL,
+        "{'method': 'POST', 'url': '@/echo', 'multipart': {'doc': {'file':"
+        " '%F%/nope.txt'}}}");
+  T_OK(has(&c.detail, "http: doc: ") && has(&c.detail, "nope.txt"),
+       "a missing multipart file: fatal, names the part and the file");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'method': 'POST', 'url': '@/echo', 'body_base64': 'AQL//g==',"
+        " 'expect': {'json': {'/body_len': 4, '/body_sha256': "
+        "'118f946e25e768ff1b65482e6b8f6944576413130d1f3f786c885d68372efa8b',"
+        " '/headers/content-type': 'application/octet-stream'}}}");
+  STEPQ(&c, 5000, ER_STEP_FATAL,
+        "{'method': 'POST', 'url': '@/echo', 'body_base64': 'AA*C'}");
+  T_OK(has(&c.detail, "\"body_base64\" is not base64"), "bad base64: fatal");
+  ctx_free(&c);
+}
+
+/* The cookie jar of a session, follow_redirects. */
+static void test_cookies_redirects(void) {
+  ctx_t c, other;
+  ctx_init(&c);
+  ctx_init(&other);
+  STEPQ(&c, 5000, ER_STEP_OK, "{'url': '@/cookie?name=s&value=one'}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/echo', 'expect': {'json': {'/headers/cookie': 's=one'}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/echo', 'cookies': false, 'expect': {'json':"
+        " {'/headers/cookie': {'$exists': false}}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/cookie?name=t&value=two', 'cookies': false}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/echo', 'expect': {'json': {'/headers/cookie': 's=one'}}}");
+  STEPQ(&c, 5000, ER_STEP_OK, "{'url': '@/cookie?name=s&value=new'}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/echo', 'expect': {'json': {'/headers/cookie': 's=new'}}}");
+  STEPQ(&other, 5000, ER_STEP_OK,
+        "{'url': '@/echo', 'expect': {'json': {'/headers/cookie':"
+        " {'$exists': false}}}}");
+
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/redirect?n=2&to=/json', 'expect': {'status': 302,"
+        " 'redirects': 0, 'headers': {'location': '/redirect?n=1&to=/json'}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/redirect?n=2&to=/json', 'follow_redirects': true,"
+        " 'expect': {'status': 200, 'redirects': 2, 'url': {'$regex':"
+        " '^http://127[.]0[.]0[.]1:[0-9]+/json$'}, 'json': {'/ok': true}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/redirect?n=2&to=/json', 'follow_redirects': 2}");
+  STEPQ(&c, 5000, ER_STEP_ERROR,
+        "{'url': '@/redirect?n=2&to=/json', 'follow_redirects': 1}");
+  T_OK(has(&c.detail, "redirect"), "past the redirect limit: an error");
+  show("detail", &c.detail);
+  STEPQ(&c, 5000, ER_STEP_FAIL,
+        "{'url': '@/redirect?n=1&to=/json', 'follow_redirects': true,"
+        " 'expect': {'redirects': 0, 'url': {'$regex': 'nope'}}}");
+  T_OK(has(&c.detail, "redirects: expected 0, got 1") &&
+           has(&c.detail, "url: expected a string matching \"nope\""),
+       "redirects and final URL mismatches named");
+  ctx_free(&c);
+  ctx_free(&other);
+}
+
+/* duration, http_version, cookies, body_file, sha256, repeated headers. */
+static void test_response_meta(void) {
+  ctx_t c;
+  ctx_init(&c);
+  write_file("hello.txt", "hello world", 11);
+  write_file("hello2.txt", "hello there", 11);
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/slow?ms=200', 'expect': {'duration': {'$gte': '190ms',"
+        " '$lt': '5s'}, 'http_version': '1.1'}}");
+  STEPQ(&c, 5000, ER_STEP_FAIL,
+        "{'url': '@/slow?ms=200', 'expect': {'duration': {'$lt': '100ms'}}}");
+  T_OK(has(&c.detail, "duration (ms): expected < 100, got 2"),
+       "a slow response fails a duration bound, in ms");
+  STEPQ(&c, 5000, ER_STEP_FAIL,
+        "{'url': '@/json', 'expect': {'http_version': '2'}}");
+  T_OK(has(&c.detail, "http_version: expected \"2\", got \"1.1\""),
+       "http_version mismatch");
+  STEPQ(
+      &c, 5000, ER_STEP_OK,
+      "{'url': '@/text', 'expect': {'body_file': '%F%/hello.txt', 'sha256':"
+      " 'B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9'}}");
+  STEPQ(
+      &c, 5000, ER_STEP_FAIL,
+      "{'url': '@/text', 'expect': {'body_file': '%F%/hello2.txt', 'sha256':"
+      " '0000000000000000000000000000000000000000000000000000000000000000'}}");
+  T_OK(has(&c.detail, "body_file: the body (11 bytes) differs from ") &&
+           has(&c.detail, "hello2.txt (11 bytes) from byte 6") &&
+           has(&c.detail, "sha256: expected 0000") &&
+           has(&c.detail, "got b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee"
+                          "9088f7ace2efcde9"),
+       "body_file and sha256 mismatches say where and what");
+  show("detail", &c.detail);
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/binary', 'expect': {'sha256': "
+        "'40aff2e9d2d8922e47afd4648e6967497158785fbd1da870e7110266bf944880'}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '@/setcookies', 'expect': {'cookies': {"
+        " 'sid': {'value': 'abc123', 'path': '/', 'secure': true, 'httponly':"
+        " true, 'samesite': 'Lax', 'expires': {'$contains': '2037'},"
+        " 'domain': {'$exists': false}},"
+        " 'theme': 'dark', 'gone': {'$exists': false}},"
+        " 'headers': {'Set-Cookie': {'$len': 2, '$nth': [0, {'$regex':"
+        " '^sid=.*Expires=Wed, 21 Oct 2037 07:28:00 GMT$'}]},"
+        " 'Content-Type': 'text/plain'}}}");
+  STEPQ(&c, 5000, ER_STEP_FAIL,
+        "{'url': '@/setcookies', 'expect': {'cookies': {"
+        " 'theme': {'httponly': true, 'path': '/'}, 'sid': 'other'}}}");
+  T_OK(has(&c.detail, "cookie theme httponly: expected true, got false") &&
+           has(&c.detail, "cookie theme path: expected \"/\", got \"/app\"") &&
+           has(&c.detail, "cookie sid: expected \"other\", got \"***\""),
+       "cookie attribute mismatches named; the value stays masked");
+  show("detail", &c.detail);
+  ctx_free(&c);
+}
+
+/* TLS: verification, insecure, a CA, a client certificate. */
+static void test_tls(void) {
+  ctx_t c;
+  ctx_init(&c);
+  STEPQ(&c, 5000, ER_STEP_ERROR, "{'url': '%S%/echo'}");
+  T_OK(has(&c.detail, "certificate") || has(&c.detail, "SSL"),
+       "a self-signed server is refused by default");
+  show("detail", &c.detail);
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '%S%/echo', 'insecure': true, 'expect': {'json':"
+        " {'/client_cn': null}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '%S%/echo', 'ca': '%C%/ca.pem', 'expect': {'json':"
+        " {'/client_cn': null}}}");
+  STEPQ(&c, 5000, ER_STEP_OK,
+        "{'url': '%S%/echo', 'ca': '%C%/ca.pem', 'cert': '%C%/client.pem',"
+        " 'key': '%C%/client.key', 'expect': {'json': {'/client_cn':"
+        " 'eventrig-client'}}}");
+  STEPQ(&c, 5000, ER_STEP_FATAL, "{'url': '%S%/echo', 'ca': '%C%/none.pem'}");
+  STEPQ(&c, 5000, ER_STEP_FATAL,
+        "{'url': '%S%/echo', 'ca': '%C%/ca.pem', 'cert': '%C%/ca.key'}");
+  show("detail", &c.detail);
+  ctx_free(&c);
+}
+
 static void test_failures(void) {
   ctx_t c;
   char args[512];
@@ -650,8 +866,12 @@ static void test_validate(void) {
 
 int main(void) {
   g_url = getenv("HTTP_URL");
-  if (!g_url || !strrchr(g_url, ':')) {
-    printf("not ok 1 - HTTP_URL must be set (run tests/integration/http.sh)\n");
+  g_https = getenv("HTTPS_URL");
+  g_certs = getenv("CERT_DIR");
+  g_files = getenv("FILE_DIR");
+  if (!g_url || !strrchr(g_url, ':') || !g_https || !g_certs || !g_files) {
+    printf("not ok 1 - HTTP_URL, HTTPS_URL, CERT_DIR and FILE_DIR must be "
+           "set (run tests/integration/http.sh)\n");
     return 1;
   }
   test_validate();
@@ -662,6 +882,10 @@ int main(void) {
   test_expect_headers_json_body();
   test_captures();
   test_paths_and_captures();
+  test_request_bodies();
+  test_cookies_redirects();
+  test_response_meta();
+  test_tls();
   test_failures();
   test_secrets();
   test_polling();

@@ -404,6 +404,45 @@ static void test_values(ctx_t *c) {
        "and kafka.expect matches them exactly");
 }
 
+/* One kafka.expect over several topics (issue 15). */
+static void test_topics(ctx_t *c) {
+  new_scenario(c);
+  T_OK(step(c, &er_act_kafka_produce,
+            "{\"topic\": \"ta\", \"key\": \"x\", \"value\": {\"id\": 1,"
+            " \"kind\": \"a\"}}",
+            20000) == ER_STEP_OK &&
+           step(c, &er_act_kafka_produce,
+                "{\"topic\": \"tb\", \"value\": {\"id\": 2, \"kind\":"
+                " \"b\"}, \"count\": 2}",
+                20000) == ER_STEP_OK,
+       "one message to ta, two to tb");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topics\": [\"ta\", \"tb\"], \"count\": 3, \"within\":"
+            " \"10s\"}",
+            20000) == ER_STEP_OK,
+       "topics [ta, tb]: the three messages of both");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topics\": [\"tb\", \"ta\"], \"count\": 1, \"within\":"
+            " \"10s\", \"where\": {\"/kind\": \"a\"}, \"key\": \"x\","
+            " \"capture\": {\"ids\": {\"all\": \"/id\"}}}",
+            20000) == ER_STEP_OK &&
+           json_array_size(json_object_get(c->caps, "ids")) == 1,
+       "a filter over both topics finds the one of ta");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topics\": [\"ta\"], \"count\": 1, \"within\": \"10s\"}",
+            20000) == ER_STEP_OK,
+       "topics with one topic reads only it");
+  T_OK(step(c, &er_act_kafka_expect,
+            "{\"topics\": [\"ta\", \"tb\"], \"count\": 4, \"within\":"
+            " \"3s\"}",
+            5000) == ER_STEP_FAIL &&
+           has(&c->detail, "kafka.expect on 'ta', 'tb': expected count 4, "
+                           "got 3 matching of 3") &&
+           has(&c->detail, "  ta [p") && has(&c->detail, "  tb [p"),
+       "a failure names the topics, and each message's topic");
+  printf("# %s\n", er_buf_cstr(&c->detail));
+}
+
 /* The embedded broker keeps about 5 MB per partition: a failure says when
  * messages after the scenario start were dropped. */
 static void test_dropped_note(ctx_t *c) {
@@ -837,7 +876,9 @@ int main(void) {
                      "{\"name\": \"ba\", \"partitions\": 1},"
                      "{\"name\": \"work\", \"partitions\": 3},"
                      "{\"name\": \"big\", \"partitions\": 1},"
-                     "{\"name\": \"vals\", \"partitions\": 1}]}}}",
+                     "{\"name\": \"vals\", \"partitions\": 1},"
+                     "{\"name\": \"ta\", \"partitions\": 2},"
+                     "{\"name\": \"tb\", \"partitions\": 1}]}}}",
                      0, NULL);
   c.t = er_tmpl_new();
   c.shared = er_session_new();
@@ -857,6 +898,7 @@ int main(void) {
 
   test_kcat_to_expect(&c);
   test_values(&c);
+  test_topics(&c);
   test_produce_to_kcat(&c);
   test_delivery_failure(&c, k);
   test_then_quiet_for(&c);

@@ -79,6 +79,13 @@ void er_diag_matcher(er_diag_t *d, const char *path, const json_t *m)
     __attribute__((weak, alias("local_diag_matcher")));
 void er_diag_select(er_diag_t *d, const char *path, const char *sel)
     __attribute__((weak, alias("local_diag_select")));
+static void local_diag_file(er_diag_t *d, const char *path, const char *name) {
+  (void)d;
+  (void)path;
+  (void)name;
+}
+void er_diag_file(er_diag_t *d, const char *path, const char *name)
+    __attribute__((weak, alias("local_diag_file")));
 static bool diag_is_local(void) {
   return (void (*)(void))er_diag_error == (void (*)(void))local_diag_error;
 }

@@ -1,23 +1,37 @@
 #!/usr/bin/env python3
 """A small HTTP/1.1 server for eventrig's tests (stdlib only).
 
-Usage: testhttpd.py PORT
+Usage: testhttpd.py PORT [CERT KEY [CLIENT_CA]]
+  with CERT and KEY (PEM files) it serves HTTPS; with CLIENT_CA it asks
+  for a client certificate (optional) and /echo names its subject's CN.
 
 Endpoints (any method unless said otherwise):
   /json          200, a JSON object; headers X-Custom: Value, two X-Multi
   /status/NNN    status NNN, body "status NNN"
   /echo          200, JSON: method, path, query, headers (lower-cased names),
-                 body (text), json (parsed body or null), client_port
+                 body (text), json (parsed body or null), client_port,
+                 body_len and body_sha256 (of the bytes received),
+                 client_cn (HTTPS with a client certificate, else null)
+  /redirect?n=N&to=PATH
+                 302 to /redirect?n=N-1&to=PATH, and at n=1 to PATH: N
+                 redirects
+  /setcookies    200, two Set-Cookie headers: sid (Path=/; Secure; HttpOnly;
+                 SameSite=Lax, an Expires date with a comma) and theme=dark
+  /cookie?name=N&value=V
+                 200, sets cookie N=V (Path=/)
   /slow?ms=N     sleeps N ms, then 200 "slow"
   /counter       200, {"count": n}, n counting calls since start (or since
-                 /counter?reset=1, which answers {"count": 0})
+                 /counter?reset=1, which answers {"count": 0});
+                 /counter?peek=1 answers the count without counting
   /text          200, text/plain "hello world"
   /big?kb=N      200, N KiB of 'x'
   /binary        200, application/octet-stream, bytes 0..255
 Everything else: 404 "no such endpoint".
 Connections are kept alive (Content-Length always set).
 """
+import hashlib
 import json
+import ssl
 import sys
 import threading
 import time
@@ -52,6 +66,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _client_cn(self):
+        try:
+            cert = self.connection.getpeercert()
+        except (AttributeError, ValueError):
+            return None
+        for rdn in (cert or {}).get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
+
     def _body(self):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
@@ -81,8 +106,25 @@ class Handler(BaseHTTPRequestHandler):
             doc = {"method": self.command, "path": p, "query": url.query,
                    "headers": {k.lower(): v for k, v in self.headers.items()},
                    "body": text, "json": parsed,
-                   "client_port": self.client_address[1]}
+                   "client_port": self.client_address[1],
+                   "body_len": len(body),
+                   "body_sha256": hashlib.sha256(body).hexdigest(),
+                   "client_cn": self._client_cn()}
             self._send(200, json.dumps(doc), "application/json")
+        elif p == "/redirect":
+            n = int(q.get("n", ["1"])[0])
+            to = q.get("to", ["/json"])[0]
+            loc = to if n <= 1 else "/redirect?n=%d&to=%s" % (n - 1, to)
+            self._send(302, "see " + loc, extra=[("Location", loc)])
+        elif p == "/setcookies":
+            self._send(200, "cookies", extra=[
+                ("Set-Cookie", "sid=abc123; Path=/; Secure; HttpOnly; "
+                 "SameSite=Lax; Expires=Wed, 21 Oct 2037 07:28:00 GMT"),
+                ("Set-Cookie", "theme=dark; Path=/app")])
+        elif p == "/cookie":
+            self._send(200, "set", extra=[
+                ("Set-Cookie", "%s=%s; Path=/" % (q["name"][0],
+                                                  q["value"][0]))])
         elif p == "/slow":
             time.sleep(int(q.get("ms", ["1000"])[0]) / 1000.0)
             self._send(200, "slow")
@@ -90,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
             with _lock:
                 if q.get("reset"):
                     _counter = 0
+                elif q.get("peek"):
+                    pass
                 else:
                     _counter += 1
                 n = _counter
@@ -111,6 +155,13 @@ def main():
     port = int(sys.argv[1])
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
+    if len(sys.argv) >= 4:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        if len(sys.argv) >= 5:
+            ctx.load_verify_locations(sys.argv[4])
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
