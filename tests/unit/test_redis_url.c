@@ -88,7 +88,7 @@ int main(void) {
   parses("unix://u:p%40w@/tmp/r.sock", NULL, 0, "/tmp/r.sock", "u", "p@w", 0);
   refuses("redis://h:1/0?db=1", "given twice", NULL);
   refuses("redis://h:1/?db=x", "db=<number>", NULL);
-  refuses("redis://h:1/0?db=1&x=2", "query parameter \"x\"", NULL);
+  refuses("redis://h:1/?db=1&x=2", "query parameter \"x\"", NULL);
   refuses("redis://:p%40ss@h:1/0?timeout=1", "query", "p@ss");
   refuses("redis://:p%40ss@h:x", "port", "p@ss");
   refuses("redis://:p%40ss@h:1/one", "database", "p%40ss");
