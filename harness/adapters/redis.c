@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <curl/curl.h>
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
@@ -55,35 +57,20 @@ void er_redis_redact(const char *url, char *out, size_t outsz) {
   er_buf_free(&b);
 }
 
-/* %XX-decodes n bytes of s. Returns a new string, or NULL on a bad escape
- * (*bad set) or when memory ran out. */
-static char *pct_decode(const char *s, size_t n, bool *bad) {
-  char *out = malloc(n + 1);
-  size_t j = 0;
-  if (!out)
-    return NULL;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%') {
-      int hi = i + 2 < n ? er_hexval((unsigned char)s[i + 1]) : -1;
-      int lo = i + 2 < n ? er_hexval((unsigned char)s[i + 2]) : -1;
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-        *bad = true;
-        free(out);
-        return NULL;
-      }
-      out[j++] = (char)(hi * 16 + lo);
-      i += 2;
-    } else {
-      out[j++] = s[i];
-    }
-  }
-  out[j] = '\0';
-  return out;
+/* Whether every '%' in s starts a %XX escape (curl keeps a bad one as
+ * text; we refuse it, as a password would otherwise be silently wrong). */
+static bool escapes_ok(const char *s) {
+  for (const char *p = strchr(s, '%'); p; p = strchr(p + 1, '%'))
+    if (er_hexval((unsigned char)p[1]) < 0 ||
+        er_hexval((unsigned char)p[2]) < 0)
+      return false;
+  return true;
 }
 
-/* Parses all of s[0..n) as a decimal in [lo, hi]. */
-static int parse_int(const char *s, size_t n, long lo, long hi, int *out) {
+/* Parses all of s as a decimal in [lo, hi]. */
+static int parse_int(const char *s, long lo, long hi, int *out) {
   long v = 0;
+  size_t n = strlen(s);
   if (n == 0 || n > 10)
     return -1;
   for (size_t i = 0; i < n; i++) {
@@ -108,10 +95,276 @@ void er_redis_url_free(er_redis_url_t *u) {
   memset(u, 0, sizeof *u);
 }
 
+/* What libcurl is given: url with '@', '/', '?' and '#' in the userinfo
+ * (everything before the last '@', as er_redis_redact sees it) written
+ * %XX, so that "redis://:p@ss@h" keeps meaning the password "p@ss"; and
+ * for unix://, "localhost" as the host when none is written (curl needs
+ * one; unix:///tmp/r.sock has an empty host). NULL if memory ran out. */
+static char *curl_form(const char *url, size_t scheme_len, bool is_unix) {
+  const char *rest = url + scheme_len + 3;
+  const char *at = strrchr(rest, '@');
+  const char *hp = at ? at + 1 : rest;
+  er_buf_t b = ER_BUF_INIT(strlen(url) * 3 + 16);
+  char *s;
+
+  er_buf_append(&b, url, (size_t)(rest - url));
+  for (const char *p = rest; at && p < at; p++) {
+    if (strchr("@/?#", *p))
+      er_buf_printf(&b, "%%%02X", (unsigned)(unsigned char)*p);
+    else
+      er_buf_append(&b, p, 1);
+  }
+  if (at)
+    er_buf_puts(&b, "@");
+  if (is_unix && strchr("/?#", *hp))
+    er_buf_puts(&b, "localhost");
+  er_buf_puts(&b, hp);
+  s = er_strdup(er_buf_cstr(&b));
+  er_buf_free(&b);
+  return s;
+}
+
+/* A part of u, %-decoded (decode) or as written. Returns CURLUE_OK with
+ * *out a malloc'ed copy, or curl's code (*out NULL) for a part that is
+ * absent or cannot be decoded. */
+static CURLUcode url_part(CURLU *u, CURLUPart what, bool decode, char **out) {
+  char *s = NULL;
+  CURLUcode uc = curl_url_get(u, what, &s, decode ? CURLU_URLDECODE : 0);
+  *out = NULL;
+  if (uc == CURLUE_OK) {
+    *out = er_strdup(s);
+    curl_free(s);
+    if (!*out)
+      uc = CURLUE_OUT_OF_MEMORY;
+  }
+  return uc;
+}
+
+/* The message for a URL curl refused. */
+static void set_failed(CURLUcode uc, bool is_unix, const char *red,
+                       er_err_t *err) {
+  switch (uc) {
+  case CURLUE_BAD_PORT_NUMBER:
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: the port must be a number from 1 to 65535", red);
+    break;
+  case CURLUE_BAD_IPV6:
+    er_errf(err, ER_E_INPUT, "redis URL %s: bad [IPv6 address]", red);
+    break;
+  case CURLUE_NO_HOST:
+    if (is_unix)
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: expected an absolute socket path "
+              "(unix:///path/to.sock)",
+              red);
+    else
+      er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
+    break;
+  case CURLUE_BAD_LOGIN:
+  case CURLUE_BAD_USER:
+  case CURLUE_BAD_PASSWORD:
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: bad %%-escape in the user or password", red);
+    break;
+  case CURLUE_OUT_OF_MEMORY:
+    er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+    break;
+  default:
+    er_errf(err, ER_E_INPUT, "redis URL %s: %s", red, curl_url_strerror(uc));
+    break;
+  }
+}
+
+/* The query: db=<number> and nothing else. */
+static int parse_query(const char *q, bool db_in_path, er_redis_url_t *out,
+                       const char *red, er_err_t *err) {
+  bool seen = db_in_path;
+  const char *p = q;
+  while (*p) {
+    size_t n = strcspn(p, "&");
+    size_t kl = strcspn(p, "=&");
+    char *k = curl_easy_unescape(NULL, p, (int)kl, NULL);
+    char *v =
+        kl < n ? curl_easy_unescape(NULL, p + kl + 1, (int)(n - kl - 1), NULL)
+               : NULL;
+    int rc = 0;
+    if (!k || (kl < n && !v)) {
+      er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+      rc = -1;
+    } else if (n == 0) {
+      /* "?" alone or "&&": nothing */
+    } else if (strcmp(k, "db") != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: unsupported query parameter \"%.40s\" "
+              "(the only one is db=<number>)",
+              red, k);
+      rc = -1;
+    } else if (seen) {
+      er_errf(err, ER_E_INPUT, "redis URL %s: the database is given twice",
+              red);
+      rc = -1;
+    } else if (!v || parse_int(v, 0, INT_MAX, &out->db) != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: the query parameter db=<number> needs a number",
+              red);
+      rc = -1;
+    }
+    seen = seen || (k && strcmp(k, "db") == 0);
+    curl_free(k);
+    curl_free(v);
+    if (rc != 0)
+      return -1;
+    p += n + (p[n] == '&');
+  }
+  return 0;
+}
+
+/* Fills out (host/path, port, user, password, db) from the parsed u. */
+static int from_curl(CURLU *u, bool is_unix, er_redis_url_t *out,
+                     const char *red, er_err_t *err) {
+  char *raw = NULL, *s = NULL;
+  bool db_in_path = false;
+  CURLUcode uc;
+  int rc = -1;
+
+  /* user and password: %-decoded, bad escapes refused */
+  for (int i = 0; i < 2; i++) {
+    CURLUPart part = i == 0 ? CURLUPART_USER : CURLUPART_PASSWORD;
+    char **dst = i == 0 ? &out->user : &out->password;
+    uc = url_part(u, part, false, &raw);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+      goto nomem;
+    if (!raw)
+      continue;
+    if (!escapes_ok(raw) || (uc = url_part(u, part, true, dst)) != CURLUE_OK) {
+      if (uc == CURLUE_OUT_OF_MEMORY)
+        goto nomem;
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: bad %%-escape in the user or password", red);
+      goto out;
+    }
+    free(raw);
+    raw = NULL;
+  }
+  if (out->user && !out->password) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: a user needs a password "
+            "(redis://user:password@host or redis://:password@host)",
+            red);
+    goto out;
+  }
+  if (out->user && !out->user[0]) {
+    free(out->user); /* redis://:password@host: AUTH password */
+    out->user = NULL;
+  }
+
+  if (url_part(u, CURLUPART_FRAGMENT, false, &s) == CURLUE_OK) {
+    er_errf(err, ER_E_INPUT, "redis URL %s: a #fragment is not supported", red);
+    goto out;
+  }
+
+  if (is_unix) {
+    if ((uc = url_part(u, CURLUPART_HOST, true, &s)) != CURLUE_OK)
+      goto curlfail;
+    if (strcmp(s, "localhost") != 0 ||
+        url_part(u, CURLUPART_PORT, false, &raw) != CURLUE_NO_PORT) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: expected an absolute socket path "
+              "(unix:///path/to.sock)",
+              red);
+      goto out;
+    }
+    free(s);
+    s = NULL;
+    if ((uc = url_part(u, CURLUPART_PATH, true, &out->path)) != CURLUE_OK)
+      goto curlfail;
+    if (strlen(out->path) < 2) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: expected an absolute socket path "
+              "(unix:///path/to.sock)",
+              red);
+      goto out;
+    }
+  } else {
+    char *zone = NULL;
+    size_t hl;
+    if ((uc = url_part(u, CURLUPART_HOST, true, &s)) != CURLUE_OK)
+      goto curlfail;
+    hl = strlen(s);
+    if (hl == 0) {
+      er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
+      goto out;
+    }
+    if (s[0] == '[' && hl > 2 && s[hl - 1] == ']') {
+      /* [v6addr] -> v6addr, with its %zone if any (fe80::1%eth0) */
+      uc = url_part(u, CURLUPART_ZONEID, false, &zone);
+      if (uc == CURLUE_OUT_OF_MEMORY)
+        goto nomem;
+      if (asprintf(&out->host, "%.*s%s%s", (int)(hl - 2), s + 1,
+                   zone ? "%" : "", zone ? zone : "") < 0)
+        out->host = NULL;
+      free(zone);
+    } else {
+      out->host = er_strdup(s);
+    }
+    free(s);
+    s = NULL;
+    if (!out->host)
+      goto nomem;
+
+    out->port = 6379;
+    uc = url_part(u, CURLUPART_PORT, false, &s);
+    if (uc == CURLUE_OK && parse_int(s, 1, 65535, &out->port) != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: the port must be a number from 1 to 65535", red);
+      goto out;
+    }
+    if (uc != CURLUE_OK && uc != CURLUE_NO_PORT)
+      goto curlfail;
+    free(s);
+    s = NULL;
+
+    /* the database: the path "/N" ("" and "/" are 0) */
+    if ((uc = url_part(u, CURLUPART_PATH, true, &s)) != CURLUE_OK)
+      goto curlfail;
+    if (s[0] == '/' && s[1] && parse_int(s + 1, 0, INT_MAX, &out->db) != 0) {
+      er_errf(err, ER_E_INPUT,
+              "redis URL %s: the database after the '/' must be a number", red);
+      goto out;
+    }
+    db_in_path = s[0] == '/' && s[1];
+  }
+  free(s);
+  s = NULL;
+
+  uc = url_part(u, CURLUPART_QUERY, false, &s);
+  if (uc == CURLUE_OK)
+    rc = parse_query(s, db_in_path, out, red, err);
+  else if (uc == CURLUE_NO_QUERY)
+    rc = 0;
+  else
+    goto curlfail;
+  goto out;
+
+curlfail:
+  set_failed(uc, is_unix, red, err);
+  goto out;
+nomem:
+  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+out:
+  free(raw);
+  free(s);
+  return rc;
+}
+
 int er_redis_url_parse(const char *url, er_redis_url_t *out, er_err_t *err) {
   char red[512];
-  const char *rest, *at, *hp, *p, *end;
-  bool is_unix = false, bad = false;
+  const char *sep;
+  size_t slen;
+  bool is_unix;
+  char *cu = NULL;
+  CURLU *u = NULL;
+  CURLUcode uc;
   int rc = -1;
 
   memset(out, 0, sizeof *out);
@@ -120,17 +373,16 @@ int er_redis_url_parse(const char *url, er_redis_url_t *out, er_err_t *err) {
     return -1;
   }
   er_redis_redact(url, red, sizeof red);
-  if (er_str_has_prefix(url, "redis://")) {
-    rest = url + 8;
-  } else if (er_str_has_prefix(url, "unix://")) {
-    rest = url + 7;
-    is_unix = true;
-  } else if (er_str_has_prefix(url, "rediss://")) {
+  sep = strstr(url, "://");
+  slen = sep ? (size_t)(sep - url) : 0;
+  is_unix = slen == 4 && strncasecmp(url, "unix", 4) == 0;
+  if (slen == 6 && strncasecmp(url, "rediss", 6) == 0) {
     er_errf(err, ER_E_INPUT,
             "redis URL %s: TLS (rediss://) is not supported; use redis://",
             red);
     return -1;
-  } else {
+  }
+  if (!is_unix && !(slen == 5 && strncasecmp(url, "redis", 5) == 0)) {
     er_errf(err, ER_E_INPUT,
             "redis URL %s: expected redis://[user:password@]host:port[/db] "
             "or unix:///path/to.sock",
@@ -138,123 +390,23 @@ int er_redis_url_parse(const char *url, er_redis_url_t *out, er_err_t *err) {
     return -1;
   }
   out->redacted = er_strdup(red);
-  if (!out->redacted)
-    goto nomem;
-
-  at = strrchr(rest, '@');
-  if (at) {
-    const char *colon = memchr(rest, ':', (size_t)(at - rest));
-    if (!colon) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: a user needs a password "
-              "(redis://user:password@host or redis://:password@host)",
-              red);
-      goto out;
-    }
-    if (colon > rest) {
-      out->user = pct_decode(rest, (size_t)(colon - rest), &bad);
-      if (!out->user)
-        goto badpct;
-    }
-    out->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-    if (!out->password)
-      goto badpct;
-    hp = at + 1;
-  } else {
-    hp = rest;
-  }
-
-  if (is_unix) {
-    const char *q = strchr(hp, '?');
-    size_t plen = q ? (size_t)(q - hp) : strlen(hp);
-    if (hp[0] != '/' || plen < 2) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: expected an absolute socket path "
-              "(unix:///path/to.sock)",
-              red);
-      goto out;
-    }
-    out->path = strndup(hp, plen);
-    if (!out->path)
-      goto nomem;
-    if (q) {
-      if (strncmp(q + 1, "db=", 3) != 0 ||
-          parse_int(q + 4, strlen(q + 4), 0, INT_MAX, &out->db) != 0) {
-        er_errf(err, ER_E_INPUT,
-                "redis URL %s: the only query parameter is db=<number>", red);
-        goto out;
-      }
-    }
-    rc = 0;
+  cu = curl_form(url, slen, is_unix);
+  u = curl_url();
+  if (!out->redacted || !cu || !u) {
+    er_errf(err, ER_E_INPUT, "redis URL: out of memory");
     goto out;
   }
-
-  /* host */
-  if (hp[0] == '[') {
-    const char *rb = strchr(hp, ']');
-    if (!rb || rb == hp + 1) {
-      er_errf(err, ER_E_INPUT, "redis URL %s: unterminated [IPv6 address]",
-              red);
-      goto out;
-    }
-    out->host = strndup(hp + 1, (size_t)(rb - hp - 1));
-    p = rb + 1;
-  } else {
-    size_t hl = strcspn(hp, ":/?");
-    if (hl == 0) {
-      er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
-      goto out;
-    }
-    out->host = strndup(hp, hl);
-    p = hp + hl;
-  }
-  if (!out->host)
-    goto nomem;
-
-  /* port */
-  out->port = 6379;
-  if (*p == ':') {
-    size_t pl = strcspn(p + 1, "/?");
-    if (parse_int(p + 1, pl, 1, 65535, &out->port) != 0) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: the port must be a number from 1 to 65535", red);
-      goto out;
-    }
-    p += 1 + pl;
-  }
-  /* database */
-  if (*p == '/') {
-    end = p + 1 + strcspn(p + 1, "?");
-    if (end > p + 1 &&
-        parse_int(p + 1, (size_t)(end - p - 1), 0, INT_MAX, &out->db) != 0) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: the database after the '/' must be a number", red);
-      goto out;
-    }
-    p = end;
-  }
-  if (*p == '?') {
-    er_errf(err, ER_E_INPUT, "redis URL %s: query parameters are not supported",
-            red);
-    goto out;
-  }
-  if (*p != '\0') {
-    er_errf(err, ER_E_INPUT, "redis URL %s: unexpected text after the host",
-            red);
-    goto out;
-  }
-  rc = 0;
-  goto out;
-
-badpct:
-  if (bad) {
-    er_errf(err, ER_E_INPUT,
-            "redis URL %s: bad %%-escape in the user or password", red);
-    goto out;
-  }
-nomem:
-  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+  /* redis:// and unix:// are not curl's schemes; spaces are let through
+   * so that "/0 x" is reported as a bad database */
+  uc = curl_url_set(u, CURLUPART_URL, cu,
+                    CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE);
+  if (uc != CURLUE_OK)
+    set_failed(uc, is_unix, red, err);
+  else
+    rc = from_curl(u, is_unix, out, red, err);
 out:
+  curl_url_cleanup(u);
+  free(cu);
   if (rc != 0)
     er_redis_url_free(out);
   return rc;

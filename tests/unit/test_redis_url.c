@@ -75,6 +75,30 @@ int main(void) {
          4);
   parses("unix://:pw1@/tmp/r.sock", NULL, 0, "/tmp/r.sock", NULL, "pw1", 0);
 
+  /* parsed by libcurl's URL API: what the hand parser got wrong or refused */
+  parses("redis://u%20x:p%40ss@h:6379/2", "h", 6379, NULL, "u x", "p@ss", 2);
+  parses("redis://:a%20b%3Ac@h", "h", 6379, NULL, NULL, "a b:c", 0);
+  parses("redis://:p%25w@h/%31", "h", 6379, NULL, NULL, "p%w", 1);
+  parses("redis://h:6380?db=5", "h", 6380, NULL, NULL, NULL, 5);
+  parses("redis://h/?db=7", "h", 6379, NULL, NULL, NULL, 7);
+  parses("REDIS://H:1/2", "H", 1, NULL, NULL, NULL, 2);
+  parses("redis://[fe80::1%25eth0]:1", "fe80::1%eth0", 1, NULL, NULL, NULL, 0);
+  parses("unix:///tmp/my%20dir/r.sock?db=2", NULL, 0, "/tmp/my dir/r.sock",
+         NULL, NULL, 2);
+  parses("unix://u:p%40w@/tmp/r.sock", NULL, 0, "/tmp/r.sock", "u", "p@w", 0);
+  refuses("redis://h:1/0?db=1", "given twice", NULL);
+  refuses("redis://h:1/?db=x", "db=<number>", NULL);
+  refuses("redis://h:1/?db=1&x=2", "query parameter \"x\"", NULL);
+  refuses("redis://:p%40ss@h:1/0?timeout=1", "query", "p@ss");
+  refuses("redis://:p%40ss@h:x", "port", "p@ss");
+  refuses("redis://:p%40ss@h:1/one", "database", "p%40ss");
+  refuses("redis://h:1/0/1", "database", NULL);
+  refuses("redis://h:1/-1", "database", NULL);
+  refuses("redis://h:1/0#x", "fragment", NULL);
+  refuses("redis://:s%ZZ@h:1", "%-escape", NULL);
+  refuses("unix://localhost:1/tmp/s", "absolute", NULL);
+  refuses("unix://", "absolute", NULL);
+
   refuses("127.0.0.1:6379", "expected redis://", NULL);
   refuses("http://h:1", "expected redis://", NULL);
   refuses("rediss://h:1", "TLS", NULL);
