@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/redis.h"
+#include "base/redact.h"
 
 struct er_redis {
   er_redis_url_t url;
@@ -28,8 +29,34 @@ struct er_redis {
 
 /* ---- URLs ---------------------------------------------------------------- */
 
+/* Appends the query q ("?a=1&b=2#f", or "") with the value of every
+ * parameter whose name looks secret ("password", "auth", ...) as "***". */
+static void redact_query(er_buf_t *b, const char *q) {
+  while (*q) {
+    size_t n = strcspn(q + 1, "&#") + 1; /* one "?name=value" or "&..." */
+    const char *eq = memchr(q, '=', n);
+    if (*q == '#') {
+      er_buf_puts(b, q);
+      return;
+    }
+    if (eq) {
+      char name[64];
+      size_t nl = (size_t)(eq - q - 1);
+      snprintf(name, sizeof name, "%.*s", (int)(nl < 63 ? nl : 63), q + 1);
+      if (er_redact_name_is_secret(name)) {
+        er_buf_append(b, q, (size_t)(eq - q) + 1);
+        er_buf_puts(b, "***");
+        q += n;
+        continue;
+      }
+    }
+    er_buf_append(b, q, n);
+    q += n;
+  }
+}
+
 void er_redis_redact(const char *url, char *out, size_t outsz) {
-  const char *rest, *at, *colon, *scheme_end;
+  const char *rest, *at, *colon, *scheme_end, *q;
   er_buf_t b = ER_BUF_INIT(outsz ? outsz : 1);
 
   if (!outsz)
@@ -40,19 +67,21 @@ void er_redis_redact(const char *url, char *out, size_t outsz) {
   scheme_end = strstr(url, "://");
   rest = scheme_end ? scheme_end + 3 : url;
   at = strrchr(rest, '@');
-  if (!at) {
-    snprintf(out, outsz, "%s", url);
-    return;
-  }
+  if (!at)
+    at = rest; /* no userinfo */
   er_buf_append(&b, url, (size_t)(rest - url));
-  colon = memchr(rest, ':', (size_t)(at - rest));
-  if (colon && scheme_end) {
-    er_buf_append(&b, rest, (size_t)(colon - rest));
-    er_buf_puts(&b, ":***");
-  } else {
-    er_buf_puts(&b, "***"); /* no ':': the whole userinfo may be secret */
+  if (at != rest || *rest == '@') {
+    colon = memchr(rest, ':', (size_t)(at - rest));
+    if (colon && scheme_end) {
+      er_buf_append(&b, rest, (size_t)(colon - rest));
+      er_buf_puts(&b, ":***");
+    } else {
+      er_buf_puts(&b, "***"); /* no ':': the whole userinfo may be secret */
+    }
   }
-  er_buf_puts(&b, at);
+  q = at + strcspn(at, "?#");
+  er_buf_append(&b, at, (size_t)(q - at));
+  redact_query(&b, q);
   snprintf(out, outsz, "%s", er_buf_cstr(&b));
   er_buf_free(&b);
 }

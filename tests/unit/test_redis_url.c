@@ -120,6 +120,13 @@ int main(void) {
   redacts("redis://h:1/0", "redis://h:1/0");
   redacts("redis://:pw@h:1/0", "redis://:***@h:1/0");
   redacts("redis://alice:pw@h:1", "redis://alice:***@h:1");
+  /* a password or token in the query is hidden too (redact.h names),
+   * other parameters are kept */
+  redacts("redis://h:1/?password=hunter2&db=1",
+          "redis://h:1/?password=***&db=1");
+  redacts("redis://u:pw@h:1/?db=1&token=x#f",
+          "redis://u:***@h:1/?db=1&token=***#f");
+  redacts("unix:///tmp/r.sock?db=2", "unix:///tmp/r.sock?db=2");
   redacts("redis://:p@ss@h:1", "redis://:***@h:1");
   redacts("redis://onlysecret@h:1", "redis://***@h:1");
   redacts("secret@h:1", "***@h:1");
