@@ -1007,6 +1007,23 @@ static long query_long(er_pg_t *pg, const char *sql, const char *param,
  * against the expected count, or against the slots assigned for that key
  * when no query is given). Evidence into ev, text into b, JSON into doc.
  * Strings put into ev are kept alive in keep. */
+/* The messages on output w (0 assignments, 1 completion) since the first
+ * produce, into *cp (freed by the caller); a failed read leaves fewer. */
+static void read_out(er_kafka_t *k, const rec_t *r, int w, const char *topic,
+                     int64_t deadline, er_kafka_copies_t *cp) {
+  er_err_t err = {0};
+  memset(cp, 0, sizeof *cp);
+  er_kafka_read_to_end(k, topic, r->out_start[w], r->out_n[w], OUT_RECORDS,
+                       OUT_BYTES, cp, min64(deadline, er_now_ms() + 2000),
+                       &err);
+}
+
+/* A message's value as JSON, or NULL (not JSON, or none). New reference. */
+static json_t *copy_json(const er_kafka_copy_t *c) {
+  json_error_t je;
+  return c->value ? json_loadb(c->value, c->value_len, 0, &je) : NULL;
+}
+
 static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
                          int64_t deadline, er_diag_ev_t *ev, er_buf_t *b,
                          json_t *doc, json_t *keep) {
@@ -1025,16 +1042,9 @@ static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
     er_kafka_copies_t cp;
     json_t *o = json_object(), *jt = json_array();
     size_t events = 0, without = 0, produced = 0;
-    memset(&cp, 0, sizeof cp);
-    er_kafka_read_to_end(k, topic, r->out_start[0], r->out_n[0], OUT_RECORDS,
-                         OUT_BYTES, &cp, min64(deadline, er_now_ms() + 2000),
-                         &err);
-    er_err_clear(&err);
+    read_out(k, r, 0, topic, deadline, &cp);
     for (size_t i = 0; i < cp.n; i++) {
-      json_error_t je;
-      json_t *v = cp.v[i].value
-                      ? json_loadb(cp.v[i].value, cp.v[i].value_len, 0, &je)
-                      : NULL;
+      json_t *v = copy_json(&cp.v[i]);
       const char *slot = json_string_value(er_json_pointer(v, sp));
       const char *item = json_string_value(er_json_pointer(v, ip));
       const char *had;
@@ -1113,16 +1123,9 @@ static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
     const char *key;
     json_t *n;
     size_t asked = 0;
-    memset(&cp, 0, sizeof cp);
-    er_kafka_read_to_end(k, topic, r->out_start[1], r->out_n[1], OUT_RECORDS,
-                         OUT_BYTES, &cp, min64(deadline, er_now_ms() + 2000),
-                         &err);
-    er_err_clear(&err);
+    read_out(k, r, 1, topic, deadline, &cp);
     for (size_t i = 0; i < cp.n; i++) {
-      json_error_t je;
-      json_t *v = cp.v[i].value
-                      ? json_loadb(cp.v[i].value, cp.v[i].value_len, 0, &je)
-                      : NULL;
+      json_t *v = copy_json(&cp.v[i]);
       const json_t *its = er_json_pointer(v, ip);
       const char *kk = cp.v[i].key ? cp.v[i].key : "";
       json_int_t c = json_integer_value(json_object_get(count, kk));
