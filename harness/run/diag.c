@@ -301,7 +301,7 @@ static char *value_item(const json_t *env, const char *value, size_t len) {
   const char *ptr = json_string_value(
       json_object_get(json_object_get(state_of(env), "assignments"), "item"));
   json_error_t je;
-  json_t *v = ptr && value ? json_loadb(value, len, 0, &je) : NULL;
+  json_t *v = ptr && value ? er_json_loadb(value, len, 0, &je) : NULL;
   const char *it = json_string_value(er_json_pointer(v, ptr));
   char *out = it ? er_strdup(it) : NULL;
   json_decref(v);
@@ -1021,7 +1021,7 @@ static void read_out(er_kafka_t *k, const rec_t *r, int w, const char *topic,
 /* A message's value as JSON, or NULL (not JSON, or none). New reference. */
 static json_t *copy_json(const er_kafka_copy_t *c) {
   json_error_t je;
-  return c->value ? json_loadb(c->value, c->value_len, 0, &je) : NULL;
+  return c->value ? er_json_loadb(c->value, c->value_len, 0, &je) : NULL;
 }
 
 static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
