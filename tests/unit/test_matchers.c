@@ -265,7 +265,35 @@ static void test_checks(void) {
   CHECK_BAD("{\"a\": 1, \"$gt\": 2}", "/$gt: '$gt' mixes operators");
 }
 
+/* An expected value nested deeper than matching follows: refused with a
+ * clear message, for plain comparison and deep $subset alike, never a
+ * stack overflow (the matcher check stops at 200 levels; the comparison
+ * itself also stops at 400). */
+static void test_depth(void) {
+  json_t *a = json_array(), *e = json_array(), *sub;
+  er_buf_t w = ER_BUF_INIT(4096);
+  for (int i = 0; i < 500; i++) {
+    json_t *na = json_array(), *ne = json_array();
+    json_array_append_new(na, a);
+    json_array_append_new(ne, e);
+    a = na;
+    e = ne;
+  }
+  T_OK(!er_json_match(a, e, &w) && strstr(er_buf_cstr(&w), "nested too deeply"),
+       "500 levels of arrays: refused, and said so (%s)", er_buf_cstr(&w));
+  er_buf_reset(&w);
+  sub = json_pack("{s:O}", "$subset", e);
+  T_OK(sub && !er_json_match(a, sub, &w) &&
+           strstr(er_buf_cstr(&w), "nested too deeply"),
+       "the same under a deep $subset");
+  json_decref(sub);
+  json_decref(a);
+  json_decref(e);
+  er_buf_free(&w);
+}
+
 int main(void) {
+  test_depth();
   test_logical();
   test_subset_paths();
   test_types_dates_uuids();
