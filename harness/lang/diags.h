@@ -77,6 +77,12 @@ struct er_diag_src {
   void (*file_ref)(const er_diag_src_t *s, const char *ptr, const char *name,
                    unsigned types);
   void *ud;
+  /* optional: the top-level "steps" are not in the document (a large file
+   * read a step at a time, scenario.c): validation calls this where it
+   * would walk that list, so problems are found in the same order. lean
+   * is the loader's. */
+  void (*lean_steps)(const er_diag_src_t *s);
+  const void *lean;
 };
 
 /* A problem at JSON pointer ptr of the document: at the member's key when

@@ -155,3 +155,135 @@ er_jpos_t *er_doc_positions(const char *path, size_t cap) {
   er_diags_free(&d);
   return pos;
 }
+
+/* ---- the outline of a JSON text (er_doc_json_elems) ----------------------
+ * Lax on purpose: the pieces it finds are parsed by jansson, and the
+ * caller parses the rest, so an error anywhere is still found there. */
+
+static size_t skip_ws(const char *t, size_t len, size_t i) {
+  while (i < len &&
+         (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+    i++;
+  return i;
+}
+
+/* Past the string that opens at i, or 0. */
+static size_t skip_str(const char *t, size_t len, size_t i) {
+  for (i++; i < len; i++) {
+    if (t[i] == '\\')
+      i++;
+    else if (t[i] == '"')
+      return i + 1;
+  }
+  return 0;
+}
+
+/* Past the value that starts at i, or 0 (nothing there, or not closed). */
+static size_t skip_val(const char *t, size_t len, size_t i) {
+  size_t depth = 0, s = i;
+  if (i >= len)
+    return 0;
+  if (t[i] == '"')
+    return skip_str(t, len, i);
+  if (t[i] != '{' && t[i] != '[') {
+    while (i < len && !memchr(",]} \t\r\n", t[i], 8))
+      i++;
+    return i > s ? i : 0;
+  }
+  for (; i < len; i++) {
+    if (t[i] == '"') {
+      size_t e = skip_str(t, len, i);
+      if (!e)
+        return 0;
+      i = e - 1;
+    } else if (t[i] == '{' || t[i] == '[') {
+      depth++;
+    } else if ((t[i] == '}' || t[i] == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+/* The elements of the array at [i] (t[i] is '['): their ranges appended
+ * to *r (2 per element); *close gets the ']'. Returns the index past the
+ * array, or 0. */
+static size_t array_elems(const char *t, size_t len, size_t i, size_t *close,
+                          size_t **r, size_t *n) {
+  size_t cap = 0;
+  i = skip_ws(t, len, i + 1);
+  if (i < len && t[i] == ']') {
+    *close = i;
+    return i + 1;
+  }
+  for (;;) {
+    size_t e = skip_val(t, len, i);
+    if (!e)
+      return 0;
+    if (*n == cap) {
+      size_t nc = cap ? cap * 2 : 256;
+      size_t *nr = realloc(*r, nc * 2 * sizeof **r);
+      if (!nr)
+        return 0;
+      *r = nr;
+      cap = nc;
+    }
+    (*r)[2 * *n] = i;
+    (*r)[2 * *n + 1] = e;
+    (*n)++;
+    i = skip_ws(t, len, e);
+    if (i < len && t[i] == ',') {
+      i = skip_ws(t, len, i + 1);
+    } else if (i < len && t[i] == ']') {
+      *close = i;
+      return i + 1;
+    } else {
+      return 0;
+    }
+  }
+}
+
+long er_doc_json_elems(const char *t, size_t len, const char *key, size_t *open,
+                       size_t *close, size_t **ranges) {
+  size_t i = skip_ws(t, len, 0), n = 0, klen = strlen(key);
+  bool found = false;
+  *ranges = NULL;
+  if (i >= len || t[i] != '{')
+    goto fail;
+  i = skip_ws(t, len, i + 1);
+  while (i < len && t[i] == '"') {
+    size_t ks = i, ke = skip_str(t, len, i);
+    bool match;
+    if (!ke || memchr(t + ks, '\\', ke - ks))
+      goto fail; /* an escaped key: leave it to the parser */
+    match = ke - ks - 2 == klen && !memcmp(t + ks + 1, key, klen);
+    i = skip_ws(t, len, ke);
+    if (i >= len || t[i] != ':')
+      goto fail;
+    i = skip_ws(t, len, i + 1);
+    if (match) {
+      if (found || i >= len || t[i] != '[')
+        goto fail; /* twice, or not an array */
+      found = true;
+      *open = i;
+      i = array_elems(t, len, i, close, ranges, &n);
+    } else {
+      i = skip_val(t, len, i);
+    }
+    if (!i)
+      goto fail;
+    i = skip_ws(t, len, i);
+    if (i < len && t[i] == ',')
+      i = skip_ws(t, len, i + 1);
+    else if (i < len && t[i] == '}')
+      break;
+    else
+      goto fail;
+  }
+  if (found && i < len && t[i] == '}')
+    return (long)n;
+fail:
+  free(*ranges);
+  *ranges = NULL;
+  return -1;
+}

@@ -51,6 +51,18 @@ json_t *er_doc_load_err(const char *path, size_t cap, er_jpos_t **pos,
  * found after loading). NULL when the file cannot be read or parsed. */
 er_jpos_t *er_doc_positions(const char *path, size_t cap);
 
+/* The outline of a JSON text whose top level is an object: the array its
+ * member key holds, without parsing it. *open and *close get the offsets
+ * of the array's brackets, *ranges (malloc'd, the caller frees it) the
+ * byte range of each element ([ranges[2i], ranges[2i+1])). Returns the
+ * number of elements, or -1 (and *ranges NULL) when the outline is not
+ * plain: no such member, held twice or not by an array, a key written
+ * with an escape, or a structure the parser must judge. The outline is
+ * lax: the elements and the rest must still be parsed, and only when
+ * both parse is the text valid JSON (then the outline is exact). */
+long er_doc_json_elems(const char *text, size_t len, const char *key,
+                       size_t *open, size_t *close, size_t **ranges);
+
 /* yaml.c: parses YAML text (one document) into JSON values with the
  * positions of every value and key from the parser's marks; see yaml.c
  * for the schema (YAML 1.2 core, with the YAML 1.1 traps refused).

@@ -803,7 +803,7 @@ er_env_t *er_env_load(const char *path, er_diags_t *diags) {
   er_err_t err = {0};
   char *abs = NULL;
   size_t len = 0, from = diags->n, errors0 = diags->errors;
-  ctx_t c = {NULL, NULL, diags, NULL, 0, NULL, NULL, NULL};
+  ctx_t c = {NULL, NULL, diags, NULL, 0, NULL, NULL, NULL, NULL, NULL};
 
   e = calloc(1, sizeof *e);
   if (!e)
@@ -1027,7 +1027,7 @@ static json_t *expand_services(er_env_t *e, ctx_t *c, er_tmpl_t *t,
 }
 
 int er_env_resolve(er_env_t *e, er_tmpl_t *t, er_diags_t *diags) {
-  ctx_t c = {e->file, e->pos, diags, NULL, 0, NULL, NULL, NULL};
+  ctx_t c = {e->file, e->pos, diags, NULL, 0, NULL, NULL, NULL, NULL, NULL};
   size_t from = diags->n, errors0 = diags->errors;
   json_t *resolved = NULL;
   const json_t *rawvars = json_object_get(e->raw, "vars");

@@ -14,15 +14,19 @@
 /* ---- names ------------------------------------------------------------- */
 
 int er_names_add(er_names_t *ns, const char *s) {
+  char *cp;
   if (ns->n == ns->alloc) {
     size_t na = ns->alloc ? ns->alloc * 2 : 16;
-    const char **nv = realloc(ns->v, na * sizeof *nv);
+    char **nv = realloc(ns->v, na * sizeof *nv);
     if (!nv)
       return -1;
     ns->v = nv;
     ns->alloc = na;
   }
-  ns->v[ns->n++] = s;
+  cp = er_strdup(s);
+  if (!cp)
+    return -1;
+  ns->v[ns->n++] = cp;
   return 0;
 }
 
@@ -34,6 +38,8 @@ bool er_names_has(const er_names_t *ns, const char *s) {
 }
 
 void er_names_free(er_names_t *ns) {
+  for (size_t i = 0; i < ns->n; i++)
+    free(ns->v[i]);
   free(ns->v);
   memset(ns, 0, sizeof *ns);
 }
@@ -93,7 +99,7 @@ void er_refs_string(er_refscan_t *rs, const char *s, const char *ptr,
            j++)
         if (ok && er_tmpl_is_builtin(g_builtin_guess[j]))
           ok = er_names_add(&cands, g_builtin_guess[j]) == 0;
-      er_dym_text(name, cands.v, cands.n, dym, sizeof dym);
+      er_dym_text(name, (const char *const *)cands.v, cands.n, dym, sizeof dym);
       er_diag_err(rs->c, ptr, key, "undefined variable '%s'%s", name, dym);
       er_names_free(&cands);
     }

@@ -18,9 +18,10 @@
 
 #include "lang/diags.h"
 
-/* A list of borrowed names. Zero-initialise; er_names_free. */
+/* A list of names (copies: a step's document may be gone before its
+ * names are, scenario.c). Zero-initialise; er_names_free. */
 typedef struct er_names {
-  const char **v;
+  char **v;
   size_t n, alloc;
 } er_names_t;
 

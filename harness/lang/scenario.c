@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/jsonbig.h"
 #include "lang/diags.h"
 #include "lang/doc.h"
 #include "lang/fixture.h"
@@ -27,6 +28,7 @@
 #include "lang/jsonx.h"
 #include "lang/refs.h"
 #include "lang/template.h"
+#include "lang/uses.h"
 #include "lang/validate.h"
 
 #define SCENARIO_MAX_BYTES (8u * 1024u * 1024u)
@@ -110,10 +112,149 @@ static void check_skip_refs(const er_diag_src_t *c, const json_t *v,
   }
 }
 
-/* The ${...} pass over a whole scenario document. */
+/* ---- a large file, checked a step at a time (validate) -------------------
+ * The top-level "steps" of a large JSON file are not kept: each pass that
+ * needs a step parses it from the text and drops it, so checking a file of
+ * 100k steps holds one step at a time, not all of them. The rest of the
+ * file is parsed from a copy with the steps blanked out (the same lines
+ * and columns). A step that calls a step file stays: the call table knows
+ * it by its node. Problems, positions and counts are the same as a whole
+ * load's; only past the first ER_DIAGS_KEEP problems may the ones kept
+ * differ (they are found in another order). */
+typedef struct lean {
+  const char *text;
+  size_t n;
+  size_t *r;     /* each step's byte range: [r[2i], r[2i+1]) */
+  json_t **keep; /* steps that must stay, by index; NULL elsewhere */
+} lean_t;
+
+static json_t *lean_parse(const lean_t *L, size_t i) {
+  return er_json_loadb(L->text + L->r[2 * i], L->r[2 * i + 1] - L->r[2 * i],
+                       JSON_DECODE_ANY, NULL);
+}
+
+/* Step i (a new reference), or NULL when memory ran out. */
+static json_t *lean_step(const lean_t *L, size_t i) {
+  return L->keep[i] ? json_incref(L->keep[i]) : lean_parse(L, i);
+}
+
+static void lean_close(lean_t *L) {
+  for (size_t i = 0; L->keep && i < L->n; i++)
+    json_decref(L->keep[i]);
+  free(L->keep);
+  free(L->r);
+  memset(L, 0, sizeof *L);
+}
+
+/* Whether the text can be read this way: its outline is plain and every
+ * step and the rest parse (else the whole load reports what is wrong).
+ * *doc gets the document without its steps. */
+static bool lean_open(const char *text, size_t len, lean_t *L, json_t **doc) {
+  size_t open = 0, close = 0;
+  long n = er_doc_json_elems(text, len, "steps", &open, &close, &L->r);
+  char *skel = NULL;
+  L->text = text;
+  L->n = n > 0 ? (size_t)n : 0;
+  if (n <= 0)
+    goto no;
+  for (size_t i = 0; i < L->n; i++) {
+    json_t *v = lean_parse(L, i);
+    if (!v)
+      goto no;
+    json_decref(v);
+  }
+  L->keep = calloc(L->n, sizeof *L->keep);
+  skel = malloc(len);
+  if (!L->keep || !skel)
+    goto no;
+  memcpy(skel, text, len);
+  for (size_t j = open + 1; j < close; j++)
+    if (skel[j] != '\n')
+      skel[j] = ' ';
+  *doc = er_json_loadb(skel, len, JSON_DECODE_ANY, NULL);
+  free(skel);
+  if (*doc)
+    return true;
+no:
+  free(skel);
+  lean_close(L);
+  return false;
+}
+
+static void lean_oom(const er_diag_src_t *c) {
+  er_diags_addf(c->out, c->file, 0, 0, ER_DIAG_ERROR, "out of memory");
+}
+
+/* Each step's keys (as er_validate_obj does for a list). */
+static void lean_validate(const er_diag_src_t *c, const lean_t *L) {
+  for (size_t i = 0; i < L->n; i++) {
+    json_t *st = lean_step(L, i);
+    char *sp = er_jpos_child_index("/steps", i);
+    if (st)
+      er_validate_step(c, st, sp ? sp : "/steps");
+    free(sp);
+    json_decref(st);
+    if (!st) {
+      lean_oom(c);
+      return;
+    }
+  }
+}
+
+static void lean_validate_cb(const er_diag_src_t *c) {
+  lean_validate(c, c->lean);
+}
+
+/* Each step's `use` calls (as er_uses_load does for a list). */
+static void lean_uses(er_uses_t *u, const er_diag_src_t *c, lean_t *L,
+                      const char *dir, const char *fixtures,
+                      const er_use_site_t *at) {
+  for (size_t i = 0; i < L->n; i++) {
+    json_t *st = lean_step(L, i);
+    char *sp = er_jpos_child_index("/steps", i);
+    size_t calls = er_uses_calls(u);
+    if (st)
+      er_uses_load_step(u, c, st, sp ? sp : "/steps", dir, fixtures, at);
+    free(sp);
+    if (st && er_uses_calls(u) != calls && !L->keep[i])
+      L->keep[i] = st; /* the table holds it by its node */
+    else
+      json_decref(st);
+    if (!st) {
+      lean_oom(c);
+      return;
+    }
+  }
+}
+
+/* The ${...} pass over the steps: with all, the names they capture go to
+ * all; else each step is checked and its captures join rs->defined (as
+ * er_refs_steps does). */
+static void lean_refs(er_refscan_t *rs, const lean_t *L, er_names_t *all) {
+  for (size_t i = 0; i < L->n; i++) {
+    json_t *st = lean_step(L, i);
+    if (!st) {
+      lean_oom(rs->c);
+      return;
+    }
+    if (all) {
+      er_refs_captures(rs, st, all);
+    } else {
+      char *sp = er_jpos_child_index("/steps", i);
+      er_refs_step(rs, st, sp ? sp : "/steps");
+      er_refs_captures(rs, st, rs->defined);
+      free(sp);
+    }
+    json_decref(st);
+  }
+}
+
+/* The ${...} pass over a whole scenario document (its steps from L when
+ * not NULL). */
 static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
                                 const er_names_t *case_vars,
-                                er_use_outputs_fn use_outputs, void *ud) {
+                                er_use_outputs_fn use_outputs, void *ud,
+                                const lean_t *L) {
   er_names_t defined = {NULL, 0, 0}, all_caps = {NULL, 0, 0};
   const json_t *vars = json_object_get(doc, "vars");
   const char *k;
@@ -123,6 +264,8 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
 
   for (size_t l = 0; l < 3; l++) {
     const json_t *list = json_object_get(doc, g_lists[l]);
+    if (L && l == 1)
+      lean_refs(&rs, L, &all_caps);
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
       er_refs_captures(&rs, json_array_get(list, i), &all_caps);
   }
@@ -175,7 +318,10 @@ static void check_scenario_refs(const er_diag_src_t *c, const json_t *doc,
           er_names_add(&defined, all_caps.v[j]);
     }
     snprintf(base, sizeof base, "/%s", g_lists[l]);
-    er_refs_steps(&rs, list, base);
+    if (L && l == 1)
+      lean_refs(&rs, L, NULL);
+    else
+      er_refs_steps(&rs, list, base);
   }
   er_names_free(&defined);
   er_names_free(&all_caps);
@@ -588,46 +734,129 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
   return first;
 }
 
+/* The text of path (problems to diags), or NULL. */
+static char *read_text(const char *path, size_t *len, er_diags_t *diags) {
+  er_err_t err;
+  char *text;
+  er_err_clear(&err);
+  text = er_read_file(path, SCENARIO_MAX_BYTES, len, &err);
+  if (!text) {
+    const char *m = err.msg;
+    size_t pl = strlen(path);
+    if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
+      m += pl + 2; /* the problem names the file already */
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
+  }
+  return text;
+}
+
+/* The document of text: whole, or, for a JSON file of at least
+ * o->lean_bytes, without its steps, which *L then gives (*lean says
+ * which). *pos gets the steps' and their actions' positions (level 3:
+ * "/steps/3/http"); the full map is built only when a problem lies deeper
+ * (diags.c). New reference, or NULL. */
+static json_t *parse_doc(const char *path, const char *text, size_t len,
+                         const er_load_opts_t *o, lean_t *L, bool *lean,
+                         er_jpos_t **pos, er_diags_t *diags) {
+  json_t *doc = NULL;
+  *lean = o && o->lean_bytes && len >= o->lean_bytes &&
+          er_doc_kind(path) == ER_DOC_JSON && lean_open(text, len, L, &doc);
+  if (!*lean)
+    return er_doc_parse(path, text, len, 3, pos, diags);
+  *pos = er_jpos_build_depth(text, len, 3);
+  return doc;
+}
+
+/* What the keys' specs do not say: tags are strings, the name and the
+ * steps are not empty. */
+static void check_top(const er_diag_src_t *c, const json_t *doc, bool lean) {
+  const json_t *v = json_object_get(doc, "tags");
+  for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+    if (!json_is_string(json_array_get(v, i))) {
+      char *cp = er_jpos_child_index("/tags", i);
+      er_diag_err(c, cp ? cp : "/tags", false, "a tag must be a string, not %s",
+                  er_validate_type_noun(json_array_get(v, i)));
+      free(cp);
+    }
+  }
+  v = json_object_get(doc, "name");
+  if (json_is_string(v) && json_string_value(v)[0] == '\0')
+    er_diag_err(c, "/name", false, "'name' must not be empty");
+  v = json_object_get(doc, "steps");
+  if (!lean && json_is_array(v) && json_array_size(v) == 0)
+    er_diag_err(c, "/steps", false,
+                "'steps' is empty: a scenario needs at least one step");
+}
+
+/* The step files the lists call (the steps from L when not NULL). */
+static void load_uses(er_uses_t *uses, const er_diag_src_t *c,
+                      const json_t *doc, lean_t *L, const char *dir,
+                      const char *fixtures) {
+  char *real = realpath(c->file, NULL);
+  er_use_site_t root = {c->file, real, 0, 0, NULL};
+  for (size_t l = 0; l < 3; l++) {
+    char lp[32];
+    snprintf(lp, sizeof lp, "/%s", g_lists[l]);
+    if (L && l == 1)
+      lean_uses(uses, c, L, dir, fixtures, &root);
+    else
+      er_uses_load(uses, c, json_object_get(doc, g_lists[l]), lp, dir, fixtures,
+                   &root);
+  }
+  free(real);
+}
+
+/* One scenario per case (one for a file without cases) into *out.
+ * Returns 0, or -1 when memory ran out. */
+static int build_all(const char *path, json_t *doc, const er_jpos_t *pos,
+                     er_uses_t *uses, er_scenario_t ***out, size_t *nout) {
+  const json_t *cases = json_object_get(doc, "cases");
+  size_t n = json_is_array(cases) ? json_array_size(cases) : 1;
+  er_scenario_t **sv = calloc(n, sizeof(er_scenario_t *));
+  for (size_t i = 0; sv && i < n; i++) {
+    sv[i] =
+        build(path, doc, pos, uses, cases ? json_array_get(cases, i) : NULL);
+    if (!sv[i]) {
+      for (size_t j = 0; j < i; j++)
+        er_scenario_free(sv[j]);
+      free(sv);
+      return -1;
+    }
+  }
+  if (!sv)
+    return -1;
+  *out = sv;
+  *nout = n;
+  return 0;
+}
+
 int er_scenario_load_all(const char *path, const er_load_opts_t *o,
                          er_diags_t *diags, er_scenario_t ***out,
                          size_t *nout) {
   er_fixture_dir_t lf = {NULL, NULL};
-  char *dir = NULL, *real = NULL;
+  const char *fixtures = o ? o->fixtures : NULL;
   er_uses_t *uses = NULL;
-  char *text = NULL;
-  size_t len = 0, n = 0;
+  char *text = NULL, *dir = NULL;
+  size_t len = 0, from = diags->n, errs = diags->errors;
   json_t *doc = NULL;
   er_jpos_t *pos = NULL, *full = NULL;
-  er_err_t err;
-  size_t from = diags->n, errs = diags->errors;
   er_diag_src_t c;
-  const json_t *v, *cases;
   er_names_t case_vars = {NULL, 0, 0};
-  er_scenario_t **sv = NULL;
+  lean_t L = {0};
+  bool lean = false;
   int rc = -1;
 
   *out = NULL;
   *nout = 0;
   if (is_step_file(path)) /* checked on its own; it holds no scenario */
-    return er_uses_check_file(path, o ? o->fixtures : NULL, diags);
-  er_err_clear(&err);
-  text = er_read_file(path, SCENARIO_MAX_BYTES, &len, &err);
-  if (!text) {
-    const char *m = err.msg;
-    size_t pl = strlen(path);
-    if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
-      m += pl + 2;
-    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
-    goto out;
-  }
-  /* steps' and their actions' positions (level 3: "/steps/3/http") for
-   * every load; the full map only when a problem lies deeper (diags.c) */
-  doc = er_doc_parse(path, text, len, 3, &pos, diags);
+    return er_uses_check_file(path, fixtures, diags);
+  text = read_text(path, &len, diags);
+  doc = text ? parse_doc(path, text, len, o, &L, &lean, &pos, diags) : NULL;
   if (!doc)
     goto out;
   dir = dir_of(path);
   lf.dir = dir;
-  lf.root = er_fixture_root(o ? o->fixtures : NULL, dir);
+  lf.root = er_fixture_root(fixtures, dir);
   c = (er_diag_src_t){path,
                       pos,
                       diags,
@@ -635,7 +864,9 @@ int er_scenario_load_all(const char *path, const er_load_opts_t *o,
                       len,
                       &full,
                       er_fixture_ref,
-                      &lf};
+                      &lf,
+                      lean ? lean_validate_cb : NULL,
+                      &L};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a scenario file must hold a JSON object, not %s",
@@ -643,65 +874,23 @@ int er_scenario_load_all(const char *path, const er_load_opts_t *o,
     goto out;
   }
   er_validate_obj(&c, doc, "", g_top, NULL);
-  v = json_object_get(doc, "tags");
-  for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
-    if (!json_is_string(json_array_get(v, i))) {
-      char *cp = er_jpos_child_index("/tags", i);
-      er_diag_err(&c, cp ? cp : "/tags", false,
-                  "a tag must be a string, not %s",
-                  er_validate_type_noun(json_array_get(v, i)));
-      free(cp);
-    }
-  }
-  v = json_object_get(doc, "name");
-  if (json_is_string(v) && json_string_value(v)[0] == '\0')
-    er_diag_err(&c, "/name", false, "'name' must not be empty");
-  v = json_object_get(doc, "steps");
-  if (json_is_array(v) && json_array_size(v) == 0)
-    er_diag_err(&c, "/steps", false,
-                "'steps' is empty: a scenario needs at least one step");
+  check_top(&c, doc, lean);
   uses = er_uses_new();
-  real = realpath(path, NULL);
-  if (!uses)
-    goto oom;
-  {
-    er_use_site_t root = {path, real, 0, 0, NULL};
-    for (size_t l = 0; l < 3; l++) {
-      char lp[32];
-      snprintf(lp, sizeof lp, "/%s", g_lists[l]);
-      er_uses_load(uses, &c, json_object_get(doc, g_lists[l]), lp, dir,
-                   o ? o->fixtures : NULL, &root);
-    }
+  if (!uses) {
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
+    goto out;
   }
+  load_uses(uses, &c, doc, lean ? &L : NULL, dir, fixtures);
   check_cases(&c, doc, &case_vars);
-  check_scenario_refs(&c, doc, &case_vars, er_uses_outputs, uses);
-
+  check_scenario_refs(&c, doc, &case_vars, er_uses_outputs, uses,
+                      lean ? &L : NULL);
   if (diags->errors != errs)
     goto out;
-
-  cases = json_object_get(doc, "cases");
-  n = json_is_array(cases) ? json_array_size(cases) : 1;
-  sv = calloc(n, sizeof(er_scenario_t *));
-  if (!sv)
-    goto oom;
-  for (size_t i = 0; i < n; i++) {
-    sv[i] =
-        build(path, doc, pos, uses, cases ? json_array_get(cases, i) : NULL);
-    if (!sv[i])
-      goto oom;
-  }
-  *out = sv;
-  *nout = n;
-  sv = NULL;
-  rc = 0;
-  goto out;
-
-oom:
-  er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
+  rc = build_all(path, doc, pos, uses, out, nout);
+  if (rc != 0)
+    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "out of memory");
 out:
-  for (size_t i = 0; sv && i < n; i++)
-    er_scenario_free(sv[i]);
-  free(sv);
+  lean_close(&L);
   er_names_free(&case_vars);
   er_diags_sort_main(diags, from, path);
   er_jpos_free(pos);
@@ -709,7 +898,6 @@ out:
   json_decref(doc);
   free(text);
   free(dir);
-  free(real);
   free(lf.root);
   er_uses_free(uses);
   return rc;

@@ -69,9 +69,17 @@ typedef struct er_scenario {
 } er_scenario_t;
 
 /* What loading needs from outside the file. */
+/* The size from which `eventrig validate` checks a JSON file a step at a
+ * time (er_load_opts_t.lean_bytes). */
+#define ER_SCENARIO_LEAN_BYTES ((size_t)1 << 20)
+
 typedef struct er_load_opts {
   const char *fixtures; /* the environment's fixtures root (absolute), or
                            NULL: the nearest fixtures/ folder (fixture.h) */
+  size_t lean_bytes;    /* 0, or: a JSON file of at least this many bytes
+                           is checked a step at a time, without keeping its
+                           steps (`eventrig validate`: the plans it builds
+                           then have no steps; see scenario.c) */
 } er_load_opts_t;
 
 /* Loads and validates one file. All problems go to diags. Returns NULL

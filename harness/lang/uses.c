@@ -213,7 +213,8 @@ static er_stepfile_t *load_file(er_uses_t *u, er_diags_t *diags,
   sf->doc = doc;
   fd.dir = sf->dir;
   fd.root = er_fixture_root(fixtures, sf->dir);
-  c = (er_diag_src_t){sf->file, pos, diags, NULL, 0, NULL, er_fixture_ref, &fd};
+  c = (er_diag_src_t){sf->file,       pos, diags, NULL, 0, NULL,
+                      er_fixture_ref, &fd, NULL,  NULL};
   if (!json_is_object(doc)) {
     er_diag_err(&c, "", false,
                 "a step file must hold an object (\"inputs\", \"steps\", "
@@ -375,37 +376,44 @@ out:
   free(usep);
 }
 
+void er_uses_load_step(er_uses_t *u, const er_diag_src_t *c, const json_t *step,
+                       const char *here, const char *dir, const char *fixtures,
+                       const er_use_site_t *at) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)(json_is_object(step) ? step : NULL), k, v) {
+    const er_action_t *a = er_action_find(k);
+    if (a && a->whole_step) {
+      use_step(u, c, step, here, dir, fixtures, at);
+    } else if (a && a->raw_args && json_is_object(v)) {
+      const char *ak;
+      json_t *av;
+      json_object_foreach(v, ak, av) {
+        const er_keyspec_t *ks = er_keyspec_find(a->keys, ak);
+        if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
+          char *ap = er_jpos_child(here, k);
+          char *np = ap ? er_jpos_child(ap, ak) : NULL;
+          er_uses_load(u, c, av, np ? np : here, dir, fixtures, at);
+          free(np);
+          free(ap);
+        }
+      }
+    }
+  }
+}
+
 void er_uses_load(er_uses_t *u, const er_diag_src_t *c, const json_t *steps,
                   const char *ptr, const char *dir, const char *fixtures,
                   const er_use_site_t *at) {
   for (size_t i = 0; json_is_array(steps) && i < json_array_size(steps); i++) {
-    const json_t *step = json_array_get(steps, i);
     char *sp = er_jpos_child_index(ptr, i);
-    const char *here = sp ? sp : ptr;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)(json_is_object(step) ? step : NULL), k, v) {
-      const er_action_t *a = er_action_find(k);
-      if (a && a->whole_step) {
-        use_step(u, c, step, here, dir, fixtures, at);
-      } else if (a && a->raw_args && json_is_object(v)) {
-        const char *ak;
-        json_t *av;
-        json_object_foreach(v, ak, av) {
-          const er_keyspec_t *ks = er_keyspec_find(a->keys, ak);
-          if (ks && (ks->types & ER_T_STEPS) && json_is_array(av)) {
-            char *ap = er_jpos_child(here, k);
-            char *np = ap ? er_jpos_child(ap, ak) : NULL;
-            er_uses_load(u, c, av, np ? np : here, dir, fixtures, at);
-            free(np);
-            free(ap);
-          }
-        }
-      }
-    }
+    er_uses_load_step(u, c, json_array_get(steps, i), sp ? sp : ptr, dir,
+                      fixtures, at);
     free(sp);
   }
 }
+
+size_t er_uses_calls(const er_uses_t *u) { return u ? u->ncalls : 0; }
 
 int er_uses_check_file(const char *path, const char *fixtures,
                        er_diags_t *diags) {

@@ -71,6 +71,16 @@ void er_uses_load(er_uses_t *u, const er_diag_src_t *c, const json_t *steps,
                   const char *ptr, const char *dir, const char *fixtures,
                   const er_use_site_t *at);
 
+/* The same for one step at JSON pointer here (and the steps nested in
+ * it). */
+void er_uses_load_step(er_uses_t *u, const er_diag_src_t *c, const json_t *step,
+                       const char *here, const char *dir, const char *fixtures,
+                       const er_use_site_t *at);
+
+/* How many calls u has registered: a step that added one is known to the
+ * table by its node (er_uses_find), which must then stay alive. */
+size_t er_uses_calls(const er_uses_t *u);
+
 /* Checks the step file at path on its own (eventrig validate x.step.json):
  * every problem to diags. Returns 0, or -1 when it has errors. */
 int er_uses_check_file(const char *path, const char *fixtures,

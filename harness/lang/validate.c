@@ -314,7 +314,10 @@ static void check_value(const er_diag_src_t *c, const json_t *v,
 
   if ((ks->types & ER_T_CHECK) && json_is_object(v))
     validate_wrapped(c, name, v, ptr, NULL);
-  if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
+  if ((ks->types & ER_T_STEPS) && json_is_array(v) && c->lean_steps &&
+      !strcmp(ptr, "/steps")) {
+    c->lean_steps(c);
+  } else if ((ks->types & ER_T_STEPS) && json_is_array(v)) {
     for (size_t i = 0; i < json_array_size(v); i++) {
       char *cp = er_jpos_child_index(ptr, i);
       validate_step(c, json_array_get(v, i), cp ? cp : ptr);
@@ -580,10 +583,15 @@ static void validate_step(const er_diag_src_t *c, const json_t *step,
   }
 }
 
+void er_validate_step(const er_diag_src_t *c, const json_t *step,
+                      const char *ptr) {
+  validate_step(c, step, ptr);
+}
+
 void er_validate_keys_pos(const char *file, const er_jpos_t *pos,
                           const json_t *doc, const er_keyspec_t *spec,
                           er_diags_t *out) {
-  er_diag_src_t c = {file, pos, out, NULL, 0, NULL, NULL, NULL};
+  er_diag_src_t c = {file, pos, out, NULL, 0, NULL, NULL, NULL, NULL, NULL};
   size_t from = out->n;
   if (!doc)
     ; /* not parsed: er_parse_json_text reported why */

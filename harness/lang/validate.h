@@ -22,6 +22,11 @@
 void er_validate_obj(const er_diag_src_t *c, const json_t *obj, const char *ptr,
                      const er_keyspec_t *spec, const char *what);
 
+/* Checks one step (at JSON pointer ptr): one known action with its keys,
+ * the keys every step may have. */
+void er_validate_step(const er_diag_src_t *c, const json_t *step,
+                      const char *ptr);
+
 /* Validates a whole document doc (parsed from text, read from file)
  * against spec: it must be an object. Builds the position map from text
  * (NULL: no positions). Problems of the file are sorted by position. */

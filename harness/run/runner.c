@@ -141,8 +141,9 @@ static void make_run_id(char out[64]) {
 /* Loads every scenario named by the paths. Returns 0 when all loaded
  * (and, with need_one, there is at least one: step files are checked,
  * not run). */
-static int load_all(const er_run_opts_t *o, bool need_one, er_scenario_t ***out,
-                    size_t *nout, er_diags_t *diags, er_err_t *err) {
+static int load_all(const er_run_opts_t *o, bool need_one, size_t lean_bytes,
+                    er_scenario_t ***out, size_t *nout, er_diags_t *diags,
+                    er_err_t *err) {
   char **files = NULL;
   size_t nfiles = 0;
   er_scenario_t **v = NULL;
@@ -167,6 +168,7 @@ static int load_all(const er_run_opts_t *o, bool need_one, er_scenario_t ***out,
   /* the fixtures root the environment names, before it is loaded */
   fixtures = o->env_path ? er_env_peek_fixtures(o->env_path) : NULL;
   lo.fixtures = fixtures;
+  lo.lean_bytes = lean_bytes;
   for (size_t i = 0; i < nfiles; i++) {
     er_scenario_t **one = NULL;
     size_t k = 0;
@@ -1476,7 +1478,7 @@ int er_run(const er_run_opts_t *o) {
   er_rfc3339_now(r.results.timestamp);
   r.results.started_ms = er_now_ms();
 
-  if (load_all(o, true, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, true, 0, &sv, &ns, &diags, &err) != 0) {
     load_diags_print(&r, &diags);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);
@@ -1586,7 +1588,8 @@ int er_validate(const er_run_opts_t *o) {
 
   er_console_init(&con, o->out);
   con.color = er_color_decide((er_color_t)o->color, o->err);
-  load_all(o, false, &sv, &ns, &diags, &err);
+  /* a large file is checked a step at a time: its plan is not run */
+  load_all(o, false, ER_SCENARIO_LEAN_BYTES, &sv, &ns, &diags, &err);
   if (o->env_path) {
     er_env_t *e = er_env_load(o->env_path, &diags);
     er_env_free(e);
@@ -1609,7 +1612,7 @@ int er_list(const er_run_opts_t *o) {
   er_err_t err = {0};
   int code = 0;
 
-  if (load_all(o, false, &sv, &ns, &diags, &err) != 0) {
+  if (load_all(o, false, 0, &sv, &ns, &diags, &err) != 0) {
     er_diags_print(&diags, o->err, false);
     if (err.code)
       fprintf(o->err, "eventrig: %s\n", err.msg);

@@ -36,6 +36,25 @@ nbad=$(ls tests/data/bad/*.json tests/data/bad/*.yaml | wc -l)
 nfiles=$(grep -oE "tests/data/bad/[^:]+\.(json|yaml)" <<<"$err" | sort -u | wc -l)
 check "validate: every bad file reported, not just the first ($nfiles of $nbad)" [ "$nfiles" -eq "$nbad" ]
 check "validate: a folder of bad files exits 2" [ $rc -eq 2 ]
+# a file of 1 MB or more is checked a step at a time (scenario.c): the
+# same problems at the same places, a step file's outputs still known
+python3 - "$T_TMP/large.json" <<'PY'
+import json, sys
+steps = [{"redis": {"command": ["GET", "k%d" % i], "expect": "v"}} for i in range(30000)]
+steps[5] = {"use": "steps/register-batch.step.json", "with": {"count": 2}}
+steps[20000] = {"http": {"url": "http://h/${batch}${nope}", "expect": {"stauts": 200}}}
+with open(sys.argv[1], "w") as f:
+    f.write('{"name": "large",\n "steps": [\n')
+    f.write(",\n".join(json.dumps(s) for s in steps))
+    f.write("\n]}\n")
+PY
+mkdir -p "$T_TMP/fixtures" && cp -r fixtures/steps fixtures/http "$T_TMP/fixtures/"
+err=$("$EVENTRIG" validate "$T_TMP/large.json" 2>&1); rc=$?
+check "validate: a file of $(($(stat -c %s "$T_TMP/large.json") / 1024)) KB, a step at a time: exits 2 with its two problems at step 20001's line" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "0 scenario(s) valid, 2 error(s), 0 warning(s)" <<<"$2" &&
+    grep -q "large.json:20003:18: error: undefined variable .nope." <<<"$2" &&
+    grep -q "large.json:20003:[0-9]*: error: unknown key .stauts." <<<"$2"' _ $rc "$err"
+diag "$(grep -m1 nope <<<"$err")"
 out=$("$EVENTRIG" validate examples scenarios 2>&1); rc=$?
 check "validate: the examples and the bundled suite are valid" [ $rc -eq 0 ]
 err=$("$EVENTRIG" validate --env $D/bad.env.json $D/pass 2>&1); rc=$?

@@ -289,6 +289,44 @@ static void test_yaml(void) {
       "tags: !!int, !!float, unknown, !!bool (%s | %s)", out, probs);
 }
 
+/* er_doc_json_elems: the outline of a JSON text, found without parsing
+ * it; lax, but never wrong on valid JSON. */
+static void outline_is(const char *text, long want, const char *first) {
+  size_t open = 0, close = 0, *r = NULL;
+  long n = er_doc_json_elems(text, strlen(text), "steps", &open, &close, &r);
+  T_OK(n == want, "outline of %s: %ld elements (want %ld)", text, n, want);
+  if (n > 0 && first) {
+    T_OK(r[1] - r[0] == strlen(first) &&
+             !memcmp(text + r[0], first, r[1] - r[0]),
+         "its first element is %s (got %.*s)", first, (int)(r[1] - r[0]),
+         text + r[0]);
+    T_OK(text[open] == '[' && text[close] == ']', "brackets found");
+  }
+  if (n < 0)
+    T_OK(r == NULL, "no ranges when not found");
+  free(r);
+}
+
+static void test_outline(void) {
+  outline_is("{\"steps\": [{\"a\": 1}, 2, \"x\"]}", 3, "{\"a\": 1}");
+  outline_is(
+      "{\"name\": \"[}{\\\"]\", \"steps\":[ {\"s\": \"]\\\"}\"} ,[[]] ]}", 2,
+      "{\"s\": \"]\\\"}\"}");
+  outline_is(" \n{ \"x\": {\"steps\": [1]}, \"steps\" : [ true ] } ", 1,
+             "true");
+  outline_is("{\"steps\": []}", 0, NULL);
+  outline_is("{\"steps\": [1], \"steps\": [2]}", -1, NULL); /* twice */
+  outline_is("{\"st\\u0065ps\": [1]}", -1, NULL);           /* an escaped key */
+  outline_is("{\"steps\": {\"a\": 1}}", -1, NULL);
+  outline_is("{\"steps\": [1 2]}", -1, NULL);
+  outline_is("{\"steps\": [1,]}", -1, NULL);
+  outline_is("{\"steps\": [{\"a\": [}]", -1, NULL);
+  outline_is("{\"steps\": [\"open", -1, NULL);
+  outline_is("[{\"steps\": [1]}]", -1, NULL);
+  outline_is("{\"name\": 1}", -1, NULL);
+  outline_is("", -1, NULL);
+}
+
 int main(void) {
   const char *root = getenv("ER_ROOT");
   if (root && chdir(root) != 0) {
@@ -301,5 +339,6 @@ int main(void) {
   test_fixture_find();
   test_url_encode();
   test_yaml();
+  test_outline();
   return t_done();
 }

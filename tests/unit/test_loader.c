@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lang/doc.h"
 #include "lang/scenario.h"
 #include "lang/validate.h"
 #include "tap.h"
@@ -677,6 +678,156 @@ static void test_validate_keys(void) {
              "empty text");
 }
 
+/* A large file is checked a step at a time by `validate` (lean_bytes):
+ * every JSON scenario of the repository, loaded whole and a step at a
+ * time, must give the same problems, at the same places, and the same
+ * number of scenarios. */
+static void load_both(const char *path, const char *label) {
+  er_load_opts_t whole = {NULL, 0}, lean = {NULL, 1};
+  er_diags_t d1 = {0}, d2 = {0};
+  er_scenario_t **v1 = NULL, **v2 = NULL;
+  size_t n1 = 0, n2 = 0;
+  int rc1 = er_scenario_load_all(path, &whole, &d1, &v1, &n1);
+  int rc2 = er_scenario_load_all(path, &lean, &d2, &v2, &n2);
+  char *t1 = diags_text(&d1, false), *t2 = diags_text(&d2, false);
+  bool same = rc1 == rc2 && n1 == n2 && d1.errors == d2.errors &&
+              d1.warnings == d2.warnings && t1 && t2 && !strcmp(t1, t2);
+  T_OK(same,
+       "%s: the same a step at a time (%zu/%zu errors, %zu/%zu "
+       "warnings, %zu/%zu scenarios)%s%s%s%s",
+       label, d1.errors, d2.errors, d1.warnings, d2.warnings, n1, n2,
+       same ? "" : "\n--- whole:\n",
+       same ? ""
+       : t1 ? t1
+            : "",
+       same ? "" : "--- a step at a time:\n",
+       same ? ""
+       : t2 ? t2
+            : "");
+  for (size_t i = 0; i < n1; i++)
+    er_scenario_free(v1[i]);
+  for (size_t i = 0; i < n2; i++)
+    er_scenario_free(v2[i]);
+  free(v1);
+  free(v2);
+  free(t1);
+  free(t2);
+  er_diags_free(&d1);
+  er_diags_free(&d2);
+}
+
+static void test_lean(void) {
+  char *dirs[] = {"tests/data", "scenarios"};
+  char **files = NULL;
+  size_t n = 0, outlined = 0, with_errors = 0;
+  er_err_t err;
+  er_err_clear(&err);
+  T_OK(er_scenario_collect(dirs, 2, &files, &n, &err) == 0, "collect");
+  for (size_t i = 0; i < n; i++) {
+    char *text = slurp(files[i]);
+    size_t open, close, *r = NULL;
+    er_diags_t d = {0};
+    if (text && er_doc_kind(files[i]) == ER_DOC_JSON &&
+        er_doc_json_elems(text, strlen(text), "steps", &open, &close, &r) > 0) {
+      er_scenario_t *s = er_scenario_load(files[i], &d);
+      outlined++;
+      with_errors += d.errors > 0;
+      er_scenario_free(s);
+      load_both(files[i], files[i]);
+    }
+    er_diags_free(&d);
+    free(r);
+    free(text);
+    free(files[i]);
+  }
+  free(files);
+  /* the corpus must reach the step-at-a-time path, bad files included */
+  T_OK(outlined >= 100, "%zu files read a step at a time", outlined);
+  T_OK(with_errors >= 30, "%zu of them with errors", with_errors);
+}
+
+/* A generated file of n steps: steps that capture and use earlier
+ * captures, a step file called from a step and from a nested one,
+ * problems at every level (with 2000 steps, more than are kept: the ones
+ * kept must be the same too). */
+static void test_lean_generated(int n) {
+  const char *path = "build/test_loader_lean.json";
+  er_buf_t b = ER_BUF_INIT(0);
+  FILE *f;
+  er_buf_puts(&b,
+              "{\"name\": \"gen\",\n \"vars\": {\"v\": 1},\n \"steps\": [\n");
+  for (int i = 0; i < n; i++) {
+    switch (i % 10) {
+    case 0:
+      er_buf_printf(&b, "  {\"sleep\": {\"for\": \"1ms\"}, \"name\": \"s%d\"}",
+                    i);
+      break;
+    case 1:
+      er_buf_printf(&b,
+                    "  {\"redis\": {\"command\": [\"GET\", \"k${c%d}\"], "
+                    "\"capture\": {\"c%d\": \"\"}}}",
+                    i + 5, i);
+      break;
+    case 2:
+      er_buf_printf(&b,
+                    "  {\"redis\": {\"command\": [\"GET\", \"k${c%d}%s\"]}}",
+                    i - 1, i % 20 == 12 ? "${batch}${slots}" : "");
+      break;
+    case 3:
+      er_buf_printf(&b,
+                    "  {\"http\": {\"url\": \"http://h/${nope%d}\", "
+                    "\"expect\": {\"stauts\": 200}}}",
+                    i);
+      break;
+    case 4:
+      er_buf_printf(&b,
+                    "  {\"use\": \"steps/register-batch.step.json\", \"with\": "
+                    "{\"%s\": %d}}",
+                    i % 20 == 4 ? "count" : "cuont", i);
+      break;
+    case 5:
+      er_buf_printf(&b,
+                    "  {\"repeat\": {\"count\": 2, \"steps\": [{\"use\": "
+                    "\"steps/none%d.step.json\"}, {\"slep\": 1}]}}",
+                    i);
+      break;
+    case 6:
+      er_buf_printf(&b, "  %d", i);
+      break;
+    case 7:
+      er_buf_printf(
+          &b, "  {\"sleep\": {\"for\": \"1ms\"}, \"http\": {\"url\": \"x\"}}");
+      break;
+    case 8:
+      er_buf_printf(&b,
+                    "  {\"await\": {\"within\": \"soon\", \"redis\": "
+                    "{\"command\": [\"GET\", \"${t%d}\"]}}}",
+                    i + 100);
+      break;
+    default:
+      er_buf_printf(&b,
+                    "  {\"postgres\": {\"query\": \"SELECT 1\", \"capture\": "
+                    "{\"t%d\": \"/0/0\"}}}",
+                    i);
+      break;
+    }
+    er_buf_puts(&b, i < n - 1 ? ",\n" : "\n");
+  }
+  er_buf_puts(&b, " ],\n \"teardown\": [{\"redis\": {\"command\": [\"DEL\", "
+                  "\"${c291}${t299}${x}\"]}}, {\"http\": {\"url\": "
+                  "\"x\", \"expect\": {\"stauts\": 1}}}]\n}\n");
+  f = fopen(path, "w");
+  T_OK(f && fwrite(b.data, 1, b.len, f) == b.len, "write %s", path);
+  if (f)
+    fclose(f);
+  {
+    char label[64];
+    snprintf(label, sizeof label, "a generated file of %d steps", n);
+    load_both(path, label);
+  }
+  er_buf_free(&b);
+}
+
 int main(void) {
   test_vars_bomb();
   const char *root = getenv("ER_ROOT");
@@ -694,5 +845,8 @@ int main(void) {
   test_cases();
   test_validate_keys();
   test_mutations();
+  test_lean();
+  test_lean_generated(300);
+  test_lean_generated(2000);
   return t_done();
 }
