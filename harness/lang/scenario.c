@@ -163,7 +163,7 @@ static bool lean_open(const char *text, size_t len, lean_t *L, json_t **doc) {
       goto no;
     json_decref(v);
   }
-  L->keep = calloc(L->n, sizeof *L->keep);
+  L->keep = calloc(L->n, sizeof(json_t *));
   skel = malloc(len);
   if (!L->keep || !skel)
     goto no;
