@@ -535,6 +535,32 @@ static void visit_call(walk_t *w, const json_t *step, int depth) {
 }
 
 static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
+                         const char *path, const char *argpath, int depth);
+
+/* The checks given as a key's value (await's "until"): their actions. */
+static void visit_key_checks(walk_t *w, const er_action_t *a,
+                             const json_t *args, const char *argpath,
+                             int depth) {
+  for (const er_keyspec_t *ks = a->keys; ks && ks->name; ks++) {
+    const json_t *chk = json_object_get(args, ks->name);
+    const char *k;
+    json_t *v;
+    char *kp;
+    if (!(ks->types & ER_T_CHECK) || !json_is_object(chk))
+      continue;
+    kp = er_jpos_child(argpath, ks->name);
+    json_object_foreach((json_t *)chk, k, v) {
+      const er_action_t *in = er_action_find(k);
+      char *cp = in && kp ? er_jpos_child(kp, k) : NULL;
+      if (cp)
+        visit_action(w, in, v, cp, cp, depth + 1);
+      free(cp);
+    }
+    free(kp);
+  }
+}
+
+static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
                          const char *path, const char *argpath, int depth) {
   er_safety_at_t at = w->at;
   at.path = path;
@@ -575,6 +601,7 @@ static void visit_action(walk_t *w, const er_action_t *a, const json_t *args,
       }
     }
   }
+  visit_key_checks(w, a, args, argpath, depth);
 }
 
 static void visit_step(walk_t *w, const json_t *step, const char *path,

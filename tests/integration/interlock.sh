@@ -313,13 +313,18 @@ check "a sample of at least 30 cases ran on marked targets ($nm)" [ "$nm" -ge 30
 
 # ---- --dry-run shows the same decisions ------------------------------------------
 "$EVENTRIG" run --dry-run --env "$T_TMP/u.env.json" "$D"/cases/new-redis-05-getdel.json \
-  "$D"/cases/new-pg-18-update.json "$D"/cases/new-redis-13-seed-replace.json "$D"/reads/01-get.json >"$T_TMP/dry-run.out" 2>&1
+  "$D"/cases/new-pg-18-update.json "$D"/cases/new-redis-13-seed-replace.json "$D"/reads/01-get.json \
+  "$D"/cases/more-redis-07-del-in-until.json "$D"/cases/more-pg-13-delete-in-until.json >"$T_TMP/dry-run.out" 2>&1
 rc=$?
 check "dry run: exit 0 ($rc)" [ $rc -eq 0 ]
 check "dry run: a redis command is left to the server's flags, else refused here" \
   has dry-run "! redis (GETDEL) on $RUS: allowed if the server flags GETDEL readonly (COMMAND INFO, asked at run time), else checked at run time (marker key \"eventrig:test-target\", claimed if the database is empty)"
 check "dry run: postgres.expect runs in a read-only transaction" \
   has dry-run "! postgres.expect (UPDATE) on $PGBASE/victim: checked at run time (marker table \"eventrig_test_target\"): a read-only transaction unless it is there"
+check "dry run: the check in an await's until is shown and decided too (redis)" \
+  grep -q "! redis (DEL) on $RUS: " "$T_TMP/dry-run.out"
+check "dry run: the check in an await's until is shown and decided too (postgres)" \
+  grep -q "! postgres (DELETE) on $PGBASE/victim: " "$T_TMP/dry-run.out"
 check "dry run: redis.seed is destructive" \
   has dry-run "! destructive: redis.seed (writes 1 key(s)) on $RUS: checked at run time (marker key"
 [ -n "${INTERLOCK_KEEP:-}" ] && cp -r "$T_TMP" "$INTERLOCK_KEEP"
