@@ -674,23 +674,11 @@ static int verdict_rows(const er_diag_ev_t *e, const char *cons, bool dup,
   return 0;
 }
 
-int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
-  /* the service counted every delivered message as processed or skipped,
-   * though its offset commit may still be on the way */
-  bool handled = e->has_processed && e->has_duplicates && e->delivered > 0 &&
-                 e->processed + e->duplicates >= (double)e->delivered;
-  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving && !handled;
-  bool consumed = (e->lag_known && e->lag == 0) || handled;
-  const char *cons = e->lag_known && e->lag == 0
-                         ? "consumed (lag 0)"
-                         : "consumed (the service counted every event; its "
-                           "offset commit is pending)";
-  /* skipped as a duplicate: the counter says so (when it is known) */
-  bool dup = !e->has_duplicates || e->duplicates > 0;
-  if (e->missing_topic) {
-    snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
-    return 1;
-  }
+/* The rules of the service's Redis transaction: EXEC aborted on every
+ * attempt (and the consumer stalled, when it is), or never aborted while
+ * redis.contend wrote. */
+static int verdict_exec(const er_diag_ev_t *e, bool stalled, char *out,
+                        size_t outsz) {
   /* every attempt aborted: conflicts and nothing processed, or as many
    * conflicts as events processed and still no row (each event gave up
    * its slot and ended as excess) */
@@ -723,18 +711,14 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
              "not WATCH them (no optimistic locking)");
     return 1;
   }
-  if (verdict_offsets(e, out, outsz))
-    return 1;
-  if (stalled) {
-    snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
-             (long long)e->lag);
-    return 1;
-  }
-  if (verdict_outputs(e, out, outsz))
-    return 1;
-  if ((e->no_row || e->rows_short) && consumed &&
-      verdict_rows(e, cons, dup, out, outsz))
-    return 1;
+  return 0;
+}
+
+/* The rules after the rows': copies of one event all processed, a key
+ * not under the expected name, an expected event missing while its row
+ * exists, a key without TTL. */
+static int verdict_after_rows(const er_diag_ev_t *e, bool consumed, char *out,
+                              size_t outsz) {
   if (e->max_copies > 1 && e->metrics_known && e->has_processed &&
       e->has_duplicates && e->processed > 1 && e->duplicates <= 0) {
     snprintf(out, outsz,
@@ -773,6 +757,42 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
     snprintf(out, outsz, "idempotency key has no TTL: it never expires");
     return 1;
   }
+  return 0;
+}
+
+int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
+  /* the service counted every delivered message as processed or skipped,
+   * though its offset commit may still be on the way */
+  bool handled = e->has_processed && e->has_duplicates && e->delivered > 0 &&
+                 e->processed + e->duplicates >= (double)e->delivered;
+  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving && !handled;
+  bool consumed = (e->lag_known && e->lag == 0) || handled;
+  const char *cons = e->lag_known && e->lag == 0
+                         ? "consumed (lag 0)"
+                         : "consumed (the service counted every event; its "
+                           "offset commit is pending)";
+  /* skipped as a duplicate: the counter says so (when it is known) */
+  bool dup = !e->has_duplicates || e->duplicates > 0;
+  if (e->missing_topic) {
+    snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
+    return 1;
+  }
+  if (verdict_exec(e, stalled, out, outsz))
+    return 1;
+  if (verdict_offsets(e, out, outsz))
+    return 1;
+  if (stalled) {
+    snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
+             (long long)e->lag);
+    return 1;
+  }
+  if (verdict_outputs(e, out, outsz))
+    return 1;
+  if ((e->no_row || e->rows_short) && consumed &&
+      verdict_rows(e, cons, dup, out, outsz))
+    return 1;
+  if (verdict_after_rows(e, consumed, out, outsz))
+    return 1;
   snprintf(out, outsz, "no known pattern");
   return 0;
 }
