@@ -1043,12 +1043,6 @@ static long query_long(er_pg_t *pg, const char *sql, const char *param,
   return v;
 }
 
-/* Reads the service's output events since the scenario's first produce:
- * state.assignments (a slot id given to two items; produced items with no
- * assignment event) and state.completion (events per key, their items
- * against the expected count, or against the slots assigned for that key
- * when no query is given). Evidence into ev, text into b, JSON into doc.
- * Strings put into ev are kept alive in keep. */
 /* The messages on output w (0 assignments, 1 completion) since the first
  * produce, into *cp (freed by the caller); a failed read leaves fewer. */
 static void read_out(er_kafka_t *k, const rec_t *r, int w, const char *topic,
@@ -1066,172 +1060,241 @@ static json_t *copy_json(const er_kafka_copy_t *c) {
   return c->value ? er_json_loadb(c->value, c->value_len, 0, &je) : NULL;
 }
 
-static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
-                         int64_t deadline, er_diag_ev_t *ev, er_buf_t *b,
-                         json_t *doc, json_t *keep) {
-  const json_t *st = state_of(in->env);
-  const json_t *ac = json_object_get(st, "assignments");
-  const json_t *cc = json_object_get(st, "completion");
-  json_t *slots = json_object(), *twice = json_object(), *items = json_object(),
-         *perkey = json_object(); /* key -> {slot: true} */
+/* What the assignment events gave, for both outputs' evidence */
+typedef struct omaps {
+  json_t *slots;  /* slot id -> the first item given it */
+  json_t *twice;  /* slot id -> [item, another item] */
+  json_t *items;  /* item -> true: given a slot */
+  json_t *perkey; /* key -> {slot: true} */
+} omaps_t;
+
+/* An assignment event (slot and item at the pointers sp and ip) into m,
+ * a slot given to a second item counted in ev; false when it names no
+ * slot and item. */
+static bool assign_event(omaps_t *m, er_diag_ev_t *ev,
+                         const er_kafka_copy_t *cp, const char *sp,
+                         const char *ip) {
+  json_t *v = copy_json(cp);
+  const char *slot = json_string_value(er_json_pointer(v, sp));
+  const char *item = json_string_value(er_json_pointer(v, ip));
+  const char *had;
+  bool named = slot && item;
+  if (named) {
+    had = json_string_value(json_object_get(m->slots, slot));
+    if (!had) {
+      json_object_set_new(m->slots, slot, json_string(item));
+    } else if (strcmp(had, item) != 0 && !json_object_get(m->twice, slot)) {
+      json_object_set_new(m->twice, slot, json_pack("[s,s]", had, item));
+      ev->slots_twice++;
+    }
+    json_object_set_new(m->items, item, json_true());
+    if (cp->key) {
+      json_t *ks = json_object_get(m->perkey, cp->key);
+      if (!ks) {
+        ks = json_object();
+        json_object_set_new(m->perkey, cp->key, ks);
+      }
+      json_object_set_new(ks, slot, json_true());
+    }
+  }
+  json_decref(v);
+  return named;
+}
+
+/* How many of the items produced (*produced, each counted once) no
+ * assignment event gave a slot. */
+static size_t items_without(const rec_t *r, const json_t *items,
+                            size_t *produced) {
+  json_t *seen = json_object();
+  size_t without = 0;
+  *produced = 0;
+  for (size_t j = 0; j < r->np; j++) {
+    const char *it = r->p[j].item;
+    if (!it || json_object_get(seen, it))
+      continue;
+    json_object_set_new(seen, it, json_true());
+    (*produced)++;
+    if (!json_object_get(items, it))
+      without++;
+  }
+  json_decref(seen);
+  return without;
+}
+
+/* The ids given to two items: the first three into b, all into jt. */
+static void assign_twice(er_buf_t *b, json_t *twice, json_t *jt) {
+  const char *sl;
+  json_t *pair;
+  int shown = 0;
+  json_object_foreach(twice, sl, pair) {
+    if (shown++ < 3)
+      er_buf_printf(b, " (%s: %s, %s)", sl,
+                    json_string_value(json_array_get(pair, 0)),
+                    json_string_value(json_array_get(pair, 1)));
+    json_array_append_new(jt, json_pack("{s:s,s:O}", "id", sl, "items", pair));
+  }
+}
+
+/* 5b. state.assignments: a slot id given to two items; produced items
+ * with no assignment event */
+static void read_assignments(coll_t *c, omaps_t *m) {
+  const json_t *ac = json_object_get(state_of(c->in->env), "assignments");
+  const char *topic = json_string_value(json_object_get(ac, "topic"));
+  const char *sp = json_string_value(json_object_get(ac, "slot"));
+  const char *ip = json_string_value(json_object_get(ac, "item"));
+  er_kafka_copies_t cp;
+  json_t *o = json_object(), *jt = json_array();
+  size_t events = 0, without, produced;
+  read_out(c->k, c->r, 0, topic, c->deadline, &cp);
+  for (size_t i = 0; i < cp.n; i++)
+    if (assign_event(m, &c->ev, &cp.v[i], sp, ip))
+      events++;
+  without = items_without(c->r, m->items, &produced);
+  c->ev.items_unassigned = (int)without;
+  er_buf_printf(&c->brief,
+                "\nassignments on %s since the first produce: %zu event(s), "
+                "%zu id(s); given to two items: %d",
+                topic, events, json_object_size(m->slots), c->ev.slots_twice);
+  assign_twice(&c->brief, m->twice, jt);
+  er_buf_printf(&c->brief, "; produced items without one: %zu of %zu", without,
+                produced);
+  if (cp.dropped)
+    er_buf_printf(&c->brief, " (%zu event(s) past the cap not read)",
+                  cp.dropped);
+  json_object_set_new(o, "topic", json_string(topic));
+  json_object_set_new(o, "events", json_integer((json_int_t)events));
+  json_object_set_new(o, "twice", jt);
+  json_object_set_new(o, "items_without", json_integer((json_int_t)without));
+  json_object_set_new(c->doc, "assignments", o);
+  er_kafka_copies_free(&cp);
+}
+
+/* The completion events per key into count, the items of each key's
+ * last one (at the pointer ip) into last; the most for one key into ev. */
+static void completion_count(er_diag_ev_t *ev, const er_kafka_copies_t *cp,
+                             const char *ip, json_t *count, json_t *last) {
+  for (size_t i = 0; i < cp->n; i++) {
+    json_t *v = copy_json(&cp->v[i]);
+    const json_t *its = er_json_pointer(v, ip);
+    const char *kk = cp->v[i].key ? cp->v[i].key : "";
+    json_int_t had = json_integer_value(json_object_get(count, kk));
+    json_object_set_new(count, kk, json_integer(had + 1));
+    if (had + 1 > ev->completion_max)
+      ev->completion_max = (int)(had + 1);
+    if (json_is_array(its))
+      json_object_set_new(last, kk,
+                          json_integer((json_int_t)json_array_size(its)));
+    json_decref(v);
+  }
+}
+
+/* What the keys of the completion events share */
+typedef struct compl {
+  const char *topic, *sql; /* sql: state.completion.expected, or NULL */
+  er_pg_t *pg;             /* for sql, or NULL */
+  size_t asked;            /* keys whose expected count was queried */
+  json_t *last;            /* key -> the items of its last event */
+  const json_t *perkey;    /* key -> {slot: true}, from the assignments */
+  json_t *arr;             /* diagnostics.json's "completion" */
+}
+compl_t;
+
+/* 5b. the completion events of key (n of them): their items against the
+ * expected count, or against the slots assigned for that key when no
+ * query is given */
+static void completion_key(coll_t *c, compl_t *q, const char *key, json_t *n) {
+  const json_t *li = json_object_get(q->last, key);
+  long items_n = json_is_integer(li) ? (long)json_integer_value(li) : -1;
+  long expected = -1;
+  json_t *o = json_object();
+  if (q->pg && q->asked < COMPLETION_KEYS && !past(c->deadline)) {
+    q->asked++;
+    expected =
+        query_long(q->pg, q->sql, key, min64(c->deadline, er_now_ms() + 1000));
+  } else if (!q->sql) {
+    expected = (long)json_object_size(json_object_get(q->perkey, key));
+  }
+  er_buf_printf(&c->brief, "\ncompletion on %s, key %s: %lld event(s)",
+                q->topic, key, (long long)json_integer_value(n));
+  if (items_n >= 0)
+    er_buf_printf(&c->brief, ", %ld item(s)", items_n);
+  if (expected > 0)
+    er_buf_printf(&c->brief, " of %ld %s", expected,
+                  q->sql ? "expected" : "assigned");
+  json_object_set_new(o, "key", json_string(key));
+  json_object_set(o, "events", n);
+  if (items_n >= 0)
+    json_object_set_new(o, "items", json_integer(items_n));
+  if (expected >= 0)
+    json_object_set_new(o, "expected", json_integer(expected));
+  json_array_append_new(q->arr, o);
+  if (items_n >= 0 && expected > 0 && items_n < expected &&
+      c->ev.completion_expected == 0) {
+    c->ev.completion_items = items_n;
+    c->ev.completion_expected = expected;
+  }
+}
+
+/* 5b. state.completion: events per key, their items against the
+ * expected count (perkey: the slots assigned per key) */
+static void read_completion(coll_t *c, const json_t *perkey) {
+  const json_t *cc = json_object_get(state_of(c->in->env), "completion");
+  const char *ip = json_string_value(json_object_get(cc, "items"));
+  const char *dsn = json_string_value(
+      json_object_get(json_object_get(c->in->env, "postgres"), "dsn"));
+  compl_t q;
+  er_kafka_copies_t cp;
+  json_t *count = json_object(), *n, *t;
+  const char *key;
   er_err_t err = {0};
-  if (!r || !k || !slots || !twice || !items || !perkey)
+  memset(&q, 0, sizeof q);
+  q.topic = json_string_value(json_object_get(cc, "topic"));
+  q.sql = json_string_value(json_object_get(cc, "expected"));
+  q.last = json_object();
+  q.perkey = perkey;
+  q.arr = json_array();
+  read_out(c->k, c->r, 1, q.topic, c->deadline, &cp);
+  completion_count(&c->ev, &cp, ip, count, q.last);
+  if (q.sql && dsn)
+    q.pg = er_pg_new(dsn, &err);
+  er_err_clear(&err);
+  json_object_foreach(count, key, n) { completion_key(c, &q, key, n); }
+  if (json_object_size(count) == 0)
+    er_buf_printf(&c->brief, "\ncompletion on %s: none since the first produce",
+                  q.topic);
+  t = json_string(q.topic);
+  json_array_append_new(c->keep, t);
+  c->ev.completion_topic = json_string_value(t);
+  json_object_set_new(c->doc, "completion", q.arr);
+  er_pg_free(q.pg);
+  json_decref(count);
+  json_decref(q.last);
+  er_kafka_copies_free(&cp);
+}
+
+/* 5b. Reads the service's output events since the scenario's first
+ * produce: state.assignments (a slot id given to two items; produced
+ * items with no assignment event) and state.completion (events per key,
+ * their items against the expected count, or against the slots assigned
+ * for that key when no query is given). Evidence into c->ev, text into
+ * the brief, JSON into doc. Strings put into ev are kept alive in keep. */
+static void read_outputs(coll_t *c) {
+  omaps_t m;
+  m.slots = json_object();
+  m.twice = json_object();
+  m.items = json_object();
+  m.perkey = json_object();
+  if (!c->r || !c->k || !m.slots || !m.twice || !m.items || !m.perkey)
     goto out;
-  if (r->out_set[0] && !past(deadline)) {
-    const char *topic = json_string_value(json_object_get(ac, "topic"));
-    const char *sp = json_string_value(json_object_get(ac, "slot"));
-    const char *ip = json_string_value(json_object_get(ac, "item"));
-    er_kafka_copies_t cp;
-    json_t *o = json_object(), *jt = json_array();
-    size_t events = 0, without = 0, produced = 0;
-    read_out(k, r, 0, topic, deadline, &cp);
-    for (size_t i = 0; i < cp.n; i++) {
-      json_t *v = copy_json(&cp.v[i]);
-      const char *slot = json_string_value(er_json_pointer(v, sp));
-      const char *item = json_string_value(er_json_pointer(v, ip));
-      const char *had;
-      if (slot && item) {
-        events++;
-        had = json_string_value(json_object_get(slots, slot));
-        if (!had) {
-          json_object_set_new(slots, slot, json_string(item));
-        } else if (strcmp(had, item) != 0 && !json_object_get(twice, slot)) {
-          json_object_set_new(twice, slot, json_pack("[s,s]", had, item));
-          ev->slots_twice++;
-        }
-        json_object_set_new(items, item, json_true());
-        if (cp.v[i].key) {
-          json_t *ks = json_object_get(perkey, cp.v[i].key);
-          if (!ks) {
-            ks = json_object();
-            json_object_set_new(perkey, cp.v[i].key, ks);
-          }
-          json_object_set_new(ks, slot, json_true());
-        }
-      }
-      json_decref(v);
-    }
-    {
-      json_t *seen = json_object();
-      for (size_t j = 0; j < r->np; j++) {
-        const char *it = r->p[j].item;
-        if (!it || json_object_get(seen, it))
-          continue;
-        json_object_set_new(seen, it, json_true());
-        produced++;
-        if (!json_object_get(items, it))
-          without++;
-      }
-      json_decref(seen);
-    }
-    ev->items_unassigned = (int)without;
-    er_buf_printf(b,
-                  "\nassignments on %s since the first produce: %zu event(s), "
-                  "%zu id(s); given to two items: %d",
-                  topic, events, json_object_size(slots), ev->slots_twice);
-    {
-      const char *sl;
-      json_t *pair;
-      int shown = 0;
-      json_object_foreach(twice, sl, pair) {
-        if (shown++ < 3)
-          er_buf_printf(b, " (%s: %s, %s)", sl,
-                        json_string_value(json_array_get(pair, 0)),
-                        json_string_value(json_array_get(pair, 1)));
-        json_array_append_new(jt,
-                              json_pack("{s:s,s:O}", "id", sl, "items", pair));
-      }
-    }
-    er_buf_printf(b, "; produced items without one: %zu of %zu", without,
-                  produced);
-    if (cp.dropped)
-      er_buf_printf(b, " (%zu event(s) past the cap not read)", cp.dropped);
-    json_object_set_new(o, "topic", json_string(topic));
-    json_object_set_new(o, "events", json_integer((json_int_t)events));
-    json_object_set_new(o, "twice", jt);
-    json_object_set_new(o, "items_without", json_integer((json_int_t)without));
-    json_object_set_new(doc, "assignments", o);
-    er_kafka_copies_free(&cp);
-  }
-  if (r->out_set[1] && !past(deadline)) {
-    const char *topic = json_string_value(json_object_get(cc, "topic"));
-    const char *ip = json_string_value(json_object_get(cc, "items"));
-    const char *sql = json_string_value(json_object_get(cc, "expected"));
-    const char *dsn = json_string_value(
-        json_object_get(json_object_get(in->env, "postgres"), "dsn"));
-    er_kafka_copies_t cp;
-    json_t *count = json_object(), *last = json_object(), *arr = json_array();
-    er_pg_t *pg = NULL;
-    const char *key;
-    json_t *n;
-    size_t asked = 0;
-    read_out(k, r, 1, topic, deadline, &cp);
-    for (size_t i = 0; i < cp.n; i++) {
-      json_t *v = copy_json(&cp.v[i]);
-      const json_t *its = er_json_pointer(v, ip);
-      const char *kk = cp.v[i].key ? cp.v[i].key : "";
-      json_int_t c = json_integer_value(json_object_get(count, kk));
-      json_object_set_new(count, kk, json_integer(c + 1));
-      if (c + 1 > ev->completion_max)
-        ev->completion_max = (int)(c + 1);
-      if (json_is_array(its))
-        json_object_set_new(last, kk,
-                            json_integer((json_int_t)json_array_size(its)));
-      json_decref(v);
-    }
-    if (sql && dsn)
-      pg = er_pg_new(dsn, &err);
-    er_err_clear(&err);
-    json_object_foreach(count, key, n) {
-      const json_t *li = json_object_get(last, key);
-      long items_n = json_is_integer(li) ? (long)json_integer_value(li) : -1;
-      long expected = -1;
-      json_t *o = json_object();
-      if (pg && asked < COMPLETION_KEYS && !past(deadline)) {
-        asked++;
-        expected =
-            query_long(pg, sql, key, min64(deadline, er_now_ms() + 1000));
-      } else if (!sql) {
-        expected = (long)json_object_size(json_object_get(perkey, key));
-      }
-      er_buf_printf(b, "\ncompletion on %s, key %s: %lld event(s)", topic, key,
-                    (long long)json_integer_value(n));
-      if (items_n >= 0)
-        er_buf_printf(b, ", %ld item(s)", items_n);
-      if (expected > 0)
-        er_buf_printf(b, " of %ld %s", expected, sql ? "expected" : "assigned");
-      json_object_set_new(o, "key", json_string(key));
-      json_object_set(o, "events", n);
-      if (items_n >= 0)
-        json_object_set_new(o, "items", json_integer(items_n));
-      if (expected >= 0)
-        json_object_set_new(o, "expected", json_integer(expected));
-      json_array_append_new(arr, o);
-      if (items_n >= 0 && expected > 0 && items_n < expected &&
-          ev->completion_expected == 0) {
-        ev->completion_items = items_n;
-        ev->completion_expected = expected;
-      }
-    }
-    if (json_object_size(count) == 0)
-      er_buf_printf(b, "\ncompletion on %s: none since the first produce",
-                    topic);
-    {
-      json_t *t = json_string(topic);
-      json_array_append_new(keep, t);
-      ev->completion_topic = json_string_value(t);
-    }
-    json_object_set_new(doc, "completion", arr);
-    er_pg_free(pg);
-    json_decref(count);
-    json_decref(last);
-    er_kafka_copies_free(&cp);
-  }
+  if (c->r->out_set[0] && !past(c->deadline))
+    read_assignments(c, &m);
+  if (c->r->out_set[1] && !past(c->deadline))
+    read_completion(c, m.perkey);
 out:
-  json_decref(slots);
-  json_decref(twice);
-  json_decref(items);
-  json_decref(perkey);
+  json_decref(m.slots);
+  json_decref(m.twice);
+  json_decref(m.items);
+  json_decref(m.perkey);
 }
 
 /* Starts a collection: its budget, targets, empty documents and texts;
@@ -1968,7 +2031,7 @@ char *er_diag_collect(const er_diag_in_t *in) {
   c.ev.missing_topic = c.missing;
   coll_stalled(&c);
   coll_steps(&c);
-  read_outputs(in, c.r, c.k, c.deadline, &c.ev, &c.brief, c.doc, c.keep);
+  read_outputs(&c);
   coll_services(&c);
   er_diag_verdict(&c.ev, verdict, sizeof verdict);
   coll_doc(&c, verdict);
