@@ -329,6 +329,30 @@ static void outputs_start(const er_exec_t *x, int64_t *start[2], int n[2],
   }
 }
 
+/* Records ik (taken) as a new idempotency key of produce p, with whether
+ * it exists now; why (whysz bytes) holds the reason when that is unknown.
+ * Under g_lock. */
+static void ikey_add(rec_t *r, prod_t *p, const json_t *env, char *ik,
+                     int64_t deadline, char *why, size_t whysz) {
+  ikey_t *k = &r->k[r->nk];
+  int ex = 0;
+  int64_t pttl = -2;
+  memset(k, 0, sizeof *k);
+  k->key = ik;
+  if (r->redis_down)
+    snprintf(why, whysz, "Redis unreachable earlier in this scenario");
+  if (!r->redis_down && key_probe(rec_redis(r, env), k->key, deadline, &ex,
+                                  &pttl, why, whysz) == 0) {
+    k->before = ex;
+    k->before_pttl = pttl;
+  } else {
+    k->before = -1;
+    k->why = er_strdup(why);
+    r->redis_down = r->redis && !er_redis_connected(r->redis);
+  }
+  p->ik = (int)r->nk++;
+}
+
 int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
                           const char *value, size_t len) {
   const char *tmpl =
@@ -390,24 +414,8 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
       goto out;
     }
   if (r->nk < MAX_KEYS) {
-    ikey_t *k = &r->k[r->nk];
-    int ex = 0;
-    int64_t pttl = -2;
-    memset(k, 0, sizeof *k);
-    k->key = ik;
+    ikey_add(r, p, x->env, ik, deadline, why, sizeof why);
     ik = NULL;
-    if (r->redis_down)
-      snprintf(why, sizeof why, "Redis unreachable earlier in this scenario");
-    if (!r->redis_down && key_probe(rec_redis(r, x->env), k->key, deadline, &ex,
-                                    &pttl, why, sizeof why) == 0) {
-      k->before = ex;
-      k->before_pttl = pttl;
-    } else {
-      k->before = -1;
-      k->why = er_strdup(why);
-      r->redis_down = r->redis && !er_redis_connected(r->redis);
-    }
-    p->ik = (int)r->nk++;
   }
 out:
   pthread_mutex_unlock(&g_lock);
