@@ -329,6 +329,30 @@ static void outputs_start(const er_exec_t *x, int64_t *start[2], int n[2],
   }
 }
 
+/* Records ik (taken) as a new idempotency key of produce p, with whether
+ * it exists now; why (whysz bytes) holds the reason when that is unknown.
+ * Under g_lock. */
+static void ikey_add(rec_t *r, prod_t *p, const json_t *env, char *ik,
+                     int64_t deadline, char *why, size_t whysz) {
+  ikey_t *k = &r->k[r->nk];
+  int ex = 0;
+  int64_t pttl = -2;
+  memset(k, 0, sizeof *k);
+  k->key = ik;
+  if (r->redis_down)
+    snprintf(why, whysz, "Redis unreachable earlier in this scenario");
+  if (!r->redis_down && key_probe(rec_redis(r, env), k->key, deadline, &ex,
+                                  &pttl, why, whysz) == 0) {
+    k->before = ex;
+    k->before_pttl = pttl;
+  } else {
+    k->before = -1;
+    k->why = er_strdup(why);
+    r->redis_down = r->redis && !er_redis_connected(r->redis);
+  }
+  p->ik = (int)r->nk++;
+}
+
 int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
                           const char *value, size_t len) {
   const char *tmpl =
@@ -390,24 +414,8 @@ int er_diag_produce_begin(er_exec_t *x, const char *topic, const char *key,
       goto out;
     }
   if (r->nk < MAX_KEYS) {
-    ikey_t *k = &r->k[r->nk];
-    int ex = 0;
-    int64_t pttl = -2;
-    memset(k, 0, sizeof *k);
-    k->key = ik;
+    ikey_add(r, p, x->env, ik, deadline, why, sizeof why);
     ik = NULL;
-    if (r->redis_down)
-      snprintf(why, sizeof why, "Redis unreachable earlier in this scenario");
-    if (!r->redis_down && key_probe(rec_redis(r, x->env), k->key, deadline, &ex,
-                                    &pttl, why, sizeof why) == 0) {
-      k->before = ex;
-      k->before_pttl = pttl;
-    } else {
-      k->before = -1;
-      k->why = er_strdup(why);
-      r->redis_down = r->redis && !er_redis_connected(r->redis);
-    }
-    p->ik = (int)r->nk++;
   }
 out:
   pthread_mutex_unlock(&g_lock);
@@ -674,23 +682,11 @@ static int verdict_rows(const er_diag_ev_t *e, const char *cons, bool dup,
   return 0;
 }
 
-int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
-  /* the service counted every delivered message as processed or skipped,
-   * though its offset commit may still be on the way */
-  bool handled = e->has_processed && e->has_duplicates && e->delivered > 0 &&
-                 e->processed + e->duplicates >= (double)e->delivered;
-  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving && !handled;
-  bool consumed = (e->lag_known && e->lag == 0) || handled;
-  const char *cons = e->lag_known && e->lag == 0
-                         ? "consumed (lag 0)"
-                         : "consumed (the service counted every event; its "
-                           "offset commit is pending)";
-  /* skipped as a duplicate: the counter says so (when it is known) */
-  bool dup = !e->has_duplicates || e->duplicates > 0;
-  if (e->missing_topic) {
-    snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
-    return 1;
-  }
+/* The rules of the service's Redis transaction: EXEC aborted on every
+ * attempt (and the consumer stalled, when it is), or never aborted while
+ * redis.contend wrote. */
+static int verdict_exec(const er_diag_ev_t *e, bool stalled, char *out,
+                        size_t outsz) {
   /* every attempt aborted: conflicts and nothing processed, or as many
    * conflicts as events processed and still no row (each event gave up
    * its slot and ended as excess) */
@@ -723,18 +719,14 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
              "not WATCH them (no optimistic locking)");
     return 1;
   }
-  if (verdict_offsets(e, out, outsz))
-    return 1;
-  if (stalled) {
-    snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
-             (long long)e->lag);
-    return 1;
-  }
-  if (verdict_outputs(e, out, outsz))
-    return 1;
-  if ((e->no_row || e->rows_short) && consumed &&
-      verdict_rows(e, cons, dup, out, outsz))
-    return 1;
+  return 0;
+}
+
+/* The rules after the rows': copies of one event all processed, a key
+ * not under the expected name, an expected event missing while its row
+ * exists, a key without TTL. */
+static int verdict_after_rows(const er_diag_ev_t *e, bool consumed, char *out,
+                              size_t outsz) {
   if (e->max_copies > 1 && e->metrics_known && e->has_processed &&
       e->has_duplicates && e->processed > 1 && e->duplicates <= 0) {
     snprintf(out, outsz,
@@ -773,6 +765,42 @@ int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
     snprintf(out, outsz, "idempotency key has no TTL: it never expires");
     return 1;
   }
+  return 0;
+}
+
+int er_diag_verdict(const er_diag_ev_t *e, char *out, size_t outsz) {
+  /* the service counted every delivered message as processed or skipped,
+   * though its offset commit may still be on the way */
+  bool handled = e->has_processed && e->has_duplicates && e->delivered > 0 &&
+                 e->processed + e->duplicates >= (double)e->delivered;
+  bool stalled = e->lag_known && e->lag > 0 && !e->lag_moving && !handled;
+  bool consumed = (e->lag_known && e->lag == 0) || handled;
+  const char *cons = e->lag_known && e->lag == 0
+                         ? "consumed (lag 0)"
+                         : "consumed (the service counted every event; its "
+                           "offset commit is pending)";
+  /* skipped as a duplicate: the counter says so (when it is known) */
+  bool dup = !e->has_duplicates || e->duplicates > 0;
+  if (e->missing_topic) {
+    snprintf(out, outsz, "topic '%s' missing", e->missing_topic);
+    return 1;
+  }
+  if (verdict_exec(e, stalled, out, outsz))
+    return 1;
+  if (verdict_offsets(e, out, outsz))
+    return 1;
+  if (stalled) {
+    snprintf(out, outsz, "on the topic, lag %lld not moving: consumer stalled",
+             (long long)e->lag);
+    return 1;
+  }
+  if (verdict_outputs(e, out, outsz))
+    return 1;
+  if ((e->no_row || e->rows_short) && consumed &&
+      verdict_rows(e, cons, dup, out, outsz))
+    return 1;
+  if (verdict_after_rows(e, consumed, out, outsz))
+    return 1;
   snprintf(out, outsz, "no known pattern");
   return 0;
 }
@@ -840,6 +868,28 @@ int er_diag_detail_rows_missing(const char *d) {
  */
 
 static bool past(int64_t deadline) { return er_now_ms() >= deadline; }
+
+/* What the sections of er_diag_collect share (coll_free frees it). */
+typedef struct coll {
+  const er_diag_in_t *in;
+  const json_t *mcfg; /* state.metrics */
+  er_kafka_t *k;
+  er_services_t *svcs;
+  rec_t *r; /* the scenario's record, or NULL */
+  int64_t t0, deadline;
+  /* diagnostics.json and its parts; m1 and mmid: the counters at the
+   * failure and at the start of the lag interval; keep: strings ev
+   * points to */
+  json_t *doc, *jprod, *jgroups, *jkeys, *jsvcs, *jmet, *jread, *m1, *mmid,
+      *keep;
+  const char *stuck_head; /* in r */
+  char *missing;          /* ev.missing_topic */
+  char *colliding;        /* ev.colliding_key */
+  int64_t colliding_pttl;
+  er_buf_t full, brief, sink; /* sink: what is not listed */
+  er_diag_ev_t ev;
+  er_err_t err;
+} coll_t;
 
 static int64_t group_committed_sum(const er_kafka_lag_t *l) {
   int64_t s = 0;
@@ -1001,12 +1051,6 @@ static long query_long(er_pg_t *pg, const char *sql, const char *param,
   return v;
 }
 
-/* Reads the service's output events since the scenario's first produce:
- * state.assignments (a slot id given to two items; produced items with no
- * assignment event) and state.completion (events per key, their items
- * against the expected count, or against the slots assigned for that key
- * when no query is given). Evidence into ev, text into b, JSON into doc.
- * Strings put into ev are kept alive in keep. */
 /* The messages on output w (0 assignments, 1 completion) since the first
  * produce, into *cp (freed by the caller); a failed read leaves fewer. */
 static void read_out(er_kafka_t *k, const rec_t *r, int w, const char *topic,
@@ -1024,760 +1068,985 @@ static json_t *copy_json(const er_kafka_copy_t *c) {
   return c->value ? er_json_loadb(c->value, c->value_len, 0, &je) : NULL;
 }
 
-static void read_outputs(const er_diag_in_t *in, rec_t *r, er_kafka_t *k,
-                         int64_t deadline, er_diag_ev_t *ev, er_buf_t *b,
-                         json_t *doc, json_t *keep) {
-  const json_t *st = state_of(in->env);
-  const json_t *ac = json_object_get(st, "assignments");
-  const json_t *cc = json_object_get(st, "completion");
-  json_t *slots = json_object(), *twice = json_object(), *items = json_object(),
-         *perkey = json_object(); /* key -> {slot: true} */
-  er_err_t err = {0};
-  if (!r || !k || !slots || !twice || !items || !perkey)
-    goto out;
-  if (r->out_set[0] && !past(deadline)) {
-    const char *topic = json_string_value(json_object_get(ac, "topic"));
-    const char *sp = json_string_value(json_object_get(ac, "slot"));
-    const char *ip = json_string_value(json_object_get(ac, "item"));
-    er_kafka_copies_t cp;
-    json_t *o = json_object(), *jt = json_array();
-    size_t events = 0, without = 0, produced = 0;
-    read_out(k, r, 0, topic, deadline, &cp);
-    for (size_t i = 0; i < cp.n; i++) {
-      json_t *v = copy_json(&cp.v[i]);
-      const char *slot = json_string_value(er_json_pointer(v, sp));
-      const char *item = json_string_value(er_json_pointer(v, ip));
-      const char *had;
-      if (slot && item) {
-        events++;
-        had = json_string_value(json_object_get(slots, slot));
-        if (!had) {
-          json_object_set_new(slots, slot, json_string(item));
-        } else if (strcmp(had, item) != 0 && !json_object_get(twice, slot)) {
-          json_object_set_new(twice, slot, json_pack("[s,s]", had, item));
-          ev->slots_twice++;
-        }
-        json_object_set_new(items, item, json_true());
-        if (cp.v[i].key) {
-          json_t *ks = json_object_get(perkey, cp.v[i].key);
-          if (!ks) {
-            ks = json_object();
-            json_object_set_new(perkey, cp.v[i].key, ks);
-          }
-          json_object_set_new(ks, slot, json_true());
-        }
-      }
-      json_decref(v);
+/* What the assignment events gave, for both outputs' evidence */
+typedef struct omaps {
+  json_t *slots;  /* slot id -> the first item given it */
+  json_t *twice;  /* slot id -> [item, another item] */
+  json_t *items;  /* item -> true: given a slot */
+  json_t *perkey; /* key -> {slot: true} */
+} omaps_t;
+
+/* An assignment event (slot and item at the pointers sp and ip) into m,
+ * a slot given to a second item counted in ev; false when it names no
+ * slot and item. */
+static bool assign_event(omaps_t *m, er_diag_ev_t *ev,
+                         const er_kafka_copy_t *cp, const char *sp,
+                         const char *ip) {
+  json_t *v = copy_json(cp);
+  const char *slot = json_string_value(er_json_pointer(v, sp));
+  const char *item = json_string_value(er_json_pointer(v, ip));
+  const char *had;
+  bool named = slot && item;
+  if (named) {
+    had = json_string_value(json_object_get(m->slots, slot));
+    if (!had) {
+      json_object_set_new(m->slots, slot, json_string(item));
+    } else if (strcmp(had, item) != 0 && !json_object_get(m->twice, slot)) {
+      json_object_set_new(m->twice, slot, json_pack("[s,s]", had, item));
+      ev->slots_twice++;
     }
-    {
-      json_t *seen = json_object();
-      for (size_t j = 0; j < r->np; j++) {
-        const char *it = r->p[j].item;
-        if (!it || json_object_get(seen, it))
-          continue;
-        json_object_set_new(seen, it, json_true());
-        produced++;
-        if (!json_object_get(items, it))
-          without++;
+    json_object_set_new(m->items, item, json_true());
+    if (cp->key) {
+      json_t *ks = json_object_get(m->perkey, cp->key);
+      if (!ks) {
+        ks = json_object();
+        json_object_set_new(m->perkey, cp->key, ks);
       }
-      json_decref(seen);
+      json_object_set_new(ks, slot, json_true());
     }
-    ev->items_unassigned = (int)without;
-    er_buf_printf(b,
-                  "\nassignments on %s since the first produce: %zu event(s), "
-                  "%zu id(s); given to two items: %d",
-                  topic, events, json_object_size(slots), ev->slots_twice);
-    {
-      const char *sl;
-      json_t *pair;
-      int shown = 0;
-      json_object_foreach(twice, sl, pair) {
-        if (shown++ < 3)
-          er_buf_printf(b, " (%s: %s, %s)", sl,
-                        json_string_value(json_array_get(pair, 0)),
-                        json_string_value(json_array_get(pair, 1)));
-        json_array_append_new(jt,
-                              json_pack("{s:s,s:O}", "id", sl, "items", pair));
-      }
-    }
-    er_buf_printf(b, "; produced items without one: %zu of %zu", without,
-                  produced);
-    if (cp.dropped)
-      er_buf_printf(b, " (%zu event(s) past the cap not read)", cp.dropped);
-    json_object_set_new(o, "topic", json_string(topic));
-    json_object_set_new(o, "events", json_integer((json_int_t)events));
-    json_object_set_new(o, "twice", jt);
-    json_object_set_new(o, "items_without", json_integer((json_int_t)without));
-    json_object_set_new(doc, "assignments", o);
-    er_kafka_copies_free(&cp);
   }
-  if (r->out_set[1] && !past(deadline)) {
-    const char *topic = json_string_value(json_object_get(cc, "topic"));
-    const char *ip = json_string_value(json_object_get(cc, "items"));
-    const char *sql = json_string_value(json_object_get(cc, "expected"));
-    const char *dsn = json_string_value(
-        json_object_get(json_object_get(in->env, "postgres"), "dsn"));
-    er_kafka_copies_t cp;
-    json_t *count = json_object(), *last = json_object(), *arr = json_array();
-    er_pg_t *pg = NULL;
-    const char *key;
-    json_t *n;
-    size_t asked = 0;
-    read_out(k, r, 1, topic, deadline, &cp);
-    for (size_t i = 0; i < cp.n; i++) {
-      json_t *v = copy_json(&cp.v[i]);
-      const json_t *its = er_json_pointer(v, ip);
-      const char *kk = cp.v[i].key ? cp.v[i].key : "";
-      json_int_t c = json_integer_value(json_object_get(count, kk));
-      json_object_set_new(count, kk, json_integer(c + 1));
-      if (c + 1 > ev->completion_max)
-        ev->completion_max = (int)(c + 1);
-      if (json_is_array(its))
-        json_object_set_new(last, kk,
-                            json_integer((json_int_t)json_array_size(its)));
-      json_decref(v);
-    }
-    if (sql && dsn)
-      pg = er_pg_new(dsn, &err);
-    er_err_clear(&err);
-    json_object_foreach(count, key, n) {
-      const json_t *li = json_object_get(last, key);
-      long items_n = json_is_integer(li) ? (long)json_integer_value(li) : -1;
-      long expected = -1;
-      json_t *o = json_object();
-      if (pg && asked < COMPLETION_KEYS && !past(deadline)) {
-        asked++;
-        expected =
-            query_long(pg, sql, key, min64(deadline, er_now_ms() + 1000));
-      } else if (!sql) {
-        expected = (long)json_object_size(json_object_get(perkey, key));
-      }
-      er_buf_printf(b, "\ncompletion on %s, key %s: %lld event(s)", topic, key,
-                    (long long)json_integer_value(n));
-      if (items_n >= 0)
-        er_buf_printf(b, ", %ld item(s)", items_n);
-      if (expected > 0)
-        er_buf_printf(b, " of %ld %s", expected, sql ? "expected" : "assigned");
-      json_object_set_new(o, "key", json_string(key));
-      json_object_set(o, "events", n);
-      if (items_n >= 0)
-        json_object_set_new(o, "items", json_integer(items_n));
-      if (expected >= 0)
-        json_object_set_new(o, "expected", json_integer(expected));
-      json_array_append_new(arr, o);
-      if (items_n >= 0 && expected > 0 && items_n < expected &&
-          ev->completion_expected == 0) {
-        ev->completion_items = items_n;
-        ev->completion_expected = expected;
-      }
-    }
-    if (json_object_size(count) == 0)
-      er_buf_printf(b, "\ncompletion on %s: none since the first produce",
-                    topic);
-    {
-      json_t *t = json_string(topic);
-      json_array_append_new(keep, t);
-      ev->completion_topic = json_string_value(t);
-    }
-    json_object_set_new(doc, "completion", arr);
-    er_pg_free(pg);
-    json_decref(count);
-    json_decref(last);
-    er_kafka_copies_free(&cp);
-  }
-out:
-  json_decref(slots);
-  json_decref(twice);
-  json_decref(items);
-  json_decref(perkey);
+  json_decref(v);
+  return named;
 }
 
-char *er_diag_collect(const er_diag_in_t *in) {
-  int64_t t0 = er_now_ms();
-  int64_t deadline = t0 + (in->budget_ms > 0 ? in->budget_ms : 8000);
-  const json_t *state = state_of(in->env);
-  const json_t *groups = json_object_get(state, "consumer_groups");
-  const json_t *mcfg = json_object_get(state, "metrics");
-  er_kafka_t *k = er_target_kafka(in->shared);
-  er_services_t *svcs =
-      in->shared ? er_session_get(in->shared, "services") : NULL;
-  rec_t *r = NULL;
-  json_t *doc = json_object(), *jprod = json_array(), *jgroups = json_array(),
-         *jkeys = json_array(), *jsvcs = json_array(), *jmet = NULL,
-         *jread = json_array(), *m1 = NULL, *mmid = NULL, *keep = json_array();
-  const char *stuck_head = NULL;
-  char *colliding = NULL;
-  int64_t colliding_pttl = -2;
-  er_buf_t full = ER_BUF_INIT(TEXT_CAP), brief = ER_BUF_INIT(TEXT_CAP),
-           sink = ER_BUF_INIT(4096); /* what is not listed */
-  er_diag_ev_t ev;
-  char verdict[512], path[1200], *missing = NULL, *dumped = NULL,
-                                 *result = NULL;
+/* How many of the items produced (*produced, each counted once) no
+ * assignment event gave a slot. */
+static size_t items_without(const rec_t *r, const json_t *items,
+                            size_t *produced) {
+  json_t *seen = json_object();
+  size_t without = 0;
+  *produced = 0;
+  for (size_t j = 0; j < r->np; j++) {
+    const char *it = r->p[j].item;
+    if (!it || json_object_get(seen, it))
+      continue;
+    json_object_set_new(seen, it, json_true());
+    (*produced)++;
+    if (!json_object_get(items, it))
+      without++;
+  }
+  json_decref(seen);
+  return without;
+}
+
+/* The ids given to two items: the first three into b, all into jt. */
+static void assign_twice(er_buf_t *b, json_t *twice, json_t *jt) {
+  const char *sl;
+  json_t *pair;
+  int shown = 0;
+  json_object_foreach(twice, sl, pair) {
+    if (shown++ < 3)
+      er_buf_printf(b, " (%s: %s, %s)", sl,
+                    json_string_value(json_array_get(pair, 0)),
+                    json_string_value(json_array_get(pair, 1)));
+    json_array_append_new(jt, json_pack("{s:s,s:O}", "id", sl, "items", pair));
+  }
+}
+
+/* 5b. state.assignments: a slot id given to two items; produced items
+ * with no assignment event */
+static void read_assignments(coll_t *c, omaps_t *m) {
+  const json_t *ac = json_object_get(state_of(c->in->env), "assignments");
+  const char *topic = json_string_value(json_object_get(ac, "topic"));
+  const char *sp = json_string_value(json_object_get(ac, "slot"));
+  const char *ip = json_string_value(json_object_get(ac, "item"));
+  er_kafka_copies_t cp;
+  json_t *o = json_object(), *jt = json_array();
+  size_t events = 0, without, produced;
+  read_out(c->k, c->r, 0, topic, c->deadline, &cp);
+  for (size_t i = 0; i < cp.n; i++)
+    if (assign_event(m, &c->ev, &cp.v[i], sp, ip))
+      events++;
+  without = items_without(c->r, m->items, &produced);
+  c->ev.items_unassigned = (int)without;
+  er_buf_printf(&c->brief,
+                "\nassignments on %s since the first produce: %zu event(s), "
+                "%zu id(s); given to two items: %d",
+                topic, events, json_object_size(m->slots), c->ev.slots_twice);
+  assign_twice(&c->brief, m->twice, jt);
+  er_buf_printf(&c->brief, "; produced items without one: %zu of %zu", without,
+                produced);
+  if (cp.dropped)
+    er_buf_printf(&c->brief, " (%zu event(s) past the cap not read)",
+                  cp.dropped);
+  json_object_set_new(o, "topic", json_string(topic));
+  json_object_set_new(o, "events", json_integer((json_int_t)events));
+  json_object_set_new(o, "twice", jt);
+  json_object_set_new(o, "items_without", json_integer((json_int_t)without));
+  json_object_set_new(c->doc, "assignments", o);
+  er_kafka_copies_free(&cp);
+}
+
+/* The completion events per key into count, the items of each key's
+ * last one (at the pointer ip) into last; the most for one key into ev. */
+static void completion_count(er_diag_ev_t *ev, const er_kafka_copies_t *cp,
+                             const char *ip, json_t *count, json_t *last) {
+  for (size_t i = 0; i < cp->n; i++) {
+    json_t *v = copy_json(&cp->v[i]);
+    const json_t *its = er_json_pointer(v, ip);
+    const char *kk = cp->v[i].key ? cp->v[i].key : "";
+    json_int_t had = json_integer_value(json_object_get(count, kk));
+    json_object_set_new(count, kk, json_integer(had + 1));
+    if (had + 1 > ev->completion_max)
+      ev->completion_max = (int)(had + 1);
+    if (json_is_array(its))
+      json_object_set_new(last, kk,
+                          json_integer((json_int_t)json_array_size(its)));
+    json_decref(v);
+  }
+}
+
+/* What the keys of the completion events share */
+typedef struct compl {
+  const char *topic, *sql; /* sql: state.completion.expected, or NULL */
+  er_pg_t *pg;             /* for sql, or NULL */
+  size_t asked;            /* keys whose expected count was queried */
+  json_t *last;            /* key -> the items of its last event */
+  const json_t *perkey;    /* key -> {slot: true}, from the assignments */
+  json_t *arr;             /* diagnostics.json's "completion" */
+}
+compl_t;
+
+/* 5b. the completion events of key (n of them): their items against the
+ * expected count, or against the slots assigned for that key when no
+ * query is given */
+static void completion_key(coll_t *c, compl_t *q, const char *key, json_t *n) {
+  const json_t *li = json_object_get(q->last, key);
+  long items_n = json_is_integer(li) ? (long)json_integer_value(li) : -1;
+  long expected = -1;
+  json_t *o = json_object();
+  if (q->pg && q->asked < COMPLETION_KEYS && !past(c->deadline)) {
+    q->asked++;
+    expected =
+        query_long(q->pg, q->sql, key, min64(c->deadline, er_now_ms() + 1000));
+  } else if (!q->sql) {
+    expected = (long)json_object_size(json_object_get(q->perkey, key));
+  }
+  er_buf_printf(&c->brief, "\ncompletion on %s, key %s: %lld event(s)",
+                q->topic, key, (long long)json_integer_value(n));
+  if (items_n >= 0)
+    er_buf_printf(&c->brief, ", %ld item(s)", items_n);
+  if (expected > 0)
+    er_buf_printf(&c->brief, " of %ld %s", expected,
+                  q->sql ? "expected" : "assigned");
+  json_object_set_new(o, "key", json_string(key));
+  json_object_set(o, "events", n);
+  if (items_n >= 0)
+    json_object_set_new(o, "items", json_integer(items_n));
+  if (expected >= 0)
+    json_object_set_new(o, "expected", json_integer(expected));
+  json_array_append_new(q->arr, o);
+  if (items_n >= 0 && expected > 0 && items_n < expected &&
+      c->ev.completion_expected == 0) {
+    c->ev.completion_items = items_n;
+    c->ev.completion_expected = expected;
+  }
+}
+
+/* 5b. state.completion: events per key, their items against the
+ * expected count (perkey: the slots assigned per key) */
+static void read_completion(coll_t *c, const json_t *perkey) {
+  const json_t *cc = json_object_get(state_of(c->in->env), "completion");
+  const char *ip = json_string_value(json_object_get(cc, "items"));
+  const char *dsn = json_string_value(
+      json_object_get(json_object_get(c->in->env, "postgres"), "dsn"));
+  compl_t q;
+  er_kafka_copies_t cp;
+  json_t *count = json_object(), *n, *t;
+  const char *key;
   er_err_t err = {0};
-  const char *gname;
-  const json_t *gtopics;
-  size_t i;
+  memset(&q, 0, sizeof q);
+  q.topic = json_string_value(json_object_get(cc, "topic"));
+  q.sql = json_string_value(json_object_get(cc, "expected"));
+  q.last = json_object();
+  q.perkey = perkey;
+  q.arr = json_array();
+  read_out(c->k, c->r, 1, q.topic, c->deadline, &cp);
+  completion_count(&c->ev, &cp, ip, count, q.last);
+  if (q.sql && dsn)
+    q.pg = er_pg_new(dsn, &err);
+  er_err_clear(&err);
+  json_object_foreach(count, key, n) { completion_key(c, &q, key, n); }
+  if (json_object_size(count) == 0)
+    er_buf_printf(&c->brief, "\ncompletion on %s: none since the first produce",
+                  q.topic);
+  t = json_string(q.topic);
+  json_array_append_new(c->keep, t);
+  c->ev.completion_topic = json_string_value(t);
+  json_object_set_new(c->doc, "completion", q.arr);
+  er_pg_free(q.pg);
+  json_decref(count);
+  json_decref(q.last);
+  er_kafka_copies_free(&cp);
+}
 
-  memset(&ev, 0, sizeof ev);
-  if (!doc || !jprod || !jgroups || !jkeys || !jsvcs || !jread || !keep)
+/* 5b. Reads the service's output events since the scenario's first
+ * produce: state.assignments (a slot id given to two items; produced
+ * items with no assignment event) and state.completion (events per key,
+ * their items against the expected count, or against the slots assigned
+ * for that key when no query is given). Evidence into c->ev, text into
+ * the brief, JSON into doc. Strings put into ev are kept alive in keep. */
+static void read_outputs(coll_t *c) {
+  omaps_t m;
+  m.slots = json_object();
+  m.twice = json_object();
+  m.items = json_object();
+  m.perkey = json_object();
+  if (!c->r || !c->k || !m.slots || !m.twice || !m.items || !m.perkey)
     goto out;
-  pthread_mutex_lock(&g_lock);
-  r = in->scenario ? er_session_get(in->scenario, "diag") : NULL;
-  pthread_mutex_unlock(&g_lock);
-  /* from here on the scenario's steps are over: r is ours */
+  if (c->r->out_set[0] && !past(c->deadline))
+    read_assignments(c, &m);
+  if (c->r->out_set[1] && !past(c->deadline))
+    read_completion(c, m.perkey);
+out:
+  json_decref(m.slots);
+  json_decref(m.twice);
+  json_decref(m.items);
+  json_decref(m.perkey);
+}
 
-  /* 1. produced messages: on their topics? */
+/* Starts a collection: its budget, targets, empty documents and texts;
+ * -1 when memory ran out (coll_free frees it either way). */
+static int coll_init(coll_t *c, const er_diag_in_t *in) {
+  memset(c, 0, sizeof *c);
+  c->in = in;
+  c->t0 = er_now_ms();
+  c->deadline = c->t0 + (in->budget_ms > 0 ? in->budget_ms : 8000);
+  c->mcfg = json_object_get(state_of(in->env), "metrics");
+  c->k = er_target_kafka(in->shared);
+  c->svcs = in->shared ? er_session_get(in->shared, "services") : NULL;
+  c->doc = json_object();
+  c->jprod = json_array();
+  c->jgroups = json_array();
+  c->jkeys = json_array();
+  c->jsvcs = json_array();
+  c->jread = json_array();
+  c->keep = json_array();
+  c->colliding_pttl = -2;
+  er_buf_init(&c->full, TEXT_CAP);
+  er_buf_init(&c->brief, TEXT_CAP);
+  er_buf_init(&c->sink, 4096);
+  if (!c->doc || !c->jprod || !c->jgroups || !c->jkeys || !c->jsvcs ||
+      !c->jread || !c->keep)
+    return -1;
+  return 0;
+}
+
+static void coll_free(coll_t *c) {
+  free(c->missing);
+  json_decref(c->doc);
+  json_decref(c->jprod);
+  json_decref(c->jgroups);
+  json_decref(c->jkeys);
+  json_decref(c->jsvcs);
+  json_decref(c->jread);
+  json_decref(c->jmet);
+  json_decref(c->m1);
+  json_decref(c->mmid);
+  json_decref(c->keep);
+  free(c->colliding);
+  er_buf_free(&c->full);
+  er_buf_free(&c->brief);
+  er_buf_free(&c->sink);
+}
+
+/* The watermarks of the topics produced to, asked once per topic (topic
+ * borrowed from r). */
+typedef struct wmc {
   struct {
-    const char *topic; /* borrowed from r */
+    const char *topic;
     int64_t *lo, *hi;
     int n;
-  } wm[WM_CACHE];
-  size_t nwm = 0;
-  er_buf_puts(&brief, "produced:");
-  if (!r || r->np == 0)
-    er_buf_puts(&brief, " nothing recorded");
-  for (i = 0; r && i < r->np; i++) {
-    prod_t *p = &r->p[i];
-    er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
-    int64_t *lo = NULL, *hi = NULL;
-    int n = 0;
-    ev.delivered += (int64_t)p->delivered;
-    bool known = false, exists = false, on = true;
-    json_t *jp = json_object(), *joffs = json_array();
-    size_t w;
-    bool cached = false;
-    for (w = 0; w < nwm; w++)
-      if (strcmp(wm[w].topic, p->topic) == 0)
-        break;
-    if (w < nwm) { /* one metadata request per topic */
-      lo = wm[w].lo;
-      hi = wm[w].hi;
-      n = wm[w].n;
-      known = true;
-      cached = true;
-    } else if (k && !past(deadline) &&
-               er_kafka_watermarks(k, p->topic, &lo, &hi, &n,
-                                   min64(deadline, er_now_ms() + 2000),
-                                   &err) == 0) {
-      known = true;
-      if (nwm < WM_CACHE) {
-        wm[nwm].topic = p->topic;
-        wm[nwm].lo = lo;
-        wm[nwm].hi = hi;
-        wm[nwm].n = n;
-        nwm++;
-        cached = true;
-      }
+  } v[WM_CACHE];
+  size_t n;
+} wmc_t;
+
+/* 1. the watermarks of topic, from the cache or asked (and cached while
+ * there is room: *cached; else the caller frees *lo and *hi); false when
+ * not known. */
+static bool topic_marks(coll_t *c, wmc_t *wm, const char *topic, int64_t **lo,
+                        int64_t **hi, int *n, bool *cached) {
+  bool known = false;
+  size_t w;
+  for (w = 0; w < wm->n; w++)
+    if (strcmp(wm->v[w].topic, topic) == 0)
+      break;
+  if (w < wm->n) { /* one metadata request per topic */
+    *lo = wm->v[w].lo;
+    *hi = wm->v[w].hi;
+    *n = wm->v[w].n;
+    known = true;
+    *cached = true;
+  } else if (c->k && !past(c->deadline) &&
+             er_kafka_watermarks(c->k, topic, lo, hi, n,
+                                 min64(c->deadline, er_now_ms() + 2000),
+                                 &c->err) == 0) {
+    known = true;
+    if (wm->n < WM_CACHE) {
+      wm->v[wm->n].topic = topic;
+      wm->v[wm->n].lo = *lo;
+      wm->v[wm->n].hi = *hi;
+      wm->v[wm->n].n = *n;
+      wm->n++;
+      *cached = true;
     }
-    exists = known && n > 0;
-    er_err_clear(&err);
-    for (size_t j = 0; j < p->ndr; j++) {
-      bool here = exists && p->part[j] < n && p->part[j] >= 0 &&
-                  p->off[j] >= lo[p->part[j]] && p->off[j] < hi[p->part[j]];
-      json_t *o = json_object();
-      json_object_set_new(o, "partition", json_integer(p->part[j]));
-      json_object_set_new(o, "offset", json_integer(p->off[j]));
-      if (known)
-        json_object_set_new(o, "on_topic", json_boolean(here));
-      json_array_append_new(joffs, o);
-      if (!here)
-        on = false;
-    }
-    if (known && !exists && !missing)
-      missing = er_strdup(p->topic);
-    json_object_set_new(jp, "topic", json_string(p->topic));
-    if (p->key)
-      json_object_set_new(jp, "key", json_string(p->key));
-    json_object_set_new(jp, "delivered",
-                        json_integer((json_int_t)p->delivered));
-    json_object_set_new(jp, "failed", json_integer((json_int_t)p->failed));
-    json_object_set_new(jp, "offsets", joffs);
+  }
+  er_err_clear(&c->err);
+  return known;
+}
+
+/* 1. a produce in diagnostics.json (joffs: its offsets, taken) */
+static json_t *produced_json(const rec_t *r, const prod_t *p, bool known,
+                             bool exists, json_t *joffs) {
+  json_t *jp = json_object();
+  json_object_set_new(jp, "topic", json_string(p->topic));
+  if (p->key)
+    json_object_set_new(jp, "key", json_string(p->key));
+  json_object_set_new(jp, "delivered", json_integer((json_int_t)p->delivered));
+  json_object_set_new(jp, "failed", json_integer((json_int_t)p->failed));
+  json_object_set_new(jp, "offsets", joffs);
+  if (known)
+    json_object_set_new(jp, "topic_exists", json_boolean(exists));
+  if (p->error)
+    json_object_set_new(jp, "error", json_string(p->error));
+  if (p->ik >= 0)
+    json_object_set_new(jp, "idempotency_key", json_string(r->k[p->ik].key));
+  return jp;
+}
+
+/* 1. a produce in the text */
+static void produced_text(er_buf_t *bb, const prod_t *p, bool known,
+                          bool exists, bool on) {
+  er_buf_printf(bb, "\n  %s key %s: %zu delivered", p->topic,
+                p->key ? p->key : "(none)", p->delivered);
+  if (p->ndr)
+    er_buf_printf(bb, " (p%d@%lld%s)", (int)p->part[0], (long long)p->off[0],
+                  p->delivered > 1 ? ", ..." : "");
+  if (!known)
+    er_buf_puts(bb, "; topic not checked");
+  else if (!exists)
+    er_buf_puts(bb, "; topic MISSING");
+  else if (p->ndr)
+    er_buf_printf(bb, "; on the topic: %s", on ? "yes" : "NO");
+  if (p->error)
+    er_buf_printf(bb, "; error: %s", p->error);
+}
+
+/* 1. produce i: are its first messages on their topic? */
+static void produced_one(coll_t *c, wmc_t *wm, size_t i) {
+  prod_t *p = &c->r->p[i];
+  er_buf_t *bb = i < BRIEF_ITEMS ? &c->brief : &c->sink;
+  int64_t *lo = NULL, *hi = NULL;
+  int n = 0;
+  bool known, exists, on = true, cached = false;
+  json_t *joffs = json_array();
+  c->ev.delivered += (int64_t)p->delivered;
+  known = topic_marks(c, wm, p->topic, &lo, &hi, &n, &cached);
+  exists = known && n > 0;
+  for (size_t j = 0; j < p->ndr; j++) {
+    bool here = exists && p->part[j] < n && p->part[j] >= 0 &&
+                p->off[j] >= lo[p->part[j]] && p->off[j] < hi[p->part[j]];
+    json_t *o = json_object();
+    json_object_set_new(o, "partition", json_integer(p->part[j]));
+    json_object_set_new(o, "offset", json_integer(p->off[j]));
     if (known)
-      json_object_set_new(jp, "topic_exists", json_boolean(exists));
-    if (p->error)
-      json_object_set_new(jp, "error", json_string(p->error));
-    if (p->ik >= 0)
-      json_object_set_new(jp, "idempotency_key", json_string(r->k[p->ik].key));
-    json_array_append_new(jprod, jp);
-    er_buf_printf(bb, "\n  %s key %s: %zu delivered", p->topic,
-                  p->key ? p->key : "(none)", p->delivered);
-    if (p->ndr)
-      er_buf_printf(bb, " (p%d@%lld%s)", (int)p->part[0], (long long)p->off[0],
-                    p->delivered > 1 ? ", ..." : "");
-    if (!known)
-      er_buf_puts(bb, "; topic not checked");
-    else if (!exists)
-      er_buf_puts(bb, "; topic MISSING");
-    else if (p->ndr)
-      er_buf_printf(bb, "; on the topic: %s", on ? "yes" : "NO");
-    if (p->error)
-      er_buf_printf(bb, "; error: %s", p->error);
-    if (!cached) {
-      free(lo);
-      free(hi);
-    }
+      json_object_set_new(o, "on_topic", json_boolean(here));
+    json_array_append_new(joffs, o);
+    if (!here)
+      on = false;
   }
-  for (size_t w = 0; w < nwm; w++) {
-    free(wm[w].lo);
-    free(wm[w].hi);
+  if (known && !exists && !c->missing)
+    c->missing = er_strdup(p->topic);
+  json_array_append_new(c->jprod, produced_json(c->r, p, known, exists, joffs));
+  produced_text(bb, p, known, exists, on);
+  if (!cached) {
+    free(lo);
+    free(hi);
   }
-  if (r && r->np > BRIEF_ITEMS)
-    er_buf_printf(&brief, "\n  ... %zu more (diagnostics.json)",
-                  r->np - BRIEF_ITEMS);
+}
 
-  /* 1b. topics read by expectations */
-  for (i = 0; r && i < r->nread && !past(deadline); i++) {
+/* 1. produced messages: on their topics? */
+static void coll_produced(coll_t *c) {
+  wmc_t wm;
+  wm.n = 0;
+  er_buf_puts(&c->brief, "produced:");
+  if (!c->r || c->r->np == 0)
+    er_buf_puts(&c->brief, " nothing recorded");
+  for (size_t i = 0; c->r && i < c->r->np; i++)
+    produced_one(c, &wm, i);
+  for (size_t w = 0; w < wm.n; w++) {
+    free(wm.v[w].lo);
+    free(wm.v[w].hi);
+  }
+  if (c->r && c->r->np > BRIEF_ITEMS)
+    er_buf_printf(&c->brief, "\n  ... %zu more (diagnostics.json)",
+                  c->r->np - BRIEF_ITEMS);
+}
+
+/* 1b. topics read by expectations */
+static void coll_read_topics(coll_t *c) {
+  rec_t *r = c->r;
+  for (size_t i = 0; r && i < r->nread && !past(c->deadline); i++) {
     int nparts = 0;
-    int ex =
-        k ? er_kafka_topic_partitions(k, r->read[i], &nparts,
-                                      min64(deadline, er_now_ms() + 2000), &err)
-          : -1;
-    er_err_clear(&err);
+    int ex = c->k ? er_kafka_topic_partitions(
+                        c->k, r->read[i], &nparts,
+                        min64(c->deadline, er_now_ms() + 2000), &c->err)
+                  : -1;
+    er_err_clear(&c->err);
     if (ex == 0) {
-      er_buf_printf(&brief, "\nread by an expectation: %s: topic MISSING",
+      er_buf_printf(&c->brief, "\nread by an expectation: %s: topic MISSING",
                     r->read[i]);
-      json_array_append_new(jread, json_string(r->read[i]));
-      if (!missing)
-        missing = er_strdup(r->read[i]);
+      json_array_append_new(c->jread, json_string(r->read[i]));
+      if (!c->missing)
+        c->missing = er_strdup(r->read[i]);
     }
   }
+}
 
-  /* 2. consumer groups: committed offsets and lag, twice ~1 s apart */
-  if (json_is_object(groups) && k) {
-    typedef struct gs {
-      const char *group, *topic;
-      er_kafka_lag_t l1, l2;
-      bool ok1, ok2;
-    } gs_t;
-    gs_t gv[32];
-    size_t ng = 0;
-    memset(gv, 0, sizeof gv);
-    json_object_foreach((json_t *)groups, gname, gtopics) {
-      const json_t *t;
-      size_t j;
-      json_array_foreach(gtopics, j, t) {
-        if (ng < 32 && json_is_string(t)) {
-          gv[ng].group = gname;
-          gv[ng].topic = json_string_value(t);
-          ng++;
-        }
+/* 2. a consumer group on a topic, its lag sampled twice */
+typedef struct gs {
+  const char *group, *topic;
+  er_kafka_lag_t l1, l2;
+  bool ok1, ok2;
+} gs_t;
+
+/* 2. the groups' lag twice ~1 s apart, the counters in between */
+static void groups_sample(coll_t *c, gs_t *gv, size_t ng) {
+  for (size_t g = 0; g < ng && !past(c->deadline); g++) {
+    gv[g].ok1 = er_kafka_group_lag(c->k, gv[g].group, gv[g].topic, &gv[g].l1,
+                                   min64(c->deadline, er_now_ms() + 1500),
+                                   &c->err) == 0;
+    er_err_clear(&c->err);
+  }
+  /* the service's counters at the start of the lag interval: are they
+   * moving (busy) or not (idle)? */
+  if (ng && json_is_object(c->mcfg) && !past(c->deadline))
+    c->mmid =
+        metrics_sample(c->in->env, min64(c->deadline, er_now_ms() + 1000));
+  if (ng && c->deadline - er_now_ms() > 2500)
+    er_sleep_ms(1000); /* the lag interval; ends early on Ctrl-C */
+  for (size_t g = 0; g < ng && !past(c->deadline); g++) {
+    if (!gv[g].ok1)
+      continue;
+    gv[g].ok2 = er_kafka_group_lag(c->k, gv[g].group, gv[g].topic, &gv[g].l2,
+                                   min64(c->deadline, er_now_ms() + 1500),
+                                   &c->err) == 0;
+    er_err_clear(&c->err);
+  }
+}
+
+/* 2. "committed [...], end [...], lag ..." of a group sampled */
+static void group_lag_text(er_buf_t *b, const gs_t *s, const er_kafka_lag_t *l,
+                           bool moving) {
+  er_buf_puts(b, "committed [");
+  for (int p = 0; p < l->n; p++)
+    er_buf_printf(b, "%s%lld", p ? " " : "", (long long)l->committed[p]);
+  er_buf_printf(b, "], end [");
+  for (int p = 0; p < l->n; p++)
+    er_buf_printf(b, "%s%lld", p ? " " : "", (long long)l->end[p]);
+  if (s->ok2)
+    er_buf_printf(b, "], lag %lld -> %lld 1s later (%s)",
+                  (long long)s->l1.total, (long long)s->l2.total,
+                  moving ? "moving" : "not moving");
+  else
+    er_buf_printf(b, "], lag %lld", (long long)l->total);
+}
+
+/* 2. a group's lag as evidence: lag counts for the verdict only on a
+ * topic the scenario used */
+static void group_evidence(coll_t *c, const gs_t *s, const er_kafka_lag_t *l,
+                           bool moving) {
+  er_diag_ev_t *ev = &c->ev;
+  for (size_t j = 0; c->r && j < c->r->np; j++)
+    if (strcmp(c->r->p[j].topic, s->topic) == 0) {
+      bool none = true;
+      if (!ev->lag_known) {
+        ev->lag_moving = false;
+        ev->never_committed = true;
       }
+      ev->lag_known = true;
+      ev->lag += l->total;
+      ev->lag_moving = ev->lag_moving || moving;
+      for (int p = 0; p < l->n; p++)
+        if (l->committed[p] >= 0)
+          none = false;
+      ev->never_committed = ev->never_committed && none;
+      if (s->ok2 && !ev->stuck)
+        find_stuck(c->r, s->topic, &s->l1, &s->l2, ev, &c->stuck_head);
+      break;
     }
-    for (size_t g = 0; g < ng && !past(deadline); g++) {
-      gv[g].ok1 =
-          er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l1,
-                             min64(deadline, er_now_ms() + 1500), &err) == 0;
-      er_err_clear(&err);
+}
+
+/* 2. a group sampled: into the text, diagnostics.json and the evidence */
+static void group_report(coll_t *c, const gs_t *s) {
+  json_t *o = json_object(), *cm = json_array();
+  const er_kafka_lag_t *l = s->ok2 ? &s->l2 : &s->l1;
+  bool moving = s->ok1 && s->ok2 &&
+                (group_committed_sum(&s->l1) != group_committed_sum(&s->l2) ||
+                 s->l1.total != s->l2.total);
+  json_object_set_new(o, "group", json_string(s->group));
+  json_object_set_new(o, "topic", json_string(s->topic));
+  er_buf_printf(&c->brief, "\ngroup %s on %s: ", s->group, s->topic);
+  if (!s->ok1) {
+    json_object_set_new(o, "error", json_string("not sampled"));
+    er_buf_puts(&c->brief, "not sampled");
+  } else if (l->n == 0) {
+    json_object_set_new(o, "topic_exists", json_false());
+    er_buf_puts(&c->brief, "topic MISSING");
+    if (!c->missing)
+      c->missing = er_strdup(s->topic);
+  } else {
+    for (int p = 0; p < l->n; p++)
+      json_array_append_new(cm, json_integer(l->committed[p]));
+    json_object_set(o, "committed", cm);
+    json_object_set_new(o, "lag", json_integer(l->total));
+    if (s->ok2) {
+      json_object_set_new(o, "lag_first", json_integer(s->l1.total));
+      json_object_set_new(o, "moving", json_boolean(moving));
     }
-    /* the service's counters at the start of the lag interval: are they
-     * moving (busy) or not (idle)? */
-    if (ng && json_is_object(mcfg) && !past(deadline))
-      mmid = metrics_sample(in->env, min64(deadline, er_now_ms() + 1000));
-    if (ng && deadline - er_now_ms() > 2500)
-      er_sleep_ms(1000); /* the lag interval; ends early on Ctrl-C */
-    for (size_t g = 0; g < ng && !past(deadline); g++) {
-      if (!gv[g].ok1)
-        continue;
-      gv[g].ok2 =
-          er_kafka_group_lag(k, gv[g].group, gv[g].topic, &gv[g].l2,
-                             min64(deadline, er_now_ms() + 1500), &err) == 0;
-      er_err_clear(&err);
-    }
-    for (size_t g = 0; g < ng; g++) {
-      json_t *o = json_object(), *cm = json_array();
-      gs_t *s = &gv[g];
-      er_kafka_lag_t *l = s->ok2 ? &s->l2 : &s->l1;
-      bool moving =
-          s->ok1 && s->ok2 &&
-          (group_committed_sum(&s->l1) != group_committed_sum(&s->l2) ||
-           s->l1.total != s->l2.total);
-      json_object_set_new(o, "group", json_string(s->group));
-      json_object_set_new(o, "topic", json_string(s->topic));
-      er_buf_printf(&brief, "\ngroup %s on %s: ", s->group, s->topic);
-      if (!s->ok1) {
-        json_object_set_new(o, "error", json_string("not sampled"));
-        er_buf_puts(&brief, "not sampled");
-      } else if (l->n == 0) {
-        json_object_set_new(o, "topic_exists", json_false());
-        er_buf_puts(&brief, "topic MISSING");
-        if (!missing)
-          missing = er_strdup(s->topic);
-      } else {
-        for (int p = 0; p < l->n; p++)
-          json_array_append_new(cm, json_integer(l->committed[p]));
-        json_object_set(o, "committed", cm);
-        json_object_set_new(o, "lag", json_integer(l->total));
-        if (s->ok2) {
-          json_object_set_new(o, "lag_first", json_integer(s->l1.total));
-          json_object_set_new(o, "moving", json_boolean(moving));
-        }
-        er_buf_puts(&brief, "committed [");
-        for (int p = 0; p < l->n; p++)
-          er_buf_printf(&brief, "%s%lld", p ? " " : "",
-                        (long long)l->committed[p]);
-        er_buf_printf(&brief, "], end [");
-        for (int p = 0; p < l->n; p++)
-          er_buf_printf(&brief, "%s%lld", p ? " " : "", (long long)l->end[p]);
-        if (s->ok2)
-          er_buf_printf(&brief, "], lag %lld -> %lld 1s later (%s)",
-                        (long long)s->l1.total, (long long)s->l2.total,
-                        moving ? "moving" : "not moving");
-        else
-          er_buf_printf(&brief, "], lag %lld", (long long)l->total);
-        /* lag counts for the verdict only on a topic the scenario used */
-        for (size_t j = 0; r && j < r->np; j++)
-          if (strcmp(r->p[j].topic, s->topic) == 0) {
-            bool none = true;
-            if (!ev.lag_known) {
-              ev.lag_moving = false;
-              ev.never_committed = true;
-            }
-            ev.lag_known = true;
-            ev.lag += l->total;
-            ev.lag_moving = ev.lag_moving || moving;
-            for (int p = 0; p < l->n; p++)
-              if (l->committed[p] >= 0)
-                none = false;
-            ev.never_committed = ev.never_committed && none;
-            if (s->ok2 && !ev.stuck)
-              find_stuck(r, s->topic, &s->l1, &s->l2, &ev, &stuck_head);
-            break;
-          }
+    group_lag_text(&c->brief, s, l, moving);
+    group_evidence(c, s, l, moving);
+  }
+  json_decref(cm);
+  json_array_append_new(c->jgroups, o);
+}
+
+/* 2. consumer groups: committed offsets and lag, twice ~1 s apart */
+static void coll_groups(coll_t *c) {
+  const json_t *groups =
+      json_object_get(state_of(c->in->env), "consumer_groups");
+  const char *gname;
+  const json_t *gtopics;
+  gs_t gv[32];
+  size_t ng = 0;
+  if (!json_is_object(groups) || !c->k)
+    return;
+  memset(gv, 0, sizeof gv);
+  json_object_foreach((json_t *)groups, gname, gtopics) {
+    const json_t *t;
+    size_t j;
+    json_array_foreach(gtopics, j, t) {
+      if (ng < 32 && json_is_string(t)) {
+        gv[ng].group = gname;
+        gv[ng].topic = json_string_value(t);
+        ng++;
       }
-      json_decref(cm);
-      json_array_append_new(jgroups, o);
-      er_kafka_lag_free(&s->l1);
-      er_kafka_lag_free(&s->l2);
     }
   }
+  groups_sample(c, gv, ng);
+  for (size_t g = 0; g < ng; g++) {
+    group_report(c, &gv[g]);
+    er_kafka_lag_free(&gv[g].l1);
+    er_kafka_lag_free(&gv[g].l2);
+  }
+}
 
-  /* 3. idempotency keys */
+/* 3. key i does not exist now: on which partition its event went, and
+ * its event hash under another name */
+static void key_absent(coll_t *c, size_t i, int *lost) {
+  const rec_t *r = c->r;
+  c->ev.keys_absent++;
+  /* on which partition the event went: at most one lost per
+   * partition is what a crash can do */
+  for (size_t j = 0; j < r->np; j++)
+    if (r->p[j].ik == (int)i && r->p[j].ndr > 0 && r->p[j].part[0] >= 0 &&
+        r->p[j].part[0] < 64) {
+      if (++lost[r->p[j].part[0]] > c->ev.lost_max)
+        c->ev.lost_max = lost[r->p[j].part[0]];
+      break;
+    }
+  if (!c->colliding && (int)c->ev.keys_absent <= COLLIDE_KEYS &&
+      !past(c->deadline))
+    find_colliding(rec_redis(c->r, c->in->env), r->k[i].key, c->deadline,
+                   &c->colliding, &c->colliding_pttl);
+}
+
+/* 3. key i now (exists: ex, PTTL: pttl): into o, bb and the evidence */
+static void key_now(coll_t *c, size_t i, json_t *o, er_buf_t *bb, int ex,
+                    int64_t pttl, int *lost) {
+  json_object_set_new(o, "exists", json_boolean(ex));
+  if (ex)
+    json_object_set_new(o, "pttl_ms", json_integer(pttl));
+  er_buf_printf(bb, "exists now %s", ex ? "yes" : "no");
+  if (ex && pttl >= 0)
+    er_buf_printf(bb, ", TTL %.1fs", (double)pttl / 1000.0);
+  else if (ex)
+    er_buf_puts(bb, ", no TTL");
+  if (ex && pttl == -1)
+    c->ev.keys_no_ttl++;
+  if (ex && c->r->k[i].before == 0)
+    c->ev.keys_after++;
+  if (!ex)
+    key_absent(c, i, lost);
+}
+
+/* 3. messages delivered for key i: copies of one event */
+static int64_t key_copies(const rec_t *r, size_t i) {
+  int64_t copies = 0;
+  for (size_t j = 0; j < r->np; j++)
+    if (r->p[j].ik == (int)i)
+      copies += (int64_t)r->p[j].delivered;
+  return copies;
+}
+
+/* 3. idempotency key i: now and before */
+static void key_report(coll_t *c, size_t i, int *lost) {
+  const ikey_t *ik = &c->r->k[i];
+  er_buf_t *bb = i < BRIEF_ITEMS ? &c->brief : &c->sink;
+  json_t *o = json_object();
+  int ex = 0;
+  int64_t pttl = -2, copies;
+  char why[300] = "";
+  bool now_ok =
+      !past(c->deadline) && key_probe(rec_redis(c->r, c->in->env), ik->key,
+                                      min64(c->deadline, er_now_ms() + 1000),
+                                      &ex, &pttl, why, sizeof why) == 0;
+  c->ev.keys++;
+  json_object_set_new(o, "key", json_string(ik->key));
+  json_object_set_new(o, "existed_before",
+                      ik->before < 0 ? json_string("unknown")
+                                     : json_boolean(ik->before));
+  if (ik->before == 1)
+    json_object_set_new(o, "pttl_before_ms", json_integer(ik->before_pttl));
+  if (ik->why)
+    json_object_set_new(o, "before_error", json_string(ik->why));
+  er_buf_printf(bb, "\nidempotency key %s: ", ik->key);
+  if (now_ok) {
+    key_now(c, i, o, bb, ex, pttl, lost);
+  } else {
+    json_object_set_new(o, "exists", json_string("unknown"));
+    json_object_set_new(o, "error", json_string(why));
+    er_buf_printf(bb, "now unknown (%s)", why);
+  }
+  er_buf_printf(bb, "; existed before this scenario produced it: %s",
+                ik->before < 0 ? "unknown"
+                : ik->before   ? "yes"
+                               : "no");
+  if (ik->before == 1)
+    c->ev.keys_before++;
+  copies = key_copies(c->r, i);
+  if (copies > c->ev.max_copies)
+    c->ev.max_copies = copies;
+  json_array_append_new(c->jkeys, o);
+}
+
+/* 3. idempotency keys */
+static void coll_keys(coll_t *c) {
   int lost[64];
   memset(lost, 0, sizeof lost);
-  for (i = 0; r && i < r->nk; i++) {
-    ikey_t *ik = &r->k[i];
-    er_buf_t *bb = i < BRIEF_ITEMS ? &brief : &sink;
-    json_t *o = json_object();
-    int ex = 0;
-    int64_t pttl = -2;
-    char why[300] = "";
-    bool now_ok =
-        !past(deadline) && key_probe(rec_redis(r, in->env), ik->key,
-                                     min64(deadline, er_now_ms() + 1000), &ex,
-                                     &pttl, why, sizeof why) == 0;
-    ev.keys++;
-    json_object_set_new(o, "key", json_string(ik->key));
-    json_object_set_new(o, "existed_before",
-                        ik->before < 0 ? json_string("unknown")
-                                       : json_boolean(ik->before));
-    if (ik->before == 1)
-      json_object_set_new(o, "pttl_before_ms", json_integer(ik->before_pttl));
-    if (ik->why)
-      json_object_set_new(o, "before_error", json_string(ik->why));
-    er_buf_printf(bb, "\nidempotency key %s: ", ik->key);
-    if (now_ok) {
-      json_object_set_new(o, "exists", json_boolean(ex));
-      if (ex)
-        json_object_set_new(o, "pttl_ms", json_integer(pttl));
-      er_buf_printf(bb, "exists now %s", ex ? "yes" : "no");
-      if (ex && pttl >= 0)
-        er_buf_printf(bb, ", TTL %.1fs", (double)pttl / 1000.0);
-      else if (ex)
-        er_buf_puts(bb, ", no TTL");
-      if (ex && pttl == -1)
-        ev.keys_no_ttl++;
-      if (ex && ik->before == 0)
-        ev.keys_after++;
-      if (!ex) {
-        ev.keys_absent++;
-        /* on which partition the event went: at most one lost per
-         * partition is what a crash can do */
-        for (size_t j = 0; j < r->np; j++)
-          if (r->p[j].ik == (int)i && r->p[j].ndr > 0 && r->p[j].part[0] >= 0 &&
-              r->p[j].part[0] < 64) {
-            if (++lost[r->p[j].part[0]] > ev.lost_max)
-              ev.lost_max = lost[r->p[j].part[0]];
-            break;
-          }
-        if (!colliding && (int)ev.keys_absent <= COLLIDE_KEYS &&
-            !past(deadline))
-          find_colliding(rec_redis(r, in->env), ik->key, deadline, &colliding,
-                         &colliding_pttl);
-      }
-    } else {
-      json_object_set_new(o, "exists", json_string("unknown"));
-      json_object_set_new(o, "error", json_string(why));
-      er_buf_printf(bb, "now unknown (%s)", why);
-    }
-    er_buf_printf(bb, "; existed before this scenario produced it: %s",
-                  ik->before < 0 ? "unknown"
-                  : ik->before   ? "yes"
-                                 : "no");
-    if (ik->before == 1)
-      ev.keys_before++;
-    {
-      int64_t copies = 0;
-      for (size_t j = 0; j < r->np; j++)
-        if (r->p[j].ik == (int)i)
-          copies += (int64_t)r->p[j].delivered;
-      if (copies > ev.max_copies)
-        ev.max_copies = copies;
-    }
-    json_array_append_new(jkeys, o);
-  }
-  if (r && r->nk > BRIEF_ITEMS)
-    er_buf_printf(&brief, "\nidempotency keys: ... %zu more (diagnostics.json)",
-                  r->nk - BRIEF_ITEMS);
-  if (colliding) {
-    er_buf_printf(&brief,
+  for (size_t i = 0; c->r && i < c->r->nk; i++)
+    key_report(c, i, lost);
+  if (c->r && c->r->nk > BRIEF_ITEMS)
+    er_buf_printf(&c->brief,
+                  "\nidempotency keys: ... %zu more (diagnostics.json)",
+                  c->r->nk - BRIEF_ITEMS);
+  if (c->colliding) {
+    er_buf_printf(&c->brief,
                   "\na key with the same event hash under another name: %s",
-                  colliding);
-    if (colliding_pttl >= 0)
-      er_buf_printf(&brief, " (TTL %.1fs)", (double)colliding_pttl / 1000.0);
-    else if (colliding_pttl == -1)
-      er_buf_puts(&brief, " (no TTL)");
-    json_object_set_new(doc, "colliding_key", json_string(colliding));
-    ev.colliding_key = colliding;
+                  c->colliding);
+    if (c->colliding_pttl >= 0)
+      er_buf_printf(&c->brief, " (TTL %.1fs)",
+                    (double)c->colliding_pttl / 1000.0);
+    else if (c->colliding_pttl == -1)
+      er_buf_puts(&c->brief, " (no TTL)");
+    json_object_set_new(c->doc, "colliding_key", json_string(c->colliding));
+    c->ev.colliding_key = c->colliding;
   }
+}
 
-  /* 4. counters */
-  if (json_is_object(mcfg) && !past(deadline)) {
-    m1 = metrics_sample(in->env, deadline);
-    jmet = json_object();
-    er_buf_puts(&brief, "\nmetrics since the scenario's first produce:");
-    for (int c = 0; c < 3; c++) {
-      const char *name =
-          json_string_value(json_object_get(mcfg, k_counters[c]));
-      const char *url;
-      json_t *v;
-      double d = 0;
-      bool any = false;
-      if (!name)
-        continue;
-      json_object_foreach(m1, url, v) {
-        bool ok = true;
-        double a = mval(r ? r->metrics0 : NULL, url, name, &ok);
-        double b = mval(m1, url, name, &ok);
-        if (ok) {
-          d += b >= a ? b - a : b; /* lower: the service restarted */
-          any = true;
-        }
-      }
-      if (!any) {
-        er_buf_printf(&brief, " %s ?", name);
-        continue;
-      }
-      json_object_set_new(jmet, name, json_real(d));
-      er_buf_printf(&brief, " %s %+.0f", name, d);
-      if (c == 0) {
-        ev.has_exec_aborted = true;
-        ev.exec_aborted = d;
-      } else if (c == 1) {
-        ev.has_processed = true;
-        ev.processed = d;
-      } else {
-        ev.has_duplicates = true;
-        ev.duplicates = d;
-      }
-    }
-    ev.metrics_known = ev.has_exec_aborted || ev.has_processed;
-    if (mmid) {
-      double va, vb;
-      ev.counters_known2 = counters_pair(mcfg, mmid, m1, &va, &vb);
-      ev.counters_moving = ev.counters_known2 && va != vb;
-      if (ev.counters_known2)
-        er_buf_printf(&brief, "; processed + skipped %s over the lag interval",
-                      ev.counters_moving ? "moving" : "not moving (idle)");
+/* 4. the change of counter name from m0 to m1, summed over the URLs
+ * sampled in both; false when none is */
+static bool counter_delta(const json_t *m0, json_t *m1, const char *name,
+                          double *d) {
+  const char *url;
+  json_t *v;
+  bool any = false;
+  *d = 0;
+  json_object_foreach(m1, url, v) {
+    bool ok = true;
+    double a = mval(m0, url, name, &ok);
+    double b = mval(m1, url, name, &ok);
+    if (ok) {
+      *d += b >= a ? b - a : b; /* lower: the service restarted */
+      any = true;
     }
   }
+  return any;
+}
 
-  /* 5. the failing step */
-  {
-    int rm = er_diag_detail_rows_missing(in->detail);
-    ev.no_row = rm == 2;
-    ev.rows_short = rm == 1;
-  }
-  ev.missing_topic = missing;
-
-  /* 5b. what the scenario's steps did, and the service's output events */
-  if (stuck_head || ev.stuck) {
-    er_buf_printf(&brief,
-                  "\npartition %d stalled at offset %lld, %lld later "
-                  "message(s) waiting; the message there (produced by this "
-                  "scenario): %s",
-                  ev.stuck_partition, (long long)ev.stuck_offset,
-                  (long long)ev.stuck_waiting, stuck_head ? stuck_head : "?");
-    json_object_set_new(doc, "stalled_partition",
-                        json_pack("{s:i,s:I,s:I,s:s}", "partition",
-                                  ev.stuck_partition, "offset",
-                                  (json_int_t)ev.stuck_offset, "waiting",
-                                  (json_int_t)ev.stuck_waiting, "value",
-                                  stuck_head ? stuck_head : ""));
-  }
-  if (r) {
-    ev.kills = (int)r->nkills;
-    ev.killed = r->nkills ? r->kills[0] : NULL;
-    /* the first fault that breaks a connection (latency only slows) */
-    for (size_t j = 0; j < r->nfaults && !ev.fault; j++)
-      if (!strstr(r->faults[j], " latency"))
-        ev.fault = r->faults[j];
-    ev.rows_seen = r->rows_seen;
-    ev.contend_writes = r->contend_writes;
-    if (r->contend_writes > 0)
-      er_buf_printf(&brief, "\nredis.contend wrote %lld time(s)",
-                    r->contend_writes);
-    if (r->exp_topic) {
-      ev.expect_topic = r->exp_topic;
-      ev.expect_matched = r->exp_matched;
-      ev.expect_seen = r->exp_seen;
-      ev.expect_exceeded = r->exp_exceeded;
+/* 4. counters */
+static void coll_counters(coll_t *c) {
+  er_diag_ev_t *ev = &c->ev;
+  if (!json_is_object(c->mcfg) || past(c->deadline))
+    return;
+  c->m1 = metrics_sample(c->in->env, c->deadline);
+  c->jmet = json_object();
+  er_buf_puts(&c->brief, "\nmetrics since the scenario's first produce:");
+  for (int i = 0; i < 3; i++) {
+    const char *name =
+        json_string_value(json_object_get(c->mcfg, k_counters[i]));
+    double d;
+    if (!name)
+      continue;
+    if (!counter_delta(c->r ? c->r->metrics0 : NULL, c->m1, name, &d)) {
+      er_buf_printf(&c->brief, " %s ?", name);
+      continue;
     }
-    if (r->nservices) {
-      json_t *a = json_array();
-      er_buf_puts(&brief, "\nservice steps:");
-      for (size_t j = 0; j < r->nservices; j++) {
-        er_buf_printf(&brief, "%s %s", j ? ";" : "", r->services[j]);
-        json_array_append_new(a, json_string(r->services[j]));
-      }
-      json_object_set_new(doc, "service_steps", a);
-    }
-    if (r->nfaults) {
-      json_t *a = json_array();
-      er_buf_puts(&brief, "\nfaults applied:");
-      for (size_t j = 0; j < r->nfaults; j++) {
-        er_buf_printf(&brief, "%s %s", j ? ";" : "", r->faults[j]);
-        json_array_append_new(a, json_string(r->faults[j]));
-      }
-      json_object_set_new(doc, "faults", a);
-    }
-    if (r->rows_seen && r->rows_query)
-      json_object_set_new(doc, "rows_seen_by", json_string(r->rows_query));
-  }
-  read_outputs(in, r, k, deadline, &ev, &brief, doc, keep);
-
-  /* 6. services */
-  {
-    const json_t *sv = json_object_get(in->env, "services");
-    const json_t *s;
-    json_array_foreach(sv, i, s) {
-      const char *name = json_string_value(json_object_get(s, "name"));
-      json_t *o;
-      char *tail;
-      if (!name || !svcs)
-        continue;
-      o = json_object();
-      json_object_set_new(o, "name", json_string(name));
-      json_object_set_new(
-          o, "state",
-          json_string(er_svc_state_name(er_services_state(svcs, name))));
-      if (!past(deadline))
-        health(s, o, deadline);
-      tail = er_services_log_tail(svcs, name, LOG_LINES);
-      if (tail) {
-        tail_cap(tail);
-        er_secret_redact(tail);
-        json_t *jt = json_string(tail);
-        json_object_set_new(o, "log_tail", jt ? jt : json_string("?"));
-      }
-      free(tail);
-      json_array_append_new(jsvcs, o);
+    json_object_set_new(c->jmet, name, json_real(d));
+    er_buf_printf(&c->brief, " %s %+.0f", name, d);
+    if (i == 0) {
+      ev->has_exec_aborted = true;
+      ev->exec_aborted = d;
+    } else if (i == 1) {
+      ev->has_processed = true;
+      ev->processed = d;
+    } else {
+      ev->has_duplicates = true;
+      ev->duplicates = d;
     }
   }
+  ev->metrics_known = ev->has_exec_aborted || ev->has_processed;
+  if (c->mmid) {
+    double va, vb;
+    ev->counters_known2 = counters_pair(c->mcfg, c->mmid, c->m1, &va, &vb);
+    ev->counters_moving = ev->counters_known2 && va != vb;
+    if (ev->counters_known2)
+      er_buf_printf(&c->brief, "; processed + skipped %s over the lag interval",
+                    ev->counters_moving ? "moving" : "not moving (idle)");
+  }
+}
 
-  er_diag_verdict(&ev, verdict, sizeof verdict);
+/* 5. the failing step */
+static void coll_failing_step(coll_t *c) {
+  int rm = er_diag_detail_rows_missing(c->in->detail);
+  c->ev.no_row = rm == 2;
+  c->ev.rows_short = rm == 1;
+}
 
+/* 5b. the partition stalled behind a message (found in 2.) */
+static void coll_stalled(coll_t *c) {
+  const er_diag_ev_t *ev = &c->ev;
+  const char *head = c->stuck_head;
+  if (!head && !ev->stuck)
+    return;
+  er_buf_printf(&c->brief,
+                "\npartition %d stalled at offset %lld, %lld later "
+                "message(s) waiting; the message there (produced by this "
+                "scenario): %s",
+                ev->stuck_partition, (long long)ev->stuck_offset,
+                (long long)ev->stuck_waiting, head ? head : "?");
+  json_object_set_new(
+      c->doc, "stalled_partition",
+      json_pack("{s:i,s:I,s:I,s:s}", "partition", ev->stuck_partition, "offset",
+                (json_int_t)ev->stuck_offset, "waiting",
+                (json_int_t)ev->stuck_waiting, "value", head ? head : ""));
+}
+
+/* 5b. a list of what the steps did, into the text after title and into
+ * diagnostics.json under name */
+static void steps_list(coll_t *c, const char *title, const char *name,
+                       char *const *v, size_t n) {
+  json_t *a;
+  if (!n)
+    return;
+  a = json_array();
+  er_buf_puts(&c->brief, title);
+  for (size_t j = 0; j < n; j++) {
+    er_buf_printf(&c->brief, "%s %s", j ? ";" : "", v[j]);
+    json_array_append_new(a, json_string(v[j]));
+  }
+  json_object_set_new(c->doc, name, a);
+}
+
+/* 5b. what the scenario's steps did */
+static void coll_steps(coll_t *c) {
+  const rec_t *r = c->r;
+  er_diag_ev_t *ev = &c->ev;
+  if (!r)
+    return;
+  ev->kills = (int)r->nkills;
+  ev->killed = r->nkills ? r->kills[0] : NULL;
+  /* the first fault that breaks a connection (latency only slows) */
+  for (size_t j = 0; j < r->nfaults && !ev->fault; j++)
+    if (!strstr(r->faults[j], " latency"))
+      ev->fault = r->faults[j];
+  ev->rows_seen = r->rows_seen;
+  ev->contend_writes = r->contend_writes;
+  if (r->contend_writes > 0)
+    er_buf_printf(&c->brief, "\nredis.contend wrote %lld time(s)",
+                  r->contend_writes);
+  if (r->exp_topic) {
+    ev->expect_topic = r->exp_topic;
+    ev->expect_matched = r->exp_matched;
+    ev->expect_seen = r->exp_seen;
+    ev->expect_exceeded = r->exp_exceeded;
+  }
+  steps_list(c, "\nservice steps:", "service_steps", r->services, r->nservices);
+  steps_list(c, "\nfaults applied:", "faults", r->faults, r->nfaults);
+  if (r->rows_seen && r->rows_query)
+    json_object_set_new(c->doc, "rows_seen_by", json_string(r->rows_query));
+}
+
+/* 6. services: state, health, last log lines */
+static void coll_services(coll_t *c) {
+  const json_t *sv = json_object_get(c->in->env, "services");
+  const json_t *s;
+  size_t i;
+  json_array_foreach(sv, i, s) {
+    const char *name = json_string_value(json_object_get(s, "name"));
+    json_t *o;
+    char *tail;
+    if (!name || !c->svcs)
+      continue;
+    o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(
+        o, "state",
+        json_string(er_svc_state_name(er_services_state(c->svcs, name))));
+    if (!past(c->deadline))
+      health(s, o, c->deadline);
+    tail = er_services_log_tail(c->svcs, name, LOG_LINES);
+    if (tail) {
+      tail_cap(tail);
+      er_secret_redact(tail);
+      json_t *jt = json_string(tail);
+      json_object_set_new(o, "log_tail", jt ? jt : json_string("?"));
+    }
+    free(tail);
+    json_array_append_new(c->jsvcs, o);
+  }
+}
+
+/* diagnostics.json: the verdict, the failure and the sections */
+static void coll_doc(coll_t *c, const char *verdict) {
+  const er_diag_in_t *in = c->in;
+  json_t *doc = c->doc;
   json_object_set_new(doc, "verdict", json_string(verdict));
   if (in->failed_step)
     json_object_set_new(doc, "failed_step", json_string(in->failed_step));
   json_object_set_new(doc, "detail", json_string(in->detail ? in->detail : ""));
-  json_object_set(doc, "produced", jprod);
-  json_object_set(doc, "missing_topics_read", jread);
-  json_object_set(doc, "consumer_groups", jgroups);
-  json_object_set(doc, "idempotency_keys", jkeys);
-  if (jmet)
-    json_object_set(doc, "metrics_delta", jmet);
-  json_object_set(doc, "services", jsvcs);
+  json_object_set(doc, "produced", c->jprod);
+  json_object_set(doc, "missing_topics_read", c->jread);
+  json_object_set(doc, "consumer_groups", c->jgroups);
+  json_object_set(doc, "idempotency_keys", c->jkeys);
+  if (c->jmet)
+    json_object_set(doc, "metrics_delta", c->jmet);
+  json_object_set(doc, "services", c->jsvcs);
   json_object_set_new(doc, "rows",
-                      json_string(ev.no_row       ? "none"
-                                  : ev.rows_short ? "fewer than expected"
-                                                  : "not a row shortfall"));
-  json_object_set_new(doc, "elapsed_ms", json_integer(er_now_ms() - t0));
+                      json_string(c->ev.no_row       ? "none"
+                                  : c->ev.rows_short ? "fewer than expected"
+                                                     : "not a row shortfall"));
+  json_object_set_new(doc, "elapsed_ms", json_integer(er_now_ms() - c->t0));
+}
 
-  /* the full text: brief + services with their log tails + the detail */
-  er_buf_printf(&full, "verdict: %s\n", verdict);
-  if (in->failed_step)
-    er_buf_printf(&full, "failed step: %s\n", in->failed_step);
-  er_buf_printf(&full, "%s\n", er_buf_cstr(&brief));
-  json_array_foreach(jsvcs, i, gtopics) {
-    const char *h = json_string_value(json_object_get(gtopics, "health"));
-    const char *lt = json_string_value(json_object_get(gtopics, "log_tail"));
-    er_buf_printf(&full, "service %s: %s%s%s\n",
-                  json_string_value(json_object_get(gtopics, "name")),
-                  json_string_value(json_object_get(gtopics, "state")),
-                  h ? ", health " : "", h ? h : "");
-    if (lt && *lt) {
-      const char *p = lt;
-      er_buf_printf(&full, "  last log lines:\n");
-      while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        er_buf_printf(&full, "    %.*s\n", (int)n, p);
-        p += n + (nl ? 1 : 0);
-      }
-    }
+/* A service's last log lines, indented, into the full text. */
+static void log_lines(er_buf_t *full, const char *lt) {
+  const char *p = lt;
+  er_buf_printf(full, "  last log lines:\n");
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    er_buf_printf(full, "    %.*s\n", (int)n, p);
+    p += n + (nl ? 1 : 0);
   }
-  er_buf_printf(&full, "failure detail:\n%s\n", in->detail ? in->detail : "");
+}
+
+/* The texts' ends: the services and the failure detail */
+static void coll_texts(coll_t *c, const char *verdict) {
+  const er_diag_in_t *in = c->in;
+  const json_t *s;
+  size_t i;
+  /* the full text: brief + services with their log tails + the detail */
+  er_buf_printf(&c->full, "verdict: %s\n", verdict);
+  if (in->failed_step)
+    er_buf_printf(&c->full, "failed step: %s\n", in->failed_step);
+  er_buf_printf(&c->full, "%s\n", er_buf_cstr(&c->brief));
+  json_array_foreach(c->jsvcs, i, s) {
+    const char *h = json_string_value(json_object_get(s, "health"));
+    const char *lt = json_string_value(json_object_get(s, "log_tail"));
+    er_buf_printf(&c->full, "service %s: %s%s%s\n",
+                  json_string_value(json_object_get(s, "name")),
+                  json_string_value(json_object_get(s, "state")),
+                  h ? ", health " : "", h ? h : "");
+    if (lt && *lt)
+      log_lines(&c->full, lt);
+  }
+  er_buf_printf(&c->full, "failure detail:\n%s\n",
+                in->detail ? in->detail : "");
 
   /* the services' states go into the brief too (no logs there) */
-  json_array_foreach(jsvcs, i, gtopics) {
-    const char *h = json_string_value(json_object_get(gtopics, "health"));
-    er_buf_printf(&brief, "%sservice %s: %s%s%s", i ? "; " : "\n",
-                  json_string_value(json_object_get(gtopics, "name")),
-                  json_string_value(json_object_get(gtopics, "state")),
-                  h ? ", " : "", h ? h : "");
+  json_array_foreach(c->jsvcs, i, s) {
+    const char *h = json_string_value(json_object_get(s, "health"));
+    er_buf_printf(&c->brief, "%sservice %s: %s%s%s", i ? "; " : "\n",
+                  json_string_value(json_object_get(s, "name")),
+                  json_string_value(json_object_get(s, "state")), h ? ", " : "",
+                  h ? h : "");
   }
+}
 
-  if (in->dir && er_mkdirs(in->dir, &err) == 0) {
-    char *t = er_strdup(er_buf_cstr(&full));
-    dumped = er_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (t) {
-      er_secret_redact(t);
-      slash_join(path, sizeof path, in->dir, "diagnostics.txt");
-      er_write_file_atomic(path, t, strlen(t), &err);
-      free(t);
-    }
-    if (dumped) {
-      er_secret_redact(dumped);
-      slash_join(path, sizeof path, in->dir, "diagnostics.json");
-      er_write_file_atomic(path, dumped, strlen(dumped), &err);
-    }
+/* in->dir/diagnostics.{txt,json} (the folder made if missing), redacted */
+static void coll_write(coll_t *c) {
+  const char *dir = c->in->dir;
+  char path[1200], *t, *dumped;
+  if (!dir || er_mkdirs(dir, &c->err) != 0)
+    return;
+  t = er_strdup(er_buf_cstr(&c->full));
+  dumped = er_json_dumps(c->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  if (t) {
+    er_secret_redact(t);
+    slash_join(path, sizeof path, dir, "diagnostics.txt");
+    er_write_file_atomic(path, t, strlen(t), &c->err);
+    free(t);
   }
-  {
-    er_buf_t o = ER_BUF_INIT(TEXT_CAP);
-    er_buf_printf(&o, "verdict: %s\ndiagnostics", verdict);
-    if (in->dir)
-      er_buf_printf(&o, " (full: %s/diagnostics.txt)", in->dir);
-    er_buf_printf(&o, ":\n%s", er_buf_cstr(&brief));
-    result = er_buf_steal(&o);
-    if (result)
-      er_secret_redact(result);
+  if (dumped) {
+    er_secret_redact(dumped);
+    slash_join(path, sizeof path, dir, "diagnostics.json");
+    er_write_file_atomic(path, dumped, strlen(dumped), &c->err);
   }
-out:
-  free(missing);
   free(dumped);
-  json_decref(doc);
-  json_decref(jprod);
-  json_decref(jgroups);
-  json_decref(jkeys);
-  json_decref(jsvcs);
-  json_decref(jread);
-  json_decref(jmet);
-  json_decref(m1);
-  json_decref(mmid);
-  json_decref(keep);
-  free(colliding);
-  er_buf_free(&full);
-  er_buf_free(&brief);
-  er_buf_free(&sink);
+}
+
+/* The section for the failure text (caller frees; redacted), or NULL. */
+static char *coll_result(coll_t *c, const char *verdict) {
+  er_buf_t o = ER_BUF_INIT(TEXT_CAP);
+  char *result;
+  er_buf_printf(&o, "verdict: %s\ndiagnostics", verdict);
+  if (c->in->dir)
+    er_buf_printf(&o, " (full: %s/diagnostics.txt)", c->in->dir);
+  er_buf_printf(&o, ":\n%s", er_buf_cstr(&c->brief));
+  result = er_buf_steal(&o);
+  if (result)
+    er_secret_redact(result);
+  return result;
+}
+
+char *er_diag_collect(const er_diag_in_t *in) {
+  coll_t c;
+  char verdict[512], *result = NULL;
+
+  if (coll_init(&c, in) != 0)
+    goto out;
+  pthread_mutex_lock(&g_lock);
+  c.r = in->scenario ? er_session_get(in->scenario, "diag") : NULL;
+  pthread_mutex_unlock(&g_lock);
+  /* from here on the scenario's steps are over: r is ours */
+  coll_produced(&c);
+  coll_read_topics(&c);
+  coll_groups(&c);
+  coll_keys(&c);
+  coll_counters(&c);
+  coll_failing_step(&c);
+  c.ev.missing_topic = c.missing;
+  coll_stalled(&c);
+  coll_steps(&c);
+  read_outputs(&c);
+  coll_services(&c);
+  er_diag_verdict(&c.ev, verdict, sizeof verdict);
+  coll_doc(&c, verdict);
+  coll_texts(&c, verdict);
+  coll_write(&c);
+  result = coll_result(&c, verdict);
+out:
+  coll_free(&c);
   return result;
 }
