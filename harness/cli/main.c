@@ -185,7 +185,103 @@ static int run_command(const char *cmd, er_run_opts_t *o) {
   return rc;
 }
 
-int main(int argc, char **argv) {
+/* -1 when cmd is a command main goes on with (run, validate, list, audit),
+ * else 2 after saying so (with a suggestion when one is close). */
+static int check_command(const char *cmd) {
+  static const char *const cmds[] = {"run", "validate", "list", "audit",
+                                     "merge-reports"};
+  const char *dym;
+  if (!strcmp(cmd, "run") || !strcmp(cmd, "validate") || !strcmp(cmd, "list") ||
+      !strcmp(cmd, "audit"))
+    return -1;
+  dym = er_did_you_mean(cmd, cmds, 5);
+  if (dym) {
+    fprintf(stderr,
+            "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
+            "'eventrig --help'.\n",
+            cmd, dym);
+    return 2;
+  }
+  return usage_error("unknown command '%s'", cmd);
+}
+
+/* Applies the option getopt_long returned as c to o: -1 to go on, else
+ * the exit code (0 after --help or --version, 2 on a bad option). */
+static int apply_option(int c, char **argv, er_run_opts_t *o) {
+  switch (c) {
+  case 'e':
+    o->env_path = optarg;
+    break;
+  case 'J':
+    o->junit_path = optarg;
+    break;
+  case 'S':
+    o->shard = optarg;
+    break;
+  case 'D':
+    o->durations = optarg;
+    break;
+  case 'R':
+    o->rerun_failed = optarg;
+    break;
+  case 'O':
+    o->json_path = optarg;
+    break;
+  case 'j': {
+    char *end = NULL;
+    long j = strtol(optarg, &end, 10);
+    if (end == optarg || *end || j < 1 || j > 64)
+      return usage_error("-j/--jobs takes a number from 1 to 64, not '%s'",
+                         optarg);
+    o->jobs = (int)j;
+    break;
+  }
+  case 'H':
+    o->html_path = optarg;
+    break;
+  case 'C':
+    if (!strcmp(optarg, "auto"))
+      o->color = ER_COLOR_AUTO;
+    else if (!strcmp(optarg, "always"))
+      o->color = ER_COLOR_ALWAYS;
+    else if (!strcmp(optarg, "never"))
+      o->color = ER_COLOR_NEVER;
+    else
+      return usage_error("--color takes auto, always or never, not '%s'",
+                         optarg);
+    break;
+  case 'r':
+    o->report_dir = optarg;
+    break;
+  case 'f':
+    o->filter = optarg;
+    break;
+  case 'x':
+    o->fail_fast = true;
+    break;
+  case 'v':
+    o->verbose = true;
+    break;
+  case 'n':
+    o->dry_run = true;
+    break;
+  case 'h':
+    fputs(g_usage, stdout);
+    return 0;
+  case 'V':
+    puts("eventrig " ER_VERSION);
+    return 0;
+  case ':':
+    return usage_error("option '%s' needs a value", argv[optind - 1]);
+  default:
+    return usage_error("unknown option '%s'", argv[optind - 1]);
+  }
+  return -1;
+}
+
+/* The options after the command into o: -1 to go on, else the exit code
+ * (apply_option's). Leaves optind at the first path. */
+static int parse_options(int argc, char **argv, er_run_opts_t *o) {
   static const struct option longopts[] = {
       {"env", required_argument, NULL, 'e'},
       {"junit", required_argument, NULL, 'J'},
@@ -206,9 +302,54 @@ int main(int argc, char **argv) {
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
+  int c;
+  optind = 2;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":e:r:f:j:xvnhV", longopts, NULL)) !=
+         -1) {
+    int rc = apply_option(c, argv, o);
+    if (rc >= 0)
+      return rc;
+  }
+  return -1;
+}
+
+/* What the options leave unsaid: the shard from CI_NODE_INDEX and
+ * CI_NODE_TOTAL, the environment file found by find_default_env. -1 to go
+ * on, else the exit code (2). */
+static int apply_defaults(const char *cmd, er_run_opts_t *o) {
+  if (!o->shard && !strcmp(cmd, "run")) { /* GitLab's parallel: */
+    static char shard[64];
+    const char *ki = getenv("CI_NODE_INDEX"), *kn = getenv("CI_NODE_TOTAL");
+    if (ki && *ki && kn && *kn) {
+      snprintf(shard, sizeof shard, "%s/%s", ki, kn);
+      o->shard = shard;
+    }
+  }
+  if (o->durations && !o->shard)
+    return usage_error("%s", "--durations balances --shard K/N; give both");
+  if (!o->env_path && strcmp(cmd, "list") != 0) {
+    static char found[4096];
+    int fr = find_default_env(found, sizeof found);
+    if (fr == 0)
+      o->env_path = found;
+    else if (fr < 0 && strcmp(cmd, "validate") != 0) {
+      fprintf(stderr,
+              "eventrig: no environment file: give --env FILE, set "
+              "EVENTRIG_ENV, or put an eventrig.env.json (or .yaml)"
+              " in this folder or a parent (searched from %s)\nTry "
+              "'eventrig --help'.\n",
+              found);
+      return 2;
+    }
+  }
+  return -1;
+}
+
+int main(int argc, char **argv) {
   er_run_opts_t o;
   const char *cmd;
-  int c;
+  int rc;
 
   memset(&o, 0, sizeof o);
   o.out = stdout;
@@ -226,118 +367,12 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "merge-reports"))
     return merge_reports(argc - 2, argv + 2);
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "validate") != 0 &&
-      strcmp(cmd, "list") != 0 && strcmp(cmd, "audit") != 0) {
-    static const char *const cmds[] = {"run", "validate", "list", "audit",
-                                       "merge-reports"};
-    const char *dym = er_did_you_mean(cmd, cmds, 5);
-    if (dym) {
-      fprintf(stderr,
-              "eventrig: unknown command '%s' (did you mean '%s'?)\nTry "
-              "'eventrig --help'.\n",
-              cmd, dym);
-      return 2;
-    }
-    return usage_error("unknown command '%s'", cmd);
-  }
-  optind = 2;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":e:r:f:j:xvnhV", longopts, NULL)) !=
-         -1) {
-    switch (c) {
-    case 'e':
-      o.env_path = optarg;
-      break;
-    case 'J':
-      o.junit_path = optarg;
-      break;
-    case 'S':
-      o.shard = optarg;
-      break;
-    case 'D':
-      o.durations = optarg;
-      break;
-    case 'R':
-      o.rerun_failed = optarg;
-      break;
-    case 'O':
-      o.json_path = optarg;
-      break;
-    case 'j': {
-      char *end = NULL;
-      long j = strtol(optarg, &end, 10);
-      if (end == optarg || *end || j < 1 || j > 64)
-        return usage_error("-j/--jobs takes a number from 1 to 64, not '%s'",
-                           optarg);
-      o.jobs = (int)j;
-      break;
-    }
-    case 'H':
-      o.html_path = optarg;
-      break;
-    case 'C':
-      if (!strcmp(optarg, "auto"))
-        o.color = ER_COLOR_AUTO;
-      else if (!strcmp(optarg, "always"))
-        o.color = ER_COLOR_ALWAYS;
-      else if (!strcmp(optarg, "never"))
-        o.color = ER_COLOR_NEVER;
-      else
-        return usage_error("--color takes auto, always or never, not '%s'",
-                           optarg);
-      break;
-    case 'r':
-      o.report_dir = optarg;
-      break;
-    case 'f':
-      o.filter = optarg;
-      break;
-    case 'x':
-      o.fail_fast = true;
-      break;
-    case 'v':
-      o.verbose = true;
-      break;
-    case 'n':
-      o.dry_run = true;
-      break;
-    case 'h':
-      fputs(g_usage, stdout);
-      return 0;
-    case 'V':
-      puts("eventrig " ER_VERSION);
-      return 0;
-    case ':':
-      return usage_error("option '%s' needs a value", argv[optind - 1]);
-    default:
-      return usage_error("unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  if (!o.shard && !strcmp(cmd, "run")) { /* GitLab's parallel: */
-    static char shard[64];
-    const char *ki = getenv("CI_NODE_INDEX"), *kn = getenv("CI_NODE_TOTAL");
-    if (ki && *ki && kn && *kn) {
-      snprintf(shard, sizeof shard, "%s/%s", ki, kn);
-      o.shard = shard;
-    }
-  }
-  if (o.durations && !o.shard)
-    return usage_error("%s", "--durations balances --shard K/N; give both");
-  if (!o.env_path && strcmp(cmd, "list") != 0) {
-    static char found[4096];
-    int fr = find_default_env(found, sizeof found);
-    if (fr == 0)
-      o.env_path = found;
-    else if (fr < 0 && strcmp(cmd, "validate") != 0) {
-      fprintf(stderr,
-              "eventrig: no environment file: give --env FILE, set "
-              "EVENTRIG_ENV, or put an eventrig.env.json (or .yaml)"
-              " in this folder or a parent (searched from %s)\nTry "
-              "'eventrig --help'.\n",
-              found);
-      return 2;
-    }
-  }
+  if ((rc = check_command(cmd)) >= 0)
+    return rc;
+  if ((rc = parse_options(argc, argv, &o)) >= 0)
+    return rc;
+  if ((rc = apply_defaults(cmd, &o)) >= 0)
+    return rc;
   if (!strcmp(cmd, "audit")) {
     if (optind < argc)
       return usage_error("audit takes no scenario paths ('%s')", argv[optind]);
