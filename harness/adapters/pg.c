@@ -710,39 +710,32 @@ enum {
                        transaction open on the current connection */
 };
 
-static int run(er_pg_t *pg, const char *sql, const char *const *params,
-               int nparams, int flags, int64_t deadline_ms, er_pg_result_t *res,
-               er_err_t *err) {
-  int64_t t0 = er_now_ms(), wait_until = deadline_ms;
-  bool reused, cancelled = false, interrupted = false, drop = false;
-  bool have_error = false, unsupported = false;
-  er_buf_t emsg = ER_BUF_INIT(ER_ERRSTR);
-  int rc = -1, statements_before_error = 0;
-  PGresult *pr = NULL;
-
-  memset(res, 0, sizeof *res);
+/* Connects when needed and sends the statement, once more on a fresh
+ * connection when a reused one turned out stale (not with RUN_SAME_CONN).
+ * Returns 0 when sent, -1 (err set). */
+static int connect_and_send(er_pg_t *pg, const char *sql,
+                            const char *const *params, int nparams, int flags,
+                            int64_t deadline_ms, er_err_t *err) {
   for (int attempt = 0;; attempt++) {
+    bool reused;
     int s;
     check_idle(pg);
     reused = pg->conn != NULL;
-    if ((flags & RUN_SAME_CONN) && !pg->conn) {
-      fail(pg, err, ER_E_ENV,
-           "postgres: lost the connection to %s inside the read-only "
-           "transaction; the statement was not sent",
-           pg->redacted);
-      goto out;
-    }
+    if ((flags & RUN_SAME_CONN) && !pg->conn)
+      return fail(pg, err, ER_E_ENV,
+                  "postgres: lost the connection to %s inside the read-only "
+                  "transaction; the statement was not sent",
+                  pg->redacted);
     if (er_pg_connect(pg, deadline_ms, err) != 0)
-      goto out;
-    if (er_now_ms() >= deadline_ms) {
-      fail(pg, err, ER_E_ENV,
-           "postgres: the deadline passed before the statement was sent");
-      goto out;
-    }
+      return -1;
+    if (er_now_ms() >= deadline_ms)
+      return fail(
+          pg, err, ER_E_ENV,
+          "postgres: the deadline passed before the statement was sent");
     s = send_query(pg, sql, params, nparams, (flags & RUN_EXTENDED) != 0,
                    deadline_ms, err);
     if (s == 0)
-      break;
+      return 0;
     if (s == 1 && reused && attempt == 0 && !(flags & RUN_SAME_CONN)) {
       drop_conn(pg); /* went stale while idle: once more on a new one */
       continue;
@@ -750,128 +743,174 @@ static int run(er_pg_t *pg, const char *sql, const char *const *params,
     if (s == 1)
       conn_error(pg, pg->conn, err, "lost the connection to");
     drop_conn(pg);
-    goto out;
+    return -1;
   }
+}
 
+/* What reading a sent statement's results came to (run()). */
+typedef struct reading {
+  int64_t wait_until;          /* the deadline, then the cancel's grace */
+  bool cancelled, interrupted; /* cancelled at the deadline / on a signal */
+  bool drop;                   /* the connection is to be dropped */
+  bool have_error;             /* err is set */
+  bool unsupported;            /* a COPY */
+  er_buf_t emsg;               /* the server's first error */
+  int statements_before_error;
+} reading_t;
+
+/* Waits until c has a result ready, cancelling the statement at the
+ * deadline or on an interrupt. Returns 0 when ready, -1 when the reading
+ * ends here (rd->drop set). */
+static int wait_ready(er_pg_t *pg, PGconn *c, reading_t *rd, er_err_t *err) {
+  while (PQisBusy(c)) {
+    int w = wait_fd(PQsocket(c), POLLIN, rd->wait_until);
+    if (w <= 0 && !rd->cancelled) {
+      /* deadline, interrupt or poll failure: cancel the statement and
+       * give the server a moment to say so, keeping the connection */
+      rd->cancelled = true;
+      rd->interrupted = w == -1;
+      cancel(c);
+      rd->wait_until = er_now_ms() + CANCEL_GRACE_MS;
+      continue;
+    }
+    if (w <= 0) {
+      rd->drop = true; /* the cancel went unanswered */
+      return -1;
+    }
+    if (!PQconsumeInput(c)) {
+      if (!rd->have_error) {
+        conn_error(pg, c, err, "lost the connection to");
+        rd->have_error = true;
+      }
+      rd->drop = true;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Takes one result of the statement into res and rd. Returns 0, or -1
+ * when the reading ends here (a COPY). Does not clear pr. */
+static int take_result(PGresult *pr, er_pg_result_t *res, reading_t *rd,
+                       er_err_t *err) {
+  switch (PQresultStatus(pr)) {
+  case PGRES_TUPLES_OK:
+  case PGRES_SINGLE_TUPLE:
+    res->statements++;
+    if (!rd->have_error && take_rows(pr, res) != 0) {
+      er_errf(err, ER_E_ENV, "postgres: out of memory for the rows");
+      rd->have_error = true;
+    }
+    snprintf(res->cmd_status, sizeof res->cmd_status, "%s", PQcmdStatus(pr));
+    break;
+  case PGRES_COMMAND_OK:
+  case PGRES_EMPTY_QUERY:
+    res->statements++;
+    snprintf(res->cmd_status, sizeof res->cmd_status, "%s", PQcmdStatus(pr));
+    break;
+  case PGRES_COPY_IN:
+  case PGRES_COPY_OUT:
+  case PGRES_COPY_BOTH:
+    rd->unsupported = true;
+    rd->drop = true; /* simplest way out of a copy: a new connection */
+    return -1;
+  case PGRES_NONFATAL_ERROR:
+    break;
+  default: /* PGRES_FATAL_ERROR, PGRES_BAD_RESPONSE */
+    if (!rd->have_error && !rd->cancelled && rd->emsg.len == 0) {
+      const char *st = PQresultErrorField(pr, PG_DIAG_SQLSTATE);
+      server_error(pr, &rd->emsg);
+      rd->statements_before_error = res->statements;
+      if (st)
+        snprintf(res->sqlstate, sizeof res->sqlstate, "%s", st);
+    }
+    break;
+  }
+  return 0;
+}
+
+/* Reads every result of the sent statement into res and rd, then drops
+ * the connection when rd->drop says so. */
+static void read_results(er_pg_t *pg, er_pg_result_t *res, reading_t *rd,
+                         er_err_t *err) {
   for (;;) {
     PGconn *c = pg->conn;
-    while (PQisBusy(c)) {
-      int w = wait_fd(PQsocket(c), POLLIN, wait_until);
-      if (w <= 0 && !cancelled) {
-        /* deadline, interrupt or poll failure: cancel the statement and
-         * give the server a moment to say so, keeping the connection */
-        cancelled = true;
-        interrupted = w == -1;
-        cancel(c);
-        wait_until = er_now_ms() + CANCEL_GRACE_MS;
-        continue;
-      }
-      if (w <= 0) {
-        drop = true; /* the cancel went unanswered */
-        goto done;
-      }
-      if (!PQconsumeInput(c)) {
-        if (!have_error) {
-          conn_error(pg, c, err, "lost the connection to");
-          have_error = true;
-        }
-        drop = true;
-        goto done;
-      }
-    }
+    PGresult *pr;
+    int t;
+    if (wait_ready(pg, c, rd, err) != 0)
+      goto done;
     pr = PQgetResult(c);
     if (!pr)
       break;
-    switch (PQresultStatus(pr)) {
-    case PGRES_TUPLES_OK:
-    case PGRES_SINGLE_TUPLE:
-      res->statements++;
-      if (!have_error && take_rows(pr, res) != 0) {
-        er_errf(err, ER_E_ENV, "postgres: out of memory for the rows");
-        have_error = true;
-      }
-      snprintf(res->cmd_status, sizeof res->cmd_status, "%s", PQcmdStatus(pr));
-      break;
-    case PGRES_COMMAND_OK:
-    case PGRES_EMPTY_QUERY:
-      res->statements++;
-      snprintf(res->cmd_status, sizeof res->cmd_status, "%s", PQcmdStatus(pr));
-      break;
-    case PGRES_COPY_IN:
-    case PGRES_COPY_OUT:
-    case PGRES_COPY_BOTH:
-      unsupported = true;
-      drop = true; /* simplest way out of a copy: a new connection */
-      PQclear(pr);
-      pr = NULL;
-      goto done;
-    case PGRES_NONFATAL_ERROR:
-      break;
-    default: /* PGRES_FATAL_ERROR, PGRES_BAD_RESPONSE */
-      if (!have_error && !cancelled && emsg.len == 0) {
-        const char *st = PQresultErrorField(pr, PG_DIAG_SQLSTATE);
-        server_error(pr, &emsg);
-        statements_before_error = res->statements;
-        if (st)
-          snprintf(res->sqlstate, sizeof res->sqlstate, "%s", st);
-      }
-      break;
-    }
+    t = take_result(pr, res, rd, err);
     PQclear(pr);
-    pr = NULL;
+    if (t != 0)
+      goto done;
   }
   if (PQstatus(pg->conn) != CONNECTION_OK)
-    drop = true;
+    rd->drop = true;
 
 done:
-  if (pr)
-    PQclear(pr);
-  if (drop)
+  if (rd->drop)
     drop_conn(pg);
-  if (have_error)
-    goto out;
-  if (interrupted) {
-    er_errf(err, ER_E_INTR, "postgres: interrupted; statement cancelled");
-    goto out;
-  }
-  if (cancelled) {
-    fail(pg, err, ER_E_ENV,
-         "postgres: statement cancelled at the deadline, after %" PRId64 "ms%s",
-         er_now_ms() - t0,
-         drop ? " (the server did not confirm; connection closed)" : "");
-    goto out;
-  }
-  if (unsupported) {
-    fail(pg, err, ER_E_INPUT,
-         "postgres: COPY ... FROM STDIN / TO STDOUT is not supported");
-    goto out;
-  }
-  if (emsg.len) {
-    if (drop) {
+}
+
+/* run()'s verdict on what read_results found: 0, or -1 with err set. */
+static int reading_verdict(er_pg_t *pg, reading_t *rd, int64_t t0,
+                           er_pg_result_t *res, er_err_t *err) {
+  if (rd->have_error)
+    return -1;
+  if (rd->interrupted)
+    return er_errf(err, ER_E_INTR,
+                   "postgres: interrupted; statement cancelled");
+  if (rd->cancelled)
+    return fail(
+        pg, err, ER_E_ENV,
+        "postgres: statement cancelled at the deadline, after %" PRId64 "ms%s",
+        er_now_ms() - t0,
+        rd->drop ? " (the server did not confirm; connection closed)" : "");
+  if (rd->unsupported)
+    return fail(pg, err, ER_E_INPUT,
+                "postgres: COPY ... FROM STDIN / TO STDOUT is not supported");
+  if (rd->emsg.len) {
+    if (rd->drop) {
       /* the connection broke under the statement (terminated backend,
        * server shutdown): an environment problem, not the SQL's */
       res->sqlstate[0] = '\0';
-      fail(pg, err, ER_E_ENV, "postgres: lost the connection to %s: %s",
-           pg->redacted, er_buf_cstr(&emsg));
-    } else if (statements_before_error > 0) {
-      fail(pg, err, ER_E_FAIL, "%s (in statement %d of the text)",
-           er_buf_cstr(&emsg), statements_before_error + 1);
-    } else {
-      fail(pg, err, ER_E_FAIL, "%s", er_buf_cstr(&emsg));
+      return fail(pg, err, ER_E_ENV, "postgres: lost the connection to %s: %s",
+                  pg->redacted, er_buf_cstr(&rd->emsg));
     }
-    goto out;
+    if (rd->statements_before_error > 0)
+      return fail(pg, err, ER_E_FAIL, "%s (in statement %d of the text)",
+                  er_buf_cstr(&rd->emsg), rd->statements_before_error + 1);
+    return fail(pg, err, ER_E_FAIL, "%s", er_buf_cstr(&rd->emsg));
   }
   if (!res->columns) {
     res->columns = json_array();
     res->rows = json_array();
-    if (!res->columns || !res->rows) {
-      er_errf(err, ER_E_ENV, "postgres: out of memory");
-      goto out;
-    }
+    if (!res->columns || !res->rows)
+      return er_errf(err, ER_E_ENV, "postgres: out of memory");
   }
-  rc = 0;
+  return 0;
+}
+
+static int run(er_pg_t *pg, const char *sql, const char *const *params,
+               int nparams, int flags, int64_t deadline_ms, er_pg_result_t *res,
+               er_err_t *err) {
+  int64_t t0 = er_now_ms();
+  reading_t rd;
+  int rc = -1;
+
+  memset(res, 0, sizeof *res);
+  memset(&rd, 0, sizeof rd);
+  rd.wait_until = deadline_ms;
+  er_buf_init(&rd.emsg, ER_ERRSTR);
+  if (connect_and_send(pg, sql, params, nparams, flags, deadline_ms, err) != 0)
+    goto out;
+  read_results(pg, res, &rd, err);
+  rc = reading_verdict(pg, &rd, t0, res, err);
 out:
-  er_buf_free(&emsg);
+  er_buf_free(&rd.emsg);
   return rc;
 }
 
