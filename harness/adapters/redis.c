@@ -249,14 +249,14 @@ static int parse_query(const char *q, bool db_in_path, er_redis_url_t *out,
 }
 
 /* Fills out (host/path, port, user, password, db) from the parsed u. */
-static int from_curl(CURLU *u, bool is_unix, er_redis_url_t *out,
-                     const char *red, er_err_t *err) {
-  char *raw = NULL, *s = NULL;
-  bool db_in_path = false;
+/* The user and password of u into out, %-decoded: bad escapes are
+ * refused, and so is a user without a password. Returns 0 or -1. */
+static int url_credentials(CURLU *u, er_redis_url_t *out, const char *red,
+                           er_err_t *err) {
+  char *raw = NULL;
   CURLUcode uc;
   int rc = -1;
 
-  /* user and password: %-decoded, bad escapes refused */
   for (int i = 0; i < 2; i++) {
     CURLUPart part = i == 0 ? CURLUPART_USER : CURLUPART_PASSWORD;
     char **dst = i == 0 ? &out->user : &out->password;
@@ -286,85 +286,155 @@ static int from_curl(CURLU *u, bool is_unix, er_redis_url_t *out,
     free(out->user); /* redis://:password@host: AUTH password */
     out->user = NULL;
   }
+  rc = 0;
+  goto out;
 
+nomem:
+  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+out:
+  free(raw);
+  return rc;
+}
+
+/* unix:///path/to.sock: the socket path into out->path. Returns 0 or -1. */
+static int url_socket_path(CURLU *u, er_redis_url_t *out, const char *red,
+                           er_err_t *err) {
+  char *host = NULL, *port = NULL;
+  CURLUcode uc;
+  int rc = -1;
+
+  if ((uc = url_part(u, CURLUPART_HOST, true, &host)) != CURLUE_OK)
+    goto curlfail;
+  if (strcmp(host, "localhost") != 0 ||
+      url_part(u, CURLUPART_PORT, false, &port) != CURLUE_NO_PORT) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: expected an absolute socket path "
+            "(unix:///path/to.sock)",
+            red);
+    goto out;
+  }
+  if ((uc = url_part(u, CURLUPART_PATH, true, &out->path)) != CURLUE_OK)
+    goto curlfail;
+  if (strlen(out->path) < 2) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: expected an absolute socket path "
+            "(unix:///path/to.sock)",
+            red);
+    goto out;
+  }
+  rc = 0;
+  goto out;
+
+curlfail:
+  set_failed(uc, true, red, err);
+out:
+  free(host);
+  free(port);
+  return rc;
+}
+
+/* The host of u into out->host: an [IPv6 address] without its brackets,
+ * with its %zone if any. Returns 0 or -1. */
+static int url_host(CURLU *u, er_redis_url_t *out, const char *red,
+                    er_err_t *err) {
+  char *s = NULL, *zone = NULL;
+  size_t hl;
+  CURLUcode uc;
+  int rc = -1;
+
+  if ((uc = url_part(u, CURLUPART_HOST, true, &s)) != CURLUE_OK) {
+    set_failed(uc, false, red, err);
+    goto out;
+  }
+  hl = strlen(s);
+  if (hl == 0) {
+    er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
+    goto out;
+  }
+  if (s[0] == '[' && hl > 2 && s[hl - 1] == ']') {
+    /* [v6addr] -> v6addr, with its %zone if any (fe80::1%eth0) */
+    uc = url_part(u, CURLUPART_ZONEID, false, &zone);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+      goto nomem;
+    if (asprintf(&out->host, "%.*s%s%s", (int)(hl - 2), s + 1, zone ? "%" : "",
+                 zone ? zone : "") < 0)
+      out->host = NULL;
+  } else {
+    out->host = er_strdup(s);
+  }
+  if (!out->host)
+    goto nomem;
+  rc = 0;
+  goto out;
+
+nomem:
+  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+out:
+  free(zone);
+  free(s);
+  return rc;
+}
+
+/* The port of u into out->port (6379 when absent) and the database from
+ * the path "/N" ("" and "/" are 0) into out->db; *db_in_path says whether
+ * the path gave one. Returns 0 or -1. */
+static int url_port_db(CURLU *u, er_redis_url_t *out, bool *db_in_path,
+                       const char *red, er_err_t *err) {
+  char *s = NULL;
+  CURLUcode uc;
+  int rc = -1;
+
+  out->port = 6379;
+  uc = url_part(u, CURLUPART_PORT, false, &s);
+  if (uc == CURLUE_OK && parse_int(s, 1, 65535, &out->port) != 0) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: the port must be a number from 1 to 65535", red);
+    goto out;
+  }
+  if (uc != CURLUE_OK && uc != CURLUE_NO_PORT)
+    goto curlfail;
+  free(s);
+  s = NULL;
+
+  if ((uc = url_part(u, CURLUPART_PATH, true, &s)) != CURLUE_OK)
+    goto curlfail;
+  if (s[0] == '/' && s[1] && parse_int(s + 1, 0, INT_MAX, &out->db) != 0) {
+    er_errf(err, ER_E_INPUT,
+            "redis URL %s: the database after the '/' must be a number", red);
+    goto out;
+  }
+  *db_in_path = s[0] == '/' && s[1];
+  rc = 0;
+  goto out;
+
+curlfail:
+  set_failed(uc, false, red, err);
+out:
+  free(s);
+  return rc;
+}
+
+/* Fills out (host/path, port, user, password, db) from the parsed u. */
+static int from_curl(CURLU *u, bool is_unix, er_redis_url_t *out,
+                     const char *red, er_err_t *err) {
+  char *s = NULL;
+  bool db_in_path = false;
+  CURLUcode uc;
+  int rc = -1;
+
+  if (url_credentials(u, out, red, err) != 0)
+    goto out;
   if (url_part(u, CURLUPART_FRAGMENT, false, &s) == CURLUE_OK) {
     er_errf(err, ER_E_INPUT, "redis URL %s: a #fragment is not supported", red);
     goto out;
   }
-
   if (is_unix) {
-    if ((uc = url_part(u, CURLUPART_HOST, true, &s)) != CURLUE_OK)
-      goto curlfail;
-    if (strcmp(s, "localhost") != 0 ||
-        url_part(u, CURLUPART_PORT, false, &raw) != CURLUE_NO_PORT) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: expected an absolute socket path "
-              "(unix:///path/to.sock)",
-              red);
+    if (url_socket_path(u, out, red, err) != 0)
       goto out;
-    }
-    free(s);
-    s = NULL;
-    if ((uc = url_part(u, CURLUPART_PATH, true, &out->path)) != CURLUE_OK)
-      goto curlfail;
-    if (strlen(out->path) < 2) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: expected an absolute socket path "
-              "(unix:///path/to.sock)",
-              red);
-      goto out;
-    }
-  } else {
-    char *zone = NULL;
-    size_t hl;
-    if ((uc = url_part(u, CURLUPART_HOST, true, &s)) != CURLUE_OK)
-      goto curlfail;
-    hl = strlen(s);
-    if (hl == 0) {
-      er_errf(err, ER_E_INPUT, "redis URL %s: missing host", red);
-      goto out;
-    }
-    if (s[0] == '[' && hl > 2 && s[hl - 1] == ']') {
-      /* [v6addr] -> v6addr, with its %zone if any (fe80::1%eth0) */
-      uc = url_part(u, CURLUPART_ZONEID, false, &zone);
-      if (uc == CURLUE_OUT_OF_MEMORY)
-        goto nomem;
-      if (asprintf(&out->host, "%.*s%s%s", (int)(hl - 2), s + 1,
-                   zone ? "%" : "", zone ? zone : "") < 0)
-        out->host = NULL;
-      free(zone);
-    } else {
-      out->host = er_strdup(s);
-    }
-    free(s);
-    s = NULL;
-    if (!out->host)
-      goto nomem;
-
-    out->port = 6379;
-    uc = url_part(u, CURLUPART_PORT, false, &s);
-    if (uc == CURLUE_OK && parse_int(s, 1, 65535, &out->port) != 0) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: the port must be a number from 1 to 65535", red);
-      goto out;
-    }
-    if (uc != CURLUE_OK && uc != CURLUE_NO_PORT)
-      goto curlfail;
-    free(s);
-    s = NULL;
-
-    /* the database: the path "/N" ("" and "/" are 0) */
-    if ((uc = url_part(u, CURLUPART_PATH, true, &s)) != CURLUE_OK)
-      goto curlfail;
-    if (s[0] == '/' && s[1] && parse_int(s + 1, 0, INT_MAX, &out->db) != 0) {
-      er_errf(err, ER_E_INPUT,
-              "redis URL %s: the database after the '/' must be a number", red);
-      goto out;
-    }
-    db_in_path = s[0] == '/' && s[1];
+  } else if (url_host(u, out, red, err) != 0 ||
+             url_port_db(u, out, &db_in_path, red, err) != 0) {
+    goto out;
   }
-  free(s);
-  s = NULL;
 
   uc = url_part(u, CURLUPART_QUERY, false, &s);
   if (uc == CURLUE_OK)
@@ -372,16 +442,8 @@ static int from_curl(CURLU *u, bool is_unix, er_redis_url_t *out,
   else if (uc == CURLUE_NO_QUERY)
     rc = 0;
   else
-    goto curlfail;
-  goto out;
-
-curlfail:
-  set_failed(uc, is_unix, red, err);
-  goto out;
-nomem:
-  er_errf(err, ER_E_INPUT, "redis URL: out of memory");
+    set_failed(uc, is_unix, red, err);
 out:
-  free(raw);
   free(s);
   return rc;
 }
@@ -516,15 +578,98 @@ static int wait_fd(int fd, short events, int64_t deadline_ms) {
 
 /* Sends one command on the open connection and reads one raw reply.
  * Any failure drops the connection. Returns 0 with *out, or -1. */
+/* The message for a wait_fd that returned w (0 or -1) on the way to the
+ * reply to name; errno as wait_fd left it. Returns -1. */
+static int wait_failed(const er_redis_t *r, int w, const char *name,
+                       int64_t start, er_err_t *err) {
+  if (w == 0) {
+    char t[32];
+    er_fmt_duration(er_now_ms() - start, t);
+    return er_errf(err, ER_E_ENV,
+                   "%s: no reply to %s within %s (the deadline passed)",
+                   r->url.redacted, name, t);
+  }
+  if (errno == EINTR)
+    return er_errf(err, ER_E_INTR, "%s: interrupted waiting for %s",
+                   r->url.redacted, name);
+  return er_errf(err, ER_E_ENV, "%s: poll failed: %s", r->url.redacted,
+                 strerror(errno));
+}
+
+/* Sends the len bytes of the formatted command cmd (named name). Returns
+ * 0 or -1. */
+static int send_cmd(er_redis_t *r, const char *cmd, size_t len,
+                    const char *name, int64_t start, int64_t deadline_ms,
+                    er_err_t *err) {
+  int fd = r->c->fd;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n;
+    int w = wait_fd(fd, POLLOUT, deadline_ms);
+    if (w <= 0)
+      return wait_failed(r, w, name, start, err);
+    n = send(fd, cmd + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        continue;
+      return er_errf(err, ER_E_ENV, "%s: sending %s failed: %s",
+                     r->url.redacted, name, strerror(errno));
+    }
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+/* Reads one raw reply to the command named name, up to r->cap bytes.
+ * Returns 0 with *rep, or -1. */
+static int read_reply(er_redis_t *r, const char *name, int64_t start,
+                      int64_t deadline_ms, void **rep, er_err_t *err) {
+  char buf[16384];
+  size_t total = 0;
+  int fd = r->c->fd;
+  for (;;) {
+    ssize_t n;
+    int w;
+    if (redisReaderGetReply(r->c->reader, rep) != REDIS_OK)
+      return er_errf(err, ER_E_ENV, "%s: protocol error in the reply to %s: %s",
+                     r->url.redacted, name, r->c->reader->errstr);
+    if (*rep)
+      return 0;
+    w = wait_fd(fd, POLLIN, deadline_ms);
+    if (w <= 0)
+      return wait_failed(r, w, name, start, err);
+    n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0)
+      return er_errf(err, ER_E_ENV,
+                     "%s: the server closed the connection (sent %s)",
+                     r->url.redacted, name);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        continue;
+      return er_errf(err, ER_E_ENV, "%s: reading the reply to %s failed: %s",
+                     r->url.redacted, name, strerror(errno));
+    }
+    total += (size_t)n;
+    if (total > r->cap)
+      return er_errf(err, ER_E_ENV,
+                     "%s: the reply to %s is larger than %zu bytes; refused "
+                     "(ask for less: a narrower pattern, a range, COUNT)",
+                     r->url.redacted, name, r->cap);
+    if (redisReaderFeed(r->c->reader, buf, (size_t)n) != REDIS_OK)
+      return er_errf(err, ER_E_ENV, "%s: out of memory reading %s",
+                     r->url.redacted, name);
+  }
+}
+
+/* Sends one command on the open connection and reads one raw reply.
+ * Any failure drops the connection. Returns 0 with *out, or -1. */
 static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
                      const size_t *lens, int64_t deadline_ms, redisReply **out,
                      er_err_t *err) {
   char *cmd = NULL, name[40];
-  char buf[16384];
   long long len;
-  size_t off = 0, total = 0;
   void *rep = NULL;
-  int fd = r->c->fd, w, rc = -1;
+  int rc = -1;
   int64_t start = er_now_ms();
 
   *out = NULL;
@@ -535,78 +680,13 @@ static int roundtrip(er_redis_t *r, int argc, const char *const *argv,
             name);
     goto out;
   }
-  while (off < (size_t)len) {
-    ssize_t n;
-    w = wait_fd(fd, POLLOUT, deadline_ms);
-    if (w <= 0)
-      goto waitfail;
-    n = send(fd, cmd + off, (size_t)len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        continue;
-      er_errf(err, ER_E_ENV, "%s: sending %s failed: %s", r->url.redacted, name,
-              strerror(errno));
-      goto out;
-    }
-    off += (size_t)n;
-  }
-  for (;;) {
-    ssize_t n;
-    if (redisReaderGetReply(r->c->reader, &rep) != REDIS_OK) {
-      er_errf(err, ER_E_ENV, "%s: protocol error in the reply to %s: %s",
-              r->url.redacted, name, r->c->reader->errstr);
-      goto out;
-    }
-    if (rep)
-      break;
-    w = wait_fd(fd, POLLIN, deadline_ms);
-    if (w <= 0)
-      goto waitfail;
-    n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) {
-      er_errf(err, ER_E_ENV, "%s: the server closed the connection (sent %s)",
-              r->url.redacted, name);
-      goto out;
-    }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        continue;
-      er_errf(err, ER_E_ENV, "%s: reading the reply to %s failed: %s",
-              r->url.redacted, name, strerror(errno));
-      goto out;
-    }
-    total += (size_t)n;
-    if (total > r->cap) {
-      er_errf(err, ER_E_ENV,
-              "%s: the reply to %s is larger than %zu bytes; refused "
-              "(ask for less: a narrower pattern, a range, COUNT)",
-              r->url.redacted, name, r->cap);
-      goto out;
-    }
-    if (redisReaderFeed(r->c->reader, buf, (size_t)n) != REDIS_OK) {
-      er_errf(err, ER_E_ENV, "%s: out of memory reading %s", r->url.redacted,
-              name);
-      goto out;
-    }
-  }
+  if (send_cmd(r, cmd, (size_t)len, name, start, deadline_ms, err) != 0 ||
+      read_reply(r, name, start, deadline_ms, &rep, err) != 0)
+    goto out;
   *out = rep;
   rep = NULL;
   rc = 0;
-  goto out;
 
-waitfail:
-  if (w == 0) {
-    char t[32];
-    er_fmt_duration(er_now_ms() - start, t);
-    er_errf(err, ER_E_ENV, "%s: no reply to %s within %s (the deadline passed)",
-            r->url.redacted, name, t);
-  } else if (errno == EINTR) {
-    er_errf(err, ER_E_INTR, "%s: interrupted waiting for %s", r->url.redacted,
-            name);
-  } else {
-    er_errf(err, ER_E_ENV, "%s: poll failed: %s", r->url.redacted,
-            strerror(errno));
-  }
 out:
   if (rep)
     freeReplyObject(rep);
