@@ -1459,6 +1459,107 @@ static size_t run_parallel(run_t *r, er_scenario_t **sv, size_t ns) {
   return q.failed;
 }
 
+/* Loads the scenarios of the paths into *sv (*ns of them) and keeps the
+ * ones --shard / --rerun-failed take; a part with none gets its empty
+ * report. Returns -1 to go on, else the exit code to end with (a message
+ * printed). */
+static int load_scenarios(run_t *r, er_scenario_t ***sv, size_t *ns,
+                          er_diags_t *diags, er_err_t *err) {
+  const er_run_opts_t *o = r->o;
+  int code;
+  if (load_all(o, true, 0, sv, ns, diags, err) != 0) {
+    load_diags_print(r, diags);
+    if (err->code)
+      fprintf(o->err, "eventrig: %s\n", err->msg);
+    return 2;
+  }
+  if (diags->n)
+    load_diags_print(r, diags); /* warnings only */
+  code = select_scenarios(o, *sv, ns);
+  if (code == 0) { /* nothing in this part: an empty report, for merging */
+    er_err_t e2 = {0};
+    if (setup_dirs(r, &e2) != 0 || write_report(r) != 0)
+      code = 3;
+    else
+      fprintf(o->out, "report: %s\n", r->junit_path);
+  }
+  return code;
+}
+
+/* The run-wide names, the shared session and the plan in it. Returns -1
+ * to go on, else the exit code to end with (a message printed). */
+static int make_plan(run_t *r, er_scenario_t **sv, size_t ns) {
+  const er_run_opts_t *o = r->o;
+  r->base = er_tmpl_new();
+  r->shared = er_session_new();
+  if (!r->base || !r->shared) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    return 3;
+  }
+  er_tmpl_set(r->base, "run.id", json_string(r->run_id));
+  /* the scenarios that will run, for modules (safety checks them) */
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+  r->plan_v = calloc(ns ? ns : 1, sizeof *r->plan_v);
+  if (!r->plan_v) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    return 3;
+  }
+  for (size_t i = 0; i < ns; i++)
+    if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
+      r->plan_v[r->plan.n++] = sv[i];
+  if (o->filter && count_selected(sv, ns, o->filter) == 0) {
+    /* never a silent green: a typo in a CI filter must not pass */
+    fprintf(o->err,
+            "eventrig: --filter '%s' selects none of the %zu scenario(s) "
+            "found; nothing was run (exit %d)\n",
+            o->filter, ns, ER_EXIT_NONE_SELECTED);
+    return ER_EXIT_NONE_SELECTED;
+  }
+  r->plan.v = (const er_scenario_t *const *)r->plan_v;
+  if (er_session_put(r->shared, "plan", &r->plan, NULL) != 0 ||
+      (o->env_path &&
+       er_session_put(r->shared, "env_path", (void *)o->env_path, NULL) != 0)) {
+    fprintf(o->err, "eventrig: out of memory\n");
+    return 3;
+  }
+  return -1;
+}
+
+/* Starts the environment, runs the scenarios of sv and writes the report.
+ * Returns the exit code. */
+static int run_plan(run_t *r, er_scenario_t **sv, size_t ns, er_err_t *err) {
+  const er_run_opts_t *o = r->o;
+  size_t failed;
+  int code;
+  if (setup_dirs(r, err) != 0 ||
+      er_session_put(r->shared, "run_dir", r->run_dir, NULL) != 0) {
+    fprintf(o->err, "eventrig: %s\n", err->msg[0] ? err->msg : "out of memory");
+    return 3;
+  }
+  if (start_environment(r, err) != 0) {
+    if (er_interrupted())
+      return 128 + er_interrupted();
+    fprintf(o->err, "eventrig: %s\n", err->msg);
+    return err->code == ER_E_INPUT ? 2 : 3;
+  }
+  /* a valid report from the start: a run stopped at once by a second
+   * signal still leaves one, of what finished (nothing yet) */
+  write_report(r);
+  progress_start(r);
+  failed = o->jobs > 1 ? run_parallel(r, sv, ns) : run_serial(r, sv, ns);
+  progress_stop(r);
+  er_console_summary(&r->con, &r->results, er_now_ms() - r->results.started_ms);
+  if (er_interrupt_signal())
+    code = 128 + er_interrupt_signal();
+  else
+    code = failed ? 1 : 0;
+  if (write_report(r) != 0 && code == 0)
+    code = 3;
+  else
+    fprintf(o->out, "report: %s\n", r->junit_path);
+  return code;
+}
+
 int er_run(const er_run_opts_t *o) {
   run_t r;
   er_err_t err = {0};
@@ -1466,7 +1567,6 @@ int er_run(const er_run_opts_t *o) {
   er_scenario_t **sv = NULL;
   size_t ns = 0;
   int code = 0;
-  size_t failed = 0;
 
   memset(&r, 0, sizeof r);
   r.o = o;
@@ -1478,95 +1578,17 @@ int er_run(const er_run_opts_t *o) {
   er_rfc3339_now(r.results.timestamp);
   r.results.started_ms = er_now_ms();
 
-  if (load_all(o, true, 0, &sv, &ns, &diags, &err) != 0) {
-    load_diags_print(&r, &diags);
-    if (err.code)
-      fprintf(o->err, "eventrig: %s\n", err.msg);
-    code = 2;
-    goto out;
-  }
-  if (diags.n)
-    load_diags_print(&r, &diags); /* warnings only */
-  code = select_scenarios(o, sv, &ns);
-  if (code == 0) { /* nothing in this part: an empty report, for merging */
-    er_err_t e2 = {0};
-    if (setup_dirs(&r, &e2) != 0 || write_report(&r) != 0)
-      code = 3;
-    else
-      fprintf(o->out, "report: %s\n", r.junit_path);
-  }
+  code = load_scenarios(&r, &sv, &ns, &diags, &err);
   if (code >= 0)
     goto out;
-  r.base = er_tmpl_new();
-  r.shared = er_session_new();
-  if (!r.base || !r.shared) {
-    fprintf(o->err, "eventrig: out of memory\n");
-    code = 3;
+  code = make_plan(&r, sv, ns);
+  if (code >= 0)
     goto out;
-  }
-  er_tmpl_set(r.base, "run.id", json_string(r.run_id));
-  /* the scenarios that will run, for modules (safety checks them) */
-  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-  r.plan_v = calloc(ns ? ns : 1, sizeof *r.plan_v);
-  if (!r.plan_v) {
-    fprintf(o->err, "eventrig: out of memory\n");
-    code = 3;
-    goto out;
-  }
-  for (size_t i = 0; i < ns; i++)
-    if (!sv[i]->skip && (!o->filter || er_scenario_matches(sv[i], o->filter)))
-      r.plan_v[r.plan.n++] = sv[i];
-  if (o->filter && count_selected(sv, ns, o->filter) == 0) {
-    /* never a silent green: a typo in a CI filter must not pass */
-    fprintf(o->err,
-            "eventrig: --filter '%s' selects none of the %zu scenario(s) "
-            "found; nothing was run (exit %d)\n",
-            o->filter, ns, ER_EXIT_NONE_SELECTED);
-    code = ER_EXIT_NONE_SELECTED;
-    goto out;
-  }
-  r.plan.v = (const er_scenario_t *const *)r.plan_v;
-  if (er_session_put(r.shared, "plan", &r.plan, NULL) != 0 ||
-      (o->env_path &&
-       er_session_put(r.shared, "env_path", (void *)o->env_path, NULL) != 0)) {
-    fprintf(o->err, "eventrig: out of memory\n");
-    code = 3;
-    goto out;
-  }
   if (o->dry_run) { /* dryrun.c: print the plan, start and touch nothing */
     code = er_dry_run(o, &r.plan, r.base);
     goto out;
   }
-  if (setup_dirs(&r, &err) != 0 ||
-      er_session_put(r.shared, "run_dir", r.run_dir, NULL) != 0) {
-    fprintf(o->err, "eventrig: %s\n", err.msg[0] ? err.msg : "out of memory");
-    code = 3;
-    goto out;
-  }
-  if (start_environment(&r, &err) != 0) {
-    if (er_interrupted()) {
-      code = 128 + er_interrupted();
-    } else {
-      fprintf(o->err, "eventrig: %s\n", err.msg);
-      code = err.code == ER_E_INPUT ? 2 : 3;
-    }
-    goto out;
-  }
-  /* a valid report from the start: a run stopped at once by a second
-   * signal still leaves one, of what finished (nothing yet) */
-  write_report(&r);
-  progress_start(&r);
-  failed = o->jobs > 1 ? run_parallel(&r, sv, ns) : run_serial(&r, sv, ns);
-  progress_stop(&r);
-  er_console_summary(&r.con, &r.results, er_now_ms() - r.results.started_ms);
-  if (er_interrupt_signal())
-    code = 128 + er_interrupt_signal();
-  else
-    code = failed ? 1 : 0;
-  if (write_report(&r) != 0 && code == 0)
-    code = 3;
-  else
-    fprintf(o->out, "report: %s\n", r.junit_path);
+  code = run_plan(&r, sv, ns, &err);
 out:
   stop_environment(&r);
   er_results_free(&r.results);
