@@ -371,11 +371,89 @@ static int get_meta(CURL *c, er_http_resp_t *resp) {
   return resp->url ? 0 : -1;
 }
 
+/* req's headers, then an empty "Expect:", appended to *hl (the caller's
+ * to free, also after a failure). -1 when memory ran out. */
+static int header_list(const er_http_req_t *req, struct curl_slist **hl) {
+  struct curl_slist *tmp;
+  for (size_t i = 0; i < req->nheaders; i++) {
+    tmp = curl_slist_append(*hl, req->headers[i]);
+    if (!tmp)
+      return -1;
+    *hl = tmp;
+  }
+  /* no "Expect: 100-continue" round trip for larger bodies */
+  tmp = curl_slist_append(*hl, "Expect:");
+  if (!tmp)
+    return -1;
+  *hl = tmp;
+  return 0;
+}
+
+/* The time the transfer has (left ms), where its error text, body and
+ * headers go, the interrupt check, the user agent and the headers hl. */
+static void set_transfer(CURL *c, int64_t left, char *errbuf, xfer_t *x,
+                         struct curl_slist *hl) {
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "eventrig");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+}
+
+/* The message for a transfer that ended with rc (not CURLE_OK), with
+ * curl's text errbuf; left is the time it had. Returns -1. */
+static int perform_failed(CURL *c, CURLcode rc, const char *errbuf,
+                          int64_t left, er_err_t *err) {
+  switch (rc) {
+  case CURLE_URL_MALFORMAT:
+  case CURLE_BAD_FUNCTION_ARGUMENT:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+    return er_errf(err, ER_E_INPUT, "http: %s%s%s", curl_easy_strerror(rc),
+                   errbuf[0] ? ": " : "", errbuf);
+  case CURLE_ABORTED_BY_CALLBACK:
+    return er_errf(err, ER_E_INTR, "http: interrupted");
+  case CURLE_OPERATION_TIMEDOUT:
+    return er_errf(err, ER_E_ENV,
+                   "http: no complete response by the deadline (%" PRId64
+                   "ms): %s",
+                   (int64_t)left, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+  default: {
+    long oserr = 0;
+    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+    return er_errf(err, ER_E_ENV, "http: %s%s%s%s%s%s", curl_easy_strerror(rc),
+                   errbuf[0] ? ": " : "", errbuf, oserr ? " (" : "",
+                   oserr ? strerror((int)oserr) : "", oserr ? ")" : "");
+  }
+  }
+}
+
+/* After a transfer: the handle must not keep pointers into this call's
+ * stack. */
+static void unhook_call(CURL *c, const er_http_req_t *req) {
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+  /* the list of cookie files ("" each time) outlives curl_easy_reset in
+   * libcurl 7.x: empty it (the jar's cookies are in the share) */
+  if (req->cookies)
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, NULL);
+}
+
 int er_http_perform(er_http_t *h, const er_http_req_t *req,
                     er_http_resp_t *resp, er_err_t *err) {
   CURL *c = h->curl;
   const char *method = req->method ? req->method : "GET";
-  struct curl_slist *hl = NULL, *tmp;
+  struct curl_slist *hl = NULL;
   curl_mime *mime = NULL;
   char errbuf[CURL_ERROR_SIZE];
   xfer_t x;
@@ -398,17 +476,8 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
                    "http: the deadline passed before the request was sent");
 
   curl_easy_reset(c); /* keeps live connections and the DNS cache */
-  for (size_t i = 0; i < req->nheaders; i++) {
-    tmp = curl_slist_append(hl, req->headers[i]);
-    if (!tmp)
-      goto oom;
-    hl = tmp;
-  }
-  /* no "Expect: 100-continue" round trip for larger bodies */
-  tmp = curl_slist_append(hl, "Expect:");
-  if (!tmp)
+  if (header_list(req, &hl) != 0)
     goto oom;
-  hl = tmp;
 
   curl_easy_setopt(c, CURLOPT_URL, req->url);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -416,17 +485,7 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   if (set_session(h, req) != 0)
     goto oom;
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "eventrig");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  set_transfer(c, left, errbuf, &x, hl);
   if (set_body(c, req, method, &mime) != 0)
     goto oom;
 
@@ -435,51 +494,18 @@ int er_http_perform(er_http_t *h, const er_http_req_t *req,
   resp->elapsed_ms = (int64_t)(total_us / 1000);
   if (x.oom)
     goto oom;
-  switch (rc) {
-  case CURLE_OK:
-    if (get_meta(c, resp) != 0)
-      goto oom;
-    ret = 0;
-    break;
-  case CURLE_URL_MALFORMAT:
-  case CURLE_BAD_FUNCTION_ARGUMENT:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_CERTPROBLEM:
-    er_errf(err, ER_E_INPUT, "http: %s%s%s", curl_easy_strerror(rc),
-            errbuf[0] ? ": " : "", errbuf);
-    break;
-  case CURLE_ABORTED_BY_CALLBACK:
-    er_errf(err, ER_E_INTR, "http: interrupted");
-    break;
-  case CURLE_OPERATION_TIMEDOUT:
-    er_errf(err, ER_E_ENV,
-            "http: no complete response by the deadline (%" PRId64 "ms): %s",
-            (int64_t)left, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    break;
-  default: {
-    long oserr = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
-    er_errf(err, ER_E_ENV, "http: %s%s%s%s%s%s", curl_easy_strerror(rc),
-            errbuf[0] ? ": " : "", errbuf, oserr ? " (" : "",
-            oserr ? strerror((int)oserr) : "", oserr ? ")" : "");
-    break;
+  if (rc != CURLE_OK) {
+    perform_failed(c, rc, errbuf, left, err);
+    goto out;
   }
-  }
+  if (get_meta(c, resp) != 0)
+    goto oom;
+  ret = 0;
   goto out;
 oom:
   er_errf(err, ER_E_ENV, "http: out of memory");
 out:
-  /* the handle must not keep pointers into this call's stack */
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
-  curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
-  /* the list of cookie files ("" each time) outlives curl_easy_reset in
-   * libcurl 7.x: empty it (the jar's cookies are in the share) */
-  if (req->cookies)
-    curl_easy_setopt(c, CURLOPT_COOKIEFILE, NULL);
+  unhook_call(c, req);
   curl_mime_free(mime);
   curl_slist_free_all(hl);
   return ret;
