@@ -77,6 +77,7 @@
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
+#include "lang/validate.h"
 #include "run/exec.h"
 
 #define DETAIL_BODY 2048 /* bytes of the response body in a detail */
@@ -1359,12 +1360,14 @@ static void validate_part(const json_t *v, const char *path, er_diag_t *d) {
     er_json_pointer_join(kp, sizeof kp, path, k);
     for (size_t i = 0; i < 4; i++)
       known = known || !strcmp(k, keys_ok[i]);
-    if (!known)
+    if (!known) {
+      char dym[160];
+      er_dym_text(k, keys_ok, 4, dym, sizeof dym);
       er_diag_error(d, kp,
-                    "unknown key '%s' in a multipart part (value, file, "
+                    "unknown key '%s' in a multipart part%s (value, file, "
                     "filename, type)",
-                    k);
-    else if (strcmp(k, "value") != 0 && !json_is_string(pv))
+                    k, dym);
+    } else if (strcmp(k, "value") != 0 && !json_is_string(pv))
       er_diag_error(d, kp, "\"%s\" is a string", k);
     else if (strcmp(k, "file") == 0)
       er_diag_file(d, kp, json_string_value(pv));
@@ -1446,12 +1449,15 @@ static void validate_cookies(const json_t *ck, er_diag_t *d) {
       er_json_pointer_join(ap, sizeof ap, path, a);
       for (size_t i = 0; attrs[i]; i++)
         known = known || !strcmp(a, attrs[i]);
-      if (!known)
+      if (!known) {
+        char dym[160];
+        er_dym_text(a, attrs, 8, dym, sizeof dym);
         er_diag_error(d, ap,
-                      "unknown cookie attribute '%s' (value, path, domain, "
-                      "expires, max_age, samesite, secure, httponly)",
-                      a);
-      else
+                      "unknown cookie attribute '%s'%s (value, path, "
+                      "domain, expires, max_age, samesite, secure, "
+                      "httponly)",
+                      a, dym);
+      } else
         er_diag_matcher(d, ap, m);
     }
   }
