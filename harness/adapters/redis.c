@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "adapters/redis.h"
 #include "base/redact.h"
@@ -924,18 +925,44 @@ static const char g_scan_unlink_lua[] =
     "end "
     "return {r[1], n}";
 
+/* The script's SHA-1 in hex (41 bytes), for EVALSHA. */
+static void script_sha(char hex[41]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  hex[0] = '\0';
+  if (EVP_Digest(g_scan_unlink_lua, sizeof g_scan_unlink_lua - 1, md, &mdlen,
+                 EVP_sha1(), NULL) != 1 ||
+      mdlen != 20)
+    return;
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 /* 1: one page done (cursor advanced, *n keys deleted); 0: the server
  * runs no such script (scripting off, an ACL, a proxy): the caller goes
- * on without it; -1: failed (err). */
+ * on without it; -1: failed (err). The script is sent by its SHA-1
+ * (EVALSHA), and whole only when the server does not have it yet
+ * (NOSCRIPT): once per server, not once per page. */
 static int lua_page(er_redis_t *r, char cursor[32], const char *pattern,
                     const char *count, int64_t deadline_ms, long long *n,
                     er_err_t *err) {
-  const char *argv[6] = {"EVAL", g_scan_unlink_lua, "0",
-                         cursor, pattern,           count};
+  char sha[41];
+  const char *argv[6] = {"EVALSHA", sha, "0", cursor, pattern, count};
   redisReply *rep = NULL;
   int rc = -1;
-  if (call(r, 6, argv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+  script_sha(sha);
+  if (sha[0] && (call(r, 6, argv, NULL, deadline_ms, &rep, err) != 0 || !rep))
     goto out;
+  if (!sha[0] ||
+      (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8))) {
+    if (rep)
+      freeReplyObject(rep);
+    rep = NULL;
+    argv[0] = "EVAL";
+    argv[1] = g_scan_unlink_lua;
+    if (call(r, 6, argv, NULL, deadline_ms, &rep, err) != 0 || !rep)
+      goto out;
+  }
   if (rep->type == REDIS_REPLY_ERROR) {
     rc = 0;
     goto out;

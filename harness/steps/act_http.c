@@ -77,7 +77,6 @@
 #include "lang/jsonpath.h"
 #include "lang/jsonx.h"
 #include "lang/template.h"
-#include "lang/validate.h"
 #include "run/exec.h"
 
 #define DETAIL_BODY 2048 /* bytes of the response body in a detail */
@@ -1361,12 +1360,11 @@ static void validate_part(const json_t *v, const char *path, er_diag_t *d) {
     for (size_t i = 0; i < 4; i++)
       known = known || !strcmp(k, keys_ok[i]);
     if (!known) {
-      char dym[160];
-      er_dym_text(k, keys_ok, 4, dym, sizeof dym);
+      const char *m = er_did_you_mean(k, keys_ok, 4);
       er_diag_error(d, kp,
-                    "unknown key '%s' in a multipart part%s (value, file, "
-                    "filename, type)",
-                    k, dym);
+                    "unknown key '%s' in a multipart part%s%s%s (value, "
+                    "file, filename, type)",
+                    k, m ? " (did you mean '" : "", m ? m : "", m ? "'?)" : "");
     } else if (strcmp(k, "value") != 0 && !json_is_string(pv))
       er_diag_error(d, kp, "\"%s\" is a string", k);
     else if (strcmp(k, "file") == 0)
@@ -1450,13 +1448,13 @@ static void validate_cookies(const json_t *ck, er_diag_t *d) {
       for (size_t i = 0; attrs[i]; i++)
         known = known || !strcmp(a, attrs[i]);
       if (!known) {
-        char dym[160];
-        er_dym_text(a, attrs, 8, dym, sizeof dym);
+        const char *dym = er_did_you_mean(a, attrs, 8);
         er_diag_error(d, ap,
-                      "unknown cookie attribute '%s'%s (value, path, "
+                      "unknown cookie attribute '%s'%s%s%s (value, path, "
                       "domain, expires, max_age, samesite, secure, "
                       "httponly)",
-                      a, dym);
+                      a, dym ? " (did you mean '" : "", dym ? dym : "",
+                      dym ? "'?)" : "");
       } else
         er_diag_matcher(d, ap, m);
     }

@@ -617,6 +617,7 @@ static void test_clean(void) {
   R_ok("SET elsx:1 keep");
   R_ok("SET xels:1 keep");
   R_ok("HSET els:hash f v");
+  R_ok("SCRIPT FLUSH");
   R_ok("CONFIG RESETSTAT");
   T_OK(step(&f, "redis.clean", "{'match': 'els:*', 'batch': 100}", 20000) ==
            ER_STEP_OK,
@@ -627,6 +628,12 @@ static void test_clean(void) {
        info ? stat_calls(info, "scan") : -1);
   T_OK(info && stat_calls(info, "unlink") >= 25,
        "UNLINK per batch (%lld calls)", info ? stat_calls(info, "unlink") : -1);
+  T_OK(info && stat_calls(info, "eval") == 1 &&
+           stat_calls(info, "evalsha") >= 25,
+       "the script is sent whole once (EVAL %lld), then by its SHA-1 "
+       "(EVALSHA %lld)",
+       info ? stat_calls(info, "eval") : -1,
+       info ? stat_calls(info, "evalsha") : -1);
   T_OK(info && !strstr(info, "cmdstat_keys") && !strstr(info, "cmdstat_del:") &&
            !strstr(info, "cmdstat_flushdb"),
        "no KEYS, DEL or FLUSHDB was used");
@@ -652,7 +659,7 @@ static void test_clean(void) {
     fx_t g;
     char genv[512];
     char *st;
-    R_ok("ACL SETUSER noscript on >pw ~* &* +@all -eval");
+    R_ok("ACL SETUSER noscript on >pw ~* &* +@all -eval -evalsha");
     snprintf(genv, sizeof genv,
              "{'redis': {'url': 'redis://noscript:pw@%s:%d/0'}}", g_host,
              g_port);
@@ -663,7 +670,8 @@ static void test_clean(void) {
                  ER_STEP_OK &&
              has(&g.log, "deleted 700 key(s) matching \"c:*\"") &&
              R_int("DBSIZE") == 302,
-         "scripts refused (ACL -eval): the same clean without them");
+         "scripts refused (ACL -eval -evalsha): the same clean without "
+         "them");
     st = R_str("INFO commandstats");
     T_OK(st && stat_calls(st, "unlink") >= 7,
          "... by UNLINK from the client (%lld calls)",
