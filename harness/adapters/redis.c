@@ -306,24 +306,19 @@ static int url_socket_path(CURLU *u, er_redis_url_t *out, const char *red,
 
   if ((uc = url_part(u, CURLUPART_HOST, true, &host)) != CURLUE_OK)
     goto curlfail;
-  if (strcmp(host, "localhost") != 0 ||
-      url_part(u, CURLUPART_PORT, false, &port) != CURLUE_NO_PORT) {
-    er_errf(err, ER_E_INPUT,
-            "redis URL %s: expected an absolute socket path "
-            "(unix:///path/to.sock)",
-            red);
-    goto out;
+  if (strcmp(host, "localhost") == 0 &&
+      url_part(u, CURLUPART_PORT, false, &port) == CURLUE_NO_PORT) {
+    if ((uc = url_part(u, CURLUPART_PATH, true, &out->path)) != CURLUE_OK)
+      goto curlfail;
+    if (strlen(out->path) >= 2) {
+      rc = 0;
+      goto out;
+    }
   }
-  if ((uc = url_part(u, CURLUPART_PATH, true, &out->path)) != CURLUE_OK)
-    goto curlfail;
-  if (strlen(out->path) < 2) {
-    er_errf(err, ER_E_INPUT,
-            "redis URL %s: expected an absolute socket path "
-            "(unix:///path/to.sock)",
-            red);
-    goto out;
-  }
-  rc = 0;
+  er_errf(err, ER_E_INPUT,
+          "redis URL %s: expected an absolute socket path "
+          "(unix:///path/to.sock)",
+          red);
   goto out;
 
 curlfail:

@@ -108,22 +108,29 @@ json_t *er_doc_parse(const char *file, const char *text, size_t len,
   return doc;
 }
 
-json_t *er_doc_load(const char *path, size_t cap, er_jpos_t **pos,
-                    er_diags_t *diags) {
+char *er_doc_read(const char *path, size_t cap, size_t *len,
+                  er_diags_t *diags) {
   er_err_t err = {0};
-  size_t len = 0;
-  char *text = er_read_file(path, cap, &len, &err);
-  json_t *doc;
-  if (pos)
-    *pos = NULL;
+  char *text = er_read_file(path, cap, len, &err);
   if (!text) {
     const char *m = err.msg;
     size_t pl = strlen(path);
     if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
       m += pl + 2; /* the problem names the file already */
     er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
-    return NULL;
   }
+  return text;
+}
+
+json_t *er_doc_load(const char *path, size_t cap, er_jpos_t **pos,
+                    er_diags_t *diags) {
+  size_t len = 0;
+  char *text = er_doc_read(path, cap, &len, diags);
+  json_t *doc;
+  if (pos)
+    *pos = NULL;
+  if (!text)
+    return NULL;
   doc = er_doc_parse(path, text, len, 1 << 20, pos, diags);
   free(text);
   return doc;

@@ -36,6 +36,11 @@ bool er_doc_is_scenario_name(const char *name);
 json_t *er_doc_parse(const char *file, const char *text, size_t len,
                      int max_depth, er_jpos_t **pos, er_diags_t *diags);
 
+/* The text of path (at most cap bytes; *len its length), or NULL with
+ * the problem (the file cannot be read, is too large) in diags. Caller
+ * frees. */
+char *er_doc_read(const char *path, size_t cap, size_t *len, er_diags_t *diags);
+
 /* Reads (at most cap bytes) and parses path; problems (the file cannot
  * be read, syntax) go to diags. *pos as er_doc_parse with every level.
  * New reference, or NULL. */

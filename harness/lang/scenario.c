@@ -734,22 +734,6 @@ er_scenario_t *er_scenario_load_opts(const char *path, const er_load_opts_t *o,
   return first;
 }
 
-/* The text of path (problems to diags), or NULL. */
-static char *read_text(const char *path, size_t *len, er_diags_t *diags) {
-  er_err_t err;
-  char *text;
-  er_err_clear(&err);
-  text = er_read_file(path, SCENARIO_MAX_BYTES, len, &err);
-  if (!text) {
-    const char *m = err.msg;
-    size_t pl = strlen(path);
-    if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
-      m += pl + 2; /* the problem names the file already */
-    er_diags_addf(diags, path, 0, 0, ER_DIAG_ERROR, "%s", m);
-  }
-  return text;
-}
-
 /* The document of text: whole, or, for a JSON file of at least
  * o->lean_bytes, without its steps, which *L then gives (*lean says
  * which). *pos gets the steps' and their actions' positions (level 3:
@@ -850,7 +834,7 @@ int er_scenario_load_all(const char *path, const er_load_opts_t *o,
   *nout = 0;
   if (is_step_file(path)) /* checked on its own; it holds no scenario */
     return er_uses_check_file(path, fixtures, diags);
-  text = read_text(path, &len, diags);
+  text = er_doc_read(path, SCENARIO_MAX_BYTES, &len, diags);
   doc = text ? parse_doc(path, text, len, o, &L, &lean, &pos, diags) : NULL;
   if (!doc)
     goto out;
