@@ -1302,20 +1302,21 @@ static bool wait_gone(svc_t *v, int64_t ms) {
   return true;
 }
 
-/* Stops v (its lock held); how it went goes into report (may be NULL). */
-static void svc_stop(svc_t *v, er_buf_t *report) {
-  int64_t t0 = er_now_ms();
-  char took[32], dur[32], st[64];
+/* The first half of a stop (v's lock held): SIGTERM to its group, or,
+ * when there is nothing to stop, what to say in report (may be NULL).
+ * True when v was signalled: svc_stop_end waits for it. */
+static bool svc_stop_begin(svc_t *v, er_buf_t *report) {
+  char st[64];
   if (v->pid <= 0) {
     if (report)
       er_buf_printf(report, "service '%s' was never started\n", v->name);
-    return;
+    return false;
   }
   if (v->stopped) {
     if (report)
       er_buf_printf(report, "service '%s' (pid %d) is stopped already\n",
                     v->name, (int)v->pid);
-    return;
+    return false;
   }
   v->stopped = true;
   if (group_gone(v)) {
@@ -1323,30 +1324,65 @@ static void svc_stop(svc_t *v, er_buf_t *report) {
     if (report)
       er_buf_printf(report, "service '%s' (pid %d) was not running: it %s\n",
                     v->name, (int)v->pid, st);
+    keeper_release(v);
+    return false;
+  }
+  signal_svc(v, SIGTERM);
+  return true;
+}
+
+/* The second half (v's lock held): waits until t0 (when SIGTERM was
+ * sent) + its stop time for the group to be gone, else SIGKILL. */
+static void svc_stop_end(svc_t *v, int64_t t0, er_buf_t *report) {
+  char took[32], dur[32];
+  int64_t left = t0 + v->stop_ms - er_now_ms();
+  if (wait_gone(v, left > 0 ? left : 0)) {
+    er_fmt_duration(er_now_ms() - t0, took);
+    if (report)
+      er_buf_printf(report, "service '%s' (pid %d) stopped by SIGTERM in %s\n",
+                    v->name, (int)v->pid, took);
   } else {
-    signal_svc(v, SIGTERM);
-    if (wait_gone(v, v->stop_ms)) {
-      er_fmt_duration(er_now_ms() - t0, took);
-      if (report)
-        er_buf_printf(report,
-                      "service '%s' (pid %d) stopped by SIGTERM in %s\n",
-                      v->name, (int)v->pid, took);
-    } else {
-      signal_svc(v, SIGKILL);
-      if (!wait_gone(v, KILL_WAIT_MS))
-        fprintf(stderr,
-                "eventrig: service '%s': process group %d still not empty "
-                "after SIGKILL\n",
-                v->name, (int)v->pid);
-      fmt_dur(v->stop_ms, dur);
-      if (report)
-        er_buf_printf(report,
-                      "service '%s' (pid %d) did not stop within %s of "
-                      "SIGTERM: killed with SIGKILL\n",
-                      v->name, (int)v->pid, dur);
-    }
+    signal_svc(v, SIGKILL);
+    if (!wait_gone(v, KILL_WAIT_MS))
+      fprintf(stderr,
+              "eventrig: service '%s': process group %d still not empty "
+              "after SIGKILL\n",
+              v->name, (int)v->pid);
+    fmt_dur(v->stop_ms, dur);
+    if (report)
+      er_buf_printf(report,
+                    "service '%s' (pid %d) did not stop within %s of "
+                    "SIGTERM: killed with SIGKILL\n",
+                    v->name, (int)v->pid, dur);
   }
   keeper_release(v);
+}
+
+/* Stops v (its lock held); how it went goes into report (may be NULL). */
+static void svc_stop(svc_t *v, er_buf_t *report) {
+  int64_t t0 = er_now_ms();
+  if (svc_stop_begin(v, report))
+    svc_stop_end(v, t0, report);
+}
+
+/* Stops vs[0..n) together (their locks held), last first: every one gets
+ * SIGTERM, then each is waited for. The instances of one service leave
+ * at once; one after another, each would wait out the consumer-group
+ * rebalance the one before it started. */
+static void svc_stop_all(svc_t *const *vs, size_t n, er_buf_t *report) {
+  int64_t t0 = er_now_ms();
+  bool *sent = calloc(n ? n : 1, sizeof *sent);
+  if (!sent) { /* one at a time, then */
+    for (size_t k = n; k-- > 0;)
+      svc_stop(vs[k], report);
+    return;
+  }
+  for (size_t k = n; k-- > 0;)
+    sent[k] = svc_stop_begin(vs[k], report);
+  for (size_t k = n; k-- > 0;)
+    if (sent[k])
+      svc_stop_end(vs[k], t0, report);
+  free(sent);
 }
 
 /* SIGKILL to v's group at once (its lock held). */
@@ -1372,15 +1408,37 @@ static void svc_kill(svc_t *v, er_buf_t *report) {
                   v->name, (int)v->pid, took);
 }
 
+/* Locks vs[0..n) in order, stops them together, unlocks them. */
+static void stop_locked(svc_t *const *vs, size_t n, er_buf_t *report) {
+  for (size_t k = 0; k < n; k++)
+    pthread_mutex_lock(&vs[k]->mu);
+  svc_stop_all(vs, n, report);
+  for (size_t k = 0; k < n; k++)
+    pthread_mutex_unlock(&vs[k]->mu);
+}
+
 void er_services_stop(er_services_t *s) {
+  svc_t **vs;
   if (!s || !s->v)
     return;
-  for (size_t i = s->n; i > 0; i--) {
-    svc_t *v = &s->v[i - 1];
-    pthread_mutex_lock(&v->mu);
-    svc_stop(v, NULL);
-    pthread_mutex_unlock(&v->mu);
+  vs = calloc(s->n ? s->n : 1, sizeof *vs);
+  /* last first; the instances of one group together */
+  for (size_t i = s->n; i > 0;) {
+    size_t j = i - 1, n = 0;
+    const char *g = s->v[j].group;
+    while (j > 0 && g && s->v[j - 1].group && !strcmp(s->v[j - 1].group, g))
+      j--;
+    for (size_t k = j; k < i; k++) {
+      if (vs)
+        vs[n++] = &s->v[k];
+      else
+        stop_locked((svc_t *const[]){&s->v[k]}, 1, NULL);
+    }
+    if (vs)
+      stop_locked(vs, n, NULL);
+    i = j;
   }
+  free(vs);
 }
 
 /* ---- control of single services and groups
@@ -1543,16 +1601,23 @@ int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
     rc = unknown_name(s, name, err);
     goto out;
   }
-  if (op != ER_SVC_OP_START) { /* stop, kill, and the first half of restart */
+  if (op == ER_SVC_OP_KILL) {
     for (size_t k = n; k-- > 0;) {
       svc_t *v = &s->v[idx[k]];
       pthread_mutex_lock(&v->mu);
-      if (op == ER_SVC_OP_KILL)
-        svc_kill(v, report);
-      else
-        svc_stop(v, report);
+      svc_kill(v, report);
       pthread_mutex_unlock(&v->mu);
     }
+  } else if (op != ER_SVC_OP_START) { /* stop, the first half of restart */
+    svc_t **vs = calloc(n, sizeof *vs);
+    if (!vs) {
+      rc = er_errf(err, ER_E_ENV, "out of memory");
+      goto out;
+    }
+    for (size_t k = 0; k < n; k++)
+      vs[k] = &s->v[idx[k]];
+    stop_locked(vs, n, report);
+    free(vs);
   }
   if (op == ER_SVC_OP_START || op == ER_SVC_OP_RESTART) {
     for (size_t k = 0; k < n && rc == 0; k++) {
