@@ -1421,7 +1421,7 @@ void er_services_stop(er_services_t *s) {
   svc_t **vs;
   if (!s || !s->v)
     return;
-  vs = calloc(s->n ? s->n : 1, sizeof *vs);
+  vs = calloc(s->n ? s->n : 1, sizeof(svc_t *));
   /* last first; the instances of one group together */
   for (size_t i = s->n; i > 0;) {
     size_t j = i - 1, n = 0;
@@ -1609,7 +1609,7 @@ int er_services_control(er_services_t *s, const char *name, er_svc_op_t op,
       pthread_mutex_unlock(&v->mu);
     }
   } else if (op != ER_SVC_OP_START) { /* stop, the first half of restart */
-    svc_t **vs = calloc(n, sizeof *vs);
+    svc_t **vs = calloc(n, sizeof(svc_t *));
     if (!vs) {
       rc = er_errf(err, ER_E_ENV, "out of memory");
       goto out;
