@@ -590,24 +590,63 @@ int er_hexval(int c) {
   return -1;
 }
 
-int er_free_port(er_err_t *err) {
+/* Whether port is free to listen on at 127.0.0.1 (no SO_REUSEADDR: a
+ * port with connections in TIME_WAIT is not taken either). 1 yes, 0 no,
+ * -1 on a socket error (err). With port 0, *got gets the one the system
+ * gave. */
+static int try_port(int port, int *got, er_err_t *err) {
   struct sockaddr_in a;
   socklen_t al = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
   if (fd < 0)
     return er_errf(err, ER_E_ENV, "socket: %s", strerror(errno));
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+  a.sin_port = htons((uint16_t)port);
+  ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+       getsockname(fd, (struct sockaddr *)&a, &al) == 0;
+  if (ok && got)
+    *got = ntohs(a.sin_port);
+  if (!ok && port == 0)
     er_errf(err, ER_E_ENV, "cannot bind a free port on 127.0.0.1: %s",
             strerror(errno));
-  else
-    port = ntohs(a.sin_port);
   close(fd);
-  return port;
+  return ok ? 1 : (port == 0 ? -1 : 0);
+}
+
+/* The first port of the system's ephemeral range (the ports bind to port
+ * 0 and outgoing connections take), or 32768. */
+static int ephemeral_low(void) {
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  int lo = 32768, hi = 60999;
+  if (f) {
+    if (fscanf(f, "%d %d", &lo, &hi) != 2)
+      lo = 32768;
+    fclose(f);
+  }
+  return lo;
+}
+
+int er_free_port(er_err_t *err) {
+  enum { FLOOR = 10000, TRIES = 200 };
+  int lo = ephemeral_low(), port = -1;
+  /* below the ephemeral range: a port handed out here is not bound until
+   * its service starts, and a listener on port 0 (a proxy, the embedded
+   * broker) or an outgoing connection must not take it in between */
+  for (int i = 0; lo - FLOOR >= 1000 && i < TRIES; i++) {
+    uint32_t r;
+    int rc;
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+      break;
+    port = FLOOR + (int)(r % (uint32_t)(lo - FLOOR));
+    if ((rc = try_port(port, NULL, err)) == 1)
+      return port;
+    if (rc < 0)
+      return -1;
+  }
+  /* no such range (or nothing free in it): any port the system gives */
+  return try_port(0, &port, err) == 1 ? port : -1;
 }
 
 int er_url_encode(er_buf_t *b, const char *s, size_t n) {

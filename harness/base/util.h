@@ -135,8 +135,11 @@ int er_mkdirs(const char *path, er_err_t *err);
  * there is nothing above it. For searches from a folder upwards. */
 bool er_path_up(char *d);
 
-/* Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
- * Returns the port, or -1 with err (ER_E_ENV). */
+/* Finds a free TCP port on 127.0.0.1: a random one between 10000 and the
+ * system's ephemeral range (so that no listener on port 0 and no outgoing
+ * connection takes it before whoever it is for binds it), checked by
+ * binding it; else one the system gives (bind to port 0). Returns the
+ * port, or -1 with err (ER_E_ENV). */
 int er_free_port(er_err_t *err);
 
 /* strdup that never returns NULL on success paths (returns NULL only if
