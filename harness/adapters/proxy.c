@@ -268,10 +268,16 @@ static void side_events(er_proxy_set_t *s, side_t *sd, uint32_t want) {
 
 static void side_close(side_t *sd, bool rst) {
   if (sd->fd >= 0) {
+    /* out of epoll before the close: a child forked by another thread
+     * holds a copy of the socket until its exec, and while any copy is
+     * open epoll goes on reporting the socket, with a pointer to this
+     * side after its connection is freed */
+    if (sd->ev && sd->conn)
+      epoll_ctl(sd->conn->p->set->epfd, EPOLL_CTL_DEL, sd->fd, NULL);
     if (rst)
       close_rst(sd->fd);
     else
-      close(sd->fd); /* also removes it from epoll */
+      close(sd->fd);
   }
   sd->fd = -1;
   sd->ev = 0;

@@ -516,7 +516,8 @@ static void child_exec(const spawn_req_t *r, pid_t parent, int efd) {
 }
 
 /* fork + exec; *pid set on success. Exec failures come back through a
- * close-on-exec pipe, waited for at most wait_ms. */
+ * close-on-exec pipe, waited for at most wait_ms (EXEC_WAIT_MS when 0). */
+#define EXEC_WAIT_MS 5000
 static int spawn(const spawn_req_t *r, pid_t *pid_out, const char *svc,
                  int64_t wait_ms, er_err_t *err) {
   int ep[2] = {-1, -1};
@@ -543,7 +544,10 @@ static int spawn(const spawn_req_t *r, pid_t *pid_out, const char *svc,
   setpgid(pid, pid);
   pfd.fd = ep[0];
   pfd.events = POLLIN;
-  if (poll(&pfd, 1, (int)(wait_ms > 0 ? wait_ms : 1)) > 0) {
+  /* a service without a readiness check (wait_ms 0) is still waited
+   * for until its exec: what it runs then is the program, with only its
+   * own descriptors, and an exec that fails is reported here */
+  if (poll(&pfd, 1, (int)(wait_ms > 0 ? wait_ms : EXEC_WAIT_MS)) > 0) {
     do
       n = read(ep[0], &f, sizeof f);
     while (n < 0 && errno == EINTR);

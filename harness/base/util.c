@@ -618,7 +618,7 @@ static int try_port(int port, int *got, er_err_t *err) {
 /* The first port of the system's ephemeral range (the ports bind to port
  * 0 and outgoing connections take), or 32768. */
 static int ephemeral_low(void) {
-  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
   int lo = 32768, hi = 60999;
   if (f) {
     if (fscanf(f, "%d %d", &lo, &hi) != 2)
