@@ -1306,6 +1306,16 @@ static bool wait_gone(svc_t *v, int64_t ms) {
   return true;
 }
 
+/* SIGKILL to v's group, and a wait for it to be empty. */
+static void kill_group(svc_t *v) {
+  signal_svc(v, SIGKILL);
+  if (!wait_gone(v, KILL_WAIT_MS))
+    fprintf(stderr,
+            "eventrig: service '%s': process group %d still not empty "
+            "after SIGKILL\n",
+            v->name, (int)v->pid);
+}
+
 /* The first half of a stop (v's lock held): SIGTERM to its group, or,
  * when there is nothing to stop, what to say in report (may be NULL).
  * True when v was signalled: svc_stop_end waits for it. */
@@ -1346,12 +1356,7 @@ static void svc_stop_end(svc_t *v, int64_t t0, er_buf_t *report) {
       er_buf_printf(report, "service '%s' (pid %d) stopped by SIGTERM in %s\n",
                     v->name, (int)v->pid, took);
   } else {
-    signal_svc(v, SIGKILL);
-    if (!wait_gone(v, KILL_WAIT_MS))
-      fprintf(stderr,
-              "eventrig: service '%s': process group %d still not empty "
-              "after SIGKILL\n",
-              v->name, (int)v->pid);
+    kill_group(v);
     fmt_dur(v->stop_ms, dur);
     if (report)
       er_buf_printf(report,
@@ -1398,12 +1403,7 @@ static void svc_kill(svc_t *v, er_buf_t *report) {
     return;
   }
   v->stopped = true;
-  signal_svc(v, SIGKILL);
-  if (!wait_gone(v, KILL_WAIT_MS))
-    fprintf(stderr,
-            "eventrig: service '%s': process group %d still not empty "
-            "after SIGKILL\n",
-            v->name, (int)v->pid);
+  kill_group(v);
   keeper_release(v);
   er_fmt_duration(er_now_ms() - t0, took);
   if (report)
