@@ -20,6 +20,7 @@ mkdir -p "$logdir"
 passed=0
 failed=0
 progs=()
+failures=()
 for b in build/asan/tests/test_*; do [ -x "$b" ] && progs+=("$b"); done
 for s in tests/integration/*.sh; do [ -f "$s" ] && progs+=("$s"); done
 start_all=$(date +%s)
@@ -43,12 +44,19 @@ for p in "${progs[@]}"; do
   t1=$(date +%s)
   if [ "$nok" -gt 0 ]; then
     printf '%-40s %4d ok %3d FAILED  (%ds)\n' "$name" "$ok" "$nok" $((t1 - t0))
+    while IFS= read -r line; do failures+=("$name: $line"); done \
+      < <(grep -E '^not ok' "$log" | head -10)
     grep -E '^(not ok|#)' "$log" | head -40 | sed 's/^/    /'
     tail -n 15 "$log" | sed 's/^/    | /'
   else
     printf '%-40s %4d ok            (%ds)\n' "$name" "$ok" $((t1 - t0))
   fi
 done
+# The failed checks again at the end, where a CI log's tail shows them.
+if [ "${#failures[@]}" -gt 0 ]; then
+  echo "failed checks (first 10 per program; logs in build/test-logs/):"
+  printf '  %s\n' "${failures[@]}"
+fi
 echo "total wall time: $(( $(date +%s) - start_all ))s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
