@@ -269,8 +269,9 @@ static int run_hold(er_exec_t *x, const json_t *args) {
   for (;;) {
     int64_t now;
     polls++;
-    /* each poll may take at most until the end of the hold */
-    rc = poll_once(x, a, iargs, end + interval, &detail, caps);
+    /* a poll started within the hold may take until the step's deadline:
+     * a slow answer is waited for, not taken for a broken condition */
+    rc = poll_once(x, a, iargs, x->deadline_ms, &detail, caps);
     er_progress_note(x, polls, er_buf_cstr(&detail));
     now = er_now_ms();
     if (rc != ER_STEP_OK || er_interrupted())

@@ -198,7 +198,7 @@ check "outlive: the next one uses the proxy without healing" [ "$(status outlive
 # --- metrics expectations ----------------------------------------------------
 run_er metrics --env $E $D/metrics
 after_run metrics 0
-for s in "a counter rises" "holds steady" "summed over two" "escapes, timestamps"; do
+for s in "a counter rises" "holds steady" "summed over two" "escapes, timestamps" "slow last poll"; do
   check "metrics: '$s' passed" [ "$(status metrics "$s")" = pass ] || diag "$(tc_fail metrics "$s")"
 done
 log=$(tc_log metrics "a counter rises")
@@ -208,6 +208,8 @@ check "metrics: the sum over two URLs is logged with its parts" \
   grep -qE 'sut_watch_conflicts_total\{kind="sum-[^"]*"\} = 5 \(sum of 2 samples from 2 URL\(s\)\)' <<<"$(tc_log metrics "summed over two")"
 check "metrics: hold polled for the whole second" \
   grep -qE "metrics held for 1\.000s \(([5-9]|[1-9][0-9]+) polls\)" <<<"$(tc_log metrics "holds steady")"
+check "metrics: a hold waits for a slow last poll (2 scrapes of 700 ms in a 1 s hold)" \
+  bash -c '[ "$2" = pass ] && grep -qE "metrics held for 1\.000s \(2 polls\)" <<<"$1"' _ "$(tc_log metrics "slow last poll")" "$(status metrics "slow last poll")"
 
 run_er mfail --env $E $D/metrics-fail
 after_run mfail 1

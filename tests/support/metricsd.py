@@ -4,7 +4,9 @@
 Usage: metricsd.py PORT INSTANCE
 
 Endpoints (GET):
-  /metrics   the text exposition format (0.0.4): every counter bumped so
+  /metrics[?delay_ms=D]
+             after waiting D ms (default 0), the text exposition format
+             (0.0.4): every counter bumped so
              far, each with the label instance="INSTANCE" plus its own
              labels, and a few fixed samples that exercise the format:
                metricsd_up 1
@@ -100,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         u = urlsplit(self.path)
         if u.path == "/metrics":
+            q = dict(parse_qsl(u.query))
+            if q.get("delay_ms", "").isdigit():  # a slow scrape
+                time.sleep(min(int(q["delay_ms"]), 60000) / 1000.0)
             self._send(200, render())
             return
         if u.path == "/broken":
