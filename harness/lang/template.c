@@ -430,126 +430,165 @@ out:
   free(names);
 }
 
-/* Evaluates a name path (with an optional default). Returns a new
- * reference, or NULL with err set. */
-static json_t *eval_path(er_tmpl_t *t, const where_t *w, const char *path,
-                         size_t plen, int has_def, const char *def,
-                         size_t def_n, er_err_t *err) {
-  char seg[256], prev[256];
-  size_t pos = 0;
-  char *pathz = NULL;
-  json_t *cur = NULL, *out = NULL;
-  er_buf_t msg = ER_BUF_INIT(2048);
-  const char *names[256];
-  size_t nn;
+/* One name path being evaluated: the path (a copy), where its next
+ * segment starts, the segment read last, its default, the message of a
+ * problem and where the problem goes. */
+typedef struct path_eval {
+  er_tmpl_t *t;
+  const where_t *w;
+  char *pathz;
+  size_t pos;
+  char seg[256];
+  int has_def;
+  const char *def;
+  size_t def_n;
+  er_buf_t msg;
+  er_err_t *err;
+} path_eval_t;
 
-  pathz = strndup(path, plen);
-  if (!pathz) {
-    er_errf(err, ER_E_ENV, "out of memory");
-    goto out;
+/* Sets err from p->msg; returns NULL. */
+static json_t *pe_fail(path_eval_t *p) {
+  expr_err(p->err, p->w, &p->msg);
+  return NULL;
+}
+
+/* Reads the next segment into p->seg: 0, or -1 with err set. */
+static int pe_next(path_eval_t *p) {
+  if (next_seg(p->pathz, &p->pos, p->seg, sizeof p->seg) >= 0)
+    return 0;
+  er_buf_printf(&p->msg, "bad name '%s' (empty or over-long segment)",
+                p->pathz);
+  pe_fail(p);
+  return -1;
+}
+
+/* ${uuid} / ${now} (p->seg): a new string, or NULL with err set. */
+static json_t *pe_builtin(path_eval_t *p) {
+  char buf[40];
+  if (p->pathz[p->pos] != '\0') {
+    er_buf_printf(&p->msg, "'%s' has no fields", p->seg);
+    return pe_fail(p);
   }
-  do { /* "a..b" and "a." are refused before any lookup */
-    if (next_seg(pathz, &pos, seg, sizeof seg) < 0) {
-      er_buf_printf(&msg, "bad name '%s' (empty or over-long segment)", pathz);
-      expr_err(err, w, &msg);
-      goto out;
+  if (p->seg[0] == 'u')
+    er_uuid4(buf);
+  else
+    er_rfc3339_now(buf);
+  return json_string(buf);
+}
+
+/* The value the path starts from, ${env.NAME} or a name of the context
+ * (p->seg): a new reference; *def_used when it is the default instead;
+ * NULL with err set. */
+static json_t *pe_root(path_eval_t *p, bool *def_used) {
+  static const char *const comp[] = {"uuid", "now", "env"};
+  const char *names[256];
+  json_t *cur;
+  int unset = 0;
+  *def_used = false;
+  if (strcmp(p->seg, "env") == 0) {
+    if (p->pathz[p->pos] == '\0' ||
+        next_seg(p->pathz, &p->pos, p->seg, sizeof p->seg) < 0) {
+      er_buf_puts(&p->msg, "env needs a variable name: ${env.NAME}");
+      return pe_fail(p);
     }
-  } while (pathz[pos] != '\0');
-  pos = 0;
-  next_seg(pathz, &pos, seg, sizeof seg);
-  if (strcmp(seg, "uuid") == 0 || strcmp(seg, "now") == 0) {
-    char buf[40];
-    if (pathz[pos] != '\0') {
-      er_buf_printf(&msg, "'%s' has no fields", seg);
-      expr_err(err, w, &msg);
-      goto out;
-    }
-    if (seg[0] == 'u')
-      er_uuid4(buf);
-    else
-      er_rfc3339_now(buf);
-    out = json_string(buf);
-    goto out;
-  }
-  if (strcmp(seg, "env") == 0) {
-    int unset = 0;
-    if (pathz[pos] == '\0' || next_seg(pathz, &pos, seg, sizeof seg) < 0) {
-      er_buf_puts(&msg, "env needs a variable name: ${env.NAME}");
-      expr_err(err, w, &msg);
-      goto out;
-    }
-    cur = env_value(t, seg, has_def, &unset, err);
-    if (!cur && !unset)
-      goto out;
-    if (!cur) {
-      if (has_def) {
-        out = json_stringn(def, def_n);
-        goto out;
-      }
-      er_buf_printf(&msg, "environment variable '%s' is not set", seg);
-      env_hint(t, &msg, seg);
-      er_buf_printf(&msg, "; give a default with ${env.%s:-value}", seg);
-      expr_err(err, w, &msg);
-      goto out;
-    }
+    cur = env_value(p->t, p->seg, p->has_def, &unset, p->err);
+    if (cur || !unset)
+      return cur;
   } else {
-    static const char *const comp[] = {"uuid", "now", "env"};
-    cur = json_object_get(t->ctx, seg);
-    if (!cur) {
-      if (has_def) {
-        out = json_stringn(def, def_n);
-        goto out;
-      }
-      nn = collect_names(t->ctx, comp, 3, names, 256);
-      er_buf_printf(&msg, "unknown name '%s'", seg);
-      hint(&msg, seg, names, nn);
-      expr_err(err, w, &msg);
-      goto out;
-    }
-    json_incref(cur);
+    cur = json_object_get(p->t->ctx, p->seg);
+    if (cur)
+      return json_incref(cur);
   }
-  /* descend */
-  while (pathz[pos] != '\0') {
+  if (p->has_def) {
+    *def_used = true;
+    return json_stringn(p->def, p->def_n);
+  }
+  if (unset) {
+    er_buf_printf(&p->msg, "environment variable '%s' is not set", p->seg);
+    env_hint(p->t, &p->msg, p->seg);
+    er_buf_printf(&p->msg, "; give a default with ${env.%s:-value}", p->seg);
+  } else {
+    er_buf_printf(&p->msg, "unknown name '%s'", p->seg);
+    hint(&p->msg, p->seg, names,
+         collect_names(p->t->ctx, comp, 3, names, 256));
+  }
+  return pe_fail(p);
+}
+
+/* The problem of a segment (p->seg) that cur (reached by prev) lacks. */
+static json_t *pe_no_child(path_eval_t *p, const json_t *cur,
+                           const char *prev) {
+  const char *names[256];
+  if (json_is_object(cur)) {
+    er_buf_printf(&p->msg, "'%s' has no key '%s'", prev, p->seg);
+    hint(&p->msg, p->seg, names, collect_names(cur, NULL, 0, names, 256));
+  } else if (json_is_array(cur)) {
+    er_buf_printf(&p->msg,
+                  "'%s' is an array of %zu; '%s' is not an index in it", prev,
+                  json_array_size(cur), p->seg);
+  } else {
+    er_buf_printf(&p->msg, "'%s' is %s, it has no '%s'", prev,
+                  er_json_type_noun(cur), p->seg);
+  }
+  return pe_fail(p);
+}
+
+/* Follows the rest of the path from cur (taken over): a new reference,
+ * the default, or NULL with err set. */
+static json_t *pe_descend(path_eval_t *p, json_t *cur) {
+  char prev[256];
+  while (p->pathz[p->pos] != '\0') {
     json_t *next;
-    snprintf(prev, sizeof prev, "%.*s", (int)(pos ? pos - 1 : 0), pathz);
-    if (next_seg(pathz, &pos, seg, sizeof seg) < 0) {
-      er_buf_printf(&msg, "bad name '%s' (empty or over-long segment)", pathz);
-      expr_err(err, w, &msg);
-      goto out;
+    snprintf(prev, sizeof prev, "%.*s", (int)(p->pos ? p->pos - 1 : 0),
+             p->pathz);
+    if (pe_next(p) < 0) {
+      json_decref(cur);
+      return NULL;
     }
-    next = child(cur, seg);
+    next = child(cur, p->seg);
     if (!next) {
-      if (has_def) {
-        out = json_stringn(def, def_n);
-        goto out;
-      }
-      if (json_is_object(cur)) {
-        nn = collect_names(cur, NULL, 0, names, 256);
-        er_buf_printf(&msg, "'%s' has no key '%s'", prev, seg);
-        hint(&msg, seg, names, nn);
-      } else if (json_is_array(cur)) {
-        er_buf_printf(&msg,
-                      "'%s' is an array of %zu; '%s' is not an index in it",
-                      prev, json_array_size(cur), seg);
-      } else {
-        er_buf_printf(&msg, "'%s' is %s, it has no '%s'", prev,
-                      er_json_type_noun(cur), seg);
-      }
-      expr_err(err, w, &msg);
-      goto out;
+      json_t *out = p->has_def ? json_stringn(p->def, p->def_n)
+                               : pe_no_child(p, cur, prev);
+      json_decref(cur);
+      return out;
     }
     json_incref(next);
     json_decref(cur);
     cur = next;
   }
-  out = cur;
-  cur = NULL;
+  return cur;
+}
+
+/* Evaluates a name path (with an optional default). Returns a new
+ * reference, or NULL with err set. */
+static json_t *eval_path(er_tmpl_t *t, const where_t *w, const char *path,
+                         size_t plen, int has_def, const char *def,
+                         size_t def_n, er_err_t *err) {
+  path_eval_t p = {t, w, NULL, 0, "", has_def, def, def_n,
+                   ER_BUF_INIT(2048), err};
+  json_t *out = NULL;
+  bool def_used = false;
+
+  p.pathz = strndup(path, plen);
+  if (!p.pathz) {
+    er_errf(err, ER_E_ENV, "out of memory");
+    goto out;
+  }
+  do { /* "a..b" and "a." are refused before any lookup */
+    if (pe_next(&p) < 0)
+      goto out;
+  } while (p.pathz[p.pos] != '\0');
+  p.pos = 0;
+  pe_next(&p);
+  if (strcmp(p.seg, "uuid") == 0 || strcmp(p.seg, "now") == 0)
+    out = pe_builtin(&p);
+  else if ((out = pe_root(&p, &def_used)) != NULL && !def_used)
+    out = pe_descend(&p, out);
 out:
   if (!out && err && err->code == ER_E_NONE)
     er_errf(err, ER_E_ENV, "out of memory");
-  json_decref(cur);
-  er_buf_free(&msg);
-  free(pathz);
+  er_buf_free(&p.msg);
+  free(p.pathz);
   return out;
 }
 
