@@ -337,19 +337,117 @@ nomem:
   return -1;
 }
 
+/* A sample's labels as offsets into the scratch buffer, which may still
+ * move while the line is read. */
+typedef struct label_offs {
+  long name[ER_PROM_MAX_LABELS], val[ER_PROM_MAX_LABELS];
+  size_t val_len[ER_PROM_MAX_LABELS];
+  size_t n;
+} label_offs_t;
+
+static int no_memory(lctx_t *c) {
+  return er_errf(c->err, ER_E_ENV, "line %d: out of memory", c->line);
+}
+
+/* One 'name="value"' at c->p, appended to lo: 0, or -1 with the error. */
+static int one_label(lctx_t *c, scratch_t *sc, label_offs_t *lo) {
+  const char *ln = c->p;
+  const char *name;
+  size_t k = lo->n;
+  char sb[8];
+  if (!label_start(*c->p))
+    return lerr(c, "expected a label name, found %s", show_char(*c->p, sb));
+  if (k == ER_PROM_MAX_LABELS)
+    return lerr(c, "more than %d labels on one sample", ER_PROM_MAX_LABELS);
+  while (c->p < c->end && label_char(*c->p))
+    c->p++;
+  lo->name[k] = sc_put(sc, ln, (size_t)(c->p - ln));
+  if (lo->name[k] < 0)
+    return no_memory(c);
+  name = sc->p + lo->name[k];
+  for (size_t i = 0; i < k; i++)
+    if (strcmp(sc->p + lo->name[i], name) == 0)
+      return lerr(c, "label '%s' given twice", name);
+  skip_blanks(c);
+  if (c->p >= c->end || *c->p != '=')
+    return lerr(c, "expected '=' after label '%s'", name);
+  c->p++;
+  skip_blanks(c);
+  if (c->p >= c->end || *c->p != '"')
+    return lerr(c, "the value of label '%s' must be in double quotes", name);
+  c->p++;
+  lo->val[k] = label_value(c, sc, &lo->val_len[k]);
+  if (lo->val[k] < 0)
+    return -1;
+  lo->n++;
+  return 0;
+}
+
+/* The labels after a '{' (c->p just past it) up to its '}' into lo: 0, or
+ * -1 with the error. */
+static int label_set(lctx_t *c, scratch_t *sc, label_offs_t *lo) {
+  char sb[8];
+  for (;;) {
+    skip_blanks(c);
+    if (c->p >= c->end)
+      return lerr(c, "unterminated label set (a '}' is missing)");
+    if (*c->p == '}') {
+      c->p++;
+      return 0;
+    }
+    if (one_label(c, sc, lo) != 0)
+      return -1;
+    skip_blanks(c);
+    if (c->p < c->end && *c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (c->p < c->end && *c->p == '}') {
+      c->p++;
+      return 0;
+    }
+    if (c->p >= c->end)
+      return lerr(c, "unterminated label set (a '}' is missing)");
+    return lerr(c, "expected ',' or '}' after a label value, found %s",
+                show_char(*c->p, sb));
+  }
+}
+
+/* The value and the optional timestamp after the name and labels. */
+static int value_and_ts(lctx_t *c, const char *name, er_prom_sample_t *smp) {
+  const char *vs, *why = NULL;
+  size_t vn;
+  token(c, &vs, &vn);
+  if (vn == 0)
+    return lerr(c, "sample '%s' has no value", name);
+  if (parse_value(vs, vn, &smp->value, &why) != 0)
+    return lerr(c, "%s", why);
+  skip_blanks(c);
+  if (c->p < c->end) {
+    const char *ts;
+    size_t tn;
+    token(c, &ts, &tn);
+    if (parse_ts(ts, tn, &smp->timestamp_ms) != 0)
+      return lerr(c, "the timestamp must be an integer (milliseconds)");
+    smp->has_timestamp = true;
+    skip_blanks(c);
+    if (c->p < c->end)
+      return lerr(c, "unexpected text after the timestamp");
+  }
+  return 0;
+}
+
 static int sample_line(lctx_t *c, const char *lstart, scratch_t *sc,
                        er_prom_cb cb, void *ud) {
-  long name_off, lname_off[ER_PROM_MAX_LABELS], lval_off[ER_PROM_MAX_LABELS];
-  size_t lval_len[ER_PROM_MAX_LABELS];
+  label_offs_t lo;
   er_prom_label_t labels[ER_PROM_MAX_LABELS];
-  size_t nl = 0;
-  const char *s, *vs;
-  size_t vn;
+  long name_off;
+  const char *s;
   er_prom_sample_t smp;
-  const char *why = NULL;
   char sb[8];
 
   memset(&smp, 0, sizeof smp);
+  lo.n = 0;
   sc->len = 0;
   s = c->p;
   if (!name_start(*c->p))
@@ -358,97 +456,31 @@ static int sample_line(lctx_t *c, const char *lstart, scratch_t *sc,
     c->p++;
   name_off = sc_put(sc, s, (size_t)(c->p - s));
   if (name_off < 0)
-    goto nomem;
+    return no_memory(c);
   if (c->p < c->end && !is_blank(*c->p) && *c->p != '{')
     return lerr(c, "unexpected %s after the metric name", show_char(*c->p, sb));
   skip_blanks(c);
   if (c->p < c->end && *c->p == '{') {
     c->p++;
-    for (;;) {
-      const char *ln;
-      size_t lnlen;
-      skip_blanks(c);
-      if (c->p >= c->end)
-        return lerr(c, "unterminated label set (a '}' is missing)");
-      if (*c->p == '}') {
-        c->p++;
-        break;
-      }
-      if (!label_start(*c->p))
-        return lerr(c, "expected a label name, found %s", show_char(*c->p, sb));
-      if (nl == ER_PROM_MAX_LABELS)
-        return lerr(c, "more than %d labels on one sample", ER_PROM_MAX_LABELS);
-      ln = c->p;
-      while (c->p < c->end && label_char(*c->p))
-        c->p++;
-      lnlen = (size_t)(c->p - ln);
-      lname_off[nl] = sc_put(sc, ln, lnlen);
-      if (lname_off[nl] < 0)
-        goto nomem;
-      for (size_t i = 0; i < nl; i++)
-        if (strcmp(sc->p + lname_off[i], sc->p + lname_off[nl]) == 0)
-          return lerr(c, "label '%s' given twice", sc->p + lname_off[nl]);
-      skip_blanks(c);
-      if (c->p >= c->end || *c->p != '=')
-        return lerr(c, "expected '=' after label '%s'", sc->p + lname_off[nl]);
-      c->p++;
-      skip_blanks(c);
-      if (c->p >= c->end || *c->p != '"')
-        return lerr(c, "the value of label '%s' must be in double quotes",
-                    sc->p + lname_off[nl]);
-      c->p++;
-      lval_off[nl] = label_value(c, sc, &lval_len[nl]);
-      if (lval_off[nl] < 0)
-        return -1;
-      nl++;
-      skip_blanks(c);
-      if (c->p < c->end && *c->p == ',') {
-        c->p++;
-        continue;
-      }
-      if (c->p < c->end && *c->p == '}') {
-        c->p++;
-        break;
-      }
-      if (c->p >= c->end)
-        return lerr(c, "unterminated label set (a '}' is missing)");
-      return lerr(c, "expected ',' or '}' after a label value, found %s",
-                  show_char(*c->p, sb));
-    }
+    if (label_set(c, sc, &lo) != 0)
+      return -1;
     skip_blanks(c);
   }
-  token(c, &vs, &vn);
-  if (vn == 0)
-    return lerr(c, "sample '%s' has no value", sc->p + name_off);
-  if (parse_value(vs, vn, &smp.value, &why) != 0)
-    return lerr(c, "%s", why);
-  skip_blanks(c);
-  if (c->p < c->end) {
-    const char *ts;
-    size_t tn;
-    token(c, &ts, &tn);
-    if (parse_ts(ts, tn, &smp.timestamp_ms) != 0)
-      return lerr(c, "the timestamp must be an integer (milliseconds)");
-    smp.has_timestamp = true;
-    skip_blanks(c);
-    if (c->p < c->end)
-      return lerr(c, "unexpected text after the timestamp");
-  }
+  if (value_and_ts(c, sc->p + name_off, &smp) != 0)
+    return -1;
   /* the scratch buffer no longer moves: make the pointers */
-  for (size_t i = 0; i < nl; i++) {
-    labels[i].name = sc->p + lname_off[i];
-    labels[i].value = sc->p + lval_off[i];
-    labels[i].value_len = lval_len[i];
+  for (size_t i = 0; i < lo.n; i++) {
+    labels[i].name = sc->p + lo.name[i];
+    labels[i].value = sc->p + lo.val[i];
+    labels[i].value_len = lo.val_len[i];
   }
   smp.name = sc->p + name_off;
   smp.labels = labels;
-  smp.nlabels = nl;
+  smp.nlabels = lo.n;
   smp.line = c->line;
   smp.text = lstart;
   smp.text_len = (size_t)(c->end - lstart);
   return cb ? cb(ud, &smp) : 0;
-nomem:
-  return er_errf(c->err, ER_E_ENV, "line %d: out of memory", c->line);
 }
 
 int er_prom_parse(const char *text, size_t len, er_prom_cb cb, void *ud,
