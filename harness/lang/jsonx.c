@@ -898,16 +898,97 @@ static bool op_time(m_t *m, const json_t *act, const char *op,
   return false;
 }
 
+static bool op_exists(m_t *m, const json_t *act, const json_t *arg,
+                      const list_t *list) {
+  bool want = json_is_true(arg);
+  bool have = list ? json_array_size(list->nodes) > 0 : act != NULL;
+  if (want != have)
+    say(m, "expected %s, got %s", want ? "present" : "absent",
+        have ? "present" : "missing");
+  return want == have;
+}
+
+/* $in (want_in) or $nin */
+static bool op_in(m_t *m, const json_t *act, const json_t *arg, bool want_in) {
+  bool in = false;
+  for (size_t i = 0; i < json_array_size(arg) && !in; i++)
+    in = quiet_match(m, act, json_array_get(arg, i), NULL);
+  if (in != want_in)
+    say_ea(m, in ? "expected none of %s, got %s" : "expected one of %s, got %s",
+           arg, act);
+  return in == want_in;
+}
+
+static bool op_type(m_t *m, const json_t *act, const json_t *arg) {
+  const char *want = json_string_value(arg);
+  const char *have = type_name(act);
+  bool ok = !strcmp(want, have) ||
+            (!strcmp(want, "number") && !strcmp(have, "integer"));
+  if (!ok)
+    say(m, "expected a value of type %s, got %s", want, have);
+  return ok;
+}
+
+/* $not, $and, $or */
+static bool op_logic(m_t *m, const json_t *act, const char *op,
+                     const json_t *arg, const list_t *list) {
+  if (is_op(op, "$not")) {
+    if (quiet_match(m, act, arg, list)) {
+      say_ea(m, "expected something that does not match %s, got %s", arg, act);
+      return false;
+    }
+    return true;
+  }
+  if (is_op(op, "$and")) {
+    for (size_t i = 0; i < json_array_size(arg); i++)
+      if (!match(m, act, json_array_get(arg, i), list))
+        return false;
+    return true;
+  }
+  for (size_t i = 0; i < json_array_size(arg); i++) /* $or */
+    if (quiet_match(m, act, json_array_get(arg, i), list))
+      return true;
+  say_ea(m, "expected something matching one of %s, got %s", arg, act);
+  return false;
+}
+
+static bool op_isodate(m_t *m, const json_t *act, const json_t *arg) {
+  etime_t t;
+  bool have =
+      json_is_string(act) && parse_rfc3339(json_string_value(act), true, &t);
+  if (have != json_is_true(arg)) {
+    char *a = er_json_brief(act, 200);
+    say(m, "expected %san RFC 3339 date or date-time, got %s",
+        have ? "no " : "", a ? a : "?");
+    free(a);
+  }
+  return have == json_is_true(arg);
+}
+
+static bool op_uuid(m_t *m, const json_t *act, const json_t *arg) {
+  int ver = -1;
+  bool have = json_is_string(act) &&
+              is_uuid(json_string_value(act), json_string_length(act), &ver);
+  bool want = !json_is_false(arg);
+  if (have && json_is_integer(arg) && ver != json_integer_value(arg)) {
+    char *a = er_json_brief(act, 200);
+    say(m, "expected a version %lld UUID, got %s (version %d)",
+        (long long)json_integer_value(arg), a ? a : "?", ver);
+    free(a);
+    return false;
+  }
+  if (have != want) {
+    char *a = er_json_brief(act, 200);
+    say(m, "expected %sa UUID, got %s", have ? "no " : "", a ? a : "?");
+    free(a);
+  }
+  return have == want;
+}
+
 static bool match_op(m_t *m, const json_t *act, const char *op,
                      const json_t *arg, const json_t *exp, const list_t *list) {
-  if (is_op(op, "$exists")) {
-    bool want = json_is_true(arg);
-    bool have = list ? json_array_size(list->nodes) > 0 : act != NULL;
-    if (want != have)
-      say(m, "expected %s, got %s", want ? "present" : "absent",
-          have ? "present" : "missing");
-    return want == have;
-  }
+  if (is_op(op, "$exists"))
+    return op_exists(m, act, arg, list);
   if (is_op(op, "$eq"))
     return match(m, act, arg, list);
   if (is_op(op, "$ne")) {
@@ -927,84 +1008,24 @@ static bool match_op(m_t *m, const json_t *act, const char *op,
     return op_contains(m, act, arg);
   if (is_op(op, "$len"))
     return op_len(m, act, arg);
-  if (is_op(op, "$in") || is_op(op, "$nin")) {
-    bool in = false;
-    for (size_t i = 0; i < json_array_size(arg) && !in; i++)
-      in = quiet_match(m, act, json_array_get(arg, i), NULL);
-    if (in != is_op(op, "$in"))
-      say_ea(m,
-             in ? "expected none of %s, got %s" : "expected one of %s, got %s",
-             arg, act);
-    return in == is_op(op, "$in");
-  }
-  if (is_op(op, "$type")) {
-    const char *want = json_string_value(arg);
-    const char *have = type_name(act);
-    bool ok = !strcmp(want, have) ||
-              (!strcmp(want, "number") && !strcmp(have, "integer"));
-    if (!ok)
-      say(m, "expected a value of type %s, got %s", want, have);
-    return ok;
-  }
+  if (is_op(op, "$in") || is_op(op, "$nin"))
+    return op_in(m, act, arg, is_op(op, "$in"));
+  if (is_op(op, "$type"))
+    return op_type(m, act, arg);
   if (is_op(op, "$set"))
     return op_set(m, act, arg);
   if (is_op(op, "$subset"))
     return subset(m, act, arg);
-  if (is_op(op, "$not")) {
-    if (quiet_match(m, act, arg, list)) {
-      say_ea(m, "expected something that does not match %s, got %s", arg, act);
-      return false;
-    }
-    return true;
-  }
-  if (is_op(op, "$and")) {
-    for (size_t i = 0; i < json_array_size(arg); i++)
-      if (!match(m, act, json_array_get(arg, i), list))
-        return false;
-    return true;
-  }
-  if (is_op(op, "$or")) {
-    for (size_t i = 0; i < json_array_size(arg); i++)
-      if (quiet_match(m, act, json_array_get(arg, i), list))
-        return true;
-    say_ea(m, "expected something matching one of %s, got %s", arg, act);
-    return false;
-  }
+  if (is_op(op, "$not") || is_op(op, "$and") || is_op(op, "$or"))
+    return op_logic(m, act, op, arg, list);
   if (is_list_op(op))
     return op_list(m, act, op, arg, list);
-  if (is_op(op, "$isoDate")) {
-    etime_t t;
-    bool have =
-        json_is_string(act) && parse_rfc3339(json_string_value(act), true, &t);
-    if (have != json_is_true(arg)) {
-      char *a = er_json_brief(act, 200);
-      say(m, "expected %san RFC 3339 date or date-time, got %s",
-          have ? "no " : "", a ? a : "?");
-      free(a);
-    }
-    return have == json_is_true(arg);
-  }
+  if (is_op(op, "$isoDate"))
+    return op_isodate(m, act, arg);
   if (is_op(op, "$before") || is_op(op, "$after"))
     return op_time(m, act, op, arg);
-  if (is_op(op, "$uuid")) {
-    int ver = -1;
-    bool have = json_is_string(act) &&
-                is_uuid(json_string_value(act), json_string_length(act), &ver);
-    bool want = !json_is_false(arg);
-    if (have && json_is_integer(arg) && ver != json_integer_value(arg)) {
-      char *a = er_json_brief(act, 200);
-      say(m, "expected a version %lld UUID, got %s (version %d)",
-          (long long)json_integer_value(arg), a ? a : "?", ver);
-      free(a);
-      return false;
-    }
-    if (have != want) {
-      char *a = er_json_brief(act, 200);
-      say(m, "expected %sa UUID, got %s", have ? "no " : "", a ? a : "?");
-      free(a);
-    }
-    return have == want;
-  }
+  if (is_op(op, "$uuid"))
+    return op_uuid(m, act, arg);
   say(m, "unknown operator %s", op);
   return false;
 }
