@@ -259,115 +259,92 @@ static int kv_cmp(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* Appends s: 0, or -1 with err set. */
+static int put(er_buf_t *b, const char *s, er_err_t *err) {
+  return er_buf_puts(b, s) == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
+}
+
+static int dump(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
+                er_err_t *err);
+
+static int dump_object(er_buf_t *b, const json_t *v, const dopts_t *o,
+                       int depth, er_err_t *err) {
+  size_t n = json_object_size(v), i = 0;
+  kv_t *kvs;
+  int rc = -1;
+  if (n == 0)
+    return put(b, "{}", err);
+  kvs = calloc(n, sizeof *kvs);
+  if (!kvs)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  for (void *it = json_object_iter((json_t *)v); it && i < n;
+       it = json_object_iter_next((json_t *)v, it)) {
+    kvs[i].key = json_object_iter_key(it);
+    kvs[i].len = json_object_iter_key_len(it);
+    kvs[i].val = json_object_iter_value(it);
+    i++;
+  }
+  if (o->sort)
+    qsort(kvs, i, sizeof *kvs, kv_cmp);
+  if (put(b, "{", err) != 0)
+    goto out;
+  for (size_t j = 0; j < i; j++) {
+    if ((j > 0 && put(b, o->item_sep, err) != 0) ||
+        dump_string(b, kvs[j].key, kvs[j].len, o->ascii, err) != 0 ||
+        put(b, o->key_sep, err) != 0 ||
+        dump(b, kvs[j].val, o, depth + 1, err) != 0)
+      goto out;
+  }
+  rc = put(b, "}", err);
+out:
+  free(kvs);
+  return rc;
+}
+
+static int dump_array(er_buf_t *b, const json_t *v, const dopts_t *o,
+                      int depth, er_err_t *err) {
+  size_t n = json_array_size(v);
+  if (put(b, "[", err) != 0)
+    return -1;
+  for (size_t j = 0; j < n; j++)
+    if ((j > 0 && put(b, o->item_sep, err) != 0) ||
+        dump(b, json_array_get(v, j), o, depth + 1, err) != 0)
+      return -1;
+  return put(b, "]", err);
+}
+
 static int dump(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
                 er_err_t *err) {
-  int rc = -1;
-  kv_t *kvs = NULL;
-
+  char tmp[400];
   if (depth > PYJSON_MAX_DEPTH)
     return er_errf(err, ER_E_INPUT, "value nested deeper than %d levels",
                    PYJSON_MAX_DEPTH);
   switch (json_typeof(v)) {
-  case JSON_OBJECT: {
-    size_t n = json_object_size(v), i = 0;
-    const char *key;
-    json_t *val;
-    void *it;
-    if (n == 0) {
-      rc = er_buf_puts(b, "{}") == 0 ? 0
-                                     : er_errf(err, ER_E_ENV, "out of memory");
-      break;
-    }
-    kvs = calloc(n, sizeof *kvs);
-    if (!kvs) {
-      er_errf(err, ER_E_ENV, "out of memory");
-      break;
-    }
-    for (it = json_object_iter((json_t *)v); it && i < n;
-         it = json_object_iter_next((json_t *)v, it)) {
-      key = json_object_iter_key(it);
-      val = json_object_iter_value(it);
-      kvs[i].key = key;
-      kvs[i].len = json_object_iter_key_len(it);
-      kvs[i].val = val;
-      i++;
-    }
-    if (o->sort)
-      qsort(kvs, i, sizeof *kvs, kv_cmp);
-    if (er_buf_puts(b, "{") != 0) {
-      er_errf(err, ER_E_ENV, "out of memory");
-      break;
-    }
-    for (size_t j = 0; j < i; j++) {
-      if (j > 0 && er_buf_puts(b, o->item_sep) != 0) {
-        er_errf(err, ER_E_ENV, "out of memory");
-        goto out;
-      }
-      if (dump_string(b, kvs[j].key, kvs[j].len, o->ascii, err) != 0)
-        goto out;
-      if (er_buf_puts(b, o->key_sep) != 0) {
-        er_errf(err, ER_E_ENV, "out of memory");
-        goto out;
-      }
-      if (dump(b, kvs[j].val, o, depth + 1, err) != 0)
-        goto out;
-    }
-    rc = er_buf_puts(b, "}") == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
-    break;
-  }
-  case JSON_ARRAY: {
-    size_t n = json_array_size(v);
-    if (er_buf_puts(b, "[") != 0) {
-      er_errf(err, ER_E_ENV, "out of memory");
-      break;
-    }
-    for (size_t j = 0; j < n; j++) {
-      if (j > 0 && er_buf_puts(b, o->item_sep) != 0) {
-        er_errf(err, ER_E_ENV, "out of memory");
-        goto out;
-      }
-      if (dump(b, json_array_get(v, j), o, depth + 1, err) != 0)
-        goto out;
-    }
-    rc = er_buf_puts(b, "]") == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
-    break;
-  }
+  case JSON_OBJECT:
+    return dump_object(b, v, o, depth, err);
+  case JSON_ARRAY:
+    return dump_array(b, v, o, depth, err);
   case JSON_STRING:
     if (er_big_digits(v)) /* an integer beyond 64 bits, as Python prints it */
-      rc = er_buf_puts(b, er_big_digits(v)) == 0
+      return put(b, er_big_digits(v), err);
+    return dump_string(b, json_string_value(v), json_string_length(v),
+                       o->ascii, err);
+  case JSON_INTEGER:
+    return er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) ==
+                   0
                ? 0
                : er_errf(err, ER_E_ENV, "out of memory");
-    else
-      rc = dump_string(b, json_string_value(v), json_string_length(v), o->ascii,
-                       err);
-    break;
-  case JSON_INTEGER:
-    rc = er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) == 0
-             ? 0
-             : er_errf(err, ER_E_ENV, "out of memory");
-    break;
-  case JSON_REAL: {
-    char tmp[400];
+  case JSON_REAL:
     py_float_repr(json_real_value(v), tmp, sizeof tmp);
-    rc = er_buf_puts(b, tmp) == 0 ? 0 : er_errf(err, ER_E_ENV, "out of memory");
-    break;
-  }
+    return put(b, tmp, err);
   case JSON_TRUE:
-    rc = er_buf_puts(b, "true") == 0 ? 0
-                                     : er_errf(err, ER_E_ENV, "out of memory");
-    break;
+    return put(b, "true", err);
   case JSON_FALSE:
-    rc = er_buf_puts(b, "false") == 0 ? 0
-                                      : er_errf(err, ER_E_ENV, "out of memory");
-    break;
+    return put(b, "false", err);
   case JSON_NULL:
-    rc = er_buf_puts(b, "null") == 0 ? 0
-                                     : er_errf(err, ER_E_ENV, "out of memory");
-    break;
+    return put(b, "null", err);
   }
-out:
-  free(kvs);
-  return rc;
+  return -1;
 }
 
 static char *dumps_with(const json_t *v, const dopts_t *o, er_err_t *err) {
