@@ -419,15 +419,9 @@ typedef struct assign_result {
  * a failure (unreachable, timeout, error reply) with why filled and the
  * connection dropped, so that no WATCH or MULTI state survives into the
  * next attempt. */
-static redisReply *acmd(consumer_t *c, char *why, size_t whylen,
-                        const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static redisReply *acmd(consumer_t *c, char *why, size_t whylen,
-                        const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+static redisReply *vacmd(consumer_t *c, char *why, size_t whylen,
+                         const char *fmt, va_list ap) {
   redisReply *r = rconn_vcmd(c->redis, fmt, ap);
-  va_end(ap);
   const char *err = rconn_reply_error(c->redis, r);
   if (err == NULL)
     return r;
@@ -444,6 +438,32 @@ static redisReply *acmd(consumer_t *c, char *why, size_t whylen,
   return NULL;
 }
 
+static redisReply *acmd(consumer_t *c, char *why, size_t whylen,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static redisReply *acmd(consumer_t *c, char *why, size_t whylen,
+                        const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vacmd(c, why, whylen, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+/* acmd for a command whose reply is not needed: 0, or -1 (why filled). */
+static int acmd_ok(consumer_t *c, char *why, size_t whylen, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+static int acmd_ok(consumer_t *c, char *why, size_t whylen, const char *fmt,
+                   ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vacmd(c, why, whylen, fmt, ap);
+  va_end(ap);
+  const int rc = r ? 0 : -1;
+  freeReplyObject(r);
+  return rc;
+}
+
 /* A short random pause before the next WATCH round (jittered, growing with
  * the attempt, at most 50 ms), so that competing instances spread out. */
 static void conflict_backoff(int attempt) {
@@ -453,137 +473,132 @@ static void conflict_backoff(int attempt) {
   sut_sleep_ms(1 + (int64_t)sut_rand_below(cap));
 }
 
+/* The keys of one batch's slot assignment (owned). */
+typedef struct slot_keys {
+  char *avail, *asg, *cnt;
+} slot_keys_t;
+
+enum { ASSIGN_ABORTED = 2 }; /* EXEC returned nil: retry */
+
+/* Writes slot cand for the essay: in MULTI/EXEC under the WATCH, or, for
+ * the no-watch mutant, as three separate writes with no transaction.
+ * Returns 1 (written), ASSIGN_ABORTED or -1 (why filled). */
+static int write_slot(consumer_t *c, const slot_keys_t *k, const event_t *e,
+                      const char *cand, bool watch, char *why, size_t whylen) {
+  if (!watch)
+    return acmd_ok(c, why, whylen, "SREM %s %s", k->avail, cand) == 0 &&
+                   acmd_ok(c, why, whylen, "HSET %s %s %s", k->asg, cand,
+                           e->tsid) == 0 &&
+                   acmd_ok(c, why, whylen, "HSET %s %s %s", k->cnt, e->tsid,
+                           cand) == 0
+               ? 1
+               : -1;
+  if (acmd_ok(c, why, whylen, "MULTI") != 0 ||
+      acmd_ok(c, why, whylen, "SREM %s %s", k->avail, cand) != 0 ||
+      acmd_ok(c, why, whylen, "HSET %s %s %s", k->asg, cand, e->tsid) != 0 ||
+      acmd_ok(c, why, whylen, "HSET %s %s %s", k->cnt, e->tsid, cand) != 0)
+    return -1;
+  redisReply *r = acmd(c, why, whylen, "EXEC");
+  if (r == NULL)
+    return -1;
+  const int type = r->type;
+  freeReplyObject(r);
+  if (type == REDIS_REPLY_ARRAY) /* committed */
+    return 1;
+  if (type == REDIS_REPLY_NIL)
+    return ASSIGN_ABORTED;
+  snprintf(why, whylen, "redis EXEC: unexpected reply");
+  rconn_reset(c->redis, why);
+  return -1;
+}
+
+/* One WATCH round. Returns 1 (res->slot set: assigned now or reused), 0
+ * (no slot free), ASSIGN_ABORTED or -1 (why filled). */
+static int assign_once(consumer_t *c, const slot_keys_t *k, const event_t *e,
+                       assign_result_t *res, char *why, size_t whylen) {
+  const bool watch = c->cfg->bug != BUG_NO_WATCH;
+  redisReply *r;
+  if (watch &&
+      acmd_ok(c, why, whylen, "WATCH %s %s %s", k->avail, k->asg, k->cnt) != 0)
+    return -1;
+  /* the essay may already have a slot (a redelivered event) */
+  if (!(r = acmd(c, why, whylen, "HGET %s %s", k->cnt, e->tsid)))
+    return -1;
+  if (r->type == REDIS_REPLY_STRING) {
+    res->slot = strndup(r->str, r->len);
+    res->reused = true;
+    freeReplyObject(r);
+    if (watch && acmd_ok(c, why, whylen, "UNWATCH") != 0)
+      return -1;
+    return res->slot ? 1 : -1;
+  }
+  freeReplyObject(r);
+  /* pick a free slot; the spop-outside-multi mutant removes it here,
+   * outside the transaction, which changes a watched key and so aborts
+   * its own EXEC every time */
+  if (c->cfg->bug == BUG_SPOP_OUTSIDE_MULTI)
+    r = acmd(c, why, whylen, "SPOP %s", k->avail);
+  else
+    r = acmd(c, why, whylen, "SRANDMEMBER %s", k->avail);
+  if (r == NULL)
+    return -1;
+  if (r->type != REDIS_REPLY_STRING) { /* nil: no slot left */
+    freeReplyObject(r);
+    return watch && acmd_ok(c, why, whylen, "UNWATCH") != 0 ? -1 : 0;
+  }
+  char *cand = strndup(r->str, r->len);
+  freeReplyObject(r);
+  if (cand == NULL) {
+    snprintf(why, whylen, "out of memory");
+    return -1;
+  }
+  const int rc = write_slot(c, k, e, cand, watch, why, whylen);
+  if (rc == 1)
+    res->slot = cand;
+  else
+    free(cand);
+  return rc;
+}
+
 /* Step 3: gives the essay a slot, atomically with optimistic locking.
  * Returns 1 (res->slot set: assigned now or reused), 0 (no slot free), or
  * -1 on an infrastructure failure (why filled). */
 static int assign_slot(consumer_t *c, const event_t *e, assign_result_t *res,
                        char *why, size_t whylen) {
-  const sut_bug_t bug = c->cfg->bug;
-  char *avail = batch_key(c, e->batch_id, "available_slots");
-  char *asg = batch_key(c, e->batch_id, "assignments");
-  char *cnt = batch_key(c, e->batch_id, "content");
-  char *cand = NULL;
-  redisReply *r = NULL;
+  slot_keys_t k = {batch_key(c, e->batch_id, "available_slots"),
+                   batch_key(c, e->batch_id, "assignments"),
+                   batch_key(c, e->batch_id, "content")};
   int rc = -1;
-  if (avail == NULL || asg == NULL || cnt == NULL) {
+  if (k.avail == NULL || k.asg == NULL || k.cnt == NULL) {
     snprintf(why, whylen, "out of memory");
     goto out;
   }
   for (res->attempts = 1; res->attempts <= MAX_EXEC_ATTEMPTS; res->attempts++) {
     if (sut_stop) {
       snprintf(why, whylen, "shutting down");
+      rc = -1;
       goto out;
     }
-    const bool watch = bug != BUG_NO_WATCH;
-    if (watch) {
-      if (!(r = acmd(c, why, whylen, "WATCH %s %s %s", avail, asg, cnt)))
-        goto out;
-      freeReplyObject(r);
-    }
-    /* the essay may already have a slot (a redelivered event) */
-    if (!(r = acmd(c, why, whylen, "HGET %s %s", cnt, e->tsid)))
+    rc = assign_once(c, &k, e, res, why, whylen);
+    if (rc != ASSIGN_ABORTED)
       goto out;
-    if (r->type == REDIS_REPLY_STRING) {
-      res->slot = strndup(r->str, r->len);
-      res->reused = true;
-      freeReplyObject(r);
-      if (watch) {
-        if (!(r = acmd(c, why, whylen, "UNWATCH")))
-          goto out;
-        freeReplyObject(r);
-      }
-      rc = res->slot ? 1 : -1;
-      goto out;
-    }
-    freeReplyObject(r);
-    /* pick a free slot; the spop-outside-multi mutant removes it here,
-     * outside the transaction, which changes a watched key and so aborts
-     * its own EXEC every time */
-    if (bug == BUG_SPOP_OUTSIDE_MULTI)
-      r = acmd(c, why, whylen, "SPOP %s", avail);
-    else
-      r = acmd(c, why, whylen, "SRANDMEMBER %s", avail);
-    if (r == NULL)
-      goto out;
-    if (r->type != REDIS_REPLY_STRING) { /* nil: no slot left */
-      freeReplyObject(r);
-      if (watch) {
-        if (!(r = acmd(c, why, whylen, "UNWATCH")))
-          goto out;
-        freeReplyObject(r);
-      }
-      rc = 0;
-      goto out;
-    }
-    cand = strndup(r->str, r->len);
-    freeReplyObject(r);
-    if (cand == NULL) {
-      snprintf(why, whylen, "out of memory");
-      goto out;
-    }
-    if (!watch) {
-      /* the no-watch mutant: three separate writes, no transaction */
-      if (!(r = acmd(c, why, whylen, "SREM %s %s", avail, cand)))
-        goto out;
-      freeReplyObject(r);
-      if (!(r = acmd(c, why, whylen, "HSET %s %s %s", asg, cand, e->tsid)))
-        goto out;
-      freeReplyObject(r);
-      if (!(r = acmd(c, why, whylen, "HSET %s %s %s", cnt, e->tsid, cand)))
-        goto out;
-      freeReplyObject(r);
-      res->slot = cand;
-      cand = NULL;
-      rc = 1;
-      goto out;
-    }
-    if (!(r = acmd(c, why, whylen, "MULTI")))
-      goto out;
-    freeReplyObject(r);
-    if (!(r = acmd(c, why, whylen, "SREM %s %s", avail, cand)))
-      goto out;
-    freeReplyObject(r);
-    if (!(r = acmd(c, why, whylen, "HSET %s %s %s", asg, cand, e->tsid)))
-      goto out;
-    freeReplyObject(r);
-    if (!(r = acmd(c, why, whylen, "HSET %s %s %s", cnt, e->tsid, cand)))
-      goto out;
-    freeReplyObject(r);
-    if (!(r = acmd(c, why, whylen, "EXEC")))
-      goto out;
-    if (r->type == REDIS_REPLY_ARRAY) { /* committed */
-      freeReplyObject(r);
-      res->slot = cand;
-      cand = NULL;
-      rc = 1;
-      goto out;
-    }
-    bool aborted = r->type == REDIS_REPLY_NIL;
-    freeReplyObject(r);
-    if (!aborted) {
-      snprintf(why, whylen, "redis EXEC: unexpected reply");
-      rconn_reset(c->redis, why);
-      goto out;
-    }
     /* EXEC nil: a watched key changed between WATCH and EXEC */
     atomic_fetch_add(&c->m->watch_conflicts, 1);
-    free(cand);
-    cand = NULL;
-    if (bug == BUG_NO_RETRY) {
+    if (c->cfg->bug == BUG_NO_RETRY) {
       res->exec_nil_as_no_slots = true;
       rc = 0;
       goto out;
     }
     conflict_backoff(res->attempts);
   }
+  rc = -1;
   res->attempts = MAX_EXEC_ATTEMPTS;
   snprintf(why, whylen, "redis: EXEC aborted %d times in a row",
            MAX_EXEC_ATTEMPTS);
 out:
-  free(cand);
-  free(avail);
-  free(asg);
-  free(cnt);
+  free(k.avail);
+  free(k.asg);
+  free(k.cnt);
   return rc;
 }
 

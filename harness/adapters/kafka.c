@@ -779,6 +779,58 @@ out:
   return rc;
 }
 
+/* A DescribeConsumerGroups result: 0 when the group has no active member
+ * (or does not exist), else -1 with err set. */
+static int group_idle(er_kafka_t *k, rd_kafka_event_t *ev, const char *group,
+                      er_err_t *err) {
+  size_t n = 0;
+  const rd_kafka_DescribeConsumerGroups_result_t *res =
+      rd_kafka_event_DescribeConsumerGroups_result(ev);
+  const rd_kafka_ConsumerGroupDescription_t **d =
+      res ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    const rd_kafka_error_t *ge = rd_kafka_ConsumerGroupDescription_error(d[i]);
+    size_t members = rd_kafka_ConsumerGroupDescription_member_count(d[i]);
+    if (ge && rd_kafka_error_code(ge) != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND)
+      return kerr(k, err, ER_E_ENV, "kafka: describing group '%s': %s", group,
+                  rd_kafka_error_string(ge));
+    if (members > 0)
+      return kerr(k, err, ER_E_FAIL,
+                  "group '%s' has %zu active member(s) (state %s); stop its "
+                  "consumers before resetting its offsets",
+                  group, members,
+                  rd_kafka_consumer_group_state_name(
+                      rd_kafka_ConsumerGroupDescription_state(d[i])));
+  }
+  return 0;
+}
+
+/* An AlterConsumerGroupOffsets result: 0 when every partition was set,
+ * else -1 with err set. */
+static int alter_done(er_kafka_t *k, rd_kafka_event_t *ev, const char *group,
+                      er_err_t *err) {
+  size_t n = 0;
+  const rd_kafka_AlterConsumerGroupOffsets_result_t *res =
+      rd_kafka_event_AlterConsumerGroupOffsets_result(ev);
+  const rd_kafka_group_result_t **gr =
+      res ? rd_kafka_AlterConsumerGroupOffsets_result_groups(res, &n) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[i]);
+    const rd_kafka_topic_partition_list_t *pl =
+        rd_kafka_group_result_partitions(gr[i]);
+    if (ge)
+      return kerr(k, err, ER_E_ENV, "kafka: resetting group '%s': %s", group,
+                  rd_kafka_error_string(ge));
+    for (int j = 0; pl && j < pl->cnt; j++)
+      if (pl->elems[j].err)
+        return kerr(k, err, ER_E_ENV,
+                    "kafka: resetting group '%s' on '%s' [%d]: %s", group,
+                    pl->elems[j].topic, (int)pl->elems[j].partition,
+                    rd_kafka_err2str(pl->elems[j].err));
+  }
+  return 0;
+}
+
 /* Real cluster: refuse with active members, then AlterConsumerGroupOffsets. */
 static int reset_real(er_kafka_t *k, const char *group,
                       rd_kafka_topic_partition_list_t *l, int64_t deadline_ms,
@@ -802,35 +854,8 @@ static int reset_real(er_kafka_t *k, const char *group,
   rd_kafka_DescribeConsumerGroups(rk, groups, 1, o, q);
   ev = admin_result(k, q, deadline_ms, "DescribeConsumerGroups",
                     "describing group", group, err);
-  if (!ev) {
+  if (!ev || group_idle(k, ev, group, err) != 0)
     goto out;
-  } else {
-    size_t n = 0;
-    const rd_kafka_DescribeConsumerGroups_result_t *res =
-        rd_kafka_event_DescribeConsumerGroups_result(ev);
-    const rd_kafka_ConsumerGroupDescription_t **d =
-        res ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : NULL;
-    for (size_t i = 0; i < n; i++) {
-      const rd_kafka_error_t *ge =
-          rd_kafka_ConsumerGroupDescription_error(d[i]);
-      size_t members = rd_kafka_ConsumerGroupDescription_member_count(d[i]);
-      if (ge &&
-          rd_kafka_error_code(ge) != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
-        kerr(k, err, ER_E_ENV, "kafka: describing group '%s': %s", group,
-             rd_kafka_error_string(ge));
-        goto out;
-      }
-      if (members > 0) {
-        kerr(k, err, ER_E_FAIL,
-             "group '%s' has %zu active member(s) (state %s); stop its "
-             "consumers before resetting its offsets",
-             group, members,
-             rd_kafka_consumer_group_state_name(
-                 rd_kafka_ConsumerGroupDescription_state(d[i])));
-        goto out;
-      }
-    }
-  }
   rd_kafka_event_destroy(ev);
   ev = NULL;
   rd_kafka_AdminOptions_destroy(o);
@@ -843,32 +868,8 @@ static int reset_real(er_kafka_t *k, const char *group,
   rd_kafka_AlterConsumerGroupOffsets(rk, &alter, 1, o, q);
   ev = admin_result(k, q, deadline_ms, "AlterConsumerGroupOffsets",
                     "resetting group", group, err);
-  if (!ev) {
+  if (!ev || alter_done(k, ev, group, err) != 0)
     goto out;
-  } else {
-    size_t n = 0;
-    const rd_kafka_AlterConsumerGroupOffsets_result_t *res =
-        rd_kafka_event_AlterConsumerGroupOffsets_result(ev);
-    const rd_kafka_group_result_t **gr =
-        res ? rd_kafka_AlterConsumerGroupOffsets_result_groups(res, &n) : NULL;
-    for (size_t i = 0; i < n; i++) {
-      const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[i]);
-      const rd_kafka_topic_partition_list_t *pl =
-          rd_kafka_group_result_partitions(gr[i]);
-      if (ge) {
-        kerr(k, err, ER_E_ENV, "kafka: resetting group '%s': %s", group,
-             rd_kafka_error_string(ge));
-        goto out;
-      }
-      for (int j = 0; pl && j < pl->cnt; j++)
-        if (pl->elems[j].err) {
-          kerr(k, err, ER_E_ENV, "kafka: resetting group '%s' on '%s' [%d]: %s",
-               group, pl->elems[j].topic, (int)pl->elems[j].partition,
-               rd_kafka_err2str(pl->elems[j].err));
-          goto out;
-        }
-    }
-  }
   rc = 0;
 out:
   if (alter)

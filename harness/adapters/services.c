@@ -189,13 +189,96 @@ static int duration_of(const json_t *v, int64_t dflt, int64_t *out,
 /* ---- new / free -------------------------------------------------------------
  */
 
+/* A service's "env" object as NAME=value strings in v->env. */
+static int svc_env(svc_t *v, const json_t *env, er_err_t *err) {
+  size_t n = json_is_object(env) ? json_object_size(env) : 0, i = 0;
+  const char *k;
+  json_t *val;
+  if (env && !json_is_object(env))
+    return er_errf(err, ER_E_INPUT, "service '%s': 'env' must be an object",
+                   v->name);
+  v->env = calloc(n + 1, sizeof *v->env);
+  if (!v->env)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  json_object_foreach((json_t *)env, k, val) {
+    char *t = scalar_text(val);
+    er_buf_t b = ER_BUF_INIT(0);
+    if (!t)
+      return er_errf(err, ER_E_INPUT,
+                     "service '%s': env '%s' is not a string once resolved",
+                     v->name, k);
+    if (er_buf_printf(&b, "%s=%s", k, t) != 0) {
+      free(t);
+      er_buf_free(&b);
+      return er_errf(err, ER_E_ENV, "out of memory");
+    }
+    free(t);
+    v->env[i++] = er_buf_steal(&b);
+  }
+  return 0;
+}
+
+/* A service's "cwd" and "log" (paths relative to the environment file;
+ * the log by default in the run's log directory). */
+static int svc_paths(er_services_t *s, svc_t *v, const json_t *o,
+                     er_err_t *err) {
+  const json_t *cwd = json_object_get(o, "cwd");
+  const json_t *logv = json_object_get(o, "log");
+  if (cwd && !json_is_string(cwd))
+    return er_errf(err, ER_E_INPUT, "service '%s': 'cwd' must be a string",
+                   v->name);
+  v->cwd = join_path(s->base_dir, cwd ? json_string_value(cwd) : ".");
+  if (logv && !json_is_string(logv))
+    return er_errf(err, ER_E_INPUT, "service '%s': 'log' must be a string",
+                   v->name);
+  if (logv) {
+    v->log_path = join_path(s->base_dir, json_string_value(logv));
+  } else {
+    er_buf_t b = ER_BUF_INIT(0);
+    if (er_buf_printf(&b, "%s/%s.log", s->log_dir, v->name) == 0)
+      v->log_path = er_buf_steal(&b);
+    er_buf_free(&b);
+  }
+  if (!v->cwd || !v->log_path)
+    return er_errf(err, ER_E_ENV, "out of memory");
+  return 0;
+}
+
+/* A service's "ready" check: one of tcp, http, command, and its within. */
+static int svc_ready(svc_t *v, const json_t *ready, er_err_t *err) {
+  const char *nm = v->name;
+  const json_t *tcp = json_object_get(ready, "tcp");
+  const json_t *http = json_object_get(ready, "http");
+  const json_t *cmd = json_object_get(ready, "command");
+  v->ready = READY_NONE;
+  v->ready_ms = DEFAULT_READY_MS;
+  if (!ready)
+    return 0;
+  if (!json_is_object(ready) || (!!tcp + !!http + !!cmd) != 1)
+    return er_errf(err, ER_E_INPUT,
+                   "service '%s': 'ready' needs exactly one of tcp, http, "
+                   "command",
+                   nm);
+  if (duration_of(json_object_get(ready, "within"), DEFAULT_READY_MS,
+                  &v->ready_ms, nm, "ready.within", err) != 0)
+    return -1;
+  if (cmd) {
+    v->ready = READY_CMD;
+    v->ready_argv = argv_of(cmd, nm, "ready.command", err);
+    return v->ready_argv ? 0 : -1;
+  }
+  v->ready = tcp ? READY_TCP : READY_HTTP;
+  v->ready_target = scalar_text(tcp ? tcp : http);
+  if (!v->ready_target || !json_is_string(tcp ? tcp : http))
+    return er_errf(err, ER_E_INPUT, "service '%s': 'ready.%s' must be a string",
+                   nm, tcp ? "tcp" : "http");
+  return 0;
+}
+
 static int svc_parse(er_services_t *s, svc_t *v, const json_t *o,
                      er_err_t *err) {
   const json_t *name = json_object_get(o, "name");
-  const json_t *env = json_object_get(o, "env");
-  const json_t *cwd = json_object_get(o, "cwd");
-  const json_t *logv = json_object_get(o, "log");
-  const json_t *ready = json_object_get(o, "ready");
+  const json_t *group = json_object_get(o, "group");
   const char *nm;
 
   if (!json_is_object(o) || !json_is_string(name) ||
@@ -205,91 +288,21 @@ static int svc_parse(er_services_t *s, svc_t *v, const json_t *o,
   v->name = er_strdup(nm);
   if (!v->name)
     return er_errf(err, ER_E_ENV, "out of memory");
-  {
-    const json_t *group = json_object_get(o, "group");
-    if (group && (!json_is_string(group) || !json_string_value(group)[0]))
-      return er_errf(err, ER_E_INPUT,
-                     "service '%s': 'group' must be a non-empty string", nm);
-    if (group && !(v->group = er_strdup(json_string_value(group))))
-      return er_errf(err, ER_E_ENV, "out of memory");
-  }
+  if (group && (!json_is_string(group) || !json_string_value(group)[0]))
+    return er_errf(err, ER_E_INPUT,
+                   "service '%s': 'group' must be a non-empty string", nm);
+  if (group && !(v->group = er_strdup(json_string_value(group))))
+    return er_errf(err, ER_E_ENV, "out of memory");
   v->argv = argv_of(json_object_get(o, "command"), nm, "command", err);
   if (!v->argv)
     return -1;
-  {
-    size_t n = json_is_object(env) ? json_object_size(env) : 0, i = 0;
-    const char *k;
-    json_t *val;
-    if (env && !json_is_object(env))
-      return er_errf(err, ER_E_INPUT, "service '%s': 'env' must be an object",
-                     nm);
-    v->env = calloc(n + 1, sizeof *v->env);
-    if (!v->env)
-      return er_errf(err, ER_E_ENV, "out of memory");
-    json_object_foreach((json_t *)env, k, val) {
-      char *t = scalar_text(val);
-      er_buf_t b = ER_BUF_INIT(0);
-      if (!t)
-        return er_errf(err, ER_E_INPUT,
-                       "service '%s': env '%s' is not a string once resolved",
-                       nm, k);
-      if (er_buf_printf(&b, "%s=%s", k, t) != 0) {
-        free(t);
-        er_buf_free(&b);
-        return er_errf(err, ER_E_ENV, "out of memory");
-      }
-      free(t);
-      v->env[i++] = er_buf_steal(&b);
-    }
-  }
-  if (cwd && !json_is_string(cwd))
-    return er_errf(err, ER_E_INPUT, "service '%s': 'cwd' must be a string", nm);
-  v->cwd = join_path(s->base_dir, cwd ? json_string_value(cwd) : ".");
-  if (logv && !json_is_string(logv))
-    return er_errf(err, ER_E_INPUT, "service '%s': 'log' must be a string", nm);
-  if (logv) {
-    v->log_path = join_path(s->base_dir, json_string_value(logv));
-  } else {
-    er_buf_t b = ER_BUF_INIT(0);
-    if (er_buf_printf(&b, "%s/%s.log", s->log_dir, nm) == 0)
-      v->log_path = er_buf_steal(&b);
-    er_buf_free(&b);
-  }
-  if (!v->cwd || !v->log_path)
-    return er_errf(err, ER_E_ENV, "out of memory");
+  if (svc_env(v, json_object_get(o, "env"), err) != 0 ||
+      svc_paths(s, v, o, err) != 0)
+    return -1;
   if (duration_of(json_object_get(o, "stop_timeout"), DEFAULT_STOP_MS,
                   &v->stop_ms, nm, "stop_timeout", err) != 0)
     return -1;
-  v->ready = READY_NONE;
-  v->ready_ms = DEFAULT_READY_MS;
-  if (ready) {
-    const json_t *tcp = json_object_get(ready, "tcp");
-    const json_t *http = json_object_get(ready, "http");
-    const json_t *cmd = json_object_get(ready, "command");
-    if (!json_is_object(ready) || (!!tcp + !!http + !!cmd) != 1)
-      return er_errf(err, ER_E_INPUT,
-                     "service '%s': 'ready' needs exactly one of tcp, http, "
-                     "command",
-                     nm);
-    if (duration_of(json_object_get(ready, "within"), DEFAULT_READY_MS,
-                    &v->ready_ms, nm, "ready.within", err) != 0)
-      return -1;
-    if (cmd) {
-      v->ready = READY_CMD;
-      v->ready_argv = argv_of(cmd, nm, "ready.command", err);
-      if (!v->ready_argv)
-        return -1;
-    } else {
-      const json_t *tv = tcp ? tcp : http;
-      v->ready = tcp ? READY_TCP : READY_HTTP;
-      v->ready_target = scalar_text(tv);
-      if (!v->ready_target || !json_is_string(tv))
-        return er_errf(err, ER_E_INPUT,
-                       "service '%s': 'ready.%s' must be a string", nm,
-                       tcp ? "tcp" : "http");
-    }
-  }
-  return 0;
+  return svc_ready(v, json_object_get(o, "ready"), err);
 }
 
 er_services_t *er_services_new(const json_t *spec, const char *base_dir,

@@ -301,8 +301,8 @@ out:
   return rc;
 }
 
-static int dump_array(er_buf_t *b, const json_t *v, const dopts_t *o,
-                      int depth, er_err_t *err) {
+static int dump_array(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
+                      er_err_t *err) {
   size_t n = json_array_size(v);
   if (put(b, "[", err) != 0)
     return -1;
@@ -327,11 +327,10 @@ static int dump(er_buf_t *b, const json_t *v, const dopts_t *o, int depth,
   case JSON_STRING:
     if (er_big_digits(v)) /* an integer beyond 64 bits, as Python prints it */
       return put(b, er_big_digits(v), err);
-    return dump_string(b, json_string_value(v), json_string_length(v),
-                       o->ascii, err);
+    return dump_string(b, json_string_value(v), json_string_length(v), o->ascii,
+                       err);
   case JSON_INTEGER:
-    return er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) ==
-                   0
+    return er_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) == 0
                ? 0
                : er_errf(err, ER_E_ENV, "out of memory");
   case JSON_REAL:

@@ -13,6 +13,39 @@
 
 /* ---- `eventrig audit` --------------------------------------------------- */
 
+/* Loads and resolves the environment file for the audit (into *e, with
+ * its template context in *t): 0, or -1 with the problem printed. The
+ * raw file's state section is checked before anything is resolved. */
+static int audit_env(const char *env_path, FILE *errf, er_env_t **e,
+                     er_tmpl_t **t, er_diags_t *diags) {
+  er_audit_cfg_t cfg;
+  er_err_t err = {0};
+  const json_t *raw;
+  *e = er_env_load(env_path, diags);
+  if (!*e) {
+    er_diags_print(diags, errf, false);
+    fprintf(errf, "eventrig: the environment file is not usable\n");
+    return -1;
+  }
+  raw = er_env_raw(*e);
+  if (er_audit_config(raw, &cfg, &err) < 0) {
+    fprintf(errf, "eventrig: %s\n", err.msg);
+    return -1;
+  }
+  *t = er_tmpl_new();
+  if (!*t || er_tmpl_set(*t, "run.id", json_string("audit")) != 0 ||
+      er_env_set_placeholders(raw, *t) != 0) {
+    fprintf(errf, "eventrig: out of memory\n");
+    return -1;
+  }
+  if (er_env_resolve(*e, *t, diags) != 0) {
+    er_diags_print(diags, errf, false);
+    fprintf(errf, "eventrig: the environment file is not usable\n");
+    return -1;
+  }
+  return 0;
+}
+
 int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   er_diags_t diags = {0};
   er_env_t *e = NULL;
@@ -23,33 +56,14 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
   er_err_t err = {0};
   const json_t *env, *raw, *kc;
   const char *skip_redis = NULL, *note = NULL;
-  const char *raw_url;
+  const char *raw_url, *tv;
   int64_t timeout_ms = ER_AUDIT_TIMEOUT_MS;
   int code = 2, has;
 
   memset(&a, 0, sizeof a);
-  e = er_env_load(env_path, &diags);
-  if (!e) {
-    er_diags_print(&diags, errf, false);
-    fprintf(errf, "eventrig: the environment file is not usable\n");
+  if (audit_env(env_path, errf, &e, &t, &diags) != 0)
     goto out;
-  }
   raw = er_env_raw(e);
-  if (er_audit_config(raw, &cfg, &err) < 0) {
-    fprintf(errf, "eventrig: %s\n", err.msg);
-    goto out;
-  }
-  t = er_tmpl_new();
-  if (!t || er_tmpl_set(t, "run.id", json_string("audit")) != 0 ||
-      er_env_set_placeholders(raw, t) != 0) {
-    fprintf(errf, "eventrig: out of memory\n");
-    goto out;
-  }
-  if (er_env_resolve(e, t, &diags) != 0) {
-    er_diags_print(&diags, errf, false);
-    fprintf(errf, "eventrig: the environment file is not usable\n");
-    goto out;
-  }
   env = er_env_json(e);
   has = er_audit_config(env, &cfg, &err);
   if (has < 0) {
@@ -87,14 +101,12 @@ int er_audit_command(const char *env_path, FILE *out, FILE *errf) {
       note = "embedded broker (fresh for each run): nothing to audit";
     }
   }
-  {
-    /* kafka.timeout (as for the run's pre-flight) bounds the audit too */
-    const char *tv = json_string_value(json_object_get(kc, "timeout"));
-    if (tv && (er_parse_duration(tv, &timeout_ms) != 0 || timeout_ms <= 0)) {
-      fprintf(errf, "eventrig: environment: kafka.timeout must be a duration "
-                    "such as \"15s\"\n");
-      goto out;
-    }
+  /* kafka.timeout (as for the run's pre-flight) bounds the audit too */
+  tv = json_string_value(json_object_get(kc, "timeout"));
+  if (tv && (er_parse_duration(tv, &timeout_ms) != 0 || timeout_ms <= 0)) {
+    fprintf(errf, "eventrig: environment: kafka.timeout must be a duration "
+                  "such as \"15s\"\n");
+    goto out;
   }
   if (er_audit_run(env, NULL, skip_redis, k, note, er_now_ms() + timeout_ms, &a,
                    &err) != 0) {

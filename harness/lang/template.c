@@ -509,8 +509,7 @@ static json_t *pe_root(path_eval_t *p, bool *def_used) {
     er_buf_printf(&p->msg, "; give a default with ${env.%s:-value}", p->seg);
   } else {
     er_buf_printf(&p->msg, "unknown name '%s'", p->seg);
-    hint(&p->msg, p->seg, names,
-         collect_names(p->t->ctx, comp, 3, names, 256));
+    hint(&p->msg, p->seg, names, collect_names(p->t->ctx, comp, 3, names, 256));
   }
   return pe_fail(p);
 }
@@ -564,8 +563,8 @@ static json_t *pe_descend(path_eval_t *p, json_t *cur) {
 static json_t *eval_path(er_tmpl_t *t, const where_t *w, const char *path,
                          size_t plen, int has_def, const char *def,
                          size_t def_n, er_err_t *err) {
-  path_eval_t p = {t, w, NULL, 0, "", has_def, def, def_n,
-                   ER_BUF_INIT(2048), err};
+  path_eval_t p = {t,  w, NULL, 0, "", has_def, def, def_n, ER_BUF_INIT(2048),
+                   err};
   json_t *out = NULL;
   bool def_used = false;
 
