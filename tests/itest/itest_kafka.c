@@ -622,7 +622,10 @@ static void *late_dup(void *p) {
 
 static void test_then_quiet_for(ctx_t *c) {
   pthread_t th;
-  late_t l = {c->bs, 700, -1};
+  /* the duplicate comes 2 s after the step started: by then the step has
+   * read the first message (on a loaded machine its first read took 1 s),
+   * so the duplicate lands in the then_quiet_for window */
+  late_t l = {c->bs, 2000, -1};
   new_scenario(c);
   T_OK(kcat_produce(c->bs, "quiet", "b-9:{\"batch\":\"b-9\"}\n", NULL, NULL) ==
            0,
