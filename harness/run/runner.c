@@ -46,6 +46,7 @@ typedef struct run {
   struct scen *live[64];        /* scenarios running (under prog.mu) */
   size_t nlive;
   pthread_t prog_thread;
+  pthread_cond_t prog_wake; /* with prog.mu: wakes the thread to stop */
   bool prog_started;
   bool prog_stop;  /* under prog.mu */
   bool prog_drawn; /* a status line is on the terminal (under prog.mu) */
@@ -526,18 +527,30 @@ static void progress_tick(run_t *r) {
   pthread_mutex_unlock(&r->prog.mu);
 }
 
+/* Ticks every second on a terminal, every 250 ms otherwise, and ends as
+ * soon as progress_stop says so (a timed wait, not a sleep: the end of a
+ * run does not wait out a tick). */
 static void *progress_main(void *arg) {
   run_t *r = arg;
-  for (;;) {
-    bool stop;
-    pthread_mutex_lock(&r->prog.mu);
-    stop = r->prog_stop;
+  const int64_t tick_ms = r->prog_tty ? 1000 : 250;
+  pthread_mutex_lock(&r->prog.mu);
+  while (!r->prog_stop) {
+    struct timespec ts;
     pthread_mutex_unlock(&r->prog.mu);
-    if (stop)
-      break;
     progress_tick(r);
-    er_sleep_ms(r->prog_tty ? 1000 : 250);
+    pthread_mutex_lock(&r->prog.mu);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += tick_ms / 1000;
+    ts.tv_nsec += (long)(tick_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    while (!r->prog_stop &&
+           pthread_cond_timedwait(&r->prog_wake, &r->prog.mu, &ts) == 0) {
+    }
   }
+  pthread_mutex_unlock(&r->prog.mu);
   return NULL;
 }
 
@@ -589,7 +602,12 @@ static void progress_live(scen_t *sc, bool on) {
 }
 
 static void progress_start(run_t *r) {
+  pthread_condattr_t ca;
   pthread_mutex_init(&r->prog.mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->prog_wake, &ca);
+  pthread_condattr_destroy(&ca);
   r->prog_tty = isatty(fileno(r->o->out)) != 0;
   r->prog_started =
       pthread_create(&r->prog_thread, NULL, progress_main, r) == 0;
@@ -599,6 +617,7 @@ static void progress_stop(run_t *r) {
   if (r->prog_started) {
     pthread_mutex_lock(&r->prog.mu);
     r->prog_stop = true;
+    pthread_cond_signal(&r->prog_wake);
     pthread_mutex_unlock(&r->prog.mu);
     pthread_join(r->prog_thread, NULL);
     r->prog_started = false;
@@ -606,6 +625,7 @@ static void progress_stop(run_t *r) {
   pthread_mutex_lock(&r->prog.mu);
   progress_clear(r);
   pthread_mutex_unlock(&r->prog.mu);
+  pthread_cond_destroy(&r->prog_wake);
   pthread_mutex_destroy(&r->prog.mu);
 }
 
