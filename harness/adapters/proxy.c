@@ -177,16 +177,6 @@ static void wake(er_proxy_set_t *s) {
   /* EAGAIN means the counter is already non-zero: the loop will wake. */
 }
 
-static void deadline_ts(struct timespec *ts, int64_t ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += (time_t)(ms / 1000);
-  ts->tv_nsec += (long)((ms % 1000) * 1000000L);
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 /* Opens a non-blocking listening socket on 127.0.0.1:port. */
 static int listen_on(const char *name, int port, int *port_out, er_err_t *err) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -918,8 +908,6 @@ int er_proxy_dir_parse(const char *s, er_proxy_dir_t *out, er_err_t *err) {
 er_proxy_set_t *er_proxy_set_new(const er_proxy_limits_t *limits,
                                  er_err_t *err) {
   er_proxy_set_t *s = calloc(1, sizeof *s);
-  pthread_condattr_t ca;
-  bool ca_ok = false;
   if (!s) {
     er_errf(err, ER_E_ENV, "proxy set: out of memory");
     goto fail;
@@ -942,13 +930,7 @@ er_proxy_set_t *er_proxy_set_new(const er_proxy_limits_t *limits,
     goto fail;
   }
   s->mu_ok = true;
-  if (pthread_condattr_init(&ca) != 0) {
-    er_errf(err, ER_E_ENV, "proxy set: condattr init failed");
-    goto fail;
-  }
-  ca_ok = true;
-  if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-      pthread_cond_init(&s->cv, &ca) != 0) {
+  if (er_cond_init_mono(&s->cv) != 0) {
     er_errf(err, ER_E_ENV, "proxy set: condition variable init failed");
     goto fail;
   }
@@ -976,11 +958,8 @@ er_proxy_set_t *er_proxy_set_new(const er_proxy_limits_t *limits,
     er_errf(err, ER_E_ENV, "proxy set: epoll_ctl: %s", strerror(errno));
     goto fail;
   }
-  pthread_condattr_destroy(&ca);
   return s;
 fail:
-  if (ca_ok)
-    pthread_condattr_destroy(&ca);
   er_proxy_set_free(s);
   return NULL;
 }
@@ -1028,7 +1007,7 @@ static int run_cmd(er_proxy_set_t *s, const char *name, cmd_t *c,
   if (!s->running) {
     cmd_exec(s, c);
   } else {
-    deadline_ts(&ts, s->lim.cmd_timeout_ms);
+    er_deadline_ts(&ts, s->lim.cmd_timeout_ms);
     while (s->cmd_pending && !s->loop_dead)
       if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) {
         er_errf(err, ER_E_ENV, "proxy loop busy for %lldms",

@@ -211,6 +211,28 @@ int er_sleep_ms(int64_t ms) {
   return -1;
 }
 
+int er_cond_init_mono(pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  int rc = -1;
+  if (pthread_condattr_init(&ca) != 0)
+    return -1;
+  if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+      pthread_cond_init(cv, &ca) == 0)
+    rc = 0;
+  pthread_condattr_destroy(&ca);
+  return rc;
+}
+
+void er_deadline_ts(struct timespec *ts, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += (time_t)(ms / 1000);
+  ts->tv_nsec += (long)((ms % 1000) * 1000000L);
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
 void er_uuid4(char out[37]) {
   unsigned char r[16];
   if (RAND_bytes(r, sizeof r) != 1) {

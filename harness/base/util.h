@@ -11,11 +11,13 @@
 #ifndef ER_UTIL_H
 #define ER_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #define ER_ERRSTR 1024
 
@@ -82,6 +84,14 @@ void er_fmt_duration(int64_t ms, char out[32]);
 /* Sleeps up to ms milliseconds; returns early (returning -1) if the
  * interrupt flag gets set. */
 int er_sleep_ms(int64_t ms);
+
+/* A condition variable whose timed waits use the monotonic clock (so a
+ * wall-clock step does not stretch them): 0, or -1. Destroy it with
+ * pthread_cond_destroy. */
+int er_cond_init_mono(pthread_cond_t *cv);
+/* *ts = the monotonic clock ms milliseconds from now, for
+ * pthread_cond_timedwait on a condition made by er_cond_init_mono. */
+void er_deadline_ts(struct timespec *ts, int64_t ms);
 
 /* Process-wide interrupt flag, set by main's signal handler.
  * er_interrupted() is what waits check: 0, or the signal number. While the

@@ -47,6 +47,7 @@ typedef struct run {
   size_t nlive;
   pthread_t prog_thread;
   pthread_cond_t prog_wake; /* with prog.mu: wakes the thread to stop */
+  bool prog_cv_ok;          /* prog_wake was made */
   bool prog_started;
   bool prog_stop;  /* under prog.mu */
   bool prog_drawn; /* a status line is on the terminal (under prog.mu) */
@@ -539,13 +540,7 @@ static void *progress_main(void *arg) {
     pthread_mutex_unlock(&r->prog.mu);
     progress_tick(r);
     pthread_mutex_lock(&r->prog.mu);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += tick_ms / 1000;
-    ts.tv_nsec += (long)(tick_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    er_deadline_ts(&ts, tick_ms);
     while (!r->prog_stop &&
            pthread_cond_timedwait(&r->prog_wake, &r->prog.mu, &ts) == 0) {
     }
@@ -602,15 +597,13 @@ static void progress_live(scen_t *sc, bool on) {
 }
 
 static void progress_start(run_t *r) {
-  pthread_condattr_t ca;
   pthread_mutex_init(&r->prog.mu, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&r->prog_wake, &ca);
-  pthread_condattr_destroy(&ca);
+  r->prog_cv_ok = er_cond_init_mono(&r->prog_wake) == 0;
   r->prog_tty = isatty(fileno(r->o->out)) != 0;
-  r->prog_started =
-      pthread_create(&r->prog_thread, NULL, progress_main, r) == 0;
+  /* without its condition variable there is no progress line: the
+   * thread could not be stopped without waiting out a tick */
+  r->prog_started = r->prog_cv_ok && pthread_create(&r->prog_thread, NULL,
+                                                    progress_main, r) == 0;
 }
 
 static void progress_stop(run_t *r) {
@@ -625,7 +618,9 @@ static void progress_stop(run_t *r) {
   pthread_mutex_lock(&r->prog.mu);
   progress_clear(r);
   pthread_mutex_unlock(&r->prog.mu);
-  pthread_cond_destroy(&r->prog_wake);
+  if (r->prog_cv_ok)
+    pthread_cond_destroy(&r->prog_wake);
+  r->prog_cv_ok = false;
   pthread_mutex_destroy(&r->prog.mu);
 }
 
@@ -1395,12 +1390,7 @@ static void *sched_worker(void *arg) {
     }
     if (q->alone[i] ? q->running > 0 : q->alone_now) {
       struct timespec ts; /* wake now and then to see a signal */
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 200 * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      er_deadline_ts(&ts, 200);
       pthread_cond_timedwait(&q->cv, &q->mu, &ts);
       continue;
     }
@@ -1455,7 +1445,8 @@ static size_t run_parallel(run_t *r, er_scenario_t **sv, size_t ns) {
         q.order[k++] = i;
   }
   pthread_mutex_init(&q.mu, NULL);
-  pthread_cond_init(&q.cv, NULL);
+  if (er_cond_init_mono(&q.cv) != 0) /* cannot happen on Linux; then */
+    pthread_cond_init(&q.cv, NULL);  /* its waits just poll */
   for (int t = 0; t < jobs; t++)
     if (pthread_create(&th[nth], NULL, sched_worker, &q) == 0)
       nth++;
